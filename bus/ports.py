@@ -1,0 +1,135 @@
+"""The ports of the bus: what services, sagas and the runtime rely on, whatever the adapter.
+
+Adapters: `RabbitTransport` (aio-pika) and `MemoryTransport` for the transport; `PostgresUnitOfWork` and
+`MemoryUnitOfWork` for the transactional outbox, inbox and journal.
+"""
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from schemas import Envelope, Message
+
+HeaderValue = str | int | float | bool | None
+
+
+class QueueKind(StrEnum):
+    QUORUM = "quorum"
+    CLASSIC = "classic"
+
+
+@dataclass(frozen=True, slots=True)
+class WireMessage:
+    """One message as it crosses a transport: a JSON body and AMQP-like properties."""
+
+    body: bytes
+    message_id: str
+    type: str
+    headers: Mapping[str, HeaderValue] = field(default_factory=dict)
+    correlation_id: str | None = None
+    timestamp: datetime | None = None
+    app_id: str | None = None
+    content_type: str = "application/json"
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """Route messages published to `exchange` ('commands' or 'events', short names) with a matching key."""
+
+    exchange: str
+    routing_key: str
+
+
+class Delivery(Protocol):
+    """A received message that the consumer must settle exactly once."""
+
+    @property
+    def message(self) -> WireMessage:
+        """The message as received."""
+
+    @property
+    def queue(self) -> str:
+        """The queue it came from (full name, with the namespace)."""
+
+    @property
+    def redelivered(self) -> bool:
+        """True if the broker delivered it before (the earlier consumer did not settle it)."""
+
+    async def ack(self) -> None:
+        """Settle it as done: it leaves the queue."""
+
+    async def requeue(self) -> None:
+        """Give it back for immediate redelivery (e.g. a consumer shutting down)."""
+
+    async def retry_later(self, level: int, headers: Mapping[str, HeaderValue]) -> None:
+        """Park it at delay `level`; it comes back to its queue with `headers` added. Settles the original."""
+
+    async def dead_letter(self, headers: Mapping[str, HeaderValue]) -> None:
+        """Move it to the dead letters with `headers` saying why. Settles the original."""
+
+
+DeliveryHandler = Callable[[Delivery], Awaitable[None]]
+
+
+class Subscription(Protocol):
+    async def cancel(self) -> None:
+        """Stop taking new messages and wait until the ones in flight are settled."""
+
+
+class Transport(Protocol):
+    """A message broker: topic exchanges for commands and events, durable queues, delays and dead letters."""
+
+    @property
+    def namespace(self) -> str:
+        """Prefix of every exchange and queue name this transport touches."""
+
+    async def start(self) -> None:
+        """Connect and declare the fixed topology (commands, events, retry and dead exchanges)."""
+
+    async def close(self) -> None:
+        """Cancel consumers gracefully and disconnect."""
+
+    async def declare_queue(self, name: str, bindings: Sequence[Binding], *, kind: QueueKind = QueueKind.QUORUM) -> str:
+        """Declare a durable queue `<ns>.<name>` with its bindings; return its full name. Idempotent."""
+
+    async def publish(self, exchange: str, routing_key: str, message: WireMessage) -> None:
+        """Publish persistently and return once the broker confirmed it; raise if unroutable, nacked or down."""
+
+    async def consume(self, queue: str, handler: DeliveryHandler, *, prefetch: int) -> Subscription:
+        """Deliver messages of the queue (full name) to `handler`, at most `prefetch` unsettled at once."""
+
+    async def request(self, exchange: str, routing_key: str, message: WireMessage, *, timeout: float) -> WireMessage:
+        """Publish and wait for one reply on direct reply-to; raise `Transient` on timeout."""
+
+    async def reply(self, request: WireMessage, message: WireMessage) -> None:
+        """Send `message` as the reply to `request` (to its reply_to address)."""
+
+
+class UnitOfWork(Protocol):
+    """One handler's transaction: its state change, its inbox row and what it emits commit together."""
+
+    @property
+    def connection(self) -> Any:  # the adapter's connection (asyncpg.Connection for Postgres); services' repos use it
+        """The open transaction's connection, for the service's own state."""
+
+    def emit(self, envelope: Envelope) -> None:
+        """Queue a message to publish once the transaction commits (written to the outbox in the same transaction)."""
+
+
+class UnitOfWorkFactory(Protocol):
+    def begin(self, consumer: str, incoming: Envelope | None) -> "UnitOfWorkContext":
+        """Open a unit of work; with `incoming`, it first records the inbox row and knows duplicates."""
+
+
+class UnitOfWorkContext(Protocol):
+    async def __aenter__(self) -> UnitOfWork | None:
+        """Begin; return None if `incoming` was already processed by this consumer (a duplicate)."""
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Commit (outbox, inbox, journal, state) if no exception, else roll back."""
+
+
+Handler = Callable[[Message, Envelope, UnitOfWork], Awaitable[None]]

@@ -1,0 +1,15 @@
+"""`strata asyncapi`: an AsyncAPI 3.0 document of every registered message."""
+
+import json
+
+import typer
+
+from services.catalog import load_all_messages
+
+
+def asyncapi(namespace: str = typer.Option("strata", help="Namespace prefix of exchanges.")) -> None:
+    """Print the AsyncAPI 3.0 document (JSON) of every registered command and event."""
+    from schemas.asyncapi import asyncapi_document
+
+    load_all_messages()
+    typer.echo(json.dumps(asyncapi_document(namespace=namespace), indent=2))

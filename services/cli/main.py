@@ -1,0 +1,14 @@
+"""The `strata` command. Each group lives in its own module beside this one and is added here."""
+
+import typer
+
+from services.cli import asyncapi, demo
+
+app = typer.Typer(
+    name="strata",
+    help="Event-driven storage orchestration for CloudStack-style clouds.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.command("demo")(demo.demo)
+app.command("asyncapi")(asyncapi.asyncapi)

@@ -1,0 +1,65 @@
+"""Fixtures every tier shares: the servers (checked, never skipped), a RabbitMQ namespace and a database per test."""
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+AMQP_URL = os.environ.get("STRATA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+DATABASE_URL = os.environ.get("STRATA_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _require_server(url: str, what: str, how: str) -> None:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port
+    try:
+        socket.create_connection((host, port or 0), timeout=3).close()
+    except OSError as error:
+        pytest.fail(f"{what} is not reachable at {host}:{port} ({error}); {how}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """The RabbitMQ to test against; fails (never skips) with what to start if it is down."""
+    _require_server(AMQP_URL, "RabbitMQ", "start it with `rabbitmq-server -detached` or set STRATA_AMQP_URL")
+    return AMQP_URL
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace of this test's own: every exchange and queue it declares starts with it."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL server's maintenance database; fails with what to start if it is down."""
+    _require_server(
+        DATABASE_URL,
+        "PostgreSQL",
+        "start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
+        "or set STRATA_DATABASE_URL",
+    )
+    return DATABASE_URL
+
+
+@pytest.fixture
+async def database_url(postgres_url: str) -> AsyncIterator[str]:
+    """A database of this test's own, dropped afterwards."""
+    name = f"strata_t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    parts = urlsplit(postgres_url)
+    yield urlunsplit(parts._replace(path=f"/{name}"))
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
