@@ -1,0 +1,30 @@
+"""The embedded PostgreSQL of `strata demo`: a private server in a temporary directory (pgserver)."""
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from schemas import Transient
+
+
+@asynccontextmanager
+async def embedded_postgres() -> AsyncIterator[str]:
+    """Start a throw-away PostgreSQL and yield its URL; stop it and delete its files on exit."""
+    from pgserver.postgres_server import get_server
+
+    data_dir = tempfile.mkdtemp(prefix="strata-pg-")
+    # pgserver asks platformdirs for a runtime directory; give it one of ours rather than a shared /tmp default.
+    os.environ.setdefault("XDG_RUNTIME_DIR", data_dir)
+    try:
+        server = await asyncio.to_thread(get_server, data_dir, cleanup_mode="stop")
+    except Exception as error:  # pgserver raises plain exceptions from its subprocess handling
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise Transient(f"the embedded PostgreSQL did not start: {error}") from error
+    try:
+        yield str(server.get_uri())
+    finally:
+        await asyncio.to_thread(server.cleanup)
+        shutil.rmtree(data_dir, ignore_errors=True)
