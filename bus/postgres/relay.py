@@ -1,0 +1,253 @@
+"""`OutboxRelay`: publishes the outbox through a `Transport` with confirms, then marks the rows sent.
+
+Claiming is `sent_at IS NULL ... FOR UPDATE SKIP LOCKED` in one transaction that also marks the result, so:
+- a row that commits after a row with a higher id is still unsent and is claimed on the next pass (nothing is
+  skipped, unlike polling `id > last_seen`);
+- several relays share the backlog without publishing the same row twice in practice; a relay that dies
+  mid-batch rolls back and its rows are published again (at least once, which the inbox absorbs);
+- a batch is published pipelined (all publishes in flight, confirmed together) and marked in one statement.
+A failed publish leaves its row unsent with `next_attempt_at` pushed back exponentially.
+The relay wakes on NOTIFY (sent by a trigger at the inserting transaction's commit) and polls as a safety net.
+"""
+
+import asyncio
+import contextlib
+import json
+import math
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+
+from bus.ports import Transport, WireMessage
+from bus.postgres.errors import is_driver_error, translate, translated_errors
+from bus.postgres.migrate import DEFAULT_SCHEMA, validate_schema
+from bus.postgres.pool import Pool, PoolConnection
+from schemas.errors import InvalidArgument, StrataError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    """How the relay batches, polls and backs off."""
+
+    batch_size: int = 500
+    poll_interval: float = 1.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise InvalidArgument("batch_size must be at least 1", field="batch_size")
+        if not 0 < self.poll_interval <= 3600:
+            raise InvalidArgument("poll_interval must be between 0 and 3600 seconds", field="poll_interval")
+        if not 0 < self.backoff_initial <= self.backoff_max:
+            raise InvalidArgument("back-off must satisfy 0 < backoff_initial <= backoff_max", field="backoff_initial")
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds to wait before publishing again a row that failed `attempts` times (1, 2, ...)."""
+        exponent = min(attempts - 1, 32)  # bounded so that the power cannot overflow
+        return min(self.backoff_initial * math.pow(2, exponent), self.backoff_max)
+
+
+@dataclass(frozen=True, slots=True)
+class PassResult:
+    """What one relay pass did."""
+
+    claimed: int
+    published: int
+    failed: int
+
+
+class OutboxRelay:
+    """Publishes rows of `<schema>.outbox`; run one or several, in any process that can reach the database."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        transport: Transport,
+        *,
+        database_url: str,
+        schema: str = DEFAULT_SCHEMA,
+        settings: RelaySettings | None = None,
+    ) -> None:
+        self._pool = pool
+        self._transport = transport
+        self._database_url = database_url  # for the LISTEN connection, which must not hold a pool slot forever
+        self._schema = validate_schema(schema)
+        self._settings = settings or RelaySettings()
+        self._channel = f"{self._schema}_outbox"
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._listener: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._claim = f"""
+            SELECT id, message_id, exchange, routing_key, type, body, headers, correlation_id, occurred_at, app_id,
+                   content_type, reply_to, attempts
+            FROM {self._schema}.outbox
+            WHERE sent_at IS NULL AND next_attempt_at <= now()
+            ORDER BY id
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED"""
+        self._mark_sent = f"""
+            UPDATE {self._schema}.outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL
+            WHERE id = ANY($1::bigint[])"""
+        self._mark_failed = f"""
+            UPDATE {self._schema}.outbox AS o
+            SET attempts = o.attempts + 1, last_error = f.error,
+                next_attempt_at = now() + make_interval(secs => f.delay)
+            FROM unnest($1::bigint[], $2::text[], $3::float8[]) AS f(id, error, delay)
+            WHERE o.id = f.id"""
+
+    async def relay_once(self) -> PassResult:
+        """Claim one batch of due rows, publish them all, mark the published ones sent and the others retried."""
+        with translated_errors():
+            async with self._pool.acquire() as connection, connection.transaction():
+                rows = await connection.fetch(self._claim, self._settings.batch_size)
+                if not rows:
+                    return PassResult(0, 0, 0)
+                outcomes = await asyncio.gather(
+                    *(self._transport.publish(row["exchange"], row["routing_key"], _wire(row)) for row in rows),
+                    return_exceptions=True,
+                )
+                sent = [row["id"] for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+                failed = [
+                    (row, outcome)
+                    for row, outcome in zip(rows, outcomes, strict=True)
+                    if isinstance(outcome, BaseException)
+                ]
+                if sent:
+                    await connection.execute(self._mark_sent, sent)
+                if failed:
+                    await self._record_failures(connection, failed)
+        return PassResult(len(rows), len(sent), len(failed))
+
+    async def drain(self) -> int:
+        """Relay passes until no due row is left; return how many messages were published."""
+        published = 0
+        while True:
+            result = await self.relay_once()
+            published += result.published
+            if result.claimed < self._settings.batch_size or result.published == 0:
+                return published
+
+    async def pending(self) -> int:
+        """How many rows are not yet sent (due or backing off)."""
+        with translated_errors():
+            count = await self._pool.fetchval(f"SELECT count(*) FROM {self._schema}.outbox WHERE sent_at IS NULL")
+        return int(count)
+
+    async def purge_sent(self, older_than_seconds: float) -> int:
+        """Delete rows sent more than `older_than_seconds` ago; return how many. The journal keeps the record."""
+        if older_than_seconds < 0:
+            raise InvalidArgument("older_than_seconds must not be negative", field="older_than_seconds")
+        with translated_errors():
+            status = await self._pool.execute(
+                f"DELETE FROM {self._schema}.outbox "
+                "WHERE sent_at IS NOT NULL AND sent_at < now() - make_interval(secs => $1)",
+                float(older_than_seconds),
+            )
+        return int(status.rsplit(" ", 1)[1])
+
+    async def start(self) -> None:
+        """Start relaying in the background until `stop`."""
+        if self._task is not None:
+            return
+        self._stopping = False
+        self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self._schema}")
+
+    async def stop(self) -> None:
+        """Finish the batch in flight, then stop and close the LISTEN connection."""
+        self._stopping = True
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+        await self._close_listener()
+
+    async def run(self) -> None:
+        """Relay until `stop`: drain on every NOTIFY, and at least every `poll_interval` seconds."""
+        failures = 0
+        while not self._stopping:
+            await self._ensure_listener()
+            self._wake.clear()  # before draining: a NOTIFY during the drain triggers another one
+            delay = self._settings.poll_interval
+            try:
+                await self.drain()
+                failures = 0
+            except StrataError as error:
+                # The database is unreachable or refused: keep going, slower, rather than die.
+                failures += 1
+                delay = min(self._settings.backoff(failures), self._settings.poll_interval * 10)
+                log.warning("outbox relay pass failed", error_class=type(error).__name__, error=error.message)
+            if self._stopping:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def _record_failures(
+        self,
+        connection: PoolConnection,
+        failed: list[tuple[asyncpg.Record, BaseException]],
+    ) -> None:
+        for _, error in failed:
+            if not isinstance(error, Exception):
+                raise error  # cancellation: the transaction rolls back and the rows stay unsent
+        ids = [row["id"] for row, _ in failed]
+        errors = [_describe(error) for _, error in failed]
+        delays = [self._settings.backoff(row["attempts"] + 1) for row, _ in failed]
+        await connection.execute(self._mark_failed, ids, errors, delays)
+        log.warning(
+            "outbox publish failed; will retry",
+            rows=len(failed),
+            first_message_id=str(failed[0][0]["message_id"]),
+            error=errors[0],
+        )
+
+    async def _ensure_listener(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            listener = await asyncpg.connect(self._database_url)
+            await listener.add_listener(self._channel, self._on_notify)
+        except Exception as error:
+            if not is_driver_error(error):
+                raise
+            # Without LISTEN the poll still relays everything, only later.
+            log.warning("outbox relay cannot LISTEN; polling only", error=translate(error).message)
+            return
+        self._listener = listener
+
+    async def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None and not listener.is_closed():
+            try:
+                await listener.close(timeout=5)
+            except Exception as error:
+                if not is_driver_error(error):
+                    raise
+                listener.terminate()
+
+    def _on_notify(self, connection: object, pid: int, channel: str, payload: object) -> None:
+        self._wake.set()
+
+
+def _wire(row: asyncpg.Record) -> WireMessage:
+    return WireMessage(
+        body=bytes(row["body"]),
+        message_id=str(row["message_id"]),
+        type=row["type"],
+        headers=json.loads(row["headers"]),
+        correlation_id=row["correlation_id"],
+        timestamp=row["occurred_at"],
+        app_id=row["app_id"],
+        content_type=row["content_type"],
+        reply_to=row["reply_to"],
+    )
+
+
+def _describe(error: BaseException) -> str:
+    # Only strata's own messages are stored: a foreign exception's text might quote a URL with its password.
+    text = f"{error.code}: {error.message}" if isinstance(error, StrataError) else type(error).__name__
+    return text[:500]

@@ -1,0 +1,66 @@
+"""Shared by the bus/postgres integration tests: test messages, a migrated pool, and a small state table."""
+
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import pytest
+
+from bus.codec import encode
+from bus.postgres import PostgresUnitOfWorkFactory, create_pool, migrate
+from bus.postgres.pool import Pool, PoolConnection
+from schemas import Command, Envelope, Event, message
+
+
+@message("bustest.pg.add_item")
+class AddItem(Command):
+    """Add one to the item's counter (the state a duplicate must not change twice)."""
+
+    item_id: UUID
+
+
+@message("bustest.pg.item_added")
+class ItemAdded(Event):
+    """The counter of an item went up."""
+
+    item_id: UUID
+
+
+@pytest.fixture
+async def bus_pool(database_url: str) -> AsyncIterator[Pool]:
+    """A pool on this test's database with the bus schema migrated and an `items` table for handler state."""
+    pool = await create_pool(database_url, min_size=1, max_size=6)
+    async with pool.acquire() as connection:
+        await migrate(connection)
+        await connection.execute("CREATE TABLE items (item_id uuid PRIMARY KEY, count integer NOT NULL)")
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def units(bus_pool: Pool) -> PostgresUnitOfWorkFactory:
+    """Units of work on the test's pool."""
+    return PostgresUnitOfWorkFactory(bus_pool, encode=encode)
+
+
+async def add_item(connection: PoolConnection, item_id: UUID) -> None:
+    """The handler's state change: count one more for the item."""
+    await connection.execute(
+        "INSERT INTO items (item_id, count) VALUES ($1, 1) ON CONFLICT (item_id) DO UPDATE SET count = items.count + 1",
+        item_id,
+    )
+
+
+async def item_count(pool: Pool, item_id: UUID) -> int:
+    """How many times the item was added (0 if never)."""
+    count = await pool.fetchval("SELECT count FROM items WHERE item_id = $1", item_id)
+    return int(count or 0)
+
+
+async def table_count(pool: Pool, table: str) -> int:
+    """Rows in a bus table (`bus.outbox`, `bus.inbox`, `bus.journal`)."""
+    return int(await pool.fetchval(f"SELECT count(*) FROM {table}"))
+
+
+def add_item_command(item_id: UUID) -> Envelope:
+    """An AddItem command as a producer would send it."""
+    return Envelope.wrap(AddItem(item_id=item_id), producer="test@localhost")
