@@ -1,0 +1,75 @@
+"""How one chunk is named and stored: SHA-256 of its plain bytes, then a one-byte codec tag and the payload.
+
+The name is taken before compression, so the same data deduplicates whatever codec wrote it, and every stored
+chunk says how to read it back (a repository can change its compression setting at any time).
+"""
+
+import enum
+import hashlib
+import zlib
+
+import zstandard
+
+from plugins.chunked.errors import ChunkCorrupted
+
+
+class Compression(enum.StrEnum):
+    """Compression of chunk payloads. zstd level 1 is the default: on this project's measurements it compresses
+    as well as zlib level 1 at twice the speed, and gives up on incompressible data at about 700 MB/s where zlib
+    crawls at about 40 MB/s."""
+
+    NONE = "none"
+    ZLIB = "zlib"
+    ZSTD = "zstd"
+
+
+_TAG_RAW = b"\x00"
+_TAG_ZLIB = b"\x01"
+_TAG_ZSTD = b"\x02"
+_ZSTD_LEVEL = 1
+_ZLIB_LEVEL = 1
+
+
+def chunk_digest(data: bytes | memoryview) -> str:
+    """Name a chunk: the hex SHA-256 of its plain bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def chunk_key(digest: str) -> str:
+    """Where a chunk lives in the store; fanned out by its first three hex digits (4096 directories)."""
+    return f"chunks/{digest[:3]}/{digest}"
+
+
+def encode_chunk(data: bytes | memoryview, compression: Compression) -> bytes:
+    """Return the stored form of a chunk; stored raw whenever compressing would not make it smaller."""
+    if compression is Compression.ZSTD:
+        packed = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(data)
+        if len(packed) + 1 < len(data):
+            return _TAG_ZSTD + packed
+    elif compression is Compression.ZLIB:
+        packed = zlib.compress(data, _ZLIB_LEVEL)
+        if len(packed) + 1 < len(data):
+            return _TAG_ZLIB + packed
+    return _TAG_RAW + bytes(data)
+
+
+def decode_chunk(stored: bytes, digest: str, expected_length: int) -> bytes:
+    """Return a chunk's plain bytes after checking its length and SHA-256; raise `ChunkCorrupted` otherwise."""
+    tag, payload = stored[:1], stored[1:]
+    try:
+        if tag == _TAG_RAW:
+            data = payload
+        elif tag == _TAG_ZSTD:
+            data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=expected_length)
+        elif tag == _TAG_ZLIB:
+            data = zlib.decompress(payload)
+        else:
+            raise ChunkCorrupted(f"chunk {digest} has an unknown codec tag {tag!r}")
+    except (zstandard.ZstdError, zlib.error) as error:
+        raise ChunkCorrupted(f"chunk {digest} does not decompress: {error}") from None
+    if len(data) != expected_length:
+        raise ChunkCorrupted(f"chunk {digest} holds {len(data)} bytes where {expected_length} were expected")
+    actual = chunk_digest(data)
+    if actual != digest:
+        raise ChunkCorrupted(f"chunk {digest} is corrupted: its content hashes to {actual}")
+    return data

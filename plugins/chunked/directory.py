@@ -1,0 +1,129 @@
+"""`DirectoryBlobStore`: the blob store on a local directory or an NFS mount."""
+
+import asyncio
+import builtins
+import errno
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from plugins.chunked.ports import BlobInfo
+from schemas.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, StrataError, Transient
+
+_TEMP_SUFFIX = ".partial"
+
+
+def _translate(error: OSError, what: str) -> StrataError:
+    """Turn an OS error into the project's error with the same meaning (never leaking a stack trace)."""
+    if error.errno == errno.ENOENT:
+        return NotFound(f"{what}: no such object")
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ResourceExhausted(f"{what}: no space left on the backup directory")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return FailedPrecondition(f"{what}: the backup directory is not writable ({error.strerror})")
+    # EIO, ESTALE (NFS), ETIMEDOUT...: the mount may come back; let the caller retry.
+    return Transient(f"{what}: {error.strerror or error}")
+
+
+class DirectoryBlobStore:
+    """Keys map to files under `root`; writes go to a temporary file, are fsynced, then renamed into place.
+
+    The rename is atomic on POSIX filesystems (NFS included), so a crash leaves either the old object, the new one,
+    or a stray `*.partial` file that listings ignore.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            raise InvalidArgument(f"invalid object key {key!r}", field="key")
+        if parts[-1].endswith(_TEMP_SUFFIX):
+            raise InvalidArgument(f"object keys may not end in {_TEMP_SUFFIX}", field="key")
+        return self.root.joinpath(*parts)
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Store `data` under `key` atomically and durably (temporary file, fsync, rename)."""
+        path = self._path(key)
+        try:
+            await asyncio.to_thread(self._write_atomically, path, data)
+        except OSError as error:
+            raise _translate(error, f"writing {key}") from None
+
+    @staticmethod
+    def _write_atomically(path: Path, data: bytes) -> None:
+        temp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            temp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        os.replace(temp, path)
+
+    async def get(self, key: str) -> bytes:
+        """Return the file's bytes; `NotFound` if there is none."""
+        path = self._path(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except OSError as error:
+            raise _translate(error, f"reading {key}") from None
+
+    async def exists(self, key: str) -> bool:
+        """Tell whether the file exists."""
+        path = self._path(key)
+        try:
+            return await asyncio.to_thread(path.is_file)
+        except OSError as error:
+            raise _translate(error, f"checking {key}") from None
+
+    async def delete(self, key: str) -> None:
+        """Remove the file; a missing one is fine."""
+        path = self._path(key)
+        try:
+            await asyncio.to_thread(path.unlink, True)
+        except OSError as error:
+            raise _translate(error, f"deleting {key}") from None
+
+    async def list(self, prefix: str) -> AsyncIterator[BlobInfo]:
+        """Yield the files whose key starts with `prefix` (temporary files of unfinished writes are skipped)."""
+        try:
+            infos = await asyncio.to_thread(self._scan, prefix)
+        except OSError as error:
+            raise _translate(error, f"listing {prefix}") from None
+        for info in infos:
+            yield info
+
+    def _scan(self, prefix: str) -> "builtins.list[BlobInfo]":
+        # Walk only the deepest directory the prefix names, then filter on the rest of it.
+        directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self.root / directory if directory else self.root
+        found: builtins.list[BlobInfo] = []
+        if not start.is_dir():
+            return found
+        for dirpath, _dirnames, filenames in os.walk(start):
+            relative_dir = Path(dirpath).relative_to(self.root).as_posix()
+            for name in filenames:
+                if name.endswith(_TEMP_SUFFIX):
+                    continue
+                key = name if relative_dir == "." else f"{relative_dir}/{name}"
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    stat = os.stat(os.path.join(dirpath, name))
+                except FileNotFoundError:
+                    continue  # deleted while we walked
+                found.append(BlobInfo(key=key, size=stat.st_size, modified=datetime.fromtimestamp(stat.st_mtime, UTC)))
+        return found

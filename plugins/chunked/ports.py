@@ -1,0 +1,44 @@
+"""The one port of the chunked format: a flat key -> bytes store (a directory, an S3 bucket, ...)."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """One stored object as a listing shows it."""
+
+    key: str
+    size: int
+    modified: datetime
+
+
+class BlobStore(Protocol):
+    """Where the chunked format keeps its bytes. Keys are `/`-separated relative names such as `chunks/abc/abcd...`.
+
+    Every method translates its driver's errors into `schemas.errors` classes: `NotFound` for a missing key,
+    `Transient` for a failure that may pass (connection lost, storage busy), `FailedPrecondition` for a store that
+    cannot be used as configured (missing bucket, access denied, read-only directory).
+    """
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Store `data` under `key` atomically and durably: readers see all of it or none, even after a crash."""
+        ...
+
+    async def get(self, key: str) -> bytes:
+        """Return the bytes stored under `key`; raise `NotFound` if there are none."""
+        ...
+
+    async def exists(self, key: str) -> bool:
+        """Tell whether `key` holds an object."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove `key`; a key that is already gone is not an error (deletes are retried)."""
+        ...
+
+    def list(self, prefix: str) -> AsyncIterator[BlobInfo]:
+        """Yield every object whose key starts with `prefix`, in no particular order."""
+        ...

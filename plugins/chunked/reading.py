@@ -1,0 +1,160 @@
+"""Reading backups: load manifests, list them, and restore one with every chunk verified against its SHA-256."""
+
+import asyncio
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from plugins.chunked.codec import chunk_key, decode_chunk
+from plugins.chunked.errors import ChunkCorrupted, first_error
+from plugins.chunked.manifest import MANIFEST_PREFIX, BackupManifest, backup_id_of, decode_manifest, manifest_key
+from plugins.chunked.ports import BlobStore
+from plugins.chunked.settings import ChunkedSettings, ProgressCallback
+from schemas.errors import FailedPrecondition, InvalidArgument, NotFound
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What a restore wrote."""
+
+    manifest: BackupManifest
+    bytes_written: int
+    holes: int
+
+
+async def load_manifest(store: BlobStore, backup_id: str) -> BackupManifest:
+    """The manifest of `backup_id`; `NotFound` if the backup does not exist (or never finished)."""
+    key = manifest_key(backup_id)
+    try:
+        stored = await store.get(key)
+    except NotFound:
+        raise NotFound(f"backup {backup_id} does not exist", field="backup_id") from None
+    return decode_manifest(stored, key)
+
+
+async def load_manifest_if_any(store: BlobStore, backup_id: str) -> BackupManifest | None:
+    """The manifest of `backup_id`, or None."""
+    try:
+        return await load_manifest(store, backup_id)
+    except NotFound:
+        return None
+
+
+async def list_manifests(store: BlobStore, volume_id: str | None = None) -> list[BackupManifest]:
+    """Every finished backup (of `volume_id` when given), oldest first."""
+    manifests: list[BackupManifest] = []
+    async for info in store.list(MANIFEST_PREFIX):
+        backup_id = backup_id_of(info.key)
+        if backup_id is None:
+            continue
+        manifest = await load_manifest_if_any(store, backup_id)  # deleted since the listing: skip it
+        if manifest is not None and (volume_id is None or manifest.volume_id == volume_id):
+            manifests.append(manifest)
+    manifests.sort(key=lambda manifest: (manifest.created_at, manifest.backup_id))
+    return manifests
+
+
+async def restore_backup(
+    store: BlobStore,
+    settings: ChunkedSettings,
+    *,
+    backup_id: str,
+    target: Path,
+    progress: ProgressCallback | None = None,
+) -> RestoreResult:
+    """Write backup `backup_id` to `target` (a file, made sparse where the backup has holes, or a block device).
+
+    Every chunk is checked against its name before it is written; a missing or corrupted chunk raises, and a
+    target file this call created is removed rather than left holding partial data.
+    """
+    manifest = await load_manifest(store, backup_id)
+    created = not await asyncio.to_thread(target.exists)
+    try:
+        fd = await asyncio.to_thread(_open_target, target, manifest.size)
+    except OSError as error:
+        raise InvalidArgument(f"cannot write to {target}: {error.strerror}", field="target") from None
+    try:
+        written = await _lay_down(store, settings, manifest, fd, progress)
+        await asyncio.to_thread(os.fsync, fd)
+    except BaseException:
+        os.close(fd)
+        if created:
+            await asyncio.to_thread(target.unlink, missing_ok=True)
+        raise
+    os.close(fd)
+    return RestoreResult(manifest=manifest, bytes_written=written, holes=manifest.chunks.count(None))
+
+
+def _open_target(target: Path, size: int) -> int:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            # Truncating to zero first turns every old byte into a hole, so holes read back as zeros.
+            os.ftruncate(fd, 0)
+            os.ftruncate(fd, size)
+        elif os.lseek(fd, 0, os.SEEK_END) < size:
+            raise InvalidArgument(f"{target} is smaller than the backup ({size} bytes)", field="target")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+async def _lay_down(
+    store: BlobStore, settings: ChunkedSettings, manifest: BackupManifest, fd: int, progress: ProgressCallback | None
+) -> int:
+    is_file = stat.S_ISREG(os.fstat(fd).st_mode)
+    slots = asyncio.Semaphore(settings.concurrency)
+    done = 0
+    written = 0
+
+    async def restore_chunk(index: int, digest: str | None) -> None:
+        nonlocal done, written
+        length = manifest.chunk_length(index)
+        offset = index * manifest.chunk_size
+        try:
+            if digest is None:
+                if not is_file:  # a device keeps old bytes where a file has a hole
+                    await asyncio.to_thread(os.pwrite, fd, bytes(length), offset)
+            else:
+                try:
+                    stored = await store.get(chunk_key(digest))
+                except NotFound:
+                    raise FailedPrecondition(
+                        f"backup {manifest.backup_id}: chunk {index} ({digest}) is missing from the store"
+                    ) from None
+                await asyncio.to_thread(
+                    _verify_and_write,
+                    fd,
+                    stored,
+                    digest=digest,
+                    length=length,
+                    offset=offset,
+                    backup_id=manifest.backup_id,
+                )
+                written += length
+            done += length
+            if progress is not None:
+                progress(done, manifest.size)
+        finally:
+            slots.release()
+
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            for index, digest in enumerate(manifest.chunks):
+                await slots.acquire()
+                tasks.create_task(restore_chunk(index, digest))
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+    return written
+
+
+def _verify_and_write(fd: int, stored: bytes, *, digest: str, length: int, offset: int, backup_id: str) -> None:
+    try:
+        data = decode_chunk(stored, digest, length)
+    except ChunkCorrupted as error:
+        raise ChunkCorrupted(f"backup {backup_id}: {error.message}") from None
+    view = memoryview(data)
+    while view:
+        view = view[os.pwrite(fd, view, offset + len(data) - len(view)) :]

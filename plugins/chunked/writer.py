@@ -1,0 +1,255 @@
+"""Taking a backup: read the source off the event loop, hash every chunk, store only the chunks the store lacks,
+then write the manifest last, so that a crash at any point leaves no manifest naming a missing chunk."""
+
+import asyncio
+import os
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from plugins.chunked.codec import Compression, chunk_digest, chunk_key, encode_chunk
+from plugins.chunked.errors import first_error
+from plugins.chunked.manifest import BackupManifest, encode_manifest, manifest_key
+from plugins.chunked.markers import backup_marker
+from plugins.chunked.ports import BlobStore
+from plugins.chunked.reading import load_manifest, load_manifest_if_any
+from plugins.chunked.settings import ChunkedSettings, ProgressCallback
+from schemas.errors import AlreadyExists, InvalidArgument, NotFound, Transient
+
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+BeforeManifest = Callable[[], Awaitable[None]]
+"""Hook awaited after every chunk is stored and before the manifest is written (where fault points go)."""
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """What a backup produced and what it cost."""
+
+    manifest: BackupManifest
+    bytes_read: int
+    bytes_written: int
+    """Bytes put into the store by this call: new chunks plus the manifest."""
+    chunks_written: int
+    chunks_reused: int
+    holes: int
+    already_existed: bool
+    """True when a manifest with this backup id was already there and was returned as is."""
+
+
+@dataclass
+class _Tally:
+    bytes_written: int = 0
+    chunks_written: int = 0
+    chunks_reused: int = 0
+    holes: int = 0
+
+
+@dataclass(frozen=True)
+class _PreparedChunk:
+    digest: str | None  # None: all zeros
+    payload: bytes | None  # the stored form, when the parent does not already have it
+
+
+def check_id(value: str, field: str) -> None:
+    """Refuse an id that could not be used safely as part of an object key."""
+    if not _ID_PATTERN.match(value):
+        raise InvalidArgument(
+            f"{field} {value!r} must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            field=field,
+        )
+
+
+async def write_backup(
+    store: BlobStore,
+    settings: ChunkedSettings,
+    *,
+    backup_id: str,
+    volume_id: str,
+    source: Path,
+    parent_id: str | None = None,
+    labels: dict[str, str] | None = None,
+    progress: ProgressCallback | None = None,
+    before_manifest: BeforeManifest | None = None,
+) -> BackupResult:
+    """Back `source` up as `backup_id`; incremental against `parent_id` when given. Idempotent on `backup_id`."""
+    check_id(backup_id, "backup_id")
+    if not volume_id:
+        raise InvalidArgument("volume_id must not be empty", field="volume_id")
+    if parent_id is not None:
+        check_id(parent_id, "parent_id")
+    existing = await load_manifest_if_any(store, backup_id)
+    if existing is not None:
+        return _same_backup(existing, volume_id, parent_id)
+    parent = await _load_parent(store, parent_id, volume_id) if parent_id else None
+    chunk_size = parent.chunk_size if parent else settings.chunk_size
+    known = parent.digests() if parent else set()
+    async with backup_marker(store, backup_id, settings):
+        try:
+            fd = await asyncio.to_thread(os.open, source, os.O_RDONLY)
+        except FileNotFoundError:
+            raise NotFound(f"source {source} does not exist", field="source") from None
+        except OSError as error:
+            raise InvalidArgument(f"source {source} cannot be read: {error.strerror}", field="source") from None
+        try:
+            size = await asyncio.to_thread(os.lseek, fd, 0, os.SEEK_END)
+            tally = _Tally()
+            digests = await _store_chunks(
+                store,
+                settings,
+                fd=fd,
+                size=size,
+                chunk_size=chunk_size,
+                known=known,
+                tally=tally,
+                progress=progress,
+            )
+        finally:
+            os.close(fd)
+        if before_manifest is not None:
+            await before_manifest()
+        manifest = BackupManifest(
+            backup_id=backup_id,
+            volume_id=volume_id,
+            size=size,
+            chunk_size=chunk_size,
+            parent_id=parent_id,
+            created_at=datetime.now(UTC),
+            chunks=digests,
+            written_bytes=tally.bytes_written,
+            labels=labels or {},
+        )
+        encoded = encode_manifest(manifest)
+        await store.put(manifest_key(backup_id), encoded)
+    return BackupResult(
+        manifest=manifest,
+        bytes_read=size,
+        bytes_written=tally.bytes_written + len(encoded),
+        chunks_written=tally.chunks_written,
+        chunks_reused=tally.chunks_reused,
+        holes=tally.holes,
+        already_existed=False,
+    )
+
+
+def _same_backup(existing: BackupManifest, volume_id: str, parent_id: str | None) -> BackupResult:
+    if existing.volume_id != volume_id or existing.parent_id != parent_id:
+        raise AlreadyExists(
+            f"backup {existing.backup_id} already exists for volume {existing.volume_id} "
+            f"with parent {existing.parent_id}",
+            field="backup_id",
+        )
+    return BackupResult(
+        manifest=existing,
+        bytes_read=0,
+        bytes_written=0,
+        chunks_written=0,
+        chunks_reused=0,
+        holes=0,
+        already_existed=True,
+    )
+
+
+async def _load_parent(store: BlobStore, parent_id: str, volume_id: str) -> BackupManifest:
+    try:
+        parent = await load_manifest(store, parent_id)
+    except NotFound:
+        raise NotFound(f"parent backup {parent_id} does not exist", field="parent_id") from None
+    if parent.volume_id != volume_id:
+        raise InvalidArgument(
+            f"parent backup {parent_id} is of volume {parent.volume_id}, not {volume_id}", field="parent_id"
+        )
+    return parent
+
+
+async def _store_chunks(
+    store: BlobStore,
+    settings: ChunkedSettings,
+    *,
+    fd: int,
+    size: int,
+    chunk_size: int,
+    known: set[str],
+    tally: _Tally,
+    progress: ProgressCallback | None,
+) -> list[str | None]:
+    """Read window by window; upload what is new with at most `settings.concurrency` puts in flight."""
+    window = settings.window_bytes - settings.window_bytes % chunk_size
+    claimed: set[str] = set()  # chunks this backup already stored or is storing
+    slots = asyncio.Semaphore(settings.concurrency)
+    digests: list[str | None] = []
+
+    async def upload(digest: str, payload: bytes) -> None:
+        try:
+            key = chunk_key(digest)
+            if await store.exists(key):
+                tally.chunks_reused += 1
+                return
+            await store.put(key, payload)
+            tally.bytes_written += len(payload)
+            tally.chunks_written += 1
+        finally:
+            slots.release()
+
+    try:
+        async with asyncio.TaskGroup() as uploads:
+            for offset in range(0, size, window):
+                length = min(window, size - offset)
+                prepared = await asyncio.to_thread(
+                    _prepare_window,
+                    fd,
+                    offset=offset,
+                    length=length,
+                    chunk_size=chunk_size,
+                    compression=settings.compression,
+                    known=known,
+                )
+                for chunk in prepared:
+                    digests.append(chunk.digest)
+                    if chunk.digest is None:
+                        tally.holes += 1
+                    elif chunk.digest in known or chunk.digest in claimed or chunk.payload is None:
+                        tally.chunks_reused += 1
+                    else:
+                        claimed.add(chunk.digest)
+                        await slots.acquire()
+                        uploads.create_task(upload(chunk.digest, chunk.payload))
+                if progress is not None:
+                    progress(offset + length, size)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+    return digests
+
+
+def _prepare_window(
+    fd: int, *, offset: int, length: int, chunk_size: int, compression: Compression, known: set[str]
+) -> list[_PreparedChunk]:
+    """Read one window, and hash and compress its chunks (runs in a worker thread; hashlib, zlib and zstd release
+    the GIL, so this overlaps with the uploads on the event loop)."""
+    data = _read_exactly(fd, offset, length)
+    view = memoryview(data)
+    zeros = bytes(chunk_size)
+    prepared: list[_PreparedChunk] = []
+    for start in range(0, length, chunk_size):
+        piece = view[start : start + chunk_size]
+        if piece == zeros[: len(piece)]:
+            prepared.append(_PreparedChunk(digest=None, payload=None))
+            continue
+        digest = chunk_digest(piece)
+        payload = None if digest in known else encode_chunk(piece, compression)
+        prepared.append(_PreparedChunk(digest=digest, payload=payload))
+    return prepared
+
+
+def _read_exactly(fd: int, offset: int, length: int) -> bytes:
+    parts: list[bytes] = []
+    remaining = length
+    while remaining:
+        part = os.pread(fd, remaining, offset + length - remaining)
+        if not part:
+            raise Transient(f"the source shrank while it was read (short read at offset {offset + length - remaining})")
+        parts.append(part)
+        remaining -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
