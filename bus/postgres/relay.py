@@ -150,6 +150,10 @@ class OutboxRelay:
             )
         return int(status.rsplit(" ", 1)[1])
 
+    def listening(self) -> bool:
+        """Tell whether the relay is subscribed to NOTIFY (if not, it relies on its poll)."""
+        return self._listener is not None and not self._listener.is_closed()
+
     async def start(self) -> None:
         """Start relaying in the background until `stop`."""
         if self._task is not None:
@@ -206,7 +210,7 @@ class OutboxRelay:
         )
 
     async def _ensure_listener(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
+        if self.listening():
             return
         try:
             listener = await asyncpg.connect(self._database_url)

@@ -6,8 +6,11 @@ from uuid import UUID
 import pytest
 
 from bus.codec import encode
+from bus.memory import MemoryTransport
+from bus.ports import Binding, Delivery, Transport
 from bus.postgres import PostgresUnitOfWorkFactory, create_pool, migrate
 from bus.postgres.pool import Pool, PoolConnection
+from bus.settings import BusSettings
 from schemas import Command, Envelope, Event, message
 
 
@@ -64,3 +67,31 @@ async def table_count(pool: Pool, table: str) -> int:
 def add_item_command(item_id: UUID) -> Envelope:
     """An AddItem command as a producer would send it."""
     return Envelope.wrap(AddItem(item_id=item_id), producer="test@localhost")
+
+
+@pytest.fixture
+async def transport(namespace: str) -> AsyncIterator[Transport]:
+    """The transport the relay publishes to, in this test's own namespace."""
+    memory = MemoryTransport(BusSettings(namespace=namespace))
+    await memory.start()
+    yield memory
+    await memory.close()
+
+
+class Received:
+    """Collects what a queue receives, acking each message."""
+
+    def __init__(self) -> None:
+        self.message_ids: list[str] = []
+
+    async def __call__(self, delivery: Delivery) -> None:
+        self.message_ids.append(delivery.message.message_id)
+        await delivery.ack()
+
+
+async def receive(transport: Transport, name: str, *bindings: Binding) -> Received:
+    """Declare queue `name` with `bindings` and collect what it receives."""
+    received = Received()
+    queue = await transport.declare_queue(name, bindings)
+    await transport.consume(queue, received, prefetch=256)
+    return received
