@@ -6,8 +6,6 @@ state change through `uow.connection`; then, at commit, what it emitted goes to 
 incoming message to the journal, in one statement. Any exception rolls all of it back.
 """
 
-from types import TracebackType
-
 import asyncpg
 
 from bus.ports import UnitOfWork, WireMessage
@@ -81,9 +79,8 @@ class PostgresUnitOfWorkContext:
         self._unit = PostgresUnitOfWork(self._connection, factory.encode, factory.route)
         return self._unit
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
+        exc = exc_info[1] if len(exc_info) > 1 and isinstance(exc_info[1], BaseException) else None
         if self._unit is None:
             return  # a duplicate: already rolled back in __aenter__
         if exc is not None:
