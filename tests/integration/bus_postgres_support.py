@@ -10,6 +10,7 @@ from bus.memory import MemoryTransport
 from bus.ports import Binding, Delivery, Transport
 from bus.postgres import PostgresUnitOfWorkFactory, create_pool, migrate
 from bus.postgres.pool import Pool, PoolConnection
+from bus.rabbit import RabbitTransport
 from bus.settings import BusSettings
 from schemas import Command, Envelope, Event, message
 
@@ -69,13 +70,23 @@ def add_item_command(item_id: UUID) -> Envelope:
     return Envelope.wrap(AddItem(item_id=item_id), producer="test@localhost")
 
 
-@pytest.fixture
-async def transport(namespace: str) -> AsyncIterator[Transport]:
-    """The transport the relay publishes to, in this test's own namespace."""
-    memory = MemoryTransport(BusSettings(namespace=namespace))
-    await memory.start()
-    yield memory
-    await memory.close()
+@pytest.fixture(params=["memory", "rabbitmq"])
+async def transport(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator[Transport]:
+    """The transport the relay publishes to, in this test's own namespace: in memory, then the real RabbitMQ."""
+    if request.param == "memory":
+        memory = MemoryTransport(BusSettings(namespace=namespace))
+        await memory.start()
+        yield memory
+        await memory.close()
+        return
+    amqp_url: str = request.getfixturevalue("amqp_url")
+    rabbit = RabbitTransport(BusSettings(amqp_url=amqp_url, namespace=namespace))
+    await rabbit.start()
+    try:
+        yield rabbit
+    finally:
+        await rabbit.close()
+        await rabbit.delete_namespace()
 
 
 class Received:
