@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from schemas import Envelope, Message
 
@@ -75,8 +75,21 @@ DeliveryHandler = Callable[[Delivery], Awaitable[None]]
 
 
 class Subscription(Protocol):
+    """A consumer attached to a queue, kept attached across reconnects until cancelled."""
+
     async def cancel(self) -> None:
-        """Stop taking new messages and wait until the ones in flight are settled."""
+        """Stop taking new messages, wait for the handlers in flight; what they left unsettled is redelivered."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message in the dead letters, with why it is there."""
+
+    message: WireMessage
+    origin_queue: str
+    reason: str
+    error_class: str
+    attempts: int
 
 
 class Transport(Protocol):
@@ -105,7 +118,31 @@ class Transport(Protocol):
         """Publish and wait for one reply on direct reply-to; raise `Transient` on timeout."""
 
     async def reply(self, request: WireMessage, message: WireMessage) -> None:
-        """Send `message` as the reply to `request` (to its reply_to address)."""
+        """Send `message` as the reply to `request` (to its reply_to address); a requester gone is only logged."""
+
+    @property
+    def retry_delays(self) -> Sequence[float]:
+        """Seconds of each retry level; `retry_later(level)` takes 0 <= level < len(retry_delays)."""
+
+    async def publish_many(self, exchange: str, messages: Sequence[tuple[str, WireMessage]]) -> None:
+        """Publish (routing key, message) pairs with many confirms outstanding; return once all are confirmed."""
+
+    async def watch(self, bindings: Sequence[Binding], handler: DeliveryHandler) -> Subscription:
+        """Deliver copies of what the bindings match to `handler` through a private queue that vanishes with it."""
+
+
+@runtime_checkable
+class DeadLetters(Protocol):
+    """The dead letters of a namespace, for operators (`strata dlq`)."""
+
+    async def list_dead(self, limit: int = 1000) -> list[DeadLetter]:
+        """Return up to `limit` dead letters, oldest first, leaving them in place."""
+
+    async def redrive_dead(self, message_ids: Sequence[str] | None = None) -> int:
+        """Send the named dead letters (all if None) back to their origin queue, attempts reset; return how many."""
+
+    async def purge_dead(self, message_ids: Sequence[str] | None = None) -> int:
+        """Delete the named dead letters (all if None); return how many."""
 
 
 class UnitOfWork(Protocol):
@@ -132,4 +169,7 @@ class UnitOfWorkContext(Protocol):
         """Commit (outbox, inbox, journal, state) if no exception, else roll back."""
 
 
-Handler = Callable[[Message, Envelope, UnitOfWork], Awaitable[None]]
+# The first argument is the handler's own message class (`CreateVolume`); a handler table pairs each class with its
+# handler, and the runtime dispatches on the class, so the parameter is typed by each handler, not here.
+Handler = Callable[[Any, Envelope, UnitOfWork], Awaitable[Message | None]]
+"""`handler(message, envelope, uow)`; a request handler returns the reply, others return None."""

@@ -1,0 +1,165 @@
+"""The consumer runtime: one service's handler table on its queue.
+
+For each delivery: decode -> open the unit of work (a duplicate is acked without running) -> handler -> commit ->
+reply if asked -> ack. A `Transient` error parks the message at the next retry level; after the last level, or on
+any other error (malformed, unknown type, schema violation, any non-transient error), it goes to the dead letters
+with the reason, error class, attempts and origin queue. Nothing a handler does stops the consumer.
+"""
+
+from collections.abc import Mapping, Sequence
+
+import structlog
+
+from bus.codec import decode, encode
+from bus.ports import (
+    Binding,
+    Delivery,
+    Handler,
+    HeaderValue,
+    QueueKind,
+    Subscription,
+    Transport,
+    UnitOfWorkFactory,
+)
+from bus.topology import ATTEMPTS_HEADER, DEATH_REASON_HEADER, ERROR_CLASS_HEADER, ORIGIN_QUEUE_HEADER
+from schemas import Command, Envelope, Message, MessageRegistry, registry
+from schemas.errors import StrataError, Transient
+from schemas.registry import UnknownMessageType
+
+log = structlog.get_logger(__name__)
+_REASON_LIMIT = 500
+
+
+class Consumer:
+    """Runs `handlers` for the messages of the queue `<ns>.<name>`.
+
+    Args:
+        transport: the bus transport.
+        units: opens each handler's transaction (inbox, outbox, state).
+        name: the consumer's name: its queue and its inbox key.
+        handlers: `{CreateVolume: create_volume, VolumeCreated: on_volume_created}`.
+        prefetch: messages handled at once.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        units: UnitOfWorkFactory,
+        *,
+        name: str,
+        handlers: Mapping[type[Message], Handler],
+        prefetch: int = 64,
+        queue_kind: QueueKind = QueueKind.QUORUM,
+        messages: MessageRegistry = registry,
+    ) -> None:
+        self.transport = transport
+        self.units = units
+        self.name = name
+        self.handlers = dict(handlers)
+        self.prefetch = prefetch
+        self.queue_kind = queue_kind
+        self.messages = messages
+        self.queue = ""
+        self._subscription: Subscription | None = None
+        for model in self.handlers:
+            if not model.message_type:
+                raise TypeError(f"{model.__name__} in the handler table of {name} is not a registered message")
+
+    def bindings(self) -> list[Binding]:
+        """Commands bind on `commands`, everything else on `events`, each by its wire type."""
+        return [
+            Binding("commands" if issubclass(model, Command) else "events", model.message_type)
+            for model in sorted(self.handlers, key=lambda m: m.message_type)
+        ]
+
+    async def start(self) -> None:
+        """Declare the queue with its bindings and start consuming."""
+        self.queue = await self.transport.declare_queue(self.name, self.bindings(), kind=self.queue_kind)
+        self._subscription = await self.transport.consume(self.queue, self.handle, prefetch=self.prefetch)
+        log.info("consumer started", consumer=self.name, queue=self.queue, types=sorted(self._types()))
+
+    async def stop(self) -> None:
+        """Stop taking messages and finish the ones in flight."""
+        if self._subscription is not None:
+            subscription, self._subscription = self._subscription, None
+            await subscription.cancel()
+            log.info("consumer stopped", consumer=self.name)
+
+    def _types(self) -> Sequence[str]:
+        return [model.message_type for model in self.handlers]
+
+    async def handle(self, delivery: Delivery) -> None:
+        """Process one delivery to the end: it is always settled (or left to the broker if the channel died)."""
+        wire = delivery.message
+        attempts = _attempts(wire.headers.get(ATTEMPTS_HEADER))
+        # Each delivery runs in its own task, so what is bound here stays with this message's logs.
+        structlog.contextvars.bind_contextvars(message_id=wire.message_id, type=wire.type, consumer=self.name)
+        try:
+            envelope = decode(wire, self.messages)
+            handler = self.handlers.get(type(envelope.payload))
+            if handler is None:
+                raise UnknownMessageType(f"{self.name} has no handler for {envelope.type}", field="type")
+        except StrataError as error:
+            await self._dead_letter(delivery, error, attempts + 1)
+            return
+        structlog.contextvars.bind_contextvars(
+            correlation_id=str(envelope.correlation_id),
+            causation_id=str(envelope.causation_id) if envelope.causation_id else None,
+            saga_id=str(envelope.saga_id) if envelope.saga_id else None,
+        )
+        try:
+            reply = await self._run(handler, envelope)
+        except Transient as error:
+            await self._retry(delivery, error, attempts + 1)
+            return
+        except Exception as error:  # any other error is permanent: the consumer dead-letters it and keeps going
+            await self._dead_letter(delivery, error, attempts + 1)
+            return
+        try:
+            if reply is not None and wire.reply_to:
+                await self.transport.reply(wire, encode(Envelope.wrap(reply, cause=envelope, producer=self.name)))
+            await delivery.ack()
+        except StrataError as error:
+            log.warning("could not settle; the broker will redeliver", error=str(error))
+
+    async def _run(self, handler: Handler, envelope: Envelope) -> Message | None:
+        duplicate = True
+        reply: Message | None = None
+        async with self.units.begin(self.name, envelope) as unit:
+            if unit is not None:
+                duplicate = False
+                reply = await handler(envelope.payload, envelope, unit)
+        if duplicate:
+            log.info("duplicate delivery acked without running the handler")
+        return reply
+
+    async def _retry(self, delivery: Delivery, error: Transient, attempts: int) -> None:
+        levels = len(self.transport.retry_delays)
+        if attempts > levels:
+            await self._dead_letter(delivery, error, attempts, f"gave up after {attempts} attempts: ")
+            return
+        log.warning("transient failure; retrying later", attempts=attempts, error=error.message[:_REASON_LIMIT])
+        try:
+            await delivery.retry_later(attempts - 1, {ATTEMPTS_HEADER: attempts})
+        except StrataError as settle_error:
+            log.warning("could not park for retry; the broker will redeliver", error=str(settle_error))
+
+    async def _dead_letter(self, delivery: Delivery, error: Exception, attempts: int, prefix: str = "") -> None:
+        text = error.message if isinstance(error, StrataError) else str(error)
+        reason = (prefix + (text or type(error).__name__))[:_REASON_LIMIT]
+        headers: dict[str, HeaderValue] = {
+            DEATH_REASON_HEADER: reason,
+            ERROR_CLASS_HEADER: type(error).__name__,
+            ATTEMPTS_HEADER: attempts,
+            ORIGIN_QUEUE_HEADER: delivery.queue,
+        }
+        log_error = log.error if not isinstance(error, StrataError) else log.warning
+        log_error("message dead-lettered", reason=reason, error_class=type(error).__name__, attempts=attempts)
+        try:
+            await delivery.dead_letter(headers)
+        except StrataError as settle_error:
+            log.warning("could not dead-letter; the broker will redeliver", error=str(settle_error))
+
+
+def _attempts(value: HeaderValue) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
