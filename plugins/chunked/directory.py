@@ -21,6 +21,8 @@ def _translate(error: OSError, what: str) -> StrataError:
         return NotFound(f"{what}: no such object")
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return ResourceExhausted(f"{what}: no space left on the backup directory")
+    if error.errno in (errno.ENOTDIR, errno.EISDIR):
+        return FailedPrecondition(f"{what}: the backup directory's layout is broken (a file where a directory belongs)")
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return FailedPrecondition(f"{what}: the backup directory is not writable ({error.strerror})")
     # EIO, ESTALE (NFS), ETIMEDOUT...: the mount may come back; let the caller retry.
