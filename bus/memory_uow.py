@@ -5,7 +5,6 @@ leaves no trace, so its retry runs as if for the first time. There is no state t
 """
 
 from collections.abc import Sequence
-from types import TracebackType
 from uuid import UUID
 
 from bus.facade import Bus
@@ -40,10 +39,8 @@ class _MemoryUnitOfWorkContext:
         self._unit = MemoryUnitOfWork()
         return self._unit
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        if exc_type is not None or self._unit is None:
+    async def __aexit__(self, *exc_info: object) -> None:
+        if (exc_info and exc_info[0] is not None) or self._unit is None:
             return
         # Publish first: if it fails the message is retried, and the inbox does not yet call it a duplicate.
         await self._factory.bus.publish_many(self._unit.emitted)

@@ -1,0 +1,144 @@
+"""Benchmark of the bus: typed events published through strata's Bus and consumed by a strata handler, against
+raw aio-pika and FastStream doing the same on the same broker, in the same run.
+
+strata's path: `Bus.publish_many` (persistent, mandatory, every message confirmed) of pydantic-validated envelopes
+to `<ns>.events`, a durable quorum queue, and the consumer runtime (decode and validate, unit of work with an inbox,
+handler, manual ack after the commit). The baselines are ../shared/bench/raw_aiopika.py (quorum queue) and
+../shared/bench/faststream_peer.py, run as subprocesses; the outbox figure comes from bench/outbox.py when present.
+
+usage: python bench/bus.py [N]   (STRATA_AMQP_URL)
+prints one JSON line: {"bench": "bus", "n": N, "strata_msgs_per_s": ..., "raw_aiopika_msgs_per_s": ...,
+                       "faststream_msgs_per_s": ..., "outbox_msgs_per_s": ..., "ratio_vs_raw": ...}
+"""
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import structlog
+from pydantic import Field
+
+from bus.facade import Bus
+from bus.memory_uow import MemoryUnitOfWorkFactory
+from bus.ports import UnitOfWork
+from bus.rabbit import RabbitTransport
+from bus.runtime import Consumer
+from bus.settings import BusSettings
+from schemas import Envelope, Event, MessageRegistry, message
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_BENCH = REPO.parent / "shared" / "bench"
+AMQP_URL = os.environ.get("STRATA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+DATABASE_URL = os.environ.get("STRATA_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+bench_messages = MessageRegistry()
+
+
+@message("bench.volume.created", 1, into=bench_messages)
+class VolumeCreated(Event):
+    """The same payload as the baselines publish."""
+
+    volume_id: UUID = Field(description="The volume.")
+    pool_id: UUID = Field(description="Its pool.")
+    size_bytes: int = Field(ge=0, description="Its size.")
+    format: str = Field(description="Image format.")
+
+
+async def measure_strata(n: int) -> float:
+    """Messages per second through strata's bus, from the first publish to the last handler's ack."""
+    namespace = f"bench{uuid4().hex[:8]}"
+    settings = BusSettings(amqp_url=AMQP_URL, namespace=namespace, prefetch=256, retry_delays=(1.0,))
+    transport = RabbitTransport(settings, purpose="bench")
+    await transport.start()
+    bus = Bus(transport, messages=bench_messages)
+    handled = 0
+    done = asyncio.Event()
+
+    async def volume_created(event: VolumeCreated, envelope: Envelope, uow: UnitOfWork) -> None:
+        nonlocal handled
+        handled += 1
+        if handled == n:
+            done.set()
+
+    consumer = Consumer(
+        transport,
+        MemoryUnitOfWorkFactory(bus),
+        name="bench",
+        handlers={VolumeCreated: volume_created},
+        prefetch=settings.prefetch,
+        messages=bench_messages,
+    )
+    try:
+        await consumer.start()
+        envelopes = [
+            Envelope.wrap(
+                VolumeCreated(volume_id=uuid4(), pool_id=uuid4(), size_bytes=21474836480, format="qcow2"),
+                producer="bench@localhost",
+            )
+            for _ in range(n)
+        ]
+        started = time.perf_counter()
+        await bus.publish_many(envelopes)
+        await done.wait()
+        elapsed = time.perf_counter() - started
+    finally:
+        await consumer.stop()
+        await transport.close()
+        await transport.delete_namespace()
+    return n / elapsed
+
+
+def run_baseline(script: str, *args: str) -> float:
+    """Run one of ../shared/bench's scripts and return its msgs_per_s."""
+    path = SHARED_BENCH / script
+    if not path.exists():
+        raise SystemExit(f"bench: {path} is missing (the shared baselines live in ../shared/bench)")
+    result = subprocess.run(
+        [sys.executable, str(path), *args], capture_output=True, text=True, check=True, env={**os.environ}
+    )
+    last = result.stdout.strip().splitlines()[-1]
+    return float(json.loads(last)["msgs_per_s"])
+
+
+async def measure_outbox_if_present(n: int) -> float | None:
+    """The outbox path's figure from bench/outbox.py (bus-postgres), if it exists."""
+    try:
+        from bench.outbox import measure_outbox
+    except ImportError:
+        return None
+    return await measure_outbox(n, AMQP_URL, DATABASE_URL)
+
+
+def main() -> None:
+    # The one line of JSON is the output: the bus's logs go to stderr, and only its warnings.
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    strata = asyncio.run(measure_strata(n))
+    raw = run_baseline("raw_aiopika.py", str(n), "quorum")
+    faststream = run_baseline("faststream_peer.py", str(n))
+    outbox = asyncio.run(measure_outbox_if_present(n))
+    print(
+        json.dumps(
+            {
+                "bench": "bus",
+                "n": n,
+                "strata_msgs_per_s": round(strata),
+                "raw_aiopika_msgs_per_s": round(raw),
+                "faststream_msgs_per_s": round(faststream),
+                "outbox_msgs_per_s": None if outbox is None else round(outbox),
+                "ratio_vs_raw": round(strata / raw, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
