@@ -2,6 +2,7 @@
 
 import asyncio
 import shutil
+from collections.abc import Awaitable, Callable
 
 import aiormq
 import pytest
@@ -99,13 +100,14 @@ async def test_a_consumer_cancelled_by_the_broker_comes_back(rabbit_transport: R
         channel = await admin.channel()
         await channel.queue_delete(consumer.queue)
 
-    async def published_again() -> bool:
+    async def publish_again() -> bool:
         try:
             await bus.publish(Envelope.wrap(Ping(n=2)))
         except Unroutable:
             return False  # not re-declared yet
         return True
 
+    published_again: Callable[[], Awaitable[bool] | bool] = publish_again  # the union assert_eventually takes
     await assert_eventually(published_again, what="the queue is re-declared with its bindings")
     await assert_eventually(lambda: 2 in handled, what="the re-attached consumer handles new messages")
     await consumer.stop()
