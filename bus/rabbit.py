@@ -42,8 +42,12 @@ DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 class RabbitTransport:
     """The transport on a RabbitMQ broker, every name under `settings.namespace`."""
 
-    def __init__(self, settings: BusSettings | None = None, *, purpose: str = "bus") -> None:
+    def __init__(
+        self, settings: BusSettings | None = None, *, purpose: str = "bus", declare_topology: bool = True
+    ) -> None:
+        """`purpose` names the connection; tools that only look (the CLI) pass `declare_topology=False`."""
         self.settings = settings or BusSettings()
+        self._declare_topology = declare_topology
         self.topology = Topology(self.settings.namespace)
         # The namespace leads the connection name so that an operator (or a test) can find this process's links.
         self.connection_name = f"{self.topology.namespace}:{purpose}:{os.getpid()}:{uuid4().hex[:6]}"
@@ -90,7 +94,8 @@ class RabbitTransport:
 
     async def _on_connect(self, connection: AbstractConnection) -> None:
         channel = await connection.channel(publisher_confirms=False)
-        await self._declare_fixed(channel)
+        if self._declare_topology:
+            await self._declare_fixed(channel)
         for name, (bindings, kind) in self._queues.items():
             await self._declare_queue_on(channel, name, bindings, kind)
         self._control = cast(aiormq.Channel, channel)

@@ -2,7 +2,7 @@
 
 import typer
 
-from services.cli import asyncapi, demo
+from services.cli import asyncapi, demo, dlq, events
 
 app = typer.Typer(
     name="strata",
@@ -12,3 +12,5 @@ app = typer.Typer(
 )
 app.command("demo")(demo.demo)
 app.command("asyncapi")(asyncapi.asyncapi)
+app.add_typer(dlq.app, name="dlq")
+app.add_typer(events.app, name="events")

@@ -1,0 +1,90 @@
+"""`strata events tail`: a live view of the commands and events crossing the bus."""
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bus.ports import Binding, Delivery
+from bus.rabbit import RabbitTransport
+from bus.settings import BusSettings
+from schemas.errors import StrataError
+
+app = typer.Typer(help="Watch commands and events (STRATA_AMQP_URL, STRATA_NAMESPACE).")
+console = Console()
+
+
+def _line(delivery: Delivery) -> dict[str, object]:
+    message = delivery.message
+    headers = message.headers
+    try:
+        payload: object = json.loads(message.body)
+    except ValueError:
+        payload = message.body.decode(errors="replace")
+    return {
+        "message_id": message.message_id,
+        "type": message.type,
+        "version": headers.get("version"),
+        "occurred_at": headers.get("occurred_at"),
+        "correlation_id": message.correlation_id,
+        "causation_id": headers.get("causation_id"),
+        "saga_id": headers.get("saga_id"),
+        "producer": headers.get("producer") or message.app_id,
+        "payload": payload,
+    }
+
+
+async def _tail(types: list[str], correlation: str | None, count: int | None, as_json: bool) -> None:
+    transport = RabbitTransport(BusSettings(), purpose="tail", declare_topology=False)
+    await transport.start()
+    keys = types or ["#"]
+    bindings = [Binding(exchange, key) for exchange in ("commands", "events") for key in keys]
+    seen = 0
+    enough = asyncio.Event()
+
+    async def show(delivery: Delivery) -> None:
+        nonlocal seen
+        if correlation and delivery.message.correlation_id != correlation:
+            return
+        line = _line(delivery)
+        if as_json:
+            typer.echo(json.dumps(line))
+        else:
+            console.print(
+                f"[dim]{line['occurred_at']}[/dim] [bold]{line['type']}[/bold] {line['message_id']} "
+                f"corr={line['correlation_id']} from={line['producer']}"
+            )
+        seen += 1
+        if count is not None and seen >= count:
+            enough.set()
+
+    # The private queue is exclusive and auto-deleted: a tail leaves nothing behind and takes nothing from services.
+    subscription = await transport.watch(bindings, show)
+    if not as_json:
+        console.print(f"[dim]tailing {transport.namespace} (Ctrl-C to stop)[/dim]")
+    try:
+        await enough.wait()
+    finally:
+        await subscription.cancel()
+        await transport.close()
+
+
+@app.command("tail")
+def tail(
+    types: Annotated[
+        list[str] | None, typer.Option("--type", help="Only this type (repeatable; `volume.*` works).")
+    ] = None,
+    correlation: Annotated[str | None, typer.Option("--correlation", help="Only this correlation id.")] = None,
+    count: Annotated[int | None, typer.Option("--count", min=1, help="Stop after this many messages.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print commands and events as they cross the bus, until Ctrl-C (or --count)."""
+    try:
+        asyncio.run(_tail(list(types or []), correlation, count, as_json))
+    except KeyboardInterrupt:
+        pass
+    except StrataError as error:
+        console.print(f"[red]{type(error).__name__}:[/red] {error.message}")
+        raise typer.Exit(1) from None
