@@ -1,0 +1,152 @@
+"""Templates and ISOs in the chunked format: an image is a manifest of chunks in its own corner of the store,
+checked against the checksum the operator registered before anything is stored."""
+
+import asyncio
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from plugins.chunked.manifest import BackupManifest
+from plugins.chunked.ports import BlobStore
+from plugins.chunked.prefixed import PrefixedBlobStore
+from plugins.chunked.repository import ChunkedRepository
+from plugins.chunked.settings import ChunkedSettings, ProgressCallback
+from plugins.chunked.writer import check_id
+from schemas.errors import AlreadyExists, InvalidArgument, NotFound
+
+IMAGE_PREFIX = "images"
+_ALGORITHMS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
+_CLOUDSTACK_STYLE = re.compile(r"^\{(?P<algorithm>[A-Za-z0-9-]+)\}(?P<digest>[0-9a-fA-F]+)$")
+_READ_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """A stored template or ISO."""
+
+    image_id: str
+    kind: str
+    disk_format: str
+    size: int
+    checksum: str
+    """`sha256:<hex>` of the whole image, always; what a consumer can verify a download against."""
+    created_at: datetime
+
+
+def parse_checksum(value: str) -> tuple[str, str]:
+    """Split `sha256:<hex>`, CloudStack's `{SHA-256}<hex>`, or a bare hex digest (its length tells the algorithm)."""
+    text = value.strip()
+    styled = _CLOUDSTACK_STYLE.match(text)
+    if styled:
+        algorithm, digest = styled["algorithm"].lower().replace("-", ""), styled["digest"]
+    elif ":" in text:
+        algorithm, digest = text.split(":", 1)
+        algorithm = algorithm.lower().replace("-", "")
+    else:
+        by_length = {length: name for name, length in _ALGORITHMS.items()}
+        algorithm, digest = by_length.get(len(text), "unknown"), text
+    if _ALGORITHMS.get(algorithm) != len(digest) or not re.fullmatch(r"[0-9a-fA-F]+", digest):
+        raise InvalidArgument(
+            f"checksum {value!r} is not md5, sha1, sha256 or sha512 in hex (e.g. sha256:<64 hex digits>)",
+            field="checksum",
+        )
+    return algorithm, digest.lower()
+
+
+def _digest_file(path: Path, algorithms: set[str]) -> dict[str, str]:
+    hashers = {name: hashlib.new(name) for name in algorithms}
+    with path.open("rb") as image:
+        while block := image.read(_READ_BYTES):
+            for hasher in hashers.values():
+                hasher.update(block)
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
+
+
+def _record(manifest: BackupManifest) -> ImageRecord:
+    return ImageRecord(
+        image_id=manifest.volume_id,
+        kind=manifest.labels.get("kind", "template"),
+        disk_format=manifest.labels.get("disk_format", "raw"),
+        size=manifest.size,
+        checksum=manifest.labels.get("checksum", ""),
+        created_at=manifest.created_at,
+    )
+
+
+class ImageRepository:
+    """Images in a store shared with backups, under `images/` (their own chunks and manifests)."""
+
+    def __init__(self, store: BlobStore, settings: ChunkedSettings | None = None) -> None:
+        self.chunks = ChunkedRepository(PrefixedBlobStore(store, IMAGE_PREFIX), settings)
+
+    async def put(
+        self,
+        image_id: str,
+        source: Path,
+        *,
+        kind: str = "template",
+        disk_format: str = "qcow2",
+        checksum: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ImageRecord:
+        """Store the image after checking `checksum` (when given); the same image again is returned as it is."""
+        check_id(image_id, "image_id")
+        expected = parse_checksum(checksum) if checksum else None
+        if not await asyncio.to_thread(source.is_file):
+            raise NotFound(f"image source {source} does not exist", field="source")
+        wanted = {"sha256"} | ({expected[0]} if expected else set())
+        digests = await asyncio.to_thread(_digest_file, source, wanted)
+        if expected and digests[expected[0]] != expected[1]:
+            algorithm, registered = expected
+            raise InvalidArgument(
+                f"image {image_id}: the file's {algorithm} is {digests[algorithm]}, not the registered {registered}",
+                field="checksum",
+            )
+        sha256 = f"sha256:{digests['sha256']}"
+        try:
+            existing = await self.chunks.manifest(image_id)
+        except NotFound:
+            existing = None
+        if existing is not None:
+            if existing.labels.get("checksum") != sha256:
+                raise AlreadyExists(f"image {image_id} already exists with other content", field="image_id")
+            return _record(existing)
+        result = await self.chunks.backup(
+            backup_id=image_id,
+            volume_id=image_id,
+            source=source,
+            labels={"kind": kind, "disk_format": disk_format, "checksum": sha256},
+            progress=progress,
+        )
+        return _record(result.manifest)
+
+    async def get(self, image_id: str, target: Path, progress: ProgressCallback | None = None) -> ImageRecord:
+        """Write the image to `target`, every chunk verified."""
+        check_id(image_id, "image_id")
+        try:
+            restored = await self.chunks.restore(image_id, target, progress)
+        except NotFound as error:
+            if error.field == "backup_id":
+                raise NotFound(f"image {image_id} does not exist", field="image_id") from None
+            raise
+        return _record(restored.manifest)
+
+    async def info(self, image_id: str) -> ImageRecord:
+        """The stored image's record; `NotFound` if there is none."""
+        check_id(image_id, "image_id")
+        try:
+            return _record(await self.chunks.manifest(image_id))
+        except NotFound:
+            raise NotFound(f"image {image_id} does not exist", field="image_id") from None
+
+    async def delete(self, image_id: str) -> bool:
+        """Delete the image and free its chunks; says whether it existed (deleting twice is fine)."""
+        check_id(image_id, "image_id")
+        existed, _ = await self.chunks.delete(image_id)
+        return existed
+
+    async def list(self) -> "list[ImageRecord]":
+        """Every stored image, oldest first."""
+        return [_record(manifest) for manifest in await self.chunks.backups()]

@@ -1,0 +1,35 @@
+"""`PrefixedBlobStore`: a view of another blob store under a key prefix, so that two repositories (backups and
+images) can share one directory or bucket without seeing each other's manifests or chunks."""
+
+from collections.abc import AsyncIterator
+
+from plugins.chunked.ports import BlobInfo, BlobStore
+
+
+class PrefixedBlobStore:
+    """Every key is stored as `prefix + key` in the underlying store."""
+
+    def __init__(self, store: BlobStore, prefix: str) -> None:
+        self.store = store
+        self.prefix = prefix.strip("/") + "/"
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Store under the prefixed key."""
+        await self.store.put(self.prefix + key, data)
+
+    async def get(self, key: str) -> bytes:
+        """Read the prefixed key."""
+        return await self.store.get(self.prefix + key)
+
+    async def exists(self, key: str) -> bool:
+        """Check the prefixed key."""
+        return await self.store.exists(self.prefix + key)
+
+    async def delete(self, key: str) -> None:
+        """Delete the prefixed key."""
+        await self.store.delete(self.prefix + key)
+
+    async def list(self, prefix: str) -> AsyncIterator[BlobInfo]:
+        """List under the prefix, with the prefix taken off again."""
+        async for info in self.store.list(self.prefix + prefix):
+            yield BlobInfo(key=info.key[len(self.prefix) :], size=info.size, modified=info.modified)
