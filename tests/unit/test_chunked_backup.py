@@ -2,6 +2,7 @@
 
 import os
 import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -9,11 +10,11 @@ import pytest
 from plugins.chunked.codec import Compression, chunk_key
 from plugins.chunked.errors import ChunkCorrupted
 from plugins.chunked.manifest import manifest_key
-from plugins.chunked.markers import BACKUP_MARKERS
+from plugins.chunked.markers import BACKUP_MARKERS, SWEEP_MARKERS
 from plugins.chunked.memory import MemoryBlobStore
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import ChunkedSettings
-from schemas.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Transient
+from schemas.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Transient
 
 pytestmark = pytest.mark.unit
 
@@ -211,3 +212,29 @@ async def test_identical_chunks_are_stored_once_and_listed_backups_filter_by_vol
     other = await repository.backup(backup_id="b", volume_id="vol-b", source=volume)
     assert other.chunks_written == 0  # found by the exists check, not the parent
     assert [manifest.backup_id for manifest in await repository.backups("vol-b")] == ["b"]
+
+
+async def test_a_backup_waits_for_a_running_sweep_and_gives_up_cleanly(tmp_path: Path) -> None:
+    store = MemoryBlobStore()
+    impatient = ChunkedRepository(store, ChunkedSettings(chunk_size=CHUNK, sweep_wait=timedelta(milliseconds=100)))
+    volume = _volume(tmp_path / "vol.raw")
+    await store.put(f"{SWEEP_MARKERS}another-host", b"{}")
+    with pytest.raises(Aborted, match="sweep"):
+        await impatient.backup(backup_id="b1", volume_id="vol-1", source=volume)
+    assert not [key for key in store.objects if key.startswith(("chunks/", BACKUP_MARKERS))]
+
+    await store.delete(f"{SWEEP_MARKERS}another-host")
+    result = await impatient.backup(backup_id="b1", volume_id="vol-1", source=volume)
+    assert not result.already_existed
+
+
+async def test_markers_of_crashed_processes_stop_counting_after_their_lease(tmp_path: Path) -> None:
+    store = MemoryBlobStore()
+    repository = ChunkedRepository(store, ChunkedSettings(chunk_size=CHUNK, backup_lease=timedelta(minutes=10)))
+    volume = _volume(tmp_path / "vol.raw")
+    await repository.backup(backup_id="b1", volume_id="vol-1", source=volume)
+    await store.put(f"{BACKUP_MARKERS}crashed", b"{}")
+    store.objects[f"{BACKUP_MARKERS}crashed"] = (b"{}", datetime.now(UTC) - timedelta(hours=1))
+    _, swept = await repository.delete("b1")
+    assert not swept.deferred
+    assert swept.freed_chunks == CHUNKS + 1 - 2
