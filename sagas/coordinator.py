@@ -1,0 +1,148 @@
+"""`Coordinator`: the saga engine on the bus. Run as many replicas as you like; they share the work.
+
+It consumes, on its own queue, the commands that start sagas (each saga's input type, and `saga.start`) and the
+step replies (`saga.step.succeeded`, `saga.step.failed`, and any reply types a deployment adds). Each message is
+one unit of work: inbox row, saga row locked, journal updated, next commands to the outbox, commit. A timer loop
+claims due timers with SKIP LOCKED, each in a unit of work of its own. Nothing waits in memory: back-off,
+timeouts and sleeps are timers in the store.
+"""
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import structlog
+
+from bus.ports import Handler, Transport, UnitOfWork, UnitOfWorkFactory
+from bus.runtime import Consumer
+from sagas.definition import SagaRegistry, saga_registry
+from sagas.engine import SagaEngine
+from sagas.ports import SagaStore
+from sagas.work import saga_id_for
+from schemas import Command, Envelope, Event, InvalidArgument, Message, MessageRegistry, registry
+from schemas.sagas import StartSaga, StepFailed, StepSucceeded
+
+log = structlog.get_logger(__name__)
+
+
+class Coordinator:
+    """Starts sagas from commands, feeds them replies and timers.
+
+    Args:
+        transport: the bus transport (for the consumer).
+        units: units of work (outbox, inbox) on the database the store lives in.
+        store: the saga store; its sessions run inside the units of work.
+        name: the consumer name (queue `<ns>.<name>`, inbox key).
+        reply_types: domain events participants send as step replies, besides the generic ones.
+        timer_poll: seconds between looks at the timers table when none was due.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        units: UnitOfWorkFactory,
+        store: SagaStore,
+        *,
+        sagas: SagaRegistry = saga_registry,
+        messages: MessageRegistry = registry,
+        name: str = "saga-coordinator",
+        reply_types: Sequence[type[Event]] = (),
+        prefetch: int = 64,
+        timer_poll: float = 0.1,
+        announce_ends: bool = False,
+    ) -> None:
+        self.units = units
+        self.store = store
+        self.sagas = sagas
+        self.messages = messages
+        self.name = name
+        self.timer_poll = timer_poll
+        self.engine = SagaEngine(sagas=sagas, messages=messages, producer=name, announce_ends=announce_ends)
+        handlers: dict[type[Message], Handler] = {StartSaga: self.start_by_name}
+        handlers.update(dict.fromkeys(sagas.input_types(), self.start_saga))
+        handlers.update(dict.fromkeys((StepSucceeded, StepFailed, *reply_types), self.take_reply))
+        self.consumer = Consumer(transport, units, name=name, handlers=handlers, prefetch=prefetch, messages=messages)
+        self._timers: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start consuming and polling timers."""
+        await self.consumer.start()
+        self._timers = asyncio.create_task(self.run_timers(), name=f"{self.name}-timers")
+
+    async def stop(self) -> None:
+        """Stop the timer loop and the consumer (messages in flight finish first)."""
+        if self._timers is not None:
+            self._timers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timers
+            self._timers = None
+        await self.consumer.stop()
+
+    async def start_saga(self, command: Command, envelope: Envelope, uow: UnitOfWork) -> None:
+        """A saga's input command arrived: start the newest version of the saga it starts."""
+        definition = self.sagas.for_input(type(command))
+        if definition is None:
+            raise InvalidArgument(f"no saga starts with {envelope.type}", field="type")
+        async with self.store.session(uow) as session:
+            await self.engine.start(
+                session,
+                uow.emit,
+                definition,
+                command,
+                saga_id=saga_id_for(envelope.message_id),
+                correlation_id=envelope.correlation_id,
+                cause=envelope,
+            )
+
+    async def start_by_name(self, command: StartSaga, envelope: Envelope, uow: UnitOfWork) -> None:
+        """`saga.start`: start a saga by name (and version) with an input given as JSON."""
+        definition = self.sagas.get(command.name, command.version)
+        if definition is None:
+            version = f" v{command.version}" if command.version else ""
+            raise InvalidArgument(f"no saga {command.name}{version} is registered", field="name")
+        payload = self.messages.decode(command.input_type, command.input_version, json.dumps(command.input))
+        if not isinstance(payload, definition.input_type):
+            raise InvalidArgument(
+                f"saga {definition.name} takes {definition.input_type.message_type}, not {command.input_type}",
+                field="input_type",
+            )
+        async with self.store.session(uow) as session:
+            await self.engine.start(
+                session,
+                uow.emit,
+                definition,
+                payload,
+                saga_id=saga_id_for(envelope.message_id),
+                correlation_id=envelope.correlation_id,
+                cause=envelope,
+            )
+
+    async def take_reply(self, event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        """A participant answered a step."""
+        async with self.store.session(uow) as session:
+            await self.engine.on_reply(session, uow.emit, envelope)
+
+    async def run_timers(self) -> None:
+        """Fire due timers until cancelled; a failing timer is logged and tried again on the next pass."""
+        while True:
+            try:
+                fired = await self.fire_due_timer()
+            except Exception as error:  # a timer loop must outlive any one failure (the database restarting)
+                log.warning("timer pass failed; retrying", error=str(error), error_class=type(error).__name__)
+                fired = False
+            if not fired:
+                await asyncio.sleep(self.timer_poll)
+
+    async def fire_due_timer(self) -> bool:
+        """Claim one due timer and handle it in one transaction; False if none was due."""
+        fired = False
+        async with self.units.begin(f"{self.name}.timers", None) as uow:
+            assert uow is not None  # no incoming message, so never a duplicate
+            async with self.store.session(uow) as session:
+                timer = await session.claim_due_timer(datetime.now(UTC))
+                if timer is not None:
+                    fired = True
+                    await self.engine.on_timer(session, uow.emit, timer)
+        return fired
