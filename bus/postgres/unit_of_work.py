@@ -2,27 +2,25 @@
 
 Order inside the transaction: the inbox row (consumer, message_id) first, so that a duplicate is known before the
 handler runs (a concurrent duplicate waits on the row lock and then sees the conflict); then the handler's own
-state change through `uow.connection`; then, at commit, what it emitted goes to the outbox and the journal, and the
-incoming message to the journal, in one statement. Any exception rolls all of it back.
+state change through `uow.connection`; then what it emitted goes to the outbox and the journal, and the incoming
+message to the journal, in the same simple query as COMMIT. Any exception rolls all of it back.
+
+Round trips are what a handler's transaction costs (see `literals`), so BEGIN travels with the inbox row and
+COMMIT with the outbox and journal rows: the transaction is managed with SQL, not with asyncpg's `transaction()`.
+Handlers therefore must not open `connection.transaction()` on `uow.connection`; SQL `SAVEPOINT` works.
 """
 
-import asyncpg
+import re
 
-from bus.ports import UnitOfWork, WireMessage
+from bus.ports import UnitOfWork
 from bus.postgres.errors import is_driver_error, translate
+from bus.postgres.literals import literal, text_literal
 from bus.postgres.migrate import DEFAULT_SCHEMA, validate_schema
 from bus.postgres.pool import Pool, PoolConnection
-from bus.postgres.records import (
-    Encode,
-    Outgoing,
-    Route,
-    journal_arrays,
-    journal_insert,
-    outbox_and_journal_insert,
-    outbox_arrays,
-    route_by_kind,
-)
+from bus.postgres.records import Encode, Outgoing, Route, journal_insert, outbox_insert, route_by_kind
 from schemas import Envelope, InvalidArgument
+
+_CONSUMER_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
 
 
 class PostgresUnitOfWork:
@@ -53,30 +51,29 @@ class PostgresUnitOfWorkContext:
         self._consumer = consumer
         self._incoming = incoming
         self._connection: PoolConnection | None = None
-        self._transaction: asyncpg.transaction.Transaction | None = None
         self._unit: PostgresUnitOfWork | None = None
 
     async def __aenter__(self) -> UnitOfWork | None:
-        factory = self._factory
+        schema = self._factory.schema
         try:
-            self._connection = await factory.pool.acquire()
-            self._transaction = self._connection.transaction()
-            await self._transaction.start()
-            if self._incoming is not None:
+            self._connection = await self._factory.pool.acquire()
+            if self._incoming is None:
+                await self._connection.execute("BEGIN")
+            else:
                 status = await self._connection.execute(
-                    f"INSERT INTO {factory.schema}.inbox (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                    self._consumer,
-                    self._incoming.message_id,
+                    f"BEGIN; INSERT INTO {schema}.inbox (consumer, message_id) "
+                    f"VALUES ({text_literal(self._consumer)}, {literal(self._incoming.message_id)}) "
+                    "ON CONFLICT DO NOTHING"
                 )
                 if status.endswith(" 0"):
-                    await self._finish(commit=False)
+                    await self._end("ROLLBACK")
                     return None
         except BaseException as error:
-            await self._finish(commit=False)
+            await self._end("ROLLBACK")
             if is_driver_error(error):
                 raise translate(error) from None
             raise
-        self._unit = PostgresUnitOfWork(self._connection, factory.encode, factory.route)
+        self._unit = PostgresUnitOfWork(self._connection, self._factory.encode, self._factory.route)
         return self._unit
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -84,52 +81,55 @@ class PostgresUnitOfWorkContext:
         if self._unit is None:
             return  # a duplicate: already rolled back in __aenter__
         if exc is not None:
-            await self._finish(commit=False)
+            await self._end("ROLLBACK")
             if is_driver_error(exc):
                 # A repository's statement failed on our connection: the caller sees strata's error, not asyncpg's.
                 raise translate(exc) from None
             return
         try:
-            await self._write_messages(self._unit.emitted)
-            await self._finish(commit=True)
+            await self._end(self._commit_statement(self._unit.emitted))
         except BaseException as error:
-            await self._finish(commit=False)
+            await self._end("ROLLBACK")
             if is_driver_error(error):
                 raise translate(error) from None
             raise
 
-    async def _write_messages(self, emitted: list[Outgoing]) -> None:
-        assert self._connection is not None
+    def _commit_statement(self, emitted: list[Outgoing]) -> str:
         schema = self._factory.schema
-        journaled: list[tuple[Envelope, WireMessage]] = [(item.envelope, item.wire) for item in emitted]
+        journaled = [(item.envelope, item.wire) for item in emitted]
         if self._incoming is not None:
             journaled.append((self._incoming, self._factory.encode(self._incoming)))
-        if emitted:
-            await self._connection.execute(
-                outbox_and_journal_insert(schema), *outbox_arrays(emitted), *journal_arrays(journaled)
-            )
-        elif journaled:
-            await self._connection.execute(journal_insert(schema), *journal_arrays(journaled))
+        statements = [outbox_insert(schema, emitted)] if emitted else []
+        if journaled:
+            statements.append(journal_insert(schema, journaled))
+        statements.append("COMMIT")
+        return "; ".join(statements)
 
-    async def _finish(self, *, commit: bool) -> None:
-        """Commit or roll back, and give the connection back to the pool whatever happens."""
-        connection, transaction = self._connection, self._transaction
-        self._connection = self._transaction = None
+    async def _end(self, statement: str) -> None:
+        """Run the statement that ends the transaction, and give the connection back to the pool whatever happens.
+
+        A failed COMMIT statement raises after rolling back; a failed ROLLBACK does not raise (it follows another
+        failure, the one worth raising, and the pool discards a broken connection, which makes the server roll back).
+        """
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
         try:
-            if transaction is not None and commit:
-                await transaction.commit()
-            elif transaction is not None and connection is not None and not connection.is_closed():
-                await _rollback_quietly(transaction)
+            if not connection.is_closed():
+                await connection.execute(statement)
+        except Exception as error:
+            if statement == "ROLLBACK" and is_driver_error(error):
+                return
+            await _rollback_quietly(connection)
+            raise
         finally:
-            if connection is not None:
-                await self._factory.pool.release(connection)
+            await self._factory.pool.release(connection)
 
 
-async def _rollback_quietly(transaction: asyncpg.transaction.Transaction) -> None:
-    # Rolling back follows another failure, which is the one worth raising; a connection that cannot even roll
-    # back is discarded by the pool on release, and the server rolls back the transaction when it drops.
+async def _rollback_quietly(connection: PoolConnection) -> None:
     try:
-        await transaction.rollback()
+        if not connection.is_closed() and connection.is_in_transaction():
+            await connection.execute("ROLLBACK")
     except Exception as error:
         if not is_driver_error(error):
             raise
@@ -139,12 +139,7 @@ class PostgresUnitOfWorkFactory:
     """Opens units of work on a pool; the bus tables live in `schema` (migrated with `bus.postgres.migrate`)."""
 
     def __init__(
-        self,
-        pool: Pool,
-        *,
-        encode: Encode,
-        route: Route = route_by_kind,
-        schema: str = DEFAULT_SCHEMA,
+        self, pool: Pool, *, encode: Encode, route: Route = route_by_kind, schema: str = DEFAULT_SCHEMA
     ) -> None:
         self.pool = pool
         self.encode = encode
@@ -153,6 +148,8 @@ class PostgresUnitOfWorkFactory:
 
     def begin(self, consumer: str, incoming: Envelope | None) -> PostgresUnitOfWorkContext:
         """Open a unit of work for `consumer`; with `incoming`, it records the inbox row first."""
-        if not consumer:
-            raise InvalidArgument("a unit of work needs the consumer's name (its inbox key)", field="consumer")
+        if not _CONSUMER_NAME.fullmatch(consumer):
+            raise InvalidArgument(
+                f"consumer name {consumer!r} must be 1-200 letters, digits or . _ : @ -", field="consumer"
+            )
         return PostgresUnitOfWorkContext(self, consumer, incoming)

@@ -10,7 +10,7 @@ from bus.codec import encode
 from bus.ports import Binding, Transport
 from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings
 from bus.postgres.pool import Pool
-from bus.postgres.records import Outgoing, outbox_arrays, outbox_insert, route_by_kind
+from bus.postgres.records import Outgoing, outbox_insert, route_by_kind
 from schemas import Envelope
 from tests.helpers import assert_eventually
 from tests.integration.bus_postgres_support import (
@@ -42,9 +42,9 @@ async def test_rows_that_commit_out_of_insertion_order_are_all_published(
     async with bus_pool.acquire() as slow, bus_pool.acquire() as fast:
         slow_transaction = slow.transaction()
         await slow_transaction.start()
-        await slow.execute(outbox_insert("bus"), *outbox_arrays([early]))  # takes the lower id...
+        await slow.execute(outbox_insert("bus", [early]))  # takes the lower id...
         async with fast.transaction():
-            await fast.execute(outbox_insert("bus"), *outbox_arrays([late]))  # ...but commits second
+            await fast.execute(outbox_insert("bus", [late]))  # ...but commits second
         assert (await relay.relay_once()).published == 1
         await slow_transaction.commit()
 
@@ -59,7 +59,7 @@ async def test_two_relays_at_once_publish_every_row_once(
 ) -> None:
     received = await receive(transport, "items", EVENTS)
     rows = [item_added() for _ in range(300)]
-    await bus_pool.execute(outbox_insert("bus"), *outbox_arrays(rows))
+    await bus_pool.execute(outbox_insert("bus", rows))
     settings = RelaySettings(batch_size=25)
     relays = [OutboxRelay(bus_pool, transport, database_url=database_url, settings=settings) for _ in range(2)]
 
@@ -77,7 +77,7 @@ async def test_a_failed_publish_stays_unsent_and_is_retried_after_its_back_off(
         bus_pool, transport, database_url=database_url, settings=RelaySettings(backoff_initial=0.2, backoff_max=1)
     )
     row = item_added()
-    await bus_pool.execute(outbox_insert("bus"), *outbox_arrays([row]))
+    await bus_pool.execute(outbox_insert("bus", [row]))
 
     assert (await relay.relay_once()).failed == 1  # no queue is bound yet: unroutable
     failed = await bus_pool.fetchrow("SELECT attempts, last_error, next_attempt_at > now() AS later FROM bus.outbox")

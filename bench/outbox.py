@@ -1,0 +1,127 @@
+"""Benchmark of the outbox path: handler transaction with emit -> relay -> confirmed publish -> consumed.
+
+Each of `n` handler transactions records an inbox row, changes a row of state and emits one event (outbox and
+journal rows), as a service handling a command does. Relays publish the outbox to RabbitMQ with confirms while the
+transactions run, and a consumer on a quorum queue decodes and acks every event. The figure is messages per second
+from the first transaction to the last event consumed.
+
+usage: python bench/outbox.py [N]   (STRATA_AMQP_URL, STRATA_DATABASE_URL)
+prints one JSON line: {"bench": "outbox", "n": N, "outbox_msgs_per_s": ...}
+"""
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from uuid import UUID, uuid4
+
+# Run as `python bench/outbox.py`, this folder heads sys.path, and bench/bus.py would shadow the `bus` package.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+
+from bus.codec import decode, encode  # noqa: E402 (after the sys.path fix above)
+from bus.ports import Binding, Delivery  # noqa: E402 (after the sys.path fix above)
+from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, create_pool, migrate  # noqa: E402 (after the sys.path fix above)
+from bus.rabbit import RabbitTransport  # noqa: E402 (after the sys.path fix above)
+from bus.settings import BusSettings  # noqa: E402 (after the sys.path fix above)
+from schemas import Command, Envelope, Event, message  # noqa: E402 (after the sys.path fix above)
+
+HANDLER_CONCURRENCY = 16  # handler transactions in flight, as a service with prefetch 16 would have
+POOL_SIZE = 12
+RELAYS = 2  # two relays overlap one's database round trips with the other's publishes
+
+
+@message("bench.outbox.record")
+class RecordItem(Command):
+    """The command each handler transaction handles."""
+
+    item_id: UUID
+
+
+@message("bench.outbox.recorded")
+class ItemRecorded(Event):
+    """The event each handler transaction emits."""
+
+    item_id: UUID
+    size_bytes: int
+    pool_id: UUID
+
+
+async def measure_outbox(n: int, amqp_url: str, database_url: str) -> float:
+    """Messages per second through the full outbox path (see the module docstring)."""
+    tag = uuid4().hex[:10]
+    schema = f"bench_{tag}"
+    pool = await create_pool(database_url, min_size=POOL_SIZE, max_size=POOL_SIZE)
+    transport = RabbitTransport(BusSettings(amqp_url=amqp_url, namespace=f"bench{tag}"))
+    await transport.start()
+    relays: list[OutboxRelay] = []
+    try:
+        async with pool.acquire() as connection:
+            await migrate(connection, schema=schema)
+            await connection.execute(f"CREATE TABLE {schema}.items (item_id uuid PRIMARY KEY, state text NOT NULL)")
+        units = PostgresUnitOfWorkFactory(pool, encode=encode, schema=schema)
+        received = 0
+        done = asyncio.Event()
+
+        async def on_event(delivery: Delivery) -> None:
+            nonlocal received
+            decode(delivery.message)
+            await delivery.ack()
+            received += 1
+            if received == n:
+                done.set()
+
+        queue = await transport.declare_queue("items", [Binding("events", ItemRecorded.message_type)])
+        await transport.consume(queue, on_event, prefetch=512)
+        relays = [
+            OutboxRelay(
+                pool, transport, database_url=database_url, schema=schema, settings=RelaySettings(batch_size=256)
+            )
+            for _ in range(RELAYS)
+        ]
+        for relay in relays:
+            await relay.start()
+        commands = [Envelope.wrap(RecordItem(item_id=uuid4()), producer="bench@localhost") for _ in range(n)]
+        pool_id = uuid4()
+
+        async def handle(command: Envelope) -> None:
+            async with units.begin("items", command) as uow:
+                assert uow is not None
+                item_id = command.payload.item_id  # type: ignore[attr-defined]
+                await uow.connection.execute(
+                    f"INSERT INTO {schema}.items (item_id, state) VALUES ($1, 'Ready')", item_id
+                )
+                event = ItemRecorded(item_id=item_id, size_bytes=21474836480, pool_id=pool_id)
+                uow.emit(Envelope.wrap(event, cause=command, producer="bench@localhost"))
+
+        async def worker(share: list[Envelope]) -> None:
+            for command in share:
+                await handle(command)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(commands[i::HANDLER_CONCURRENCY]) for i in range(HANDLER_CONCURRENCY)))
+        await asyncio.wait_for(done.wait(), timeout=max(60.0, n / 50))
+        elapsed = time.perf_counter() - started
+        return n / elapsed
+    finally:
+        for relay in relays:
+            await relay.stop()
+        await transport.close()
+        await transport.delete_namespace()
+        async with pool.acquire() as connection:
+            await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await pool.close()
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+    amqp_url = os.environ.get("STRATA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    database_url = os.environ.get("STRATA_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    rate = asyncio.run(measure_outbox(n, amqp_url, database_url))
+    print(json.dumps({"bench": "outbox", "n": n, "outbox_msgs_per_s": round(rate)}))
+
+
+if __name__ == "__main__":
+    main()
