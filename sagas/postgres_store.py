@@ -1,0 +1,276 @@
+"""`PostgresSagaStore`: the saga tables in PostgreSQL (schema `sagas` by default), through asyncpg.
+
+A session runs in the unit of work's transaction when given one (so the saga's state, its outbox rows and its
+inbox row commit together), or in a transaction of its own. The saga row is locked with SELECT ... FOR UPDATE;
+timers are claimed with FOR UPDATE SKIP LOCKED, so coordinators share them without waiting on each other; locks
+are taken in canonical (sorted) order so that two sagas wanting overlapping sets cannot deadlock. Driver errors
+leave as strata's errors.
+"""
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from bus.ports import UnitOfWork
+from bus.postgres.errors import translated_errors
+from bus.postgres.migrate import validate_schema
+from bus.postgres.pool import Pool, PoolConnection
+from sagas.ports import LockOutcome, LockResult
+from sagas.records import LockHolder, SagaEvent, SagaInstance, SagaStatus, StepRecord, Timer, TimerKind
+from sagas.serialize import message_from_json, message_to_json, step_from_json, step_to_json
+
+DEFAULT_SCHEMA = "sagas"
+_INSTANCE_COLUMNS = (
+    "saga_id, name, version, status, input, correlation_id, result, error, pivoted, fencing_token, "
+    "created_at, updated_at"
+)
+
+
+class PostgresSagaSession:
+    """A session on one connection in a transaction; see `SagaSession` for what each method promises."""
+
+    def __init__(self, connection: PoolConnection, schema: str) -> None:
+        self._db = connection
+        self._s = schema
+
+    async def insert_instance(self, instance: SagaInstance) -> bool:
+        status = await self._db.execute(
+            f"INSERT INTO {self._s}.instances ({_INSTANCE_COLUMNS}) "
+            "VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
+            *_instance_row(instance),
+        )
+        return not status.endswith(" 0")
+
+    async def lock_instance(self, saga_id: UUID) -> SagaInstance | None:
+        row = await self._db.fetchrow(
+            f"SELECT {_INSTANCE_COLUMNS} FROM {self._s}.instances WHERE saga_id = $1 FOR UPDATE", saga_id
+        )
+        return _instance(row) if row else None
+
+    async def get_instance(self, saga_id: UUID) -> SagaInstance | None:
+        row = await self._db.fetchrow(
+            f"SELECT {_INSTANCE_COLUMNS} FROM {self._s}.instances WHERE saga_id = $1", saga_id
+        )
+        return _instance(row) if row else None
+
+    async def save_instance(self, instance: SagaInstance) -> None:
+        await self._db.execute(
+            f"UPDATE {self._s}.instances SET status = $2, result = $3::jsonb, error = $4, pivoted = $5, "
+            "fencing_token = $6, updated_at = $7 WHERE saga_id = $1",
+            instance.saga_id,
+            instance.status.value,
+            _json(message_to_json(instance.result)),
+            instance.error,
+            instance.pivoted,
+            instance.fencing_token,
+            instance.updated_at,
+        )
+
+    async def load_steps(self, saga_id: UUID) -> list[StepRecord]:
+        rows = await self._db.fetch(f"SELECT record FROM {self._s}.steps WHERE saga_id = $1 ORDER BY seq", saga_id)
+        return [step_from_json(saga_id, json.loads(row["record"])) for row in rows]
+
+    async def save_steps(self, records: Sequence[StepRecord]) -> None:
+        await self._db.execute(
+            f"INSERT INTO {self._s}.steps (saga_id, seq, kind, status, record) "
+            "SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[]) "
+            "ON CONFLICT (saga_id, seq) DO UPDATE SET status = EXCLUDED.status, record = EXCLUDED.record",
+            [record.saga_id for record in records],
+            [record.seq for record in records],
+            [record.kind.value for record in records],
+            [record.status.value for record in records],
+            [json.dumps(step_to_json(record)) for record in records],
+        )
+
+    async def add_timer(self, timer: Timer) -> None:
+        await self._db.execute(
+            f"INSERT INTO {self._s}.timers (saga_id, seq, kind, attempt, due_at) VALUES ($1, $2, $3, $4, $5)",
+            timer.saga_id,
+            timer.seq,
+            timer.kind.value,
+            timer.attempt,
+            timer.due_at,
+        )
+
+    async def claim_due_timer(self, now: datetime) -> Timer | None:
+        row = await self._db.fetchrow(
+            f"DELETE FROM {self._s}.timers WHERE timer_id = ("
+            f"  SELECT timer_id FROM {self._s}.timers WHERE due_at <= $1 ORDER BY due_at, timer_id "
+            "   LIMIT 1 FOR UPDATE SKIP LOCKED) "
+            "RETURNING timer_id, saga_id, seq, kind, attempt, due_at",
+            now,
+        )
+        if row is None:
+            return None
+        return Timer(row["saga_id"], row["seq"], TimerKind(row["kind"]), row["attempt"], row["due_at"], row["timer_id"])
+
+    async def acquire_locks(
+        self, saga_id: UUID, resources: Sequence[str], *, lease: float, now: datetime, queue: bool
+    ) -> LockResult:
+        wanted = sorted(set(resources))
+        # Rows first (sorted, so concurrent inserts of the same new names queue up in one order), then locked in
+        # the same canonical order.
+        await self._db.execute(
+            f"INSERT INTO {self._s}.locks (resource) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
+            wanted,
+        )
+        rows = await self._db.fetch(
+            f"SELECT resource, holder, token, expires_at FROM {self._s}.locks WHERE resource = ANY($1::text[]) "
+            "ORDER BY resource FOR UPDATE",
+            wanted,
+        )
+        held = tuple(
+            LockHolder(row["resource"], row["holder"], row["token"], row["expires_at"])
+            for row in rows
+            if row["holder"] is not None and row["holder"] != saga_id and row["expires_at"] > now
+        )
+        ahead = await self._db.fetchval(
+            f"SELECT count(*) FROM {self._s}.lock_line AS other WHERE other.resource = ANY($1::text[]) "
+            "AND other.saga_id <> $2 AND other.position < coalesce("
+            f"  (SELECT min(position) FROM {self._s}.lock_line WHERE saga_id = $2), 9223372036854775807)",
+            wanted,
+            saga_id,
+        )
+        if not held and not ahead:
+            token = await self._db.fetchval(
+                f"WITH token AS (SELECT nextval('{self._s}.fencing_tokens') AS value) "
+                f"UPDATE {self._s}.locks SET holder = $2, token = token.value, "
+                "expires_at = $3::timestamptz + make_interval(secs => $4) FROM token "
+                "WHERE resource = ANY($1::text[]) RETURNING token.value",
+                wanted,
+                saga_id,
+                now,
+                lease,
+            )
+            await self._db.execute(f"DELETE FROM {self._s}.lock_line WHERE saga_id = $1", saga_id)
+            return LockResult(LockOutcome.ACQUIRED, token=int(token))
+        if not queue:
+            return LockResult(LockOutcome.REFUSED, holders=held)
+        await self._db.execute(
+            f"WITH place AS (SELECT coalesce((SELECT min(position) FROM {self._s}.lock_line WHERE saga_id = $1),"
+            f"                                nextval('{self._s}.line_positions')) AS position) "
+            f"INSERT INTO {self._s}.lock_line (saga_id, resource, position) "
+            "SELECT $1, unnest($2::text[]), place.position FROM place ON CONFLICT DO NOTHING",
+            saga_id,
+            wanted,
+        )
+        return LockResult(LockOutcome.QUEUED, holders=held)
+
+    async def release_locks(self, saga_id: UUID) -> list[UUID]:
+        released = await self._db.fetch(
+            f"UPDATE {self._s}.locks SET holder = NULL, token = NULL, expires_at = NULL WHERE holder = $1 "
+            "RETURNING resource",
+            saga_id,
+        )
+        await self.leave_line(saga_id)
+        if not released:
+            return []
+        rows = await self._db.fetch(
+            f"SELECT saga_id, min(position) AS position FROM {self._s}.lock_line WHERE resource = ANY($1::text[]) "
+            "GROUP BY saga_id ORDER BY 2",
+            [row["resource"] for row in released],
+        )
+        return [row["saga_id"] for row in rows]
+
+    async def renew_locks(self, saga_id: UUID, until: datetime) -> None:
+        await self._db.execute(f"UPDATE {self._s}.locks SET expires_at = $2 WHERE holder = $1", saga_id, until)
+
+    async def leave_line(self, saga_id: UUID) -> None:
+        await self._db.execute(f"DELETE FROM {self._s}.lock_line WHERE saga_id = $1", saga_id)
+
+    async def list_locks(self, saga_id: UUID | None = None) -> list[LockHolder]:
+        rows = await self._db.fetch(
+            f"SELECT resource, holder, token, expires_at FROM {self._s}.locks "
+            "WHERE holder IS NOT NULL AND ($1::uuid IS NULL OR holder = $1) ORDER BY resource",
+            saga_id,
+        )
+        return [LockHolder(row["resource"], row["holder"], row["token"], row["expires_at"]) for row in rows]
+
+    async def record_event(self, event: SagaEvent) -> None:
+        await self._db.execute(
+            f"INSERT INTO {self._s}.events (saga_id, at, kind, detail) VALUES ($1, $2, $3, $4::jsonb)",
+            event.saga_id,
+            event.at,
+            event.kind,
+            json.dumps(event.detail),
+        )
+
+    async def list_events(self, saga_id: UUID) -> list[SagaEvent]:
+        rows = await self._db.fetch(
+            f"SELECT saga_id, at, kind, detail FROM {self._s}.events WHERE saga_id = $1 ORDER BY event_id", saga_id
+        )
+        return [SagaEvent(row["saga_id"], row["at"], row["kind"], json.loads(row["detail"])) for row in rows]
+
+    async def list_instances(
+        self, *, status: SagaStatus | None = None, name: str | None = None, limit: int = 100
+    ) -> list[SagaInstance]:
+        rows = await self._db.fetch(
+            f"SELECT {_INSTANCE_COLUMNS} FROM {self._s}.instances "
+            "WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR name = $2) "
+            "ORDER BY created_at DESC, saga_id DESC LIMIT $3",
+            status.value if status else None,
+            name,
+            limit,
+        )
+        return [_instance(row) for row in rows]
+
+
+class PostgresSagaStore:
+    """The saga store on a pool; run `migrate` once before use (daemons do it at start)."""
+
+    def __init__(self, pool: Pool, *, schema: str = DEFAULT_SCHEMA) -> None:
+        self.pool = pool
+        self.schema = validate_schema(schema)
+
+    @asynccontextmanager
+    async def session(self, uow: UnitOfWork | None = None) -> AsyncIterator[PostgresSagaSession]:
+        """A session in `uow`'s transaction, or in one of its own committed at exit."""
+        with translated_errors():
+            if uow is not None:
+                yield PostgresSagaSession(uow.connection, self.schema)
+                return
+            async with self.pool.acquire() as connection, connection.transaction():
+                yield PostgresSagaSession(connection, self.schema)
+
+
+def _json(value: Any) -> str | None:  # any JSON value, or None for SQL NULL
+    return None if value is None else json.dumps(value)
+
+
+def _instance_row(instance: SagaInstance) -> tuple[Any, ...]:  # the column values, in _INSTANCE_COLUMNS order
+    return (
+        instance.saga_id,
+        instance.name,
+        instance.version,
+        instance.status.value,
+        _json(message_to_json(instance.input)),
+        instance.correlation_id,
+        _json(message_to_json(instance.result)),
+        instance.error,
+        instance.pivoted,
+        instance.fencing_token,
+        instance.created_at,
+        instance.updated_at,
+    )
+
+
+def _instance(row: Any) -> SagaInstance:  # an asyncpg Record of _INSTANCE_COLUMNS
+    stored_input = message_from_json(json.loads(row["input"]))
+    assert stored_input is not None
+    return SagaInstance(
+        saga_id=row["saga_id"],
+        name=row["name"],
+        version=row["version"],
+        status=SagaStatus(row["status"]),
+        input=stored_input,
+        correlation_id=row["correlation_id"],
+        result=message_from_json(json.loads(row["result"])) if row["result"] else None,
+        error=row["error"],
+        pivoted=row["pivoted"],
+        fencing_token=row["fencing_token"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

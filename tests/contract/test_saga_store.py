@@ -1,0 +1,199 @@
+"""The SagaStore contract, run against the memory store and the PostgreSQL store."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+
+from bus.postgres import create_pool
+from sagas.memory_store import MemorySagaStore
+from sagas.ports import LockOutcome, SagaStore
+from sagas.postgres_migrate import migrate_sagas
+from sagas.postgres_store import PostgresSagaStore
+from sagas.records import (
+    Attempt,
+    RetryPolicy,
+    SagaEvent,
+    SagaInstance,
+    SagaStatus,
+    StepKind,
+    StepRecord,
+    StepStatus,
+    StoredMessage,
+    Timer,
+    TimerKind,
+)
+from schemas import ErrorInfo, uuid7
+
+pytestmark = pytest.mark.contract
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def an_instance(name: str = "test.saga") -> SagaInstance:
+    return SagaInstance(
+        saga_id=uuid7(),
+        name=name,
+        version=2,
+        status=SagaStatus.RUNNING,
+        input=StoredMessage("sagatest.run", 1, {"keys": ["a"]}),
+        correlation_id=uuid7(),
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def a_step(saga_id: UUID, seq: int) -> StepRecord:
+    return StepRecord(
+        saga_id=saga_id,
+        seq=seq,
+        kind=StepKind.STEP,
+        status=StepStatus.BACKING_OFF,
+        command=StoredMessage("sagatest.do", 1, {"key": "a", "resource": ""}),
+        compensate=StoredMessage("sagatest.undo", 1, {"key": "a"}),
+        policy=RetryPolicy(attempts=4, backoff=0.1),
+        timeout=2.5,
+        args={"compensate_retry": RetryPolicy().to_json()},
+        attempt=1,
+        error=ErrorInfo(code="TRANSIENT", error_class="Transient", message="busy"),
+        attempts=[Attempt(1, NOW, "TRANSIENT", NOW + timedelta(seconds=1))],
+        created_at=NOW,
+    )
+
+
+class SagaStoreContract:
+    """What every SagaStore adapter promises."""
+
+    @pytest.fixture
+    def store(self) -> SagaStore:
+        """Each adapter's test class provides its store (a fixture of the same name)."""
+        raise NotImplementedError
+
+    async def test_an_instance_is_created_once_and_read_back(self, store: SagaStore) -> None:
+        instance = an_instance()
+        async with store.session() as session:
+            assert await session.insert_instance(instance)
+            assert not await session.insert_instance(instance)
+        instance.status, instance.error, instance.pivoted, instance.fencing_token = SagaStatus.STUCK, "why", True, 7
+        instance.result = StoredMessage("sagatest.done", 1, {"keys": ["a"]})
+        async with store.session() as session:
+            await session.save_instance(instance)
+        async with store.session() as session:
+            assert await session.lock_instance(instance.saga_id) == instance
+            assert await session.get_instance(uuid7()) is None
+
+    async def test_the_journal_round_trips_every_field(self, store: SagaStore) -> None:
+        instance = an_instance()
+        step = a_step(instance.saga_id, 1)
+        pivot = StepRecord(instance.saga_id, 2, StepKind.PIVOT, StepStatus.SUCCEEDED, value={}, created_at=NOW)
+        async with store.session() as session:
+            await session.insert_instance(instance)
+            await session.save_steps([pivot, step])
+        step.status = StepStatus.SUCCEEDED
+        async with store.session() as session:
+            await session.save_steps([step])
+            assert await session.load_steps(instance.saga_id) == [step, pivot]
+
+    async def test_a_session_that_raises_changes_nothing(self, store: SagaStore) -> None:
+        instance = an_instance()
+
+        async def insert_then_fail() -> None:
+            async with store.session() as session:
+                await session.insert_instance(instance)
+                raise RuntimeError("abort the transaction")
+
+        with pytest.raises(RuntimeError):
+            await insert_then_fail()
+        async with store.session() as session:
+            assert await session.get_instance(instance.saga_id) is None
+
+    async def test_timers_are_claimed_once_when_due_oldest_first(self, store: SagaStore) -> None:
+        saga_id = uuid7()
+        async with store.session() as session:
+            await session.add_timer(Timer(saga_id, 2, TimerKind.RETRY, 1, NOW + timedelta(seconds=5)))
+            await session.add_timer(Timer(saga_id, 1, TimerKind.TIMEOUT, 1, NOW - timedelta(seconds=1)))
+            await session.add_timer(Timer(saga_id, 3, TimerKind.WAKE, 0, NOW))
+        async with store.session() as session:
+            first = await session.claim_due_timer(NOW)
+            second = await session.claim_due_timer(NOW)
+            assert await session.claim_due_timer(NOW) is None
+        assert first is not None
+        assert (first.seq, first.kind) == (1, TimerKind.TIMEOUT)
+        assert second is not None
+        assert second.seq == 3
+        async with store.session() as session:
+            later = await session.claim_due_timer(NOW + timedelta(seconds=6))
+        assert later is not None
+        assert later.kind is TimerKind.RETRY
+
+    async def test_locks_are_all_or_nothing_with_rising_tokens(self, store: SagaStore) -> None:
+        first, second = uuid7(), uuid7()
+        async with store.session() as session:
+            taken = await session.acquire_locks(first, ["vm:1", "volume:2"], lease=60, now=NOW, queue=False)
+            refused = await session.acquire_locks(second, ["volume:2", "volume:3"], lease=60, now=NOW, queue=False)
+            assert taken.outcome is LockOutcome.ACQUIRED
+            assert refused.outcome is LockOutcome.REFUSED
+            assert [holder.resource for holder in refused.holders] == ["volume:2"]
+            assert [holder.resource for holder in await session.list_locks()] == ["vm:1", "volume:2"]
+            assert await session.release_locks(first) == []
+            again = await session.acquire_locks(second, ["volume:2", "volume:3"], lease=60, now=NOW, queue=False)
+        assert again.outcome is LockOutcome.ACQUIRED
+        assert again.token is not None
+        assert taken.token is not None
+        assert again.token > taken.token
+
+    async def test_a_lock_whose_lease_ran_out_goes_to_the_next_saga(self, store: SagaStore) -> None:
+        old, new = uuid7(), uuid7()
+        async with store.session() as session:
+            await session.acquire_locks(old, ["vm:1"], lease=1, now=NOW, queue=False)
+            later = NOW + timedelta(seconds=2)
+            taken = await session.acquire_locks(new, ["vm:1"], lease=60, now=later, queue=False)
+            assert taken.outcome is LockOutcome.ACQUIRED
+            await session.renew_locks(old, later + timedelta(hours=1))  # the old holder renews nothing of it
+            assert [holder.saga_id for holder in await session.list_locks()] == [new]
+
+    async def test_sagas_wait_in_line_and_are_woken_in_order(self, store: SagaStore) -> None:
+        holder, first, second = uuid7(), uuid7(), uuid7()
+        async with store.session() as session:
+            await session.acquire_locks(holder, ["vm:1"], lease=60, now=NOW, queue=False)
+            queued = await session.acquire_locks(first, ["vm:1"], lease=60, now=NOW, queue=True)
+            assert queued.outcome is LockOutcome.QUEUED
+            await session.acquire_locks(second, ["vm:1"], lease=60, now=NOW, queue=True)
+            assert await session.release_locks(holder) == [first, second]
+            # The lock is free, but `first` is ahead in line: `second` may not jump it.
+            jumped = await session.acquire_locks(second, ["vm:1"], lease=60, now=NOW, queue=True)
+            assert jumped.outcome is LockOutcome.QUEUED
+            assert (await session.acquire_locks(first, ["vm:1"], lease=60, now=NOW, queue=True)).token is not None
+            await session.release_locks(first)
+            assert (await session.acquire_locks(second, ["vm:1"], lease=60, now=NOW, queue=True)).token is not None
+
+    async def test_events_and_listing(self, store: SagaStore) -> None:
+        one, two = an_instance("test.one"), an_instance("test.two")
+        two.created_at = NOW + timedelta(seconds=1)
+        async with store.session() as session:
+            await session.insert_instance(one)
+            await session.insert_instance(two)
+            await session.record_event(SagaEvent(one.saga_id, NOW, "operator.retry", {"by": "ops"}))
+        async with store.session() as session:
+            assert [i.saga_id for i in await session.list_instances()] == [two.saga_id, one.saga_id]
+            assert [i.saga_id for i in await session.list_instances(name="test.one")] == [one.saga_id]
+            assert await session.list_instances(status=SagaStatus.STUCK) == []
+            events = await session.list_events(one.saga_id)
+        assert [(e.kind, e.detail) for e in events] == [("operator.retry", {"by": "ops"})]
+
+
+class TestMemorySagaStore(SagaStoreContract):
+    @pytest.fixture
+    def store(self) -> SagaStore:
+        return MemorySagaStore()
+
+
+class TestPostgresSagaStore(SagaStoreContract):
+    @pytest.fixture
+    async def store(self, database_url: str) -> AsyncIterator[SagaStore]:
+        pool = await create_pool(database_url, min_size=1, max_size=4)
+        async with pool.acquire() as connection:
+            assert await migrate_sagas(connection) == [1]
+            assert await migrate_sagas(connection) == []
+        yield PostgresSagaStore(pool)
+        await pool.close()
