@@ -27,6 +27,7 @@ _ERROR_BY_CODE: dict[str, type[StrataError]] = {
     "42P01": FailedPrecondition,  # undefined table: migrations not applied
     "3F000": FailedPrecondition,  # invalid schema name: migrations not applied
 }
+_MISSING_OBJECT_CODES = {"42P01", "3F000"}
 _INVALID_CLASSES = ("22", "23")  # data exception, other integrity constraint violations
 
 
@@ -52,6 +53,8 @@ def _translate_server_error(error: asyncpg.PostgresError) -> StrataError:
         error_class: type[StrataError] = Transient
     elif code in _ERROR_BY_CODE:
         error_class = _ERROR_BY_CODE[code]
+        if code in _MISSING_OBJECT_CODES:
+            text += "; are the migrations applied?"
     elif code[:2] in _INVALID_CLASSES:
         error_class = InvalidArgument
     else:

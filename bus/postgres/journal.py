@@ -22,14 +22,16 @@ MAX_LIMIT = 10_000
 
 @dataclass(frozen=True, slots=True)
 class JournalQuery:
-    """Which entries to return; every given criterion must match. At least one criterion or a limit."""
+    """Which entries to return: every given criterion must match (`types`: any of them); at most `limit`."""
 
     correlation_id: UUID | None = None
     saga_id: UUID | None = None
-    type: str | None = None
+    types: tuple[str, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 1000
+    latest: bool = False
+    """With more matches than `limit`: False keeps the oldest ones, True the newest (still returned oldest first)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
@@ -40,8 +42,8 @@ class JournalQuery:
                 raise InvalidArgument(f"{name} must carry a time zone (e.g. 2026-01-01T00:00:00+00:00)", field=name)
         if self.since is not None and self.until is not None and self.since > self.until:
             raise InvalidArgument("since must not be after until", field="since")
-        if self.type is not None and not self.type.strip():
-            raise InvalidArgument("type must not be blank", field="type")
+        if any(not message_type.strip() for message_type in self.types):
+            raise InvalidArgument("a message type must not be blank", field="types")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,17 +121,19 @@ class PostgresJournal:
             where("correlation_id = {}", query.correlation_id)
         if query.saga_id is not None:
             where("saga_id = {}", query.saga_id)
-        if query.type is not None:
-            where("type = {}", query.type)
+        if query.types:
+            where("type = ANY({}::text[])", list(query.types))
         if query.since is not None:
             where("occurred_at >= {}", query.since)
         if query.until is not None:
             where("occurred_at <= {}", query.until)
         arguments.append(query.limit)
+        direction = "DESC" if query.latest else "ASC"
         sql = (
-            f"SELECT * FROM {self._schema}.journal"
+            f"SELECT * FROM (SELECT * FROM {self._schema}.journal"
             f"{' WHERE ' + ' AND '.join(conditions) if conditions else ''}"
-            f" ORDER BY occurred_at, message_id LIMIT ${len(arguments)}"
+            f" ORDER BY occurred_at {direction}, message_id {direction} LIMIT ${len(arguments)}) AS chosen"
+            " ORDER BY occurred_at, message_id"
         )
         with translated_errors():
             rows = await self._pool.fetch(sql, *arguments)

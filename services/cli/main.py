@@ -2,7 +2,7 @@
 
 import typer
 
-from services.cli import asyncapi, demo, dlq, events
+from services.cli import asyncapi, demo, dlq, events, history
 
 app = typer.Typer(
     name="strata",
@@ -14,3 +14,4 @@ app.command("demo")(demo.demo)
 app.command("asyncapi")(asyncapi.asyncapi)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(events.app, name="events")
+events.app.command("history")(history.history)

@@ -30,7 +30,7 @@ async def test_the_journal_answers_by_correlation_saga_type_and_time(
 
     by_correlation = await journal.by_correlation(command.correlation_id)
     by_saga = await journal.by_saga(saga_id)
-    by_type = await journal.find(JournalQuery(type="bustest.pg.item_added"))
+    by_type = await journal.find(JournalQuery(types=("bustest.pg.item_added",)))
     in_the_future = await journal.find(JournalQuery(since=datetime.now(UTC) + timedelta(hours=1)))
     in_the_window = await journal.find(
         JournalQuery(
@@ -45,6 +45,10 @@ async def test_the_journal_answers_by_correlation_saga_type_and_time(
     assert [(entry.type, entry.step) for entry in by_saga] == [("bustest.pg.add_item", 3), ("bustest.pg.item_added", 3)]
     assert {entry.message_id for entry in by_type} == {reply.message_id, unrelated.message_id}
     assert in_the_future == []
+    newest = await journal.find(JournalQuery(limit=2, latest=True))
+    oldest = await journal.find(JournalQuery(limit=1))
+    assert [entry.message_id for entry in newest] == [reply.message_id, unrelated.message_id]
+    assert [entry.message_id for entry in oldest] == [command.message_id]
     assert by_correlation[1].causation_id == command.message_id
     assert by_correlation[1].producer == "items@h2"
     assert by_correlation[1].headers["saga_id"] == str(saga_id)

@@ -62,7 +62,7 @@ def test_bad_relay_settings_are_refused(kwargs: dict[str, float]) -> None:
         {"limit": 0},
         {"since": datetime(2026, 1, 1)},
         {"since": datetime(2026, 2, 1, tzinfo=UTC), "until": datetime(2026, 1, 1, tzinfo=UTC)},
-        {"type": " "},
+        {"types": ("a.b", " ")},
     ],
 )
 def test_bad_journal_queries_are_refused(kwargs: dict[str, object]) -> None:
