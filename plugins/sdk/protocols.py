@@ -1,0 +1,218 @@
+"""The four roles a driver plays, as async protocols. Every mutating call is idempotent on the caller's id.
+
+A driver is what `Plugin.open(config)` returns for one pool (or store); it implements the protocol of each role its
+manifest claims (one object may implement several). The rules every method follows:
+
+- The same call again (same id, same arguments) returns the same result and changes nothing more, also after a
+  crash midway: it finishes or redoes what the first call left. A call that reuses an id for something different
+  raises `AlreadyExists`.
+- Deletes of something already gone succeed (they are retried).
+- Errors are `plugins.sdk.errors` classes; a driver translates its tools' and libraries' errors into them.
+- Nothing blocks the event loop: tools run as asyncio subprocesses, file I/O in threads.
+"""
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from plugins.sdk.progress import ProgressCallback
+from plugins.sdk.types import (
+    BackupRef,
+    Chain,
+    ImageKind,
+    ImageRef,
+    Pool,
+    PoolStats,
+    Snapshot,
+    SnapshotKind,
+    TemplateMode,
+    Volume,
+    VolumeFormat,
+)
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """What every driver has, whatever its roles."""
+
+    async def close(self) -> None:
+        """Release connections and background work; the driver is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class PrimaryStorage(Driver, Protocol):
+    """Volumes that virtual machines run on, in one pool."""
+
+    async def add_pool(self, pool_id: str) -> Pool:
+        """Take the configured storage into use as pool `pool_id` (enabled); `AlreadyExists` if another pool has it."""
+        ...
+
+    async def remove_pool(self, pool_id: str) -> None:
+        """Stop using the storage; `FailedPrecondition` while it still holds volumes."""
+        ...
+
+    async def get_pool(self) -> Pool:
+        """The pool and its state; `NotFound` before `add_pool`."""
+        ...
+
+    async def enter_maintenance(self) -> Pool:
+        """Refuse every volume change until `cancel_maintenance` (for work on the storage itself)."""
+        ...
+
+    async def cancel_maintenance(self) -> Pool:
+        """Leave maintenance; the pool is enabled again."""
+        ...
+
+    async def enable(self) -> Pool:
+        """Allow new volumes on the pool."""
+        ...
+
+    async def disable(self) -> Pool:
+        """Keep existing volumes working but place no new one."""
+        ...
+
+    async def create_volume(
+        self,
+        volume_id: str,
+        size_bytes: int,
+        *,
+        template: Path | None = None,
+        template_mode: TemplateMode = TemplateMode.BACKING,
+    ) -> Volume:
+        """Create an empty (sparse) volume, or one from `template` (as its backing file or as a full copy)."""
+        ...
+
+    async def delete_volume(self, volume_id: str) -> None:
+        """Delete the volume and its snapshots; `FailedPrecondition` if other volumes are built on it."""
+        ...
+
+    async def get_volume(self, volume_id: str) -> Volume:
+        """The volume; `NotFound` if it does not exist."""
+        ...
+
+    async def list_volumes(self) -> list[Volume]:
+        """Every volume of the pool."""
+        ...
+
+    async def resize_volume(self, volume_id: str, size_bytes: int) -> Volume:
+        """Grow the volume to `size_bytes` (the same size again is a no-op); shrinking is `InvalidArgument`."""
+        ...
+
+    async def clone_volume(self, volume_id: str, source_volume_id: str) -> Volume:
+        """Create `volume_id` as a standalone copy of the source volume's current content."""
+        ...
+
+    async def copy_in(
+        self,
+        volume_id: str,
+        source: Path,
+        *,
+        source_format: VolumeFormat | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Volume:
+        """Create `volume_id` from the bytes of a file (a download, a restored backup), reporting progress."""
+        ...
+
+    async def copy_out(
+        self,
+        volume_id: str,
+        target: Path,
+        *,
+        target_format: VolumeFormat = VolumeFormat.RAW,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Write the volume's current content to `target` (replaced atomically), reporting progress."""
+        ...
+
+    async def stats(self) -> PoolStats:
+        """Capacity, use and, where the storage can tell, IOPS."""
+        ...
+
+
+@runtime_checkable
+class SnapshotProvider(Driver, Protocol):
+    """Snapshots of the volumes of a primary storage driver."""
+
+    async def create_snapshot(self, snapshot_id: str, volume_id: str, kind: SnapshotKind) -> Snapshot:
+        """Take a full or delta snapshot of the volume's current content."""
+        ...
+
+    async def delete_snapshot(self, snapshot_id: str) -> None:
+        """Forget the snapshot; its data stays while newer layers need it (coalesce reclaims it)."""
+        ...
+
+    async def get_snapshot(self, snapshot_id: str) -> Snapshot:
+        """The snapshot; `NotFound` if it does not exist."""
+        ...
+
+    async def list_snapshots(self, volume_id: str) -> list[Snapshot]:
+        """The volume's live snapshots, oldest first."""
+        ...
+
+    async def revert_to_snapshot(self, volume_id: str, snapshot_id: str) -> Volume:
+        """Make the volume's content the snapshot's again, in place; what was written since is discarded."""
+        ...
+
+    async def describe_chain(self, volume_id: str) -> Chain:
+        """The volume's layers from the active one down to its base."""
+        ...
+
+    async def coalesce(self, volume_id: str) -> Chain:
+        """Fold every layer that no live snapshot holds into the layer above it, where that is safe; return the chain.
+
+        Safe means the layer has exactly one child (no other branch reads it) and there is room for the merge
+        (measured first, else `ResourceExhausted`). A call after a crash finishes the merge it finds half done.
+        """
+        ...
+
+
+@runtime_checkable
+class BackupTarget(Driver, Protocol):
+    """Backups of volumes, full or incremental, each described by a manifest written last."""
+
+    async def backup(
+        self,
+        backup_id: str,
+        volume_id: str,
+        source: Path,
+        *,
+        parent_id: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> BackupRef:
+        """Back up the raw image at `source`, storing only what changed since `parent_id` when one is given."""
+        ...
+
+    async def restore(self, backup_id: str, target: Path, *, progress: ProgressCallback | None = None) -> None:
+        """Write the backup's bytes to `target`, verifying them; `NotFound` if there is no such backup."""
+        ...
+
+    async def delete_backup(self, backup_id: str) -> None:
+        """Delete the backup and free what no other backup uses."""
+        ...
+
+    async def list_backups(self, volume_id: str | None = None) -> list[BackupRef]:
+        """Finished backups, of one volume or all, oldest first."""
+        ...
+
+
+@runtime_checkable
+class ImageStore(Driver, Protocol):
+    """Templates and ISOs."""
+
+    async def put_image(
+        self, image_id: str, kind: ImageKind, source: Path, *, progress: ProgressCallback | None = None
+    ) -> ImageRef:
+        """Store the file at `source` as the image `image_id`."""
+        ...
+
+    async def get_image(self, image_id: str, target: Path, *, progress: ProgressCallback | None = None) -> ImageRef:
+        """Write the image's bytes to `target`, verifying them; `NotFound` if there is no such image."""
+        ...
+
+    async def delete_image(self, image_id: str) -> None:
+        """Delete the image."""
+        ...
+
+    async def list_images(self) -> list[ImageRef]:
+        """Every image in the store."""
+        ...

@@ -1,0 +1,132 @@
+"""What plugins return: volumes, snapshots, chains, pool statistics and backup references (frozen models)."""
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PoolState(StrEnum):
+    """The administrative state of a pool as the plugin keeps it."""
+
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    """Existing volumes work; no new volume is placed on it."""
+    MAINTENANCE = "maintenance"
+    """Nothing may change on it: volume operations are refused with FailedPrecondition."""
+
+
+class Pool(_Frozen):
+    """One storage pool as the plugin sees it."""
+
+    pool_id: str
+    state: PoolState
+
+
+class VolumeFormat(StrEnum):
+    """On-disk formats a volume can be copied in from or out to."""
+
+    RAW = "raw"
+    QCOW2 = "qcow2"
+
+
+class TemplateMode(StrEnum):
+    """How a volume is made from a template."""
+
+    BACKING = "backing"
+    """The template becomes the read-only base of the volume's chain (fast, shares blocks)."""
+    COPY = "copy"
+    """The template's bytes are copied into a standalone volume."""
+
+
+class Volume(_Frozen):
+    """A volume on primary storage."""
+
+    volume_id: str
+    size_bytes: int = Field(ge=0, description="Virtual size the guest sees.")
+    allocated_bytes: int = Field(ge=0, description="Bytes the volume's own files take on the storage.")
+    format: VolumeFormat
+    path: str = Field(description="Where a hypervisor on a host of the pool's scope opens the volume.")
+
+
+class SnapshotKind(StrEnum):
+    """How a snapshot keeps its data."""
+
+    FULL = "full"
+    """A standalone copy of the volume at that point."""
+    DELTA = "delta"
+    """Only the blocks changed since the layer below it (a node of the volume's backing chain)."""
+
+
+class Snapshot(_Frozen):
+    """A point-in-time image of a volume."""
+
+    snapshot_id: str
+    volume_id: str
+    kind: SnapshotKind
+    size_bytes: int = Field(ge=0)
+    created_at: datetime
+
+
+class ChainLink(_Frozen):
+    """One layer of a volume's chain, top (the active layer) first."""
+
+    path: str
+    snapshot_id: str | None = Field(default=None, description="The live snapshot this layer holds, if any.")
+    active: bool = Field(default=False, description="True for the layer the volume writes to.")
+    allocated_bytes: int = Field(ge=0)
+    children: int = Field(ge=0, description="Layers (of any branch) that use this one as their backing file.")
+
+
+class Chain(_Frozen):
+    """A volume's backing chain from its active layer down to its base."""
+
+    volume_id: str
+    links: tuple[ChainLink, ...]
+
+
+class PoolStats(_Frozen):
+    """Capacity and use of a pool; IOPS only where the storage can tell."""
+
+    capacity_bytes: int = Field(ge=0)
+    used_bytes: int = Field(ge=0, description="Bytes taken on the storage (by anything).")
+    allocated_bytes: int = Field(ge=0, description="Sum of the virtual sizes of the pool's volumes.")
+    volumes: int = Field(ge=0)
+    read_iops: float | None = None
+    write_iops: float | None = None
+
+
+class BackupRef(_Frozen):
+    """A finished backup as a backup target lists it."""
+
+    backup_id: str
+    volume_id: str
+    size_bytes: int = Field(ge=0, description="Size of the backed-up volume.")
+    parent_id: str | None = Field(default=None, description="The backup this one is incremental against.")
+    created_at: datetime
+    written_bytes: int = Field(ge=0, description="Bytes this backup added to the store.")
+
+
+class ImageKind(StrEnum):
+    """What an image store keeps."""
+
+    TEMPLATE = "template"
+    ISO = "iso"
+
+
+class ImageRef(_Frozen):
+    """A template or ISO in an image store."""
+
+    image_id: str
+    kind: ImageKind
+    size_bytes: int = Field(ge=0)
+    checksum: str | None = Field(default=None, description="SHA-256 of the image's bytes, hex.")
+
+
+LocalPath = Path
+"""A file on the host where the driver runs (a staging area, a mount point)."""
