@@ -8,9 +8,10 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from bus.codec import exchange_for
 from bus.ports import WireMessage
 from bus.postgres.literals import literal, text_literal, values_rows
-from schemas import Command, Envelope
+from schemas import Envelope
 
 Route = Callable[[Envelope], tuple[str, str]]
 """Where an envelope is published: (exchange short name, routing key)."""
@@ -20,9 +21,8 @@ Encode = Callable[[Envelope], WireMessage]
 
 
 def route_by_kind(envelope: Envelope) -> tuple[str, str]:
-    """Commands go to the `commands` exchange, events to `events`, each with its wire type as routing key."""
-    exchange = "commands" if isinstance(envelope.payload, Command) else "events"
-    return exchange, envelope.type
+    """Where the Bus facade publishes it too: commands to `commands`, events to `events`, keyed by wire type."""
+    return exchange_for(envelope), envelope.type
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ Handlers therefore must not open `connection.transaction()` on `uow.connection`;
 
 import re
 
+from bus.codec import encode as codec_encode
 from bus.ports import UnitOfWork
 from bus.postgres.errors import is_driver_error, translate
 from bus.postgres.literals import literal, text_literal
@@ -139,7 +140,7 @@ class PostgresUnitOfWorkFactory:
     """Opens units of work on a pool; the bus tables live in `schema` (migrated with `bus.postgres.migrate`)."""
 
     def __init__(
-        self, pool: Pool, *, encode: Encode, route: Route = route_by_kind, schema: str = DEFAULT_SCHEMA
+        self, pool: Pool, *, encode: Encode = codec_encode, route: Route = route_by_kind, schema: str = DEFAULT_SCHEMA
     ) -> None:
         self.pool = pool
         self.encode = encode
