@@ -137,10 +137,15 @@ class Participant:
             except Aborted as error:
                 reply_failure(uow, envelope, error, producer=PRODUCER)
                 return
-        self._act(f"do:{command.key}", envelope, uow)
+        if self._act(f"do:{command.key}", envelope, uow):
+            await self.record(uow, f"do:{command.key}", envelope)
 
     async def undo(self, command: Undo, envelope: Envelope, uow: UnitOfWork) -> None:
-        self._act(f"undo:{command.key}", envelope, uow)
+        if self._act(f"undo:{command.key}", envelope, uow):
+            await self.record(uow, f"undo:{command.key}", envelope)
+
+    async def record(self, uow: UnitOfWork, effect: str, envelope: Envelope) -> None:
+        """Where an effect is kept besides `effects` (in memory here; a table in the PostgreSQL participant)."""
 
     async def check(self, command: Check, envelope: Envelope, uow: UnitOfWork) -> None:
         self.received.append(envelope)
@@ -149,16 +154,16 @@ class Participant:
         else:
             reply_failure(uow, envelope, NotFound(f"{command.key} was never done"), producer=PRODUCER)
 
-    def _act(self, effect: str, envelope: Envelope, uow: UnitOfWork) -> None:
+    def _act(self, effect: str, envelope: Envelope, uow: UnitOfWork) -> bool:
         self.received.append(envelope)
         planned = self.behaviours[effect]
         behaviour = planned.popleft() if planned else "ok"
         if behaviour.startswith("fail:"):
             error: type[StrataError] = ERROR_CLASSES[behaviour.removeprefix("fail:")]
             reply_failure(uow, envelope, error(f"planned failure of {effect}"), producer=PRODUCER)
-            return
+            return False
         if behaviour == "lost":
-            return
+            return False
         self.effects.append(effect)
         if behaviour == "late":
             self.held.append(envelope)
@@ -166,6 +171,7 @@ class Participant:
             reply_success(uow, envelope, {"effect": effect}, producer=PRODUCER)
         if behaviour == "twice":
             reply_success(uow, envelope, {"effect": effect, "again": True}, producer=PRODUCER)
+        return True
 
     async def release_late(self) -> None:
         """Send the held replies now."""
@@ -182,3 +188,18 @@ class Participant:
     def commands_of(self, saga_id: UUID) -> list[Envelope]:
         """The commands of one saga this participant received, in order."""
         return [envelope for envelope in self.received if envelope.saga_id == saga_id]
+
+
+EFFECTS_TABLE = "CREATE TABLE IF NOT EXISTS saga_effects (effect text NOT NULL, saga_id uuid, message_id uuid NOT NULL)"
+
+
+class PostgresParticipant(Participant):
+    """The participant with its effects in its own table, in the unit of work's transaction (the inbox guards it)."""
+
+    async def record(self, uow: UnitOfWork, effect: str, envelope: Envelope) -> None:
+        await uow.connection.execute(
+            "INSERT INTO saga_effects (effect, saga_id, message_id) VALUES ($1, $2, $3)",
+            effect,
+            envelope.saga_id,
+            envelope.message_id,
+        )

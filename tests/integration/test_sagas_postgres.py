@@ -1,0 +1,74 @@
+"""The saga engine on the real RabbitMQ and PostgreSQL: outbox, inbox, relay, coordinator replicas."""
+
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import pytest
+
+from bus.postgres.pool import Pool
+from sagas.records import SagaStatus
+from sagas.work import saga_id_for
+from schemas import Envelope
+from tests.sagas_fixtures import PostgresParticipant, RunPlan
+from tests.sagas_stack import SagaNode, prepare_database, wait_ended
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def nodes(database_url: str, amqp_url: str, namespace: str) -> AsyncIterator[list[SagaNode]]:
+    await prepare_database(database_url)
+    opened = [await SagaNode.open(database_url, amqp_url, namespace) for _ in range(3)]
+    yield opened
+    for index, node in enumerate(opened):
+        await node.close(delete_namespace=index == 0)
+
+
+async def start(node: SagaNode, plan: RunPlan) -> UUID:
+    envelope = Envelope.wrap(plan, producer="test")
+    await node.bus.publish(envelope)
+    return saga_id_for(envelope.message_id)
+
+
+async def effects(pool: Pool) -> list[tuple[str, UUID]]:
+    rows = await pool.fetch("SELECT effect, saga_id FROM saga_effects ORDER BY ctid")
+    return [(row["effect"], row["saga_id"]) for row in rows]
+
+
+async def test_sagas_complete_and_compensate_through_the_outbox(nodes: list[SagaNode]) -> None:
+    node = nodes[0]
+    participant = PostgresParticipant(node.bus)
+    participant.plan("do:z", "fail:FAILED_PRECONDITION")
+    await node.run_coordinator()
+    await node.run_participant(participant)
+    good = await start(node, RunPlan(keys=["a", "b"], locks=["vm:1"]))
+    bad = await start(node, RunPlan(keys=["x", "y", "z"]))
+    assert await wait_ended(node, [good, bad]) == {good: SagaStatus.COMPLETED, bad: SagaStatus.COMPENSATED}
+    done = await effects(node.pool)
+    assert [effect for effect, saga_id in done if saga_id == good] == ["do:a", "do:b"]
+    assert [effect for effect, saga_id in done if saga_id == bad] == ["do:x", "do:y", "undo:y", "undo:x"]
+    async with node.store.session() as session:
+        assert await session.list_locks() == []
+
+
+async def test_two_coordinators_side_by_side_never_run_a_step_twice(nodes: list[SagaNode]) -> None:
+    first, second, service = nodes
+    participant = PostgresParticipant(service.bus)
+    for index in range(0, 30, 3):
+        participant.plan(f"do:k{index}-c", "fail:ABORTED")
+    await first.run_coordinator(prefetch=8)
+    await second.run_coordinator(prefetch=8)
+    await service.run_participant(participant)
+    plans = [RunPlan(keys=[f"k{i}-a", f"k{i}-b", f"k{i}-c"], locks=[f"vm:{i % 4}"], wait=30) for i in range(30)]
+    saga_ids = [await start(service, plan) for plan in plans]
+    statuses = await wait_ended(service, saga_ids, timeout=60)
+    assert sorted(statuses.values()).count(SagaStatus.COMPENSATED) == 10
+    assert sorted(statuses.values()).count(SagaStatus.COMPLETED) == 20
+    sent = await service.pool.fetch(
+        "SELECT saga_id, step, count(*) AS sent FROM bus.journal WHERE saga_id IS NOT NULL AND step IS NOT NULL "
+        "AND type IN ('sagatest.do', 'sagatest.undo') GROUP BY saga_id, step"
+    )
+    assert len(sent) == 20 * 3 + 10 * (3 + 2)  # a failed step was sent too
+    assert {row["sent"] for row in sent} == {1}
+    done = await effects(service.pool)
+    assert len(done) == len(set(done)) == 20 * 3 + 10 * 4
