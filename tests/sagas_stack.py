@@ -4,6 +4,7 @@
 """
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -14,6 +15,7 @@ from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, 
 from bus.postgres.pool import Pool
 from bus.rabbit import RabbitTransport
 from bus.runtime import Consumer
+from bus.settings import BusSettings
 from sagas.coordinator import Coordinator
 from sagas.postgres_migrate import migrate_sagas
 from sagas.postgres_store import PostgresSagaStore
@@ -48,17 +50,24 @@ class SagaNode:
 
     @classmethod
     async def open(
-        cls, database_url: str, amqp_url: str, namespace: str, *, units: UnitOfWorkFactory | None = None
+        cls,
+        database_url: str,
+        amqp_url: str,
+        namespace: str,
+        *,
+        settings: BusSettings | None = None,
+        wrap_units: Callable[[UnitOfWorkFactory], UnitOfWorkFactory] | None = None,
     ) -> "SagaNode":
         pool = await create_pool(database_url, min_size=2, max_size=8)
-        transport = RabbitTransport(bus_settings(namespace, amqp_url), purpose="sagas-test")
+        transport = RabbitTransport(settings or bus_settings(namespace, amqp_url), purpose="sagas-test")
         await transport.start()
         relay = OutboxRelay(pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=0.2))
         await relay.start()
+        units: UnitOfWorkFactory = PostgresUnitOfWorkFactory(pool, encode=encode)
         return cls(
             pool,
             transport,
-            units or PostgresUnitOfWorkFactory(pool, encode=encode),
+            wrap_units(units) if wrap_units else units,
             relay,
             PostgresSagaStore(pool),
         )
