@@ -13,7 +13,7 @@ from plugins.chunked.ports import BlobStore
 from plugins.chunked.prefixed import PrefixedBlobStore
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
-from plugins.chunked.writer import check_id
+from plugins.chunked.writer import BeforeManifest, check_id
 from schemas.errors import AlreadyExists, InvalidArgument, NotFound
 
 IMAGE_PREFIX = "images"
@@ -90,6 +90,7 @@ class ImageRepository:
         disk_format: str = "qcow2",
         checksum: str | None = None,
         progress: ProgressCallback | None = None,
+        before_manifest: BeforeManifest | None = None,
     ) -> ImageRecord:
         """Store the image after checking `checksum` (when given); the same image again is returned as it is."""
         check_id(image_id, "image_id")
@@ -119,6 +120,7 @@ class ImageRepository:
             source=source,
             labels={"kind": kind, "disk_format": disk_format, "checksum": sha256},
             progress=progress,
+            before_manifest=before_manifest,
         )
         return _record(result.manifest)
 

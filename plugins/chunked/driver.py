@@ -1,0 +1,148 @@
+"""`ChunkedDriver`: the SDK's `BackupTarget` and `ImageStore` on any blob store, shared by fsbackup and s3.
+
+A plugin supplies the store, the settings and its name (which prefixes its fault points); this class maps the
+SDK's calls and types onto `ChunkedRepository` and `ImageRepository`.
+"""
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from plugins.chunked.images import ImageRecord, ImageRepository
+from plugins.chunked.manifest import BackupManifest
+from plugins.chunked.ports import BlobStore
+from plugins.chunked.repository import ChunkedRepository
+from plugins.chunked.settings import ChunkedSettings
+from plugins.sdk import faults
+from plugins.sdk.progress import ProgressCallback
+from plugins.sdk.types import BackupRef, ImageKind, ImageRef
+
+Ready = Callable[[], Awaitable[None]]
+"""Checked once before the first operation (e.g. that an NFS mount is there); raises if the store is unusable."""
+
+
+def fault_points(plugin_name: str) -> tuple[str, ...]:
+    """The fault points a chunked plugin passes: after every chunk is stored, before the manifest is written."""
+    return (f"{plugin_name}.backup.before_manifest", f"{plugin_name}.image.before_manifest")
+
+
+def _backup_ref(manifest: BackupManifest) -> BackupRef:
+    return BackupRef(
+        backup_id=manifest.backup_id,
+        volume_id=manifest.volume_id,
+        size_bytes=manifest.size,
+        parent_id=manifest.parent_id,
+        created_at=manifest.created_at,
+        written_bytes=manifest.written_bytes,
+    )
+
+
+def _image_ref(record: ImageRecord) -> ImageRef:
+    return ImageRef(
+        image_id=record.image_id,
+        kind=ImageKind(record.kind),
+        size_bytes=record.size,
+        checksum=record.checksum.removeprefix("sha256:") or None,
+    )
+
+
+class ChunkedDriver:
+    """Backups and images in the chunked format on one blob store."""
+
+    def __init__(
+        self,
+        *,
+        plugin_name: str,
+        store: BlobStore,
+        settings: ChunkedSettings,
+        ready: Ready | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.plugin_name = plugin_name
+        self.store = store
+        self.backups = ChunkedRepository(store, settings)
+        self.images = ImageRepository(store, settings)
+        self._ready = ready
+        self._on_close = on_close
+
+    async def _check_ready(self) -> None:
+        if self._ready is not None:
+            await self._ready()
+            self._ready = None  # checked once; a store that goes away later fails its own calls
+
+    async def close(self) -> None:
+        """Release the store's connections."""
+        if self._on_close is not None:
+            await self._on_close()
+
+    async def backup(
+        self,
+        backup_id: str,
+        volume_id: str,
+        source: Path,
+        *,
+        parent_id: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> BackupRef:
+        """Back up `source`; incremental against `parent_id`; the same call again returns the same backup."""
+        await self._check_ready()
+        result = await self.backups.backup(
+            backup_id=backup_id,
+            volume_id=volume_id,
+            source=source,
+            parent_id=parent_id,
+            progress=progress,
+            before_manifest=lambda: faults.point(f"{self.plugin_name}.backup.before_manifest"),
+        )
+        return _backup_ref(result.manifest)
+
+    async def restore(self, backup_id: str, target: Path, *, progress: ProgressCallback | None = None) -> None:
+        """Write the backup to `target`, every chunk verified against its SHA-256."""
+        await self._check_ready()
+        await self.backups.restore(backup_id, target, progress)
+
+    async def delete_backup(self, backup_id: str) -> None:
+        """Delete the backup and free the chunks no other backup uses; a missing backup is fine."""
+        await self._check_ready()
+        await self.backups.delete(backup_id)
+
+    async def list_backups(self, volume_id: str | None = None) -> list[BackupRef]:
+        """Finished backups, oldest first."""
+        await self._check_ready()
+        return [_backup_ref(manifest) for manifest in await self.backups.backups(volume_id)]
+
+    async def put_image(
+        self,
+        image_id: str,
+        kind: ImageKind,
+        source: Path,
+        *,
+        progress: ProgressCallback | None = None,
+        checksum: str | None = None,
+    ) -> ImageRef:
+        """Store a template or ISO; `checksum` (md5/sha256..., as CloudStack registers it) is checked first."""
+        await self._check_ready()
+        record = await self.images.put(
+            image_id,
+            source,
+            kind=kind.value,
+            disk_format="iso" if kind is ImageKind.ISO else "qcow2",
+            checksum=checksum,
+            progress=progress,
+            before_manifest=lambda: faults.point(f"{self.plugin_name}.image.before_manifest"),
+        )
+        return _image_ref(record)
+
+    async def get_image(self, image_id: str, target: Path, *, progress: ProgressCallback | None = None) -> ImageRef:
+        """Write the image to `target`, every chunk verified."""
+        await self._check_ready()
+        return _image_ref(await self.images.get(image_id, target, progress))
+
+    async def delete_image(self, image_id: str) -> None:
+        """Delete the image; a missing one is fine."""
+        await self._check_ready()
+        await self.images.delete(image_id)
+
+    async def list_images(self) -> list[ImageRef]:
+        """Every stored image."""
+        await self._check_ready()
+        return [_image_ref(record) for record in await self.images.list()]
