@@ -1,0 +1,207 @@
+"""Volumes: create (sparse or from a template), clone, copy in and out, resize, delete.
+
+Every volume is made the same way, so that a retry after a crash converges: the request is recorded first
+(`volume.json`, state `creating`), the image is built under a temporary name, renamed to `active.qcow2`, and the
+record is marked `ready`. The same request again returns the volume (or redoes the build a crash interrupted);
+a different request for the same id raises `AlreadyExists`.
+"""
+
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from plugins.qcow2fs.context import PoolContext, now
+from plugins.qcow2fs.layout import read_record, sync_dir, write_record
+from plugins.qcow2fs.qemu_img import convert_args, read_header
+from plugins.sdk import faults
+from plugins.sdk.errors import AlreadyExists, InvalidArgument, NotFound
+from plugins.sdk.progress import ProgressCallback, fraction_to_bytes, no_progress
+from plugins.sdk.types import TemplateMode, Volume, VolumeFormat
+
+Build = Callable[[Path], Awaitable[None]]
+"""Writes the new volume's image at the given temporary path."""
+
+
+async def make_volume(context: PoolContext, volume_id: str, request: dict[str, object], build: Build) -> Volume:
+    """Create `volume_id` by `build`, idempotently on the (volume_id, request) pair."""
+    async with context.lock(volume_id):
+        record = await context.off_loop(read_record, context.layout.volume_record(volume_id))
+        if record is not None:
+            if record["request"] != request:
+                raise AlreadyExists(f"volume {volume_id!r} exists and was made by another request", field="volume_id")
+            if record["state"] == "ready":
+                return await context.describe_volume(volume_id)
+        else:
+            await context.require_placeable()
+            fresh = {"volume_id": volume_id, "request": request, "state": "creating", "created_at": now()}
+            await context.off_loop(write_record, context.layout.volume_record(volume_id), fresh)
+            record = fresh
+        active = context.layout.active(volume_id)
+        temporary = active.with_name(".active.qcow2.tmp")
+        await context.off_loop(temporary.unlink, True)
+        await build(temporary)
+        await faults.point("qcow2fs.volume.before_publish")
+        await context.off_loop(_publish, temporary, active)
+        await context.off_loop(write_record, context.layout.volume_record(volume_id), {**record, "state": "ready"})
+        return await context.describe_volume(volume_id)
+
+
+def _publish(temporary: Path, active: Path) -> None:
+    temporary.replace(active)
+    sync_dir(active.parent)
+
+
+def _check_size(size_bytes: int) -> None:
+    if size_bytes <= 0 or size_bytes % 512:
+        raise InvalidArgument("size_bytes must be a positive multiple of 512", field="size_bytes")
+
+
+async def create_volume(
+    context: PoolContext, volume_id: str, size_bytes: int, template: Path | None, template_mode: TemplateMode
+) -> Volume:
+    """A sparse volume, or one on a template (as its backing file, or as a full copy grown to `size_bytes`)."""
+    _check_size(size_bytes)
+    request: dict[str, object] = {"op": "create", "size_bytes": size_bytes}
+    if template is None:
+
+        async def build(target: Path) -> None:
+            await context.qemu.run("create", "-q", "-f", "qcow2", str(target), str(size_bytes))
+
+        return await make_volume(context, volume_id, request, build)
+
+    if not template.is_absolute():
+        raise InvalidArgument("template must be an absolute path", field="template")
+    request |= {"template": str(template), "template_mode": template_mode.value}
+    info = (await context.qemu.info(template))[0]
+    template_format, template_size = str(info["format"]), int(str(info["virtual-size"]))
+    if size_bytes < template_size:
+        raise InvalidArgument(
+            f"size_bytes {size_bytes} is smaller than the template's {template_size}", field="size_bytes"
+        )
+
+    async def build_from_template(target: Path) -> None:
+        if template_mode is TemplateMode.BACKING:
+            await context.qemu.run(
+                "create", "-q", "-f", "qcow2", "-b", str(template), "-F", template_format, str(target), str(size_bytes)
+            )
+            return
+        await context.qemu.run(*convert_args(template, target, source_format=template_format, target_format="qcow2"))
+        if size_bytes > template_size:
+            await context.qemu.run("resize", "-q", "-f", "qcow2", str(target), str(size_bytes))
+
+    return await make_volume(context, volume_id, request, build_from_template)
+
+
+async def clone_volume(context: PoolContext, volume_id: str, source_volume_id: str) -> Volume:
+    """A standalone copy of the source's current content (its whole chain flattened)."""
+    if volume_id == source_volume_id:
+        raise InvalidArgument("a volume cannot be cloned onto itself", field="volume_id")
+    await context.volume_record(source_volume_id)
+    source = context.layout.active(source_volume_id)
+
+    async def build(target: Path) -> None:
+        async with context.lock(source_volume_id):
+            await context.qemu.run(*convert_args(source, target, source_format="qcow2", target_format="qcow2"))
+
+    return await make_volume(context, volume_id, {"op": "clone", "source_volume_id": source_volume_id}, build)
+
+
+async def copy_in(
+    context: PoolContext,
+    volume_id: str,
+    source: Path,
+    source_format: VolumeFormat | None,
+    progress: ProgressCallback | None,
+) -> Volume:
+    """A volume made from a file's bytes by `qemu-img convert`, with progress."""
+    if not source.is_absolute():
+        raise InvalidArgument("source must be an absolute path", field="source")
+    request: dict[str, object] = {
+        "op": "copy_in",
+        "source": str(source),
+        "source_format": source_format.value if source_format else None,
+    }
+    report = progress or no_progress
+
+    async def build(target: Path) -> None:
+        info = (await context.qemu.info(source))[0]
+        total = int(str(info["virtual-size"]))
+        fmt = source_format.value if source_format else str(info["format"])
+        args = convert_args(source, target, source_format=fmt, target_format="qcow2")
+        await context.qemu.run(*args, on_percent=fraction_to_bytes(report, total))
+        report(total, total)
+
+    return await make_volume(context, volume_id, request, build)
+
+
+async def copy_out(
+    context: PoolContext,
+    volume_id: str,
+    target: Path,
+    target_format: VolumeFormat,
+    progress: ProgressCallback | None,
+) -> None:
+    """Write the volume's content to `target` (a temporary name first, renamed when complete)."""
+    if not target.is_absolute():
+        raise InvalidArgument("target must be an absolute path", field="target")
+    volume = await context.describe_volume(volume_id)
+    report = progress or no_progress
+    partial = target.with_name(f".{target.name}.partial")
+    async with context.lock(volume_id):
+        await context.off_loop(partial.unlink, True)
+        args = convert_args(Path(volume.path), partial, source_format="qcow2", target_format=target_format.value)
+        await context.qemu.run(*args, on_percent=fraction_to_bytes(report, volume.size_bytes))
+        await context.off_loop(partial.replace, target)
+    report(volume.size_bytes, volume.size_bytes)
+
+
+async def resize_volume(context: PoolContext, volume_id: str, size_bytes: int) -> Volume:
+    """Grow the active layer; the same size is a no-op; shrinking is refused (it would destroy guest data)."""
+    _check_size(size_bytes)
+    async with context.lock(volume_id):
+        await context.volume_record(volume_id)
+        await context.require_changeable()
+        active = context.layout.active(volume_id)
+        current = (await context.off_loop(read_header, active)).size_bytes
+        if size_bytes < current:
+            raise InvalidArgument(f"volumes only grow: {size_bytes} < current {current}", field="size_bytes")
+        if size_bytes > current:
+            await context.qemu.run("resize", "-q", "-f", "qcow2", str(active), str(size_bytes))
+        return await context.describe_volume(volume_id)
+
+
+async def delete_volume(context: PoolContext, volume_id: str) -> None:
+    """Delete the volume's images and snapshot records; the record goes last so a crash leaves it retryable."""
+    async with context.lock(volume_id):
+        directory = context.layout.volume_dir(volume_id)
+        if not await context.off_loop(directory.exists):
+            return
+        await context.require_changeable()
+        await context.off_loop(_delete_volume_files, context, volume_id)
+
+
+def _delete_volume_files(context: PoolContext, volume_id: str) -> None:
+    directory = context.layout.volume_dir(volume_id)
+    if context.layout.snapshots.exists():
+        for record_path in context.layout.snapshots.glob("*.json"):
+            record = read_record(record_path)
+            if record is not None and record.get("volume_id") == volume_id:
+                record_path.unlink(missing_ok=True)
+    for image in directory.glob("*.qcow2*"):
+        image.unlink(missing_ok=True)
+    for hidden in directory.glob(".*.tmp"):
+        hidden.unlink(missing_ok=True)
+    context.layout.volume_record(volume_id).unlink(missing_ok=True)
+    shutil.rmtree(directory, ignore_errors=True)
+    sync_dir(directory.parent)
+
+
+async def list_volumes(context: PoolContext, names: list[str]) -> list[Volume]:
+    """The finished volumes among `names`."""
+    volumes = []
+    for name in names:
+        try:
+            volumes.append(await context.describe_volume(name))
+        except NotFound:
+            continue  # being created or deleted right now
+    return volumes

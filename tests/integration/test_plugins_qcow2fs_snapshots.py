@@ -1,0 +1,130 @@
+"""qcow2fs snapshots on real qemu-img chains: delta and full, revert in place, delete, coalesce with crashes."""
+
+from pathlib import Path
+
+import pytest
+
+from plugins.qcow2fs import Qcow2fsDriver
+from plugins.sdk import faults
+from plugins.sdk.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from plugins.sdk.types import SnapshotKind
+from tests.integration.plugins_qcow2fs_support import MIB, driver, guest_write, read_all
+
+pytestmark = pytest.mark.integration
+__all__ = ["driver"]
+
+
+async def _volume_with_two_deltas(driver: Qcow2fsDriver) -> str:
+    """Volume content: 0x11 in MiB 0 at s1; 0x22 in MiB 1 at s2; 0x33 in MiB 2 in the active layer."""
+    volume = await driver.create_volume("vol-1", 8 * MIB)
+    await guest_write(volume.path, 0x11, 0, MIB)
+    await driver.create_snapshot("s1", "vol-1", SnapshotKind.DELTA)
+    await guest_write(volume.path, 0x22, MIB, MIB)
+    await driver.create_snapshot("s2", "vol-1", SnapshotKind.DELTA)
+    await guest_write(volume.path, 0x33, 2 * MIB, MIB)
+    return volume.path
+
+
+def _expected(*patterns: int) -> bytes:
+    data = b"".join(bytes([p]) * MIB for p in patterns)
+    return data + bytes(8 * MIB - len(data))
+
+
+async def test_delta_snapshots_build_a_real_backing_chain(driver: Qcow2fsDriver, tmp_path: Path) -> None:
+    path = await _volume_with_two_deltas(driver)
+    chain = await driver.describe_chain("vol-1")
+    assert [link.snapshot_id for link in chain.links] == [None, "s2", "s1"]
+    assert chain.links[0].active
+    assert chain.links[0].path == path
+    assert await read_all(path, tmp_path) == _expected(0x11, 0x22, 0x33)
+    again = await driver.create_snapshot("s2", "vol-1", SnapshotKind.DELTA)
+    assert again.snapshot_id == "s2"
+    assert len((await driver.describe_chain("vol-1")).links) == 3
+    with pytest.raises(AlreadyExists):
+        await driver.create_snapshot("s2", "vol-1", SnapshotKind.FULL)
+
+
+async def test_revert_in_place_keeps_the_volume_path(driver: Qcow2fsDriver, tmp_path: Path) -> None:
+    path = await _volume_with_two_deltas(driver)
+    reverted = await driver.revert_to_snapshot("vol-1", "s1")
+    assert reverted.path == path
+    assert await read_all(path, tmp_path) == _expected(0x11)
+    await driver.revert_to_snapshot("vol-1", "s1")
+    assert await read_all(path, tmp_path) == _expected(0x11)
+    with pytest.raises(NotFound):
+        await driver.revert_to_snapshot("vol-1", "nope")
+
+
+async def test_full_snapshot_is_standalone_and_revertible(driver: Qcow2fsDriver, tmp_path: Path) -> None:
+    volume = await driver.create_volume("vol-1", 8 * MIB)
+    await guest_write(volume.path, 0x44, 0, MIB)
+    snapshot = await driver.create_snapshot("full-1", "vol-1", SnapshotKind.FULL)
+    assert snapshot.kind is SnapshotKind.FULL
+    await guest_write(volume.path, 0x55, 0, MIB)
+    await driver.revert_to_snapshot("vol-1", "full-1")
+    assert await read_all(volume.path, tmp_path) == _expected(0x44)
+
+
+async def test_delete_middle_snapshot_then_coalesce_shortens_the_chain(driver: Qcow2fsDriver, tmp_path: Path) -> None:
+    path = await _volume_with_two_deltas(driver)
+    await driver.delete_snapshot("s1")
+    await driver.delete_snapshot("s1")
+    assert len((await driver.describe_chain("vol-1")).links) == 3
+    chain = await driver.coalesce("vol-1")
+    assert [link.snapshot_id for link in chain.links] == [None, "s2"]
+    assert await read_all(path, tmp_path) == _expected(0x11, 0x22, 0x33)
+    assert (await driver.coalesce("vol-1")) == chain
+    await driver.revert_to_snapshot("vol-1", "s2")
+    assert await read_all(path, tmp_path) == _expected(0x11, 0x22)
+
+
+@pytest.mark.parametrize("point", ["qcow2fs.coalesce.after_commit", "qcow2fs.coalesce.after_pivot"])
+async def test_coalesce_crash_then_recall_reconciles(driver: Qcow2fsDriver, tmp_path: Path, point: str) -> None:
+    path = await _volume_with_two_deltas(driver)
+    await driver.delete_snapshot("s2")
+    with faults.armed(point), pytest.raises(faults.InjectedCrash):
+        await driver.coalesce("vol-1")
+    assert await read_all(path, tmp_path) == _expected(0x11, 0x22, 0x33)
+    chain = await driver.coalesce("vol-1")
+    assert [link.snapshot_id for link in chain.links] == [None, "s1"]
+    assert await read_all(path, tmp_path) == _expected(0x11, 0x22, 0x33)
+    await driver.revert_to_snapshot("vol-1", "s1")
+    assert await read_all(path, tmp_path) == _expected(0x11)
+
+
+async def test_a_hidden_layer_with_two_children_is_never_merged(driver: Qcow2fsDriver, tmp_path: Path) -> None:
+    path = await _volume_with_two_deltas(driver)
+    await driver.revert_to_snapshot("vol-1", "s1")
+    await guest_write(path, 0x66, 3 * MIB, MIB)
+    await driver.delete_snapshot("s1")
+    chain = await driver.coalesce("vol-1")
+    assert [link.snapshot_id for link in chain.links] == [None, None]
+    assert chain.links[1].children == 2
+    assert await read_all(path, tmp_path) == _expected(0x11, 0, 0, 0x66)
+    await driver.revert_to_snapshot("vol-1", "s2")
+    assert await read_all(path, tmp_path) == _expected(0x11, 0x22)
+
+
+async def test_snapshot_crash_after_freeze_is_finished_by_a_recall(driver: Qcow2fsDriver, tmp_path: Path) -> None:
+    volume = await driver.create_volume("vol-1", 8 * MIB)
+    await guest_write(volume.path, 0x11, 0, MIB)
+    with faults.armed("qcow2fs.snapshot.after_freeze"), pytest.raises(faults.InjectedCrash):
+        await driver.create_snapshot("s1", "vol-1", SnapshotKind.DELTA)
+    with pytest.raises(NotFound):
+        await driver.get_snapshot("s1")
+    await driver.create_snapshot("s1", "vol-1", SnapshotKind.DELTA)
+    assert await read_all(volume.path, tmp_path) == _expected(0x11)
+    assert len((await driver.describe_chain("vol-1")).links) == 2
+
+
+async def test_maintenance_refuses_changes(driver: Qcow2fsDriver) -> None:
+    await driver.create_volume("vol-1", 8 * MIB)
+    await driver.enter_maintenance()
+    with pytest.raises(FailedPrecondition):
+        await driver.create_snapshot("s1", "vol-1", SnapshotKind.DELTA)
+    with pytest.raises(FailedPrecondition):
+        await driver.create_volume("vol-2", 8 * MIB)
+    await driver.cancel_maintenance()
+    await driver.create_snapshot("s1", "vol-1", SnapshotKind.DELTA)
+    with pytest.raises(InvalidArgument):
+        await driver.create_snapshot("../escape", "vol-1", SnapshotKind.DELTA)
