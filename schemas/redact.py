@@ -1,0 +1,45 @@
+"""Redaction of secret fields, for everything that keeps or shows a message (journal, logs, CLI).
+
+A field is secret when its schema says `writeOnly` (pydantic `json_schema_extra={"writeOnly": True}`) or when it is
+a `SecretStr`/`SecretBytes`. The wire still carries the value to the one service that needs it; the journal and
+every display carry `REDACTED` instead, at any depth of nested models.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel, SecretBytes, SecretStr
+
+REDACTED = "**********"
+
+# JSON values are untyped by nature.
+JsonObject = dict[str, Any]
+
+
+def _is_secret(model: type[BaseModel], name: str) -> bool:
+    info = model.model_fields[name]
+    extra = info.json_schema_extra
+    if isinstance(extra, dict) and extra.get("writeOnly") is True:
+        return True
+    return info.annotation in (SecretStr, SecretBytes, SecretStr | None, SecretBytes | None)
+
+
+def _redact_into(value: BaseModel, dumped: JsonObject) -> JsonObject:
+    model = type(value)
+    for name in model.model_fields:
+        field = getattr(value, name)
+        if field is None or name not in dumped:
+            continue
+        if _is_secret(model, name):
+            dumped[name] = REDACTED
+        elif isinstance(field, BaseModel):
+            _redact_into(field, dumped[name])
+        elif isinstance(field, list | tuple):
+            for item, item_dumped in zip(field, dumped[name], strict=True):
+                if isinstance(item, BaseModel):
+                    _redact_into(item, item_dumped)
+    return dumped
+
+
+def redacted(value: BaseModel) -> JsonObject:
+    """Return `value` as a JSON object with every secret field (at any depth) replaced by `REDACTED`."""
+    return _redact_into(value, value.model_dump(mode="json"))
