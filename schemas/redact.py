@@ -5,7 +5,8 @@ a `SecretStr`/`SecretBytes`. The wire still carries the value to the one service
 every display carry `REDACTED` instead, at any depth of nested models.
 """
 
-from typing import Any
+from functools import cache
+from typing import Any, get_args
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
@@ -43,3 +44,15 @@ def _redact_into(value: BaseModel, dumped: JsonObject) -> JsonObject:
 def redacted(value: BaseModel) -> JsonObject:
     """Return `value` as a JSON object with every secret field (at any depth) replaced by `REDACTED`."""
     return _redact_into(value, value.model_dump(mode="json"))
+
+
+@cache
+def needs_redaction(model: type[BaseModel]) -> bool:
+    """True if `model` has a secret field at any depth of nested models (most messages have none)."""
+    for name, info in model.model_fields.items():
+        if _is_secret(model, name):
+            return True
+        for candidate in (info.annotation, *get_args(info.annotation)):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel) and needs_redaction(candidate):
+                return True
+    return False

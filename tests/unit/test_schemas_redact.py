@@ -5,7 +5,7 @@ import json
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from schemas.redact import REDACTED, redacted
+from schemas.redact import REDACTED, needs_redaction, redacted
 
 pytestmark = pytest.mark.unit
 
@@ -43,3 +43,17 @@ def test_secret_fields_are_redacted_at_any_depth() -> None:
     assert data["replicas"][0]["password"] == REDACTED
     assert data["token"] is None
     assert data["server"] == "10.0.0.5"
+
+
+def test_only_models_with_secrets_need_redaction() -> None:
+    class Plain(BaseModel):
+        server: str
+        replicas: list[str]
+
+    class Nested(BaseModel):
+        logins: list[Credentials]
+
+    assert needs_redaction(Target)
+    assert needs_redaction(Credentials)
+    assert needs_redaction(Nested)
+    assert not needs_redaction(Plain)
