@@ -5,6 +5,7 @@ answered from the journal at once, so a replay is pure, synchronous and repeatab
 else (a real sleep, a network call) is not deterministic and is reported as such.
 """
 
+import copy
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,8 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from sagas.context import Divergence, SagaContext, Suspend
-from sagas.definition import SagaDefinition
-from sagas.records import SagaInstance, StepKind, StepRecord
+from sagas.definition import SagaDefinition, SagaRegistry
+from sagas.records import SagaInstance, SagaStatus, StepKind, StepRecord
 from schemas import ErrorInfo, Message, MessageRegistry, StrataError
 
 
@@ -84,3 +85,41 @@ def _drive(coroutine: Coroutine[Any, Any, Message | None]) -> Message | None:
         return stop.value if isinstance(stop.value, Message) else None
     coroutine.close()
     raise Divergence(0, f"the code awaited {type(yielded).__name__}, not a saga operation (use ctx.sleep, ctx.step)")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayCheck:
+    """Whether a recorded saga still replays against the code now registered (`strata saga replay`)."""
+
+    saga_id: str
+    name: str
+    version: int
+    ok: bool
+    outcome: str
+    reason: str
+    steps: int
+
+
+def check_replay(
+    sagas: SagaRegistry, instance: SagaInstance, journal: list[StepRecord], *, messages: MessageRegistry
+) -> ReplayCheck:
+    """Re-run a recorded saga against the current code, changing nothing, and say whether it diverges."""
+    definition = sagas.get(instance.name, instance.version)
+    if definition is None:
+        reason = f"saga {instance.name} v{instance.version} is not registered"
+        return ReplayCheck(str(instance.saga_id), instance.name, instance.version, False, "missing", reason, 0)
+    sandbox = copy.deepcopy(journal)
+    moment = instance.updated_at or instance.created_at
+    assert moment is not None
+    result = replay(definition, copy.deepcopy(instance), sandbox, now=moment, messages=messages)
+    reason = result.reason
+    ok = result.outcome is not Outcome.DIVERGED
+    if ok and instance.status is SagaStatus.COMPLETED:
+        recorded = instance.result.payload if instance.result else None
+        returned = result.result.model_dump(mode="json") if result.result else None
+        if result.outcome is not Outcome.COMPLETED:
+            ok, reason = False, f"the saga completed, but the code now ends {result.outcome.value}: {reason}"
+        elif recorded != returned:
+            ok, reason = False, "the code now returns another result than the one recorded"
+    steps = len([record for record in journal if record.kind is not StepKind.COMPENSATION])
+    return ReplayCheck(str(instance.saga_id), instance.name, instance.version, ok, result.outcome.value, reason, steps)

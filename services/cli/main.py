@@ -2,7 +2,7 @@
 
 import typer
 
-from services.cli import asyncapi, demo, dlq, events, history
+from services.cli import asyncapi, demo, dlq, events, history, saga
 
 app = typer.Typer(
     name="strata",
@@ -15,3 +15,4 @@ app.command("asyncapi")(asyncapi.asyncapi)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(events.app, name="events")
 events.app.command("history")(history.history)
+app.add_typer(saga.app, name="saga")

@@ -1,0 +1,302 @@
+"""`strata saga`: list, show (a timeline), act on (retry, skip, abort, compensate) and replay sagas.
+
+It reads and writes the saga tables (STRATA_DATABASE_URL, STRATA_SAGAS_SCHEMA) directly: an operator's action is
+one transaction that also journals it and leaves a timer due now, so a running coordinator carries on from there.
+`replay` re-runs recorded journals (from the database, or a file written by `saga show --json`) against the
+saga code installed here and reports any divergence; it exits 1 if one diverges, so CI can run it.
+"""
+
+import asyncio
+import getpass
+import importlib
+import json
+import os
+import pkgutil
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bus.postgres import create_pool
+from sagas.definition import saga_registry
+from sagas.operator import Action, act
+from sagas.postgres_store import DEFAULT_SCHEMA, PostgresSagaStore
+from sagas.records import SagaInstance, SagaStatus, StepKind, StepRecord
+from sagas.replay import ReplayCheck, check_replay
+from sagas.serialize import instance_from_json, instance_to_json, step_from_json, step_to_json
+from schemas import registry
+from schemas.errors import StrataError
+
+app = typer.Typer(help="Saga instances: list, show, retry, skip, abort, compensate, replay.", no_args_is_help=True)
+console = Console()
+T = TypeVar("T")
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _database_url() -> str:
+    return os.environ.get("STRATA_DATABASE_URL", DEFAULT_DATABASE_URL)
+
+
+def _schema() -> str:
+    return os.environ.get("STRATA_SAGAS_SCHEMA", DEFAULT_SCHEMA)
+
+
+def _saga_id(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a saga id (a UUID)", param_hint="SAGA_ID") from None
+
+
+def _run(work: Callable[[PostgresSagaStore], Awaitable[T]]) -> T:
+    """Run `work` with a store on the configured database; strata errors become a clear message and exit 1."""
+
+    async def main() -> T:
+        pool = await create_pool(_database_url(), min_size=1, max_size=2)
+        try:
+            return await work(PostgresSagaStore(pool, schema=_schema()))
+        finally:
+            await pool.close()
+
+    try:
+        return asyncio.run(main())
+    except StrataError as error:
+        console.print(f"[red]{type(error).__name__}:[/red] {error.message}")
+        raise typer.Exit(1) from None
+
+
+@app.command("list")
+def list_sagas(
+    status: Annotated[SagaStatus | None, typer.Option(help="Only sagas in this status.")] = None,
+    name: Annotated[str | None, typer.Option(help="Only sagas of this name.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="At most this many, newest first.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List saga instances, newest first."""
+
+    async def work(store: PostgresSagaStore) -> list[SagaInstance]:
+        async with store.session() as session:
+            return await session.list_instances(status=status, name=name, limit=limit)
+
+    instances = _run(work)
+    if as_json:
+        typer.echo(json.dumps([instance_to_json(instance) for instance in instances], indent=2))
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("saga id", "name", "status", "created", "updated", "error"):
+        table.add_column(column, overflow="fold")
+    for instance in instances:
+        table.add_row(
+            str(instance.saga_id),
+            f"{instance.name} v{instance.version}",
+            _status(instance.status),
+            _when(instance.created_at),
+            _when(instance.updated_at),
+            (instance.error or "")[:80],
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(saga_id: Annotated[str, typer.Argument(help="The saga's id.")], as_json: JsonOption = False) -> None:
+    """Draw a saga's timeline: steps, attempts, durations, compensations, lock holders, operator actions."""
+    wanted = _saga_id(saga_id)
+
+    async def work(store: PostgresSagaStore) -> dict[str, Any]:  # the export: JSON values of every kind
+        async with store.session() as session:
+            instance = await session.get_instance(wanted)
+            if instance is None:
+                raise StrataError(f"no saga {wanted}")
+            return {
+                "instance": instance_to_json(instance),
+                "steps": [step_to_json(step) for step in await session.load_steps(wanted)],
+                "locks": [
+                    {"resource": lock.resource, "token": lock.token, "expires_at": lock.expires_at.isoformat()}
+                    for lock in await session.list_locks(wanted)
+                ],
+                "events": [
+                    {"at": event.at.isoformat(), "kind": event.kind, "detail": event.detail}
+                    for event in await session.list_events(wanted)
+                ],
+            }
+
+    export = _run(work)
+    if as_json:
+        typer.echo(json.dumps(export, indent=2))
+        return
+    _draw(export)
+
+
+def _operator_command(action: Action) -> Callable[..., None]:
+    def command(
+        saga_id: Annotated[str, typer.Argument(help="The saga's id.")],
+        reason: Annotated[str, typer.Option(help="Why (kept in the saga's journal).")] = "",
+        by: Annotated[str | None, typer.Option(help="Who acts (default: the login name).")] = None,
+    ) -> None:
+        wanted = _saga_id(saga_id)
+        actor = by or getpass.getuser()
+
+        async def work(store: PostgresSagaStore) -> str:
+            async with store.session() as session:
+                return await act(session, wanted, action, actor=actor, reason=reason, now=datetime.now(UTC))
+
+        console.print(f"{wanted}: {_run(work)}")
+
+    command.__doc__ = {
+        Action.RETRY: "Give a STUCK saga's failed step (or a FAILED saga's failed compensation) one more attempt.",
+        Action.SKIP: "Count a STUCK saga's failed step (or a FAILED saga's failed compensation) as done.",
+        Action.ABORT: "End a saga FAILED now and release its locks, undoing nothing.",
+        Action.COMPENSATE: "Undo what a running or stuck saga did, even after its pivot.",
+    }[action]
+    return command
+
+
+for _action in Action:
+    app.command(_action.value)(_operator_command(_action))
+
+
+@app.command("replay")
+def replay(
+    saga_id: Annotated[str | None, typer.Argument(help="A saga in the database.")] = None,
+    *,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="A saga exported by `saga show --json`.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every saga in the database (at most --limit).")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="With --all, the newest this many.")] = 1000,
+    module: Annotated[list[str] | None, typer.Option("--module", "-m", help="Import saga code from it.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-run recorded journals against the saga code installed here; exit 1 if any diverges."""
+    if sum((saga_id is not None, file is not None, every)) != 1:
+        raise typer.BadParameter("give exactly one of SAGA_ID, --file or --all")
+    _load_saga_code(module or [])
+    if file is not None:
+        try:
+            exported = json.loads(file.read_text(encoding="utf-8"))
+            instance = instance_from_json(exported["instance"])
+            steps = [step_from_json(instance.saga_id, step) for step in exported["steps"]]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise typer.BadParameter(f"{file} is not a saga export: {error}", param_hint="--file") from None
+        checks = [check_replay(saga_registry, instance, steps, messages=registry)]
+    else:
+        wanted = _saga_id(saga_id) if saga_id is not None else None
+
+        async def work(store: PostgresSagaStore) -> list[ReplayCheck]:
+            async with store.session() as session:
+                if wanted is None:
+                    instances = await session.list_instances(limit=limit)
+                elif (found := await session.get_instance(wanted)) is not None:
+                    instances = [found]
+                else:
+                    raise StrataError(f"no saga {wanted}")
+                return [
+                    check_replay(saga_registry, i, await session.load_steps(i.saga_id), messages=registry)
+                    for i in instances
+                ]
+
+        checks = _run(work)
+    _report(checks, as_json)
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
+
+
+def _load_saga_code(modules: list[str]) -> None:
+    """Import the messages and the saga definitions, so that journals decode and replay."""
+    from services.catalog import load_all_messages
+
+    load_all_messages()
+    try:
+        definitions = importlib.import_module("sagas.definitions")
+        for found in pkgutil.iter_modules(definitions.__path__):
+            importlib.import_module(f"sagas.definitions.{found.name}")
+    except ModuleNotFoundError:
+        pass  # no built-in saga definitions installed yet
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise typer.BadParameter(f"cannot import {name}: {error}", param_hint="--module") from None
+
+
+def _report(checks: list[ReplayCheck], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps([_check_json(check) for check in checks], indent=2))
+        return
+    for check in checks:
+        mark = "[green]ok[/green]" if check.ok else "[red]DIVERGED[/red]"
+        detail = f": {check.reason}" if check.reason else ""
+        console.print(
+            f"{mark} {check.saga_id} {check.name} v{check.version} ({check.steps} steps, {check.outcome}){detail}"
+        )
+
+
+def _check_json(check: ReplayCheck) -> dict[str, Any]:  # JSON values of every kind
+    return {
+        "saga_id": check.saga_id,
+        "name": check.name,
+        "version": check.version,
+        "ok": check.ok,
+        "outcome": check.outcome,
+        "reason": check.reason,
+        "steps": check.steps,
+    }
+
+
+def _draw(export: dict[str, Any]) -> None:  # the JSON export of `show`
+    instance = instance_from_json(export["instance"])
+    console.print(
+        f"[bold]{instance.name} v{instance.version}[/bold]  {instance.saga_id}  {_status(instance.status)}"
+        + ("  [dim](past its pivot)[/dim]" if instance.pivoted else "")
+    )
+    if instance.error:
+        console.print(f"  reason: {instance.error}")
+    steps = [step_from_json(instance.saga_id, step) for step in export["steps"]]
+    table = Table(box=None, header_style="bold")
+    for column in ("step", "kind", "what", "status", "attempts", "started", "took", "outcome"):
+        table.add_column(column, overflow="fold")
+    for step in steps:
+        table.add_row(*_step_row(step))
+    console.print(table)
+    for lock in export["locks"]:
+        console.print(f"  holds {lock['resource']} (token {lock['token']}, lease until {lock['expires_at']})")
+    for event in export["events"]:
+        if event["kind"].startswith("operator.") or event["kind"].startswith("lock"):
+            console.print(f"  {event['at']}  {event['kind']}  {json.dumps(event['detail'])}")
+
+
+def _step_row(step: StepRecord) -> list[str]:
+    what = step.command.type if step.command else json.dumps(step.args or step.value or {})
+    if step.kind is StepKind.COMPENSATION:
+        what = f"↩ {what} (undoes step {step.compensates})"
+    elif step.kind is StepKind.LOCK and step.value and "token" in step.value:
+        what = f"{', '.join(step.args['resources'])} → token {step.value['token']}"
+    took = ""
+    if step.created_at and step.finished_at:
+        took = f"{(step.finished_at - step.created_at).total_seconds() * 1000:.0f} ms"
+    outcomes = "; ".join(f"#{a.number} {a.outcome}" for a in step.attempts if a.outcome)
+    if step.error and step.status.value == "FAILED":
+        outcomes = f"{outcomes}; {step.error.code}: {step.error.message}".lstrip("; ")
+    return [
+        str(step.seq),
+        step.kind.value,
+        what,
+        step.status.value,
+        str(step.attempt or ""),
+        _when(step.created_at),
+        took,
+        outcomes,
+    ]
+
+
+def _status(status: SagaStatus) -> str:
+    colour = {"COMPLETED": "green", "COMPENSATED": "yellow", "FAILED": "red", "STUCK": "magenta"}.get(status.value)
+    return f"[{colour}]{status.value}[/{colour}]" if colour else status.value
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if moment else ""
