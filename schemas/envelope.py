@@ -20,6 +20,10 @@ class Message(BaseModel):
     message_type: ClassVar[str] = ""
     message_version: ClassVar[int] = 0
 
+    def routing_key(self) -> str:
+        """The topic key it is published with: its wire type, unless a message routes by its content."""
+        return self.message_type
+
 
 class Command(Message):
     """An imperative request owned by exactly one service (`volume.create`)."""

@@ -346,6 +346,20 @@ class AgentCommand(Command):
             raise ValueError("an agent command needs a host or a cluster_id to be routed to")
         return self
 
+    def routing_key(self) -> str:
+        """`agent.host.<host>.<type>` (a host named wins) or `agent.cluster.<cluster>.<type>`.
+
+        Dots in the names become '-', so that a name is always one word of the topic key.
+        """
+        if self.host:
+            return f"agent.host.{routing_word(self.host)}.{self.message_type}"
+        return f"agent.cluster.{routing_word(self.cluster_id or '')}.{self.message_type}"
+
+
+def routing_word(name: str) -> str:
+    """A host or cluster name as one word of a topic routing key ('.' would split it)."""
+    return name.replace(".", "-")
+
 
 @message("agent.pool.attach")
 class AttachPoolToHost(AgentCommand):

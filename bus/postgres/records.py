@@ -21,8 +21,9 @@ Encode = Callable[[Envelope], WireMessage]
 
 
 def route_by_kind(envelope: Envelope) -> tuple[str, str]:
-    """Where the Bus facade publishes it too: commands to `commands`, events to `events`, keyed by wire type."""
-    return exchange_for(envelope), envelope.type
+    """Where the Bus facade publishes it too: commands to `commands`, events to `events`, keyed by the payload's
+    `routing_key()` (its wire type, or the agent's host or cluster for agent commands)."""
+    return exchange_for(envelope), envelope.payload.routing_key()
 
 
 @dataclass(frozen=True, slots=True)
