@@ -28,6 +28,7 @@ class S3Config(PluginConfig):
     access_key: str = Field(min_length=1, description="Access key id.")
     secret_key: SecretStr = Field(description="Secret access key.")
     prefix: str = Field(default="strata", description="Key prefix of the store inside the bucket.")
+    create_bucket: bool = Field(default=False, description="Create the bucket on first use if it does not exist.")
     chunk_size_kib: int = Field(
         default=DEFAULT_S3_CHUNK_SIZE // KIB,
         ge=4,

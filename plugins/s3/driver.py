@@ -30,5 +30,6 @@ def open_driver(config: PluginConfig) -> ChunkedDriver:
             compression=Compression(config.compression),
             concurrency=config.concurrency,
         ),
+        ready=store.ensure_bucket if config.create_bucket else None,
         on_close=store.close,
     )

@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,24 @@ def test_a_bad_config_names_the_field_and_never_echoes_the_secret() -> None:
         validate_config(loaded, {key: value for key, value in good.items() if key != "secret_key"})
     assert missing.value.field == "secret_key"
     assert "s3cr3t-value" not in str(missing.value)
+
+
+async def test_create_bucket_makes_a_missing_bucket_on_first_use(seaweed: SeaweedS3, tmp_path: Path) -> None:
+    bucket = f"t-{uuid.uuid4().hex[:16]}"
+    config = {
+        "endpoint": seaweed.endpoint_url,
+        "bucket": bucket,
+        "access_key": seaweed.access_key,
+        "secret_key": seaweed.secret_key,
+        "create_bucket": True,
+    }
+    driver = open_plugin("s3", config)
+    try:
+        volume = tmp_path / "vol.raw"
+        volume.write_bytes(b"x" * 5000)
+        await driver.backup("b1", "vol-1", volume)
+        assert [ref.backup_id for ref in await driver.list_backups()] == ["b1"]
+        await driver.delete_backup("b1")
+    finally:
+        await driver.close()
+        remove_bucket(seaweed, bucket)
