@@ -38,7 +38,8 @@ def translate(error: BaseException) -> StrataError:
     if isinstance(error, asyncpg.PostgresError):
         return _translate_server_error(error)
     connection_gone = isinstance(error, asyncpg.InterfaceError) and "closed" in str(error)
-    if isinstance(error, OSError | TimeoutError) or connection_gone:
+    # asyncpg's client state machine can be left mid-operation by a connection the server cut.
+    if isinstance(error, OSError | TimeoutError | asyncpg.InternalClientError) or connection_gone:
         # The connection is gone or never came: the server may be restarting.
         return Transient(f"PostgreSQL connection failed: {type(error).__name__}: {error}")
     if isinstance(error, asyncpg.InterfaceError):
@@ -64,7 +65,9 @@ def _translate_server_error(error: asyncpg.PostgresError) -> StrataError:
 
 def is_driver_error(error: BaseException) -> bool:
     """Tell whether `error` comes from the driver or the socket (and must be translated before it leaves)."""
-    return isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError | OSError | TimeoutError)
+    return isinstance(
+        error, asyncpg.PostgresError | asyncpg.InterfaceError | asyncpg.InternalClientError | OSError | TimeoutError
+    )
 
 
 @contextmanager

@@ -26,6 +26,11 @@ def route_by_kind(envelope: Envelope) -> tuple[str, str]:
     return exchange_for(envelope), envelope.payload.routing_key()
 
 
+def notify_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel that says new outbox rows were committed in `schema` (validated by the caller)."""
+    return f"{schema}_outbox"
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """An emitted envelope, encoded and routed when it was emitted (so a bad one fails inside the handler)."""

@@ -7,7 +7,8 @@ Claiming is `sent_at IS NULL ... FOR UPDATE SKIP LOCKED` in one transaction that
   mid-batch rolls back and its rows are published again (at least once, which the inbox absorbs);
 - a batch is published pipelined (all publishes in flight, confirmed together) and marked in one statement.
 A failed publish leaves its row unsent with `next_attempt_at` pushed back exponentially.
-The relay wakes on NOTIFY (sent by a trigger at the inserting transaction's commit) and polls as a safety net.
+The relay wakes on NOTIFY (sent by the unit of work right after its commit) and polls as a safety net, which also
+covers writers of the outbox that do not notify.
 """
 
 import asyncio
@@ -23,9 +24,11 @@ from bus.ports import Transport, WireMessage
 from bus.postgres.errors import is_driver_error, translate, translated_errors
 from bus.postgres.migrate import DEFAULT_SCHEMA, validate_schema
 from bus.postgres.pool import Pool, PoolConnection
+from bus.postgres.records import notify_channel
 from schemas.errors import InvalidArgument, StrataError
 
 log = structlog.get_logger(__name__)
+_RELISTEN_INTERVAL = 1.0  # seconds between attempts to LISTEN again while the poll alone wakes the relay
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,7 @@ class OutboxRelay:
         self._database_url = database_url  # for the LISTEN connection, which must not hold a pool slot forever
         self._schema = validate_schema(schema)
         self._settings = settings or RelaySettings()
-        self._channel = f"{self._schema}_outbox"
+        self._channel = notify_channel(self._schema)
         self._wake = asyncio.Event()
         self._stopping = False
         self._listener: asyncpg.Connection | None = None
@@ -187,6 +190,8 @@ class OutboxRelay:
                 log.warning("outbox relay pass failed", error_class=type(error).__name__, error=error.message)
             if self._stopping:
                 break
+            if not self.listening():
+                delay = min(delay, _RELISTEN_INTERVAL)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
@@ -215,6 +220,8 @@ class OutboxRelay:
         try:
             listener = await asyncpg.connect(self._database_url)
             await listener.add_listener(self._channel, self._on_notify)
+            # A lost LISTEN connection wakes the loop, which reconnects and drains what it may have missed.
+            listener.add_termination_listener(self._on_listener_lost)
         except Exception as error:
             if not is_driver_error(error):
                 raise
@@ -234,6 +241,9 @@ class OutboxRelay:
                 listener.terminate()
 
     def _on_notify(self, connection: object, pid: int, channel: str, payload: object) -> None:
+        self._wake.set()
+
+    def _on_listener_lost(self, connection: object) -> None:
         self._wake.set()
 
 

@@ -3,7 +3,8 @@
 Order inside the transaction: the inbox row (consumer, message_id) first, so that a duplicate is known before the
 handler runs (a concurrent duplicate waits on the row lock and then sees the conflict); then the handler's own
 state change through `uow.connection`; then what it emitted goes to the outbox and the journal, and the incoming
-message to the journal, in the same simple query as COMMIT. Any exception rolls all of it back.
+message to the journal, in the same simple query as COMMIT, followed by a NOTIFY that wakes the relays. Any
+exception rolls all of it back.
 
 Round trips are what a handler's transaction costs (see `literals`), so BEGIN travels with the inbox row and
 COMMIT with the outbox and journal rows: the transaction is managed with SQL, not with asyncpg's `transaction()`.
@@ -18,7 +19,15 @@ from bus.postgres.errors import is_driver_error, translate
 from bus.postgres.literals import literal, text_literal
 from bus.postgres.migrate import DEFAULT_SCHEMA, validate_schema
 from bus.postgres.pool import Pool, PoolConnection
-from bus.postgres.records import Encode, Outgoing, Route, journal_insert, outbox_insert, route_by_kind
+from bus.postgres.records import (
+    Encode,
+    Outgoing,
+    Route,
+    journal_insert,
+    notify_channel,
+    outbox_insert,
+    route_by_kind,
+)
 from schemas import Envelope, InvalidArgument
 
 _CONSUMER_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
@@ -104,6 +113,10 @@ class PostgresUnitOfWorkContext:
         if journaled:
             statements.append(journal_insert(schema, journaled))
         statements.append("COMMIT")
+        if emitted:
+            # After COMMIT, in a transaction of its own that writes nothing: a NOTIFY inside the writing transaction
+            # would hold PostgreSQL's notification lock through the WAL flush and serialize every commit.
+            statements.append(f"NOTIFY {notify_channel(schema)}")
         return "; ".join(statements)
 
     async def _end(self, statement: str) -> None:

@@ -1,17 +1,19 @@
 """OutboxRelay on a real PostgreSQL: nothing skipped, nothing published twice in practice, failures retried."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from uuid import uuid4
 
+import asyncpg
 import pytest
 
 from bus.codec import encode
-from bus.ports import Binding, Transport
+from bus.ports import Binding, Transport, UnitOfWork
 from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings
 from bus.postgres.pool import Pool
 from bus.postgres.records import Outgoing, outbox_insert, route_by_kind
-from schemas import Envelope
+from schemas import Envelope, Transient
 from tests.helpers import assert_eventually
 from tests.integration.bus_postgres_support import (
     ItemAdded,
@@ -25,6 +27,21 @@ __all__ = ["bus_pool", "transport", "units"]  # fixtures used by name
 
 pytestmark = pytest.mark.integration
 EVENTS = Binding("events", "bustest.pg.item_added")
+
+
+@asynccontextmanager
+async def units_after_outage(pool: Pool) -> AsyncIterator[UnitOfWork]:
+    """A unit of work, retried while the pool replaces connections the server cut (they fail once, as Transient)."""
+    units = PostgresUnitOfWorkFactory(pool)
+    for _ in range(pool.get_max_size() + 1):
+        try:
+            async with units.begin("api", None) as uow:
+                assert uow is not None
+                yield uow
+                return
+        except Transient:
+            continue
+    raise AssertionError("no working connection after the outage")
 
 
 def item_added() -> Outgoing:
@@ -115,3 +132,31 @@ async def test_the_relay_wakes_on_commit_without_waiting_for_its_poll(
     finally:
         await relay.stop()
     assert await relay.pending() == 0
+
+
+async def test_the_relay_survives_losing_its_database_connections(
+    bus_pool: Pool, transport: Transport, database_url: str, postgres_url: str
+) -> None:
+    received = await receive(transport, "items", EVENTS)
+    relay = OutboxRelay(bus_pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=600))
+    await relay.start()
+    try:
+        await assert_eventually(relay.listening, what="the relay listens")
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() OR datname = $1",
+                database_url.rsplit("/", 1)[1],
+            )
+        finally:
+            await admin.close()
+        # The pool and the LISTEN connection were cut; a new NOTIFY must still reach the relay once it is back.
+        await assert_eventually(relay.listening, what="the relay listens again")
+        event = item_added()
+        async with units_after_outage(bus_pool) as uow:
+            uow.emit(event.envelope)
+
+        await assert_eventually(lambda: received.message_ids == [event.wire.message_id], what="relayed after the cut")
+    finally:
+        await relay.stop()

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.unit
         (asyncpg.exceptions.AdminShutdownError("terminating"), Transient),
         (asyncpg.exceptions.TooManyConnectionsError("too many"), Transient),
         (ConnectionRefusedError(111, "refused"), Transient),
+        (asyncpg.InternalClientError("cannot switch to state 15"), Transient),
         (asyncpg.exceptions.UniqueViolationError("duplicate key"), AlreadyExists),
         (asyncpg.exceptions.UndefinedTableError("no table"), FailedPrecondition),
         (asyncpg.exceptions.CheckViolationError("check"), InvalidArgument),
