@@ -127,13 +127,14 @@ class SagaEngine:
         await work.save()
 
     async def _load(self, session: SagaSession, emit: Emit, saga_id: UUID, cause: Envelope | None) -> SagaWork | None:
-        instance = await session.lock_instance(saga_id)
-        if instance is None:
+        loaded = await session.lock_saga(saga_id)
+        if loaded is None:
             log.warning("message for an unknown saga ignored", saga_id=str(saga_id))
             return None
+        instance, steps = loaded
         if instance.status.ended:
             return None
-        records = {record.seq: record for record in await session.load_steps(saga_id)}
+        records = {record.seq: record for record in steps}
         return SagaWork(session, emit, instance, records, self.clock(), self.producer, self.messages, cause)
 
     async def _advance(self, work: SagaWork) -> None:

@@ -51,6 +51,24 @@ class MemorySagaSession:
         found = self._state.instances.get(saga_id)
         return copy.deepcopy(found) if found else None
 
+    async def lock_saga(self, saga_id: UUID) -> tuple[SagaInstance, list[StepRecord]] | None:
+        instance = await self.lock_instance(saga_id)
+        return (instance, await self.load_steps(saga_id)) if instance else None
+
+    async def write(
+        self,
+        instance: SagaInstance,
+        steps: Sequence[StepRecord],
+        timers: Sequence[Timer],
+        events: Sequence[SagaEvent],
+    ) -> None:
+        await self.save_instance(instance)
+        await self.save_steps(steps)
+        for timer in timers:
+            await self.add_timer(timer)
+        for event in events:
+            await self.record_event(event)
+
     async def save_instance(self, instance: SagaInstance) -> None:
         self._state.instances[instance.saga_id] = copy.deepcopy(instance)
 

@@ -44,6 +44,18 @@ class SagaSession(Protocol):
     async def get_instance(self, saga_id: UUID) -> SagaInstance | None:
         """Return the instance without locking it; None if absent."""
 
+    async def lock_saga(self, saga_id: UUID) -> tuple[SagaInstance, list[StepRecord]] | None:
+        """`lock_instance` and `load_steps` in one go (one round trip where the adapter can)."""
+
+    async def write(
+        self,
+        instance: SagaInstance,
+        steps: Sequence[StepRecord],
+        timers: Sequence[Timer],
+        events: Sequence[SagaEvent],
+    ) -> None:
+        """`save_instance`, `save_steps`, `add_timer` and `record_event` in one go (one round trip where it can)."""
+
     async def save_instance(self, instance: SagaInstance) -> None:
         """Write status, result, error, pivot and fencing token of an existing instance."""
 

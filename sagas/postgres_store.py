@@ -56,17 +56,51 @@ class PostgresSagaSession:
         )
         return _instance(row) if row else None
 
+    async def lock_saga(self, saga_id: UUID) -> tuple[SagaInstance, list[StepRecord]] | None:
+        row = await self._db.fetchrow(
+            f"SELECT {_INSTANCE_COLUMNS}, (SELECT coalesce(json_agg(record ORDER BY seq), '[]') "
+            f"  FROM {self._s}.steps WHERE steps.saga_id = instances.saga_id) AS steps "
+            f"FROM {self._s}.instances WHERE saga_id = $1 FOR UPDATE",
+            saga_id,
+        )
+        if row is None:
+            return None
+        return _instance(row), [step_from_json(saga_id, step) for step in json.loads(row["steps"])]
+
+    async def write(
+        self,
+        instance: SagaInstance,
+        steps: Sequence[StepRecord],
+        timers: Sequence[Timer],
+        events: Sequence[SagaEvent],
+    ) -> None:
+        # One statement: the saga's whole change is one round trip, whatever it touches.
+        await self._db.execute(
+            f"WITH saved_steps AS ({_steps_upsert(self._s, 8)}), "
+            f"new_timers AS (INSERT INTO {self._s}.timers (saga_id, seq, kind, attempt, due_at) "
+            "  SELECT * FROM unnest($13::uuid[], $14::int[], $15::text[], $16::int[], $17::timestamptz[])), "
+            f"new_events AS (INSERT INTO {self._s}.events (saga_id, at, kind, detail) "
+            "  SELECT * FROM unnest($18::uuid[], $19::timestamptz[], $20::text[], $21::jsonb[])) "
+            f"UPDATE {self._s}.instances SET status = $2, result = $3::jsonb, error = $4, pivoted = $5, "
+            "fencing_token = $6, updated_at = $7 WHERE saga_id = $1",
+            *_instance_update(instance),
+            *_steps_columns(steps),
+            [timer.saga_id for timer in timers],
+            [timer.seq for timer in timers],
+            [timer.kind.value for timer in timers],
+            [timer.attempt for timer in timers],
+            [timer.due_at for timer in timers],
+            [event.saga_id for event in events],
+            [event.at for event in events],
+            [event.kind for event in events],
+            [json.dumps(event.detail) for event in events],
+        )
+
     async def save_instance(self, instance: SagaInstance) -> None:
         await self._db.execute(
             f"UPDATE {self._s}.instances SET status = $2, result = $3::jsonb, error = $4, pivoted = $5, "
             "fencing_token = $6, updated_at = $7 WHERE saga_id = $1",
-            instance.saga_id,
-            instance.status.value,
-            _json(message_to_json(instance.result)),
-            instance.error,
-            instance.pivoted,
-            instance.fencing_token,
-            instance.updated_at,
+            *_instance_update(instance),
         )
 
     async def load_steps(self, saga_id: UUID) -> list[StepRecord]:
@@ -74,16 +108,7 @@ class PostgresSagaSession:
         return [step_from_json(saga_id, json.loads(row["record"])) for row in rows]
 
     async def save_steps(self, records: Sequence[StepRecord]) -> None:
-        await self._db.execute(
-            f"INSERT INTO {self._s}.steps (saga_id, seq, kind, status, record) "
-            "SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[]) "
-            "ON CONFLICT (saga_id, seq) DO UPDATE SET status = EXCLUDED.status, record = EXCLUDED.record",
-            [record.saga_id for record in records],
-            [record.seq for record in records],
-            [record.kind.value for record in records],
-            [record.status.value for record in records],
-            [json.dumps(step_to_json(record)) for record in records],
-        )
+        await self._db.execute(_steps_upsert(self._s, 1), *_steps_columns(records))
 
     async def add_timer(self, timer: Timer) -> None:
         await self._db.execute(
@@ -234,6 +259,38 @@ class PostgresSagaStore:
                 return
             async with self.pool.acquire() as connection, connection.transaction():
                 yield PostgresSagaSession(connection, self.schema)
+
+
+def _steps_upsert(schema: str, first: int) -> str:
+    """The journal upsert from the column arrays of `_steps_columns`, as parameters $first..$first+4."""
+    p = [f"${first + offset}" for offset in range(5)]
+    return (
+        f"INSERT INTO {schema}.steps (saga_id, seq, kind, status, record) "
+        f"SELECT * FROM unnest({p[0]}::uuid[], {p[1]}::int[], {p[2]}::text[], {p[3]}::text[], {p[4]}::jsonb[]) "
+        "ON CONFLICT (saga_id, seq) DO UPDATE SET status = EXCLUDED.status, record = EXCLUDED.record"
+    )
+
+
+def _instance_update(instance: SagaInstance) -> tuple[Any, ...]:  # parameters $1..$7 of the instance UPDATE
+    return (
+        instance.saga_id,
+        instance.status.value,
+        _json(message_to_json(instance.result)),
+        instance.error,
+        instance.pivoted,
+        instance.fencing_token,
+        instance.updated_at,
+    )
+
+
+def _steps_columns(records: Sequence[StepRecord]) -> tuple[list[Any], ...]:  # the unnest arrays of _steps_upsert
+    return (
+        [record.saga_id for record in records],
+        [record.seq for record in records],
+        [record.kind.value for record in records],
+        [record.status.value for record in records],
+        [json.dumps(step_to_json(record)) for record in records],
+    )
 
 
 def _json(value: Any) -> str | None:  # any JSON value, or None for SQL NULL

@@ -135,10 +135,5 @@ class SagaWork:
     async def save(self) -> None:
         """Write the changed records, the instance, the new timers and events."""
         self.instance.updated_at = self.now
-        if self.dirty:
-            await self.session.save_steps([self.records[seq] for seq in sorted(self.dirty)])
-        await self.session.save_instance(self.instance)
-        for timer in self.timers:
-            await self.session.add_timer(timer)
-        for event in self.events:
-            await self.session.record_event(event)
+        steps = [self.records[seq] for seq in sorted(self.dirty)]
+        await self.session.write(self.instance, steps, self.timers, self.events)

@@ -94,6 +94,24 @@ class SagaStoreContract:
             await session.save_steps([step])
             assert await session.load_steps(instance.saga_id) == [step, pivot]
 
+    async def test_a_whole_change_is_written_and_loaded_in_one_go(self, store: SagaStore) -> None:
+        instance = an_instance()
+        step = a_step(instance.saga_id, 1)
+        timer = Timer(instance.saga_id, 1, TimerKind.RETRY, 1, NOW)
+        event = SagaEvent(instance.saga_id, NOW, "compensating", {"reason": "x"})
+        async with store.session() as session:
+            await session.insert_instance(instance)
+            assert await session.lock_saga(instance.saga_id) == (instance, [])
+            instance.status = SagaStatus.COMPENSATING
+            await session.write(instance, [step], [timer], [event])
+        async with store.session() as session:
+            assert await session.lock_saga(instance.saga_id) == (instance, [step])
+            assert await session.lock_saga(uuid7()) is None
+            claimed = await session.claim_due_timer(NOW)
+            assert claimed is not None
+            assert (claimed.saga_id, claimed.kind) == (instance.saga_id, TimerKind.RETRY)
+            assert await session.list_events(instance.saga_id) == [event]
+
     async def test_a_session_that_raises_changes_nothing(self, store: SagaStore) -> None:
         instance = an_instance()
 
