@@ -83,10 +83,12 @@ async def write_backup(
     existing = await load_manifest_if_any(store, backup_id)
     if existing is not None:
         return _same_backup(existing, volume_id, parent_id)
-    parent = await _load_parent(store, parent_id, volume_id) if parent_id else None
-    chunk_size = parent.chunk_size if parent else settings.chunk_size
-    known = parent.digests() if parent else set()
     async with backup_marker(store, backup_id, settings):
+        # The parent is read only once our marker is up: from then on no sweep frees its chunks, so reusing them
+        # without an exists check is safe even if the parent itself is deleted meanwhile.
+        parent = await _load_parent(store, parent_id, volume_id) if parent_id else None
+        chunk_size = parent.chunk_size if parent else settings.chunk_size
+        known = parent.digests() if parent else set()
         try:
             fd = await asyncio.to_thread(os.open, source, os.O_RDONLY)
         except FileNotFoundError:

@@ -1,5 +1,6 @@
 """Backup, incremental, restore, delete and crash safety of the chunked format, on the in-memory blob store."""
 
+import asyncio
 import os
 import random
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from plugins.chunked.memory import MemoryBlobStore
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import ChunkedSettings
 from schemas.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Transient
+from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.unit
 
@@ -238,3 +240,22 @@ async def test_markers_of_crashed_processes_stop_counting_after_their_lease(tmp_
     _, swept = await repository.delete("b1")
     assert not swept.deferred
     assert swept.freed_chunks == CHUNKS + 1 - 2
+
+
+async def test_a_parent_swept_while_a_backup_waited_is_not_trusted(tmp_path: Path) -> None:
+    store = MemoryBlobStore()
+    repository = _repository(store)
+    volume = _volume(tmp_path / "vol.raw")
+    await repository.backup(backup_id="parent", volume_id="vol-1", source=volume)
+    await store.put(f"{SWEEP_MARKERS}running", b"{}")  # a sweep is under way elsewhere
+    waiting = asyncio.create_task(
+        repository.backup(backup_id="child", volume_id="vol-1", source=volume, parent_id="parent")
+    )
+    await assert_eventually(lambda: f"{BACKUP_MARKERS}child" in store.objects, what="the child's marker")
+    # The running sweep deletes the parent and frees its chunks, then ends.
+    for key in [key for key in store.objects if key.startswith("chunks/")] + [manifest_key("parent")]:
+        await store.delete(key)
+    await store.delete(f"{SWEEP_MARKERS}running")
+    with pytest.raises(NotFound) as error:
+        await waiting
+    assert error.value.field == "parent_id"
