@@ -1,0 +1,48 @@
+"""The metrics every daemon exposes about the messages it handles.
+
+Every series carries a `service` label, so that `strata up` (every daemon in one process, one registry) and one
+daemon per process expose the same names. Create one `MessageMetrics` per registry and share it.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from time import perf_counter
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class MessageMetrics:
+    """Counts and times message handling, per service and wire type, on one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._handled = Counter(
+            "strata_messages_handled",
+            "Messages handled, by service, wire type and outcome.",
+            ["service", "type", "outcome"],
+            registry=registry,
+        )
+        self._seconds = Histogram(
+            "strata_message_handling_seconds",
+            "Time from decoding a message to committing its effects.",
+            ["service", "type"],
+            registry=registry,
+        )
+        self._in_flight = Gauge(
+            "strata_messages_in_flight", "Messages being handled now.", ["service"], registry=registry
+        )
+
+    def record(self, service: str, message_type: str, outcome: str) -> None:
+        """Count one message that ended with `outcome` (`ok`, `retried`, `dead`, `duplicate`)."""
+        self._handled.labels(service, message_type, outcome).inc()
+
+    @contextmanager
+    def handling(self, service: str, message_type: str) -> Iterator[None]:
+        """Time the block as the handling of one message, and count it in flight meanwhile."""
+        gauge = self._in_flight.labels(service)
+        gauge.inc()
+        started = perf_counter()
+        try:
+            yield
+        finally:
+            self._seconds.labels(service, message_type).observe(perf_counter() - started)
+            gauge.dec()
