@@ -1,0 +1,55 @@
+"""Blocking file work for rawfile (run in threads): sparse copies, atomic records."""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from plugins.sdk.progress import ProgressCallback
+
+BLOCK = 1024 * 1024
+
+
+def sparse_copy(source: Path, target: Path, progress: ProgressCallback) -> int:
+    """Copy `source` to `target` leaving holes where the source reads zeros; return the size."""
+    size = source.stat().st_size
+    zero = bytes(BLOCK)
+    with source.open("rb") as reader, target.open("wb") as writer:
+        done = 0
+        while block := reader.read(BLOCK):
+            if block == zero[: len(block)]:
+                writer.seek(len(block), os.SEEK_CUR)
+            else:
+                writer.write(block)
+            done += len(block)
+            progress(done, size)
+        writer.truncate(size)
+        writer.flush()
+        os.fsync(writer.fileno())
+    progress(size, size)
+    return size
+
+
+def make_file(path: Path, size: int, preallocate: bool) -> None:
+    """A new raw file of `size` bytes, sparse unless `preallocate`."""
+    with path.open("wb") as handle:
+        if preallocate:
+            os.posix_fallocate(handle.fileno(), 0, size)
+        handle.truncate(size)
+        os.fsync(handle.fileno())
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:  # Any: a JSON object
+    """Replace `path` with `data`, atomically."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, sort_keys=True))
+    temporary.replace(path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:  # Any: a JSON object
+    """The record at `path`, or None."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,220 @@
+"""The conformance suite the kit runs (collected only with `--strata-plugin`; see `plugins/conformance/__init__.py`).
+
+Tests are synchronous and drive the plugin on their own event loop, so the kit needs no async pytest plugin.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from plugins.conformance.harness import NOT_CLAIMED, Kit, load_plugin, read_config_file
+from plugins.conformance.steps import (
+    Step,
+    backup_steps,
+    comparable,
+    image_steps,
+    pool_steps,
+    snapshot_steps,
+    teardown_steps,
+    volume_steps,
+    write_source,
+)
+from plugins.registry import validate_config
+from plugins.sdk import Capability, Role, faults
+from plugins.sdk.errors import AlreadyExists, InvalidArgument, NotFound
+from plugins.sdk.protocols import BackupTarget, ImageStore, PrimaryStorage, SnapshotProvider
+from plugins.sdk.types import SnapshotKind
+
+GROUPS = ("primary", "snapshots", "backup", "image")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise by role group, and by the plugin's fault points."""
+    if "group" in metafunc.fixturenames:
+        metafunc.parametrize("group", GROUPS)
+    if "fault_point" in metafunc.fixturenames:
+        name = metafunc.config.getoption("strata_plugin")
+        points = load_plugin(name).fault_points if name else ()
+        metafunc.parametrize("fault_point", points or ["(none declared)"])
+
+
+@pytest.fixture
+def kit(request: pytest.FixtureRequest) -> Iterator[Kit]:
+    """The plugin under test with a fresh driver, config and scratch space; what the test made is deleted after."""
+    name = request.config.getoption("strata_plugin")
+    plugin = load_plugin(name)
+    opened = Kit(plugin, read_config_file(request.config.getoption("strata_plugin_config")))
+    try:
+        yield opened
+    finally:
+        faults.disarm()
+        opened.close()
+
+
+def _require(kit: Kit, group: str) -> None:
+    if group == "primary" and not kit.claims(Role.PRIMARY):
+        pytest.skip(f"primary role {NOT_CLAIMED}")
+    if group == "snapshots" and not (
+        kit.claims(Role.PRIMARY) and (kit.claims(Capability.SNAPSHOT) or kit.claims(Capability.DELTA_SNAPSHOT))
+    ):
+        pytest.skip(f"snapshots {NOT_CLAIMED}")
+    if group == "backup" and not kit.claims(Role.BACKUP):
+        pytest.skip(f"backup role {NOT_CLAIMED}")
+    if group == "image" and not kit.claims(Role.IMAGE):
+        pytest.skip(f"image role {NOT_CLAIMED}")
+
+
+def life_cycle(kit: Kit, group: str) -> list[Step]:
+    """The steps of one role group (a primary group starts with the pool and ends by removing it)."""
+    source = write_source(kit.scratch)
+    if group == "backup":
+        return backup_steps(kit, source)
+    if group == "image":
+        return image_steps(kit, source)
+    body = volume_steps(kit, source) if group == "primary" else snapshot_steps(kit, source)
+    return [*pool_steps(kit), *body, *teardown_steps(kit)]
+
+
+def every_claimed_step(kit: Kit) -> list[Step]:
+    """The life cycles of every group the manifest claims, one after the other."""
+    steps: list[Step] = []
+    for group in GROUPS:
+        try:
+            _require(kit, group)
+        except pytest.skip.Exception:
+            continue
+        steps += life_cycle(kit, group)
+    return steps
+
+
+def _run(kit: Kit, step: Step) -> object:
+    step.track()
+    result = kit.run(step.call())
+    step.check(result)
+    return result
+
+
+def test_manifest_loads_and_the_driver_plays_its_roles(kit: Kit) -> None:
+    """The manifest is valid and the driver implements the protocol of every claimed role."""
+    roles = {
+        Role.PRIMARY: PrimaryStorage,
+        Role.BACKUP: BackupTarget,
+        Role.IMAGE: ImageStore,
+    }
+    for role, protocol in roles.items():
+        if kit.claims(role):
+            assert isinstance(kit.driver, protocol), f"claims {role.value} but does not implement {protocol.__name__}"
+    if kit.claims(Capability.SNAPSHOT) or kit.claims(Capability.DELTA_SNAPSHOT):
+        assert isinstance(kit.driver, SnapshotProvider), "claims snapshots but does not implement SnapshotProvider"
+    assert kit.manifest.name == kit.plugin.name
+
+
+def test_a_missing_required_config_field_is_named(kit: Kit) -> None:
+    """Leaving out a required field gives InvalidArgument naming the plugin and the field."""
+    required = kit.manifest.config_model.model_json_schema().get("required", [])
+    if not required:
+        pytest.skip("the config model has no required field")
+    raw = {key: value for key, value in kit.raw_config.items() if key != required[0]}
+    with pytest.raises(InvalidArgument) as caught:
+        validate_config(kit.plugin, raw)
+    assert caught.value.field == required[0]
+    assert kit.plugin.name in caught.value.message
+
+
+def test_life_cycle(kit: Kit, group: str) -> None:
+    """Every operation of the role, once, in the order a cloud uses them, each result checked."""
+    _require(kit, group)
+    for step in life_cycle(kit, group):
+        _run(kit, step)
+
+
+def test_every_mutating_call_twice(kit: Kit, group: str) -> None:
+    """Calling any mutating operation again with the same ids returns the same result and changes nothing."""
+    _require(kit, group)
+    for step in life_cycle(kit, group):
+        first = _run(kit, step)
+        if step.mutating:
+            again = _run(kit, step)
+            assert comparable(again) == comparable(first), f"{step.name}: a repeated call returned another result"
+
+
+def test_a_conflicting_id_is_refused(kit: Kit, group: str) -> None:
+    """Reusing an id for a different request raises AlreadyExists."""
+    _require(kit, group)
+    source = write_source(kit.scratch)
+    if group in ("primary", "snapshots"):
+        _run(kit, pool_steps(kit)[0])
+        volume_id = kit.id("vol")
+        kit.created.volumes.append(volume_id)
+        kit.run(kit.primary.create_volume(volume_id, 4 * 1024 * 1024))
+        if group == "primary":
+            with pytest.raises(AlreadyExists):
+                kit.run(kit.primary.create_volume(volume_id, 8 * 1024 * 1024))
+            return
+        snapshot_id = kit.id("snap")
+        kit.created.snapshots.append(snapshot_id)
+        kind = SnapshotKind.DELTA if kit.claims(Capability.DELTA_SNAPSHOT) else SnapshotKind.FULL
+        kit.run(kit.snapshots.create_snapshot(snapshot_id, volume_id, kind))
+        other = kit.id("vol")
+        kit.created.volumes.append(other)
+        kit.run(kit.primary.create_volume(other, 4 * 1024 * 1024))
+        with pytest.raises(AlreadyExists):
+            kit.run(kit.snapshots.create_snapshot(snapshot_id, other, kind))
+    elif group == "backup":
+        backup_id = kit.id("backup")
+        kit.created.backups.append(backup_id)
+        kit.run(kit.backups.backup(backup_id, "volume-a", source))
+        with pytest.raises(AlreadyExists):
+            kit.run(kit.backups.backup(backup_id, "volume-b", source))
+    else:
+        from plugins.sdk.types import ImageKind
+
+        image_id = kit.id("image")
+        kit.created.images.append(image_id)
+        kit.run(kit.images.put_image(image_id, ImageKind.TEMPLATE, source))
+        with pytest.raises(AlreadyExists):
+            kit.run(kit.images.put_image(image_id, ImageKind.ISO, source))
+
+
+def test_missing_objects_are_not_found(kit: Kit, group: str) -> None:
+    """Reading what does not exist raises NotFound; deleting it succeeds (deletes are retried)."""
+    _require(kit, group)
+    missing = kit.id("missing")
+    scratch: Path = kit.scratch / "never-written.raw"
+    if group in ("primary", "snapshots"):
+        _run(kit, pool_steps(kit)[0])
+        if group == "primary":
+            with pytest.raises(NotFound):
+                kit.run(kit.primary.get_volume(missing))
+            kit.run(kit.primary.delete_volume(missing))
+        else:
+            with pytest.raises(NotFound):
+                kit.run(kit.snapshots.get_snapshot(missing))
+            kit.run(kit.snapshots.delete_snapshot(missing))
+    elif group == "backup":
+        with pytest.raises(NotFound):
+            kit.run(kit.backups.restore(missing, scratch))
+        kit.run(kit.backups.delete_backup(missing))
+    else:
+        with pytest.raises(NotFound):
+            kit.run(kit.images.get_image(missing, scratch))
+        kit.run(kit.images.delete_image(missing))
+
+
+def test_crash_at_fault_point_then_a_second_call_reconciles(kit: Kit, fault_point: str) -> None:
+    """Crash the life cycle at the point, call the interrupted operation again, and finish: every check holds."""
+    if fault_point not in kit.plugin.fault_points:
+        pytest.skip("the plugin declares no fault point")
+    hits_before = faults.hits(fault_point)
+    crashed: list[str] = []
+    faults.arm(fault_point)
+    for step in every_claimed_step(kit):
+        try:
+            _run(kit, step)
+        except faults.InjectedCrash:
+            crashed.append(step.name)
+            _run(kit, step)
+    faults.disarm()
+    assert faults.hits(fault_point) > hits_before, f"the life cycle never reached fault point {fault_point!r}"
+    assert crashed, f"fault point {fault_point!r} was reached but did not crash"
