@@ -89,27 +89,29 @@ class HealthServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            status, content_type, body = await asyncio.wait_for(self._answer(reader), _REQUEST_TIMEOUT)
+            method, (status, content_type, body) = await asyncio.wait_for(self._answer(reader), _REQUEST_TIMEOUT)
             head = (
                 f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             )
-            writer.write(head.encode("ascii") + body)
+            writer.write(head.encode("ascii") + (b"" if method == "HEAD" else body))
             await writer.drain()
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass  # a client that stalls or hangs up gets nothing; the server goes on
         finally:
             writer.close()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> tuple[int, str, bytes]:
+    async def _answer(self, reader: asyncio.StreamReader) -> tuple[str, tuple[int, str, bytes]]:
         request_line = (await reader.readline()).decode("latin-1").split()
         for _ in range(_MAX_HEADER_LINES):
             if (await reader.readline()) in (b"\r\n", b"\n", b""):
                 break
         if len(request_line) != 3:
-            return 400, "text/plain; charset=utf-8", b"bad request\n"
+            return "", (400, "text/plain; charset=utf-8", b"bad request\n")
         method, target, _version = request_line
-        path = target.split("?", 1)[0]
+        return method, await self._route(method, target.split("?", 1)[0])
+
+    async def _route(self, method: str, path: str) -> tuple[int, str, bytes]:
         if path not in ("/healthz", "/metrics"):
             return 404, "text/plain; charset=utf-8", b"not found: try /healthz or /metrics\n"
         if method not in ("GET", "HEAD"):
