@@ -1,0 +1,165 @@
+"""The only place that builds the agent's adapters and wires them: `build_agent` on a given transport and unit of
+work factory (the demo runs it in-process on the memory transport), `run` as a daemon on RabbitMQ and PostgreSQL.
+
+The agent consumes two queues: `<ns>.agent.<host>` bound to `agent.host.<host>.#`, and the cluster's shared
+`<ns>.agent.cluster.<cluster>` bound to `agent.cluster.<cluster>.#`, where the agents of a cluster compete.
+"""
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from bus.codec import encode
+from bus.ports import Binding, Handler, Transport, UnitOfWork, UnitOfWorkFactory
+from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, create_pool, migrate
+from bus.rabbit import RabbitTransport
+from bus.runtime import Consumer
+from bus.settings import BusSettings
+from plugins.registry import Registry, load_plugins
+from plugins.sdk import faults
+from schemas import Envelope, Message, MessageRegistry, registry
+from schemas.storage import routing_word
+from services.agent.answering import Agent
+from services.agent.drivers import PoolDrivers
+from services.agent.handlers import COMMAND_HANDLERS, AgentHandler
+from services.agent.libvirt_hypervisor import LibvirtHypervisor
+from services.agent.ports import Hypervisor
+from services.agent.schema import migrate_agent
+from services.agent.settings import AgentSettings
+
+log = structlog.get_logger(__name__)
+
+
+class RoutedConsumer(Consumer):
+    """A consumer whose queue is bound by routing-key patterns instead of by the types of its handler table."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        units: UnitOfWorkFactory,
+        *,
+        name: str,
+        handlers: Mapping[type[Message], Handler],
+        patterns: list[str],
+        prefetch: int,
+        messages: MessageRegistry,
+    ) -> None:
+        super().__init__(transport, units, name=name, handlers=handlers, prefetch=prefetch, messages=messages)
+        self.patterns = patterns
+
+    def bindings(self) -> list[Binding]:
+        """Every pattern on the commands exchange."""
+        return [Binding("commands", pattern) for pattern in self.patterns]
+
+
+@dataclass
+class AgentService:
+    """A running agent: its two consumers and what they use."""
+
+    agent: Agent
+    consumers: list[Consumer] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Start consuming the host's and the cluster's queues."""
+        for consumer in self.consumers:
+            await consumer.start()
+        log.info("agent started", host=self.agent.host, cluster=self.agent.cluster)
+
+    async def stop(self) -> None:
+        """Stop consuming (in-flight commands finish), then close the drivers and the hypervisor connection."""
+        for consumer in reversed(self.consumers):
+            await consumer.stop()
+        await self.agent.drivers.close()
+        await self.agent.hypervisor.close()
+
+
+def handler_table(agent: Agent) -> Mapping[type[Message], Handler]:
+    """The agent's handler table with the agent bound to every handler."""
+    return {model: _bound(handler, agent) for model, handler in COMMAND_HANDLERS.items()}
+
+
+def _bound(handler: AgentHandler, agent: Agent) -> Handler:
+    async def bound(message: Message, envelope: Envelope, uow: UnitOfWork) -> Message | None:
+        return await handler(message, envelope, uow, agent)
+
+    return bound
+
+
+def build_agent(
+    transport: Transport,
+    units: UnitOfWorkFactory,
+    *,
+    host: str,
+    cluster: str,
+    hypervisor: Hypervisor,
+    plugins: Registry,
+    prefetch: int = 16,
+    messages: MessageRegistry = registry,
+) -> AgentService:
+    """Wire an agent on the given adapters (not started). Its tables must exist (`migrate_agent`)."""
+    agent = Agent(host=host, cluster=cluster, drivers=PoolDrivers(plugins), hypervisor=hypervisor)
+    handlers = handler_table(agent)
+    host_consumer = RoutedConsumer(
+        transport,
+        units,
+        name=f"agent.{host}",
+        handlers=handlers,
+        prefetch=prefetch,
+        messages=messages,
+        patterns=[f"agent.host.{routing_word(host)}.#"],
+    )
+    cluster_consumer = RoutedConsumer(
+        transport,
+        units,
+        name=f"agent.cluster.{cluster}",
+        handlers=handlers,
+        prefetch=prefetch,
+        messages=messages,
+        patterns=[f"agent.cluster.{routing_word(cluster)}.#"],
+    )
+    return AgentService(agent, [host_consumer, cluster_consumer])
+
+
+async def run(settings: AgentSettings, bus_settings: BusSettings | None = None, *, database_url: str) -> None:
+    """Run the agent until SIGTERM or SIGINT: migrate, connect, consume, then shut down gracefully."""
+    for point in settings.fault_points:
+        faults.arm(point)
+    pool = await create_pool(database_url, min_size=1, max_size=8)
+    transport = RabbitTransport(bus_settings or BusSettings(), purpose=f"agent-{settings.host}")
+    relay = OutboxRelay(pool, transport, database_url=database_url)
+    service: AgentService | None = None
+    try:
+        async with pool.acquire() as connection:
+            await migrate(connection)
+            await migrate_agent(connection)
+        await transport.start()
+        await relay.start()
+        service = build_agent(
+            transport,
+            PostgresUnitOfWorkFactory(pool, encode=encode),
+            host=settings.host,
+            cluster=settings.cluster,
+            hypervisor=LibvirtHypervisor(settings.libvirt_uri),
+            plugins=load_plugins(),
+        )
+        await service.start()
+        await _until_stopped()
+    finally:
+        if service is not None:
+            await service.stop()
+        await relay.stop()
+        await transport.close()
+        await pool.close()
+
+
+async def _until_stopped() -> None:
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stopped.set)
+    await stopped.wait()

@@ -1,0 +1,69 @@
+"""The open plugin drivers of the pools this agent works on, opened from the `agent.pools` record on first use.
+
+An agent may get a command for a pool that another agent of its cluster attached, or that it attached before a
+restart: it reopens the driver from the recorded plugin name and configuration (validated again).
+"""
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from plugins.registry import Registry, validate_config
+from plugins.sdk.protocols import Driver, PrimaryStorage, SnapshotProvider
+from schemas.errors import InvalidArgument, Unimplemented
+from services.agent import repository
+
+
+class PoolDrivers:
+    """One open driver per pool, from the plugin registry."""
+
+    def __init__(self, plugins: Registry) -> None:
+        self.plugins = plugins
+        self._open: dict[UUID, Driver] = {}
+
+    def open(self, pool_id: UUID, plugin_name: str, config: Mapping[str, object]) -> Driver:
+        """Validate `config` against the plugin's model and open a driver (replacing one already open)."""
+        plugin = self.plugins.get(plugin_name)
+        driver = plugin.open(validate_config(plugin, config))
+        self._open[pool_id] = driver
+        return driver
+
+    async def attach(
+        self, connection: Any, pool_id: UUID, plugin_name: str, config: Mapping[str, object], host: str
+    ) -> PrimaryStorage:  # asyncpg
+        """Open the pool's driver, take the storage into use, and record how to reopen it."""
+        driver = _primary(self.open(pool_id, plugin_name, config), plugin_name)
+        await driver.add_pool(str(pool_id))
+        await repository.save_pool(connection, pool_id, plugin_name, json.dumps(dict(config)), host)
+        return driver
+
+    async def driver(self, connection: Any, pool_id: UUID) -> Driver:  # asyncpg connection
+        """The pool's open driver, reopened from its record if this agent has not opened it yet."""
+        if pool_id not in self._open:
+            record = await repository.load_pool(connection, pool_id)
+            self.open(pool_id, record.plugin, record.config)
+        return self._open[pool_id]
+
+    async def primary(self, connection: Any, pool_id: UUID) -> PrimaryStorage:  # asyncpg connection
+        """The pool's driver as primary storage."""
+        return _primary(await self.driver(connection, pool_id), str(pool_id))
+
+    async def snapshots(self, connection: Any, pool_id: UUID) -> SnapshotProvider:  # asyncpg connection
+        """The pool's driver as a snapshot provider; `Unimplemented` if its plugin takes no snapshots."""
+        driver = await self.driver(connection, pool_id)
+        if not isinstance(driver, SnapshotProvider):
+            raise Unimplemented(f"the plugin of pool {pool_id} takes no snapshots", field="pool_id")
+        return driver
+
+    async def close(self) -> None:
+        """Close every open driver."""
+        drivers, self._open = list(self._open.values()), {}
+        for driver in drivers:
+            await driver.close()
+
+
+def _primary(driver: Driver, what: str) -> PrimaryStorage:
+    if not isinstance(driver, PrimaryStorage):
+        raise InvalidArgument(f"{what}: the plugin is not a primary storage plugin", field="plugin")
+    return driver

@@ -1,0 +1,56 @@
+"""The agent's tables (schema `agent`), on the unit of work's connection: attached pools and fencing tokens.
+
+A pool's configuration may hold secrets: it is stored here (like CloudStack's database holds storage credentials)
+so that an agent can reopen the pool after a restart, and it is never logged or put in an event.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sagas.participant import check_fencing_token
+from schemas.errors import NotFound
+
+SCHEMA = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolRecord:
+    """What reopening a pool's driver takes."""
+
+    pool_id: UUID
+    plugin: str
+    config: dict[str, Any]  # the plugin's raw configuration (JSON), validated again when it is opened
+
+
+async def save_pool(connection: Any, pool_id: UUID, plugin: str, config: str, host: str) -> None:  # asyncpg
+    """Record (or replace) a pool's plugin and configuration; `config` is the JSON of the raw config."""
+    await connection.execute(
+        f"INSERT INTO {SCHEMA}.pools (pool_id, plugin, config, attached_by) VALUES ($1, $2, $3::jsonb, $4) "
+        "ON CONFLICT (pool_id) DO UPDATE SET plugin = EXCLUDED.plugin, config = EXCLUDED.config, "
+        "attached_by = EXCLUDED.attached_by, attached_at = now()",
+        pool_id,
+        plugin,
+        config,
+        host,
+    )
+
+
+async def load_pool(connection: Any, pool_id: UUID) -> PoolRecord:  # asyncpg connection or pool
+    """The pool's record; `NotFound` if no agent attached it."""
+    row = await connection.fetchrow(f"SELECT plugin, config FROM {SCHEMA}.pools WHERE pool_id = $1", pool_id)
+    if row is None:
+        raise NotFound(f"pool {pool_id} is not attached to any agent (send agent.pool.attach first)", field="pool_id")
+    return PoolRecord(pool_id, row["plugin"], json.loads(row["config"]))
+
+
+async def check_fencing(connection: Any, resources: list[str], token: int | None) -> None:  # asyncpg connection
+    """Refuse (Aborted) a command whose token is older than one seen for any of its resources; remember it.
+
+    A command sent outside a saga carries no token and is not fenced.
+    """
+    if token is None:
+        return
+    for resource in sorted(resources):
+        await check_fencing_token(connection, resource, token, table=f"{SCHEMA}.fencing")
