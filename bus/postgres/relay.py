@@ -183,11 +183,15 @@ class OutboxRelay:
             try:
                 await self.drain()
                 failures = 0
-            except StrataError as error:
-                # The database is unreachable or refused: keep going, slower, rather than die.
+            except Exception as error:
+                # The database is unreachable or refused, or a bug: keep going, slower, rather than die silently
+                # with the outbox filling up behind.
                 failures += 1
                 delay = min(self._settings.backoff(failures), self._settings.poll_interval * 10)
-                log.warning("outbox relay pass failed", error_class=type(error).__name__, error=error.message)
+                if isinstance(error, StrataError):
+                    log.warning("outbox relay pass failed", error_class=type(error).__name__, error=error.message)
+                else:
+                    log.exception("outbox relay pass failed unexpectedly", error_class=type(error).__name__)
             if self._stopping:
                 break
             if not self.listening():
@@ -217,12 +221,15 @@ class OutboxRelay:
     async def _ensure_listener(self) -> None:
         if self.listening():
             return
+        listener: asyncpg.Connection | None = None
         try:
             listener = await asyncpg.connect(self._database_url)
             await listener.add_listener(self._channel, self._on_notify)
             # A lost LISTEN connection wakes the loop, which reconnects and drains what it may have missed.
             listener.add_termination_listener(self._on_listener_lost)
         except Exception as error:
+            if listener is not None:
+                listener.terminate()
             if not is_driver_error(error):
                 raise
             # Without LISTEN the poll still relays everything, only later.

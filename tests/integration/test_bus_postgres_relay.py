@@ -69,6 +69,8 @@ async def test_rows_that_commit_out_of_insertion_order_are_all_published(
     await assert_eventually(lambda: len(received.message_ids) == 2, what="both messages received")
     assert sorted(received.message_ids) == sorted([early.wire.message_id, late.wire.message_id])
     assert await relay.pending() == 0
+    assert await relay.purge_sent(older_than_seconds=0) == 2
+    assert await bus_pool.fetchval("SELECT count(*) FROM bus.outbox") == 0
 
 
 async def test_two_relays_at_once_publish_every_row_once(
