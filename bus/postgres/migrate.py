@@ -17,6 +17,7 @@ from bus.postgres.pool import PoolConnection
 from schemas.errors import FailedPrecondition, InvalidArgument
 
 DEFAULT_SCHEMA = "bus"
+BUS_MIGRATIONS = "bus.postgres.migrations"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _MIGRATION_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 _SCHEMA_TOKEN = "__SCHEMA__"  # noqa: S105  (a placeholder in the SQL files, not a password)
@@ -45,11 +46,11 @@ def validate_schema(schema: str) -> str:
     return schema
 
 
-def load_migrations(schema: str = DEFAULT_SCHEMA) -> list[Migration]:
-    """Read the migrations shipped with the package, in version order, written for `schema`."""
+def load_migrations(schema: str = DEFAULT_SCHEMA, package: str = BUS_MIGRATIONS) -> list[Migration]:
+    """Read the migrations shipped in `package` (`NNNN_name.sql` files), in version order, written for `schema`."""
     validate_schema(schema)
     found: list[Migration] = []
-    for entry in resources.files("bus.postgres.migrations").iterdir():
+    for entry in resources.files(package).iterdir():
         match = _MIGRATION_FILE.fullmatch(entry.name)
         if match:
             sql = entry.read_text(encoding="utf-8").replace(_SCHEMA_TOKEN, schema)
