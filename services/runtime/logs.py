@@ -26,7 +26,8 @@ _SECRET_KEY = re.compile(
 )
 # Keys that look like secrets by name but are not: a fencing token is a public counter.
 _NOT_SECRET = frozenset({"fencing_token"})
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.I)
+# A password may hold an unescaped '/' (S3 secret keys do): better to mask a port and path by mistake than leak.
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s]+)@", re.I)
 _MAX_DEPTH = 8
 
 
