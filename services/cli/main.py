@@ -2,7 +2,7 @@
 
 import typer
 
-from services.cli import asyncapi, demo, dlq, events, history, saga
+from services.cli import asyncapi, demo, dlq, events, history, plugins, saga
 
 app = typer.Typer(
     name="strata",
@@ -16,3 +16,4 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(events.app, name="events")
 events.app.command("history")(history.history)
 app.add_typer(saga.app, name="saga")
+app.add_typer(plugins.app, name="plugins")
