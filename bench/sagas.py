@@ -1,0 +1,253 @@
+"""Benchmark of the saga engine: a 3-step saga against a no-op participant, on RabbitMQ and PostgreSQL.
+
+Everything goes the durable way: start command -> coordinator (inbox, saga row, journal, outbox) -> relay ->
+participant (inbox, outbox) -> relay -> coordinator ... three times. Phase 1 starts N sagas at once and measures
+how many complete per second; phase 2 offers 50 sagas/s and measures the end-to-end latency (start published to
+saga completed). The floor is measured in the same run with ../shared/bench's raw_aiopika.py and pg_commit.py:
+floor_sagas_per_s = 1 / (3 * (2 * t_msg + 2 * t_commit)).
+
+usage: python bench/sagas.py [N]   (STRATA_AMQP_URL, STRATA_DATABASE_URL)
+prints one JSON line: {"bench": "sagas", "sagas": N, "steps_per_saga": 3, "sagas_per_s": ..., "p50_ms": ...,
+                       "p99_ms_at_50_per_s": ..., "floor_sagas_per_s": ..., "ratio_vs_floor": ...}
+"""
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# Run as `python bench/sagas.py`, Python puts bench/ first on the path, where this very file would shadow the
+# `sagas` package: the repository root goes there instead.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != REPO / "bench"]
+sys.path.insert(0, str(REPO))
+
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from urllib.parse import urlsplit, urlunsplit  # noqa: E402
+from uuid import UUID, uuid4  # noqa: E402
+
+import asyncpg  # noqa: E402
+import structlog  # noqa: E402
+
+from bus.codec import encode  # noqa: E402
+from bus.facade import Bus  # noqa: E402
+from bus.ports import Handler, UnitOfWork  # noqa: E402
+from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, create_pool, migrate  # noqa: E402
+from bus.rabbit import RabbitTransport  # noqa: E402
+from bus.runtime import Consumer  # noqa: E402
+from bus.settings import BusSettings  # noqa: E402
+from sagas import SagaContext, SagaRegistry, saga  # noqa: E402
+from sagas.coordinator import Coordinator  # noqa: E402
+from sagas.participant import reply_success  # noqa: E402
+from sagas.postgres_migrate import migrate_sagas  # noqa: E402
+from sagas.postgres_store import PostgresSagaStore  # noqa: E402
+from sagas.work import saga_id_for  # noqa: E402
+from schemas import Command, Envelope, Event, Message, MessageRegistry, message  # noqa: E402
+from schemas.sagas import StepFailed, StepSucceeded  # noqa: E402
+
+SHARED_BENCH = REPO.parent / "shared" / "bench"
+AMQP_URL = os.environ.get("STRATA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+DATABASE_URL = os.environ.get("STRATA_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+OFFERED_PER_S = 50
+LATENCY_SAGAS = 250
+bench_messages = MessageRegistry()
+bench_sagas = SagaRegistry()
+for _model in (StepSucceeded, StepFailed):
+    bench_messages.register(_model, _model.message_type, _model.message_version)
+
+
+@message("bench.saga.run", into=bench_messages)
+class RunBenchSaga(Command):
+    """Start the bench saga."""
+
+    n: int
+
+
+@message("bench.saga.step", into=bench_messages)
+class BenchStep(Command):
+    """One no-op step."""
+
+    n: int
+    step: int
+
+
+@message("bench.saga.done", into=bench_messages)
+class BenchDone(Event):
+    """The bench saga's result."""
+
+    n: int
+
+
+@saga("bench.three_steps", 1, into=bench_sagas)
+async def three_steps(ctx: SagaContext, command: RunBenchSaga) -> BenchDone:
+    """Three steps in a row, each with a compensation (never needed)."""
+    for step in range(3):
+        await ctx.step(BenchStep(n=command.n, step=step), compensate=BenchStep(n=command.n, step=-step))
+    return BenchDone(n=command.n)
+
+
+async def no_op(command: BenchStep, envelope: Envelope, uow: UnitOfWork) -> None:
+    """The participant: nothing to do but answer, in its unit of work (inbox and outbox)."""
+    reply_success(uow, envelope, producer="bench-participant")
+
+
+async def create_database() -> tuple[str, str]:
+    name = f"strata_bench_{uuid4().hex[:10]}"
+    admin = await asyncpg.connect(DATABASE_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name, urlunsplit(urlsplit(DATABASE_URL)._replace(path=f"/{name}"))
+
+
+async def drop_database(name: str) -> None:
+    admin = await asyncpg.connect(DATABASE_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def completed(pool: asyncpg.Pool, since: float) -> list[tuple[UUID, float]]:
+    rows = await pool.fetch(
+        "SELECT saga_id, extract(epoch FROM updated_at) AS ended FROM sagas.instances WHERE status = 'COMPLETED' "
+        "AND updated_at >= to_timestamp($1)",
+        since,
+    )
+    return [(row["saga_id"], float(row["ended"])) for row in rows]
+
+
+async def wait_for(pool: asyncpg.Pool, count: int, since: float, timeout: float) -> list[tuple[UUID, float]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        done = await completed(pool, since)
+        if len(done) >= count:
+            return done
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: only {len(done)} of {count} sagas completed within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+async def serve(role: str, database_url: str, namespace: str) -> None:
+    """One worker process: a coordinator or the participant, with its own pool and relay, until killed."""
+    transport = RabbitTransport(BusSettings(amqp_url=AMQP_URL, namespace=namespace), purpose=f"bench-{role}")
+    await transport.start()
+    pool = await create_pool(database_url, min_size=4, max_size=24)
+    units = PostgresUnitOfWorkFactory(pool, encode=encode)
+    relay = OutboxRelay(pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=0.5))
+    await relay.start()
+    if role == "coordinator":
+        await Coordinator(
+            transport, units, PostgresSagaStore(pool), sagas=bench_sagas, messages=bench_messages, prefetch=64
+        ).start()
+    else:
+        handlers: dict[type[Message], Handler] = {BenchStep: no_op}
+        await Consumer(
+            transport, units, name="participant", handlers=handlers, prefetch=64, messages=bench_messages
+        ).start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+async def start_workers(database_url: str, namespace: str) -> list[asyncio.subprocess.Process]:
+    """Two coordinator replicas and the participant, each a process of its own (the machine has two cores)."""
+    workers = []
+    for role in ("coordinator", "coordinator", "participant"):
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--serve", role, database_url, namespace, stdout=asyncio.subprocess.PIPE
+        )
+        assert worker.stdout is not None
+        if (await asyncio.wait_for(worker.stdout.readline(), timeout=60)).strip() != b"ready":
+            raise SystemExit(f"bench: the {role} worker did not start")
+        workers.append(worker)
+    return workers
+
+
+async def measure(n: int) -> tuple[float, float, float]:
+    """Return (sagas per second at full load, p50 and p99 ms at 50 sagas/s offered)."""
+    name, database_url = await create_database()
+    namespace = f"bench{uuid4().hex[:8]}"
+    transport = RabbitTransport(BusSettings(amqp_url=AMQP_URL, namespace=namespace), purpose="bench")
+    await transport.start()
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    workers: list[asyncio.subprocess.Process] = []
+    try:
+        async with pool.acquire() as connection:
+            await migrate(connection)
+            await migrate_sagas(connection)
+        workers = await start_workers(database_url, namespace)
+        bus = Bus(transport, messages=bench_messages)
+        started_at = time.time()
+        await bus.publish_many([Envelope.wrap(RunBenchSaga(n=i), producer="bench") for i in range(n)])
+        done = await wait_for(pool, n, started_at - 1, timeout=300)
+        elapsed = max(ended for _, ended in done) - started_at
+
+        phase_two = time.time()
+        offered: dict[UUID, float] = {}
+        for i in range(LATENCY_SAGAS):
+            envelope = Envelope.wrap(RunBenchSaga(n=n + i), producer="bench")
+            offered[saga_id_for(envelope.message_id)] = time.time()
+            await bus.publish(envelope)
+            await asyncio.sleep(max(0.0, phase_two + (i + 1) / OFFERED_PER_S - time.time()))
+        paced = [item for item in await wait_for(pool, n + LATENCY_SAGAS, 0, timeout=120) if item[0] in offered]
+        latencies = sorted((ended - offered[saga_id]) * 1000 for saga_id, ended in paced)
+        p50 = statistics.median(latencies)
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        return n / elapsed, p50, p99
+    finally:
+        for worker in workers:
+            worker.kill()
+            await worker.wait()
+        await pool.close()
+        await transport.close()
+        await transport.delete_namespace([f"{namespace}.participant", f"{namespace}.saga-coordinator"])
+        await drop_database(name)
+
+
+def run_baseline(script: str, key: str, *args: str) -> float:
+    """Run one of ../shared/bench's scripts and return the figure named `key`."""
+    path = SHARED_BENCH / script
+    if not path.exists():
+        raise SystemExit(f"bench: {path} is missing (the shared baselines live in ../shared/bench)")
+    result = subprocess.run(
+        [sys.executable, str(path), *args], capture_output=True, text=True, check=True, env={**os.environ}
+    )
+    return float(json.loads(result.stdout.strip().splitlines()[-1])[key])
+
+
+def main() -> None:
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
+        asyncio.run(serve(sys.argv[2], sys.argv[3], sys.argv[4]))
+        return
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    msgs_per_s = run_baseline("raw_aiopika.py", "msgs_per_s", "10000")
+    commits_per_s = run_baseline("pg_commit.py", "tx_per_s", "5000", "8")
+    floor = 1 / (3 * (2 / msgs_per_s + 2 / commits_per_s))
+    sagas_per_s, p50, p99 = asyncio.run(measure(n))
+    print(
+        json.dumps(
+            {
+                "bench": "sagas",
+                "sagas": n,
+                "steps_per_saga": 3,
+                "sagas_per_s": round(sagas_per_s, 1),
+                "p50_ms": round(p50, 1),
+                "p99_ms_at_50_per_s": round(p99, 1),
+                "floor_sagas_per_s": round(floor, 1),
+                "ratio_vs_floor": round(sagas_per_s / floor, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
