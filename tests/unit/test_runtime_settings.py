@@ -1,5 +1,7 @@
 """Runtime settings: CloudStack's names and defaults, read from STRATA_*, bad values refused, secrets hidden."""
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
@@ -18,8 +20,6 @@ CLOUDSTACK_DEFAULTS = {
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
     for name in list(os.environ):
         if name.startswith("STRATA_"):
             monkeypatch.delenv(name)
