@@ -112,7 +112,8 @@ class Chain:
 
 
 def plan_next_snapshot(chain: Chain, *, delta_max: int, supports_delta: bool) -> NextSnapshot:
-    """Decide FULL or DELTA for the next snapshot: a delta on the newest, unless the run of deltas is full."""
+    """Decide FULL or DELTA for the next snapshot: a delta on what the volume's data sits on, unless the run of
+    deltas since the last full has reached `delta_max`."""
     if delta_max < 0:
         raise InvalidArgument(f"{DELTA_MAX_SETTING} must be 0 or more, not {delta_max}", field=DELTA_MAX_SETTING)
     newest = chain.newest()
@@ -120,16 +121,16 @@ def plan_next_snapshot(chain: Chain, *, delta_max: int, supports_delta: bool) ->
         return NextSnapshot(SnapshotKind.FULL, None, "first snapshot of the volume")
     if not supports_delta:
         return NextSnapshot(SnapshotKind.FULL, None, "the pool's plugin does not take delta snapshots")
-    deltas = chain.deltas_since_full(newest.snapshot_id)
+    # The live data sits on the snapshot the volume is layered on (after a revert, an older one), else the newest.
+    parent_id = chain.volume_parent_id if chain.volume_parent_id is not None else newest.snapshot_id
+    deltas = chain.deltas_since_full(parent_id)
     if deltas is None:
         return NextSnapshot(SnapshotKind.FULL, None, "the chain is broken (a parent is missing)")
     if deltas >= delta_max:
         return NextSnapshot(
             SnapshotKind.FULL, None, f"{deltas} deltas since the last full reach {DELTA_MAX_SETTING} {delta_max}"
         )
-    return NextSnapshot(
-        SnapshotKind.DELTA, newest.snapshot_id, f"delta {deltas + 1} of at most {delta_max} since the last full"
-    )
+    return NextSnapshot(SnapshotKind.DELTA, parent_id, f"delta {deltas + 1} of at most {delta_max} since the last full")
 
 
 def retention_victims(snapshots: Sequence[tuple[UUID, datetime]], max_snaps: int) -> list[UUID]:

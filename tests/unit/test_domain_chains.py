@@ -203,3 +203,12 @@ def test_hidden_data_nothing_depends_on_is_orphaned() -> None:
     assert orphaned_hidden(chain) == [sid(2)]
     assert needs_coalescing(chain)
     assert orphaned_hidden(Chain(linear(2, hidden=frozenset({2})), volume_parent_id=sid(2))) == []
+
+
+def test_after_a_revert_the_next_delta_builds_on_the_snapshot_the_volume_sits_on() -> None:
+    chain = Chain(linear(17), volume_parent_id=sid(2))  # reverted to snapshot 2: one delta since the full
+    plan = plan_next_snapshot(chain, delta_max=16, supports_delta=True)
+    assert (plan.kind, plan.parent_id) == (DELTA, sid(2))
+    assert plan.reason == "delta 2 of at most 16 since the last full"
+    plan = plan_next_snapshot(Chain(linear(3), volume_parent_id=sid(1)), delta_max=16, supports_delta=True)
+    assert (plan.kind, plan.parent_id) == (DELTA, sid(1))
