@@ -1,0 +1,97 @@
+"""Snapshot policies: create (schedule and time zone validated by services/domain), delete.
+
+The policy's next run is a column of its row: the scheduler (`scheduler.py`) claims due rows, so the schedule
+survives restarts and any replica may run it.
+"""
+
+from bus.ports import UnitOfWork
+from schemas import Envelope, Event, Message
+from schemas.errors import AlreadyExists, NotFound, StrataError
+from schemas.snapshot import (
+    CreateSnapshotPolicy,
+    DeleteSnapshotPolicy,
+    SnapshotPolicyCreated,
+    SnapshotPolicyCreateFailed,
+    SnapshotPolicyDeleted,
+    SnapshotPolicyDeleteFailed,
+)
+from services.domain.policies import SnapshotPolicy
+from services.snapshot import repository as repo
+from services.snapshot.deps import SnapshotDeps
+from services.snapshot.handlers import refusing
+from services.snapshot.requests import Requester, answer
+
+
+async def create_snapshot_policy(
+    deps: SnapshotDeps, command: CreateSnapshotPolicy, envelope: Envelope, uow: UnitOfWork
+) -> Message | None:
+    """Validate the schedule, time zone and volume; record the policy with its first run."""
+
+    def failed(error: StrataError) -> Event:
+        return SnapshotPolicyCreateFailed(policy_id=command.policy_id, error=error.info())
+
+    async def body() -> Message | None:
+        policy = SnapshotPolicy.parse(command.interval_type, command.schedule, command.timezone, command.max_snaps)
+        await repo.get_volume(uow.connection, command.volume_id)
+        next_run = policy.next_run(deps.clock())
+        created = SnapshotPolicyCreated(
+            policy_id=command.policy_id,
+            volume_id=command.volume_id,
+            interval_type=command.interval_type,
+            schedule=str(policy.schedule),
+            timezone=command.timezone,
+            max_snaps=command.max_snaps,
+            next_run_at=next_run,
+        )
+        existing = await uow.connection.fetchrow(
+            "SELECT volume_id, interval_type, schedule, timezone, max_snaps, next_run_at FROM snapshot.policies "
+            "WHERE policy_id = $1",
+            command.policy_id,
+        )
+        if existing is not None:
+            same = (existing["volume_id"], existing["interval_type"], existing["schedule"], existing["timezone"]) == (
+                command.volume_id,
+                command.interval_type.value,
+                str(policy.schedule),
+                command.timezone,
+            ) and existing["max_snaps"] == command.max_snaps
+            if not same:
+                raise AlreadyExists(f"policy {command.policy_id} exists with other settings", field="policy_id")
+            created = created.model_copy(update={"next_run_at": existing["next_run_at"]})
+        else:
+            await uow.connection.execute(
+                "INSERT INTO snapshot.policies (policy_id, volume_id, interval_type, schedule, timezone, max_snaps, "
+                "next_run_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                command.policy_id,
+                command.volume_id,
+                command.interval_type.value,
+                str(policy.schedule),
+                command.timezone,
+                command.max_snaps,
+                next_run,
+            )
+        answer(uow, Requester.of(envelope), created)
+        return created
+
+    return await refusing(uow, envelope, failed, body)
+
+
+async def delete_snapshot_policy(
+    deps: SnapshotDeps, command: DeleteSnapshotPolicy, envelope: Envelope, uow: UnitOfWork
+) -> Message | None:
+    """Stop the policy; the snapshots it took stay (deleting an unknown policy is refused with NotFound)."""
+
+    def failed(error: StrataError) -> Event:
+        return SnapshotPolicyDeleteFailed(policy_id=command.policy_id, error=error.info())
+
+    async def body() -> Message | None:
+        deleted = await uow.connection.fetchval(
+            "DELETE FROM snapshot.policies WHERE policy_id = $1 RETURNING policy_id", command.policy_id
+        )
+        if deleted is None:
+            raise NotFound(f"snapshot policy {command.policy_id} does not exist", field="policy_id")
+        event = SnapshotPolicyDeleted(policy_id=command.policy_id)
+        answer(uow, Requester.of(envelope), event)
+        return event
+
+    return await refusing(uow, envelope, failed, body)

@@ -1,0 +1,158 @@
+"""Volume snapshots on the real servers: full then deltas up to `snapshot.delta.max`; refusals that change
+nothing (a volume not Ready; reverting a volume of a running VM directly); a revert once the VM is stopped."""
+
+from collections.abc import AsyncIterator
+from uuid import UUID, uuid4
+
+import pytest
+
+from schemas import Envelope
+from schemas.snapshot import (
+    CreateSnapshot,
+    DeleteSnapshot,
+    RevertSnapshot,
+    RevertVolumeOnPool,
+    SnapshotCreateFailed,
+    SnapshotRevertFailed,
+)
+from schemas.storage import VolumeState, VolumeStateChanged
+from schemas.vm import VmStarted, VmStopped
+from services.snapshot.deps import SnapshotDeps
+from tests.integration.snapshot_service_support import HOST, Stack, eventually, open_stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def stack(database_url: str, amqp_url: str, namespace: str) -> AsyncIterator[Stack]:
+    async for opened in open_stack(database_url, amqp_url, namespace):
+        yield opened
+
+
+async def ready_volume(stack: Stack, *, vm_id: UUID | None = None) -> UUID:
+    volume_id = await stack.add_volume(vm_id=vm_id)
+
+    async def known() -> bool:
+        return bool(await stack.fetchval("SELECT count(*) FROM snapshot.volumes WHERE volume_id = $1", volume_id))
+
+    await eventually(known, what="the volume is known")
+    return volume_id
+
+
+async def take_snapshot(stack: Stack, volume_id: UUID) -> UUID:
+    snapshot_id = uuid4()
+    await stack.bus.publish(
+        Envelope.wrap(CreateSnapshot(snapshot_id=snapshot_id, volume_id=volume_id, name="s"), producer="test")
+    )
+
+    async def created() -> bool:
+        state = await stack.fetchval("SELECT state FROM snapshot.snapshots WHERE snapshot_id = $1", snapshot_id)
+        return state == "CreatedOnPrimary"
+
+    await eventually(created, what=f"snapshot {snapshot_id} is CreatedOnPrimary")
+    return snapshot_id
+
+
+async def test_a_chain_is_full_then_deltas_up_to_delta_max_then_full_again(stack: Stack) -> None:
+    await stack.start_service(SnapshotDeps(delta_max=2))
+    volume_id = await ready_volume(stack)
+    taken = [await take_snapshot(stack, volume_id) for _ in range(4)]
+    async with stack.pool.acquire() as connection:
+        rows = await connection.fetch(
+            "SELECT snapshot_id, kind, parent_id FROM snapshot.snapshots WHERE volume_id = $1 ORDER BY created_at",
+            volume_id,
+        )
+    assert [row["kind"] for row in rows] == ["full", "delta", "delta", "full"]
+    assert [row["parent_id"] for row in rows] == [None, taken[0], taken[1], None]
+    sent = stack.agent.received
+    assert all(envelope.saga_id is None for envelope in sent)
+
+
+async def test_a_snapshot_of_a_volume_that_is_not_ready_is_refused_and_nothing_is_recorded(stack: Stack) -> None:
+    await stack.start_service()
+    volume_id = await ready_volume(stack)
+    await stack.bus.publish(
+        Envelope.wrap(
+            VolumeStateChanged(volume_id=volume_id, old_state=VolumeState.READY, new_state=VolumeState.MIGRATING),
+            producer="storage@test",
+        )
+    )
+
+    async def migrating() -> bool:
+        state = await stack.fetchval("SELECT state FROM snapshot.volumes WHERE volume_id = $1", volume_id)
+        return state == "Migrating"
+
+    await eventually(migrating, what="the volume is Migrating")
+    command = CreateSnapshot(snapshot_id=uuid4(), volume_id=volume_id, name="s")
+    reply = await stack.bus.request(Envelope.wrap(command, producer="test"), timeout=10)
+    assert isinstance(reply.payload, SnapshotCreateFailed)
+    assert reply.payload.error.code == "FAILED_PRECONDITION"
+    assert "Migrating" in reply.payload.error.message
+    assert await stack.fetchval("SELECT count(*) FROM snapshot.snapshots") == 0
+    assert stack.agent.received == []
+
+
+async def test_reverting_a_volume_of_a_running_vm_directly_is_refused_and_changes_nothing(stack: Stack) -> None:
+    await stack.start_service()
+    vm_id = uuid4()
+    volume_id = await ready_volume(stack, vm_id=vm_id)
+    snapshot_id = await take_snapshot(stack, volume_id)
+    await stack.bus.publish(Envelope.wrap(VmStarted(vm_id=vm_id, host=HOST, was_stopped=True), producer="agent@test"))
+
+    async def running() -> bool:
+        state = await stack.fetchval("SELECT power_state FROM snapshot.vm_power WHERE vm_id = $1", vm_id)
+        return state == "running"
+
+    await eventually(running, what="the VM is known to run")
+    reply = await stack.bus.request(Envelope.wrap(RevertSnapshot(snapshot_id=snapshot_id), producer="test"), timeout=10)
+    assert isinstance(reply.payload, SnapshotRevertFailed)
+    assert reply.payload.error.code == "FAILED_PRECONDITION"
+    assert f"VM {vm_id}, which is running" in reply.payload.error.message
+    assert "stop the VM first" in reply.payload.error.message
+    assert reply.payload.volume_id == volume_id
+    assert stack.agent.of_type(RevertVolumeOnPool) == []
+    assert await stack.fetchval("SELECT count(*) FROM snapshot.operations") == 0
+    assert await stack.fetchval("SELECT base_snapshot_id FROM snapshot.volumes WHERE volume_id = $1", volume_id) is None
+
+    # Stopped, the same volume may be reverted.
+    await stack.bus.publish(Envelope.wrap(VmStopped(vm_id=vm_id, host=HOST, was_running=True), producer="agent@test"))
+
+    async def stopped() -> bool:
+        state = await stack.fetchval("SELECT power_state FROM snapshot.vm_power WHERE vm_id = $1", vm_id)
+        return state == "stopped"
+
+    await eventually(stopped, what="the VM is known to be stopped")
+    await stack.bus.publish(Envelope.wrap(RevertSnapshot(snapshot_id=snapshot_id), producer="test"))
+
+    async def reverted() -> bool:
+        base = await stack.fetchval("SELECT base_snapshot_id FROM snapshot.volumes WHERE volume_id = $1", volume_id)
+        return base == snapshot_id
+
+    await eventually(reverted, what="the volume is reverted")
+    assert len(stack.agent.of_type(RevertVolumeOnPool)) == 1
+
+
+async def test_a_vm_whose_power_state_is_unknown_is_treated_as_running(stack: Stack) -> None:
+    await stack.start_service()
+    volume_id = await ready_volume(stack, vm_id=uuid4())
+    snapshot_id = await take_snapshot(stack, volume_id)
+    reply = await stack.bus.request(Envelope.wrap(RevertSnapshot(snapshot_id=snapshot_id), producer="test"), timeout=10)
+    assert isinstance(reply.payload, SnapshotRevertFailed)
+    assert "unknown" in reply.payload.error.message
+    assert stack.agent.of_type(RevertVolumeOnPool) == []
+
+
+async def test_a_deleted_snapshot_is_destroyed_and_cannot_be_reverted_to(stack: Stack) -> None:
+    await stack.start_service()
+    volume_id = await ready_volume(stack)
+    snapshot_id = await take_snapshot(stack, volume_id)
+    await stack.bus.publish(Envelope.wrap(DeleteSnapshot(snapshot_id=snapshot_id), producer="test"))
+
+    async def destroyed() -> bool:
+        state = await stack.fetchval("SELECT state FROM snapshot.snapshots WHERE snapshot_id = $1", snapshot_id)
+        return state == "Destroyed"
+
+    await eventually(destroyed, what="the snapshot is Destroyed")
+    reply = await stack.bus.request(Envelope.wrap(RevertSnapshot(snapshot_id=snapshot_id), producer="test"), timeout=10)
+    assert isinstance(reply.payload, SnapshotRevertFailed)
+    assert "Destroyed" in reply.payload.error.message
