@@ -2,7 +2,7 @@
 
 AMQP properties: message_id, type, correlation_id, timestamp, app_id (the producer), content_type.
 Headers: `version`, `occurred_at` (ISO, full precision), and where set `causation_id`, `saga_id`, `step`,
-`producer`, `fencing_token`.
+`fencing_token`.
 """
 
 import json
@@ -35,8 +35,6 @@ def encode(envelope: Envelope) -> WireMessage:
         headers["saga_id"] = str(envelope.saga_id)
     if envelope.step is not None:
         headers["step"] = envelope.step
-    if envelope.producer:
-        headers["producer"] = envelope.producer
     if envelope.fencing_token is not None:
         headers["fencing_token"] = envelope.fencing_token
     return WireMessage(
@@ -81,7 +79,7 @@ def decode(wire: WireMessage, messages: MessageRegistry = registry) -> Envelope:
             causation_id=_uuid_or_none(headers.get("causation_id")),
             saga_id=_uuid_or_none(headers.get("saga_id")),
             step=_int_or_none(headers.get("step")),
-            producer=str(headers.get("producer") or wire.app_id or ""),
+            producer=wire.app_id or "",
             fencing_token=_int_or_none(headers.get("fencing_token")),
             payload=payload,
         )

@@ -123,8 +123,9 @@ class _Consumer:
         self.cancelled = True
         if self in self.queue.consumers:
             self.queue.consumers.remove(self)
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+        in_flight = self.tasks - {asyncio.current_task()}  # a handler may stop its own consumer
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
         for delivery in reversed(list(self.unsettled)):  # each goes back to the head: the earliest ends up first
             delivery.settled = True
             self.transport._return(self.queue, delivery._entry)

@@ -51,12 +51,22 @@ class RabbitTransport:
         self.topology = Topology(self.settings.namespace)
         # The namespace leads the connection name so that an operator (or a test) can find this process's links.
         self.connection_name = f"{self.topology.namespace}:{purpose}:{os.getpid()}:{uuid4().hex[:6]}"
+        # Publishing and consuming use separate connections: when RabbitMQ's flow control slows a publisher, it
+        # blocks that publisher's whole connection, and the consumers' deliveries and acks must not wait with it.
         self._link = RabbitConnection(
             self.settings.amqp_url,
             name=self.connection_name,
             on_connect=self._on_connect,
             reconnect_delay_max=self.settings.reconnect_delay_max,
         )
+        self._consumer_link = RabbitConnection(
+            self.settings.amqp_url,
+            name=f"{self.connection_name}:consume",
+            on_connect=self._on_consumer_connect,
+            reconnect_delay_max=self.settings.reconnect_delay_max,
+        )
+        self._consumer_link_started = False
+        self._consumer_link_lock = asyncio.Lock()
         self._queues: dict[str, tuple[tuple[Binding, ...], QueueKind]] = {}
         self._subscriptions: set[RabbitSubscription] = set()
         # Channels by role; aiormq's concrete Channel, whose publish can skip waiting for the socket to drain.
@@ -78,7 +88,7 @@ class RabbitTransport:
     @property
     def reconnects(self) -> int:
         """How often the connection was re-established (for tests and metrics)."""
-        return self._link.reconnects
+        return self._link.reconnects + self._consumer_link.reconnects
 
     # --- life cycle ---------------------------------------------------------------------------------------
 
@@ -90,6 +100,7 @@ class RabbitTransport:
             await subscription.cancel()
         for future in self._replies.values():
             future.cancel()
+        await self._consumer_link.close()
         await self._link.close()
 
     async def _on_connect(self, connection: AbstractConnection) -> None:
@@ -101,12 +112,22 @@ class RabbitTransport:
         self._control = cast(aiormq.Channel, channel)
         self._publisher = cast(aiormq.Channel, await connection.channel(publisher_confirms=True))
         self._replier = None
+
+    async def _on_consumer_connect(self, connection: AbstractConnection) -> None:
         for subscription in list(self._subscriptions):
             await subscription.attach(connection)
 
     async def wait_connection(self) -> AbstractConnection:
-        """The open connection, waiting for a reconnect up to the outage bound."""
+        """The open publishing connection, waiting for a reconnect up to the outage bound."""
         return await self._link.current(time.monotonic() + self.settings.publish_outage_bound)
+
+    async def wait_consumer_connection(self) -> AbstractConnection:
+        """The open consuming connection (opened on first use), waiting for a reconnect up to the outage bound."""
+        async with self._consumer_link_lock:
+            if not self._consumer_link_started:
+                await self._consumer_link.start(self.settings.publish_outage_bound)
+                self._consumer_link_started = True
+        return await self._consumer_link.current(time.monotonic() + self.settings.publish_outage_bound)
 
     def forget(self, subscription: RabbitSubscription) -> None:
         """Stop restoring a cancelled subscription."""
@@ -163,13 +184,21 @@ class RabbitTransport:
 
     async def publish_many(self, exchange: str, messages: Sequence[tuple[str, WireMessage]]) -> None:
         full = self.topology.exchange(exchange)
+        # A sliding window of confirms in flight; a task is made only when a slot frees, so a long batch costs
+        # the same per message as a short one.
         window = asyncio.Semaphore(self.settings.publish_window)
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[None]] = []
 
-        async def one(routing_key: str, message: WireMessage) -> None:
-            async with window:
-                await self.publish_raw(full, routing_key, message)
+        def release(_: "asyncio.Task[None]") -> None:
+            window.release()
 
-        results = await asyncio.gather(*(one(key, message) for key, message in messages), return_exceptions=True)
+        for routing_key, message in messages:
+            await window.acquire()
+            task = loop.create_task(self.publish_raw(full, routing_key, message))
+            task.add_done_callback(release)
+            tasks.append(task)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -260,7 +289,7 @@ class RabbitTransport:
     async def _attach(self, subscription: RabbitSubscription) -> RabbitSubscription:
         self._subscriptions.add(subscription)
         try:
-            await subscription.attach(await self.wait_connection())
+            await subscription.attach(await self.wait_consumer_connection())
         except aiormq.exceptions.ChannelNotFoundEntity:
             self._subscriptions.discard(subscription)
             raise FailedPrecondition(f"queue {subscription.queue} does not exist") from None

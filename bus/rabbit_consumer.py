@@ -11,6 +11,7 @@ from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
 from pamqp.commands import Basic
 
 from bus.ports import DeliveryHandler, HeaderValue, WireMessage
+from bus.rabbit_acks import AckBatcher
 from bus.rabbit_connection import CONNECTION_ERRORS
 from bus.rabbit_wire import wire_of
 from bus.topology import ORIGIN_QUEUE_HEADER, RETRY_LEVEL_HEADER
@@ -27,15 +28,13 @@ PrepareQueue = Callable[[AbstractChannel], Awaitable[str]]
 class RabbitDelivery:
     """One delivery on one channel. Settling after that channel died does nothing: the broker redelivers it."""
 
-    __slots__ = ("_channel", "_tag", "_transport", "message", "queue", "redelivered", "settled")
+    __slots__ = ("_acks", "_tag", "_transport", "message", "queue", "redelivered", "settled")
 
-    def __init__(
-        self, transport: "RabbitTransport", channel: AbstractChannel, queue: str, delivered: DeliveredMessage
-    ) -> None:
+    def __init__(self, transport: "RabbitTransport", acks: AckBatcher, queue: str, delivered: DeliveredMessage) -> None:
         deliver = delivered.delivery
         assert isinstance(deliver, Basic.Deliver)  # consumers only ever get Basic.Deliver
         self._transport = transport
-        self._channel = channel
+        self._acks = acks
         self._tag = deliver.delivery_tag or 0
         self.message: WireMessage = wire_of(delivered)
         self.queue = queue
@@ -43,14 +42,14 @@ class RabbitDelivery:
         self.settled = False
 
     async def ack(self) -> None:
-        """Settle as done."""
+        """Settle as done (sent with the other acks of this loop turn)."""
         if self._settle():
-            await self._send(self._channel.basic_ack, self._tag)
+            self._acks.ack(self._tag)
 
     async def requeue(self) -> None:
         """Give it back for immediate redelivery."""
         if self._settle():
-            await self._send(self._channel.basic_reject, self._tag)
+            await self._acks.reject(self._tag)
 
     async def retry_later(self, level: int, headers: Mapping[str, HeaderValue]) -> None:
         """Publish a copy to delay `level` (confirmed), then ack this one."""
@@ -74,14 +73,6 @@ class RabbitDelivery:
             return False
         self.settled = True
         return True
-
-    async def _send(self, method: Callable[..., Awaitable[None]], tag: int) -> None:
-        if self._channel.is_closed:
-            return  # the channel died with the connection; the broker requeued the message itself
-        try:
-            await method(tag, wait=False)
-        except CONNECTION_ERRORS:
-            log.info("settlement lost with the channel; the broker will redeliver", message_id=self.message.message_id)
 
 
 class RabbitSubscription:
@@ -108,6 +99,7 @@ class RabbitSubscription:
         self._cancelled = False
         self._tag = ""
         self._attach_lock = asyncio.Lock()
+        self._acks: AckBatcher | None = None
 
     async def attach(self, connection: AbstractConnection) -> None:
         """Open a channel on `connection` and start consuming (again); no-op if already consuming on it."""
@@ -125,20 +117,28 @@ class RabbitSubscription:
         channel.on_consumer_cancel_callbacks.add(self._on_server_cancel)
         self._tag = f"{self._transport.connection_name}.{uuid4().hex[:8]}"
         self._channel = channel
+        acks = self._acks = AckBatcher(channel)
 
         async def on_message(delivered: DeliveredMessage) -> None:
-            # Handlers run in tasks of our own: aiormq would cancel its consumer tasks when the channel closes,
-            # and a graceful stop must let the handler in flight finish.
-            task = asyncio.get_running_loop().create_task(self._run(channel, delivered))
+            # aiormq runs each delivery in a task of the channel's; a graceful stop cancels the consumer first and
+            # waits for these tasks before it closes the channel, so the handlers in flight finish. (Only a lost
+            # channel cancels them, and then their messages come again anyway.)
+            delivery = RabbitDelivery(self._transport, acks, self.queue, delivered)
+            if self._auto_ack:
+                delivery.settled = True
+            else:
+                acks.delivered(delivery._tag)
+            task = asyncio.current_task()
+            assert task is not None  # aiormq calls consumers inside a task
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            try:
+                await self._run(delivery)
+            finally:
+                self._tasks.discard(task)
 
         await channel.basic_consume(self.queue, on_message, no_ack=self._auto_ack, consumer_tag=self._tag)
 
-    async def _run(self, channel: AbstractChannel, delivered: DeliveredMessage) -> None:
-        delivery = RabbitDelivery(self._transport, channel, self.queue, delivered)
-        if self._auto_ack:
-            delivery.settled = True
+    async def _run(self, delivery: RabbitDelivery) -> None:
         try:
             await self._handler(delivery)
         except Exception:
@@ -161,7 +161,7 @@ class RabbitSubscription:
         delay = 0.05
         while not self._cancelled:
             try:
-                await self.attach(await self._transport.wait_connection())
+                await self.attach(await self._transport.wait_consumer_connection())
                 return
             except Exception as error:  # whatever broke, the consumer must come back: log it and try again
                 log.warning("re-attaching failed; trying again", queue=self.queue, error=type(error).__name__)
@@ -182,7 +182,10 @@ class RabbitSubscription:
         if channel is not None and not channel.is_closed:
             with contextlib.suppress(*CONNECTION_ERRORS):  # the channel died: the broker stops delivering anyway
                 await channel.basic_cancel(self._tag)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        in_flight = self._tasks - {asyncio.current_task()}  # a handler may stop its own consumer
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
+        if self._acks is not None:
+            await self._acks.drain()
         if channel is not None and not channel.is_closed:
             await self._close_channel(channel)

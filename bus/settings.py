@@ -26,5 +26,5 @@ class BusSettings(BaseSettings):
     publish_outage_bound: float = Field(
         default=30.0, gt=0, description="Seconds a publish waits for the broker to come back before it fails."
     )
-    publish_window: int = Field(default=2048, ge=1, description="Publishes awaiting their confirm at once.")
+    publish_window: int = Field(default=512, ge=1, description="Publishes awaiting their confirm at once.")
     reconnect_delay_max: float = Field(default=5.0, gt=0, description="Longest pause between reconnect attempts.")

@@ -31,7 +31,7 @@ def _line(delivery: Delivery) -> dict[str, object]:
         "correlation_id": message.correlation_id,
         "causation_id": headers.get("causation_id"),
         "saga_id": headers.get("saga_id"),
-        "producer": headers.get("producer") or message.app_id,
+        "producer": message.app_id,
         "payload": payload,
     }
 
