@@ -14,7 +14,7 @@ from schemas import vm as vm_messages
 from schemas.errors import ErrorInfo, NotFound
 from schemas.registry import SchemaViolation
 from schemas.snapshot import RevertVmToSnapshot, VolumeSnapshotPair
-from schemas.storage import AddPool, AgentCommand, AttachPoolToHost, PoolAddFailed
+from schemas.storage import REDACT, AddPool, AgentCommand, AttachPoolToHost, PoolAddFailed
 from schemas.vm import PowerState, VmDescribed
 
 pytestmark = pytest.mark.unit
@@ -157,3 +157,15 @@ def test_failure_events_travel_with_their_error() -> None:
 def test_described_vm_round_trips() -> None:
     described = VmDescribed(vm_id=uuid4(), host="h1", power_state=PowerState.RUNNING)
     assert registry.decode("vm.described", 1, described.model_dump_json()) == described
+
+
+@pytest.mark.parametrize("type_name", ["pool.add", "agent.pool.attach"])
+def test_a_journal_record_masks_the_configuration_while_the_wire_keeps_it(type_name: str) -> None:
+    body = json.loads(add_pool_body())
+    if type_name == "agent.pool.attach":
+        body = {"pool_id": body["pool_id"], "plugin": "qcow2fs", "config": SECRET_CONFIG, "host": "h1"}
+    command = registry.decode(type_name, 1, json.dumps(body))
+    journaled = command.model_dump_json(context=REDACT)
+    assert "hunter2" not in journaled
+    assert json.loads(journaled)["config"] == dict.fromkeys(SECRET_CONFIG, "***")
+    assert registry.decode(type_name, 1, command.model_dump_json()) == command
