@@ -185,8 +185,11 @@ class PostgresSagaSession:
         return LockResult(LockOutcome.QUEUED, holders=held)
 
     async def release_locks(self, saga_id: UUID) -> list[UUID]:
+        # Rows are locked in canonical order first, as acquire_locks does, so that a release and an acquisition
+        # of overlapping resources queue up instead of deadlocking.
         released = await self._db.fetch(
-            f"UPDATE {self._s}.locks SET holder = NULL, token = NULL, expires_at = NULL WHERE holder = $1 "
+            f"UPDATE {self._s}.locks SET holder = NULL, token = NULL, expires_at = NULL WHERE resource IN ("
+            f"  SELECT resource FROM {self._s}.locks WHERE holder = $1 ORDER BY resource FOR UPDATE) "
             "RETURNING resource",
             saga_id,
         )
@@ -201,7 +204,12 @@ class PostgresSagaSession:
         return [row["saga_id"] for row in rows]
 
     async def renew_locks(self, saga_id: UUID, until: datetime) -> None:
-        await self._db.execute(f"UPDATE {self._s}.locks SET expires_at = $2 WHERE holder = $1", saga_id, until)
+        await self._db.execute(
+            f"UPDATE {self._s}.locks SET expires_at = $2 WHERE resource IN ("
+            f"  SELECT resource FROM {self._s}.locks WHERE holder = $1 ORDER BY resource FOR UPDATE) AND holder = $1",
+            saga_id,
+            until,
+        )
 
     async def leave_line(self, saga_id: UUID) -> None:
         await self._db.execute(f"DELETE FROM {self._s}.lock_line WHERE saga_id = $1", saga_id)
