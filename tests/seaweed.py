@@ -153,7 +153,7 @@ def run_seaweed() -> Iterator[SeaweedS3]:
             f"-master.port={master}",
             "-master.volumeSizeLimitMB=64",
             f"-volume.port={volume}",
-            "-volume.max=32",
+            "-volume.max=300",  # each bucket is a collection that grows 7 volumes of its own
             f"-filer.port={filer}",
             "-s3",
             f"-s3.port={s3}",

@@ -111,8 +111,12 @@ class ImageRepository:
         except NotFound:
             existing = None
         if existing is not None:
-            if existing.labels.get("checksum") != sha256:
-                raise AlreadyExists(f"image {image_id} already exists with other content", field="image_id")
+            wanted_labels = {"kind": kind, "disk_format": disk_format, "checksum": sha256}
+            if any(existing.labels.get(name) != value for name, value in wanted_labels.items()):
+                raise AlreadyExists(
+                    f"image {image_id} already exists as another image (kind, format or content differ)",
+                    field="image_id",
+                )
             return _record(existing)
         result = await self.chunks.backup(
             backup_id=image_id,

@@ -69,6 +69,8 @@ async def test_putting_an_image_twice_is_idempotent_and_other_content_conflicts(
     assert await images.put("iso-1", _image(tmp_path, b"one" * 1000), kind="iso", disk_format="iso") == first
     with pytest.raises(AlreadyExists):
         await images.put("iso-1", _image(tmp_path, b"two" * 1000), kind="iso", disk_format="iso")
+    with pytest.raises(AlreadyExists):
+        await images.put("iso-1", _image(tmp_path, b"one" * 1000), kind="template", disk_format="qcow2")
 
 
 async def test_images_and_backups_share_a_store_without_seeing_each_other(tmp_path: Path) -> None:
