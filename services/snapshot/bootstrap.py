@@ -10,8 +10,6 @@ import signal
 from dataclasses import dataclass
 
 import structlog
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bus.codec import encode
 from bus.ports import QueueKind, Transport, UnitOfWorkFactory
@@ -23,28 +21,17 @@ from bus.settings import BusSettings
 from plugins.registry import Registry, load_plugins
 from plugins.sdk.capabilities import Capability
 from schemas.errors import NotFound
-from services.snapshot.deps import DEFAULT_DELTA_MAX, SnapshotDeps
-from services.snapshot.migrate import migrate_snapshot
+from services.runtime.migrations import migrate_service_at
+from services.runtime.settings import RuntimeSettings
+from services.snapshot.deps import SnapshotDeps
 from services.snapshot.scheduler import PolicyScheduler
 from services.snapshot.service import consumer
 
 log = structlog.get_logger(__name__)
 
 
-class SnapshotSettings(BaseSettings):
-    """The snapshot daemon's settings (`STRATA_*`)."""
-
-    model_config = SettingsConfigDict(env_prefix="STRATA_", frozen=True, extra="ignore")
-
-    database_url: str = Field(
-        default="postgresql://postgres@127.0.0.1:5432/strata", description="PostgreSQL URL (may hold a secret)."
-    )
-    snapshot_delta_max: int = Field(
-        default=DEFAULT_DELTA_MAX, ge=0, description="CloudStack's `snapshot.delta.max`: deltas between fulls."
-    )
-    snapshot_scheduler_poll: float = Field(
-        default=1.0, gt=0, description="Seconds between looks for due snapshot policies."
-    )
+SCHEMA = "snapshot"
+SCHEDULER_POLL = 1.0  # seconds between looks for due policies when none was due
 
 
 def delta_support(plugins: Registry) -> "DeltaSupport":
@@ -79,7 +66,7 @@ class SnapshotService:
         units: UnitOfWorkFactory,
         *,
         deps: SnapshotDeps | None = None,
-        scheduler_poll: float = 1.0,
+        scheduler_poll: float = SCHEDULER_POLL,
         queue_kind: QueueKind = QueueKind.QUORUM,
     ) -> "SnapshotService":
         """Wire the service on `transport` and `units` (PostgreSQL units of work: it keeps its state there)."""
@@ -100,30 +87,30 @@ class SnapshotService:
         await self.consumer.stop()
 
 
-async def prepare_database(pool: Pool) -> None:
+async def prepare_database(pool: Pool, database_url: str) -> None:
     """Create or upgrade the bus tables and schema `snapshot`."""
     async with pool.acquire() as connection:
         await migrate(connection)
-        await migrate_snapshot(connection)
+    await migrate_service_at(database_url, SCHEMA, "services.snapshot.migrations")
 
 
-async def run(settings: SnapshotSettings | None = None, bus_settings: BusSettings | None = None) -> None:
+async def run(settings: RuntimeSettings | None = None, bus_settings: BusSettings | None = None) -> None:
     """Run the snapshot daemon until SIGINT or SIGTERM."""
-    settings = settings or SnapshotSettings()
+    settings = settings or RuntimeSettings()
     bus_settings = bus_settings or BusSettings()
-    pool = await create_pool(settings.database_url, min_size=2, max_size=8)
+    database_url = settings.database_url.get_secret_value()
+    pool = await create_pool(database_url, min_size=2, max_size=8)
     transport = RabbitTransport(bus_settings, purpose="snapshot")
     try:
-        await prepare_database(pool)
+        await prepare_database(pool, database_url)
         await transport.start()
-        relay = OutboxRelay(pool, transport, database_url=settings.database_url)
+        relay = OutboxRelay(pool, transport, database_url=database_url)
         await relay.start()
         deps = SnapshotDeps(delta_max=settings.snapshot_delta_max, supports_delta=delta_support(load_plugins()))
         service = SnapshotService.build(
             transport,
             PostgresUnitOfWorkFactory(pool, encode=encode),
             deps=deps,
-            scheduler_poll=settings.snapshot_scheduler_poll,
             queue_kind=bus_settings.queue_kind,
         )
         await service.start()

@@ -21,7 +21,6 @@ from schemas.snapshot import (
     SnapshotCreateFailed,
     SnapshotDeleted,
     SnapshotDeleteFailed,
-    SnapshotKind,
     SnapshotRevertFailed,
     SnapshotState,
     SnapshotStateChanged,
@@ -98,11 +97,11 @@ async def _create(deps: SnapshotDeps, command: CreateSnapshot, envelope: Envelop
     snapshots = [
         s for s in await repo.snapshots_of_volume(connection, volume.volume_id) if s.state in USABLE_SNAPSHOT_STATES
     ]
-    chain = Chain(ChainNode(s.snapshot_id, s.kind, s.created_at, s.parent_id) for s in snapshots)
+    nodes = [ChainNode(s.snapshot_id, s.kind, s.created_at, s.parent_id) for s in snapshots]
+    base = volume.base_snapshot_id if volume.base_snapshot_id in {node.snapshot_id for node in nodes} else None
+    chain = Chain(nodes, volume_parent_id=base)
     plan = plan_next_snapshot(chain, delta_max=deps.delta_max, supports_delta=deps.supports_delta(pool.plugin))
     parent_id = plan.parent_id
-    if plan.kind is SnapshotKind.DELTA and volume.base_snapshot_id in chain.nodes:
-        parent_id = volume.base_snapshot_id  # after a revert the live data sits on the reverted-to snapshot
     state = SNAPSHOT_STATES.next_state(command.snapshot_id, SnapshotState.ALLOCATED, SnapshotEvent.CREATE_REQUESTED)
     await repo.insert_snapshot(
         connection,

@@ -18,7 +18,6 @@ from schemas.snapshot import (
     SnapshotDeletedOnPool,
     SnapshotDeleteFailed,
     SnapshotDeleteOnPoolFailed,
-    SnapshotKind,
     SnapshotReverted,
     SnapshotRevertFailed,
     SnapshotState,
@@ -54,7 +53,7 @@ async def _move(
 async def on_snapshot_created(
     deps: SnapshotDeps, event: SnapshotCreatedOnPool, envelope: Envelope, uow: UnitOfWork
 ) -> None:
-    """CreatedOnPrimary; answer the requesters; a delta becomes the live volume's base; apply the policy's retention."""
+    """CreatedOnPrimary; answer the requesters; it becomes the live volume's base; apply the policy's retention."""
     requesters = await _waiting(uow, CREATE, event.snapshot_id, event.volume_id, envelope)
     snapshot = await repo.get_snapshot(uow.connection, event.snapshot_id, lock=True)
     if snapshot.state is SnapshotState.CREATING:
@@ -65,8 +64,8 @@ async def on_snapshot_created(
             SnapshotEvent.OPERATION_SUCCEEDED,
             physical_size_bytes=event.physical_size_bytes,
         )
-        if snapshot.kind is SnapshotKind.DELTA:
-            await repo.set_volume_base(uow.connection, snapshot.volume_id, snapshot.snapshot_id)
+        # The next delta counts from here: the live data is what this snapshot holds plus what changes next.
+        await repo.set_volume_base(uow.connection, snapshot.volume_id, snapshot.snapshot_id)
         if snapshot.policy_id is not None:
             await _apply_retention(uow, requesters[0], snapshot.policy_id)
     created = SnapshotCreated(

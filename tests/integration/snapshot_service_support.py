@@ -145,7 +145,7 @@ class Stack:
 async def open_stack(database_url: str, amqp_url: str, namespace: str) -> AsyncIterator[Stack]:
     """Open the stack (use it as the body of a test module's `stack` fixture); everything is removed after."""
     pool = await create_pool(database_url, min_size=2, max_size=8)
-    await prepare_database(pool)
+    await prepare_database(pool, database_url)
     transport = RabbitTransport(bus_settings(namespace, amqp_url), purpose="snapshot-test")
     await transport.start()
     relay = OutboxRelay(pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=0.1))

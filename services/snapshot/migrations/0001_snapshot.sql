@@ -1,5 +1,5 @@
 -- What the snapshot service knows of others (from their events) and what it owns (snapshots, policies).
-CREATE TABLE snapshot.pools (
+CREATE TABLE __SCHEMA__.pools (
     pool_id uuid PRIMARY KEY,
     plugin text NOT NULL,
     scope text NOT NULL,
@@ -7,7 +7,7 @@ CREATE TABLE snapshot.pools (
     host text
 );
 
-CREATE TABLE snapshot.volumes (
+CREATE TABLE __SCHEMA__.volumes (
     volume_id uuid PRIMARY KEY,
     pool_id uuid NOT NULL,
     vm_id uuid,
@@ -17,16 +17,16 @@ CREATE TABLE snapshot.volumes (
     -- The snapshot the live volume is layered on (the last one taken or reverted to): a delta's parent.
     base_snapshot_id uuid
 );
-CREATE INDEX ON snapshot.volumes (vm_id);
+CREATE INDEX ON __SCHEMA__.volumes (vm_id);
 
-CREATE TABLE snapshot.vm_power (
+CREATE TABLE __SCHEMA__.vm_power (
     vm_id uuid PRIMARY KEY,
     host text NOT NULL,
     power_state text NOT NULL,
     seen_at timestamptz NOT NULL
 );
 
-CREATE TABLE snapshot.snapshots (
+CREATE TABLE __SCHEMA__.snapshots (
     snapshot_id uuid PRIMARY KEY,
     volume_id uuid NOT NULL,
     pool_id uuid NOT NULL,
@@ -42,11 +42,11 @@ CREATE TABLE snapshot.snapshots (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX ON snapshot.snapshots (volume_id, created_at);
-CREATE INDEX ON snapshot.snapshots (policy_id, created_at) WHERE policy_id IS NOT NULL;
+CREATE INDEX ON __SCHEMA__.snapshots (volume_id, created_at);
+CREATE INDEX ON __SCHEMA__.snapshots (policy_id, created_at) WHERE policy_id IS NOT NULL;
 
 -- A request waiting for an agent: who asked (to answer a saga step) and what the agent was told to do.
-CREATE TABLE snapshot.operations (
+CREATE TABLE __SCHEMA__.operations (
     agent_message_id uuid PRIMARY KEY,
     kind text NOT NULL,
     snapshot_id uuid NOT NULL,
@@ -54,9 +54,9 @@ CREATE TABLE snapshot.operations (
     request jsonb NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX ON snapshot.operations (kind, snapshot_id, volume_id);
+CREATE INDEX ON __SCHEMA__.operations (kind, snapshot_id, volume_id);
 
-CREATE TABLE snapshot.policies (
+CREATE TABLE __SCHEMA__.policies (
     policy_id uuid PRIMARY KEY,
     volume_id uuid NOT NULL,
     interval_type text NOT NULL,
@@ -68,9 +68,9 @@ CREATE TABLE snapshot.policies (
     last_run_at timestamptz,
     created_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX ON snapshot.policies (next_run_at);
+CREATE INDEX ON __SCHEMA__.policies (next_run_at);
 
-CREATE TABLE snapshot.vm_snapshots (
+CREATE TABLE __SCHEMA__.vm_snapshots (
     vm_snapshot_id uuid PRIMARY KEY,
     vm_id uuid NOT NULL,
     name text NOT NULL,
