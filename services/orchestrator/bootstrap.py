@@ -1,0 +1,134 @@
+"""The orchestrator daemon: the only place that builds its adapters.
+
+`OrchestratorService.build(...)` runs the coordinator (every registered saga: importing `sagas.definitions.*`
+registers them) and the outcome announcer on a given transport, units of work and saga store, for `strata up`,
+the demo and tests; `run(settings)` is `strata run orchestrator`: its own pool, RabbitMQ, outbox relay,
+migrations, until SIGINT or SIGTERM.
+"""
+
+import asyncio
+import signal
+from dataclasses import dataclass
+
+import structlog
+
+from bus.codec import encode
+from bus.ports import QueueKind, Transport, UnitOfWorkFactory
+from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, create_pool, migrate
+from bus.postgres.pool import Pool
+from bus.rabbit import RabbitTransport
+from bus.runtime import Consumer
+from bus.settings import BusSettings
+from sagas.coordinator import Coordinator
+from sagas.definition import SagaRegistry, saga_registry
+from sagas.definitions import revert_vm
+from sagas.ports import SagaStore
+from sagas.postgres_migrate import migrate_sagas
+from sagas.postgres_store import PostgresSagaStore
+from schemas.sagas import SagaEnded
+from services.orchestrator.outcomes import SagaOutcomes
+from services.runtime.settings import RuntimeSettings
+
+log = structlog.get_logger(__name__)
+COORDINATOR_NAME = "orchestrator"
+OUTCOMES_NAME = "orchestrator.outcomes"
+# Every domain event a participant of a registered saga may answer a step with.
+REPLY_TYPES = revert_vm.REPLY_TYPES
+
+
+@dataclass
+class OrchestratorService:
+    """The saga coordinator (with its timer loop) and the announcer of operation outcomes."""
+
+    coordinator: Coordinator
+    outcomes: Consumer
+
+    @classmethod
+    def build(
+        cls,
+        transport: Transport,
+        units: UnitOfWorkFactory,
+        store: SagaStore,
+        *,
+        sagas: SagaRegistry = saga_registry,
+        timer_poll: float = 0.1,
+        prefetch: int = 64,
+        queue_kind: QueueKind = QueueKind.QUORUM,
+    ) -> "OrchestratorService":
+        """Wire the orchestrator on `transport`, `units` and `store` (the store in the units' database)."""
+        coordinator = Coordinator(
+            transport,
+            units,
+            store,
+            sagas=sagas,
+            name=COORDINATOR_NAME,
+            reply_types=REPLY_TYPES,
+            prefetch=prefetch,
+            timer_poll=timer_poll,
+            announce_ends=True,
+        )
+        coordinator.consumer.queue_kind = queue_kind
+        announcer = SagaOutcomes(store)
+        outcomes = Consumer(
+            transport,
+            units,
+            name=OUTCOMES_NAME,
+            handlers={SagaEnded: announcer.on_saga_ended},
+            prefetch=prefetch,
+            queue_kind=queue_kind,
+        )
+        return cls(coordinator, outcomes)
+
+    async def start(self) -> None:
+        """Declare the queues, consume, and fire timers."""
+        await self.outcomes.start()
+        await self.coordinator.start()
+
+    async def stop(self) -> None:
+        """Stop taking work; what is in flight finishes or is rolled back and redelivered."""
+        await self.coordinator.stop()
+        await self.outcomes.stop()
+
+
+async def prepare_database(pool: Pool) -> None:
+    """Create or upgrade the bus tables and the saga tables."""
+    async with pool.acquire() as connection:
+        await migrate(connection)
+        await migrate_sagas(connection)
+
+
+async def run(settings: RuntimeSettings | None = None, bus_settings: BusSettings | None = None) -> None:
+    """Run the orchestrator daemon until SIGINT or SIGTERM."""
+    settings = settings or RuntimeSettings()
+    bus_settings = bus_settings or BusSettings()
+    database_url = settings.database_url.get_secret_value()
+    pool = await create_pool(database_url, min_size=2, max_size=8)
+    transport = RabbitTransport(bus_settings, purpose="orchestrator")
+    try:
+        await prepare_database(pool)
+        await transport.start()
+        relay = OutboxRelay(pool, transport, database_url=database_url)
+        await relay.start()
+        service = OrchestratorService.build(
+            transport,
+            PostgresUnitOfWorkFactory(pool, encode=encode),
+            PostgresSagaStore(pool),
+            prefetch=bus_settings.prefetch,
+            queue_kind=bus_settings.queue_kind,
+        )
+        await service.start()
+        log.info("orchestrator running", namespace=bus_settings.namespace, sagas=[d.name for d in saga_registry])
+        await _until_signalled()
+        await service.stop()
+        await relay.stop()
+    finally:
+        await transport.close()
+        await pool.close()
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
