@@ -37,8 +37,12 @@ SAGA_NAME = "vm.revert_to_snapshot"
 SAFETY_PREFIX = "safety-"
 # A step may wait behind an agent's restart or a busy pool: retry transient failures for about a minute.
 STEP_RETRY = RetryPolicy(attempts=8, backoff=0.5, multiplier=2.0, max_backoff=15.0)
-# Undoing must not give up easily: a half-undone revert leaves a VM on mixed data.
-UNDO_RETRY = RetryPolicy(attempts=10, backoff=0.5, multiplier=2.0, max_backoff=15.0)
+# Undoing, and finishing after the pivot, must not give up easily: a half-undone revert leaves a VM on mixed data,
+# and there is no way back after the VM started on the reverted volumes. A plugin's internal error or a busy
+# resource (Aborted) is worth another attempt there, since every command is idempotent.
+UNDO_RETRY = RetryPolicy(
+    attempts=10, backoff=0.5, multiplier=2.0, max_backoff=15.0, retry_on=("TRANSIENT", "INTERNAL", "ABORTED")
+)
 STEP_TIMEOUT = 120.0
 LOCK_WAIT = 60.0
 
