@@ -6,8 +6,6 @@ the demo and tests; `run(settings)` is `strata run orchestrator`: its own pool, 
 migrations, until SIGINT or SIGTERM.
 """
 
-import asyncio
-import signal
 from dataclasses import dataclass
 
 import structlog
@@ -27,7 +25,10 @@ from sagas.postgres_migrate import migrate_sagas
 from sagas.postgres_store import PostgresSagaStore
 from schemas.sagas import SagaEnded
 from services.orchestrator.outcomes import SagaOutcomes
+from services.runtime.health import HealthServer
+from services.runtime.logs import configure_logging
 from services.runtime.settings import RuntimeSettings
+from services.runtime.shutdown import GracefulShutdown
 
 log = structlog.get_logger(__name__)
 COORDINATOR_NAME = "orchestrator"
@@ -98,37 +99,33 @@ async def prepare_database(pool: Pool) -> None:
 
 
 async def run(settings: RuntimeSettings | None = None, bus_settings: BusSettings | None = None) -> None:
-    """Run the orchestrator daemon until SIGINT or SIGTERM."""
+    """Run the orchestrator daemon until SIGTERM or SIGINT, then shut down gracefully."""
     settings = settings or RuntimeSettings()
     bus_settings = bus_settings or BusSettings()
+    configure_logging(COORDINATOR_NAME, level=settings.log_level, json=settings.log_json)
     database_url = settings.database_url.get_secret_value()
+    shutdown = GracefulShutdown(grace_seconds=settings.shutdown_grace_seconds)
+    shutdown.install_signal_handlers()
     pool = await create_pool(database_url, min_size=2, max_size=8)
-    transport = RabbitTransport(bus_settings, purpose="orchestrator")
-    try:
-        await prepare_database(pool)
-        await transport.start()
-        relay = OutboxRelay(pool, transport, database_url=database_url)
-        await relay.start()
-        service = OrchestratorService.build(
-            transport,
-            PostgresUnitOfWorkFactory(pool, encode=encode),
-            PostgresSagaStore(pool),
-            prefetch=bus_settings.prefetch,
-            queue_kind=bus_settings.queue_kind,
-        )
-        await service.start()
-        log.info("orchestrator running", namespace=bus_settings.namespace, sagas=[d.name for d in saga_registry])
-        await _until_signalled()
-        await service.stop()
-        await relay.stop()
-    finally:
-        await transport.close()
-        await pool.close()
-
-
-async def _until_signalled() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    shutdown.on_close("database pool", pool.close)
+    await prepare_database(pool)
+    transport = RabbitTransport(bus_settings, purpose=COORDINATOR_NAME)
+    await transport.start()
+    shutdown.on_close("transport", transport.close)
+    relay = OutboxRelay(pool, transport, database_url=database_url)
+    await relay.start()
+    shutdown.on_close("outbox relay", relay.stop)
+    service = OrchestratorService.build(
+        transport,
+        PostgresUnitOfWorkFactory(pool, encode=encode),
+        PostgresSagaStore(pool),
+        prefetch=bus_settings.prefetch,
+        queue_kind=bus_settings.queue_kind,
+    )
+    await service.start()
+    shutdown.on_stop_intake("coordinator and outcome announcer", service.stop)
+    health = HealthServer(host=settings.health_host, port=settings.health_port)
+    await health.start()
+    shutdown.on_close("health server", health.close)
+    log.info("orchestrator running", health_port=health.port, sagas=[d.name for d in saga_registry])
+    await shutdown.run()

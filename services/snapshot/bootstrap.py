@@ -5,8 +5,6 @@ and tests, several services in one process); `run(settings)` is `strata run snap
 pool, RabbitMQ and the outbox relay itself, migrates, and runs until SIGINT or SIGTERM.
 """
 
-import asyncio
-import signal
 from dataclasses import dataclass
 
 import structlog
@@ -21,11 +19,14 @@ from bus.settings import BusSettings
 from plugins.registry import Registry, load_plugins
 from plugins.sdk.capabilities import Capability
 from schemas.errors import NotFound
+from services.runtime.health import HealthServer
+from services.runtime.logs import configure_logging
 from services.runtime.migrations import migrate_service_at
 from services.runtime.settings import RuntimeSettings
+from services.runtime.shutdown import GracefulShutdown
 from services.snapshot.deps import SnapshotDeps
 from services.snapshot.scheduler import PolicyScheduler
-from services.snapshot.service import consumer
+from services.snapshot.service import CONSUMER_NAME, consumer
 
 log = structlog.get_logger(__name__)
 
@@ -95,38 +96,30 @@ async def prepare_database(pool: Pool, database_url: str) -> None:
 
 
 async def run(settings: RuntimeSettings | None = None, bus_settings: BusSettings | None = None) -> None:
-    """Run the snapshot daemon until SIGINT or SIGTERM."""
+    """Run the snapshot daemon until SIGTERM or SIGINT, then shut down gracefully."""
     settings = settings or RuntimeSettings()
     bus_settings = bus_settings or BusSettings()
+    configure_logging(CONSUMER_NAME, level=settings.log_level, json=settings.log_json)
     database_url = settings.database_url.get_secret_value()
-    pool = await create_pool(database_url, min_size=2, max_size=8)
-    transport = RabbitTransport(bus_settings, purpose="snapshot")
-    try:
-        await prepare_database(pool, database_url)
-        await transport.start()
-        relay = OutboxRelay(pool, transport, database_url=database_url)
-        await relay.start()
-        deps = SnapshotDeps(delta_max=settings.snapshot_delta_max, supports_delta=delta_support(load_plugins()))
-        service = SnapshotService.build(
-            transport,
-            PostgresUnitOfWorkFactory(pool, encode=encode),
-            deps=deps,
-            queue_kind=bus_settings.queue_kind,
-        )
-        await service.start()
-        log.info("snapshot service running", namespace=bus_settings.namespace)
-        await until_signalled()
-        await service.stop()
-        await relay.stop()
-    finally:
-        await transport.close()
-        await pool.close()
-
-
-async def until_signalled() -> None:
-    """Return on SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    shutdown = GracefulShutdown(grace_seconds=settings.shutdown_grace_seconds)
+    shutdown.install_signal_handlers()
+    pool = await create_pool(database_url, min_size=1, max_size=8)
+    shutdown.on_close("database pool", pool.close)
+    await prepare_database(pool, database_url)
+    transport = RabbitTransport(bus_settings, purpose=CONSUMER_NAME)
+    await transport.start()
+    shutdown.on_close("transport", transport.close)
+    relay = OutboxRelay(pool, transport, database_url=database_url)
+    await relay.start()
+    shutdown.on_close("outbox relay", relay.stop)
+    deps = SnapshotDeps(delta_max=settings.snapshot_delta_max, supports_delta=delta_support(load_plugins()))
+    service = SnapshotService.build(
+        transport, PostgresUnitOfWorkFactory(pool, encode=encode), deps=deps, queue_kind=bus_settings.queue_kind
+    )
+    await service.start()
+    shutdown.on_stop_intake("snapshot consumer and scheduler", service.stop)
+    health = HealthServer(host=settings.health_host, port=settings.health_port)
+    await health.start()
+    shutdown.on_close("health server", health.close)
+    log.info("snapshot service running", health_port=health.port)
+    await shutdown.run()
