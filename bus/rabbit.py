@@ -9,6 +9,7 @@ committed. The topology and the consumers are held strongly and restored on ever
 import asyncio
 import os
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import cast
 from uuid import uuid4
@@ -20,6 +21,7 @@ from pamqp.common import FieldTable
 
 from bus.errors import BrokerUnavailable, PublishRejected, RequestTimedOut, Unroutable
 from bus.ports import Binding, DeadLetter, DeliveryHandler, HeaderValue, QueueKind, WireMessage
+from bus.rabbit_batch import write_publishes
 from bus.rabbit_connection import CONNECTION_ERRORS, RabbitConnection
 from bus.rabbit_consumer import RabbitSubscription
 from bus.rabbit_dead import RabbitDeadLetters
@@ -37,6 +39,7 @@ from schemas.errors import FailedPrecondition, InvalidArgument, StrataError
 
 log = structlog.get_logger(__name__)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+PUBLISH_BATCH = 64  # messages written to the socket at once by publish_many
 
 
 class RabbitTransport:
@@ -184,24 +187,48 @@ class RabbitTransport:
 
     async def publish_many(self, exchange: str, messages: Sequence[tuple[str, WireMessage]]) -> None:
         full = self.topology.exchange(exchange)
-        # A sliding window of confirms in flight; a task is made only when a slot frees, so a long batch costs
-        # the same per message as a short one.
-        window = asyncio.Semaphore(self.settings.publish_window)
-        loop = asyncio.get_running_loop()
-        tasks: list[asyncio.Task[None]] = []
+        deadline = time.monotonic() + self.settings.publish_outage_bound
+        pending: deque[tuple[Sequence[tuple[str, WireMessage]], list[asyncio.Future[object]]]] = deque()
+        in_flight = 0
+        interrupted: list[tuple[str, WireMessage]] = []
+        refused: list[tuple[StrataError, str]] = []
 
-        def release(_: "asyncio.Task[None]") -> None:
-            window.release()
+        async def settle_oldest() -> int:
+            chunk, confirmations = pending.popleft()
+            results = await asyncio.gather(*confirmations, return_exceptions=True)
+            for (routing_key, message), result in zip(chunk, results, strict=True):
+                if isinstance(result, aiormq.exceptions.PublishError):
+                    refused.append((Unroutable(f"no queue is bound to {full} for {routing_key!r}"), routing_key))
+                elif isinstance(result, aiormq.exceptions.DeliveryError):
+                    refused.append((PublishRejected(f"the broker refused {message.type} (nack)"), routing_key))
+                elif isinstance(result, BaseException):
+                    interrupted.append((routing_key, message))  # the connection went: publish it again below
+            return len(chunk)
 
-        for routing_key, message in messages:
-            await window.acquire()
-            task = loop.create_task(self.publish_raw(full, routing_key, message))
-            task.add_done_callback(release)
-            tasks.append(task)
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        # Fast path: batches written in one go, a window of confirms outstanding.
+        for start in range(0, len(messages), PUBLISH_BATCH):
+            chunk = messages[start : start + PUBLISH_BATCH]
+            while pending and in_flight + len(chunk) > self.settings.publish_window:
+                in_flight -= await settle_oldest()
+            publishes = [(full, key, message.body, properties_of(message)) for key, message in chunk]
+            try:
+                confirmations = await write_publishes(await self._channel("publisher", deadline), publishes)
+            except CONNECTION_ERRORS:
+                interrupted.extend(chunk)
+                continue
+            pending.append((chunk, confirmations))
+            in_flight += len(chunk)
+        while pending:
+            await settle_oldest()
+        # Slow path, only after an interruption: one by one, each waiting for the broker up to the outage bound.
+        for routing_key, message in interrupted:
+            await self.publish_raw(full, routing_key, message)
+        if refused:
+            error, _ = refused[0]
+            keys = sorted({key for _, key in refused})
+            raise type(error)(
+                f"{len(refused)} of {len(messages)} messages refused ({', '.join(keys)}): {error.message}"
+            )
 
     async def publish_raw(
         self,

@@ -86,6 +86,19 @@ class TransportContract:
         with pytest.raises(Unroutable):
             await transport.publish("commands", "nobody.listens", wire())
 
+    async def test_publish_many_delivers_every_message_and_raises_for_the_unroutable(
+        self, transport: Transport
+    ) -> None:
+        queue = await transport.declare_queue("svc", [Binding("commands", "bustest.ping")])
+        collector = Collector()
+        await transport.consume(queue, collector, prefetch=50)
+        batch = [wire(n) for n in range(300)]
+        await transport.publish_many("commands", [("bustest.ping", message) for message in batch])
+        await assert_eventually(lambda: len(collector.deliveries) == 300, what="every message of the batch")
+        assert sorted(collector.ids()) == sorted(message.message_id for message in batch)
+        with pytest.raises(Unroutable):
+            await transport.publish_many("commands", [("nobody.listens", wire())])
+
     async def test_an_unknown_exchange_is_refused(self, transport: Transport) -> None:
         with pytest.raises(InvalidArgument):
             await transport.publish("nowhere", "bustest.ping", wire())
