@@ -6,9 +6,10 @@ from uuid import UUID
 import pytest
 
 from bus.postgres.pool import Pool
+from sagas.participant import FENCING_TABLE, check_fencing_token
 from sagas.records import SagaStatus
 from sagas.work import saga_id_for
-from schemas import Envelope
+from schemas import Aborted, Envelope
 from tests.sagas_fixtures import PostgresParticipant, RunPlan
 from tests.sagas_stack import SagaNode, prepare_database, wait_ended
 
@@ -72,3 +73,17 @@ async def test_two_coordinators_side_by_side_never_run_a_step_twice(nodes: list[
     assert {row["sent"] for row in sent} == {1}
     done = await effects(service.pool)
     assert len(done) == len(set(done)) == 20 * 3 + 10 * 4
+
+
+async def test_a_participant_table_refuses_a_stale_fencing_token(nodes: list[SagaNode]) -> None:
+    pool = nodes[0].pool
+    async with pool.acquire() as connection:
+        await connection.execute(FENCING_TABLE.format(table="fencing"))
+        await check_fencing_token(connection, "vm:1", 5)
+        await check_fencing_token(connection, "vm:1", 5)  # the same holder again
+        await check_fencing_token(connection, "vm:1", 7)
+        with pytest.raises(Aborted, match="stale fencing token 6 for vm:1"):
+            await check_fencing_token(connection, "vm:1", 6)
+        with pytest.raises(Aborted, match="carries no fencing token"):
+            await check_fencing_token(connection, "vm:2", None)
+        assert await connection.fetchval("SELECT token FROM fencing WHERE resource = 'vm:1'") == 7
