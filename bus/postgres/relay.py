@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import math
+import time
 from dataclasses import dataclass
 
 import asyncpg
@@ -39,6 +40,11 @@ class RelaySettings:
     poll_interval: float = 1.0
     backoff_initial: float = 0.5
     backoff_max: float = 60.0
+    sent_retention: float = 3600.0
+    """Seconds a sent outbox row is kept (for an operator's look) before housekeeping deletes it."""
+    inbox_retention: float = 7 * 86400.0
+    """Seconds an inbox row is kept: a redelivery later than this would run its handler again."""
+    housekeeping_interval: float = 300.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -47,6 +53,8 @@ class RelaySettings:
             raise InvalidArgument("poll_interval must be between 0 and 3600 seconds", field="poll_interval")
         if not 0 < self.backoff_initial <= self.backoff_max:
             raise InvalidArgument("back-off must satisfy 0 < backoff_initial <= backoff_max", field="backoff_initial")
+        if min(self.sent_retention, self.inbox_retention) < 0 or self.housekeeping_interval <= 0:
+            raise InvalidArgument("retentions must not be negative and housekeeping_interval must be positive")
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait before publishing again a row that failed `attempts` times (1, 2, ...)."""
@@ -141,6 +149,16 @@ class OutboxRelay:
             count = await self._pool.fetchval(f"SELECT count(*) FROM {self._schema}.outbox WHERE sent_at IS NULL")
         return int(count)
 
+    async def housekeeping(self) -> tuple[int, int]:
+        """Delete sent outbox rows and inbox rows older than their retention; return how many of each."""
+        sent = await self.purge_sent(self._settings.sent_retention)
+        with translated_errors():
+            status = await self._pool.execute(
+                f"DELETE FROM {self._schema}.inbox WHERE received_at < now() - make_interval(secs => $1)",
+                float(self._settings.inbox_retention),
+            )
+        return sent, int(status.rsplit(" ", 1)[1])
+
     async def purge_sent(self, older_than_seconds: float) -> int:
         """Delete rows sent more than `older_than_seconds` ago; return how many. The journal keeps the record."""
         if older_than_seconds < 0:
@@ -176,12 +194,16 @@ class OutboxRelay:
     async def run(self) -> None:
         """Relay until `stop`: drain on every NOTIFY, and at least every `poll_interval` seconds."""
         failures = 0
+        next_housekeeping = time.monotonic()
         while not self._stopping:
             await self._ensure_listener()
             self._wake.clear()  # before draining: a NOTIFY during the drain triggers another one
             delay = self._settings.poll_interval
             try:
                 await self.drain()
+                if time.monotonic() >= next_housekeeping:
+                    next_housekeeping = time.monotonic() + self._settings.housekeeping_interval
+                    await self.housekeeping()
                 failures = 0
             except Exception as error:
                 # The database is unreachable or refused, or a bug: keep going, slower, rather than die silently

@@ -17,6 +17,7 @@ from schemas import Envelope, Transient
 from tests.helpers import assert_eventually
 from tests.integration.bus_postgres_support import (
     ItemAdded,
+    add_item_command,
     bus_pool,
     receive,
     transport,
@@ -71,6 +72,29 @@ async def test_rows_that_commit_out_of_insertion_order_are_all_published(
     assert await relay.pending() == 0
     assert await relay.purge_sent(older_than_seconds=0) == 2
     assert await bus_pool.fetchval("SELECT count(*) FROM bus.outbox") == 0
+
+
+async def test_housekeeping_deletes_what_outlived_its_retention(
+    bus_pool: Pool, transport: Transport, database_url: str, units: PostgresUnitOfWorkFactory
+) -> None:
+    await receive(transport, "items", EVENTS)
+    relay = OutboxRelay(
+        bus_pool, transport, database_url=database_url, settings=RelaySettings(sent_retention=0, inbox_retention=3600)
+    )
+    old, recent = add_item_command(uuid4()), add_item_command(uuid4())
+    for incoming in (old, recent):
+        async with units.begin("items", incoming) as uow:
+            assert uow is not None
+            uow.emit(item_added().envelope)
+    await bus_pool.execute(
+        "UPDATE bus.inbox SET received_at = now() - interval '2 hours' WHERE message_id = $1", old.message_id
+    )
+    await relay.drain()
+
+    assert await relay.housekeeping() == (2, 1)
+    assert await bus_pool.fetchval("SELECT count(*) FROM bus.journal") == 4  # the journal is history: kept
+    async with units.begin("items", recent) as duplicate:
+        assert duplicate is None
 
 
 async def test_two_relays_at_once_publish_every_row_once(
