@@ -5,9 +5,6 @@ The agent consumes two queues: `<ns>.agent.<host>` bound to `agent.host.<host>.#
 `<ns>.agent.cluster.<cluster>` bound to `agent.cluster.<cluster>.#`, where the agents of a cluster compete.
 """
 
-import asyncio
-import contextlib
-import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -30,6 +27,10 @@ from services.agent.libvirt_hypervisor import LibvirtHypervisor
 from services.agent.ports import Hypervisor
 from services.agent.schema import migrate_agent
 from services.agent.settings import AgentSettings
+from services.runtime.health import HealthServer
+from services.runtime.logs import configure_logging
+from services.runtime.settings import RuntimeSettings
+from services.runtime.shutdown import GracefulShutdown
 
 log = structlog.get_logger(__name__)
 
@@ -124,42 +125,37 @@ def build_agent(
     return AgentService(agent, [host_consumer, cluster_consumer])
 
 
-async def run(settings: AgentSettings, bus_settings: BusSettings | None = None, *, database_url: str) -> None:
+async def run(settings: AgentSettings, runtime: RuntimeSettings, bus_settings: BusSettings | None = None) -> None:
     """Run the agent until SIGTERM or SIGINT: migrate, connect, consume, then shut down gracefully."""
+    configure_logging(f"agent@{settings.host}", level=runtime.log_level, json=runtime.log_json)
     for point in settings.fault_points:
         faults.arm(point)
+    database_url = runtime.database_url.get_secret_value()
+    shutdown = GracefulShutdown(grace_seconds=runtime.shutdown_grace_seconds)
+    shutdown.install_signal_handlers()
     pool = await create_pool(database_url, min_size=1, max_size=8)
+    shutdown.on_close("database pool", pool.close)
+    async with pool.acquire() as connection:
+        await migrate(connection)
+        await migrate_agent(connection)
     transport = RabbitTransport(bus_settings or BusSettings(), purpose=f"agent-{settings.host}")
+    await transport.start()
+    shutdown.on_close("transport", transport.close)
     relay = OutboxRelay(pool, transport, database_url=database_url)
-    service: AgentService | None = None
-    try:
-        async with pool.acquire() as connection:
-            await migrate(connection)
-            await migrate_agent(connection)
-        await transport.start()
-        await relay.start()
-        service = build_agent(
-            transport,
-            PostgresUnitOfWorkFactory(pool, encode=encode),
-            host=settings.host,
-            cluster=settings.cluster,
-            hypervisor=LibvirtHypervisor(settings.libvirt_uri),
-            plugins=load_plugins(),
-        )
-        await service.start()
-        await _until_stopped()
-    finally:
-        if service is not None:
-            await service.stop()
-        await relay.stop()
-        await transport.close()
-        await pool.close()
-
-
-async def _until_stopped() -> None:
-    stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, stopped.set)
-    await stopped.wait()
+    await relay.start()
+    shutdown.on_close("outbox relay", relay.stop)
+    service = build_agent(
+        transport,
+        PostgresUnitOfWorkFactory(pool, encode=encode),
+        host=settings.host,
+        cluster=settings.cluster,
+        hypervisor=LibvirtHypervisor(settings.libvirt_uri),
+        plugins=load_plugins(),
+    )
+    await service.start()
+    shutdown.on_stop_intake("agent consumers", service.stop)
+    health = HealthServer(host=runtime.health_host, port=runtime.health_port)
+    await health.start()
+    shutdown.on_close("health server", health.close)
+    log.info("agent running", host=settings.host, cluster=settings.cluster, health_port=health.port)
+    await shutdown.run()

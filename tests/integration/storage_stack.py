@@ -4,11 +4,12 @@
 records every event published, so that a test can wait for the one it expects.
 """
 
+import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import libvirt
 import pytest
@@ -19,16 +20,20 @@ from bus.ports import Binding, Delivery, Subscription
 from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, create_pool, migrate
 from bus.postgres.pool import Pool
 from bus.rabbit import RabbitTransport
+from bus.runtime import Consumer
 from plugins.registry import load_plugins
 from schemas import Envelope, Message
 from services.agent.bootstrap import AgentService, build_agent
 from services.agent.libvirt_hypervisor import LibvirtHypervisor
 from services.agent.schema import migrate_agent
+from services.storage.bootstrap import StorageService, build_storage
+from services.storage.schema import migrate_storage
 from tests.bus_fixtures import bus_settings
 from tests.helpers import assert_eventually
 from tests.integration.plugins_qcow2fs_support import require_qemu_tools
 
 TEST_LIBVIRT = "test:///default"
+M = TypeVar("M", bound=Message)
 
 
 @dataclass
@@ -40,7 +45,7 @@ class Stack:
     relay: OutboxRelay
     units: PostgresUnitOfWorkFactory
     events: list[Envelope] = field(default_factory=list)
-    services: list[AgentService] = field(default_factory=list)
+    services: list[AgentService | StorageService] = field(default_factory=list)
     watcher: Subscription | None = None
 
     @classmethod
@@ -50,6 +55,7 @@ class Stack:
         async with pool.acquire() as connection:
             await migrate(connection)
             await migrate_agent(connection)
+            await migrate_storage(connection)
         transport = RabbitTransport(bus_settings(namespace, amqp_url), purpose="storage-test")
         await transport.start()
         relay = OutboxRelay(pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=0.1))
@@ -79,6 +85,12 @@ class Stack:
         self.services.append(service)
         return service
 
+    async def start_storage(self, *, stats_interval: float = 3600.0) -> StorageService:
+        service = build_storage(self.transport, self.units, plugins=load_plugins(), stats_interval=stats_interval)
+        await service.start()
+        self.services.append(service)
+        return service
+
     async def send(self, command: Message, **wrap: Any) -> Envelope:
         """Publish a command; return its envelope (its message id is the cause of the answer)."""
         envelope = Envelope.wrap(command, **wrap)
@@ -101,6 +113,19 @@ class Stack:
         assert answer is not None
         return answer
 
+    async def outcome(self, cause: Envelope, expected: type[M], *, timeout: float = 30.0) -> M:
+        """The first event of type `expected` in the operation `cause` started (same correlation id)."""
+
+        def found() -> list[M]:
+            return [
+                event.payload
+                for event in self.events
+                if event.correlation_id == cause.correlation_id and isinstance(event.payload, expected)
+            ]
+
+        await assert_eventually(lambda: bool(found()), timeout=timeout, what=f"{expected.__name__} after {cause.type}")
+        return found()[0]
+
     def of_type(self, model: type[Message], predicate: Callable[[Any], bool] = lambda _: True) -> list[Any]:
         """The payloads of the recorded events of one type that satisfy `predicate`."""
         return [e.payload for e in self.events if isinstance(e.payload, model) and predicate(e.payload)]
@@ -112,10 +137,26 @@ class Stack:
             await self.watcher.cancel()
         await self.relay.stop()
         await self.transport.close()
-        await self.transport.delete_namespace(
-            [f"{self.transport.namespace}.{consumer.name}" for s in self.services for consumer in s.consumers]
-        )
+        queues = [
+            f"{self.transport.namespace}.{consumer.name}"
+            for service in self.services
+            for consumer in _consumers(service)
+        ]
+        await self.transport.delete_namespace(queues)
         await self.pool.close()
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], *, what: str, timeout: float = 30.0) -> None:
+    """Wait for an async condition (a query over the bus, say) with a deadline."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {what}")
+        await asyncio.sleep(0.05)
+
+
+def _consumers(service: AgentService | StorageService) -> list[Consumer]:
+    return service.consumers if isinstance(service, AgentService) else [service.consumer]
 
 
 def pool_directory(tmp_path: Path) -> Path:

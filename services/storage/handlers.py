@@ -1,0 +1,69 @@
+"""The storage service's handler table: which message goes to which handler. Read this first.
+
+Handlers take the `Storage` context as a fourth argument; `bootstrap` binds it.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bus.ports import UnitOfWork
+from schemas import Envelope, Message
+from schemas.storage import (
+    AddPool,
+    BeginVolumeOperation,
+    CancelPoolMaintenance,
+    CreateVolume,
+    DeletePool,
+    DeleteVolume,
+    DisablePool,
+    EnablePool,
+    EndVolumeOperation,
+    ListPools,
+    ListVolumes,
+    MaintainPool,
+    PoolAttachedToHost,
+    PoolAttachToHostFailed,
+    PoolStatsFailed,
+    PoolStatsReported,
+    ResizeVolume,
+    VolumeCreatedOnPool,
+    VolumeCreateOnPoolFailed,
+    VolumeDeletedOnPool,
+    VolumeDeleteOnPoolFailed,
+    VolumeResizedOnPool,
+    VolumeResizeOnPoolFailed,
+)
+from services.storage import pools, queries, volumes
+from services.storage.context import Storage
+
+# The first argument of each handler is its own message class; the table pairs them, so the value type is loose.
+StorageHandler = Callable[[Any, Envelope, UnitOfWork, Storage], Awaitable[Message | None]]
+
+COMMAND_HANDLERS: dict[type[Message], StorageHandler] = {
+    AddPool: pools.add_pool,
+    EnablePool: pools.enable_pool,
+    DisablePool: pools.disable_pool,
+    MaintainPool: pools.maintain_pool,
+    CancelPoolMaintenance: pools.cancel_maintenance,
+    DeletePool: pools.delete_pool,
+    CreateVolume: volumes.create_volume,
+    DeleteVolume: volumes.delete_volume,
+    ResizeVolume: volumes.resize_volume,
+    BeginVolumeOperation: volumes.begin_operation,
+    EndVolumeOperation: volumes.end_operation,
+    ListPools: queries.list_pools,
+    ListVolumes: queries.list_volumes,
+}
+
+EVENT_HANDLERS: dict[type[Message], StorageHandler] = {
+    PoolAttachedToHost: pools.pool_attached,
+    PoolAttachToHostFailed: pools.pool_attach_failed,
+    PoolStatsReported: pools.pool_stats_reported,
+    PoolStatsFailed: pools.pool_stats_failed,
+    VolumeCreatedOnPool: volumes.volume_created,
+    VolumeCreateOnPoolFailed: volumes.volume_create_failed,
+    VolumeDeletedOnPool: volumes.volume_deleted,
+    VolumeDeleteOnPoolFailed: volumes.volume_delete_failed,
+    VolumeResizedOnPool: volumes.volume_resized,
+    VolumeResizeOnPoolFailed: volumes.volume_resize_failed,
+}

@@ -1,0 +1,339 @@
+"""Volume handlers: create (allocate a pool, an agent creates it), delete (Destroy -> Expunging -> Expunged),
+resize, and begin/end of the long operations sagas run. Load, decide (services.domain), record, emit.
+
+A refused request changes nothing and is answered with the matching `...Failed` event (or StepFailed for a saga's
+step). The agents' answers to commands a saga sent directly are the saga's, not this service's: they are ignored.
+"""
+
+from dataclasses import replace
+from uuid import UUID
+
+import structlog
+
+from bus.ports import UnitOfWork
+from schemas import Envelope
+from schemas.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, StrataError
+from schemas.storage import (
+    BeginVolumeOperation,
+    CreateVolume,
+    CreateVolumeOnPool,
+    DeleteVolume,
+    DeleteVolumeOnPool,
+    EndVolumeOperation,
+    ResizeVolume,
+    ResizeVolumeOnPool,
+    VolumeCreated,
+    VolumeCreatedOnPool,
+    VolumeCreateFailed,
+    VolumeCreateOnPoolFailed,
+    VolumeDeleted,
+    VolumeDeletedOnPool,
+    VolumeDeleteFailed,
+    VolumeDeleteOnPoolFailed,
+    VolumeOperationFailed,
+    VolumeResized,
+    VolumeResizedOnPool,
+    VolumeResizeFailed,
+    VolumeResizeOnPoolFailed,
+    VolumeState,
+)
+from services.domain.allocator import AllocationRequest, allocate
+from services.domain.volumes import VOLUME_STATES, VolumeEvent, operation_event, operation_state
+from services.storage import repository
+from services.storage.context import (
+    POOL_STATES_WITHOUT_OPERATIONS,
+    Storage,
+    agent_route,
+    answer,
+    emit,
+    emit_fresh,
+    refuse,
+    volume_moved,
+    volume_resource,
+)
+from services.storage.pools import settle_maintenance
+from services.storage.repository import PoolRow, VolumeRow
+
+log = structlog.get_logger(__name__)
+
+
+async def _move(
+    uow: UnitOfWork, cause: Envelope, storage: Storage, volume: VolumeRow, event: VolumeEvent, *, announce: bool = True
+) -> VolumeRow:
+    """Apply `event` to the volume (FailedPrecondition if illegal), record it and emit the state change (unless
+    the caller answers a saga's step with it instead)."""
+    moved = volume.moved(VOLUME_STATES.next_state(volume.volume_id, volume.state, event))
+    await repository.save_volume(uow.connection, moved)
+    if announce:
+        emit(uow, cause, volume_moved(volume, moved.state), storage)
+    return moved
+
+
+# ------------------------------------------------------------------------------------------------- create
+
+
+async def create_volume(command: CreateVolume, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
+    """Place the volume on a pool (the one named, or the allocator's best) and ask an agent to create it."""
+    if await repository.find_volume(uow.connection, command.volume_id) is not None:
+        log.info("volume already requested; the request is a repeat", volume_id=str(command.volume_id))
+        return
+    try:
+        pool = await _place(uow, command, storage)
+    except NoPoolFits as error:
+        failed = VolumeCreateFailed(volume_id=command.volume_id, error=error.info(), skipped_pools=error.skipped)
+        emit(uow, envelope, failed, storage)
+        return
+    except StrataError as error:
+        emit(uow, envelope, VolumeCreateFailed(volume_id=command.volume_id, error=error.info()), storage)
+        return
+    allocated = VolumeRow(
+        volume_id=command.volume_id,
+        name=command.name,
+        state=VolumeState.ALLOCATED,
+        size_bytes=command.size_bytes,
+        zone_id=command.zone_id,
+        pool_id=pool.pool_id,
+        vm_id=command.vm_id,
+    )
+    await _move(uow, envelope, storage, allocated, VolumeEvent.CREATE_REQUESTED)
+    route = agent_route(pool)
+    on_pool = CreateVolumeOnPool(
+        pool_id=pool.pool_id,
+        volume_id=command.volume_id,
+        size_bytes=command.size_bytes,
+        host=route[0],
+        cluster_id=route[1],
+    )
+    emit_fresh(uow, envelope, on_pool, storage)
+
+
+async def _place(uow: UnitOfWork, command: CreateVolume, storage: Storage) -> PoolRow:
+    if command.template_id is not None:
+        raise InvalidArgument("volumes from templates are not supported yet: create an empty one", field="template_id")
+    request = AllocationRequest(
+        size_bytes=command.size_bytes,
+        zone_id=command.zone_id,
+        cluster_id=command.cluster_id,
+        host=command.host,
+        hypervisor=command.hypervisor,
+        tags=frozenset(command.tags),
+    )
+    if command.pool_id is not None:
+        pools = [await repository.get_pool(uow.connection, command.pool_id, lock=True)]
+    else:
+        pools = await repository.list_pools(uow.connection, zone_id=command.zone_id)
+    by_id = {pool.pool_id: pool for pool in pools}
+    allocation = allocate(request, [pool.view() for pool in pools], storage.thresholds)
+    try:
+        return by_id[allocation.best().pool.pool_id]
+    except ResourceExhausted as error:
+        raise NoPoolFits(error.message, allocation.skipped_reasons()) from None
+
+
+class NoPoolFits(ResourceExhausted):
+    """No pool can take the volume; `skipped` says why for each pool (the failed event carries it)."""
+
+    def __init__(self, message: str, skipped: dict[str, str]) -> None:
+        super().__init__(message, field="size_bytes")
+        self.skipped = skipped
+
+
+async def volume_created(event: VolumeCreatedOnPool, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
+    """The agent created the data: Creating -> Ready, `volume.created`."""
+    volume = await _awaited(uow, envelope, event.volume_id, VolumeState.CREATING)
+    if volume is None:
+        return
+    ready = await _move(uow, envelope, storage, replace(volume, locator=event.locator), VolumeEvent.OPERATION_SUCCEEDED)
+    created = VolumeCreated(
+        volume_id=ready.volume_id, pool_id=event.pool_id, size_bytes=ready.size_bytes, vm_id=ready.vm_id
+    )
+    emit(uow, envelope, created, storage)
+    await settle_maintenance(uow, envelope, storage, ready.pool_id)
+
+
+async def volume_create_failed(
+    event: VolumeCreateOnPoolFailed, envelope: Envelope, uow: UnitOfWork, storage: Storage
+) -> None:
+    """The agent could not create the data: back to Allocated on no pool, `volume.create.failed`."""
+    volume = await _awaited(uow, envelope, event.volume_id, VolumeState.CREATING)
+    if volume is None:
+        return
+    await _move(uow, envelope, storage, replace(volume, pool_id=None), VolumeEvent.OPERATION_FAILED)
+    emit(uow, envelope, VolumeCreateFailed(volume_id=volume.volume_id, error=event.error), storage)
+    await settle_maintenance(uow, envelope, storage, volume.pool_id)
+
+
+# ------------------------------------------------------------------------------------------------- delete
+
+
+async def delete_volume(command: DeleteVolume, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
+    """Destroy then expunge: the agent deletes the data; a volume never created is expunged at once."""
+    try:
+        volume = await repository.get_volume(uow.connection, command.volume_id)
+        if volume.state is VolumeState.EXPUNGED:
+            emit(uow, envelope, VolumeDeleted(volume_id=volume.volume_id, pool_id=volume.pool_id), storage)
+            return
+        if volume.state is not VolumeState.DESTROY:
+            volume = await _move(uow, envelope, storage, volume, VolumeEvent.DESTROY_REQUESTED)
+        volume = await _move(uow, envelope, storage, volume, VolumeEvent.EXPUNGE_REQUESTED)
+    except StrataError as error:
+        emit(uow, envelope, VolumeDeleteFailed(volume_id=command.volume_id, error=error.info()), storage)
+        return
+    if volume.pool_id is None:
+        await _move(uow, envelope, storage, volume, VolumeEvent.OPERATION_SUCCEEDED)
+        emit(uow, envelope, VolumeDeleted(volume_id=volume.volume_id, pool_id=None), storage)
+        return
+    pool = await repository.get_pool(uow.connection, volume.pool_id)
+    route = agent_route(pool)
+    on_pool = DeleteVolumeOnPool(pool_id=pool.pool_id, volume_id=volume.volume_id, host=route[0], cluster_id=route[1])
+    emit_fresh(uow, envelope, on_pool, storage)
+
+
+async def volume_deleted(event: VolumeDeletedOnPool, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
+    """The agent deleted the data: Expunging -> Expunged, `volume.deleted`."""
+    volume = await _awaited(uow, envelope, event.volume_id, VolumeState.EXPUNGING)
+    if volume is None:
+        return
+    await _move(uow, envelope, storage, volume, VolumeEvent.OPERATION_SUCCEEDED)
+    emit(uow, envelope, VolumeDeleted(volume_id=volume.volume_id, pool_id=event.pool_id), storage)
+    await settle_maintenance(uow, envelope, storage, volume.pool_id)
+
+
+async def volume_delete_failed(
+    event: VolumeDeleteOnPoolFailed, envelope: Envelope, uow: UnitOfWork, storage: Storage
+) -> None:
+    """The agent could not delete the data: back to Destroy (delete again to retry), `volume.delete.failed`."""
+    volume = await _awaited(uow, envelope, event.volume_id, VolumeState.EXPUNGING)
+    if volume is None:
+        return
+    await _move(uow, envelope, storage, volume, VolumeEvent.OPERATION_FAILED)
+    emit(uow, envelope, VolumeDeleteFailed(volume_id=volume.volume_id, error=event.error), storage)
+    await settle_maintenance(uow, envelope, storage, volume.pool_id)
+
+
+# ------------------------------------------------------------------------------------------------- resize
+
+
+async def resize_volume(command: ResizeVolume, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
+    """Ready -> Resizing, and an agent changes the size on the pool."""
+    try:
+        volume = await repository.get_volume(uow.connection, command.volume_id)
+        if command.new_size_bytes < volume.size_bytes and not command.allow_shrink:
+            raise InvalidArgument(
+                f"volume {volume.volume_id} is {volume.size_bytes} bytes: shrinking it to {command.new_size_bytes} "
+                "loses the data past the new end; ask with allow_shrink",
+                field="new_size_bytes",
+            )
+        pool = await _pool_for_operation(uow, volume)
+        volume = replace(volume, requested_size_bytes=command.new_size_bytes)
+        await _move(uow, envelope, storage, volume, VolumeEvent.RESIZE_REQUESTED)
+    except StrataError as error:
+        emit(uow, envelope, VolumeResizeFailed(volume_id=command.volume_id, error=error.info()), storage)
+        return
+    route = agent_route(pool)
+    on_pool = ResizeVolumeOnPool(
+        pool_id=pool.pool_id,
+        volume_id=volume.volume_id,
+        new_size_bytes=command.new_size_bytes,
+        allow_shrink=command.allow_shrink,
+        host=route[0],
+        cluster_id=route[1],
+    )
+    emit_fresh(uow, envelope, on_pool, storage)
+
+
+async def volume_resized(event: VolumeResizedOnPool, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
+    """The agent resized it: Resizing -> Ready with the new size, `volume.resized`."""
+    volume = await _awaited(uow, envelope, event.volume_id, VolumeState.RESIZING)
+    if volume is None:
+        return
+    resized = replace(volume, size_bytes=event.new_size_bytes, requested_size_bytes=None)
+    await _move(uow, envelope, storage, resized, VolumeEvent.OPERATION_SUCCEEDED)
+    changed = VolumeResized(
+        volume_id=volume.volume_id, old_size_bytes=volume.size_bytes, new_size_bytes=event.new_size_bytes
+    )
+    emit(uow, envelope, changed, storage)
+    await settle_maintenance(uow, envelope, storage, volume.pool_id)
+
+
+async def volume_resize_failed(
+    event: VolumeResizeOnPoolFailed, envelope: Envelope, uow: UnitOfWork, storage: Storage
+) -> None:
+    """The agent could not resize it: Resizing -> Ready with the old size, `volume.resize.failed`."""
+    volume = await _awaited(uow, envelope, event.volume_id, VolumeState.RESIZING)
+    if volume is None:
+        return
+    await _move(uow, envelope, storage, replace(volume, requested_size_bytes=None), VolumeEvent.OPERATION_FAILED)
+    emit(uow, envelope, VolumeResizeFailed(volume_id=volume.volume_id, error=event.error), storage)
+    await settle_maintenance(uow, envelope, storage, volume.pool_id)
+
+
+# ----------------------------------------------------------------------------------- operations of sagas
+
+
+async def begin_operation(command: BeginVolumeOperation, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
+    """Hold a Ready volume in Migrating, Snapshotting or RevertSnapshotting (again: already held is fine)."""
+    held = operation_state(command.operation)
+    in_saga = envelope.saga_id is not None
+    try:
+        await repository.check_fencing(uow.connection, volume_resource(command.volume_id), envelope.fencing_token)
+        volume = await repository.get_volume(uow.connection, command.volume_id)
+        if volume.state is not held:
+            await _pool_for_operation(uow, volume)
+            await _move(uow, envelope, storage, volume, operation_event(command.operation), announce=not in_saga)
+    except StrataError as error:
+        failed = VolumeOperationFailed(volume_id=command.volume_id, operation=command.operation, error=error.info())
+        refuse(uow, envelope, error, failed, storage)
+        return
+    if in_saga:
+        answer(uow, envelope, volume_moved(volume, held), storage)
+
+
+async def end_operation(command: EndVolumeOperation, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
+    """Bring a held volume back to Ready (again: already Ready is fine)."""
+    held = operation_state(command.operation)
+    in_saga = envelope.saga_id is not None
+    try:
+        await repository.check_fencing(uow.connection, volume_resource(command.volume_id), envelope.fencing_token)
+        volume = await repository.get_volume(uow.connection, command.volume_id)
+        if volume.state is not VolumeState.READY:
+            if volume.state is not held:
+                raise FailedPrecondition(
+                    f"volume {volume.volume_id} is {volume.state}, not held for {command.operation}", field="operation"
+                )
+            outcome = VolumeEvent.OPERATION_SUCCEEDED if command.succeeded else VolumeEvent.OPERATION_FAILED
+            await _move(uow, envelope, storage, volume, outcome, announce=not in_saga)
+    except StrataError as error:
+        failed = VolumeOperationFailed(volume_id=command.volume_id, operation=command.operation, error=error.info())
+        refuse(uow, envelope, error, failed, storage)
+        return
+    if in_saga:
+        answer(uow, envelope, volume_moved(volume.moved(held), VolumeState.READY), storage)
+    await settle_maintenance(uow, envelope, storage, volume.pool_id)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+async def _pool_for_operation(uow: UnitOfWork, volume: VolumeRow) -> PoolRow:
+    """The volume's pool, if it lets an operation start (not in or entering maintenance)."""
+    if volume.pool_id is None:
+        raise FailedPrecondition(f"volume {volume.volume_id} is on no pool yet", field="volume_id")
+    pool = await repository.get_pool(uow.connection, volume.pool_id)
+    if pool.state in POOL_STATES_WITHOUT_OPERATIONS:
+        raise FailedPrecondition(
+            f"pool {pool.name} ({pool.pool_id}) is {pool.state}: no volume operation may start on it", field="pool_id"
+        )
+    return pool
+
+
+async def _awaited(uow: UnitOfWork, envelope: Envelope, volume_id: UUID, state: VolumeState) -> VolumeRow | None:
+    """The volume an agent's answer is about, if this service is waiting for it in `state`; else None (a saga's
+    answer, or a repeat of one already taken into account)."""
+    if envelope.saga_id is not None:
+        return None
+    volume = await repository.find_volume(uow.connection, volume_id)
+    if volume is None or volume.state is not state:
+        log.info("agent answer not awaited; ignored", volume_id=str(volume_id), type=envelope.type)
+        return None
+    return volume
