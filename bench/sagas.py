@@ -137,7 +137,7 @@ async def serve(role: str, database_url: str, namespace: str) -> None:
     """One worker process: a coordinator or the participant, with its own pool and relay, until killed."""
     transport = RabbitTransport(BusSettings(amqp_url=AMQP_URL, namespace=namespace), purpose=f"bench-{role}")
     await transport.start()
-    pool = await create_pool(database_url, min_size=4, max_size=24)
+    pool = await create_pool(database_url, min_size=4, max_size=12)
     units = PostgresUnitOfWorkFactory(pool, encode=encode)
     relay = OutboxRelay(pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=0.5))
     await relay.start()
