@@ -59,7 +59,7 @@ def _describe(plugin: LoadedPlugin) -> dict[str, Any]:  # Any: JSON values
 def _registry() -> Registry:
     registry = load_plugins()
     for failure in registry.failures:
-        console.print(f"[yellow]skipped plugin {failure.name!r}:[/yellow] {failure.reason}", highlight=False)
+        console.print(f"[yellow]skipped:[/yellow] {failure.reason}", highlight=False)
     return registry
 
 
