@@ -265,12 +265,14 @@ def _draw(export: dict[str, Any]) -> None:  # the JSON export of `show`
     for lock in export["locks"]:
         console.print(f"  holds {lock['resource']} (token {lock['token']}, lease until {lock['expires_at']})")
     for event in export["events"]:
-        if event["kind"].startswith("operator.") or event["kind"].startswith("lock"):
-            console.print(f"  {event['at']}  {event['kind']}  {json.dumps(event['detail'])}")
+        detail = ", ".join(f"{key}={value}" for key, value in event["detail"].items() if value is not None)
+        console.print(f"  {event['at'][:23]}  {event['kind']}  {detail}")
 
 
 def _step_row(step: StepRecord) -> list[str]:
     what = step.command.type if step.command else json.dumps(step.args or step.value or {})
+    if step.kind is StepKind.PIVOT:
+        what = "point of no return"
     if step.kind is StepKind.COMPENSATION:
         what = f"↩ {what} (undoes step {step.compensates})"
     elif step.kind is StepKind.LOCK and step.value and "token" in step.value:
