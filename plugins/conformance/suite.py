@@ -24,7 +24,7 @@ from plugins.registry import validate_config
 from plugins.sdk import Capability, Role, faults
 from plugins.sdk.errors import AlreadyExists, InvalidArgument, NotFound
 from plugins.sdk.protocols import BackupTarget, ImageStore, PrimaryStorage, SnapshotProvider
-from plugins.sdk.types import SnapshotKind
+from plugins.sdk.types import ImageKind, SnapshotKind
 
 GROUPS = ("primary", "snapshots", "backup", "image")
 
@@ -168,8 +168,6 @@ def test_a_conflicting_id_is_refused(kit: Kit, group: str) -> None:
         with pytest.raises(AlreadyExists):
             kit.run(kit.backups.backup(backup_id, "volume-b", source))
     else:
-        from plugins.sdk.types import ImageKind
-
         image_id = kit.id("image")
         kit.created.images.append(image_id)
         kit.run(kit.images.put_image(image_id, ImageKind.TEMPLATE, source))
