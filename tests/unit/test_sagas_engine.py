@@ -169,7 +169,7 @@ async def test_a_reply_sent_twice_settles_the_step_once(world: World) -> None:
 
 async def test_a_late_reply_to_an_earlier_attempt_is_still_the_answer(world: World) -> None:
     world.participant.plan("do:a", "late", "lost")
-    saga_id = await world.run(RunPlan(keys=["a", "b"], timeout=0.05, attempts=3))
+    saga_id = await world.run(RunPlan(keys=["a", "b"], timeout=0.5, attempts=3))
 
     async def second_attempt_sent() -> bool:
         return len(world.participant.commands_of(saga_id)) >= 2
