@@ -140,7 +140,7 @@ async def test_after_the_pivot_failures_are_retried_forward_and_never_compensate
 
 async def test_a_timed_out_step_is_probed_and_not_redone_when_the_effect_happened(world: World) -> None:
     world.participant.plan("do:b", "silent")
-    saga_id = await world.run(RunPlan(keys=["a", "b"], timeout=0.05, probe=True))
+    saga_id = await world.run(RunPlan(keys=["a", "b"], timeout=0.3, probe=True))
     await world.ends(saga_id, SagaStatus.COMPLETED)
     assert world.participant.count("do:b") == 1
     step = (await world.steps(saga_id))[1]
@@ -151,7 +151,7 @@ async def test_a_timed_out_step_is_probed_and_not_redone_when_the_effect_happene
 
 async def test_a_timed_out_step_whose_probe_finds_nothing_is_retried(world: World) -> None:
     world.participant.plan("do:b", "lost")
-    saga_id = await world.run(RunPlan(keys=["a", "b"], timeout=0.05, probe=True))
+    saga_id = await world.run(RunPlan(keys=["a", "b"], timeout=0.3, probe=True))
     await world.ends(saga_id, SagaStatus.COMPLETED)
     assert world.participant.count("do:b") == 1
     step = (await world.steps(saga_id))[1]
