@@ -16,6 +16,7 @@ import pytest
 
 from bus.codec import decode, encode
 from bus.facade import Bus
+from bus.memory import MemoryTransport
 from bus.ports import Binding, Delivery, Subscription
 from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, create_pool, migrate
 from bus.postgres.pool import Pool
@@ -41,7 +42,7 @@ class Stack:
     """A process's share of the system for one test."""
 
     pool: Pool
-    transport: RabbitTransport
+    transport: RabbitTransport | MemoryTransport
     relay: OutboxRelay
     units: PostgresUnitOfWorkFactory
     events: list[Envelope] = field(default_factory=list)
@@ -49,14 +50,16 @@ class Stack:
     watcher: Subscription | None = None
 
     @classmethod
-    async def open(cls, database_url: str, amqp_url: str, namespace: str) -> "Stack":
+    async def open(cls, database_url: str, amqp_url: str, namespace: str, *, in_memory: bool = False) -> "Stack":
+        """Open on RabbitMQ, or `in_memory` on the memory transport (how the demo embeds the services)."""
         require_qemu_tools()
         pool = await create_pool(database_url, min_size=2, max_size=8)
         async with pool.acquire() as connection:
             await migrate(connection)
             await migrate_agent(connection)
             await migrate_storage(connection)
-        transport = RabbitTransport(bus_settings(namespace, amqp_url), purpose="storage-test")
+        settings = bus_settings(namespace, amqp_url)
+        transport = MemoryTransport(settings) if in_memory else RabbitTransport(settings, purpose="storage-test")
         await transport.start()
         relay = OutboxRelay(pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=0.1))
         await relay.start()
@@ -142,7 +145,10 @@ class Stack:
             for service in self.services
             for consumer in _consumers(service)
         ]
-        await self.transport.delete_namespace(queues)
+        if isinstance(self.transport, MemoryTransport):
+            self.transport.delete_namespace()
+        else:
+            await self.transport.delete_namespace(queues)
         await self.pool.close()
 
 
