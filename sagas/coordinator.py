@@ -12,6 +12,7 @@ import contextlib
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from uuid import UUID
 
 import structlog
 
@@ -20,8 +21,9 @@ from bus.runtime import Consumer
 from sagas.definition import SagaRegistry, saga_registry
 from sagas.engine import SagaEngine
 from sagas.ports import SagaStore
+from sagas.records import SagaEvent, SagaStatus
 from sagas.work import saga_id_for
-from schemas import Command, Envelope, Event, InvalidArgument, Message, MessageRegistry, registry
+from schemas import Command, Envelope, Event, InvalidArgument, Message, MessageRegistry, Transient, registry
 from schemas.sagas import StartSaga, StepFailed, StepSucceeded
 
 log = structlog.get_logger(__name__)
@@ -65,6 +67,7 @@ class Coordinator:
         handlers.update(dict.fromkeys((StepSucceeded, StepFailed, *reply_types), self.take_reply))
         self.consumer = Consumer(transport, units, name=name, handlers=handlers, prefetch=prefetch, messages=messages)
         self._timers: asyncio.Task[None] | None = None
+        self._parking: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Start consuming and polling timers."""
@@ -121,8 +124,12 @@ class Coordinator:
 
     async def take_reply(self, event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
         """A participant answered a step."""
-        async with self.store.session(uow) as session:
-            await self.engine.on_reply(session, uow.emit, envelope)
+        try:
+            async with self.store.session(uow) as session:
+                await self.engine.on_reply(session, uow.emit, envelope)
+        except Exception as error:
+            self._park_later(envelope.saga_id, error)
+            raise
 
     async def run_timers(self) -> None:
         """Fire due timers until cancelled; a failing timer is logged and tried again on the next pass."""
@@ -144,5 +151,35 @@ class Coordinator:
                 timer = await session.claim_due_timer(datetime.now(UTC))
                 if timer is not None:
                     fired = True
-                    await self.engine.on_timer(session, uow.emit, timer)
+                    try:
+                        await self.engine.on_timer(session, uow.emit, timer)
+                    except Exception as error:
+                        self._park_later(timer.saga_id, error)
+                        raise
         return fired
+
+    def _park_later(self, saga_id: UUID | None, error: Exception) -> None:
+        """After a failure that retrying will not cure, mark the saga STUCK (once its row is free again).
+
+        The failed transaction still holds the saga's row until the runtime rolls it back, so this runs in a task
+        of its own; without it the message would be dead-lettered and the saga would wait for ever, unseen.
+        """
+        if saga_id is None or isinstance(error, Transient):
+            return
+        task = asyncio.create_task(self._park(saga_id, error))
+        self._parking.add(task)
+        task.add_done_callback(self._parking.discard)
+
+    async def _park(self, saga_id: UUID, error: Exception) -> None:
+        reason = f"the coordinator failed on it: {type(error).__name__}: {error}"[:500]
+        try:
+            async with self.store.session() as session:
+                instance = await session.lock_instance(saga_id)
+                if instance is None or instance.status.ended or instance.status is SagaStatus.STUCK:
+                    return
+                instance.status, instance.error = SagaStatus.STUCK, reason
+                instance.updated_at = datetime.now(UTC)
+                await session.save_instance(instance)
+                await session.record_event(SagaEvent(saga_id, instance.updated_at, "stuck", {"reason": reason}))
+        except Exception as park_error:  # the store itself is failing: the log is all that is left
+            log.error("could not park a failing saga", saga_id=str(saga_id), error=str(park_error), reason=reason)

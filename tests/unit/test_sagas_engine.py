@@ -5,6 +5,7 @@ Every behaviour of DESIGN §5 against a participant that succeeds, fails, times 
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -14,7 +15,7 @@ from bus.memory import MemoryTransport
 from bus.memory_uow import MemoryUnitOfWorkFactory
 from bus.runtime import Consumer
 from sagas.coordinator import Coordinator
-from sagas.memory_store import MemorySagaStore
+from sagas.memory_store import MemorySagaSession, MemorySagaStore
 from sagas.records import SagaInstance, SagaStatus, StepKind, StepRecord, StepStatus
 from sagas.work import command_id, saga_id_for
 from schemas import Envelope
@@ -278,3 +279,21 @@ async def test_a_replay_that_diverges_from_the_journal_parks_the_saga(world: Wor
         "replay diverged at step 1: the code sends sagatest.other where the journal has sagatest.do"
     )
     assert world.participant.effects == ["do:a"]
+
+
+async def test_a_saga_the_coordinator_fails_on_is_parked_not_left_waiting(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.participant.plan("do:a", "late")
+    saga_id = await world.run(RunPlan(keys=["a", "b"]))
+    await assert_eventually(lambda: len(world.participant.held) == 1, what="step 1 in flight")
+    original = MemorySagaSession.write
+
+    async def broken_write(self: MemorySagaSession, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug in the engine")
+
+    monkeypatch.setattr(MemorySagaSession, "write", broken_write)
+    await world.participant.release_late()
+    instance = await world.ends(saga_id, SagaStatus.STUCK)
+    assert instance.error == "the coordinator failed on it: RuntimeError: a bug in the engine"
+    monkeypatch.setattr(MemorySagaSession, "write", original)
