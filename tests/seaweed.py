@@ -4,6 +4,7 @@
 credentials, and at the end stops it and deletes its data. A missing `weed` fails the test run with what to install.
 """
 
+import atexit
 import contextlib
 import json
 import os
@@ -182,3 +183,16 @@ def run_seaweed() -> Iterator[SeaweedS3]:
         process.wait()
         log.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+_shared_servers = contextlib.ExitStack()
+_shared: list[SeaweedS3] = []
+
+
+def shared_seaweed() -> SeaweedS3:
+    """One server for every test module of this pytest process (each test still makes its own bucket); it is
+    stopped and its data deleted when the process exits."""
+    if not _shared:
+        _shared.append(_shared_servers.enter_context(run_seaweed()))
+        atexit.register(_shared_servers.close)
+    return _shared[0]

@@ -52,6 +52,7 @@ class S3BlobStore:
         secret_key: str,
         prefix: str = "",
         max_connections: int = 16,
+        max_attempts: int = 3,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
@@ -60,6 +61,7 @@ class S3BlobStore:
         self._access_key = access_key
         self._secret_key = secret_key
         self._max_connections = max_connections
+        self._max_attempts = max_attempts  # botocore's own retries of throttling and connection errors
         self._stack: contextlib.AsyncExitStack | None = None
         self._client: S3Client | None = None
         self._opening = asyncio.Lock()
@@ -88,7 +90,7 @@ class S3BlobStore:
                 config = AioConfig(
                     signature_version="s3v4",
                     s3={"addressing_style": "path"},
-                    retries={"max_attempts": 3, "mode": "standard"},
+                    retries={"max_attempts": self._max_attempts, "mode": "standard"},
                     connect_timeout=10,
                     read_timeout=60,
                     max_pool_connections=self._max_connections,

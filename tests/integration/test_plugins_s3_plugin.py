@@ -1,7 +1,7 @@
 """The s3 plugin through the SDK's protocols, on a real SeaweedFS (the same tests as fsbackup, plus its config)."""
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,15 +11,14 @@ from plugins.chunked.s3 import S3BlobStore
 from plugins.registry import load_plugins, validate_config
 from plugins.sdk.errors import InvalidArgument
 from tests.integration.test_plugins_fsbackup_plugin import CHUNK, ChunkedPluginContract, open_plugin
-from tests.seaweed import SeaweedS3, remove_bucket, run_seaweed
+from tests.seaweed import SeaweedS3, remove_bucket, shared_seaweed
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def seaweed() -> Iterator[SeaweedS3]:
-    with run_seaweed() as server:
-        yield server
+@pytest.fixture(scope="session")
+def seaweed() -> SeaweedS3:
+    return shared_seaweed()
 
 
 class TestS3Plugin(ChunkedPluginContract):

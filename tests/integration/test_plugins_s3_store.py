@@ -3,7 +3,7 @@ errors translated without leaking credentials."""
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +15,15 @@ from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.s3 import S3BlobStore
 from plugins.chunked.settings import ChunkedSettings
 from schemas.errors import FailedPrecondition, Transient
-from tests.seaweed import SeaweedS3, remove_bucket, run_seaweed
+from tests.seaweed import SeaweedS3, remove_bucket, shared_seaweed
 from tests.unit.test_chunked_store_contract import BlobStoreContract
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def seaweed() -> Iterator[SeaweedS3]:
-    with run_seaweed() as server:
-        yield server
+@pytest.fixture(scope="session")
+def seaweed() -> SeaweedS3:
+    return shared_seaweed()
 
 
 def _store(
@@ -112,6 +111,7 @@ async def test_an_unreachable_endpoint_is_transient() -> None:
         bucket="b",
         access_key="a",
         secret_key="s",
+        max_attempts=1,
     )
     try:
         with pytest.raises(Transient, match="cannot reach"):
