@@ -11,7 +11,7 @@ code suspends and sends them together.
 """
 
 from collections.abc import Callable, Generator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -38,9 +38,8 @@ class Divergence(BaseException):  # saga code must not catch it either
 class Operation(Generic[T]):
     """One journaled operation; `await` it for its outcome."""
 
-    def __init__(self, context: "SagaContext", record: StepRecord, convert: Callable[[StepRecord], T]) -> None:
+    def __init__(self, record: StepRecord, convert: Callable[[StepRecord], T]) -> None:
         self.record = record
-        self._context = context
         self._convert = convert
 
     @property
@@ -193,10 +192,6 @@ class SagaContext:
         """Run operations in parallel; the outcome is their outcomes in order, or the first failure."""
         return Gathered(operations)
 
-    def deadline(self, seconds: float) -> datetime:
-        """`now + seconds` at the time of this replay (for timers the engine sets)."""
-        return self._now + timedelta(seconds=seconds)
-
     def _reply(self, record: StepRecord) -> Message:
         assert record.result is not None
         return record.result.decode(self.messages)
@@ -208,7 +203,7 @@ class SagaContext:
         recorded = self.journal.get(seq)
         if recorded is not None:
             _check_same(recorded, kind, fields)
-            return Operation(self, recorded, convert)
+            return Operation(recorded, convert)
         record = StepRecord(saga_id=self.saga_id, seq=seq, kind=kind, status=StepStatus.WAITING, **fields)
         record.created_at = self._now
         if kind is StepKind.NOW:
@@ -221,7 +216,7 @@ class SagaContext:
             record.status = StepStatus.SENT  # the engine sends attempt 1 when the code suspends
         self.journal[seq] = record
         self.created.append(record)
-        return Operation(self, record, convert)
+        return Operation(record, convert)
 
     def _settle(self, record: StepRecord, value: JsonObject) -> None:
         record.status = StepStatus.SUCCEEDED

@@ -34,7 +34,6 @@ class ReplayResult:
     error: ErrorInfo | None = None
     reason: str = ""
     created: list[StepRecord] = field(default_factory=list)
-    reached: list[int] = field(default_factory=list)
 
 
 def replay(
@@ -55,9 +54,9 @@ def replay(
     try:
         result = _drive(definition.function(context, command))
     except Suspend:
-        return ReplayResult(Outcome.SUSPENDED, created=context.created, reached=context.reached)
+        return ReplayResult(Outcome.SUSPENDED, created=context.created)
     except Divergence as divergence:
-        return ReplayResult(Outcome.DIVERGED, reason=str(divergence), reached=context.reached)
+        return ReplayResult(Outcome.DIVERGED, reason=str(divergence))
     except StrataError as error:
         info = error.info()
         return ReplayResult(Outcome.FAILED, error=info, reason=info.message, created=context.created)
@@ -73,8 +72,8 @@ def _completed(context: SagaContext, recorded: set[int], result: Message | None)
     missing = sorted(recorded - set(context.reached))
     if missing:
         reason = str(Divergence(missing[0], "the journal has steps that the code no longer reaches"))
-        return ReplayResult(Outcome.DIVERGED, reason=reason, reached=context.reached)
-    return ReplayResult(Outcome.COMPLETED, result=result, created=context.created, reached=context.reached)
+        return ReplayResult(Outcome.DIVERGED, reason=reason)
+    return ReplayResult(Outcome.COMPLETED, result=result, created=context.created)
 
 
 def _drive(coroutine: Coroutine[Any, Any, Message | None]) -> Message | None:
