@@ -173,17 +173,17 @@ async def delete_volume(command: DeleteVolume, envelope: Envelope, uow: UnitOfWo
         if volume.state is VolumeState.EXPUNGED:
             emit(uow, envelope, VolumeDeleted(volume_id=volume.volume_id, pool_id=volume.pool_id), storage)
             return
+        pool = await _pool_for_operation(uow, volume) if volume.pool_id is not None else None
         if volume.state is not VolumeState.DESTROY:
             volume = await _move(uow, envelope, storage, volume, VolumeEvent.DESTROY_REQUESTED)
         volume = await _move(uow, envelope, storage, volume, VolumeEvent.EXPUNGE_REQUESTED)
     except StrataError as error:
         emit(uow, envelope, VolumeDeleteFailed(volume_id=command.volume_id, error=error.info()), storage)
         return
-    if volume.pool_id is None:
+    if pool is None:
         await _move(uow, envelope, storage, volume, VolumeEvent.OPERATION_SUCCEEDED)
         emit(uow, envelope, VolumeDeleted(volume_id=volume.volume_id, pool_id=None), storage)
         return
-    pool = await repository.get_pool(uow.connection, volume.pool_id)
     route = agent_route(pool)
     on_pool = DeleteVolumeOnPool(pool_id=pool.pool_id, volume_id=volume.volume_id, host=route[0], cluster_id=route[1])
     emit_fresh(uow, envelope, on_pool, storage)

@@ -12,6 +12,7 @@ from schemas.sagas import StepFailed
 from schemas.storage import (
     AddPool,
     BeginVolumeOperation,
+    CancelPoolMaintenance,
     CreateVolume,
     DeletePool,
     DeleteVolume,
@@ -224,3 +225,36 @@ async def test_statistics_are_collected_from_the_agents(stack: Stack, tmp_path: 
     storage = next(service for service in stack.services if isinstance(service, StorageService))
     assert await storage.stats.collect_once() == 1
     await wait_for(stack, PoolStatsCollected, pool_id=pool_id)
+
+
+async def test_maintenance_waits_for_in_flight_volume_operations_then_a_pool_without_volumes_is_deleted(
+    stack: Stack, tmp_path: Path
+) -> None:
+    pool_id = await add_pool(stack, pool_directory(tmp_path))
+    agent = next(service for service in stack.services if not isinstance(service, StorageService))
+    await agent.stop()  # the agent's queues stay: commands wait in them
+    create = CreateVolume(volume_id=uuid4(), name="slow", size_bytes=MIB, zone_id=ZONE)
+    await stack.send(create)
+    await wait_for(stack, VolumeStateChanged, volume_id=create.volume_id, new_state=VolumeState.CREATING)
+
+    await stack.send(MaintainPool(pool_id=pool_id))
+    await wait_pool_state(stack, pool_id, PoolState.PREPARE_FOR_MAINTENANCE)
+    await stack.start_agent("kvm1", "c1")
+    await wait_pool_state(stack, pool_id, PoolState.MAINTENANCE)
+    assert await volume_state(stack, create.volume_id) is VolumeState.READY
+
+    refused = await stack.outcome(await stack.send(DeletePool(pool_id=pool_id)), PoolOperationFailed)
+    assert refused.error.code == "FAILED_PRECONDITION"
+    deleted = await stack.send(DeleteVolume(volume_id=create.volume_id))
+    refused_delete = await stack.outcome(deleted, VolumeDeleteFailed)
+    assert "Maintenance" in refused_delete.error.message
+    assert await volume_state(stack, create.volume_id) is VolumeState.READY
+
+    await stack.send(CancelPoolMaintenance(pool_id=pool_id))
+    await wait_pool_state(stack, pool_id, PoolState.UP)
+    await stack.send(DeleteVolume(volume_id=create.volume_id))
+    await wait_for(stack, VolumeDeleted, volume_id=create.volume_id)
+    await stack.send(DisablePool(pool_id=pool_id))
+    await wait_pool_state(stack, pool_id, PoolState.DISABLED)
+    await stack.send(DeletePool(pool_id=pool_id))
+    await wait_pool_state(stack, pool_id, PoolState.REMOVED)
