@@ -292,7 +292,7 @@ class MemoryTransport:
         if queue.name not in self._queues:
             return
         if queue.kind is QueueKind.QUORUM and entry.deliveries > self.settings.delivery_limit:
-            self._dead(entry.message, queue.name, {DEATH_REASON_HEADER: "delivery limit exceeded"})
+            self._dead(entry.message, queue.name, {DEATH_REASON_HEADER: "delivery_limit"})  # RabbitMQ's word
             return
         entry.redelivered = True
         queue.ready.appendleft(entry)

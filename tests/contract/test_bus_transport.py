@@ -207,6 +207,28 @@ class TransportContract:
         assert await transport.purge_dead() == 1
         assert await transport.list_dead() == []
 
+    async def test_a_message_that_keeps_coming_back_is_dead_after_the_delivery_limit(
+        self, transport: Transport
+    ) -> None:
+        assert isinstance(transport, DeadLetters)
+        queue = await transport.declare_queue("svc", [Binding("commands", "bustest.ping")])
+        deliveries = 0
+
+        async def crash_loop(delivery: Delivery) -> None:
+            nonlocal deliveries
+            deliveries += 1
+            await delivery.requeue()  # as a consumer that dies with the message in hand would, again and again
+
+        await transport.consume(queue, crash_loop, prefetch=1)
+        sent = wire(1)
+        await transport.publish("commands", "bustest.ping", sent)
+        await assert_eventually(_dead_count_is(transport, 1), what="the quorum queue dead-letters it")
+        [letter] = await transport.list_dead()
+        assert letter.message.message_id == sent.message_id
+        assert letter.origin_queue == queue
+        assert letter.reason == "delivery_limit"
+        assert deliveries == 6  # bus_settings: delivery_limit=5
+
     async def test_request_gets_its_reply_and_times_out_without_one(self, transport: Transport) -> None:
         queue = await transport.declare_queue("svc", [Binding("commands", "bustest.count")])
         silent = {"on": False}
