@@ -6,8 +6,9 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
+from bus.postgres import PostgresJournal, PostgresUnitOfWorkFactory, create_pool, migrate
 from bus.postgres.literals import SqlValue, literal
-from schemas import InvalidArgument
+from schemas import Envelope, Event, InvalidArgument, message
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +53,33 @@ async def test_a_literal_round_trips_through_postgres(database_url: str, value: 
 def test_values_that_cannot_be_written_are_refused(value: object) -> None:
     with pytest.raises(InvalidArgument):
         literal(value)  # type: ignore[arg-type]
+
+
+@message("bustest.pg.noted")
+class Noted(Event):
+    """An event with free text, as users' names and descriptions are."""
+
+    text: str
+
+
+async def test_awkward_text_in_a_payload_reaches_journal_and_outbox_intact(database_url: str) -> None:
+    pool = await create_pool(database_url, max_size=2)
+    try:
+        async with pool.acquire() as connection:
+            await migrate(connection)
+        emitted = [Envelope.wrap(Noted(text=text), producer="o'brien\\host") for text in AWKWARD_TEXTS]
+        async with PostgresUnitOfWorkFactory(pool).begin("api", None) as uow:
+            assert uow is not None
+            for envelope in emitted:
+                uow.emit(envelope)
+
+        journal = PostgresJournal(pool)
+        entries = [await journal.get(envelope.message_id) for envelope in emitted]
+        bodies = await pool.fetch("SELECT body FROM bus.outbox ORDER BY id")
+    finally:
+        await pool.close()
+
+    assert [entry.to_envelope() if entry else None for entry in entries] == emitted
+    assert [bytes(row["body"]) for row in bodies] == [
+        envelope.payload.model_dump_json().encode() for envelope in emitted
+    ]
