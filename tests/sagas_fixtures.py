@@ -107,6 +107,16 @@ async def run_plan(ctx: SagaContext, plan: RunPlan) -> PlanDone:
     return PlanDone(keys=plan.keys)
 
 
+@saga("sagatest.check_later", 1, into=test_sagas)
+async def check_later(ctx: SagaContext, plan: RunPlan) -> PlanDone:
+    """Started by name (`saga.start`): do the first key, sleep durably, then ask whether it was done."""
+    await ctx.step(Do(key=plan.keys[0]), compensate=Undo(key=plan.keys[0]))
+    await ctx.sleep(0.05)
+    answer = await ctx.query(Check(key=plan.keys[0]))
+    assert isinstance(answer, StepSucceeded)
+    return PlanDone(keys=[str(answer.result["done"])])
+
+
 class Participant:
     """A service that takes part in the test saga; plan its behaviour per effect with `plan`.
 

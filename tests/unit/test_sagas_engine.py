@@ -19,6 +19,7 @@ from sagas.memory_store import MemorySagaSession, MemorySagaStore
 from sagas.records import SagaInstance, SagaStatus, StepKind, StepRecord, StepStatus
 from sagas.work import command_id, saga_id_for
 from schemas import Envelope
+from schemas.sagas import StartSaga
 from tests.bus_fixtures import bus_settings
 from tests.helpers import assert_eventually
 from tests.sagas_fixtures import DIVERGE, Participant, RunPlan, saga_test_messages, test_sagas
@@ -33,6 +34,7 @@ def typed(condition: Callable[[], Awaitable[bool]]) -> Callable[[], Awaitable[bo
 
 @dataclass
 class World:
+    transport: MemoryTransport
     bus: Bus
     store: MemorySagaStore
     participant: Participant
@@ -80,7 +82,7 @@ async def world(namespace: str) -> AsyncIterator[World]:
     await coordinator.start()
     await service.start()
     DIVERGE["on"] = False
-    yield World(bus, store, participant)
+    yield World(transport, bus, store, participant)
     await coordinator.stop()
     await service.stop()
     await transport.close()
@@ -297,3 +299,33 @@ async def test_a_saga_the_coordinator_fails_on_is_parked_not_left_waiting(
     instance = await world.ends(saga_id, SagaStatus.STUCK)
     assert instance.error == "the coordinator failed on it: RuntimeError: a bug in the engine"
     monkeypatch.setattr(MemorySagaSession, "write", original)
+
+
+async def test_a_saga_started_by_name_sleeps_durably_and_queries(world: World) -> None:
+    start = StartSaga(name="sagatest.check_later", input_type="sagatest.run", input={"keys": ["q"]})
+    envelope = Envelope.wrap(start, producer="test")
+    await world.bus.publish(envelope)
+    saga_id = saga_id_for(envelope.message_id)
+    instance = await world.ends(saga_id, SagaStatus.COMPLETED)
+    assert instance.name == "sagatest.check_later"
+    assert instance.result is not None
+    assert instance.result.payload == {"keys": ["True"]}
+    steps = await world.steps(saga_id)
+    assert [(step.kind, step.status) for step in steps] == [
+        (StepKind.STEP, StepStatus.SUCCEEDED),
+        (StepKind.SLEEP, StepStatus.SUCCEEDED),
+        (StepKind.QUERY, StepStatus.SUCCEEDED),
+    ]
+
+
+async def test_a_start_by_an_unknown_name_starts_nothing(world: World) -> None:
+    start = StartSaga(name="sagatest.nothing", input_type="sagatest.run", input={"keys": []})
+    envelope = Envelope.wrap(start, producer="test")
+    await world.bus.publish(envelope)
+
+    async def dead_letters() -> bool:
+        return len(await world.transport.list_dead()) == 1
+
+    await assert_eventually(typed(dead_letters), what="the start dead-lettered")
+    assert (await world.transport.list_dead())[0].reason == "no saga sagatest.nothing is registered"
+    assert await world.instance(saga_id_for(envelope.message_id)) is None
