@@ -1,5 +1,6 @@
 """The Transport contract: every adapter (memory, RabbitMQ) must pass these, inherited unchanged."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from uuid import uuid4
@@ -139,6 +140,30 @@ class TransportContract:
         await assert_eventually(lambda: len(second.deliveries) == 2)
         assert sorted(second.ids()) == sorted([messages[0].message_id, messages[2].message_id])
         assert all(d.redelivered for d in second.deliveries)
+
+    async def test_cancel_waits_for_the_handler_in_flight_and_keeps_its_ack(self, transport: Transport) -> None:
+        queue = await transport.declare_queue("svc", [Binding("commands", "bustest.ping")])
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def slow(delivery: Delivery) -> None:
+            started.set()
+            await release.wait()
+            await delivery.ack()
+
+        subscription = await transport.consume(queue, slow, prefetch=1)
+        await transport.publish("commands", "bustest.ping", wire(1))
+        await asyncio.wait_for(started.wait(), 10)
+        cancelling = asyncio.create_task(subscription.cancel())
+        await asyncio.sleep(0)  # let the cancel begin: it must now wait for the handler
+        assert not cancelling.done()
+        release.set()
+        await asyncio.wait_for(cancelling, 10)
+        later = wire(2)
+        await transport.publish("commands", "bustest.ping", later)
+        after = Collector()
+        await transport.consume(queue, after, prefetch=1)
+        await assert_eventually(lambda: after.deliveries, what="the next consumer gets a message")
+        assert after.ids()[0] == later.message_id, "the message finished during the cancel was acked, not returned"
 
     async def test_requeue_redelivers(self, transport: Transport) -> None:
         queue = await transport.declare_queue("svc", [Binding("commands", "bustest.ping")])
