@@ -3,8 +3,7 @@
 `SagaNode` is one coordinator (or participant) with its own pool, RabbitMQ connection and outbox relay.
 """
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -22,6 +21,7 @@ from sagas.postgres_store import PostgresSagaStore
 from sagas.records import SagaInstance, SagaStatus
 from schemas import Envelope
 from tests.bus_fixtures import bus_settings
+from tests.helpers import assert_eventually
 from tests.sagas_fixtures import EFFECTS_TABLE, Participant, saga_test_messages, test_sagas
 
 
@@ -118,23 +118,19 @@ class SagaNode:
         await self.pool.close()
 
 
-async def start_saga(bus: Bus, plan: Envelope) -> None:
-    """Publish a start command (the coordinator's queue must exist)."""
-    await bus.publish(plan)
-
-
 async def wait_ended(node: SagaNode, saga_ids: list[UUID], *, timeout: float = 30.0) -> dict[UUID, SagaStatus]:
-    """Wait until every saga reached an end state; return their statuses."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        statuses: dict[UUID, SagaStatus] = {}
+    """Wait until every saga reached an end state (or STUCK); return their statuses."""
+
+    async def statuses() -> dict[UUID, SagaStatus] | None:
+        found: dict[UUID, SagaStatus] = {}
         for saga_id in saga_ids:
             instance = await node.status(saga_id)
-            if instance is not None and (instance.status.ended or instance.status is SagaStatus.STUCK):
-                statuses[saga_id] = instance.status
-        if len(statuses) == len(saga_ids):
-            return statuses
-        if loop.time() > deadline:
-            raise AssertionError(f"only {len(statuses)} of {len(saga_ids)} sagas ended within {timeout}s")
-        await asyncio.sleep(0.05)
+            if instance is None or not (instance.status.ended or instance.status is SagaStatus.STUCK):
+                return None
+            found[saga_id] = instance.status
+        return found
+
+    condition: Callable[[], Awaitable[dict[UUID, SagaStatus] | None] | dict[UUID, SagaStatus] | None] = statuses
+    ended = await assert_eventually(condition, timeout=timeout, what=f"{len(saga_ids)} sagas ended")
+    assert ended is not None
+    return ended
