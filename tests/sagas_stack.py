@@ -19,7 +19,6 @@ from sagas.coordinator import Coordinator
 from sagas.postgres_migrate import migrate_sagas
 from sagas.postgres_store import PostgresSagaStore
 from sagas.records import SagaInstance, SagaStatus
-from schemas import Envelope
 from tests.bus_fixtures import bus_settings
 from tests.helpers import assert_eventually
 from tests.sagas_fixtures import EFFECTS_TABLE, Participant, saga_test_messages, test_sagas
