@@ -113,3 +113,31 @@ def test_check_replay_passes_a_completed_saga_and_fails_a_changed_result() -> No
     assert changed.reason == "the code now returns another result than the one recorded"
     instance.name = "sagatest.gone"
     assert check_replay(test_sagas, instance, journal, messages=saga_test_messages).outcome == "missing"
+
+
+def test_an_instance_stays_on_its_version_while_new_starts_take_the_newest() -> None:
+    versions = SagaRegistry()
+
+    @saga("sagatest.versioned", 1, into=versions)
+    async def first(ctx: SagaContext, plan: RunPlan) -> None:
+        await ctx.step(Do(key="v1"))
+
+    @saga("sagatest.versioned", 2, into=versions)
+    async def second(ctx: SagaContext, plan: RunPlan) -> None:
+        await ctx.step(Do(key="v2"))
+
+    new_start = versions.for_input(RunPlan)
+    assert new_start is not None
+    assert new_start.version == 2
+    pinned = versions.get("sagatest.versioned", 1)
+    assert pinned is not None
+    instance = instance_of("sagatest.versioned", RunPlan(keys=[]))
+    result = replay(pinned, instance, [], now=NOW, messages=saga_test_messages)
+    assert result.created[0].command is not None
+    assert result.created[0].command.payload["key"] == "v1"
+    with pytest.raises(ValueError, match="already registered"):
+        saga("sagatest.versioned", 1, into=versions)(check_later_like)
+
+
+async def check_later_like(ctx: SagaContext, plan: RunPlan) -> None:
+    """Another function under a taken (name, version)."""
