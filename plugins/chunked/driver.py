@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from plugins.chunked.images import ImageRecord, ImageRepository
-from plugins.chunked.manifest import BackupManifest
+from plugins.chunked.manifest import BackupSummary
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import ChunkedSettings
@@ -25,7 +25,7 @@ def fault_points(plugin_name: str) -> tuple[str, ...]:
     return (f"{plugin_name}.backup.before_manifest", f"{plugin_name}.image.before_manifest")
 
 
-def _backup_ref(manifest: BackupManifest) -> BackupRef:
+def _backup_ref(manifest: BackupSummary) -> BackupRef:
     return BackupRef(
         backup_id=manifest.backup_id,
         volume_id=manifest.volume_id,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from plugins.chunked.manifest import BackupManifest
+from plugins.chunked.manifest import BackupSummary
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.prefixed import PrefixedBlobStore
 from plugins.chunked.repository import ChunkedRepository
@@ -64,7 +64,7 @@ def _digest_file(path: Path, algorithms: set[str]) -> dict[str, str]:
     return {name: hasher.hexdigest() for name, hasher in hashers.items()}
 
 
-def _record(manifest: BackupManifest) -> ImageRecord:
+def _record(manifest: BackupSummary) -> ImageRecord:
     return ImageRecord(
         image_id=manifest.volume_id,
         kind=manifest.labels.get("kind", "template"),

@@ -8,7 +8,7 @@ the next incremental compares against.
 import gzip
 import json
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -18,10 +18,12 @@ FORMAT_NAME = "strata-chunked"
 FORMAT_VERSION = 1
 MANIFEST_PREFIX = "backups/"
 _MANIFEST_SUFFIX = ".manifest.json.gz"
+_SUMMARY_SUFFIX = ".summary.json"
 
 
-class BackupManifest(BaseModel):
-    """One backup of one volume: its geometry, its chunks in order, and where it came from."""
+class BackupSummary(BaseModel):
+    """A backup without its chunk list: what a listing shows. Stored beside the manifest (just before it), so a
+    listing reads a few hundred bytes per backup instead of a list of every chunk."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -33,9 +35,14 @@ class BackupManifest(BaseModel):
     chunk_size: int = Field(gt=0, description="Bytes per chunk; the last chunk may be shorter.")
     parent_id: str | None = Field(default=None, description="The backup this one was taken incrementally against.")
     created_at: datetime = Field(description="When the backup finished (UTC).")
-    chunks: list[str | None] = Field(description="Hex SHA-256 of each chunk in order; null for an all-zero chunk.")
     written_bytes: int = Field(default=0, ge=0, description="Stored bytes of the chunks this backup added.")
     labels: dict[str, str] = Field(default_factory=dict, description="What the caller attached (kind, checksum).")
+
+
+class BackupManifest(BackupSummary):
+    """One backup of one volume: its geometry, its chunks in order, and where it came from."""
+
+    chunks: list[str | None] = Field(description="Hex SHA-256 of each chunk in order; null for an all-zero chunk.")
 
     def chunk_length(self, index: int) -> int:
         """Length of chunk `index` (only the last one can be shorter)."""
@@ -51,10 +58,38 @@ def manifest_key(backup_id: str) -> str:
     return f"{MANIFEST_PREFIX}{backup_id}{_MANIFEST_SUFFIX}"
 
 
-def backup_id_of(key: str) -> str | None:
-    """The backup id a manifest key names, or None for any other key."""
-    if key.startswith(MANIFEST_PREFIX) and key.endswith(_MANIFEST_SUFFIX):
-        return key[len(MANIFEST_PREFIX) : -len(_MANIFEST_SUFFIX)]
+_Model = TypeVar("_Model", bound=BackupSummary)
+
+
+def summary_key(backup_id: str) -> str:
+    """Where the summary of `backup_id` lives."""
+    return f"{MANIFEST_PREFIX}{backup_id}{_SUMMARY_SUFFIX}"
+
+
+def summary_of(manifest: BackupManifest) -> BackupSummary:
+    """The manifest without its chunk list."""
+    return BackupSummary.model_validate(manifest.model_dump(exclude={"chunks"}))
+
+
+def encode_summary(manifest: BackupManifest) -> bytes:
+    """Serialise the summary as plain JSON."""
+    return summary_of(manifest).model_dump_json().encode()
+
+
+def decode_summary(stored: bytes, key: str) -> BackupSummary:
+    """Parse a stored summary, refusing a foreign or newer format like a manifest."""
+    try:
+        document = json.loads(stored)
+    except ValueError as error:
+        raise IncompatibleFormat(f"{key} is not a readable summary: {error}") from None
+    return _validated(BackupSummary, document, key)
+
+
+def backup_id_of(key: str, *, summary: bool = False) -> str | None:
+    """The backup id a manifest key (or, with `summary`, a summary key) names, or None for any other key."""
+    suffix = _SUMMARY_SUFFIX if summary else _MANIFEST_SUFFIX
+    if key.startswith(MANIFEST_PREFIX) and key.endswith(suffix):
+        return key[len(MANIFEST_PREFIX) : -len(suffix)]
     return None
 
 
@@ -69,12 +104,20 @@ def decode_manifest(stored: bytes, key: str) -> BackupManifest:
         document = json.loads(gzip.decompress(stored))
     except (OSError, EOFError, ValueError) as error:
         raise IncompatibleFormat(f"{key} is not a readable manifest: {error}") from None
+    return _validated(BackupManifest, document, key)
+
+
+def _validated(model: type[_Model], document: object, key: str) -> _Model:
+    try:
+        return model.model_validate(_checked(document, key))
+    except ValidationError as error:
+        raise IncompatibleFormat(f"{key} is malformed: {error.errors()[0]['msg']}") from None
+
+
+def _checked(document: object, key: str) -> dict[str, object]:
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
         raise IncompatibleFormat(f"{key} is not a {FORMAT_NAME} manifest")
     version = document.get("format_version")
     if version != FORMAT_VERSION:
         raise IncompatibleFormat(f"{key} has format version {version}; this strata reads version {FORMAT_VERSION}")
-    try:
-        return BackupManifest.model_validate(document)
-    except ValidationError as error:
-        raise IncompatibleFormat(f"{key} is malformed: {error.errors()[0]['msg']}") from None
+    return document

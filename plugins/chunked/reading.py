@@ -8,7 +8,17 @@ from pathlib import Path
 
 from plugins.chunked.codec import chunk_key, decode_chunk
 from plugins.chunked.errors import ChunkCorrupted, first_error
-from plugins.chunked.manifest import MANIFEST_PREFIX, BackupManifest, backup_id_of, decode_manifest, manifest_key
+from plugins.chunked.manifest import (
+    MANIFEST_PREFIX,
+    BackupManifest,
+    BackupSummary,
+    backup_id_of,
+    decode_manifest,
+    decode_summary,
+    manifest_key,
+    summary_key,
+    summary_of,
+)
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
 from schemas.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -53,6 +63,30 @@ async def list_manifests(store: BlobStore, volume_id: str | None = None) -> list
             manifests.append(manifest)
     manifests.sort(key=lambda manifest: (manifest.created_at, manifest.backup_id))
     return manifests
+
+
+async def list_summaries(store: BlobStore, volume_id: str | None = None) -> list[BackupSummary]:
+    """Every finished backup (of `volume_id` when given), oldest first, read from the small summaries."""
+    summaries: list[BackupSummary] = []
+    async for info in store.list(MANIFEST_PREFIX):
+        backup_id = backup_id_of(info.key)
+        if backup_id is None:
+            continue
+        summary = await _load_summary(store, backup_id)
+        if summary is not None and (volume_id is None or summary.volume_id == volume_id):
+            summaries.append(summary)
+    summaries.sort(key=lambda summary: (summary.created_at, summary.backup_id))
+    return summaries
+
+
+async def _load_summary(store: BlobStore, backup_id: str) -> BackupSummary | None:
+    key = summary_key(backup_id)
+    try:
+        return decode_summary(await store.get(key), key)
+    except NotFound:
+        # No summary beside a manifest: fall back to the manifest itself (None if deleted since the listing).
+        manifest = await load_manifest_if_any(store, backup_id)
+        return summary_of(manifest) if manifest is not None else None
 
 
 async def restore_backup(

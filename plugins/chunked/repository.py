@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from plugins.chunked.manifest import BackupManifest
+from plugins.chunked.manifest import BackupManifest, BackupSummary
 from plugins.chunked.ports import BlobStore
-from plugins.chunked.reading import RestoreResult, list_manifests, load_manifest, restore_backup
+from plugins.chunked.reading import RestoreResult, list_summaries, load_manifest, restore_backup
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
 from plugins.chunked.sweep import SweepResult, delete_backup, sweep
 from plugins.chunked.writer import BackupResult, BeforeManifest, write_backup
@@ -57,6 +57,6 @@ class ChunkedRepository:
         """The manifest of one backup; `NotFound` if it does not exist."""
         return await load_manifest(self.store, backup_id)
 
-    async def backups(self, volume_id: str | None = None) -> list[BackupManifest]:
-        """Finished backups, of one volume or all, oldest first."""
-        return await list_manifests(self.store, volume_id)
+    async def backups(self, volume_id: str | None = None) -> list[BackupSummary]:
+        """Finished backups, of one volume or all, oldest first (without their chunk lists)."""
+        return await list_summaries(self.store, volume_id)

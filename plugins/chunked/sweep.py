@@ -4,7 +4,7 @@ import asyncio
 from dataclasses import dataclass
 
 from plugins.chunked.errors import first_error
-from plugins.chunked.manifest import manifest_key
+from plugins.chunked.manifest import MANIFEST_PREFIX, backup_id_of, manifest_key, summary_key
 from plugins.chunked.markers import sweep_marker
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.reading import list_manifests, load_manifest_if_any
@@ -30,6 +30,7 @@ async def delete_backup(store: BlobStore, settings: ChunkedSettings, backup_id: 
     # The manifest goes first: from then on no reader can reach the backup, and its chunks are garbage unless
     # another manifest names them.
     await store.delete(manifest_key(backup_id))
+    await store.delete(summary_key(backup_id))
     return existed, await sweep(store, settings)
 
 
@@ -39,9 +40,17 @@ async def sweep(store: BlobStore, settings: ChunkedSettings) -> SweepResult:
         if not may_free:
             return SweepResult(freed_chunks=0, freed_bytes=0, deferred=True)
         referenced: set[str] = set()
+        finished: set[str] = set()
         for manifest in await list_manifests(store):
             referenced |= manifest.digests()
+            finished.add(manifest.backup_id)
         garbage = [info async for info in store.list(CHUNK_PREFIX) if info.key.rsplit("/", 1)[-1] not in referenced]
+        # Summaries of backups that crashed before their manifest (no backup is in flight, so none is pending).
+        orphans = [
+            info
+            async for info in store.list(MANIFEST_PREFIX)
+            if backup_id_of(info.key, summary=True) not in (None, *finished)
+        ]
         slots = asyncio.Semaphore(settings.concurrency)
 
         async def free(key: str) -> None:
@@ -50,7 +59,7 @@ async def sweep(store: BlobStore, settings: ChunkedSettings) -> SweepResult:
 
         try:
             async with asyncio.TaskGroup() as deletes:
-                for info in garbage:
+                for info in garbage + orphans:
                     deletes.create_task(free(info.key))
         except BaseExceptionGroup as group:
             raise first_error(group) from None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from plugins.chunked.codec import Compression, chunk_digest, chunk_key, encode_chunk
 from plugins.chunked.errors import first_error
-from plugins.chunked.manifest import BackupManifest, encode_manifest, manifest_key
+from plugins.chunked.manifest import BackupManifest, encode_manifest, encode_summary, manifest_key, summary_key
 from plugins.chunked.markers import backup_marker
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.reading import load_manifest, load_manifest_if_any
@@ -124,11 +124,13 @@ async def write_backup(
             labels=labels or {},
         )
         encoded = encode_manifest(manifest)
+        summary = encode_summary(manifest)
+        await store.put(summary_key(backup_id), summary)  # invisible until the manifest, the commit point, exists
         await store.put(manifest_key(backup_id), encoded)
     return BackupResult(
         manifest=manifest,
         bytes_read=size,
-        bytes_written=tally.bytes_written + len(encoded),
+        bytes_written=tally.bytes_written + len(summary) + len(encoded),
         chunks_written=tally.chunks_written,
         chunks_reused=tally.chunks_reused,
         holes=tally.holes,

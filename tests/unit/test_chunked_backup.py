@@ -10,7 +10,7 @@ import pytest
 
 from plugins.chunked.codec import Compression, chunk_key
 from plugins.chunked.errors import ChunkCorrupted
-from plugins.chunked.manifest import manifest_key
+from plugins.chunked.manifest import manifest_key, summary_key
 from plugins.chunked.markers import BACKUP_MARKERS, SWEEP_MARKERS
 from plugins.chunked.memory import MemoryBlobStore
 from plugins.chunked.repository import ChunkedRepository
@@ -73,7 +73,7 @@ async def test_an_incremental_backup_writes_only_the_changed_chunks(tmp_path: Pa
     _overwrite(volume, 20 * CHUNK - 50, 100)  # across chunks 19 and 20
     chunks_before, manifests_before = store.bytes_put("chunks/"), store.bytes_put("backups/")
     result = await repository.backup(backup_id="incr", volume_id="vol-1", source=volume, parent_id="full")
-    manifest_bytes = len(await store.get(manifest_key("incr")))
+    manifest_bytes = len(await store.get(manifest_key("incr"))) + len(await store.get(summary_key("incr")))
 
     assert result.chunks_written == 3
     assert store.bytes_put("chunks/") - chunks_before == 3 * (CHUNK + 1)  # the 1: codec tag
@@ -135,7 +135,7 @@ async def test_a_crash_before_the_manifest_leaves_no_backup_and_a_retry_finishes
     puts = len(store.put_log)
     retried = await repository.backup(backup_id="b1", volume_id="vol-1", source=volume)
     assert retried.chunks_written == 0  # every chunk was already there
-    assert [key for key, _ in store.put_log[puts:]] == [f"{BACKUP_MARKERS}b1", manifest_key("b1")]
+    assert [key for key, _ in store.put_log[puts:]] == [f"{BACKUP_MARKERS}b1", summary_key("b1"), manifest_key("b1")]
     target = tmp_path / "restored.raw"
     await repository.restore("b1", target)
     assert target.read_bytes() == volume.read_bytes()
@@ -259,3 +259,29 @@ async def test_a_parent_swept_while_a_backup_waited_is_not_trusted(tmp_path: Pat
     with pytest.raises(NotFound) as error:
         await waiting
     assert error.value.field == "parent_id"
+
+
+async def test_listing_reads_summaries_and_a_sweep_removes_those_of_crashed_backups(tmp_path: Path) -> None:
+    store = MemoryBlobStore()
+    repository = _repository(store)
+    volume = _volume(tmp_path / "vol.raw")
+    await repository.backup(backup_id="b1", volume_id="vol-1", source=volume, labels={"kind": "test"})
+    await store.put(summary_key("crashed"), await store.get(summary_key("b1")))  # a summary without a manifest
+
+    gets: list[str] = []
+    original_get = store.get
+
+    async def recording_get(key: str) -> bytes:
+        gets.append(key)
+        return await original_get(key)
+
+    store.get = recording_get  # type: ignore[method-assign]
+    listed = await repository.backups()
+    assert [(summary.backup_id, summary.labels) for summary in listed] == [("b1", {"kind": "test"})]
+    assert gets == [summary_key("b1")]  # not the manifest with its chunk list
+
+    await repository.sweep()
+    assert not await store.exists(summary_key("crashed"))
+    assert await store.exists(summary_key("b1"))
+    await repository.delete("b1")
+    assert [key for key in store.objects if key.startswith("backups/")] == []
