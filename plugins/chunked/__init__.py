@@ -8,6 +8,8 @@ It is independent of where the bytes live: a `BlobStore` (a directory, an S3 buc
     backups/<backup id>.manifest.json.gz     gzip'd JSON: format name and version, backup and volume ids, size,
                                              chunk size, parent id, created_at, and every chunk's digest in
                                              order (null for an all-zero chunk, restored as a hole)
+    backups/<backup id>.summary.json         the same without the chunk list, for listings (written just
+                                             before the manifest; without a manifest it means nothing)
     locks/backup/<backup id>                 a backup in flight (holds off sweeps)
     locks/sweep/<id>                         a sweep in flight (holds off new backups)
     images/...                               templates and ISOs: the same layout again, apart from backups
