@@ -40,6 +40,9 @@ from schemas.errors import FailedPrecondition, InvalidArgument, StrataError
 log = structlog.get_logger(__name__)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 PUBLISH_BATCH = 64  # messages written to the socket at once by publish_many
+# Every queue declared per namespace by any transport of this process, so that a clean-up through one transport
+# also removes what other transports (a second service in the same test) declared there.
+_declared_in_process: dict[str, set[str]] = {}
 
 
 class RabbitTransport:
@@ -144,6 +147,9 @@ class RabbitTransport:
             await channel.exchange_declare(t.exchange(short), exchange_type=kind, durable=True)
         await channel.queue_declare(t.dead_queue, durable=True, arguments=_table(dead_queue_arguments()))
         await channel.queue_bind(t.dead_queue, t.exchange("dead"), routing_key="")
+        _declared_in_process.setdefault(t.namespace, set()).update(
+            t.delay_queue(level) for level in range(len(self.settings.retry_delays))
+        )
         for level, delay in enumerate(self.settings.retry_delays):
             queue = t.delay_queue(level)
             await channel.queue_declare(queue, durable=True, arguments=_table(delay_queue_arguments(delay)))
@@ -178,6 +184,7 @@ class RabbitTransport:
         except CONNECTION_ERRORS as error:
             raise BrokerUnavailable(f"could not declare {full}: {type(error).__name__}") from None
         self._queues[full] = (merged, kind)
+        _declared_in_process.setdefault(self.namespace, set()).add(full)
         return full
 
     # --- publishing ---------------------------------------------------------------------------------------
@@ -377,9 +384,10 @@ class RabbitTransport:
         return await self.dead_letters.purge(message_ids)
 
     async def delete_namespace(self, extra_queues: Sequence[str] = ()) -> None:
-        """Delete every exchange and queue of the namespace this transport knows (tests and bench clean-up)."""
+        """Delete the namespace's exchanges and every queue any transport of this process declared in it, plus
+        `extra_queues` (tests and bench clean-up)."""
         t = self.topology
-        queues = [*self._queues, *extra_queues, t.dead_queue]
+        queues = sorted({*self._queues, *extra_queues, t.dead_queue, *_declared_in_process.pop(t.namespace, ())})
         queues += [t.delay_queue(level) for level in range(len(self.settings.retry_delays))]
         try:
             async with aiormq.connect(self.settings.amqp_url) as connection:
