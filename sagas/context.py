@@ -44,6 +44,7 @@ class Operation(Generic[T]):
 
     @property
     def done(self) -> bool:
+        """Whether the outcome is recorded (success, failure or cancellation)."""
         return self.record.status.settled
 
     def outcome(self) -> T:
@@ -108,10 +109,12 @@ class SagaContext:
 
     @property
     def saga_id(self) -> UUID:
+        """The saga instance's id (stable across replays)."""
         return self.instance.saga_id
 
     @property
     def correlation_id(self) -> UUID:
+        """The user operation the saga serves: every message it sends carries it."""
         return self.instance.correlation_id
 
     def step(

@@ -31,6 +31,8 @@ from schemas.sagas import StepSucceeded
 
 
 class Action(StrEnum):
+    """What an operator may do to a saga."""
+
     RETRY = "retry"
     SKIP = "skip"
     ABORT = "abort"

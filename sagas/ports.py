@@ -18,6 +18,8 @@ from sagas.records import LockHolder, SagaEvent, SagaInstance, SagaStatus, StepR
 
 
 class LockOutcome(StrEnum):
+    """How an attempt to take a set of locks ended."""
+
     ACQUIRED = "acquired"
     QUEUED = "queued"  # another saga holds one of them, or is ahead in line; this one now waits in line
     REFUSED = "refused"  # held by another saga and the caller does not wait

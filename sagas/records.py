@@ -18,6 +18,8 @@ JsonObject = dict[str, Any]
 
 
 class SagaStatus(StrEnum):
+    """The life of a saga instance; COMPLETED, COMPENSATED and FAILED are ends, STUCK waits for an operator."""
+
     RUNNING = "RUNNING"
     COMPENSATING = "COMPENSATING"
     COMPLETED = "COMPLETED"
@@ -27,10 +29,13 @@ class SagaStatus(StrEnum):
 
     @property
     def ended(self) -> bool:
+        """Whether nothing more will happen to the saga (it is not STUCK, which an operator may resume)."""
         return self in {SagaStatus.COMPLETED, SagaStatus.COMPENSATED, SagaStatus.FAILED}
 
 
 class StepKind(StrEnum):
+    """What a journal entry records: a saga context operation, or a compensation."""
+
     STEP = "step"
     QUERY = "query"
     COMPENSATION = "compensation"
@@ -42,6 +47,8 @@ class StepKind(StrEnum):
 
 
 class StepStatus(StrEnum):
+    """Where a journal entry stands."""
+
     SENT = "SENT"  # the command is in the outbox; waiting for the reply or the timeout
     PROBING = "PROBING"  # timed out; the probe is out, its reply decides between success and retry
     BACKING_OFF = "BACKING_OFF"  # failed with a retryable error; a timer sends the next attempt
@@ -52,10 +59,13 @@ class StepStatus(StrEnum):
 
     @property
     def settled(self) -> bool:
+        """Whether the entry has its final outcome."""
         return self in {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED}
 
 
 class TimerKind(StrEnum):
+    """Why a timer was set."""
+
     RETRY = "retry"  # send the next attempt of a step
     TIMEOUT = "timeout"  # a step's attempt (or its probe) got no reply in time
     SLEEP = "sleep"  # ctx.sleep ends
@@ -73,6 +83,7 @@ class StoredMessage:
 
     @classmethod
     def of(cls, message: Message) -> "StoredMessage":
+        """Keep `message` as (type, version, JSON)."""
         return cls(message.message_type, message.message_version, message.model_dump(mode="json"))
 
     def decode(self, messages: MessageRegistry) -> Message:
@@ -103,6 +114,7 @@ class RetryPolicy:
         return attempt < self.attempts and error.code in self.retry_on
 
     def to_json(self) -> JsonObject:
+        """The policy as JSON (kept in the journal entry)."""
         return {
             "attempts": self.attempts,
             "backoff": self.backoff,
@@ -113,6 +125,7 @@ class RetryPolicy:
 
     @classmethod
     def from_json(cls, data: JsonObject) -> "RetryPolicy":
+        """The policy that `to_json` wrote."""
         return cls(
             attempts=int(data["attempts"]),
             backoff=float(data["backoff"]),
@@ -132,6 +145,7 @@ class Attempt:
     ended_at: datetime | None = None
 
     def to_json(self) -> JsonObject:
+        """The attempt as JSON."""
         return {
             "number": self.number,
             "sent_at": self.sent_at.isoformat(),
@@ -141,6 +155,7 @@ class Attempt:
 
     @classmethod
     def from_json(cls, data: JsonObject) -> "Attempt":
+        """The attempt that `to_json` wrote."""
         ended = data.get("ended_at")
         return cls(
             number=int(data["number"]),

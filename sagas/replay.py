@@ -19,6 +19,8 @@ from schemas import ErrorInfo, Message, MessageRegistry, StrataError
 
 
 class Outcome(StrEnum):
+    """Where a replay stopped."""
+
     COMPLETED = "completed"  # the function returned
     FAILED = "failed"  # the function raised
     SUSPENDED = "suspended"  # it waits for an outcome not in the journal yet

@@ -19,10 +19,12 @@ from schemas import ErrorInfo
 
 
 def message_to_json(message: StoredMessage | None) -> JsonObject | None:
+    """A stored message as JSON, None as None."""
     return None if message is None else {"type": message.type, "version": message.version, "payload": message.payload}
 
 
 def message_from_json(data: Any) -> StoredMessage | None:  # JSON from the database or a file: checked here
+    """The stored message that `message_to_json` wrote."""
     if data is None:
         return None
     return StoredMessage(str(data["type"]), int(data["version"]), dict(data["payload"]))

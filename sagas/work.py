@@ -64,6 +64,7 @@ class SagaWork:
 
     @property
     def saga_id(self) -> UUID:
+        """The saga being worked on."""
         return self.instance.saga_id
 
     def touch(self, record: StepRecord) -> None:
@@ -72,6 +73,7 @@ class SagaWork:
         self.dirty.add(record.seq)
 
     def next_seq(self) -> int:
+        """The journal position after the last one (for compensations, which the code does not reach)."""
         return max(self.records, default=0) + 1
 
     def event(self, kind: str, **detail: Any) -> None:  # details are JSON values of any kind

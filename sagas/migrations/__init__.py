@@ -1,0 +1,1 @@
+"""SQL migrations of the saga tables, applied in order by `sagas.postgres_migrate.migrate_sagas`."""
