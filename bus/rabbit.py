@@ -250,7 +250,11 @@ class RabbitTransport:
         properties = properties_of(message, extra_headers=dict(extra_headers) if extra_headers else None)
         deadline = time.monotonic() + self.settings.publish_outage_bound
         while True:
-            channel = await self._channel(channel_kind, deadline)
+            try:
+                channel = await self._channel(channel_kind, deadline)
+            except BrokerUnavailable as error:
+                log.error("publish failed: the broker stayed away", type=message.type, error=error.message)
+                raise
             try:
                 await channel.basic_publish(
                     message.body,
@@ -271,6 +275,7 @@ class RabbitTransport:
                 raise Unroutable(f"exchange {exchange} does not exist") from None
             except CONNECTION_ERRORS as error:
                 if time.monotonic() >= deadline:
+                    log.error("publish failed: the broker stayed away", type=message.type, error=type(error).__name__)
                     raise BrokerUnavailable(
                         f"could not publish {message.type} within {self.settings.publish_outage_bound}s: "
                         f"{type(error).__name__}"
