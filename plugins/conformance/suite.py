@@ -22,6 +22,7 @@ from plugins.conformance.steps import (
 )
 from plugins.registry import validate_config
 from plugins.sdk import Capability, Role, faults
+from plugins.sdk.config import secret_fields
 from plugins.sdk.errors import AlreadyExists, InvalidArgument, NotFound
 from plugins.sdk.protocols import BackupTarget, ImageStore, PrimaryStorage, SnapshotProvider
 from plugins.sdk.types import ImageKind, SnapshotKind
@@ -110,16 +111,25 @@ def test_manifest_loads_and_the_driver_plays_its_roles(kit: Kit) -> None:
     assert kit.manifest.name == kit.plugin.name
 
 
-def test_a_missing_required_config_field_is_named(kit: Kit) -> None:
-    """Leaving out a required field gives InvalidArgument naming the plugin and the field."""
-    required = kit.manifest.config_model.model_json_schema().get("required", [])
-    if not required:
-        pytest.skip("the config model has no required field")
-    raw = {key: value for key, value in kit.raw_config.items() if key != required[0]}
+def test_config_errors_name_the_plugin_and_the_field(kit: Kit) -> None:
+    """A misspelt, missing or mistyped field gives InvalidArgument naming the plugin and the field, never the value."""
+    marker = f"do-not-echo-{kit.unique}"
     with pytest.raises(InvalidArgument) as caught:
-        validate_config(kit.plugin, raw)
-    assert caught.value.field == required[0]
+        validate_config(kit.plugin, {**kit.raw_config, "no_such_field": marker})
+    assert caught.value.field == "no_such_field"
     assert kit.plugin.name in caught.value.message
+    assert marker not in caught.value.message
+    schema = kit.manifest.config_model.model_json_schema()
+    for name in schema.get("required", []):
+        with pytest.raises(InvalidArgument) as caught:
+            validate_config(kit.plugin, {key: value for key, value in kit.raw_config.items() if key != name})
+        assert caught.value.field == name
+    for name in secret_fields(schema):
+        with pytest.raises(InvalidArgument) as caught:
+            validate_config(kit.plugin, {**kit.raw_config, name: [marker]})
+        assert caught.value.field is not None
+        assert caught.value.field.startswith(name)
+        assert marker not in caught.value.message, f"the error repeats the value of secret field {name!r}"
 
 
 def test_life_cycle(kit: Kit, group: str) -> None:
