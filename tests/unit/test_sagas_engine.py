@@ -329,3 +329,13 @@ async def test_a_start_by_an_unknown_name_starts_nothing(world: World) -> None:
     await assert_eventually(typed(dead_letters), what="the start dead-lettered")
     assert (await world.transport.list_dead())[0].reason == "no saga sagatest.nothing is registered"
     assert await world.instance(saga_id_for(envelope.message_id)) is None
+
+
+async def test_a_step_that_timed_out_with_nothing_to_ask_is_compensated_too(world: World) -> None:
+    world.participant.plan("do:b", "silent")
+    saga_id = await world.run(RunPlan(keys=["a", "b"], timeout=0.1, attempts=1))
+    instance = await world.ends(saga_id, SagaStatus.COMPENSATED)
+    assert instance.error is not None
+    assert "no reply to attempt 1 within 0.1s" in instance.error
+    # The effect may have happened (here it did): its compensation runs, in reverse order with the others.
+    assert world.participant.effects == ["do:a", "do:b", "undo:b", "undo:a"]
