@@ -1,6 +1,7 @@
 """Pool life cycle: add, remove, maintenance and enable/disable, kept in `.strata-pool.json`; and pool stats."""
 
 import os
+import shutil
 from pathlib import Path
 
 from plugins.qcow2fs.context import PoolContext
@@ -50,7 +51,11 @@ def _remove_pool_files(context: PoolContext) -> None:
     for directory in (context.layout.snapshots, context.layout.volumes):
         if directory.exists():
             for leftover in directory.iterdir():
-                leftover.unlink()
+                # Only what a crashed delete can leave: an empty volume directory or a stray record.
+                if leftover.is_dir():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink()
             directory.rmdir()
     context.layout.pool_record.unlink(missing_ok=True)
 
