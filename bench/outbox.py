@@ -38,7 +38,7 @@ from bus.settings import BusSettings  # noqa: E402
 from schemas import Command, Envelope, Event, message  # noqa: E402
 
 HANDLER_CONCURRENCY = 16  # handler transactions in flight, as a service with prefetch 16 would have
-POOL_SIZE = 12
+POOL_SIZE = HANDLER_CONCURRENCY + 2  # one connection per handler in flight, and the relay's
 RELAYS = 1  # one relay keeps up; each more one is another LISTEN connection woken by every commit
 SHARED_BENCH = _HERE.parent.parent / "shared" / "bench"
 
