@@ -7,6 +7,8 @@ Claiming is `sent_at IS NULL ... FOR UPDATE SKIP LOCKED` in one transaction that
   mid-batch rolls back and its rows are published again (at least once, which the inbox absorbs);
 - a batch is published pipelined (all publishes in flight, confirmed together) and marked in one statement.
 A failed publish leaves its row unsent with `next_attempt_at` pushed back exponentially.
+Order: one relay publishes in id order (a batch goes out on one channel in that order); rows retried later, or
+shared between several relays, may overtake each other, so consumers must not rely on order across messages.
 The relay wakes on NOTIFY (sent by the unit of work right after its commit) and polls as a safety net, which also
 covers writers of the outbox that do not notify.
 """
