@@ -20,6 +20,7 @@ from schemas.storage import (
     DeleteVolume,
     DeleteVolumeOnPool,
     EndVolumeOperation,
+    PoolState,
     ResizeVolume,
     ResizeVolumeOnPool,
     VolumeCreated,
@@ -225,6 +226,8 @@ async def resize_volume(command: ResizeVolume, envelope: Envelope, uow: UnitOfWo
                 field="new_size_bytes",
             )
         pool = await _pool_for_operation(uow, volume)
+        if command.new_size_bytes > volume.size_bytes:
+            _check_room(pool, command.new_size_bytes - volume.size_bytes, storage)
         volume = replace(volume, requested_size_bytes=command.new_size_bytes)
         await _move(uow, envelope, storage, volume, VolumeEvent.RESIZE_REQUESTED)
     except StrataError as error:
@@ -325,6 +328,16 @@ async def _pool_for_operation(uow: UnitOfWork, volume: VolumeRow) -> PoolRow:
             f"pool {pool.name} ({pool.pool_id}) is {pool.state}: no volume operation may start on it", field="pool_id"
         )
     return pool
+
+
+def _check_room(pool: PoolRow, extra_bytes: int, storage: Storage) -> None:
+    """ResourceExhausted if growing a volume by `extra_bytes` would take its pool over a capacity threshold."""
+    # The volume is placed already: only the capacity thresholds matter, not whether the pool takes new volumes.
+    view = replace(pool.view(), state=PoolState.UP)
+    request = AllocationRequest(
+        size_bytes=extra_bytes, zone_id=pool.zone_id, cluster_id=pool.cluster_id, host=pool.host
+    )
+    allocate(request, [view], storage.thresholds).best()
 
 
 async def _awaited(uow: UnitOfWork, envelope: Envelope, volume_id: UUID, state: VolumeState) -> VolumeRow | None:

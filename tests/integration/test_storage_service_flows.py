@@ -117,6 +117,11 @@ async def test_pool_and_volume_life_cycle_end_to_end(stack: Stack, tmp_path: Pat
     await wait_for(stack, VolumeResized, volume_id=created.volume_id)
     assert (await pools(stack, pool_id)).pools[0].allocated_bytes == 3 * MIB
 
+    huge = await stack.send(ResizeVolume(volume_id=created.volume_id, new_size_bytes=2**60))
+    too_big = await stack.outcome(huge, VolumeResizeFailed)
+    assert too_big.error.code == "RESOURCE_EXHAUSTED"
+    assert "storage.overprovisioning.factor" in too_big.error.message
+
     shrink = await stack.send(ResizeVolume(volume_id=created.volume_id, new_size_bytes=MIB))
     refused = await stack.outcome(shrink, VolumeResizeFailed)
     assert refused.error.field == "new_size_bytes"
