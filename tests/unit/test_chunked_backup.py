@@ -285,3 +285,35 @@ async def test_listing_reads_summaries_and_a_sweep_removes_those_of_crashed_back
     assert await store.exists(summary_key("b1"))
     await repository.delete("b1")
     assert [key for key in store.objects if key.startswith("backups/")] == []
+
+
+class _FailingAfter(MemoryBlobStore):
+    """Loses its connection after `puts_left` puts (a crash midway through the chunk uploads)."""
+
+    def __init__(self, puts_left: int) -> None:
+        super().__init__()
+        self.puts_left = puts_left
+
+    async def put(self, key: str, data: bytes) -> None:
+        if self.puts_left == 0:
+            raise Transient("connection lost")
+        self.puts_left -= 1
+        await super().put(key, data)
+
+
+async def test_a_backup_cut_off_midway_is_invisible_and_its_retry_uploads_only_the_rest(tmp_path: Path) -> None:
+    store = _FailingAfter(puts_left=10)
+    repository = _repository(store)
+    volume = _volume(tmp_path / "vol.raw")
+    with pytest.raises(Transient):
+        await repository.backup(backup_id="b1", volume_id="vol-1", source=volume)
+    assert await repository.backups() == []
+    uploaded_before = {key for key in store.objects if key.startswith("chunks/")}
+    assert uploaded_before
+
+    store.puts_left = 10_000
+    result = await repository.backup(backup_id="b1", volume_id="vol-1", source=volume)
+    assert result.chunks_written == CHUNKS + 1 - 2 - len(uploaded_before)
+    target = tmp_path / "restored.raw"
+    await repository.restore("b1", target)
+    assert target.read_bytes() == volume.read_bytes()
