@@ -2,8 +2,10 @@
 then write the manifest last, so that a crash at any point leaves no manifest naming a missing chunk."""
 
 import asyncio
+import errno
 import os
 import re
+import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +18,7 @@ from plugins.chunked.markers import backup_marker
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.reading import load_manifest, load_manifest_if_any
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
-from schemas.errors import AlreadyExists, InvalidArgument, NotFound, Transient
+from schemas.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Transient
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -96,6 +98,9 @@ async def write_backup(
         except OSError as error:
             raise InvalidArgument(f"source {source} cannot be read: {error.strerror}", field="source") from None
         try:
+            mode = os.fstat(fd).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+                raise InvalidArgument(f"source {source} is not a file or a block device", field="source")
             size = await asyncio.to_thread(os.lseek, fd, 0, os.SEEK_END)
             tally = _Tally()
             digests = await _store_chunks(
@@ -108,6 +113,11 @@ async def write_backup(
                 tally=tally,
                 progress=progress,
             )
+        except OSError as error:
+            # An NFS hiccup or a device error may pass; anything else about the source will not.
+            passing = error.errno in (errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EAGAIN)
+            reason = f"reading source {source} failed: {error.strerror or error}"
+            raise (Transient(reason) if passing else FailedPrecondition(reason, field="source")) from None
         finally:
             os.close(fd)
         if before_manifest is not None:

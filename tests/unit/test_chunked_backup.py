@@ -317,3 +317,11 @@ async def test_a_backup_cut_off_midway_is_invisible_and_its_retry_uploads_only_t
     target = tmp_path / "restored.raw"
     await repository.restore("b1", target)
     assert target.read_bytes() == volume.read_bytes()
+
+
+async def test_a_source_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    store = MemoryBlobStore()
+    with pytest.raises(InvalidArgument, match="not a file") as error:
+        await _repository(store).backup(backup_id="b1", volume_id="vol-1", source=tmp_path)
+    assert error.value.field == "source"
+    assert [key for key in store.objects if not key.startswith(BACKUP_MARKERS)] == []
