@@ -48,8 +48,9 @@ log = structlog.get_logger(__name__)
 
 async def add_pool(command: AddPool, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
     """Validate the plugin and its config, record the pool Initial, and ask the agents to attach it."""
-    if await repository.find_pool(uow.connection, command.pool_id) is not None:
-        log.info("pool already added; the request is a repeat", pool_id=str(command.pool_id))
+    existing = await repository.find_pool(uow.connection, command.pool_id)
+    if existing is not None:
+        _answer_repeat(uow, envelope, storage, existing)
         return
     try:
         pool = await _new_pool(uow.connection, command, storage)
@@ -62,6 +63,34 @@ async def add_pool(command: AddPool, envelope: Envelope, uow: UnitOfWork, storag
         pool_id=pool.pool_id, plugin=pool.plugin, config=command.config, host=route[0], cluster_id=route[1]
     )
     emit_fresh(uow, envelope, attach, storage)
+
+
+def _answer_repeat(uow: UnitOfWork, envelope: Envelope, storage: Storage, pool: PoolRow) -> None:
+    """The same `pool.add` again gets the same answer; one still being attached will get it when it is."""
+    log.info("pool.add repeated", pool_id=str(pool.pool_id), state=pool.state)
+    if pool.state is PoolState.INITIAL:
+        return
+    if pool.state is PoolState.REMOVED:
+        error = AlreadyExists(f"pool id {pool.pool_id} belongs to a removed pool: choose a new id", field="pool_id")
+        emit(uow, envelope, PoolAddFailed(pool_id=pool.pool_id, error=error.info()), storage)
+        return
+    emit(uow, envelope, _added(pool, pool.capacity_bytes, pool.used_bytes), storage)
+
+
+def _added(pool: PoolRow, capacity_bytes: int, used_bytes: int) -> PoolAdded:
+    return PoolAdded(
+        pool_id=pool.pool_id,
+        name=pool.name,
+        plugin=pool.plugin,
+        scope=pool.scope,
+        zone_id=pool.zone_id,
+        cluster_id=pool.cluster_id,
+        host=pool.host,
+        hypervisors=pool.hypervisors,
+        tags=pool.tags,
+        capacity_bytes=capacity_bytes,
+        used_bytes=used_bytes,
+    )
 
 
 async def _new_pool(connection: Connection, command: AddPool, storage: Storage) -> PoolRow:
@@ -103,20 +132,7 @@ async def pool_attached(event: PoolAttachedToHost, envelope: Envelope, uow: Unit
     if pool.state is not PoolState.INITIAL:
         return
     await _move(uow, envelope, storage, pool, PoolEvent.OPERATION_SUCCEEDED)
-    added = PoolAdded(
-        pool_id=pool.pool_id,
-        name=pool.name,
-        plugin=pool.plugin,
-        scope=pool.scope,
-        zone_id=pool.zone_id,
-        cluster_id=pool.cluster_id,
-        host=pool.host,
-        hypervisors=pool.hypervisors,
-        tags=pool.tags,
-        capacity_bytes=event.capacity_bytes,
-        used_bytes=event.used_bytes,
-    )
-    emit(uow, envelope, added, storage)
+    emit(uow, envelope, _added(pool, event.capacity_bytes, event.used_bytes), storage)
 
 
 async def pool_attach_failed(

@@ -12,7 +12,7 @@ import structlog
 
 from bus.ports import UnitOfWork
 from schemas import Envelope
-from schemas.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, StrataError
+from schemas.errors import AlreadyExists, FailedPrecondition, InvalidArgument, ResourceExhausted, StrataError
 from schemas.storage import (
     BeginVolumeOperation,
     CreateVolume,
@@ -75,8 +75,9 @@ async def _move(
 
 async def create_volume(command: CreateVolume, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
     """Place the volume on a pool (the one named, or the allocator's best) and ask an agent to create it."""
-    if await repository.find_volume(uow.connection, command.volume_id) is not None:
-        log.info("volume already requested; the request is a repeat", volume_id=str(command.volume_id))
+    existing = await repository.find_volume(uow.connection, command.volume_id)
+    if existing is not None:
+        _answer_repeat(uow, envelope, storage, existing)
         return
     try:
         pool = await _place(uow, command, storage)
@@ -106,6 +107,21 @@ async def create_volume(command: CreateVolume, envelope: Envelope, uow: UnitOfWo
         cluster_id=route[1],
     )
     emit_fresh(uow, envelope, on_pool, storage)
+
+
+def _answer_repeat(uow: UnitOfWork, envelope: Envelope, storage: Storage, volume: VolumeRow) -> None:
+    """The same `volume.create` again gets the same answer; one still being created will get it when it is."""
+    log.info("volume.create repeated", volume_id=str(volume.volume_id), state=volume.state)
+    if volume.state is VolumeState.CREATING:
+        return
+    if volume.state is VolumeState.READY and volume.pool_id is not None:
+        created = VolumeCreated(
+            volume_id=volume.volume_id, pool_id=volume.pool_id, size_bytes=volume.size_bytes, vm_id=volume.vm_id
+        )
+        emit(uow, envelope, created, storage)
+        return
+    error = AlreadyExists(f"volume {volume.volume_id} exists and is {volume.state}", field="volume_id")
+    emit(uow, envelope, VolumeCreateFailed(volume_id=volume.volume_id, error=error.info()), storage)
 
 
 async def _place(uow: UnitOfWork, command: CreateVolume, storage: Storage) -> PoolRow:

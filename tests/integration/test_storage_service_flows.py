@@ -263,3 +263,24 @@ async def test_maintenance_waits_for_in_flight_volume_operations_then_a_pool_wit
     await wait_pool_state(stack, pool_id, PoolState.DISABLED)
     await stack.send(DeletePool(pool_id=pool_id))
     await wait_pool_state(stack, pool_id, PoolState.REMOVED)
+
+
+async def test_repeated_requests_get_the_same_answer(stack: Stack, tmp_path: Path) -> None:
+    root = pool_directory(tmp_path)
+    pool_id = await add_pool(stack, root)
+    again = AddPool(
+        pool_id=pool_id,
+        name="any",
+        plugin="qcow2fs",
+        config={"path": str(root)},
+        scope=PoolScope.CLUSTER,
+        cluster_id="c1",
+        zone_id=ZONE,
+    )
+    assert (await stack.outcome(await stack.send(again), PoolAdded)).pool_id == pool_id
+
+    created = await create_volume(stack)
+    repeat = CreateVolume(volume_id=created.volume_id, name="data", size_bytes=MIB, zone_id=ZONE)
+    assert (await stack.outcome(await stack.send(repeat), VolumeCreated)).pool_id == pool_id
+    listed = (await pools(stack, pool_id)).pools[0]
+    assert listed.volumes == 1
