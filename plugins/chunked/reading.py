@@ -1,6 +1,7 @@
 """Reading backups: load manifests, list them, and restore one with every chunk verified against its SHA-256."""
 
 import asyncio
+import errno
 import os
 import stat
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from plugins.chunked.manifest import (
 )
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
-from schemas.errors import FailedPrecondition, InvalidArgument, NotFound
+from schemas.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, StrataError, Transient
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,11 @@ async def restore_backup(
     except OSError as error:
         raise InvalidArgument(f"cannot write to {target}: {error.strerror}", field="target") from None
     try:
-        written = await _lay_down(store, settings, manifest, fd, progress)
-        await asyncio.to_thread(os.fsync, fd)
+        try:
+            written = await _lay_down(store, settings, manifest, fd, progress)
+            await asyncio.to_thread(os.fsync, fd)
+        except OSError as error:
+            raise _target_error(error, target) from None
     except BaseException:
         os.close(fd)
         if created:
@@ -118,6 +122,15 @@ async def restore_backup(
         raise
     os.close(fd)
     return RestoreResult(manifest=manifest, bytes_written=written, holes=manifest.chunks.count(None))
+
+
+def _target_error(error: OSError, target: Path) -> StrataError:
+    reason = f"writing {target} failed: {error.strerror or error}"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ResourceExhausted(reason)
+    if error.errno in (errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EAGAIN):
+        return Transient(reason)
+    return FailedPrecondition(reason, field="target")
 
 
 def _open_target(target: Path, size: int) -> int:
