@@ -5,6 +5,7 @@ embeddable `build` functions of those bootstraps on one database pool, one trans
 the order that lets each service find the queues it publishes to.
 """
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,6 +17,7 @@ from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, 
 from bus.postgres.pool import Pool
 from plugins.registry import Registry, load_plugins
 from sagas.postgres_store import PostgresSagaStore
+from schemas.errors import InvalidArgument
 from services.agent.bootstrap import build_agent
 from services.agent.libvirt_hypervisor import LibvirtHypervisor
 from services.agent.schema import migrate_agent
@@ -29,6 +31,7 @@ from services.storage.bootstrap import build_storage
 from services.storage.schema import migrate_storage
 
 log = structlog.get_logger(__name__)
+EVERY_SERVICE = ("storage", "snapshot", "orchestrator", "agent")
 
 
 class Startable(Protocol):
@@ -71,10 +74,12 @@ class System:
         plugins: Registry | None = None,
         relay_poll: float = 0.2,
         timer_poll: float = 0.1,
+        only: Collection[str] = EVERY_SERVICE,
     ) -> "System":
         """Migrate every service's tables, then build and start storage, snapshot, orchestrator and an agent.
 
-        The transport must not be started yet; it is started here and closed by `stop`.
+        The transport must not be started yet; it is started here and closed by `stop`. `only` picks some of
+        storage, snapshot, orchestrator and agent (`strata run snapshot` is this with one).
         """
         plugins = plugins or load_plugins()
         pool = await create_pool(database_url, min_size=2, max_size=10)
@@ -97,41 +102,39 @@ class System:
         store = PostgresSagaStore(pool)
         system = cls(pool, transport, relay, store)
         deps = SnapshotDeps(delta_max=settings.snapshot_delta_max, supports_delta=delta_support(plugins))
-        built: list[tuple[str, Startable]] = [
-            (
-                "storage",
-                build_storage(
-                    transport,
-                    units,
-                    plugins=plugins,
-                    thresholds=settings.capacity_thresholds(),
-                    stats_interval=settings.storage_stats_interval / 1000,
-                ),
+        factories: dict[str, Callable[[], Startable]] = {
+            "storage": lambda: build_storage(
+                transport,
+                units,
+                plugins=plugins,
+                thresholds=settings.capacity_thresholds(),
+                stats_interval=settings.storage_stats_interval / 1000,
             ),
-            ("snapshot", SnapshotService.build(transport, units, deps=deps)),
-            (
-                "orchestrator",
-                # One reply at a time: PostgresSagaStore.lock_saga reads a saga's steps in the statement that waits
-                # for its row lock, so two replies of one gather handled at once can each miss the other's step
-                # and leave the saga waiting forever (reported to the sagas owner; lift once lock_saga is fixed).
-                OrchestratorService.build(transport, units, store, timer_poll=timer_poll, prefetch=1),
+            "snapshot": lambda: SnapshotService.build(transport, units, deps=deps),
+            # One reply at a time: PostgresSagaStore.lock_saga reads a saga's steps in the statement that waits for
+            # its row lock, so two replies of one gather handled at once can each miss the other's step and leave
+            # the saga waiting forever (reported to the sagas owner; lift once lock_saga is fixed).
+            "orchestrator": lambda: OrchestratorService.build(
+                transport, units, store, timer_poll=timer_poll, prefetch=1
             ),
-            (
-                f"agent@{placement.host}",
-                build_agent(
-                    transport,
-                    units,
-                    host=placement.host,
-                    cluster=placement.cluster,
-                    hypervisor=LibvirtHypervisor(placement.libvirt_uri),
-                    plugins=plugins,
-                ),
+            "agent": lambda: build_agent(
+                transport,
+                units,
+                host=placement.host,
+                cluster=placement.cluster,
+                hypervisor=LibvirtHypervisor(placement.libvirt_uri),
+                plugins=plugins,
             ),
-        ]
+        }
+        unknown = set(only) - set(factories)
+        if unknown:
+            await system.stop()
+            raise InvalidArgument(f"no service named {', '.join(sorted(unknown))}", field="service")
+        built = [(name, factories[name]()) for name in EVERY_SERVICE if name in only]
         try:
             for name, service in built:
                 await service.start()
-                system.services.append((name, service))
+                system.services.append((f"agent@{placement.host}" if name == "agent" else name, service))
                 log.info("service started", service=name)
         except BaseException:
             await system.stop()

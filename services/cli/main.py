@@ -2,7 +2,21 @@
 
 import typer
 
-from services.cli import asyncapi, demo, dlq, events, history, plugins, saga
+from services.cli import (
+    asyncapi,
+    demo,
+    dlq,
+    events,
+    history,
+    plugins,
+    pool,
+    run,
+    saga,
+    snapshot,
+    snapshot_policy,
+    vm,
+    volume,
+)
 
 app = typer.Typer(
     name="strata",
@@ -17,3 +31,10 @@ app.add_typer(events.app, name="events")
 events.app.command("history")(history.history)
 app.add_typer(saga.app, name="saga")
 app.add_typer(plugins.app, name="plugins")
+app.add_typer(pool.app, name="pool")
+app.add_typer(volume.app, name="volume")
+app.add_typer(snapshot.app, name="snapshot")
+app.add_typer(snapshot_policy.app, name="snapshot-policy")
+app.add_typer(vm.app, name="vm")
+app.command("run")(run.run)
+app.command("up")(run.up)

@@ -77,23 +77,27 @@ class EventWatch:
             self.events.append(envelope)
             self._arrived.notify_all()
 
-    def find(self, correlation_id: UUID, types: tuple[type[E], ...], where: Callable[[E], bool]) -> Envelope | None:
-        """The first recorded event of `types` in the correlation that satisfies `where`."""
+    def find(
+        self, correlation_id: UUID | None, types: tuple[type[E], ...], where: Callable[[E], bool]
+    ) -> Envelope | None:
+        """The first recorded event of `types` in the correlation (any, if None) that satisfies `where`."""
         for envelope in self.events:
             payload = envelope.payload
-            if envelope.correlation_id == correlation_id and isinstance(payload, types) and where(payload):
+            if correlation_id not in (None, envelope.correlation_id):
+                continue
+            if isinstance(payload, types) and where(payload):
                 return envelope
         return None
 
     async def wait_for(
         self,
-        correlation_id: UUID,
+        correlation_id: UUID | None,
         types: tuple[type[E], ...],
         *,
         timeout: float,
         where: Callable[[E], bool] = lambda _: True,
     ) -> Envelope:
-        """Wait for an event of `types` in the correlation; raise NoAnswer after `timeout` seconds."""
+        """Wait for an event of `types` in the correlation (any, if None); raise NoAnswer after `timeout` s."""
 
         async def arrived() -> Envelope:
             async with self._arrived:

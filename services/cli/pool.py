@@ -1,0 +1,255 @@
+"""`strata pool`: add, list, show, enable, disable, maintain, cancel-maintenance, delete primary storage pools.
+
+`add` checks the configuration against the plugin's own model before anything is sent (the field at fault is
+named; values never are), and asks for a secret field with hidden input when it is not given.
+"""
+
+import json
+import uuid
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from plugins.registry import Registry, load_plugins, validate_config
+from plugins.sdk.config import secret_fields
+from schemas import StrataError
+from schemas.errors import InvalidArgument, NotFound
+from schemas.storage import (
+    AddPool,
+    CancelPoolMaintenance,
+    DeletePool,
+    DisablePool,
+    EnablePool,
+    ListPools,
+    MaintainPool,
+    PoolAdded,
+    PoolAddFailed,
+    PoolCommand,
+    PoolInfo,
+    PoolOperationFailed,
+    PoolScope,
+    PoolsListed,
+    PoolState,
+    PoolStateChanged,
+)
+from services.cli.sending import Client
+from services.cli.talking import (
+    JsonOption,
+    TimeoutOption,
+    console,
+    fail,
+    human_bytes,
+    invalid,
+    print_json,
+    talk,
+    zone_id,
+)
+
+app = typer.Typer(help="Primary storage pools.", no_args_is_help=True)
+PoolArgument = Annotated[str, typer.Argument(help="The pool's id or name.")]
+# States a pool passes through on its way to another: waiting stops at the next settled state.
+PASSING = {PoolState.INITIAL, PoolState.PREPARE_FOR_MAINTENANCE, PoolState.CANCEL_MAINTENANCE}
+
+
+def parse_config(pairs: list[str], config_json: str | None) -> dict[str, Any]:  # Any: JSON values for the plugin
+    """`--config-json` first, then each `-c key=value` over it."""
+    config: dict[str, Any] = {}
+    if config_json:
+        try:
+            loaded = json.loads(config_json)
+        except json.JSONDecodeError as error:
+            raise InvalidArgument(f"--config-json is not JSON: {error.msg}", field="config-json") from None
+        if not isinstance(loaded, dict):
+            raise InvalidArgument("--config-json must be a JSON object", field="config-json")
+        config.update(loaded)
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise InvalidArgument(f"-c takes key=value, got {key.strip() or pair!r}", field="config")
+        config[key.strip()] = value
+    return config
+
+
+def checked_config(plugins: Registry, plugin_name: str, config: dict[str, Any]) -> dict[str, Any]:  # Any: JSON
+    """Prompt for missing secrets, then validate against the plugin's model; InvalidArgument names the field."""
+    plugin = plugins.get(plugin_name)
+    schema = plugin.manifest.config_model.model_json_schema()
+    required = set(schema.get("required", []))
+    for name in sorted(secret_fields(schema) & required - set(config)):
+        config[name] = typer.prompt(f"{name} (secret, not echoed)", hide_input=True)
+    validate_config(plugin, config)
+    return config
+
+
+@app.command("add")
+def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
+    name: Annotated[str, typer.Argument(help="The pool's name, unique in its zone.")],
+    plugin: Annotated[str, typer.Option("--plugin", help="The plugin that serves it (`strata plugins list`).")],
+    config: Annotated[
+        list[str], typer.Option("--config", "-c", help="A config field as key=value (repeat).", show_default=False)
+    ] = [],  # noqa: B006  # typer reads the default; it is never mutated
+    config_json: Annotated[str | None, typer.Option("--config-json", help="The config as a JSON object.")] = None,
+    scope: Annotated[PoolScope, typer.Option(help="From where the pool is reachable.")] = PoolScope.HOST,
+    zone: Annotated[str, typer.Option(help="The zone (a UUID or a name).")] = "default",
+    cluster: Annotated[str | None, typer.Option(help="The cluster (host and cluster scopes).")] = None,
+    host: Annotated[str | None, typer.Option(help="The host (host scope).")] = None,
+    hypervisor: Annotated[list[str], typer.Option(help="A hypervisor it serves (repeat).")] = ["kvm"],  # noqa: B006
+    tag: Annotated[list[str], typer.Option(help="A storage tag (repeat).")] = [],  # noqa: B006
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 60.0,
+) -> None:
+    """Add a pool: the storage service attaches it through an agent and reports its capacity."""
+    try:
+        values = checked_config(load_plugins(), plugin, parse_config(config, config_json))
+        command = AddPool(
+            pool_id=uuid.uuid4(),
+            name=name,
+            plugin=plugin,
+            config=values,
+            scope=scope,
+            zone_id=zone_id(zone),
+            cluster_id=cluster,
+            host=host,
+            hypervisors=frozenset(hypervisor),
+            tags=frozenset(tag),
+        )
+    except StrataError as error:
+        fail(error)
+    except ValueError as error:  # pydantic's ValidationError: the fields at fault, never the config's values
+        fail(invalid(error))
+
+    async def work(client: Client) -> PoolAdded:
+        with console.status(f"adding pool {name} ..."):
+            added = await client.send(command, (PoolAdded,), (PoolAddFailed,), timeout=timeout)
+        assert isinstance(added, PoolAdded)
+        return added
+
+    added = talk(work)
+    if as_json:
+        print_json(added)
+        return
+    console.print(
+        f"pool [bold]{added.name}[/bold] {added.pool_id} is Up: {human_bytes(added.capacity_bytes)} capacity, "
+        f"{human_bytes(added.used_bytes)} used"
+    )
+
+
+async def find_pool(client: Client, pool: str, *, timeout: float) -> PoolInfo:
+    """The pool named or numbered `pool`; NotFound says how to list them."""
+    try:
+        wanted: uuid.UUID | None = uuid.UUID(pool)
+    except ValueError:
+        wanted = None
+    listed = await client.ask(ListPools(pool_id=wanted), PoolsListed, timeout=timeout)
+    found = [info for info in listed.pools if wanted is not None or info.name == pool]
+    if not found:
+        raise NotFound(f"no pool {pool!r} (see `strata pool list`)", field="pool")
+    if len(found) > 1:
+        raise InvalidArgument(f"{len(found)} pools are named {pool!r} (in several zones): give its id", field="pool")
+    return found[0]
+
+
+@app.command("list")
+def list_pools(
+    include_removed: Annotated[bool, typer.Option("--all", help="Include removed pools.")] = False,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 15.0,
+) -> None:
+    """List the pools with their state, capacity and use."""
+
+    async def work(client: Client) -> PoolsListed:
+        return await client.ask(ListPools(include_removed=include_removed), PoolsListed, timeout=timeout)
+
+    pools = list(talk(work).pools)
+    if as_json:
+        print_json(pools)
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "name", "plugin", "state", "scope", "capacity", "used", "allocated", "volumes", "tags"):
+        table.add_column(column, overflow="fold")
+    for info in pools:
+        table.add_row(
+            str(info.pool_id),
+            info.name,
+            info.plugin,
+            _state(info.state),
+            info.scope.value,
+            human_bytes(info.capacity_bytes),
+            human_bytes(info.used_bytes),
+            human_bytes(info.allocated_bytes),
+            str(info.volumes),
+            ",".join(sorted(info.tags)),
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(pool: PoolArgument, as_json: JsonOption = False, timeout: TimeoutOption = 15.0) -> None:
+    """Show one pool (never its configuration)."""
+
+    async def work(client: Client) -> PoolInfo:
+        return await find_pool(client, pool, timeout=timeout)
+
+    info = talk(work)
+    if as_json:
+        print_json(info)
+        return
+    table = Table(box=None, show_header=False)
+    for key, value in info.model_dump(mode="json").items():
+        table.add_row(f"[bold]{key}[/bold]", ", ".join(value) if isinstance(value, list) else str(value))
+    console.print(table)
+
+
+def _state(state: PoolState) -> str:
+    colour = {PoolState.UP: "green", PoolState.REMOVED: "dim", PoolState.ERROR_IN_MAINTENANCE: "red"}.get(state)
+    return f"[{colour}]{state.value}[/{colour}]" if colour else state.value
+
+
+def _change(command_type: type[PoolCommand], doing: str) -> Any:  # Any: a typer command function
+    def command(pool: PoolArgument, as_json: JsonOption = False, timeout: TimeoutOption = 120.0) -> None:
+        async def work(client: Client) -> PoolState:
+            info = await find_pool(client, pool, timeout=timeout)
+            with console.status(f"{doing} pool {info.name} ..."):
+                return await change_state(client, command_type(pool_id=info.pool_id), timeout=timeout)
+
+        state = talk(work)
+        if as_json:
+            print_json({"pool": pool, "state": state.value})
+        else:
+            console.print(f"pool {pool} is {_state(state)}")
+
+    command.__doc__ = f"{doing.capitalize()} a pool and wait until it settles in its new state."
+    return command
+
+
+async def change_state(client: Client, command: PoolCommand, *, timeout: float) -> PoolState:
+    """Send a pool command and wait for the pool to settle (maintenance waits for in-flight operations)."""
+    envelope = await client.publish(command)
+    changed = await client.outcome(
+        envelope,
+        (PoolStateChanged,),
+        (PoolOperationFailed,),
+        timeout=timeout,
+        where=lambda event: getattr(event, "pool_id", None) == command.pool_id,
+    )
+    assert isinstance(changed, PoolStateChanged)
+    state = changed.new_state
+    if state in PASSING:
+        # The last step may be caused by something else (the last in-flight operation ending): any correlation.
+        settled = await client.watch.wait_for(
+            None,
+            (PoolStateChanged,),
+            timeout=timeout,
+            where=lambda event: event.pool_id == command.pool_id and event.new_state not in PASSING,
+        )
+        assert isinstance(settled.payload, PoolStateChanged)
+        state = settled.payload.new_state
+    return state
+
+
+app.command("enable")(_change(EnablePool, "enabling"))
+app.command("disable")(_change(DisablePool, "disabling"))
+app.command("maintain")(_change(MaintainPool, "putting into maintenance"))
+app.command("cancel-maintenance")(_change(CancelPoolMaintenance, "cancelling the maintenance of"))
+app.command("delete")(_change(DeletePool, "deleting"))

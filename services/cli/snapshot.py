@@ -1,0 +1,170 @@
+"""`strata snapshot`: create, list, delete and revert volume snapshots (the snapshot service runs them).
+
+`list` reads the snapshot service's tables (STRATA_DATABASE_URL) read-only: the service answers no list query yet.
+"""
+
+import uuid
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from schemas.snapshot import (
+    CreateSnapshot,
+    DeleteSnapshot,
+    RevertSnapshot,
+    SnapshotCreated,
+    SnapshotCreateFailed,
+    SnapshotDeleted,
+    SnapshotDeleteFailed,
+    SnapshotReverted,
+    SnapshotRevertFailed,
+)
+from services.cli.sending import Client
+from services.cli.talking import (
+    JsonOption,
+    TimeoutOption,
+    console,
+    human_bytes,
+    invalid,
+    parse_uuid,
+    print_json,
+    read,
+    talk,
+)
+from services.cli.volume import find_volume
+
+app = typer.Typer(help="Volume snapshots.", no_args_is_help=True)
+SnapshotArgument = Annotated[str, typer.Argument(help="The snapshot's id.")]
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+
+
+@app.command("create")
+def create(
+    volume: Annotated[str, typer.Argument(help="The volume's id or name.")],
+    name: Annotated[str | None, typer.Option(help="The snapshot's name (default: volume name + time).")] = None,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 300.0,
+) -> None:
+    """Snapshot a volume (full or delta, as the chain rules and snapshot.delta.max decide)."""
+
+    async def work(client: Client) -> SnapshotCreated:
+        info = await find_volume(client, volume, timeout=timeout)
+        try:
+            command = CreateSnapshot(
+                snapshot_id=uuid.uuid4(), volume_id=info.volume_id, name=name or f"{info.name}-{uuid.uuid4().hex[:8]}"
+            )
+        except ValueError as error:
+            raise invalid(error) from None
+        with _progress() as progress:
+            progress.add_task(f"snapshotting {info.name}", total=None)
+            created = await client.send(command, (SnapshotCreated,), (SnapshotCreateFailed,), timeout=timeout)
+        assert isinstance(created, SnapshotCreated)
+        return created
+
+    created = talk(work)
+    if as_json:
+        print_json(created)
+        return
+    console.print(
+        f"snapshot {created.snapshot_id} ({created.kind.value}) of volume {created.volume_id}: "
+        f"{human_bytes(created.physical_size_bytes)} on the pool"
+    )
+
+
+@app.command("list")
+def list_snapshots(
+    volume: Annotated[str | None, typer.Option(help="Only the snapshots of this volume (UUID).")] = None,
+    include_destroyed: Annotated[bool, typer.Option("--all", help="Include destroyed snapshots.")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="At most this many, newest first.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """List snapshots, newest first."""
+    from services.snapshot.repository import list_snapshots as snapshots_in_store
+
+    volume_id = parse_uuid(volume, "--volume") if volume else None
+
+    async def work(connection: Any) -> list[dict[str, Any]]:  # Any: asyncpg connection; JSON rows
+        rows = await snapshots_in_store(
+            connection, volume_id=volume_id, include_destroyed=include_destroyed, limit=limit
+        )
+        return [
+            {
+                "snapshot_id": str(row.snapshot_id),
+                "volume_id": str(row.volume_id),
+                "name": row.name,
+                "kind": row.kind.value,
+                "state": row.state.value,
+                "parent_id": str(row.parent_id) if row.parent_id else None,
+                "size_bytes": row.size_bytes,
+                "physical_size_bytes": row.physical_size_bytes,
+                "created_at": row.created_at.isoformat(),
+            }
+            for row in rows
+        ]
+
+    rows = read(work)
+    if as_json:
+        print_json({"snapshots": rows})
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "name", "volume", "kind", "state", "size", "on pool", "created"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["snapshot_id"],
+            row["name"],
+            row["volume_id"],
+            row["kind"],
+            row["state"],
+            human_bytes(row["size_bytes"]),
+            human_bytes(row["physical_size_bytes"]),
+            row["created_at"][:19],
+        )
+    console.print(table)
+
+
+@app.command("delete")
+def delete(snapshot: SnapshotArgument, as_json: JsonOption = False, timeout: TimeoutOption = 300.0) -> None:
+    """Delete a snapshot (a delta's data are merged where the chain needs them)."""
+    snapshot_id = parse_uuid(snapshot, "SNAPSHOT")
+
+    async def work(client: Client) -> SnapshotDeleted:
+        with console.status(f"deleting snapshot {snapshot_id} ..."):
+            deleted = await client.send(
+                DeleteSnapshot(snapshot_id=snapshot_id), (SnapshotDeleted,), (SnapshotDeleteFailed,), timeout=timeout
+            )
+        assert isinstance(deleted, SnapshotDeleted)
+        return deleted
+
+    deleted = talk(work)
+    if as_json:
+        print_json(deleted)
+        return
+    pending = " (merge of its data pending)" if deleted.coalesce_pending else ""
+    console.print(f"snapshot {deleted.snapshot_id} deleted{pending}")
+
+
+@app.command("revert")
+def revert(snapshot: SnapshotArgument, as_json: JsonOption = False, timeout: TimeoutOption = 300.0) -> None:
+    """Revert a volume to one of its snapshots (refused while its VM runs: use `strata vm revert`)."""
+    snapshot_id = parse_uuid(snapshot, "SNAPSHOT")
+
+    async def work(client: Client) -> SnapshotReverted:
+        with _progress() as progress:
+            progress.add_task(f"reverting to snapshot {snapshot_id}", total=None)
+            reverted = await client.send(
+                RevertSnapshot(snapshot_id=snapshot_id), (SnapshotReverted,), (SnapshotRevertFailed,), timeout=timeout
+            )
+        assert isinstance(reverted, SnapshotReverted)
+        return reverted
+
+    reverted = talk(work)
+    if as_json:
+        print_json(reverted)
+        return
+    console.print(f"volume {reverted.volume_id} reverted to snapshot {reverted.snapshot_id}")

@@ -1,0 +1,136 @@
+"""What every command group that talks to the services shares: the connection, errors, options and formats.
+
+The CLI reaches the services only through the bus (STRATA_AMQP_URL, STRATA_NAMESPACE): commands are published and
+their outcome event awaited; listings are request/reply queries. A refusal or failure is printed as the service
+said it (error class, message, the field at fault) and the command exits 1; nothing was changed.
+"""
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+
+from bus.postgres import create_pool
+from bus.rabbit import RabbitTransport
+from bus.settings import BusSettings
+from schemas import StrataError
+from schemas.errors import InvalidArgument
+from services.cli.sending import Client, CommandFailed
+from services.runtime.settings import RuntimeSettings
+
+T = TypeVar("T")
+console = Console()
+errors = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=1, help="Seconds to wait for the service's answer.", show_default=True)
+]
+ZONE_NAMESPACE = uuid.UUID("6f1d8a52-3c8e-4b8e-9a1e-0c5b7d2f4e10")  # zone names map to stable ids under it
+SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*([KMGT]?)(I?B)?\s*$", re.IGNORECASE)
+
+
+def talk(work: Callable[[Client], Awaitable[T]]) -> T:
+    """Run `work` with a connected client; a strata error is printed with what to do, and the command exits 1."""
+
+    async def main() -> T:
+        async with Client(RabbitTransport(BusSettings(), purpose="cli")) as client:
+            return await work(client)
+
+    try:
+        return asyncio.run(main())
+    except StrataError as error:
+        fail(error)
+
+
+def read(work: Callable[[Any], Awaitable[T]]) -> T:  # Any: an asyncpg connection (bus.postgres's pool)
+    """Run `work` on a connection to STRATA_DATABASE_URL, for listings the services answer no query for yet.
+
+    Read-only: every change goes through the services' commands.
+    """
+
+    async def main() -> T:
+        pool = await create_pool(RuntimeSettings().database_url.get_secret_value(), min_size=1, max_size=1)
+        try:
+            async with pool.acquire() as connection:
+                return await work(connection)
+        finally:
+            await pool.close()
+
+    try:
+        return asyncio.run(main())
+    except StrataError as error:
+        fail(error)
+
+
+def invalid(error: ValueError) -> InvalidArgument:
+    """A message's validation error as InvalidArgument naming the first field at fault (never its value)."""
+    problems = getattr(error, "errors", None)
+    if callable(problems):
+        first = problems()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(whole)"
+        return InvalidArgument(f"{where}: {first['msg']}", field=where)
+    return InvalidArgument(str(error))
+
+
+def fail(error: StrataError) -> NoReturn:
+    """Print a strata error (never a secret: errors carry field names, not values) and exit 1."""
+    where = f" (field: {error.field})" if error.field else ""
+    # A service's refusal is shown under the class the service raised (FailedPrecondition, NotFound, ...).
+    kind = error.error.error_class if isinstance(error, CommandFailed) else type(error).__name__
+    errors.print(f"[red]{kind}:[/red] {error.message}{where}", highlight=False)
+    raise typer.Exit(1)
+
+
+def print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:  # Any: JSON values
+    """Print a model, a list of models or a dict as JSON."""
+    if isinstance(value, BaseModel):
+        typer.echo(value.model_dump_json(indent=2))
+    elif isinstance(value, Sequence):
+        typer.echo(json.dumps([item.model_dump(mode="json") for item in value], indent=2))
+    else:
+        typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def parse_uuid(value: str, what: str) -> uuid.UUID:
+    """A UUID argument, or a clear error naming the argument."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a UUID", param_hint=what) from None
+
+
+def zone_id(value: str) -> uuid.UUID:
+    """A zone given as a UUID, or as a name that always maps to the same id."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return uuid.uuid5(ZONE_NAMESPACE, value)
+
+
+def parse_size(value: str) -> int:
+    """`10G`, `512M`, `1GiB` or a plain number of bytes."""
+    match = SIZE_PATTERN.match(value)
+    if match is None:
+        raise typer.BadParameter(f"{value!r} is not a size (e.g. 10G, 512M, 1073741824)", param_hint="SIZE")
+    size = int(match.group(1)) * SIZE_UNITS[match.group(2).upper()]
+    if size <= 0:
+        raise typer.BadParameter("a size must be more than 0 bytes", param_hint="SIZE")
+    return size
+
+
+def human_bytes(size: int) -> str:
+    """A size for people: 16.0 MiB."""
+    amount = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if amount < 1024 or unit == "TiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{size} B"

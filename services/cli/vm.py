@@ -1,0 +1,190 @@
+"""`strata vm`: snapshot every volume of a VM together, and revert a VM to such a snapshot (the revert saga).
+
+`revert` follows the saga as it goes: every event of its correlation (vm.stopped, snapshot.created, ...) moves
+the progress display, and the outcome is `vm.reverted` or `vm.revert.failed` from the orchestrator.
+"""
+
+import asyncio
+import uuid
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from sagas.work import saga_id_for
+from schemas import Envelope, StrataError
+from schemas.errors import FailedPrecondition, InvalidArgument, NotFound
+from schemas.snapshot import (
+    CreateSnapshot,
+    CreateVmSnapshot,
+    RevertVmToSnapshot,
+    SnapshotCreated,
+    SnapshotCreateFailed,
+    VmReverted,
+    VmRevertFailed,
+    VmSnapshotCreated,
+    VmSnapshotCreateFailed,
+    VolumeSnapshotPair,
+)
+from schemas.storage import ListVolumes, VolumesListed
+from services.cli.sending import Client
+from services.cli.talking import JsonOption, TimeoutOption, console, fail, invalid, parse_uuid, print_json, read, talk
+
+app = typer.Typer(help="VM snapshots and reverts (every volume of a VM together).", no_args_is_help=True)
+VmArgument = Annotated[str, typer.Argument(help="The VM's id (UUID).")]
+
+
+def parse_pairs(pairs: list[str]) -> tuple[VolumeSnapshotPair, ...]:
+    """`--pair VOLUME_ID=SNAPSHOT_ID` options as pairs; InvalidArgument names the bad one."""
+    parsed = []
+    for pair in pairs:
+        volume, equals, snapshot = pair.partition("=")
+        try:
+            parsed.append(VolumeSnapshotPair(volume_id=uuid.UUID(volume), snapshot_id=uuid.UUID(snapshot)))
+        except ValueError:
+            raise InvalidArgument(
+                f"--pair takes VOLUME_ID=SNAPSHOT_ID (two UUIDs), got {pair!r}", field="pair"
+            ) from None
+        if not equals:
+            raise InvalidArgument(f"--pair takes VOLUME_ID=SNAPSHOT_ID, got {pair!r}", field="pair")
+    return tuple(parsed)
+
+
+@app.command("snapshot")
+def snapshot(
+    vm: VmArgument,
+    name: Annotated[str, typer.Option(help="The VM snapshot's name.")],
+    volume: Annotated[
+        list[str], typer.Option(help="A volume of the VM (repeat; default: every volume the VM has).")
+    ] = [],  # noqa: B006  # typer reads the default; it is never mutated
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 300.0,
+) -> None:
+    """Snapshot every volume of a VM together."""
+    vm_id = parse_uuid(vm, "VM")
+    volume_ids = [parse_uuid(value, "--volume") for value in volume]
+
+    async def work(client: Client) -> dict[str, Any]:  # Any: the JSON report
+        ids = volume_ids or [info.volume_id for info in await _volumes_of(client, vm_id, timeout=timeout)]
+        try:
+            command = CreateVmSnapshot(vm_snapshot_id=uuid.uuid4(), vm_id=vm_id, name=name, volume_ids=tuple(ids))
+        except ValueError as error:
+            raise invalid(error) from None
+        with _progress() as progress:
+            progress.add_task(f"snapshotting {len(ids)} volumes of VM {vm_id}", total=None)
+            try:
+                created = await client.send(command, (VmSnapshotCreated,), (VmSnapshotCreateFailed,), timeout=timeout)
+            except FailedPrecondition as error:
+                if "no service takes" not in error.message:
+                    raise
+                # No service takes VM snapshots as one command yet: snapshot each volume; the pairs drive a revert.
+                return await _volume_by_volume(client, command, timeout=timeout)
+        assert isinstance(created, VmSnapshotCreated)
+        return created.model_dump(mode="json")
+
+    report = talk(work)
+    if as_json:
+        print_json(report)
+        return
+    console.print(f"VM snapshot {report['vm_snapshot_id']} of VM {vm_id}:")
+    for pair in report["snapshots"]:
+        console.print(f"  volume {pair['volume_id']} → snapshot {pair['snapshot_id']}")
+    pairs = " ".join(f"--pair {p['volume_id']}={p['snapshot_id']}" for p in report["snapshots"])
+    console.print(f"revert with: strata vm revert {vm_id} {report['vm_snapshot_id']} --host HOST {pairs}")
+
+
+async def _volumes_of(client: Client, vm_id: uuid.UUID, *, timeout: float) -> list[Any]:  # Any: VolumeInfo
+    listed = await client.ask(ListVolumes(vm_id=vm_id), VolumesListed, timeout=timeout)
+    if not listed.volumes:
+        raise NotFound(f"the storage service knows no volume of VM {vm_id}: give them with --volume", field="vm")
+    return sorted(listed.volumes, key=lambda info: info.name)
+
+
+async def _volume_by_volume(client: Client, command: CreateVmSnapshot, *, timeout: float) -> dict[str, Any]:
+    sent: list[tuple[CreateSnapshot, Envelope]] = []
+    for volume_id in command.volume_ids:
+        each = CreateSnapshot(snapshot_id=uuid.uuid4(), volume_id=volume_id, name=f"{command.name}-{volume_id.hex[:8]}")
+        sent.append((each, await client.publish(each)))
+    pairs = []
+    for each, envelope in sent:
+        await client.outcome(envelope, (SnapshotCreated,), (SnapshotCreateFailed,), timeout=timeout)
+        pairs.append({"volume_id": str(each.volume_id), "snapshot_id": str(each.snapshot_id)})
+    return {"vm_snapshot_id": str(command.vm_snapshot_id), "vm_id": str(command.vm_id), "snapshots": pairs}
+
+
+@app.command("revert")
+def revert(  # noqa: PLR0917  # typer makes each parameter an option or argument
+    vm: VmArgument,
+    vm_snapshot: Annotated[str, typer.Argument(help="The VM snapshot's id.")],
+    host: Annotated[str, typer.Option(help="The host the VM runs on (its agent stops and starts it).")],
+    pair: Annotated[
+        list[str],
+        typer.Option(help="VOLUME_ID=SNAPSHOT_ID (repeat); default: the VM snapshot's own, from the snapshot service."),
+    ] = [],  # noqa: B006  # typer reads the default; it is never mutated
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 600.0,
+) -> None:
+    """Revert every volume of a VM to a VM snapshot; a running VM is stopped and started again."""
+    vm_id = parse_uuid(vm, "VM")
+    vm_snapshot_id = parse_uuid(vm_snapshot, "VM_SNAPSHOT")
+    try:
+        pairs = parse_pairs(pair) or _recorded_pairs(vm_snapshot_id)
+        command = RevertVmToSnapshot(vm_id=vm_id, vm_snapshot_id=vm_snapshot_id, host=host, snapshots=pairs)
+    except StrataError as error:
+        fail(error)
+    except ValueError as error:
+        fail(invalid(error))
+
+    async def work(client: Client) -> tuple[VmReverted, uuid.UUID]:
+        envelope = await client.publish(command)
+        saga_id = saga_id_for(envelope.message_id)
+        with _progress() as progress:
+            task = progress.add_task(f"reverting VM {vm_id} (saga {saga_id})", total=None)
+            follower = asyncio.create_task(_follow(client, envelope, progress, task))
+            try:
+                reverted = await client.outcome(envelope, (VmReverted,), (VmRevertFailed,), timeout=timeout)
+            finally:
+                follower.cancel()
+        assert isinstance(reverted, VmReverted)
+        return reverted, saga_id
+
+    reverted, saga_id = talk(work)
+    if as_json:
+        print_json(reverted.model_dump(mode="json") | {"saga_id": str(saga_id)})
+        return
+    started = "started again" if reverted.restarted else "left stopped, as it was"
+    console.print(
+        f"VM {vm_id} reverted to {vm_snapshot_id}; the VM was {started}. Timeline: strata saga show {saga_id}"
+    )
+
+
+async def _follow(client: Client, envelope: Envelope, progress: Progress, task: Any) -> None:  # Any: a TaskID
+    seen = 0
+    while True:
+        events = [e for e in client.watch.events if e.correlation_id == envelope.correlation_id]
+        if len(events) != seen:
+            seen = len(events)
+            progress.update(task, description=f"reverting: {seen} events, last {events[-1].type}")
+        await asyncio.sleep(0.2)  # a display refresh, not a wait for a condition
+
+
+def _recorded_pairs(vm_snapshot_id: uuid.UUID) -> tuple[VolumeSnapshotPair, ...]:
+    async def work(connection: Any) -> list[Any]:  # Any: asyncpg connection and records
+        return list(
+            await connection.fetch(
+                "SELECT volume_id, snapshot_id FROM snapshot.snapshots WHERE vm_snapshot_id = $1 ORDER BY volume_id",
+                vm_snapshot_id,
+            )
+        )
+
+    rows = read(work)
+    if not rows:
+        raise NotFound(
+            f"the snapshot service records no snapshot of VM snapshot {vm_snapshot_id}: give --pair VOLUME=SNAPSHOT",
+            field="vm_snapshot",
+        )
+    return tuple(VolumeSnapshotPair(volume_id=row["volume_id"], snapshot_id=row["snapshot_id"]) for row in rows)
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)

@@ -1,0 +1,222 @@
+"""`strata volume`: create, list, show, resize and delete volumes (the storage service places and runs them)."""
+
+import uuid
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from schemas.errors import InvalidArgument, NotFound
+from schemas.storage import (
+    CreateVolume,
+    DeleteVolume,
+    ListVolumes,
+    ResizeVolume,
+    VolumeCreated,
+    VolumeCreateFailed,
+    VolumeDeleted,
+    VolumeDeleteFailed,
+    VolumeInfo,
+    VolumeResized,
+    VolumeResizeFailed,
+    VolumesListed,
+    VolumeState,
+)
+from services.cli.pool import find_pool
+from services.cli.sending import Client
+from services.cli.talking import (
+    JsonOption,
+    TimeoutOption,
+    console,
+    fail,
+    human_bytes,
+    invalid,
+    parse_size,
+    parse_uuid,
+    print_json,
+    talk,
+    zone_id,
+)
+
+app = typer.Typer(help="Volumes on primary storage.", no_args_is_help=True)
+VolumeArgument = Annotated[str, typer.Argument(help="The volume's id or name.")]
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+
+
+@app.command("create")
+def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
+    name: Annotated[str, typer.Argument(help="The volume's name.")],
+    size: Annotated[str, typer.Argument(help="Its virtual size: 10G, 512M, or bytes.")],
+    zone: Annotated[str, typer.Option(help="The zone (a UUID or a name).")] = "default",
+    pool: Annotated[str | None, typer.Option(help="Place it on this pool (id or name) instead of asking.")] = None,
+    cluster: Annotated[str | None, typer.Option(help="The cluster of the VM that will use it.")] = None,
+    host: Annotated[str | None, typer.Option(help="The host of the VM that will use it.")] = None,
+    hypervisor: Annotated[str | None, typer.Option(help="The VM's hypervisor.")] = None,
+    tag: Annotated[list[str], typer.Option(help="A storage tag every candidate pool must carry.")] = [],  # noqa: B006
+    vm: Annotated[str | None, typer.Option(help="The VM (UUID) it belongs to.")] = None,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 120.0,
+) -> None:
+    """Create a volume: the allocator picks a pool (or --pool), an agent creates it there."""
+    size_bytes = parse_size(size)
+    vm_id = parse_uuid(vm, "--vm") if vm else None
+    try:
+        command = CreateVolume(
+            volume_id=uuid.uuid4(),
+            name=name,
+            size_bytes=size_bytes,
+            zone_id=zone_id(zone),
+            cluster_id=cluster,
+            host=host,
+            hypervisor=hypervisor,
+            tags=frozenset(tag),
+            vm_id=vm_id,
+        )
+    except ValueError as error:
+        fail(invalid(error))
+
+    async def work(client: Client) -> VolumeCreated:
+        placed = command
+        if pool is not None:
+            info = await find_pool(client, pool, timeout=timeout)
+            placed = command.model_copy(update={"pool_id": info.pool_id})
+        with _progress() as progress:
+            progress.add_task(f"creating volume {name} ({human_bytes(size_bytes)})", total=None)
+            created = await client.send(placed, (VolumeCreated,), (VolumeCreateFailed,), timeout=timeout)
+        assert isinstance(created, VolumeCreated)
+        return created
+
+    created = talk(work)
+    if as_json:
+        print_json(created)
+        return
+    console.print(f"volume [bold]{name}[/bold] {created.volume_id} is Ready on pool {created.pool_id}")
+
+
+async def find_volume(client: Client, volume: str, *, timeout: float) -> VolumeInfo:
+    """The volume named or numbered `volume`."""
+    try:
+        wanted: uuid.UUID | None = uuid.UUID(volume)
+    except ValueError:
+        wanted = None
+    listed = await client.ask(ListVolumes(volume_id=wanted), VolumesListed, timeout=timeout)
+    found = [info for info in listed.volumes if wanted is not None or info.name == volume]
+    if not found:
+        raise NotFound(f"no volume {volume!r} (see `strata volume list`)", field="volume")
+    if len(found) > 1:
+        raise InvalidArgument(f"{len(found)} volumes are named {volume!r}: give its id", field="volume")
+    return found[0]
+
+
+@app.command("list")
+def list_volumes(
+    pool: Annotated[str | None, typer.Option(help="Only the volumes of this pool (id or name).")] = None,
+    vm: Annotated[str | None, typer.Option(help="Only the volumes of this VM (UUID).")] = None,
+    include_expunged: Annotated[bool, typer.Option("--all", help="Include expunged volumes.")] = False,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 15.0,
+) -> None:
+    """List volumes with their state, size and pool."""
+    vm_id = parse_uuid(vm, "--vm") if vm else None
+
+    async def work(client: Client) -> VolumesListed:
+        pool_id = (await find_pool(client, pool, timeout=timeout)).pool_id if pool else None
+        query = ListVolumes(pool_id=pool_id, vm_id=vm_id, include_expunged=include_expunged)
+        return await client.ask(query, VolumesListed, timeout=timeout)
+
+    volumes = list(talk(work).volumes)
+    if as_json:
+        print_json(volumes)
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "name", "state", "size", "pool", "vm"):
+        table.add_column(column, overflow="fold")
+    for info in volumes:
+        table.add_row(
+            str(info.volume_id),
+            info.name,
+            _state(info.state),
+            human_bytes(info.size_bytes),
+            str(info.pool_id or ""),
+            str(info.vm_id or ""),
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(volume: VolumeArgument, as_json: JsonOption = False, timeout: TimeoutOption = 15.0) -> None:
+    """Show one volume."""
+
+    async def work(client: Client) -> VolumeInfo:
+        return await find_volume(client, volume, timeout=timeout)
+
+    info = talk(work)
+    if as_json:
+        print_json(info)
+        return
+    table = Table(box=None, show_header=False)
+    for key, value in info.model_dump(mode="json").items():
+        table.add_row(f"[bold]{key}[/bold]", str(value))
+    console.print(table)
+
+
+@app.command("resize")
+def resize(
+    volume: VolumeArgument,
+    size: Annotated[str, typer.Argument(help="The new virtual size: 20G, 512M, or bytes.")],
+    allow_shrink: Annotated[bool, typer.Option(help="Shrinking loses the data past the new end: opt in.")] = False,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 120.0,
+) -> None:
+    """Grow (or, with --allow-shrink, shrink) a volume."""
+    new_size = parse_size(size)
+
+    async def work(client: Client) -> VolumeResized:
+        info = await find_volume(client, volume, timeout=timeout)
+        if new_size < info.size_bytes and not allow_shrink:
+            raise InvalidArgument(
+                f"{human_bytes(new_size)} is smaller than {human_bytes(info.size_bytes)}: add --allow-shrink "
+                "to cut the data past the new end",
+                field="size",
+            )
+        command = ResizeVolume(volume_id=info.volume_id, new_size_bytes=new_size, allow_shrink=allow_shrink)
+        with _progress() as progress:
+            progress.add_task(f"resizing {info.name} to {human_bytes(new_size)}", total=None)
+            resized = await client.send(command, (VolumeResized,), (VolumeResizeFailed,), timeout=timeout)
+        assert isinstance(resized, VolumeResized)
+        return resized
+
+    resized = talk(work)
+    if as_json:
+        print_json(resized)
+        return
+    console.print(f"volume {volume}: {human_bytes(resized.old_size_bytes)} → {human_bytes(resized.new_size_bytes)}")
+
+
+@app.command("delete")
+def delete(volume: VolumeArgument, as_json: JsonOption = False, timeout: TimeoutOption = 120.0) -> None:
+    """Delete a volume (its data on the pool are removed)."""
+
+    async def work(client: Client) -> VolumeDeleted:
+        info = await find_volume(client, volume, timeout=timeout)
+        with console.status(f"deleting {info.name} ..."):
+            deleted = await client.send(
+                DeleteVolume(volume_id=info.volume_id), (VolumeDeleted,), (VolumeDeleteFailed,), timeout=timeout
+            )
+        assert isinstance(deleted, VolumeDeleted)
+        return deleted
+
+    deleted = talk(work)
+    if as_json:
+        print_json(deleted)
+        return
+    console.print(f"volume {deleted.volume_id} deleted")
+
+
+def _state(state: VolumeState) -> str:
+    colour = {VolumeState.READY: "green", VolumeState.EXPUNGED: "dim", VolumeState.DESTROY: "yellow"}.get(state)
+    return f"[{colour}]{state.value}[/{colour}]" if colour else state.value
