@@ -58,14 +58,17 @@ class PostgresSagaSession:
 
     async def lock_saga(self, saga_id: UUID) -> tuple[SagaInstance, list[StepRecord]] | None:
         row = await self._db.fetchrow(
-            f"SELECT {_INSTANCE_COLUMNS}, (SELECT coalesce(json_agg(record ORDER BY seq), '[]') "
-            f"  FROM {self._s}.steps WHERE steps.saga_id = instances.saga_id) AS steps "
-            f"FROM {self._s}.instances WHERE saga_id = $1 FOR UPDATE",
-            saga_id,
+            f"SELECT {_INSTANCE_COLUMNS} FROM {self._s}.instances WHERE saga_id = $1 FOR UPDATE", saga_id
         )
         if row is None:
             return None
-        return _instance(row), [step_from_json(saga_id, step) for step in json.loads(row["steps"])]
+        # The steps in a statement of their own, after the lock is held: a subquery of the locking statement reads
+        # them from the snapshot taken before it waited for the lock, and misses what the previous holder just
+        # committed (two replies of a gather at once: the second saw the first's step unsettled and never went on).
+        steps = await self._db.fetchval(
+            f"SELECT coalesce(json_agg(record ORDER BY seq), '[]') FROM {self._s}.steps WHERE saga_id = $1", saga_id
+        )
+        return _instance(row), [step_from_json(saga_id, step) for step in json.loads(steps)]
 
     async def write(
         self,

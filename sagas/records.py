@@ -11,7 +11,8 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from schemas import ErrorInfo, Message, MessageRegistry
+from schemas import ErrorInfo, InvalidArgument, Message, MessageRegistry
+from schemas.redact import needs_redaction
 
 # JSON objects as stored; the registry validates them into models when the saga replays.
 JsonObject = dict[str, Any]
@@ -83,7 +84,17 @@ class StoredMessage:
 
     @classmethod
     def of(cls, message: Message) -> "StoredMessage":
-        """Keep `message` as (type, version, JSON)."""
+        """Keep `message` as (type, version, JSON); a message with secret fields is refused (InvalidArgument).
+
+        The journal outlives the saga and is shown by `strata saga show`: it must never hold a secret. A saga
+        names what holds the secret (a pool id) and lets the service that owns it read it.
+        """
+        if needs_redaction(type(message)):
+            raise InvalidArgument(
+                f"{message.message_type} has secret fields, which a saga journal never keeps; "
+                "send a reference to the secret instead",
+                field="payload",
+            )
         return cls(message.message_type, message.message_version, message.model_dump(mode="json"))
 
     def decode(self, messages: MessageRegistry) -> Message:

@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
+from pydantic import SecretStr
 
 from sagas import SagaContext, SagaRegistry, saga
 from sagas.records import SagaInstance, SagaStatus, StepKind, StepRecord, StepStatus, StoredMessage
 from sagas.replay import Outcome, check_replay, replay
-from schemas import uuid7
+from schemas import Command, message, uuid7
 from schemas.sagas import StepSucceeded
 from tests.sagas_fixtures import Do, PlanDone, RunPlan, saga_test_messages, test_sagas
 
@@ -141,3 +142,29 @@ def test_an_instance_stays_on_its_version_while_new_starts_take_the_newest() -> 
 
 async def check_later_like(ctx: SagaContext, plan: RunPlan) -> None:
     """Another function under a taken (name, version)."""
+
+
+@message("sagatest.secret", into=saga_test_messages)
+class AttachWithPassword(Command):
+    """A command with a secret field."""
+
+    password: SecretStr
+
+
+@saga("sagatest.leaky", 1, into=local_sagas)
+async def leaky(ctx: SagaContext, plan: RunPlan) -> None:
+    """Tries to send a secret through the journal."""
+    await ctx.step(AttachWithPassword(password=SecretStr("hunter2")))
+
+
+def test_a_step_carrying_a_secret_is_refused_and_the_secret_is_kept_nowhere() -> None:
+    instance = instance_of("sagatest.leaky", RunPlan(keys=[]))
+    journal: list[StepRecord] = []
+    definition = local_sagas.get("sagatest.leaky")
+    assert definition is not None
+    result = replay(definition, instance, journal, now=NOW, messages=saga_test_messages)
+    assert result.outcome is Outcome.FAILED
+    assert result.reason == (
+        "sagatest.secret has secret fields, which a saga journal never keeps; send a reference to the secret instead"
+    )
+    assert result.created == []
