@@ -9,8 +9,8 @@ prints one JSON line: {"bench": "datapath", "volume_mib": ..., "copy_ratio_vs_qe
 The volume is real data (random bytes, with its last eighth left as a hole like a disk not yet filled). Copy is
 `copy_in` of the raw volume (qemu-img convert to qcow2 under the plugin) against the same `qemu-img convert`; coalesce
 merges a 25% delta into its parent through the plugin's `coalesce` against a bare `qemu-img commit` of identical copies
-of the two layers. Bare and plugin runs alternate and each keeps its best of `--rounds`, so the page cache favours
-neither. Target: each ratio at most 1.1.
+of the two layers (both sides freshly copied, so on-disk layout favours neither). Bare and plugin runs alternate,
+dirty pages are flushed before each, and each side keeps its best of `--rounds`. Target: each ratio at most 1.1.
 """
 
 import argparse
@@ -113,7 +113,10 @@ async def measure_coalesce(raw: Path, workdir: Path, size_mib: int, rounds: int)
         bare = workdir / f"bare-chain-{round_index}"
         bare.mkdir()
         for name in ("snap-s1.qcow2", "snap-s2.qcow2"):
+            # Both sides get a fresh copy of each layer, so neither has the better on-disk layout.
             await run("cp", "--sparse=always", str(layers / name), str(bare / name))
+            await run("cp", "--sparse=always", str(layers / name), str(layers / f"{name}.copy"))
+            (layers / f"{name}.copy").replace(layers / name)
         chain = await driver.describe_chain("vol")
         bare_commit = run("qemu-img", "commit", "-q", "-d", "-f", "qcow2", str(bare / "snap-s2.qcow2"))
         if round_index % 2 == 0:
