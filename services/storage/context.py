@@ -1,13 +1,16 @@
 """What the storage service's handlers work with, and how they emit and answer."""
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 from bus.ports import UnitOfWork
 from plugins.registry import Registry
 from sagas.participant import reply_failure, reply_success
 from schemas import Envelope, Event, Message
-from schemas.errors import StrataError
+from schemas.errors import ErrorInfo, StrataError
+from schemas.sagas import StepFailed
 from schemas.storage import PoolScope, PoolState, VolumeState, VolumeStateChanged
 from services.domain.allocator import CapacityThresholds
 from services.storage.repository import PoolRow, VolumeRow
@@ -26,15 +29,81 @@ class Storage:
 
 
 def emit(uow: UnitOfWork, cause: Envelope, message: Message, storage: Storage) -> None:
-    """Emit `message` as a consequence of `cause` (same correlation)."""
-    uow.emit(Envelope.wrap(message, cause=cause, producer=storage.producer))
-
-
-def emit_fresh(uow: UnitOfWork, cause: Envelope, message: Message, storage: Storage) -> None:
-    """Emit a command of the service's own (to an agent): same correlation, but no saga id or step of the cause, so
-    that the agent's answer comes back to this service rather than to a saga."""
+    """Emit `message` as a consequence of `cause`: same correlation, caused by it, but without the saga id, step
+    and fencing token of a saga's command, so that only an explicit `answer` is taken as the step's reply (and an
+    agent's answer to a command sent here comes back to this service rather than to the saga)."""
     envelope = Envelope.wrap(message, correlation_id=cause.correlation_id, producer=storage.producer)
     uow.emit(envelope.model_copy(update={"causation_id": cause.message_id}))
+
+
+@dataclass(frozen=True)
+class SagaRequest:
+    """A saga's step that this service answers later, once an agent has done the work (kept with the volume)."""
+
+    message_id: UUID
+    correlation_id: UUID
+    saga_id: UUID
+    step: int | None
+    fencing_token: int | None
+
+    @classmethod
+    def of(cls, command: Envelope) -> "SagaRequest | None":
+        """The saga step that sent `command`, or None if no saga did."""
+        if command.saga_id is None:
+            return None
+        return cls(command.message_id, command.correlation_id, command.saga_id, command.step, command.fencing_token)
+
+    def to_json(self) -> str:
+        """For the volume's `saga_request` column."""
+        return json.dumps(
+            {
+                "message_id": str(self.message_id),
+                "correlation_id": str(self.correlation_id),
+                "saga_id": str(self.saga_id),
+                "step": self.step,
+                "fencing_token": self.fencing_token,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "SagaRequest | None":
+        """Read the column back (None when no saga waits)."""
+        if text is None:
+            return None
+        data: dict[str, Any] = json.loads(text)  # the object to_json wrote
+        return cls(
+            UUID(data["message_id"]),
+            UUID(data["correlation_id"]),
+            UUID(data["saga_id"]),
+            data.get("step"),
+            data.get("fencing_token"),
+        )
+
+    def reply(self, uow: UnitOfWork, payload: Event, storage: Storage) -> None:
+        """Answer the step with `payload` (a domain event or StepFailed)."""
+        envelope = Envelope.wrap(
+            payload,
+            correlation_id=self.correlation_id,
+            saga_id=self.saga_id,
+            step=self.step,
+            fencing_token=self.fencing_token,
+            producer=storage.producer,
+        )
+        uow.emit(envelope.model_copy(update={"causation_id": self.message_id}))
+
+
+def conclude(
+    uow: UnitOfWork, cause: Envelope, waiting: str | None, outcome: Event, storage: Storage, *, failed: bool = False
+) -> None:
+    """Publish an operation's outcome, and answer the saga step that asked for it, if one did."""
+    emit(uow, cause, outcome, storage)
+    request = SagaRequest.from_json(waiting)
+    if request is not None:
+        error = getattr(outcome, "error", None)
+        if failed and isinstance(error, ErrorInfo):
+            request.reply(uow, StepFailed(error=error), storage)
+        else:
+            request.reply(uow, outcome, storage)
 
 
 def answer(uow: UnitOfWork, command: Envelope, outcome: Event, storage: Storage) -> None:
@@ -46,11 +115,16 @@ def answer(uow: UnitOfWork, command: Envelope, outcome: Event, storage: Storage)
 
 
 def refuse(uow: UnitOfWork, command: Envelope, error: StrataError, failed: Event, storage: Storage) -> None:
-    """Answer a refused command: a saga's step gets StepFailed, anyone else the `...Failed` event."""
+    """Answer a refused command with the `...Failed` event, and StepFailed too when a saga's step sent it."""
+    emit(uow, command, failed, storage)
     if command.saga_id is not None:
         reply_failure(uow, command, error, producer=storage.producer)
-    else:
-        emit(uow, command, failed, storage)
+
+
+def saga_request_of(command: Envelope) -> str | None:
+    """What to keep with a volume so that the saga step that sent `command` gets its answer later (JSON)."""
+    request = SagaRequest.of(command)
+    return request.to_json() if request is not None else None
 
 
 def volume_moved(volume: VolumeRow, new_state: VolumeState) -> VolumeStateChanged:

@@ -40,7 +40,7 @@ from schemas.storage import (
 )
 from services.domain.pools import POOL_STATES, PoolEvent
 from services.storage import repository
-from services.storage.context import Storage, agent_route, emit, emit_fresh
+from services.storage.context import Storage, agent_route, emit
 from services.storage.repository import IN_FLIGHT_STATES, Connection, PoolRow
 
 log = structlog.get_logger(__name__)
@@ -62,7 +62,7 @@ async def add_pool(command: AddPool, envelope: Envelope, uow: UnitOfWork, storag
     attach = AttachPoolToHost(
         pool_id=pool.pool_id, plugin=pool.plugin, config=command.config, host=route[0], cluster_id=route[1]
     )
-    emit_fresh(uow, envelope, attach, storage)
+    emit(uow, envelope, attach, storage)
 
 
 def _answer_repeat(uow: UnitOfWork, envelope: Envelope, storage: Storage, pool: PoolRow) -> None:

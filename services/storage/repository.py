@@ -98,6 +98,8 @@ class VolumeRow:
     vm_id: UUID | None = None
     locator: str | None = None
     requested_size_bytes: int | None = None
+    saga_request: str | None = None
+    """JSON of the saga step waiting for the operation under way (`context.SagaRequest`), if any."""
 
     def info(self) -> VolumeInfo:
         """The volume as the list query shows it."""
@@ -246,6 +248,7 @@ def _volume(row: Any) -> VolumeRow:  # an asyncpg Record
         vm_id=row["vm_id"],
         locator=row["locator"],
         requested_size_bytes=row["requested_size_bytes"],
+        saga_request=row["saga_request"],
     )
 
 
@@ -288,9 +291,10 @@ async def save_volume(connection: Connection, volume: VolumeRow) -> None:
     """Insert the volume or update every field of it."""
     await connection.execute(
         f"INSERT INTO {SCHEMA}.volumes (volume_id, name, state, size_bytes, zone_id, pool_id, vm_id, locator, "
-        "requested_size_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (volume_id) DO UPDATE SET "
-        "state = EXCLUDED.state, size_bytes = EXCLUDED.size_bytes, pool_id = EXCLUDED.pool_id, "
-        "locator = EXCLUDED.locator, requested_size_bytes = EXCLUDED.requested_size_bytes, updated_at = now()",
+        "requested_size_bytes, saga_request) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb) "
+        "ON CONFLICT (volume_id) DO UPDATE SET state = EXCLUDED.state, size_bytes = EXCLUDED.size_bytes, "
+        "pool_id = EXCLUDED.pool_id, locator = EXCLUDED.locator, requested_size_bytes = EXCLUDED.requested_size_bytes, "
+        "saga_request = EXCLUDED.saga_request, updated_at = now()",
         volume.volume_id,
         volume.name,
         volume.state.value,
@@ -300,6 +304,7 @@ async def save_volume(connection: Connection, volume: VolumeRow) -> None:
         volume.vm_id,
         volume.locator,
         volume.requested_size_bytes,
+        volume.saga_request,
     )
 
 

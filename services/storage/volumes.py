@@ -46,9 +46,10 @@ from services.storage.context import (
     Storage,
     agent_route,
     answer,
+    conclude,
     emit,
-    emit_fresh,
     refuse,
+    saga_request_of,
     volume_moved,
     volume_resource,
 )
@@ -58,15 +59,11 @@ from services.storage.repository import PoolRow, VolumeRow
 log = structlog.get_logger(__name__)
 
 
-async def _move(
-    uow: UnitOfWork, cause: Envelope, storage: Storage, volume: VolumeRow, event: VolumeEvent, *, announce: bool = True
-) -> VolumeRow:
-    """Apply `event` to the volume (FailedPrecondition if illegal), record it and emit the state change (unless
-    the caller answers a saga's step with it instead)."""
+async def _move(uow: UnitOfWork, cause: Envelope, storage: Storage, volume: VolumeRow, event: VolumeEvent) -> VolumeRow:
+    """Apply `event` to the volume (FailedPrecondition if illegal), record it and emit the state change."""
     moved = volume.moved(VOLUME_STATES.next_state(volume.volume_id, volume.state, event))
     await repository.save_volume(uow.connection, moved)
-    if announce:
-        emit(uow, cause, volume_moved(volume, moved.state), storage)
+    emit(uow, cause, volume_moved(volume, moved.state), storage)
     return moved
 
 
@@ -83,10 +80,10 @@ async def create_volume(command: CreateVolume, envelope: Envelope, uow: UnitOfWo
         pool = await _place(uow, command, storage)
     except NoPoolFits as error:
         failed = VolumeCreateFailed(volume_id=command.volume_id, error=error.info(), skipped_pools=error.skipped)
-        emit(uow, envelope, failed, storage)
+        refuse(uow, envelope, error, failed, storage)
         return
     except StrataError as error:
-        emit(uow, envelope, VolumeCreateFailed(volume_id=command.volume_id, error=error.info()), storage)
+        refuse(uow, envelope, error, VolumeCreateFailed(volume_id=command.volume_id, error=error.info()), storage)
         return
     allocated = VolumeRow(
         volume_id=command.volume_id,
@@ -96,6 +93,7 @@ async def create_volume(command: CreateVolume, envelope: Envelope, uow: UnitOfWo
         zone_id=command.zone_id,
         pool_id=pool.pool_id,
         vm_id=command.vm_id,
+        saga_request=saga_request_of(envelope),
     )
     await _move(uow, envelope, storage, allocated, VolumeEvent.CREATE_REQUESTED)
     route = agent_route(pool)
@@ -106,7 +104,7 @@ async def create_volume(command: CreateVolume, envelope: Envelope, uow: UnitOfWo
         host=route[0],
         cluster_id=route[1],
     )
-    emit_fresh(uow, envelope, on_pool, storage)
+    emit(uow, envelope, on_pool, storage)
 
 
 def _answer_repeat(uow: UnitOfWork, envelope: Envelope, storage: Storage, volume: VolumeRow) -> None:
@@ -118,10 +116,10 @@ def _answer_repeat(uow: UnitOfWork, envelope: Envelope, storage: Storage, volume
         created = VolumeCreated(
             volume_id=volume.volume_id, pool_id=volume.pool_id, size_bytes=volume.size_bytes, vm_id=volume.vm_id
         )
-        emit(uow, envelope, created, storage)
+        conclude(uow, envelope, saga_request_of(envelope), created, storage)
         return
     error = AlreadyExists(f"volume {volume.volume_id} exists and is {volume.state}", field="volume_id")
-    emit(uow, envelope, VolumeCreateFailed(volume_id=volume.volume_id, error=error.info()), storage)
+    refuse(uow, envelope, error, VolumeCreateFailed(volume_id=volume.volume_id, error=error.info()), storage)
 
 
 async def _place(uow: UnitOfWork, command: CreateVolume, storage: Storage) -> PoolRow:
@@ -160,11 +158,12 @@ async def volume_created(event: VolumeCreatedOnPool, envelope: Envelope, uow: Un
     volume = await _awaited(uow, envelope, event.volume_id, VolumeState.CREATING)
     if volume is None:
         return
-    ready = await _move(uow, envelope, storage, replace(volume, locator=event.locator), VolumeEvent.OPERATION_SUCCEEDED)
+    done = replace(volume, locator=event.locator, saga_request=None)
+    ready = await _move(uow, envelope, storage, done, VolumeEvent.OPERATION_SUCCEEDED)
     created = VolumeCreated(
         volume_id=ready.volume_id, pool_id=event.pool_id, size_bytes=ready.size_bytes, vm_id=ready.vm_id
     )
-    emit(uow, envelope, created, storage)
+    conclude(uow, envelope, volume.saga_request, created, storage)
     await settle_maintenance(uow, envelope, storage, ready.pool_id)
 
 
@@ -175,8 +174,10 @@ async def volume_create_failed(
     volume = await _awaited(uow, envelope, event.volume_id, VolumeState.CREATING)
     if volume is None:
         return
-    await _move(uow, envelope, storage, replace(volume, pool_id=None), VolumeEvent.OPERATION_FAILED)
-    emit(uow, envelope, VolumeCreateFailed(volume_id=volume.volume_id, error=event.error), storage)
+    undone = replace(volume, pool_id=None, saga_request=None)
+    await _move(uow, envelope, storage, undone, VolumeEvent.OPERATION_FAILED)
+    failed = VolumeCreateFailed(volume_id=volume.volume_id, error=event.error)
+    conclude(uow, envelope, volume.saga_request, failed, storage, failed=True)
     await settle_maintenance(uow, envelope, storage, volume.pool_id)
 
 
@@ -188,22 +189,24 @@ async def delete_volume(command: DeleteVolume, envelope: Envelope, uow: UnitOfWo
     try:
         volume = await repository.get_volume(uow.connection, command.volume_id)
         if volume.state is VolumeState.EXPUNGED:
-            emit(uow, envelope, VolumeDeleted(volume_id=volume.volume_id, pool_id=volume.pool_id), storage)
+            deleted = VolumeDeleted(volume_id=volume.volume_id, pool_id=volume.pool_id)
+            conclude(uow, envelope, saga_request_of(envelope), deleted, storage)
             return
         pool = await _pool_for_operation(uow, volume) if volume.pool_id is not None else None
         if volume.state is not VolumeState.DESTROY:
             volume = await _move(uow, envelope, storage, volume, VolumeEvent.DESTROY_REQUESTED)
-        volume = await _move(uow, envelope, storage, volume, VolumeEvent.EXPUNGE_REQUESTED)
+        waiting = replace(volume, saga_request=saga_request_of(envelope))
+        volume = await _move(uow, envelope, storage, waiting, VolumeEvent.EXPUNGE_REQUESTED)
     except StrataError as error:
-        emit(uow, envelope, VolumeDeleteFailed(volume_id=command.volume_id, error=error.info()), storage)
+        refuse(uow, envelope, error, VolumeDeleteFailed(volume_id=command.volume_id, error=error.info()), storage)
         return
     if pool is None:
-        await _move(uow, envelope, storage, volume, VolumeEvent.OPERATION_SUCCEEDED)
-        emit(uow, envelope, VolumeDeleted(volume_id=volume.volume_id, pool_id=None), storage)
+        await _move(uow, envelope, storage, replace(volume, saga_request=None), VolumeEvent.OPERATION_SUCCEEDED)
+        conclude(uow, envelope, volume.saga_request, VolumeDeleted(volume_id=volume.volume_id, pool_id=None), storage)
         return
     route = agent_route(pool)
     on_pool = DeleteVolumeOnPool(pool_id=pool.pool_id, volume_id=volume.volume_id, host=route[0], cluster_id=route[1])
-    emit_fresh(uow, envelope, on_pool, storage)
+    emit(uow, envelope, on_pool, storage)
 
 
 async def volume_deleted(event: VolumeDeletedOnPool, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
@@ -211,8 +214,9 @@ async def volume_deleted(event: VolumeDeletedOnPool, envelope: Envelope, uow: Un
     volume = await _awaited(uow, envelope, event.volume_id, VolumeState.EXPUNGING)
     if volume is None:
         return
-    await _move(uow, envelope, storage, volume, VolumeEvent.OPERATION_SUCCEEDED)
-    emit(uow, envelope, VolumeDeleted(volume_id=volume.volume_id, pool_id=event.pool_id), storage)
+    await _move(uow, envelope, storage, replace(volume, saga_request=None), VolumeEvent.OPERATION_SUCCEEDED)
+    deleted = VolumeDeleted(volume_id=volume.volume_id, pool_id=event.pool_id)
+    conclude(uow, envelope, volume.saga_request, deleted, storage)
     await settle_maintenance(uow, envelope, storage, volume.pool_id)
 
 
@@ -223,8 +227,9 @@ async def volume_delete_failed(
     volume = await _awaited(uow, envelope, event.volume_id, VolumeState.EXPUNGING)
     if volume is None:
         return
-    await _move(uow, envelope, storage, volume, VolumeEvent.OPERATION_FAILED)
-    emit(uow, envelope, VolumeDeleteFailed(volume_id=volume.volume_id, error=event.error), storage)
+    await _move(uow, envelope, storage, replace(volume, saga_request=None), VolumeEvent.OPERATION_FAILED)
+    failed = VolumeDeleteFailed(volume_id=volume.volume_id, error=event.error)
+    conclude(uow, envelope, volume.saga_request, failed, storage, failed=True)
     await settle_maintenance(uow, envelope, storage, volume.pool_id)
 
 
@@ -244,10 +249,10 @@ async def resize_volume(command: ResizeVolume, envelope: Envelope, uow: UnitOfWo
         pool = await _pool_for_operation(uow, volume)
         if command.new_size_bytes > volume.size_bytes:
             _check_room(pool, command.new_size_bytes - volume.size_bytes, storage)
-        volume = replace(volume, requested_size_bytes=command.new_size_bytes)
+        volume = replace(volume, requested_size_bytes=command.new_size_bytes, saga_request=saga_request_of(envelope))
         await _move(uow, envelope, storage, volume, VolumeEvent.RESIZE_REQUESTED)
     except StrataError as error:
-        emit(uow, envelope, VolumeResizeFailed(volume_id=command.volume_id, error=error.info()), storage)
+        refuse(uow, envelope, error, VolumeResizeFailed(volume_id=command.volume_id, error=error.info()), storage)
         return
     route = agent_route(pool)
     on_pool = ResizeVolumeOnPool(
@@ -258,7 +263,7 @@ async def resize_volume(command: ResizeVolume, envelope: Envelope, uow: UnitOfWo
         host=route[0],
         cluster_id=route[1],
     )
-    emit_fresh(uow, envelope, on_pool, storage)
+    emit(uow, envelope, on_pool, storage)
 
 
 async def volume_resized(event: VolumeResizedOnPool, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
@@ -266,12 +271,12 @@ async def volume_resized(event: VolumeResizedOnPool, envelope: Envelope, uow: Un
     volume = await _awaited(uow, envelope, event.volume_id, VolumeState.RESIZING)
     if volume is None:
         return
-    resized = replace(volume, size_bytes=event.new_size_bytes, requested_size_bytes=None)
+    resized = replace(volume, size_bytes=event.new_size_bytes, requested_size_bytes=None, saga_request=None)
     await _move(uow, envelope, storage, resized, VolumeEvent.OPERATION_SUCCEEDED)
     changed = VolumeResized(
         volume_id=volume.volume_id, old_size_bytes=volume.size_bytes, new_size_bytes=event.new_size_bytes
     )
-    emit(uow, envelope, changed, storage)
+    conclude(uow, envelope, volume.saga_request, changed, storage)
     await settle_maintenance(uow, envelope, storage, volume.pool_id)
 
 
@@ -282,8 +287,10 @@ async def volume_resize_failed(
     volume = await _awaited(uow, envelope, event.volume_id, VolumeState.RESIZING)
     if volume is None:
         return
-    await _move(uow, envelope, storage, replace(volume, requested_size_bytes=None), VolumeEvent.OPERATION_FAILED)
-    emit(uow, envelope, VolumeResizeFailed(volume_id=volume.volume_id, error=event.error), storage)
+    restored = replace(volume, requested_size_bytes=None, saga_request=None)
+    await _move(uow, envelope, storage, restored, VolumeEvent.OPERATION_FAILED)
+    failed = VolumeResizeFailed(volume_id=volume.volume_id, error=event.error)
+    conclude(uow, envelope, volume.saga_request, failed, storage, failed=True)
     await settle_maintenance(uow, envelope, storage, volume.pool_id)
 
 
@@ -293,25 +300,23 @@ async def volume_resize_failed(
 async def begin_operation(command: BeginVolumeOperation, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
     """Hold a Ready volume in Migrating, Snapshotting or RevertSnapshotting (again: already held is fine)."""
     held = operation_state(command.operation)
-    in_saga = envelope.saga_id is not None
     try:
         await repository.check_fencing(uow.connection, volume_resource(command.volume_id), envelope.fencing_token)
         volume = await repository.get_volume(uow.connection, command.volume_id)
         if volume.state is not held:
             await _pool_for_operation(uow, volume)
-            await _move(uow, envelope, storage, volume, operation_event(command.operation), announce=not in_saga)
+            await _move(uow, envelope, storage, volume, operation_event(command.operation))
     except StrataError as error:
         failed = VolumeOperationFailed(volume_id=command.volume_id, operation=command.operation, error=error.info())
         refuse(uow, envelope, error, failed, storage)
         return
-    if in_saga:
+    if envelope.saga_id is not None:
         answer(uow, envelope, volume_moved(volume, held), storage)
 
 
 async def end_operation(command: EndVolumeOperation, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
     """Bring a held volume back to Ready (again: already Ready is fine)."""
     held = operation_state(command.operation)
-    in_saga = envelope.saga_id is not None
     try:
         await repository.check_fencing(uow.connection, volume_resource(command.volume_id), envelope.fencing_token)
         volume = await repository.get_volume(uow.connection, command.volume_id)
@@ -321,12 +326,12 @@ async def end_operation(command: EndVolumeOperation, envelope: Envelope, uow: Un
                     f"volume {volume.volume_id} is {volume.state}, not held for {command.operation}", field="operation"
                 )
             outcome = VolumeEvent.OPERATION_SUCCEEDED if command.succeeded else VolumeEvent.OPERATION_FAILED
-            await _move(uow, envelope, storage, volume, outcome, announce=not in_saga)
+            await _move(uow, envelope, storage, volume, outcome)
     except StrataError as error:
         failed = VolumeOperationFailed(volume_id=command.volume_id, operation=command.operation, error=error.info())
         refuse(uow, envelope, error, failed, storage)
         return
-    if in_saga:
+    if envelope.saga_id is not None:
         answer(uow, envelope, volume_moved(volume.moved(held), VolumeState.READY), storage)
     await settle_maintenance(uow, envelope, storage, volume.pool_id)
 

@@ -116,6 +116,21 @@ class Stack:
         assert answer is not None
         return answer
 
+    async def reply(self, cause: Envelope, *, timeout: float = 30.0) -> Envelope:
+        """The reply to a saga's step `cause`: the event that carries its saga id and step."""
+
+        def found() -> list[Envelope]:
+            return [
+                event
+                for event in self.events
+                if event.saga_id == cause.saga_id
+                and event.step == cause.step
+                and event.causation_id == cause.message_id
+            ]
+
+        await assert_eventually(lambda: bool(found()), timeout=timeout, what=f"the reply to {cause.type}")
+        return found()[0]
+
     async def outcome(self, cause: Envelope, expected: type[M], *, timeout: float = 30.0) -> M:
         """The first event of type `expected` in the operation `cause` started (same correlation id)."""
 

@@ -206,7 +206,7 @@ async def test_saga_operations_hold_and_release_a_volume(stack: Stack, tmp_path:
     created = await create_volume(stack)
     saga_id = uuid4()
     begin = BeginVolumeOperation(volume_id=created.volume_id, operation=VolumeOperation.REVERT_SNAPSHOT)
-    held = await stack.answer(await stack.send(begin, saga_id=saga_id, step=1, fencing_token=4))
+    held = await stack.reply(await stack.send(begin, saga_id=saga_id, step=1, fencing_token=4))
     assert isinstance(held.payload, VolumeStateChanged)
     assert held.saga_id == saga_id
     assert await volume_state(stack, created.volume_id) is VolumeState.REVERT_SNAPSHOTTING
@@ -215,12 +215,12 @@ async def test_saga_operations_hold_and_release_a_volume(stack: Stack, tmp_path:
     assert refused.error.code == "FAILED_PRECONDITION"
 
     end = EndVolumeOperation(volume_id=created.volume_id, operation=VolumeOperation.REVERT_SNAPSHOT, succeeded=True)
-    stale = await stack.answer(await stack.send(end, saga_id=uuid4(), step=1, fencing_token=3))
+    stale = await stack.reply(await stack.send(end, saga_id=uuid4(), step=1, fencing_token=3))
     assert isinstance(stale.payload, StepFailed)
     assert stale.payload.error.code == "ABORTED"
     assert await volume_state(stack, created.volume_id) is VolumeState.REVERT_SNAPSHOTTING
     for step in (2, 3):  # ending twice is fine
-        released = await stack.answer(await stack.send(end, saga_id=saga_id, step=step, fencing_token=4))
+        released = await stack.reply(await stack.send(end, saga_id=saga_id, step=step, fencing_token=4))
         assert isinstance(released.payload, VolumeStateChanged)
     assert await volume_state(stack, created.volume_id) is VolumeState.READY
 
@@ -284,3 +284,21 @@ async def test_repeated_requests_get_the_same_answer(stack: Stack, tmp_path: Pat
     assert (await stack.outcome(await stack.send(repeat), VolumeCreated)).pool_id == pool_id
     listed = (await pools(stack, pool_id)).pools[0]
     assert listed.volumes == 1
+
+
+async def test_a_saga_step_gets_its_answer_once_the_agent_has_done_the_work(stack: Stack, tmp_path: Path) -> None:
+    pool_id = await add_pool(stack, pool_directory(tmp_path))
+    saga_id = uuid4()
+    create = CreateVolume(volume_id=uuid4(), name="staged", size_bytes=MIB, zone_id=ZONE)
+    created = await stack.reply(await stack.send(create, saga_id=saga_id, step=3))
+    assert isinstance(created.payload, VolumeCreated)
+    assert created.payload.pool_id == pool_id
+
+    too_big = ResizeVolume(volume_id=create.volume_id, new_size_bytes=2**60)
+    refused = await stack.reply(await stack.send(too_big, saga_id=saga_id, step=4))
+    assert isinstance(refused.payload, StepFailed)
+    assert refused.payload.error.code == "RESOURCE_EXHAUSTED"
+
+    deleted = await stack.reply(await stack.send(DeleteVolume(volume_id=create.volume_id), saga_id=saga_id, step=5))
+    assert isinstance(deleted.payload, VolumeDeleted)
+    assert await volume_state(stack, create.volume_id) is VolumeState.EXPUNGED
