@@ -37,7 +37,8 @@ async def fresh_markers(store: BlobStore, prefix: str, lease: timedelta) -> list
 @asynccontextmanager
 async def backup_marker(store: BlobStore, backup_id: str, settings: ChunkedSettings) -> AsyncIterator[None]:
     """Announce a running backup, wait for any sweep in progress to finish, and withdraw it when done."""
-    key = f"{BACKUP_MARKERS}{backup_id}"
+    # A token of its own: two runs of the same backup id (a redelivered command) must not withdraw each other's.
+    key = f"{BACKUP_MARKERS}{backup_id}.{uuid7()}"
     await store.put(key, _marker_body())
     try:
         deadline = time.monotonic() + settings.sweep_wait.total_seconds()
