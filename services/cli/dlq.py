@@ -3,16 +3,17 @@
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from bus.ports import DeadLetter
-from bus.rabbit import RabbitTransport
-from bus.settings import BusSettings
 from schemas.errors import StrataError
+
+if TYPE_CHECKING:  # the bus is imported when a command runs, so that `strata --help` stays fast
+    from bus.ports import DeadLetter
+    from bus.rabbit import RabbitTransport
 
 app = typer.Typer(help="Inspect, re-drive and purge dead letters (STRATA_AMQP_URL, STRATA_NAMESPACE).")
 console = Console()
@@ -23,7 +24,10 @@ AllOption = Annotated[bool, typer.Option("--all", help="Every dead letter of the
 IdsArgument = Annotated[list[str] | None, typer.Argument(help="Message ids.", show_default=False)]
 
 
-def _run(action: Callable[[RabbitTransport], Awaitable[T]]) -> T:
+def _run(action: "Callable[[RabbitTransport], Awaitable[T]]") -> T:
+    from bus.rabbit import RabbitTransport
+    from bus.settings import BusSettings
+
     async def main() -> T:
         transport = RabbitTransport(BusSettings(), purpose="cli", declare_topology=False)
         await transport.start()
@@ -39,7 +43,7 @@ def _run(action: Callable[[RabbitTransport], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
-def _as_dict(letter: DeadLetter, *, with_body: bool) -> dict[str, object]:
+def _as_dict(letter: "DeadLetter", *, with_body: bool) -> dict[str, object]:
     message = letter.message
     described: dict[str, object] = {
         "message_id": message.message_id,

@@ -2,21 +2,21 @@
 
 import asyncio
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from bus.ports import Binding, Delivery
-from bus.rabbit import RabbitTransport
-from bus.settings import BusSettings
 from schemas.errors import StrataError
+
+if TYPE_CHECKING:  # the bus is imported when the command runs, so that `strata --help` stays fast
+    from bus.ports import Delivery
 
 app = typer.Typer(help="Watch commands and events (STRATA_AMQP_URL, STRATA_NAMESPACE).")
 console = Console()
 
 
-def _line(delivery: Delivery) -> dict[str, object]:
+def _line(delivery: "Delivery") -> dict[str, object]:
     message = delivery.message
     headers = message.headers
     try:
@@ -37,6 +37,10 @@ def _line(delivery: Delivery) -> dict[str, object]:
 
 
 async def _tail(types: list[str], correlation: str | None, count: int | None, as_json: bool) -> None:
+    from bus.ports import Binding
+    from bus.rabbit import RabbitTransport
+    from bus.settings import BusSettings
+
     transport = RabbitTransport(BusSettings(), purpose="tail", declare_topology=False)
     await transport.start()
     keys = types or ["#"]
@@ -44,7 +48,7 @@ async def _tail(types: list[str], correlation: str | None, count: int | None, as
     seen = 0
     enough = asyncio.Event()
 
-    async def show(delivery: Delivery) -> None:
+    async def show(delivery: "Delivery") -> None:
         nonlocal seen
         if correlation and delivery.message.correlation_id != correlation:
             return
