@@ -28,11 +28,14 @@ from sagas.work import saga_id_for
 from schemas import StrataError
 from schemas.snapshot import (
     CreateSnapshot,
+    CreateVmSnapshot,
     RevertVmToSnapshot,
     SnapshotCreated,
     SnapshotCreateFailed,
     VmReverted,
     VmRevertFailed,
+    VmSnapshotCreated,
+    VmSnapshotCreateFailed,
     VolumeSnapshotPair,
 )
 from schemas.storage import (
@@ -58,8 +61,8 @@ HOST = "demo-host"
 CLUSTER = "demo-cluster"
 VOLUMES = 3
 VOLUME_SIZE = 16 * 1024 * 1024
-STEP_TIMEOUT = 30.0
-REVERT_TIMEOUT = 60.0
+STEP_TIMEOUT = 60.0  # upper bounds on a loaded machine, not expected durations
+REVERT_TIMEOUT = 120.0
 BEFORE = 0x5A  # the byte the VM writes before the snapshot
 AFTER = 0xA5  # the byte it writes after (the revert must undo it)
 
@@ -236,16 +239,32 @@ async def _write_all(story: Story, pattern: int, *, offset: int) -> dict[uuid.UU
 
 
 async def _snapshot_vm(console: Console, client: Client, story: Story) -> None:
-    # The snapshot service takes every volume's snapshot; a VM snapshot is one per volume, taken together.
+    from services.snapshot.service import COMMAND_HANDLERS
+
+    if CreateVmSnapshot in COMMAND_HANDLERS:  # the snapshot service takes VM snapshots as one command
+        together = CreateVmSnapshot(
+            vm_snapshot_id=uuid.uuid4(),
+            vm_id=story.vm_id,
+            name="demo-vm-snap",
+            volume_ids=tuple(volume.volume_id for volume in story.volumes),
+        )
+        with _progress(console) as progress:
+            progress.add_task(f"snapshotting the VM's {len(story.volumes)} volumes together", total=None)
+            created = await client.send(together, (VmSnapshotCreated,), (VmSnapshotCreateFailed,), timeout=STEP_TIMEOUT)
+        assert isinstance(created, VmSnapshotCreated)
+        story.pairs.extend(created.snapshots)
+        console.print(f"[green]✓[/green] VM snapshot taken ({len(story.pairs)} volume snapshots)")
+        return
+    # Otherwise a VM snapshot is one snapshot per volume, taken together while the VM's data stand still.
     with _progress(console) as progress:
         task = progress.add_task("snapshotting the VM's volumes", total=len(story.volumes))
         envelopes = []
         for volume in story.volumes:
-            command = CreateSnapshot(snapshot_id=uuid.uuid4(), volume_id=volume.volume_id, name=f"{volume.name}-snap")
-            envelopes.append((command, await client.publish(command)))
-        for command, envelope in envelopes:
+            each = CreateSnapshot(snapshot_id=uuid.uuid4(), volume_id=volume.volume_id, name=f"{volume.name}-snap")
+            envelopes.append((each, await client.publish(each)))
+        for each, envelope in envelopes:
             await client.outcome(envelope, (SnapshotCreated,), (SnapshotCreateFailed,), timeout=STEP_TIMEOUT)
-            story.pairs.append(VolumeSnapshotPair(volume_id=command.volume_id, snapshot_id=command.snapshot_id))
+            story.pairs.append(VolumeSnapshotPair(volume_id=each.volume_id, snapshot_id=each.snapshot_id))
             progress.advance(task)
     console.print(f"[green]✓[/green] VM snapshot taken ({len(story.pairs)} volume snapshots)")
 
