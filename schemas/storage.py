@@ -421,6 +421,30 @@ class PoolAttachToHostFailed(Event):
     error: ErrorInfo
 
 
+@message("agent.pool.detach")
+class DetachPoolFromHost(AgentCommand):
+    """Release a deleted pool's storage: the plugin forgets the pool (its path or LUN may be reused)."""
+
+    pool_id: UUID
+
+
+@message("agent.pool.detached")
+class PoolDetachedFromHost(Event):
+    """An agent released a pool's storage (or found it released already)."""
+
+    pool_id: UUID
+    host: str
+
+
+@message("agent.pool.detach.failed")
+class PoolDetachFromHostFailed(Event):
+    """An agent could not release a pool's storage (it still holds data, storage unreachable)."""
+
+    pool_id: UUID
+    host: str
+    error: ErrorInfo
+
+
 @message("agent.volume.create")
 class CreateVolumeOnPool(AgentCommand):
     """Create a volume's data on a pool."""

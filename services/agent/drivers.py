@@ -56,6 +56,13 @@ class PoolDrivers:
             raise Unimplemented(f"the plugin of pool {pool_id} takes no snapshots", field="pool_id")
         return driver
 
+    async def forget(self, connection: Any, pool_id: UUID) -> None:  # asyncpg connection
+        """Close the pool's driver, if open, and delete the pool's record."""
+        driver = self._open.pop(pool_id, None)
+        if driver is not None:
+            await driver.close()
+        await repository.delete_pool(connection, pool_id)
+
     async def close(self) -> None:
         """Close every open driver."""
         drivers, self._open = list(self._open.values()), {}

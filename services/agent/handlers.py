@@ -30,8 +30,11 @@ from schemas.storage import (
     CollectPoolStats,
     CreateVolumeOnPool,
     DeleteVolumeOnPool,
+    DetachPoolFromHost,
     PoolAttachedToHost,
     PoolAttachToHostFailed,
+    PoolDetachedFromHost,
+    PoolDetachFromHostFailed,
     PoolStatsFailed,
     PoolStatsReported,
     ResizeVolumeOnPool,
@@ -73,6 +76,26 @@ async def attach_pool(command: AttachPoolToHost, envelope: Envelope, uow: UnitOf
         envelope,
         work,
         lambda error: PoolAttachToHostFailed(pool_id=command.pool_id, host=agent.host, error=error),
+    )
+
+
+async def detach_pool(command: DetachPoolFromHost, envelope: Envelope, uow: UnitOfWork, agent: Agent) -> None:
+    """Release a deleted pool's storage and forget it; a pool never attached (or detached before) is fine."""
+
+    async def work() -> Event:
+        try:
+            driver = await agent.drivers.primary(uow.connection, command.pool_id)
+        except NotFound:
+            return PoolDetachedFromHost(pool_id=command.pool_id, host=agent.host)
+        await driver.remove_pool(str(command.pool_id))
+        await agent.drivers.forget(uow.connection, command.pool_id)
+        return PoolDetachedFromHost(pool_id=command.pool_id, host=agent.host)
+
+    await agent.run(
+        uow,
+        envelope,
+        work,
+        lambda error: PoolDetachFromHostFailed(pool_id=command.pool_id, host=agent.host, error=error),
     )
 
 
@@ -301,6 +324,7 @@ AgentHandler = Callable[[Any, Envelope, UnitOfWork, Agent], Awaitable[Message | 
 
 COMMAND_HANDLERS: dict[type[Message], AgentHandler] = {
     AttachPoolToHost: attach_pool,
+    DetachPoolFromHost: detach_pool,
     CollectPoolStats: collect_pool_stats,
     CreateVolumeOnPool: create_volume,
     DeleteVolumeOnPool: delete_volume,

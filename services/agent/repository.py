@@ -45,6 +45,11 @@ async def load_pool(connection: Any, pool_id: UUID) -> PoolRecord:  # asyncpg co
     return PoolRecord(pool_id, row["plugin"], json.loads(row["config"]))
 
 
+async def delete_pool(connection: Any, pool_id: UUID) -> None:  # asyncpg connection
+    """Forget a detached pool's record (and with it its configuration)."""
+    await connection.execute(f"DELETE FROM {SCHEMA}.pools WHERE pool_id = $1", pool_id)
+
+
 async def check_fencing(connection: Any, resources: list[str], token: int | None) -> None:  # asyncpg connection
     """Refuse (Aborted) a command whose token is older than one seen for any of its resources; remember it.
 

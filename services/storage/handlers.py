@@ -23,6 +23,8 @@ from schemas.storage import (
     MaintainPool,
     PoolAttachedToHost,
     PoolAttachToHostFailed,
+    PoolDetachedFromHost,
+    PoolDetachFromHostFailed,
     PoolStatsFailed,
     PoolStatsReported,
     ResizeVolume,
@@ -58,6 +60,8 @@ COMMAND_HANDLERS: dict[type[Message], StorageHandler] = {
 EVENT_HANDLERS: dict[type[Message], StorageHandler] = {
     PoolAttachedToHost: pools.pool_attached,
     PoolAttachToHostFailed: pools.pool_attach_failed,
+    PoolDetachedFromHost: pools.pool_detached,
+    PoolDetachFromHostFailed: pools.pool_detach_failed,
     PoolStatsReported: pools.pool_stats_reported,
     PoolStatsFailed: pools.pool_stats_failed,
     VolumeCreatedOnPool: volumes.volume_created,

@@ -21,6 +21,7 @@ from schemas.storage import (
     AttachPoolToHost,
     CancelPoolMaintenance,
     DeletePool,
+    DetachPoolFromHost,
     DisablePool,
     EnablePool,
     MaintainPool,
@@ -29,6 +30,8 @@ from schemas.storage import (
     PoolAttachedToHost,
     PoolAttachToHostFailed,
     PoolCommand,
+    PoolDetachedFromHost,
+    PoolDetachFromHostFailed,
     PoolOperationFailed,
     PoolScope,
     PoolState,
@@ -173,8 +176,24 @@ async def cancel_maintenance(
 
 
 async def delete_pool(command: DeletePool, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
-    """Disabled or in Maintenance -> Removed; refused while any volume is on the pool."""
-    await _request(uow, envelope, storage, command, PoolEvent.DELETE_REQUESTED)
+    """Disabled or in Maintenance -> Removed, and an agent releases the storage; refused while any volume is on
+    the pool."""
+    pool = await _request(uow, envelope, storage, command, PoolEvent.DELETE_REQUESTED)
+    if pool is not None:
+        host, cluster_id = agent_route(pool)
+        emit(uow, envelope, DetachPoolFromHost(pool_id=pool.pool_id, host=host, cluster_id=cluster_id), storage)
+
+
+async def pool_detached(event: PoolDetachedFromHost, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
+    """A removed pool's storage is released: nothing is left to do."""
+    log.info("pool storage released", pool_id=str(event.pool_id), host=event.host)
+
+
+async def pool_detach_failed(
+    event: PoolDetachFromHostFailed, envelope: Envelope, uow: UnitOfWork, storage: Storage
+) -> None:
+    """A removed pool's storage could not be released: the pool stays Removed; the operator cleans the storage."""
+    log.warning("pool storage not released", pool_id=str(event.pool_id), host=event.host, error=event.error.message)
 
 
 async def settle_maintenance(uow: UnitOfWork, cause: Envelope, storage: Storage, pool_id: UUID | None) -> None:

@@ -24,6 +24,7 @@ from schemas.storage import (
     MaintainPool,
     PoolAdded,
     PoolAddFailed,
+    PoolDetachedFromHost,
     PoolOperationFailed,
     PoolScope,
     PoolsListed,
@@ -235,7 +236,8 @@ async def test_statistics_are_collected_from_the_agents(stack: Stack, tmp_path: 
 async def test_maintenance_waits_for_in_flight_volume_operations_then_a_pool_without_volumes_is_deleted(
     stack: Stack, tmp_path: Path
 ) -> None:
-    pool_id = await add_pool(stack, pool_directory(tmp_path))
+    root = pool_directory(tmp_path)
+    pool_id = await add_pool(stack, root)
     agent = next(service for service in stack.services if not isinstance(service, StorageService))
     await agent.stop()  # the agent's queues stay: commands wait in them
     create = CreateVolume(volume_id=uuid4(), name="slow", size_bytes=MIB, zone_id=ZONE)
@@ -263,6 +265,9 @@ async def test_maintenance_waits_for_in_flight_volume_operations_then_a_pool_wit
     await wait_pool_state(stack, pool_id, PoolState.DISABLED)
     await stack.send(DeletePool(pool_id=pool_id))
     await wait_pool_state(stack, pool_id, PoolState.REMOVED)
+    await wait_for(stack, PoolDetachedFromHost, pool_id=pool_id)
+    # The released directory can serve a new pool.
+    await add_pool(stack, root)
 
 
 async def test_repeated_requests_get_the_same_answer(stack: Stack, tmp_path: Path) -> None:
