@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from schemas import Command, Message
+from schemas import Command, InvalidArgument, Message
 
 if TYPE_CHECKING:
     from sagas.context import SagaContext
@@ -54,8 +54,18 @@ class SagaRegistry:
         return max(versions, key=lambda d: d.version) if versions else None
 
     def for_input(self, input_type: type[Message]) -> SagaDefinition | None:
-        """The newest saga that a command of `input_type` starts."""
+        """The newest version of the saga that a command of `input_type` starts.
+
+        Raises:
+            InvalidArgument: several sagas take this input; such sagas start by name only (`saga.start`).
+        """
         candidates = [d for d in self._definitions.values() if d.input_type is input_type]
+        names = sorted({d.name for d in candidates})
+        if len(names) > 1:
+            raise InvalidArgument(
+                f"{input_type.message_type} is the input of several sagas ({', '.join(names)}); start one by name",
+                field="type",
+            )
         return max(candidates, key=lambda d: d.version) if candidates else None
 
     def input_types(self) -> list[type[Command]]:

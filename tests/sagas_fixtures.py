@@ -107,8 +107,15 @@ async def run_plan(ctx: SagaContext, plan: RunPlan) -> PlanDone:
     return PlanDone(keys=plan.keys)
 
 
+@message("sagatest.run_later", into=saga_test_messages)
+class CheckLater(Command):
+    """Start the saga that checks later."""
+
+    keys: list[str]
+
+
 @saga("sagatest.check_later", 1, into=test_sagas)
-async def check_later(ctx: SagaContext, plan: RunPlan) -> PlanDone:
+async def check_later(ctx: SagaContext, plan: CheckLater) -> PlanDone:
     """Started by name (`saga.start`): do the first key, sleep durably, then ask whether it was done."""
     await ctx.step(Do(key=plan.keys[0]), compensate=Undo(key=plan.keys[0]))
     await ctx.sleep(0.05)

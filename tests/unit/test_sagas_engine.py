@@ -302,7 +302,7 @@ async def test_a_saga_the_coordinator_fails_on_is_parked_not_left_waiting(
 
 
 async def test_a_saga_started_by_name_sleeps_durably_and_queries(world: World) -> None:
-    start = StartSaga(name="sagatest.check_later", input_type="sagatest.run", input={"keys": ["q"]})
+    start = StartSaga(name="sagatest.check_later", input_type="sagatest.run_later", input={"keys": ["q"]})
     envelope = Envelope.wrap(start, producer="test")
     await world.bus.publish(envelope)
     saga_id = saga_id_for(envelope.message_id)

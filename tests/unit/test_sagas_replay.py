@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from sagas import SagaContext, SagaRegistry, saga
 from sagas.records import SagaInstance, SagaStatus, StepKind, StepRecord, StepStatus, StoredMessage
 from sagas.replay import Outcome, check_replay, replay
-from schemas import Command, message, uuid7
+from schemas import Command, InvalidArgument, message, uuid7
 from schemas.sagas import StepSucceeded
 from tests.sagas_fixtures import Do, PlanDone, RunPlan, saga_test_messages, test_sagas
 
@@ -138,6 +138,9 @@ def test_an_instance_stays_on_its_version_while_new_starts_take_the_newest() -> 
     assert result.created[0].command.payload["key"] == "v1"
     with pytest.raises(ValueError, match="already registered"):
         saga("sagatest.versioned", 1, into=versions)(check_later_like)
+    saga("sagatest.another", 1, into=versions)(check_later_like)
+    with pytest.raises(InvalidArgument, match="input of several sagas"):
+        versions.for_input(RunPlan)
 
 
 async def check_later_like(ctx: SagaContext, plan: RunPlan) -> None:
