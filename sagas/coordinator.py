@@ -82,6 +82,7 @@ class Coordinator:
                 await self._timers
             self._timers = None
         await self.consumer.stop()
+        await asyncio.gather(*self._parking, return_exceptions=True)
 
     async def start_saga(self, command: Command, envelope: Envelope, uow: UnitOfWork) -> None:
         """A saga's input command arrived: start the newest version of the saga it starts."""
