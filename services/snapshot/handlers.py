@@ -31,9 +31,8 @@ from services.domain.chains import Chain, ChainNode, plan_next_snapshot
 from services.domain.snapshots import SNAPSHOT_STATES, USABLE_SNAPSHOT_STATES, SnapshotEvent
 from services.snapshot import repository as repo
 from services.snapshot.deps import SnapshotDeps
+from services.snapshot.reconcile import CREATE, DELETE, REVERT
 from services.snapshot.requests import Requester, answer, refuse, remember, to_agent
-
-CREATE, DELETE, REVERT = "create", "delete", "revert"
 
 
 async def refusing(

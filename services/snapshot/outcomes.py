@@ -28,7 +28,8 @@ from services.domain.chains import retention_victims
 from services.domain.snapshots import SNAPSHOT_STATES, SnapshotEvent
 from services.snapshot import repository as repo
 from services.snapshot.deps import SnapshotDeps
-from services.snapshot.handlers import CREATE, DELETE, REVERT, state_changed
+from services.snapshot.handlers import state_changed
+from services.snapshot.reconcile import CREATE, DELETE, REVERT, ask_again
 from services.snapshot.requests import PRODUCER, Requester, answer, refuse, take
 
 
@@ -96,7 +97,9 @@ async def _apply_retention(uow: UnitOfWork, requester: Requester, policy_id: UUI
 async def on_snapshot_create_failed(
     deps: SnapshotDeps, event: SnapshotCreateOnPoolFailed, envelope: Envelope, uow: UnitOfWork
 ) -> None:
-    """Error; the volume is unchanged; the requesters learn why."""
+    """Asked again if the plugin may have stopped midway; else Error, and the requesters learn why."""
+    if await ask_again(uow, CREATE, event.snapshot_id, event.volume_id, event.error):
+        return
     requesters = await _waiting(uow, CREATE, event.snapshot_id, event.volume_id, envelope)
     snapshot = await repo.get_snapshot(uow.connection, event.snapshot_id, lock=True)
     if snapshot.state is SnapshotState.CREATING:
@@ -124,7 +127,10 @@ async def on_snapshot_deleted(
 async def on_snapshot_delete_failed(
     deps: SnapshotDeps, event: SnapshotDeleteOnPoolFailed, envelope: Envelope, uow: UnitOfWork
 ) -> None:
-    """Error (a delete may be asked again); the requesters learn why."""
+    """Asked again if the plugin may have stopped midway; else Error (a delete may be asked again), and the
+    requesters learn why."""
+    if await ask_again(uow, DELETE, event.snapshot_id, event.volume_id, event.error):
+        return
     requesters = await _waiting(uow, DELETE, event.snapshot_id, event.volume_id, envelope)
     snapshot = await repo.get_snapshot(uow.connection, event.snapshot_id, lock=True)
     if snapshot.state is SnapshotState.DESTROYING:
@@ -145,7 +151,10 @@ async def on_volume_reverted(
 async def on_volume_revert_failed(
     deps: SnapshotDeps, event: VolumeRevertOnPoolFailed, envelope: Envelope, uow: UnitOfWork
 ) -> None:
-    """The volume holds what it held before; the requesters learn why."""
+    """Asked again if the plugin may have stopped midway; else the requesters learn why (the volume holds what it
+    held before)."""
+    if await ask_again(uow, REVERT, event.snapshot_id, event.volume_id, event.error):
+        return
     requesters = await _waiting(uow, REVERT, event.snapshot_id, event.volume_id, envelope)
     failed = SnapshotRevertFailed(snapshot_id=event.snapshot_id, volume_id=event.volume_id, error=event.error)
     _refuse_all(uow, requesters, failed, event.error)

@@ -15,12 +15,13 @@ from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, 
 from bus.postgres.pool import Pool
 from bus.rabbit import RabbitTransport
 from bus.runtime import Consumer
-from schemas import Envelope, Message
+from schemas import Envelope, ErrorInfo, Message
 from schemas.snapshot import (
     CreateSnapshotOnPool,
     DeleteSnapshotOnPool,
     RevertVolumeOnPool,
     SnapshotCreatedOnPool,
+    SnapshotCreateOnPoolFailed,
     SnapshotDeletedOnPool,
     VolumeRevertedOnPool,
 )
@@ -38,12 +39,22 @@ class StandInAgent:
     """Answers the snapshot service's agent commands as a healthy agent would, and remembers them."""
 
     received: list[Envelope] = field(default_factory=list)
+    failures: list[ErrorInfo] = field(default_factory=list)  # the next commands fail with these, in order
 
     def handlers(self) -> dict[type[Message], Handler]:
         return {CreateSnapshotOnPool: self.create, DeleteSnapshotOnPool: self.delete, RevertVolumeOnPool: self.revert}
 
     async def create(self, command: CreateSnapshotOnPool, envelope: Envelope, uow: UnitOfWork) -> None:
         self.received.append(envelope)
+        if self.failures:
+            failed = SnapshotCreateOnPoolFailed(
+                pool_id=command.pool_id,
+                volume_id=command.volume_id,
+                snapshot_id=command.snapshot_id,
+                error=self.failures.pop(0),
+            )
+            uow.emit(Envelope.wrap(failed, cause=envelope, producer="agent@h1"))
+            return
         done = SnapshotCreatedOnPool(
             pool_id=command.pool_id,
             volume_id=command.volume_id,

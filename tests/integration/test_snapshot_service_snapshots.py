@@ -6,9 +6,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from schemas import Envelope
+from schemas import Envelope, ErrorInfo
 from schemas.snapshot import (
     CreateSnapshot,
+    CreateSnapshotOnPool,
     DeleteSnapshot,
     RevertSnapshot,
     RevertVolumeOnPool,
@@ -158,3 +159,32 @@ async def test_a_deleted_snapshot_is_destroyed_and_cannot_be_reverted_to(stack: 
     reply = await stack.bus.request(Envelope.wrap(RevertSnapshot(snapshot_id=snapshot_id), producer="test"), timeout=10)
     assert isinstance(reply.payload, SnapshotRevertFailed)
     assert "Destroyed" in reply.payload.error.message
+
+
+async def test_a_plugin_that_died_midway_is_asked_again_and_a_final_error_is_not(stack: Stack) -> None:
+    await stack.start_service()
+    volume_id = await ready_volume(stack)
+    crash = ErrorInfo(code="INTERNAL", error_class="StrataError", message="injected crash at fault point")
+    stack.agent.failures = [crash, crash]
+    snapshot_id = await take_snapshot(stack, volume_id)  # the third attempt finishes it
+    assert created_on_pool(stack, snapshot_id) == 3
+
+    refused = ErrorInfo(code="INVALID_ARGUMENT", error_class="InvalidArgument", message="bad volume")
+    stack.agent.failures = [refused]
+    failing = uuid4()
+    await stack.bus.publish(
+        Envelope.wrap(CreateSnapshot(snapshot_id=failing, volume_id=volume_id, name="s"), producer="test")
+    )
+
+    async def errored() -> bool:
+        state = await stack.fetchval("SELECT state FROM snapshot.snapshots WHERE snapshot_id = $1", failing)
+        return state == "Error"
+
+    await eventually(errored, what="the snapshot is in Error")
+    assert created_on_pool(stack, failing) == 1
+
+
+def created_on_pool(stack: Stack, snapshot_id: UUID) -> int:
+    """How many times the agent was asked to take `snapshot_id`."""
+    payloads = [envelope.payload for envelope in stack.agent.of_type(CreateSnapshotOnPool)]
+    return sum(1 for p in payloads if isinstance(p, CreateSnapshotOnPool) and p.snapshot_id == snapshot_id)
