@@ -73,8 +73,10 @@ class Agent:
             self._answer_failure(uow, envelope, StrataError(str(crash)), failed)
             return None
         except Exception as error:  # a plugin's unexpected error must still reach the saga or service waiting
-            log.error("agent operation failed unexpectedly", error_class=type(error).__name__)
-            self._answer_failure(uow, envelope, StrataError(f"{type(error).__name__}: {error}"[:500]), failed)
+            # Its text stays in the agent's (redacted) log: an untranslated driver error may quote anything.
+            log.error("agent operation failed unexpectedly", error_class=type(error).__name__, error=str(error))
+            unexpected = StrataError(f"unexpected {type(error).__name__} in the agent (see agent@{self.host}'s log)")
+            self._answer_failure(uow, envelope, unexpected, failed)
             return None
         if envelope.saga_id is not None:
             reply_success(uow, envelope, outcome, producer=self.producer)

@@ -97,3 +97,15 @@ async def test_transient_errors_go_back_to_the_bus_and_nothing_is_emitted() -> N
     with pytest.raises(Transient):
         await agent().run(uow, command(saga=True), busy, failed)
     assert uow.emitted == []
+
+
+async def test_an_unexpected_error_is_answered_without_its_text() -> None:
+    async def broken() -> Event:
+        raise RuntimeError("password=hunter2 in a driver's message")
+
+    uow = Collected()
+    await agent().run(uow, command(saga=False), broken, failed)
+    [answer] = uow.emitted
+    assert isinstance(answer.payload, VmStartFailed)
+    assert "RuntimeError" in answer.payload.error.message
+    assert "hunter2" not in answer.payload.model_dump_json()
