@@ -1,14 +1,15 @@
 """qcow2fs snapshots on real qemu-img chains: delta and full, revert in place, delete, coalesce with crashes."""
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
-from plugins.qcow2fs import Qcow2fsDriver
+from plugins.qcow2fs import Qcow2fsConfig, Qcow2fsDriver
 from plugins.sdk import faults
-from plugins.sdk.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from plugins.sdk.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from plugins.sdk.types import SnapshotKind
-from tests.integration.plugins_qcow2fs_support import MIB, driver, guest_write, read_all
+from tests.integration.plugins_qcow2fs_support import MIB, driver, guest_write, read_all, run
 
 pytestmark = pytest.mark.integration
 __all__ = ["driver"]
@@ -128,3 +129,35 @@ async def test_maintenance_refuses_changes(driver: Qcow2fsDriver) -> None:
     await driver.create_snapshot("s1", "vol-1", SnapshotKind.DELTA)
     with pytest.raises(InvalidArgument):
         await driver.create_snapshot("../escape", "vol-1", SnapshotKind.DELTA)
+
+
+async def test_coalesce_without_room_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "tight-pool"
+    root.mkdir()
+    tight = Qcow2fsDriver(Qcow2fsConfig(path=root, reserve_bytes=2**62))
+    await tight.add_pool("pool-tight")
+    path = await _volume_with_two_deltas(tight)
+    await tight.delete_snapshot("s1")
+    before = await tight.describe_chain("vol-1")
+    with pytest.raises(ResourceExhausted):
+        await tight.coalesce("vol-1")
+    assert await tight.describe_chain("vol-1") == before
+    assert await read_all(path, tmp_path) == _expected(0x11, 0x22, 0x33)
+
+
+async def test_a_template_under_the_chain_is_never_written(driver: Qcow2fsDriver, tmp_path: Path) -> None:
+    template = tmp_path / "template.qcow2"
+    await run("qemu-img", "create", "-q", "-f", "qcow2", str(template), str(8 * MIB))
+    await guest_write(template, 0x11, 0, MIB)
+    checksum = hashlib.sha256(template.read_bytes()).hexdigest()
+    volume = await driver.create_volume("vol-1", 8 * MIB, template=template)
+    await driver.create_snapshot("s1", "vol-1", SnapshotKind.DELTA)
+    await guest_write(volume.path, 0x22, MIB, MIB)
+    await driver.create_snapshot("s2", "vol-1", SnapshotKind.DELTA)
+    await guest_write(volume.path, 0x33, 2 * MIB, MIB)
+    await driver.delete_snapshot("s1")
+    await driver.delete_snapshot("s2")
+    chain = await driver.coalesce("vol-1")
+    assert len(chain.links) == 1
+    assert await read_all(volume.path, tmp_path) == _expected(0x11, 0x22, 0x33)
+    assert hashlib.sha256(template.read_bytes()).hexdigest() == checksum
