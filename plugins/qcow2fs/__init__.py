@@ -1,5 +1,10 @@
 """qcow2fs: primary storage with snapshots on qcow2 files under a directory (host scope) or shared mount (cluster
-scope), driven by qemu-img. The entry point `plugins.qcow2fs:plugin` resolves to `plugin` below."""
+scope), driven by qemu-img. The entry point `plugins.qcow2fs:plugin` resolves to `plugin` below.
+
+The operations work on images no guest has open (qemu-img would refuse a locked image with `Transient`); a running
+guest's snapshots and merges are the hypervisor's live operations. Operations on one volume are serialised in this
+process; across hosts the orchestrator's per-volume locks serialise them.
+"""
 
 from plugins.qcow2fs.coalesce import FAULT_POINTS as COALESCE_FAULT_POINTS
 from plugins.qcow2fs.config import Qcow2fsConfig
