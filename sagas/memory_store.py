@@ -5,7 +5,6 @@ restores the state it found, as a rolled-back transaction would.
 """
 
 import asyncio
-import copy
 import itertools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -30,6 +29,28 @@ class _State:
     last_position: int = 0
     last_timer: int = 0
 
+    def snapshot(self) -> "_State":
+        """A copy to roll back to. Shallow is enough: stored values are never changed in place, only replaced."""
+        return replace(
+            self,
+            instances=dict(self.instances),
+            steps={saga_id: dict(steps) for saga_id, steps in self.steps.items()},
+            timers=list(self.timers),
+            locks=dict(self.locks),
+            line=dict(self.line),
+            events=list(self.events),
+        )
+
+
+def _copy_step(record: StepRecord) -> StepRecord:
+    """A copy the caller may change without touching the stored one (messages and errors are immutable)."""
+    return replace(
+        record,
+        args=dict(record.args),
+        value=dict(record.value) if record.value is not None else None,
+        attempts=[replace(attempt) for attempt in record.attempts],
+    )
+
 
 class MemorySagaSession:
     """A session on the store's state; see `SagaSession` for what each method promises."""
@@ -40,7 +61,7 @@ class MemorySagaSession:
     async def insert_instance(self, instance: SagaInstance) -> bool:
         if instance.saga_id in self._state.instances:
             return False
-        self._state.instances[instance.saga_id] = copy.deepcopy(instance)
+        self._state.instances[instance.saga_id] = replace(instance)
         self._state.steps[instance.saga_id] = {}
         return True
 
@@ -49,7 +70,7 @@ class MemorySagaSession:
 
     async def get_instance(self, saga_id: UUID) -> SagaInstance | None:
         found = self._state.instances.get(saga_id)
-        return copy.deepcopy(found) if found else None
+        return replace(found) if found else None
 
     async def lock_saga(self, saga_id: UUID) -> tuple[SagaInstance, list[StepRecord]] | None:
         instance = await self.lock_instance(saga_id)
@@ -70,15 +91,15 @@ class MemorySagaSession:
             await self.record_event(event)
 
     async def save_instance(self, instance: SagaInstance) -> None:
-        self._state.instances[instance.saga_id] = copy.deepcopy(instance)
+        self._state.instances[instance.saga_id] = replace(instance)
 
     async def load_steps(self, saga_id: UUID) -> list[StepRecord]:
         steps = self._state.steps.get(saga_id, {})
-        return [copy.deepcopy(steps[seq]) for seq in sorted(steps)]
+        return [_copy_step(steps[seq]) for seq in sorted(steps)]
 
     async def save_steps(self, records: Sequence[StepRecord]) -> None:
         for record in records:
-            self._state.steps.setdefault(record.saga_id, {})[record.seq] = copy.deepcopy(record)
+            self._state.steps.setdefault(record.saga_id, {})[record.seq] = _copy_step(record)
 
     async def add_timer(self, timer: Timer) -> None:
         self._state.last_timer += 1
@@ -162,7 +183,7 @@ class MemorySagaSession:
             for instance in reversed(self._state.instances.values())
             if (status is None or instance.status is status) and (name is None or instance.name == name)
         )
-        return [copy.deepcopy(instance) for instance in itertools.islice(chosen, limit)]
+        return [replace(instance) for instance in itertools.islice(chosen, limit)]
 
 
 class MemorySagaStore:
@@ -176,9 +197,9 @@ class MemorySagaStore:
     async def session(self, uow: UnitOfWork | None = None) -> AsyncIterator[MemorySagaSession]:
         """A session; the unit of work is not needed, since nothing here is in a database."""
         async with self._lock:
-            before = copy.deepcopy(self._state)
+            before = self._state.snapshot()
             try:
                 yield MemorySagaSession(self._state)
             except BaseException:
-                self._state.__dict__.update(before.__dict__)
+                self._state = before
                 raise
