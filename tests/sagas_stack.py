@@ -112,9 +112,13 @@ class SagaNode:
         await self.relay.stop()
         await self.transport.close()
         if delete_namespace:
-            namespace = self.transport.namespace
-            await self.transport.delete_namespace([f"{namespace}.participant", f"{namespace}.saga-coordinator"])
+            await self.delete_namespace()
         await self.pool.close()
+
+    async def delete_namespace(self) -> None:
+        """Delete every exchange and queue of the namespace, the saga ones included (after every node closed)."""
+        namespace = self.transport.namespace
+        await self.transport.delete_namespace([f"{namespace}.participant", f"{namespace}.saga-coordinator"])
 
 
 async def wait_ended(node: SagaNode, saga_ids: list[UUID], *, timeout: float = 30.0) -> dict[UUID, SagaStatus]:

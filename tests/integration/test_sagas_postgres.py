@@ -21,8 +21,10 @@ async def nodes(database_url: str, amqp_url: str, namespace: str) -> AsyncIterat
     await prepare_database(database_url)
     opened = [await SagaNode.open(database_url, amqp_url, namespace) for _ in range(3)]
     yield opened
-    for index, node in enumerate(opened):
-        await node.close(delete_namespace=index == 0)
+    # Every consumer stops before the namespace goes: a node still consuming would re-declare a deleted queue.
+    for node in opened:
+        await node.close()
+    await opened[0].delete_namespace()
 
 
 async def start(node: SagaNode, plan: RunPlan) -> UUID:
