@@ -65,6 +65,7 @@ class CreateSnapshot(Command):
     volume_id: UUID
     name: str = Field(pattern=NAME_PATTERN, description="Operator-facing name.")
     policy_id: UUID | None = Field(default=None, description="The policy that took it, for its retention.")
+    vm_snapshot_id: UUID | None = Field(default=None, description="The VM snapshot it is taken for, if any.")
 
 
 @message("snapshot.created")

@@ -113,7 +113,7 @@ async def _create(deps: SnapshotDeps, command: CreateSnapshot, envelope: Envelop
             parent_id=parent_id,
             state=state,
             policy_id=command.policy_id,
-            vm_snapshot_id=None,
+            vm_snapshot_id=command.vm_snapshot_id,
             size_bytes=volume.size_bytes,
             physical_size_bytes=0,
             error=None,

@@ -261,17 +261,37 @@ async def snapshots_of_volume(connection: Connection, volume_id: UUID) -> list[S
 
 
 async def list_snapshots(
-    connection: Connection, *, volume_id: UUID | None = None, include_destroyed: bool = False, limit: int = 500
+    connection: Connection,
+    *,
+    snapshot_id: UUID | None = None,
+    volume_id: UUID | None = None,
+    vm_snapshot_id: UUID | None = None,
+    include_destroyed: bool = False,
+    limit: int = 500,
 ) -> list[SnapshotRow]:
-    """Snapshots, newest first, of one volume or all."""
+    """Snapshots, newest first, filtered by any of the ids."""
     rows = await connection.fetch(
-        f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshot.snapshots WHERE ($1::uuid IS NULL OR volume_id = $1) "
-        "AND ($2 OR state <> 'Destroyed') ORDER BY created_at DESC, snapshot_id DESC LIMIT $3",
+        f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshot.snapshots WHERE ($1::uuid IS NULL OR snapshot_id = $1) "
+        "AND ($2::uuid IS NULL OR volume_id = $2) AND ($3::uuid IS NULL OR vm_snapshot_id = $3) "
+        "AND ($4 OR state <> 'Destroyed') ORDER BY created_at DESC, snapshot_id DESC LIMIT $5",
+        snapshot_id,
         volume_id,
+        vm_snapshot_id,
         include_destroyed,
         limit,
     )
     return [_snapshot(row) for row in rows]
+
+
+async def list_policies(connection: Connection, *, volume_id: UUID | None = None) -> list[Any]:
+    """Policies (asyncpg records), of one volume or all, by next run."""
+    return list(
+        await connection.fetch(
+            "SELECT policy_id, volume_id, interval_type, schedule, timezone, max_snaps, next_run_at, last_run_at "
+            "FROM snapshot.policies WHERE ($1::uuid IS NULL OR volume_id = $1) ORDER BY next_run_at, policy_id",
+            volume_id,
+        )
+    )
 
 
 async def policy_snapshots(connection: Connection, policy_id: UUID) -> list[SnapshotRow]:

@@ -23,9 +23,10 @@ from schemas.snapshot import (
     VolumeRevertedOnPool,
     VolumeRevertOnPoolFailed,
 )
+from schemas.snapshot_queries import ListSnapshotPolicies, ListSnapshots
 from schemas.storage import PoolAdded, VolumeCreated, VolumeDeleted, VolumeResized, VolumeStateChanged
 from schemas.vm import VmDescribed, VmStarted, VmStopped
-from services.snapshot import outcomes, read_model
+from services.snapshot import outcomes, queries, read_model
 from services.snapshot.deps import SnapshotDeps
 from services.snapshot.handlers import create_snapshot, delete_snapshot, revert_snapshot
 from services.snapshot.policies import create_snapshot_policy, delete_snapshot_policy
@@ -41,6 +42,9 @@ COMMAND_HANDLERS: Mapping[type[Message], DepsHandler] = {
     RevertSnapshot: revert_snapshot,
     CreateSnapshotPolicy: create_snapshot_policy,
     DeleteSnapshotPolicy: delete_snapshot_policy,
+    # queries (request/reply)
+    ListSnapshots: queries.list_snapshots,
+    ListSnapshotPolicies: queries.list_snapshot_policies,
 }
 
 EVENT_HANDLERS: Mapping[type[Message], DepsHandler] = {

@@ -13,6 +13,7 @@ from schemas.snapshot import (
     SnapshotPolicyCreated,
     SnapshotPolicyCreateFailed,
 )
+from schemas.snapshot_queries import ListSnapshotPolicies, SnapshotPoliciesListed
 from tests.integration.snapshot_service_support import Stack, eventually, open_stack
 
 pytestmark = pytest.mark.integration
@@ -145,3 +146,23 @@ async def test_retention_deletes_the_oldest_beyond_max_snaps(stack: Stack) -> No
         return await kept() == ["Destroyed", "CreatedOnPrimary", "CreatedOnPrimary"]
 
     await eventually(oldest_destroyed, timeout=15, what="the oldest snapshot is destroyed")
+
+
+async def test_policies_are_listed_over_request_reply(stack: Stack) -> None:
+    await stack.start_service()
+    volume_id = await stack.add_volume()
+    await eventually(lambda: known(stack, volume_id), what="the volume is known")
+    policy_id = uuid4()
+    command = CreateSnapshotPolicy(
+        policy_id=policy_id, volume_id=volume_id, interval_type=IntervalType.WEEKLY, schedule="5:3:2", max_snaps=4
+    )
+    created = await stack.bus.request(Envelope.wrap(command, producer="test"), timeout=10)
+    assert isinstance(created.payload, SnapshotPolicyCreated)
+    reply = await stack.bus.request(
+        Envelope.wrap(ListSnapshotPolicies(volume_id=volume_id), producer="test"), timeout=10
+    )
+    assert isinstance(reply.payload, SnapshotPoliciesListed)
+    [policy] = reply.payload.policies
+    assert (policy.policy_id, policy.schedule, policy.max_snaps) == (policy_id, "05:03:02", 4)
+    assert policy.next_run_at == created.payload.next_run_at
+    assert policy.next_run_at.isoweekday() == 1  # day 2 is Monday, CloudStack counts from Sunday

@@ -16,6 +16,7 @@ from schemas.snapshot import (
     SnapshotCreateFailed,
     SnapshotRevertFailed,
 )
+from schemas.snapshot_queries import ListSnapshots, SnapshotsListed
 from schemas.storage import VolumeState, VolumeStateChanged
 from schemas.vm import VmStarted, VmStopped
 from services.snapshot.deps import SnapshotDeps
@@ -188,3 +189,18 @@ def created_on_pool(stack: Stack, snapshot_id: UUID) -> int:
     """How many times the agent was asked to take `snapshot_id`."""
     payloads = [envelope.payload for envelope in stack.agent.of_type(CreateSnapshotOnPool)]
     return sum(1 for p in payloads if isinstance(p, CreateSnapshotOnPool) and p.snapshot_id == snapshot_id)
+
+
+async def test_snapshots_are_listed_and_shown_over_request_reply(stack: Stack) -> None:
+    await stack.start_service(SnapshotDeps(delta_max=16))
+    volume_id = await ready_volume(stack)
+    first = await take_snapshot(stack, volume_id)
+    second = await take_snapshot(stack, volume_id)
+    reply = await stack.bus.request(Envelope.wrap(ListSnapshots(volume_id=volume_id), producer="test"), timeout=10)
+    assert isinstance(reply.payload, SnapshotsListed)
+    assert [info.snapshot_id for info in reply.payload.snapshots] == [second, first]
+    assert [info.kind.value for info in reply.payload.snapshots] == ["delta", "full"]
+    assert reply.payload.snapshots[0].parent_id == first
+    shown = await stack.bus.request(Envelope.wrap(ListSnapshots(snapshot_id=first), producer="test"), timeout=10)
+    assert isinstance(shown.payload, SnapshotsListed)
+    assert [info.state.value for info in shown.payload.snapshots] == ["CreatedOnPrimary"]
