@@ -3,7 +3,8 @@
 Each of `n` handler transactions records an inbox row, changes a row of state and emits one event (outbox and
 journal rows), as a service handling a command does. Relays publish the outbox to RabbitMQ with confirms while the
 transactions run, and a consumer on a quorum queue decodes and acks every event. The figure is messages per second
-from the first transaction to the last event consumed.
+from the first transaction to the last event consumed. It runs in a database of its own (created on the server
+of `database_url`, dropped afterwards) and a RabbitMQ namespace of its own (deleted afterwards).
 
 The baseline, measured in the same run (interleaved rounds, best of each, because a neighbour's burst on a shared
 machine hits one run, not one contender): ../shared/bench/raw_aiopika.py on a quorum queue.
@@ -20,9 +21,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID, uuid4
 
+import asyncpg
 import structlog
 
 # Run as `python bench/outbox.py`, this folder heads sys.path, and bench/bus.py would shadow the `bus` package;
@@ -59,19 +64,41 @@ class ItemRecorded(Event):
     pool_id: UUID
 
 
+@asynccontextmanager
+async def own_database(server_url: str) -> AsyncIterator[str]:
+    """A database of the bench's own on the server of `server_url`, dropped afterwards (even with a straggler)."""
+    name = f"strata_bench_outbox_{uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    finally:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
 async def measure_outbox(n: int, amqp_url: str, database_url: str) -> float:
-    """Messages per second through the full outbox path (see the module docstring)."""
-    tag = uuid4().hex[:10]
-    schema = f"bench_{tag}"
+    """Messages per second through the full outbox path (see the module docstring), in a database of its own."""
+    async with own_database(database_url) as bench_database:
+        return await _measure(n, amqp_url, bench_database)
+
+
+async def _measure(n: int, amqp_url: str, database_url: str) -> float:
     pool = await create_pool(database_url, min_size=POOL_SIZE, max_size=POOL_SIZE)
-    transport = RabbitTransport(BusSettings(amqp_url=amqp_url, namespace=f"bench{tag}"))
+    transport = RabbitTransport(BusSettings(amqp_url=amqp_url, namespace=f"bench{uuid4().hex[:10]}"))
     await transport.start()
     relays: list[OutboxRelay] = []
     try:
         async with pool.acquire() as connection:
-            await migrate(connection, schema=schema)
-            await connection.execute(f"CREATE TABLE {schema}.items (item_id uuid PRIMARY KEY, state text NOT NULL)")
-        units = PostgresUnitOfWorkFactory(pool, encode=encode, schema=schema)
+            await migrate(connection)
+            await connection.execute("CREATE TABLE items (item_id uuid PRIMARY KEY, state text NOT NULL)")
+        units = PostgresUnitOfWorkFactory(pool, encode=encode)
         received = 0
         done = asyncio.Event()
 
@@ -86,9 +113,7 @@ async def measure_outbox(n: int, amqp_url: str, database_url: str) -> float:
         queue = await transport.declare_queue("items", [Binding("events", ItemRecorded.message_type)])
         await transport.consume(queue, on_event, prefetch=512)
         relays = [
-            OutboxRelay(
-                pool, transport, database_url=database_url, schema=schema, settings=RelaySettings(batch_size=256)
-            )
+            OutboxRelay(pool, transport, database_url=database_url, settings=RelaySettings(batch_size=256))
             for _ in range(RELAYS)
         ]
         for relay in relays:
@@ -100,9 +125,7 @@ async def measure_outbox(n: int, amqp_url: str, database_url: str) -> float:
             async with units.begin("items", command) as uow:
                 assert uow is not None
                 item_id = command.payload.item_id  # type: ignore[attr-defined]
-                await uow.connection.execute(
-                    f"INSERT INTO {schema}.items (item_id, state) VALUES ($1, 'Ready')", item_id
-                )
+                await uow.connection.execute("INSERT INTO items (item_id, state) VALUES ($1, 'Ready')", item_id)
                 event = ItemRecorded(item_id=item_id, size_bytes=21474836480, pool_id=pool_id)
                 uow.emit(Envelope.wrap(event, cause=command, producer="bench@localhost"))
 
@@ -111,7 +134,10 @@ async def measure_outbox(n: int, amqp_url: str, database_url: str) -> float:
                 await handle(command)
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker(commands[i::HANDLER_CONCURRENCY]) for i in range(HANDLER_CONCURRENCY)))
+        # A task group: if one handler fails, the others stop before the clean-up runs.
+        async with asyncio.TaskGroup() as handlers:
+            for i in range(HANDLER_CONCURRENCY):
+                handlers.create_task(worker(commands[i::HANDLER_CONCURRENCY]))
         await asyncio.wait_for(done.wait(), timeout=max(60.0, n / 50))
         elapsed = time.perf_counter() - started
         return n / elapsed
@@ -120,8 +146,6 @@ async def measure_outbox(n: int, amqp_url: str, database_url: str) -> float:
             await relay.stop()
         await transport.close()
         await transport.delete_namespace()
-        async with pool.acquire() as connection:
-            await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await pool.close()
 
 
