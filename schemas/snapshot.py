@@ -159,6 +159,12 @@ class CreateVmSnapshot(Command):
     vm_id: UUID
     name: str = Field(pattern=NAME_PATTERN, description="Operator-facing name.")
     volume_ids: tuple[UUID, ...] = Field(min_length=1, description="The VM's volumes, each snapshotted.")
+    host: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The host the VM runs on: a running VM is stopped meanwhile and started again. Without it "
+        "the volumes are snapshotted as they are (crash-consistent).",
+    )
 
     @field_validator("volume_ids")
     @classmethod

@@ -19,7 +19,7 @@ from bus.runtime import Consumer
 from bus.settings import BusSettings
 from sagas.coordinator import Coordinator
 from sagas.definition import SagaRegistry, saga_registry
-from sagas.definitions import revert_vm
+from sagas.definitions import revert_vm, snapshot_vm
 from sagas.ports import SagaStore
 from sagas.postgres_migrate import migrate_sagas
 from sagas.postgres_store import PostgresSagaStore
@@ -34,7 +34,7 @@ log = structlog.get_logger(__name__)
 COORDINATOR_NAME = "orchestrator"
 OUTCOMES_NAME = "orchestrator.outcomes"
 # Every domain event a participant of a registered saga may answer a step with.
-REPLY_TYPES = revert_vm.REPLY_TYPES
+REPLY_TYPES = tuple(dict.fromkeys((*revert_vm.REPLY_TYPES, *snapshot_vm.REPLY_TYPES)))
 
 
 @dataclass

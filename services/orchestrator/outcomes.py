@@ -1,4 +1,5 @@
-"""When a saga ends, announce the operation's outcome in its own terms (`vm.reverted`, `vm.revert.failed`).
+"""When a saga ends, announce the operation's outcome in its own terms (`vm.reverted`, `vm.revert.failed`,
+`vm.snapshot.created`, `vm.snapshot.create.failed`).
 
 The saga engine says `saga.ended` for every saga; users and the CLI wait for the domain's event instead.
 """
@@ -7,41 +8,72 @@ from collections.abc import Callable
 
 from bus.ports import UnitOfWork
 from sagas.definitions.revert_vm import SAGA_NAME as REVERT_VM
+from sagas.definitions.snapshot_vm import SAGA_NAME as SNAPSHOT_VM
 from sagas.ports import SagaStore
 from sagas.records import SagaInstance, SagaStatus
 from schemas import Envelope, ErrorInfo, Event, registry
 from schemas.sagas import SagaEnded
-from schemas.snapshot import RevertVmToSnapshot, VmRevertFailed
+from schemas.snapshot import CreateVmSnapshot, RevertVmToSnapshot, VmRevertFailed, VmSnapshotCreateFailed
 
 PRODUCER = "orchestrator"
 
 
-def revert_vm_outcome(instance: SagaInstance) -> Event:
-    """`vm.reverted` (the saga's result) or `vm.revert.failed` with the saga's reason."""
+def _result(instance: SagaInstance) -> Event | None:
+    """The saga's own result when it completed."""
     if instance.status is SagaStatus.COMPLETED and instance.result is not None:
         result = instance.result.decode(registry)
-        assert isinstance(result, Event)  # the revert saga returns VmReverted
+        assert isinstance(result, Event)  # every saga here returns its domain's event
         return result
-    command = instance.input.decode(registry)
-    assert isinstance(command, RevertVmToSnapshot)
+    return None
+
+
+def _why(instance: SagaInstance, undone: str) -> ErrorInfo:
+    """Why a saga did not complete: undone (COMPENSATED) or left for an operator (FAILED, STUCK)."""
     compensated = instance.status is SagaStatus.COMPENSATED
-    why = instance.error or instance.status.value
-    return VmRevertFailed(
-        vm_id=command.vm_id,
-        vm_snapshot_id=command.vm_snapshot_id,
-        error=ErrorInfo(
-            code="ABORTED" if compensated else "FAILED_PRECONDITION",
-            error_class=f"Saga{instance.status.value.title()}",
-            message=(
-                f"the revert was undone: volumes and power state as before ({why})"
-                if compensated
-                else f"the revert saga {instance.saga_id} ended {instance.status.value}: {why}"
-            ),
+    reason = instance.error or instance.status.value
+    return ErrorInfo(
+        code="ABORTED" if compensated else "FAILED_PRECONDITION",
+        error_class=f"Saga{instance.status.value.title()}",
+        message=(
+            f"{undone} ({reason})"
+            if compensated
+            else f"saga {instance.saga_id} ended {instance.status.value}: {reason}; see `strata saga show`"
         ),
     )
 
 
-OUTCOMES: dict[str, Callable[[SagaInstance], Event]] = {REVERT_VM: revert_vm_outcome}
+def revert_vm_outcome(instance: SagaInstance) -> Event:
+    """`vm.reverted` (the saga's result) or `vm.revert.failed` with the saga's reason."""
+    result = _result(instance)
+    if result is not None:
+        return result
+    command = instance.input.decode(registry)
+    assert isinstance(command, RevertVmToSnapshot)
+    return VmRevertFailed(
+        vm_id=command.vm_id,
+        vm_snapshot_id=command.vm_snapshot_id,
+        error=_why(instance, "the revert was undone: the volumes and the power state are as before"),
+    )
+
+
+def snapshot_vm_outcome(instance: SagaInstance) -> Event:
+    """`vm.snapshot.created` (the saga's result) or `vm.snapshot.create.failed` with the saga's reason."""
+    result = _result(instance)
+    if result is not None:
+        return result
+    command = instance.input.decode(registry)
+    assert isinstance(command, CreateVmSnapshot)
+    return VmSnapshotCreateFailed(
+        vm_snapshot_id=command.vm_snapshot_id,
+        vm_id=command.vm_id,
+        error=_why(instance, "the VM snapshot was undone: no snapshot of it is left, the VM is as before"),
+    )
+
+
+OUTCOMES: dict[str, Callable[[SagaInstance], Event]] = {
+    REVERT_VM: revert_vm_outcome,
+    SNAPSHOT_VM: snapshot_vm_outcome,
+}
 
 
 class SagaOutcomes:
