@@ -7,6 +7,7 @@ the inbox) do not count: each crash point is a real step boundary of a saga.
 
 import argparse
 import asyncio
+import ctypes
 import os
 import signal
 import sys
@@ -66,6 +67,12 @@ class CrashingUnits:
         return _CrashingContext(self.inner.begin(consumer, incoming), self, counted=incoming is not None)
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its test process dies, so it never outlives it (prctl PDEATHSIG)."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 async def main(arguments: argparse.Namespace) -> None:
     settings = crash_settings(arguments.namespace, arguments.amqp_url)
     node = await SagaNode.open(
@@ -87,5 +94,6 @@ if __name__ == "__main__":
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--crash", choices=["before", "after"])
     parser.add_argument("--at", type=int, default=1)
+    die_with_parent()
     asyncio.run(main(parser.parse_args()))
     sys.exit(0)

@@ -90,11 +90,13 @@ async def test_sigkill_at_every_step_boundary_loses_nothing_and_repeats_nothing(
     while statuses is None:
         mode = "before" if crashes % 2 == 0 else "after"
         worker = await start_worker(database_url, amqp_url, namespace, "--crash", mode, "--at", "1")
-        while worker.returncode is None and (statuses := await ended(node, saga_ids)) is None:
-            assert loop.time() < deadline, f"sagas did not end after {crashes} crashes"
-            await asyncio.sleep(0.05)
-        if worker.returncode is None:
-            worker.send_signal(signal.SIGKILL)
+        try:
+            while worker.returncode is None and (statuses := await ended(node, saga_ids)) is None:
+                assert loop.time() < deadline, f"sagas did not end after {crashes} crashes"
+                await asyncio.sleep(0.05)
+        finally:
+            if worker.returncode is None:  # never leave a worker behind, even when the test fails
+                worker.send_signal(signal.SIGKILL)
         assert await worker.wait() == -signal.SIGKILL
         crashes += 1
 
@@ -117,8 +119,9 @@ async def test_two_coordinator_processes_side_by_side_never_run_a_step_twice(
     await node.run_participant(participant)
     unstarted = Coordinator(node.transport, node.units, node.store, sagas=test_sagas, messages=saga_test_messages)
     await node.transport.declare_queue(unstarted.name, unstarted.consumer.bindings())
-    workers = [await start_worker(database_url, amqp_url, namespace) for _ in range(2)]
+    workers: list[asyncio.subprocess.Process] = []
     try:
+        workers += [await start_worker(database_url, amqp_url, namespace) for _ in range(2)]
         starts = [
             Envelope.wrap(RunPlan(keys=[f"s{i}-a", f"s{i}-b", f"s{i}-c"], locks=["shared"], wait=60), producer="t")
             for i in range(12)
