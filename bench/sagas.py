@@ -21,9 +21,11 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != RE
 sys.path.insert(0, str(REPO))
 
 import asyncio  # noqa: E402
+import ctypes  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import signal  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
@@ -226,6 +228,8 @@ def main() -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
     if len(sys.argv) == 5 and sys.argv[1] == "--serve":
+        # A worker dies with the bench (prctl PDEATHSIG): it must never outlive it and hold the namespace open.
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
         asyncio.run(serve(sys.argv[2], sys.argv[3], sys.argv[4]))
         return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
