@@ -17,9 +17,10 @@ import pytest_asyncio
 
 from bus.rabbit import RabbitTransport
 from sagas.definitions.revert_vm import SAFETY_PREFIX
+from sagas.definitions.snapshot_vm import volume_snapshot_id
 from sagas.work import saga_id_for
 from schemas import Envelope
-from schemas.snapshot import CreateSnapshot, RevertVmToSnapshot, VolumeSnapshotPair
+from schemas.snapshot import CreateVmSnapshot, RevertVmToSnapshot, VolumeSnapshotPair
 from schemas.storage import AddPool, CreateVolume, PoolScope
 from schemas.vm import DescribeVm, PowerState, VmDescribed
 from tests.e2e.revert_vm_support import (
@@ -134,19 +135,29 @@ async def prepare_vm(cloud: Cloud) -> Vm:
     paths = {row["volume_id"]: row["locator"] for row in rows}
     for volume_id in volumes:
         await write_pattern(paths[volume_id], OLD)
-    snapshots = {volume_id: uuid.uuid4() for volume_id in volumes}
-    for volume_id, snapshot_id in snapshots.items():
-        await cloud.publish(CreateSnapshot(snapshot_id=snapshot_id, volume_id=volume_id, name="before"))
+    vm_snapshot_id = uuid.uuid4()
+    await cloud.publish(
+        CreateVmSnapshot(
+            vm_snapshot_id=vm_snapshot_id, vm_id=TEST_DOMAIN, name="before", volume_ids=tuple(volumes), host=HOST
+        )
+    )
+    snapshots = {volume_id: volume_snapshot_id(vm_snapshot_id, volume_id) for volume_id in volumes}
 
     async def taken() -> bool:
         count = await cloud.value(
             "SELECT count(*) FROM snapshot.snapshots "
-            "WHERE snapshot_id = ANY($1::uuid[]) AND state = 'CreatedOnPrimary'",
+            "WHERE snapshot_id = ANY($1::uuid[]) AND state = 'CreatedOnPrimary' AND vm_snapshot_id = $2",
             list(snapshots.values()),
+            vm_snapshot_id,
         )
-        return count == 3
+        done = await cloud.value(
+            "SELECT count(*) FROM sagas.instances WHERE name = 'vm.snapshot' AND status = 'COMPLETED' "
+            "AND input->'payload'->>'vm_snapshot_id' = $1",
+            str(vm_snapshot_id),
+        )
+        return count == 3 and done == 1
 
-    await cloud.wait(taken, "the VM snapshot's three volume snapshots")
+    await cloud.wait(taken, "the VM snapshot of the three volumes")
     for volume_id in volumes:
         await write_pattern(paths[volume_id], NEW)
     return Vm(volumes, paths, snapshots)
