@@ -53,7 +53,7 @@ class Stack:
     async def open(cls, database_url: str, amqp_url: str, namespace: str, *, in_memory: bool = False) -> "Stack":
         """Open on RabbitMQ, or `in_memory` on the memory transport (how the demo embeds the services)."""
         require_qemu_tools()
-        pool = await create_pool(database_url, min_size=2, max_size=8)
+        pool = await create_pool(database_url, min_size=1, max_size=5)
         async with pool.acquire() as connection:
             await migrate(connection)
             await migrate_agent(connection)
