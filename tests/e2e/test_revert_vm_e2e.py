@@ -20,7 +20,13 @@ from sagas.definitions.revert_vm import SAFETY_PREFIX
 from sagas.definitions.snapshot_vm import volume_snapshot_id
 from sagas.work import saga_id_for
 from schemas import Envelope
-from schemas.snapshot import CreateVmSnapshot, RevertVmToSnapshot, VolumeSnapshotPair
+from schemas.snapshot import (
+    CreateVmSnapshot,
+    RevertSnapshot,
+    RevertVmToSnapshot,
+    SnapshotRevertFailed,
+    VolumeSnapshotPair,
+)
 from schemas.storage import AddPool, CreateVolume, PoolScope
 from schemas.vm import DescribeVm, PowerState, VmDescribed
 from tests.e2e.revert_vm_support import (
@@ -272,3 +278,16 @@ async def test_the_agent_killed_mid_revert_and_restarted_finishes_it(cloud: Clou
     assert await ends(cloud, saga_id) == "COMPLETED"
     await assert_clean(cloud, vm, saga_id, reverted=True)
     cloud.assert_alive()
+
+
+async def test_reverting_a_volume_of_the_running_vm_directly_is_refused_and_changes_nothing(cloud: Cloud) -> None:
+    vm = await prepare_vm(cloud)
+    volume_id = vm.volumes[0]
+    reply = await cloud.bus.request(
+        Envelope.wrap(RevertSnapshot(snapshot_id=vm.snapshots[volume_id]), producer="e2e"), timeout=15
+    )
+    assert isinstance(reply.payload, SnapshotRevertFailed)
+    assert reply.payload.error.code == "FAILED_PRECONDITION"
+    assert "which is running" in reply.payload.error.message
+    assert await holds_pattern(vm.paths[volume_id], NEW)
+    assert await cloud.value("SELECT state FROM storage.volumes WHERE volume_id = $1", volume_id) == "Ready"
