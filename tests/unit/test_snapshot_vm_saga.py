@@ -69,9 +69,7 @@ async def world(namespace: str) -> AsyncIterator[World]:
     store = MemorySagaStore()
     sagas = SagaRegistry()
     sagas.register(SagaDefinition(snapshot_vm.SAGA_NAME, 1, CreateVmSnapshot, snapshot_vm.snapshot_vm))
-    cloud = FakeCloud(
-        power=PowerState.RUNNING, data=dict.fromkeys(sorted(uuid4() for _ in range(3)), "data")
-    )
+    cloud = FakeCloud(power=PowerState.RUNNING, data=dict.fromkeys(sorted(uuid4() for _ in range(3)), "data"))
     coordinator = Coordinator(
         transport, units, store, sagas=sagas, reply_types=snapshot_vm.REPLY_TYPES, timer_poll=0.01
     )
