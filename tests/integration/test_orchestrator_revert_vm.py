@@ -1,5 +1,5 @@
-"""The orchestrator on the real RabbitMQ and PostgreSQL runs the revert-VM saga against a fake cloud, and
-announces its outcome (`vm.reverted`, `vm.revert.failed`).
+"""The orchestrator on the real RabbitMQ and PostgreSQL runs the revert-VM and VM snapshot sagas against a fake
+cloud, and announces their outcomes (`vm.reverted`, `vm.revert.failed`, `vm.snapshot.created`, ...).
 
 The saga's steps run three at a time (one per volume), so their replies arrive together: each must see the
 others' outcomes (a lost one leaves the saga waiting forever).
@@ -21,7 +21,15 @@ from bus.rabbit import RabbitTransport
 from sagas.postgres_store import PostgresSagaStore
 from sagas.work import saga_id_for
 from schemas import Envelope, Message
-from schemas.snapshot import RevertVmToSnapshot, VmReverted, VmRevertFailed, VolumeSnapshotPair
+from schemas.snapshot import (
+    CreateVmSnapshot,
+    RevertVmToSnapshot,
+    VmReverted,
+    VmRevertFailed,
+    VmSnapshotCreated,
+    VmSnapshotCreateFailed,
+    VolumeSnapshotPair,
+)
 from schemas.vm import PowerState
 from services.orchestrator.bootstrap import OrchestratorService, prepare_database
 from tests.bus_fixtures import bus_settings
@@ -80,9 +88,8 @@ async def stack(database_url: str, amqp_url: str, namespace: str) -> AsyncIterat
         if envelope.saga_id is not None:
             outcomes[envelope.saga_id] = envelope.payload
 
-    watch = await transport.watch(
-        [Binding("events", VmReverted.message_type), Binding("events", VmRevertFailed.message_type)], on_outcome
-    )
+    announced = (VmReverted, VmRevertFailed, VmSnapshotCreated, VmSnapshotCreateFailed)
+    watch = await transport.watch([Binding("events", model.message_type) for model in announced], on_outcome)
     await participant.start()
     await service.start()
     yield Stack(pool, transport, cloud, outcomes)
@@ -119,3 +126,29 @@ async def test_a_failed_revert_is_announced_with_the_reason_and_changes_nothing(
     assert (
         await asyncio.wait_for(stack.pool.fetchval("SELECT count(*) FROM sagas.locks WHERE holder IS NOT NULL"), 5) == 0
     )
+
+
+async def test_a_vm_snapshot_is_taken_and_announced_with_its_volume_snapshots(stack: Stack) -> None:
+    command = CreateVmSnapshot(
+        vm_snapshot_id=uuid4(), vm_id=uuid4(), name="nightly", volume_ids=tuple(stack.cloud.data), host=HOST
+    )
+    envelope = Envelope.wrap(command, producer="test")
+    await Bus(stack.transport).publish(envelope)
+    outcome = await stack.outcome(saga_id_for(envelope.message_id))
+    assert isinstance(outcome, VmSnapshotCreated)
+    assert {pair.snapshot_id for pair in outcome.snapshots} == set(stack.cloud.snapshots)
+    assert stack.cloud.power is PowerState.RUNNING
+
+
+async def test_a_failed_vm_snapshot_is_announced_and_leaves_no_snapshot(stack: Stack) -> None:
+    stack.cloud.fail_on = "snapshot v3"
+    command = CreateVmSnapshot(
+        vm_snapshot_id=uuid4(), vm_id=uuid4(), name="nightly", volume_ids=tuple(stack.cloud.data), host=HOST
+    )
+    envelope = Envelope.wrap(command, producer="test")
+    await Bus(stack.transport).publish(envelope)
+    outcome = await stack.outcome(saga_id_for(envelope.message_id))
+    assert isinstance(outcome, VmSnapshotCreateFailed)
+    assert outcome.error.code == "ABORTED"
+    assert stack.cloud.snapshots == {}
+    assert stack.cloud.power is PowerState.RUNNING
