@@ -133,15 +133,23 @@ class Coordinator:
             raise
 
     async def run_timers(self) -> None:
-        """Fire due timers until cancelled; a failing timer is logged and tried again on the next pass."""
+        """Fire due timers until cancelled; a failing timer is logged and tried again on the next pass.
+
+        While none is due it only reads when the next one is (one statement), and sleeps until then or for
+        `timer_poll`, whichever is sooner: another replica may add an earlier timer meanwhile.
+        """
         while True:
+            wait = self.timer_poll
             try:
-                fired = await self.fire_due_timer()
+                due = await self.store.next_timer_at()
+                now = datetime.now(UTC)
+                if due is not None and due <= now and await self.fire_due_timer():
+                    continue
+                if due is not None and due > now:
+                    wait = min(wait, (due - now).total_seconds())
             except Exception as error:  # a timer loop must outlive any one failure (the database restarting)
                 log.warning("timer pass failed; retrying", error=str(error), error_class=type(error).__name__)
-                fired = False
-            if not fired:
-                await asyncio.sleep(self.timer_poll)
+            await asyncio.sleep(wait)
 
     async def fire_due_timer(self) -> bool:
         """Claim one due timer and handle it in one transaction; False if none was due."""

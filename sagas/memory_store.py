@@ -193,6 +193,10 @@ class MemorySagaStore:
         self._state = _State()
         self._lock = asyncio.Lock()
 
+    async def next_timer_at(self) -> datetime | None:
+        """When the earliest timer is due, None if there is none."""
+        return min((timer.due_at for timer in self._state.timers), default=None)
+
     @asynccontextmanager
     async def session(self, uow: UnitOfWork | None = None) -> AsyncIterator[MemorySagaSession]:
         """A session; the unit of work is not needed, since nothing here is in a database."""

@@ -111,3 +111,6 @@ class SagaStore(Protocol):
 
     def session(self, uow: UnitOfWork | None = None) -> AbstractAsyncContextManager[SagaSession]:
         """A session in `uow`'s transaction, or (without one) in a transaction of its own, committed at exit."""
+
+    async def next_timer_at(self) -> datetime | None:
+        """When the earliest timer is due (None if there is none): one cheap read, outside any transaction."""

@@ -57,18 +57,13 @@ class PostgresSagaSession:
         return _instance(row) if row else None
 
     async def lock_saga(self, saga_id: UUID) -> tuple[SagaInstance, list[StepRecord]] | None:
-        row = await self._db.fetchrow(
-            f"SELECT {_INSTANCE_COLUMNS} FROM {self._s}.instances WHERE saga_id = $1 FOR UPDATE", saga_id
-        )
-        if row is None:
+        # Two statements, on purpose: a statement that waits for the row lock reads everything else with the
+        # snapshot it took before waiting, so steps read in it could miss what the lock holder just committed.
+        # Read after the lock, the steps are those the lock holder left.
+        instance = await self.lock_instance(saga_id)
+        if instance is None:
             return None
-        # The steps in a statement of their own, after the lock is held: a subquery of the locking statement reads
-        # them from the snapshot taken before it waited for the lock, and misses what the previous holder just
-        # committed (two replies of a gather at once: the second saw the first's step unsettled and never went on).
-        steps = await self._db.fetchval(
-            f"SELECT coalesce(json_agg(record ORDER BY seq), '[]') FROM {self._s}.steps WHERE saga_id = $1", saga_id
-        )
-        return _instance(row), [step_from_json(saga_id, step) for step in json.loads(steps)]
+        return instance, await self.load_steps(saga_id)
 
     async def write(
         self,
@@ -260,6 +255,12 @@ class PostgresSagaStore:
     def __init__(self, pool: Pool, *, schema: str = DEFAULT_SCHEMA) -> None:
         self.pool = pool
         self.schema = validate_schema(schema)
+
+    async def next_timer_at(self) -> datetime | None:
+        """When the earliest timer is due, None if there is none (one statement, no transaction)."""
+        with translated_errors():
+            due: datetime | None = await self.pool.fetchval(f"SELECT min(due_at) FROM {self.schema}.timers")
+        return due
 
     @asynccontextmanager
     async def session(self, uow: UnitOfWork | None = None) -> AsyncIterator[PostgresSagaSession]:

@@ -127,10 +127,12 @@ class SagaStoreContract:
 
     async def test_timers_are_claimed_once_when_due_oldest_first(self, store: SagaStore) -> None:
         saga_id = uuid7()
+        assert await store.next_timer_at() is None
         async with store.session() as session:
             await session.add_timer(Timer(saga_id, 2, TimerKind.RETRY, 1, NOW + timedelta(seconds=5)))
             await session.add_timer(Timer(saga_id, 1, TimerKind.TIMEOUT, 1, NOW - timedelta(seconds=1)))
             await session.add_timer(Timer(saga_id, 3, TimerKind.WAKE, 0, NOW))
+        assert await store.next_timer_at() == NOW - timedelta(seconds=1)
         async with store.session() as session:
             first = await session.claim_due_timer(NOW)
             second = await session.claim_due_timer(NOW)

@@ -10,6 +10,8 @@ from sagas.participant import FENCING_TABLE, check_fencing_token
 from sagas.records import SagaStatus
 from sagas.work import saga_id_for
 from schemas import Aborted, Envelope
+from schemas.sagas import StepSucceeded
+from tests.helpers import assert_eventually
 from tests.sagas_fixtures import PostgresParticipant, RunPlan
 from tests.sagas_stack import SagaNode, prepare_database, wait_ended
 
@@ -89,3 +91,22 @@ async def test_a_participant_table_refuses_a_stale_fencing_token(nodes: list[Sag
         with pytest.raises(Aborted, match="carries no fencing token"):
             await check_fencing_token(connection, "vm:2", None)
         assert await connection.fetchval("SELECT token FROM fencing WHERE resource = 'vm:1'") == 7
+
+
+async def test_replies_of_parallel_steps_handled_at_once_all_count(nodes: list[SagaNode]) -> None:
+    node = nodes[0]
+    participant = PostgresParticipant(node.bus)
+    keys = [f"p{i}" for i in range(8)]
+    await node.run_coordinator(prefetch=64)
+    await node.run_participant(participant)
+    saga_ids = [await start(node, RunPlan(keys=[f"{key}-{n}" for key in keys], parallel=True)) for n in range(3)]
+    for n in range(3):
+        for key in keys:
+            participant.plan(f"do:{key}-{n}", "late")
+    await assert_eventually(lambda: len(participant.held) == 24, what="every parallel step in flight")
+    # 24 replies at once, published together: several replies of one saga are handled concurrently.
+    held, participant.held = participant.held, []
+    await node.bus.publish_many(
+        [Envelope.wrap(StepSucceeded(result={}), cause=envelope, producer="participant@test") for envelope in held]
+    )
+    assert await wait_ended(node, saga_ids) == dict.fromkeys(saga_ids, SagaStatus.COMPLETED)
