@@ -1,6 +1,7 @@
 """The SagaStore contract, run against the memory store and the PostgreSQL store."""
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -25,6 +26,7 @@ from sagas.records import (
     TimerKind,
 )
 from schemas import ErrorInfo, uuid7
+from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.contract
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -63,6 +65,10 @@ def a_step(saga_id: UUID, seq: int) -> StepRecord:
 
 class SagaStoreContract:
     """What every SagaStore adapter promises."""
+
+    async def someone_waits(self, store: SagaStore) -> bool:
+        """Whether a session is waiting for a saga another session holds (how to tell is the adapter's)."""
+        raise NotImplementedError
 
     @pytest.fixture
     def store(self) -> SagaStore:
@@ -111,6 +117,35 @@ class SagaStoreContract:
             assert claimed is not None
             assert (claimed.saga_id, claimed.kind) == (instance.saga_id, TimerKind.RETRY)
             assert await session.list_events(instance.saga_id) == [event]
+
+    async def test_a_saga_locked_after_a_concurrent_change_sees_that_change(self, store: SagaStore) -> None:
+        instance = an_instance()
+        async with store.session() as session:
+            await session.insert_instance(instance)
+        holding, release = asyncio.Event(), asyncio.Event()
+
+        async def first_reply() -> None:
+            async with store.session() as session:
+                await session.lock_saga(instance.saga_id)
+                holding.set()
+                await release.wait()
+                await session.write(instance, [a_step(instance.saga_id, 1)], [], [])
+
+        async def second_reply() -> tuple[SagaInstance, list[StepRecord]] | None:
+            await holding.wait()
+            async with store.session() as session:
+                return await session.lock_saga(instance.saga_id)  # waits for the first to commit
+
+        first = asyncio.create_task(first_reply())
+        second = asyncio.create_task(second_reply())
+        await holding.wait()
+        waiting: Callable[[], Awaitable[bool] | bool] = lambda: self.someone_waits(store)  # noqa: E731
+        await assert_eventually(waiting, what="the second reply waiting for the saga")
+        release.set()
+        await first
+        loaded = await second
+        assert loaded is not None
+        assert [step.seq for step in loaded[1]] == [1]
 
     async def test_a_session_that_raises_changes_nothing(self, store: SagaStore) -> None:
         instance = an_instance()
@@ -207,6 +242,10 @@ class TestMemorySagaStore(SagaStoreContract):
     def store(self) -> SagaStore:
         return MemorySagaStore()
 
+    async def someone_waits(self, store: SagaStore) -> bool:
+        assert isinstance(store, MemorySagaStore)
+        return bool(store._lock._waiters)  # sessions queue on the store's one lock
+
 
 class TestPostgresSagaStore(SagaStoreContract):
     @pytest.fixture
@@ -217,3 +256,10 @@ class TestPostgresSagaStore(SagaStoreContract):
             assert await migrate_sagas(connection) == []
         yield PostgresSagaStore(pool)
         await pool.close()
+
+    async def someone_waits(self, store: SagaStore) -> bool:
+        assert isinstance(store, PostgresSagaStore)
+        waiting = await store.pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return bool(waiting)
