@@ -57,13 +57,12 @@ class PostgresSagaSession:
         return _instance(row) if row else None
 
     async def lock_saga(self, saga_id: UUID) -> tuple[SagaInstance, list[StepRecord]] | None:
-        # Two statements, on purpose: a statement that waits for the row lock reads everything else with the
-        # snapshot it took before waiting, so steps read in it could miss what the lock holder just committed.
-        # Read after the lock, the steps are those the lock holder left.
-        instance = await self.lock_instance(saga_id)
-        if instance is None:
+        # One round trip through a function that locks first and reads after (see migration 0002): a single
+        # SELECT ... FOR UPDATE would read the steps from its snapshot taken before it waited for the lock.
+        row = await self._db.fetchrow(f"SELECT * FROM {self._s}.lock_saga($1)", saga_id)
+        if row is None:
             return None
-        return instance, await self.load_steps(saga_id)
+        return _instance(row), [step_from_json(saga_id, step) for step in json.loads(row["steps"])]
 
     async def write(
         self,
