@@ -31,7 +31,8 @@ def _redact_into(value: BaseModel, dumped: JsonObject) -> JsonObject:
         if field is None or name not in dumped:
             continue
         if _is_secret(model, name):
-            dumped[name] = REDACTED
+            # A secret mapping (a plugin's configuration) keeps its keys, so a reader still sees what was set.
+            dumped[name] = dict.fromkeys(dumped[name], REDACTED) if isinstance(dumped[name], dict) else REDACTED
         elif isinstance(field, BaseModel):
             _redact_into(field, dumped[name])
         elif isinstance(field, list | tuple):

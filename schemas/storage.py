@@ -13,10 +13,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializationInfo,
     StringConstraints,
     ValidationInfo,
-    field_serializer,
     field_validator,
     model_validator,
 )
@@ -33,18 +31,6 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 HYPERVISOR_PATTERN = r"^[a-z][a-z0-9]{1,31}$"
 SECRET: JsonDict = {"writeOnly": True}
-# Serialization context for a record that must not hold secrets (the journal): `model_dump_json(context=REDACT)`
-# writes each key of a pool's configuration with its value masked. The wire keeps the values: agents need them.
-REDACT: dict[str, bool] = {"redact_secrets": True}
-REDACTED = "***"
-
-
-def _masked_config(config: "PluginConfig", info: SerializationInfo) -> "PluginConfig":
-    context = info.context
-    if isinstance(context, dict) and context.get("redact_secrets"):
-        return dict.fromkeys(config, REDACTED)
-    return config
-
 
 Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
 Hypervisor = Annotated[str, StringConstraints(pattern=HYPERVISOR_PATTERN)]
@@ -122,10 +108,6 @@ class AddPool(Command):
         default=frozenset(), description="Hypervisors whose VMs may use it (`kvm`, `vmware`); empty means any."
     )
     tags: frozenset[Tag] = Field(default=frozenset(), description="Storage tags a disk offering may ask for.")
-
-    @field_serializer("config")
-    def _config_out(self, config: PluginConfig, info: SerializationInfo) -> PluginConfig:
-        return _masked_config(config, info)
 
     @field_validator("cluster_id")
     @classmethod
@@ -396,10 +378,6 @@ class AttachPoolToHost(AgentCommand):
     config: PluginConfig = Field(
         repr=False, json_schema_extra=SECRET, description="The plugin's configuration. May hold secrets."
     )
-
-    @field_serializer("config")
-    def _config_out(self, config: PluginConfig, info: SerializationInfo) -> PluginConfig:
-        return _masked_config(config, info)
 
 
 @message("agent.pool.attached")

@@ -12,6 +12,7 @@ from bus.codec import exchange_for
 from bus.ports import WireMessage
 from bus.postgres.literals import literal, text_literal, values_rows
 from schemas import Envelope
+from schemas.redact import needs_redaction, redacted
 
 Route = Callable[[Envelope], tuple[str, str]]
 """Where an envelope is published: (exchange short name, routing key)."""
@@ -65,6 +66,12 @@ def outbox_insert(schema: str, outgoing: Sequence[Outgoing]) -> str:
     )
 
 
+def _journal_payload(envelope: Envelope) -> str:
+    # The journal keeps what happened, never a secret: a pool's configuration is journaled with its values masked.
+    payload = envelope.payload
+    return json.dumps(redacted(payload)) if needs_redaction(type(payload)) else payload.model_dump_json()
+
+
 def journal_insert(schema: str, entries: Sequence[tuple[Envelope, WireMessage]]) -> str:
     """An INSERT of journal rows (no parameters) that ignores messages already journaled."""
     rows = [
@@ -80,7 +87,7 @@ def journal_insert(schema: str, entries: Sequence[tuple[Envelope, WireMessage]])
             literal(envelope.fencing_token),
             literal(envelope.occurred_at),
             text_literal(json.dumps(dict(wire.headers))) + "::jsonb",
-            text_literal(envelope.payload.model_dump_json()) + "::jsonb",
+            text_literal(_journal_payload(envelope)) + "::jsonb",
         )
         for envelope, wire in entries
     ]

@@ -133,7 +133,8 @@ async def test_a_config_missing_a_field_is_refused_naming_it_without_the_secret(
     async with stack.pool.acquire() as connection:
         assert await connection.fetchval("SELECT count(*) FROM agent.pools") == 0
         journal = await connection.fetch("SELECT type, payload::text AS payload FROM bus.journal")
-    assert all(secret not in row["payload"] for row in journal if row["type"] != "agent.pool.attach")
+    assert journal
+    assert all(secret not in row["payload"] for row in journal)
 
 
 async def test_saga_steps_get_step_replies_and_a_stale_fencing_token_is_refused(stack: Stack, tmp_path: Path) -> None:

@@ -12,9 +12,10 @@ from schemas import snapshot as snapshot_messages
 from schemas import storage as storage_messages
 from schemas import vm as vm_messages
 from schemas.errors import ErrorInfo, NotFound
+from schemas.redact import REDACTED, redacted
 from schemas.registry import SchemaViolation
 from schemas.snapshot import RevertVmToSnapshot, VolumeSnapshotPair
-from schemas.storage import REDACT, AddPool, AgentCommand, AttachPoolToHost, PoolAddFailed
+from schemas.storage import AddPool, AgentCommand, AttachPoolToHost, PoolAddFailed
 from schemas.vm import PowerState, VmDescribed
 
 pytestmark = pytest.mark.unit
@@ -165,7 +166,7 @@ def test_a_journal_record_masks_the_configuration_while_the_wire_keeps_it(type_n
     if type_name == "agent.pool.attach":
         body = {"pool_id": body["pool_id"], "plugin": "qcow2fs", "config": SECRET_CONFIG, "host": "h1"}
     command = registry.decode(type_name, 1, json.dumps(body))
-    journaled = command.model_dump_json(context=REDACT)
+    journaled = json.dumps(redacted(command))
     assert "hunter2" not in journaled
-    assert json.loads(journaled)["config"] == dict.fromkeys(SECRET_CONFIG, "***")
+    assert json.loads(journaled)["config"] == dict.fromkeys(SECRET_CONFIG, REDACTED)
     assert registry.decode(type_name, 1, command.model_dump_json()) == command
