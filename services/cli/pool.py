@@ -38,6 +38,7 @@ from services.cli.talking import (
     JsonOption,
     TimeoutOption,
     console,
+    errors,
     fail,
     human_bytes,
     invalid,
@@ -120,7 +121,7 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
         fail(invalid(error))
 
     async def work(client: Client) -> PoolAdded:
-        with console.status(f"adding pool {name} ..."):
+        with errors.status(f"adding pool {name} ..."):
             added = await client.send(command, (PoolAdded,), (PoolAddFailed,), timeout=timeout)
         assert isinstance(added, PoolAdded)
         return added
@@ -210,7 +211,7 @@ def _change(command_type: type[PoolCommand], doing: str) -> Any:  # Any: a typer
     def command(pool: PoolArgument, as_json: JsonOption = False, timeout: TimeoutOption = 120.0) -> None:
         async def work(client: Client) -> PoolState:
             info = await find_pool(client, pool, timeout=timeout)
-            with console.status(f"{doing} pool {info.name} ..."):
+            with errors.status(f"{doing} pool {info.name} ..."):
                 return await change_state(client, command_type(pool_id=info.pool_id), timeout=timeout)
 
         state = talk(work)

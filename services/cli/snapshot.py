@@ -26,6 +26,7 @@ from services.cli.talking import (
     JsonOption,
     TimeoutOption,
     console,
+    errors,
     human_bytes,
     invalid,
     parse_uuid,
@@ -40,7 +41,7 @@ SnapshotArgument = Annotated[str, typer.Argument(help="The snapshot's id.")]
 
 
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors)
 
 
 @app.command("create")
@@ -134,7 +135,7 @@ def delete(snapshot: SnapshotArgument, as_json: JsonOption = False, timeout: Tim
     snapshot_id = parse_uuid(snapshot, "SNAPSHOT")
 
     async def work(client: Client) -> SnapshotDeleted:
-        with console.status(f"deleting snapshot {snapshot_id} ..."):
+        with errors.status(f"deleting snapshot {snapshot_id} ..."):
             deleted = await client.send(
                 DeleteSnapshot(snapshot_id=snapshot_id), (SnapshotDeleted,), (SnapshotDeleteFailed,), timeout=timeout
             )

@@ -26,7 +26,7 @@ from services.runtime.settings import RuntimeSettings
 
 T = TypeVar("T")
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True)  # errors and progress: stdout stays clean for --json
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
 TimeoutOption = Annotated[

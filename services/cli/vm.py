@@ -28,7 +28,18 @@ from schemas.snapshot import (
 )
 from schemas.storage import ListVolumes, VolumesListed
 from services.cli.sending import Client
-from services.cli.talking import JsonOption, TimeoutOption, console, fail, invalid, parse_uuid, print_json, read, talk
+from services.cli.talking import (
+    JsonOption,
+    TimeoutOption,
+    console,
+    errors,
+    fail,
+    invalid,
+    parse_uuid,
+    print_json,
+    read,
+    talk,
+)
 
 app = typer.Typer(help="VM snapshots and reverts (every volume of a VM together).", no_args_is_help=True)
 VmArgument = Annotated[str, typer.Argument(help="The VM's id (UUID).")]
@@ -187,4 +198,4 @@ def _recorded_pairs(vm_snapshot_id: uuid.UUID) -> tuple[VolumeSnapshotPair, ...]
 
 
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors)

@@ -29,6 +29,7 @@ from services.cli.talking import (
     JsonOption,
     TimeoutOption,
     console,
+    errors,
     fail,
     human_bytes,
     invalid,
@@ -44,7 +45,7 @@ VolumeArgument = Annotated[str, typer.Argument(help="The volume's id or name.")]
 
 
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors)
 
 
 @app.command("create")
@@ -203,7 +204,7 @@ def delete(volume: VolumeArgument, as_json: JsonOption = False, timeout: Timeout
 
     async def work(client: Client) -> VolumeDeleted:
         info = await find_volume(client, volume, timeout=timeout)
-        with console.status(f"deleting {info.name} ..."):
+        with errors.status(f"deleting {info.name} ..."):
             deleted = await client.send(
                 DeleteVolume(volume_id=info.volume_id), (VolumeDeleted,), (VolumeDeleteFailed,), timeout=timeout
             )
