@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
+from bus.errors import Unroutable
 from bus.ports import Transport, WireMessage
 from bus.postgres.errors import is_driver_error, translate, translated_errors
 from bus.postgres.migrate import DEFAULT_SCHEMA, validate_schema
@@ -31,6 +32,9 @@ from bus.postgres.records import notify_channel
 from schemas.errors import InvalidArgument, StrataError
 
 log = structlog.get_logger(__name__)
+# An event is a fact for whoever listens: with no queue bound it is not an error (it is in the journal), so its row
+# is settled with this note instead of being retried forever. An unroutable command still fails and is retried.
+NO_SUBSCRIBER = "no queue subscribes to this event"
 _RELISTEN_INTERVAL = 1.0  # seconds between attempts to LISTEN again while the poll alone wakes the relay
 
 
@@ -106,6 +110,9 @@ class OutboxRelay:
         self._mark_sent = f"""
             UPDATE {self._schema}.outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL
             WHERE id = ANY($1::bigint[])"""
+        self._mark_unheard = f"""
+            UPDATE {self._schema}.outbox SET sent_at = now(), attempts = attempts + 1, last_error = '{NO_SUBSCRIBER}'
+            WHERE id = ANY($1::bigint[])"""
         self._mark_failed = f"""
             UPDATE {self._schema}.outbox AS o
             SET attempts = o.attempts + 1, last_error = f.error,
@@ -125,16 +132,21 @@ class OutboxRelay:
                     return_exceptions=True,
                 )
                 sent = [row["id"] for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+                unheard = [
+                    row["id"] for row, outcome in zip(rows, outcomes, strict=True) if _nobody_listens(row, outcome)
+                ]
                 failed = [
                     (row, outcome)
                     for row, outcome in zip(rows, outcomes, strict=True)
-                    if isinstance(outcome, BaseException)
+                    if isinstance(outcome, BaseException) and row["id"] not in unheard
                 ]
+                if unheard:
+                    await connection.execute(self._mark_unheard, unheard)
                 if sent:
                     await connection.execute(self._mark_sent, sent)
                 if failed:
                     await self._record_failures(connection, failed)
-        return PassResult(len(rows), len(sent), len(failed))
+        return PassResult(len(rows), len(sent) + len(unheard), len(failed))
 
     async def drain(self) -> int:
         """Relay passes until no due row is left; return how many messages were published."""
@@ -276,6 +288,10 @@ class OutboxRelay:
 
     def _on_listener_lost(self, connection: object) -> None:
         self._wake.set()
+
+
+def _nobody_listens(row: asyncpg.Record, outcome: BaseException | None) -> bool:
+    return isinstance(outcome, Unroutable) and row["exchange"] == "events"
 
 
 def _wire(row: asyncpg.Record) -> WireMessage:

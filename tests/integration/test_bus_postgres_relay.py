@@ -13,6 +13,7 @@ from bus.ports import Binding, Transport, UnitOfWork
 from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings
 from bus.postgres.pool import Pool
 from bus.postgres.records import Outgoing, outbox_insert, route_by_kind
+from bus.postgres.relay import NO_SUBSCRIBER
 from schemas import Envelope, Transient
 from tests.helpers import assert_eventually
 from tests.integration.bus_postgres_support import (
@@ -28,6 +29,7 @@ __all__ = ["bus_pool", "transport", "units"]  # fixtures used by name
 
 pytestmark = pytest.mark.integration
 EVENTS = Binding("events", "bustest.pg.item_added")
+COMMANDS = Binding("commands", "bustest.pg.add_item")
 
 
 @asynccontextmanager
@@ -49,6 +51,26 @@ def item_added() -> Outgoing:
     envelope = Envelope.wrap(ItemAdded(item_id=uuid4()), producer="test@localhost")
     exchange, routing_key = route_by_kind(envelope)
     return Outgoing(envelope, encode(envelope), exchange, routing_key)
+
+
+def add_item() -> Outgoing:
+    envelope = add_item_command(uuid4())
+    exchange, routing_key = route_by_kind(envelope)
+    return Outgoing(envelope, encode(envelope), exchange, routing_key)
+
+
+async def test_an_event_nobody_subscribes_to_is_settled_not_retried_forever(
+    bus_pool: Pool, transport: Transport, database_url: str
+) -> None:
+    relay = OutboxRelay(bus_pool, transport, database_url=database_url)
+    await bus_pool.execute(outbox_insert("bus", [item_added()]))
+
+    assert (await relay.relay_once()).published == 1
+    row = await bus_pool.fetchrow("SELECT sent_at IS NOT NULL AS settled, last_error FROM bus.outbox")
+    assert row is not None
+    assert row["settled"] is True
+    assert row["last_error"] == NO_SUBSCRIBER
+    assert await relay.pending() == 0
 
 
 async def test_rows_that_commit_out_of_insertion_order_are_all_published(
@@ -119,10 +141,10 @@ async def test_a_failed_publish_stays_unsent_and_is_retried_after_its_back_off(
     relay = OutboxRelay(
         bus_pool, transport, database_url=database_url, settings=RelaySettings(backoff_initial=0.2, backoff_max=1)
     )
-    row = item_added()
+    row = add_item()
     await bus_pool.execute(outbox_insert("bus", [row]))
 
-    assert (await relay.relay_once()).failed == 1  # no queue is bound yet: unroutable
+    assert (await relay.relay_once()).failed == 1  # no queue is bound yet: an unroutable command is an error
     failed = await bus_pool.fetchrow("SELECT attempts, last_error, next_attempt_at > now() AS later FROM bus.outbox")
     assert failed is not None
     assert failed["attempts"] == 1
@@ -130,7 +152,7 @@ async def test_a_failed_publish_stays_unsent_and_is_retried_after_its_back_off(
     assert "FAILED_PRECONDITION" in failed["last_error"]
     assert (await relay.relay_once()).claimed == 0  # backing off
 
-    received = await receive(transport, "items", EVENTS)
+    received = await receive(transport, "items", COMMANDS)
 
     async def published() -> bool:
         return (await relay.relay_once()).published == 1
