@@ -239,9 +239,9 @@ async def _write_all(story: Story, pattern: int, *, offset: int) -> dict[uuid.UU
 
 
 async def _snapshot_vm(console: Console, client: Client, story: Story) -> None:
-    from services.snapshot.service import COMMAND_HANDLERS
+    from sagas.definition import saga_registry
 
-    if CreateVmSnapshot in COMMAND_HANDLERS:  # the snapshot service takes VM snapshots as one command
+    if saga_registry.for_input(CreateVmSnapshot) is not None:  # the orchestrator takes VM snapshots (a saga)
         together = CreateVmSnapshot(
             vm_snapshot_id=uuid.uuid4(),
             vm_id=story.vm_id,

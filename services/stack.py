@@ -111,12 +111,7 @@ class System:
                 stats_interval=settings.storage_stats_interval / 1000,
             ),
             "snapshot": lambda: SnapshotService.build(transport, units, deps=deps),
-            # One reply at a time: PostgresSagaStore.lock_saga reads a saga's steps in the statement that waits for
-            # its row lock, so two replies of one gather handled at once can each miss the other's step and leave
-            # the saga waiting forever (reported to the sagas owner; lift once lock_saga is fixed).
-            "orchestrator": lambda: OrchestratorService.build(
-                transport, units, store, timer_poll=timer_poll, prefetch=1
-            ),
+            "orchestrator": lambda: OrchestratorService.build(transport, units, store, timer_poll=timer_poll),
             "agent": lambda: build_agent(
                 transport,
                 units,
