@@ -3,7 +3,7 @@
 `SagaNode` is one coordinator (or participant) with its own pool, RabbitMQ connection and outbox relay.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -133,7 +133,6 @@ async def wait_ended(node: SagaNode, saga_ids: list[UUID], *, timeout: float = 3
             found[saga_id] = instance.status
         return found
 
-    condition: Callable[[], Awaitable[dict[UUID, SagaStatus] | None] | dict[UUID, SagaStatus] | None] = statuses
-    ended = await assert_eventually(condition, timeout=timeout, what=f"{len(saga_ids)} sagas ended")
+    ended = await assert_eventually(statuses, timeout=timeout, what=f"{len(saga_ids)} sagas ended")
     assert ended is not None
     return ended

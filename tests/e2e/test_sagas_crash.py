@@ -10,7 +10,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from uuid import UUID
 
@@ -129,10 +129,7 @@ async def test_two_coordinator_processes_side_by_side_never_run_a_step_twice(
         await node.bus.publish_many(starts)
         saga_ids = [saga_id_for(envelope.message_id) for envelope in starts]
 
-        def condition() -> Awaitable[dict[UUID, SagaStatus] | None] | dict[UUID, SagaStatus] | None:
-            return ended(node, saga_ids)
-
-        statuses = await assert_eventually(condition, timeout=45, what="every saga ended")
+        statuses = await assert_eventually(lambda: ended(node, saga_ids), timeout=45, what="every saga ended")
         assert statuses is not None
         assert set(statuses.values()) == {SagaStatus.COMPLETED}
     finally:
