@@ -10,10 +10,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas.agent import AgentCommand
 from schemas.envelope import Command, Event
 from schemas.errors import ErrorInfo
 from schemas.registry import message
-from schemas.storage import NAME_PATTERN, AgentCommand
+from schemas.storage import NAME_PATTERN
 
 
 class SnapshotState(StrEnum):

@@ -9,10 +9,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.agent import AgentCommand
 from schemas.envelope import Event
 from schemas.errors import ErrorInfo
 from schemas.registry import message
-from schemas.storage import AgentCommand
 
 
 class PowerState(StrEnum):

@@ -41,15 +41,13 @@ from schemas.snapshot import (
 from schemas.storage import (
     AddPool,
     CreateVolume,
-    ListVolumes,
     PoolAdded,
     PoolAddFailed,
     PoolScope,
     VolumeCreated,
     VolumeCreateFailed,
-    VolumeInfo,
-    VolumesListed,
 )
+from schemas.storage_queries import ListVolumes, VolumeInfo, VolumesListed
 from services.cli.sending import Client
 from services.demo_data import DataCheck, VirtualMachine, checksum, require_tools, write_pattern
 from services.embedded import embedded_postgres

@@ -8,9 +8,10 @@ from bus.ports import Binding, Handler, UnitOfWork
 from bus.runtime import Consumer
 from sagas.participant import reply_failure, reply_success
 from schemas import Envelope, Message
+from schemas.agent import AgentCommand, routing_word
 from schemas.errors import FailedPrecondition
 from schemas.snapshot import CreateSnapshot, DeleteSnapshot, RevertSnapshot, SnapshotCreated, SnapshotKind
-from schemas.storage import AgentCommand, BeginVolumeOperation, EndVolumeOperation, routing_word
+from schemas.storage import BeginVolumeOperation, EndVolumeOperation
 from schemas.vm import DescribeVm, PowerState, StartVm, StopVm, VmDescribed, VmStarted, VmStopped
 
 PRODUCER = "fake-cloud@test"

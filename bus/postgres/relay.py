@@ -1,16 +1,22 @@
 """`OutboxRelay`: publishes the outbox through a `Transport` with confirms, then marks the rows sent.
 
-Claiming is `sent_at IS NULL ... FOR UPDATE SKIP LOCKED` in one transaction that also marks the result, so:
-- a row that commits after a row with a higher id is still unsent and is claimed on the next pass (nothing is
+Claiming is a lease: one statement moves `next_attempt_at` of up to a batch of due unsent rows (`FOR UPDATE SKIP
+LOCKED`) `claim_lease` seconds ahead and returns them, and commits at once. The rows are then published pipelined
+(all publishes in flight, confirmed together) with no transaction open, and marked in one statement. So:
+- no database transaction spans the broker's confirms (a slow confirm holds no row lock and no pool slot);
+- a row that commits after a row with a higher id is still unsent and is claimed on a later pass (nothing is
   skipped, unlike polling `id > last_seen`);
 - several relays share the backlog without publishing the same row twice in practice; a relay that dies
-  mid-batch rolls back and its rows are published again (at least once, which the inbox absorbs);
-- a batch is published pipelined (all publishes in flight, confirmed together) and marked in one statement.
+  mid-batch leaves its rows unsent, and they are claimed again once the lease runs out (at least once, which the
+  inbox absorbs);
+- a relay's next batch is claimed while the previous one awaits its confirms (two batches in flight at most).
 A failed publish leaves its row unsent with `next_attempt_at` pushed back exponentially.
-Order: one relay publishes in id order (a batch goes out on one channel in that order); rows retried later, or
-shared between several relays, may overtake each other, so consumers must not rely on order across messages.
-The relay wakes on NOTIFY (sent by the unit of work right after its commit) and polls as a safety net, which also
-covers writers of the outbox that do not notify.
+Order: one relay publishes in id order within a batch, and starts a batch's publishes only after the previous
+batch's were written; rows retried later, or shared between several relays, may overtake each other, so consumers
+must not rely on order across messages.
+The relay wakes on NOTIFY (sent by the unit of work right after its commit), waits `coalesce` seconds so that the
+commits arriving together make one batch, and polls as a safety net, which also covers writers of the outbox that
+do not notify.
 """
 
 import asyncio
@@ -51,6 +57,10 @@ class RelaySettings:
     inbox_retention: float = 7 * 86400.0
     """Seconds an inbox row is kept: a redelivery later than this would run its handler again."""
     housekeeping_interval: float = 300.0
+    claim_lease: float = 120.0
+    """Seconds a claimed row is left to its relay before another may claim it (longer than a publish may take)."""
+    coalesce: float = 0.002
+    """Seconds the relay waits after a wake-up before claiming, so that commits arriving together share a batch."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -61,6 +71,10 @@ class RelaySettings:
             raise InvalidArgument("back-off must satisfy 0 < backoff_initial <= backoff_max", field="backoff_initial")
         if min(self.sent_retention, self.inbox_retention) < 0 or self.housekeeping_interval <= 0:
             raise InvalidArgument("retentions must not be negative and housekeeping_interval must be positive")
+        if self.claim_lease <= 0:
+            raise InvalidArgument("claim_lease must be positive", field="claim_lease")
+        if not 0 <= self.coalesce <= 1:
+            raise InvalidArgument("coalesce must be between 0 and 1 second", field="coalesce")
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait before publishing again a row that failed `attempts` times (1, 2, ...)."""
@@ -100,13 +114,19 @@ class OutboxRelay:
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._claim = f"""
-            SELECT id, message_id, exchange, routing_key, type, body, headers, correlation_id, occurred_at, app_id,
-                   content_type, reply_to, attempts
-            FROM {self._schema}.outbox
-            WHERE sent_at IS NULL AND next_attempt_at <= now()
-            ORDER BY id
-            LIMIT $1
-            FOR UPDATE SKIP LOCKED"""
+            UPDATE {self._schema}.outbox AS o SET next_attempt_at = now() + make_interval(secs => $2)
+            FROM (
+                SELECT id FROM {self._schema}.outbox
+                WHERE sent_at IS NULL AND next_attempt_at <= now()
+                ORDER BY id
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED
+            ) AS due
+            WHERE o.id = due.id
+            RETURNING o.id, o.message_id, o.exchange, o.routing_key, o.type, o.body, o.headers, o.correlation_id,
+                      o.occurred_at, o.app_id, o.content_type, o.reply_to, o.attempts"""
+        self._release = f"""
+            UPDATE {self._schema}.outbox SET next_attempt_at = now() WHERE id = ANY($1::bigint[]) AND sent_at IS NULL"""
         self._mark_sent = f"""
             UPDATE {self._schema}.outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL
             WHERE id = ANY($1::bigint[])"""
@@ -122,24 +142,80 @@ class OutboxRelay:
 
     async def relay_once(self) -> PassResult:
         """Claim one batch of due rows, publish them all, mark the published ones sent and the others retried."""
+        rows = await self._claim_batch()
+        if not rows:
+            return PassResult(0, 0, 0)
+        return await self._settle(rows, self._publish_all(rows))
+
+    async def drain(self) -> int:
+        """Relay passes until no due row is left; return how many messages were published.
+
+        The next batch is claimed and its publishes written while the previous batch awaits its confirms.
+        """
+        published = 0
+        previous: asyncio.Task[PassResult] | None = None
+        try:
+            while True:
+                rows = await self._claim_batch()
+                if rows:
+                    # Writing the publishes starts here, in claim order, before the previous batch is awaited.
+                    current: asyncio.Task[PassResult] | None = asyncio.create_task(
+                        self._settle(rows, self._publish_all(rows))
+                    )
+                    await asyncio.sleep(0)
+                else:
+                    current = None
+                if previous is not None:
+                    task, previous = previous, None
+                    published += (await task).published
+                previous = current
+                if current is None or len(rows) < self._settings.batch_size:
+                    break
+            if previous is not None:
+                task, previous = previous, None
+                published += (await task).published
+        finally:
+            if previous is not None:
+                previous.cancel()
+                with contextlib.suppress(BaseException):
+                    await previous
+        return published
+
+    async def _claim_batch(self) -> list[asyncpg.Record]:
         with translated_errors():
-            async with self._pool.acquire() as connection, connection.transaction():
-                rows = await connection.fetch(self._claim, self._settings.batch_size)
-                if not rows:
-                    return PassResult(0, 0, 0)
-                outcomes = await asyncio.gather(
-                    *(self._transport.publish(row["exchange"], row["routing_key"], _wire(row)) for row in rows),
-                    return_exceptions=True,
-                )
-                sent = [row["id"] for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
-                unheard = [
-                    row["id"] for row, outcome in zip(rows, outcomes, strict=True) if _nobody_listens(row, outcome)
-                ]
-                failed = [
-                    (row, outcome)
-                    for row, outcome in zip(rows, outcomes, strict=True)
-                    if isinstance(outcome, BaseException) and row["id"] not in unheard
-                ]
+            rows = await self._pool.fetch(self._claim, self._settings.batch_size, float(self._settings.claim_lease))
+        return sorted(rows, key=lambda row: int(row["id"]))  # RETURNING follows no order
+
+    def _publish_all(self, rows: list[asyncpg.Record]) -> "asyncio.Future[list[BaseException | None]]":
+        # gather wraps each publish in a task at once, in row order, so they are written to the channel in that order.
+        return asyncio.gather(
+            *(self._transport.publish(row["exchange"], row["routing_key"], _wire(row)) for row in rows),
+            return_exceptions=True,
+        )
+
+    async def _settle(
+        self, rows: list[asyncpg.Record], publishing: "asyncio.Future[list[BaseException | None]]"
+    ) -> PassResult:
+        try:
+            outcomes = await publishing
+        except BaseException:
+            publishing.cancel()
+            await self._release_quietly([row["id"] for row in rows])
+            raise
+        for outcome in outcomes:
+            if outcome is not None and not isinstance(outcome, Exception):
+                # Cancellation: the rows go back to due at once rather than waiting out their lease.
+                await self._release_quietly([row["id"] for row in rows])
+                raise outcome
+        sent = [row["id"] for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+        unheard = [row["id"] for row, outcome in zip(rows, outcomes, strict=True) if _nobody_listens(row, outcome)]
+        failed = [
+            (row, outcome)
+            for row, outcome in zip(rows, outcomes, strict=True)
+            if isinstance(outcome, Exception) and row["id"] not in unheard
+        ]
+        with translated_errors():
+            async with self._pool.acquire() as connection:
                 if unheard:
                     await connection.execute(self._mark_unheard, unheard)
                 if sent:
@@ -148,14 +224,13 @@ class OutboxRelay:
                     await self._record_failures(connection, failed)
         return PassResult(len(rows), len(sent) + len(unheard), len(failed))
 
-    async def drain(self) -> int:
-        """Relay passes until no due row is left; return how many messages were published."""
-        published = 0
-        while True:
-            result = await self.relay_once()
-            published += result.published
-            if result.claimed < self._settings.batch_size or result.published == 0:
-                return published
+    async def _release_quietly(self, ids: list[int]) -> None:
+        """Give claimed rows back (best effort, shielded from the cancellation in progress); the lease is the net."""
+        try:
+            await asyncio.shield(self._pool.execute(self._release, ids))
+        except BaseException as error:
+            if isinstance(error, Exception) and not is_driver_error(error):
+                raise
 
     async def pending(self) -> int:
         """How many rows are not yet sent (due or backing off)."""
@@ -214,6 +289,8 @@ class OutboxRelay:
             self._wake.clear()  # before draining: a NOTIFY during the drain triggers another one
             delay = self._settings.poll_interval
             try:
+                if self._settings.coalesce:
+                    await asyncio.sleep(self._settings.coalesce)
                 await self.drain()
                 if time.monotonic() >= next_housekeeping:
                     next_housekeeping = time.monotonic() + self._settings.housekeeping_interval
@@ -238,11 +315,8 @@ class OutboxRelay:
     async def _record_failures(
         self,
         connection: PoolConnection,
-        failed: list[tuple[asyncpg.Record, BaseException]],
+        failed: list[tuple[asyncpg.Record, Exception]],
     ) -> None:
-        for _, error in failed:
-            if not isinstance(error, Exception):
-                raise error  # cancellation: the transaction rolls back and the rows stay unsent
         ids = [row["id"] for row, _ in failed]
         errors = [_describe(error) for _, error in failed]
         delays = [self._settings.backoff(row["attempts"] + 1) for row, _ in failed]

@@ -19,7 +19,7 @@ from bus.settings import BusSettings
 from plugins.registry import Registry, load_plugins
 from plugins.sdk import faults
 from schemas import Envelope, Message, MessageRegistry, registry
-from schemas.storage import routing_word
+from schemas.agent import routing_word
 from services.agent.answering import Agent
 from services.agent.drivers import PoolDrivers
 from services.agent.handlers import COMMAND_HANDLERS, AgentHandler

@@ -12,20 +12,7 @@ from typing import Any
 from bus.ports import UnitOfWork
 from plugins.sdk.types import SnapshotKind as PluginSnapshotKind
 from schemas import Envelope, Event, Message
-from schemas.errors import InvalidArgument, NotFound, Unimplemented
-from schemas.snapshot import (
-    CreateSnapshotOnPool,
-    DeleteSnapshotOnPool,
-    RevertVolumeOnPool,
-    SnapshotCreatedOnPool,
-    SnapshotCreateOnPoolFailed,
-    SnapshotDeletedOnPool,
-    SnapshotDeleteOnPoolFailed,
-    SnapshotKind,
-    VolumeRevertedOnPool,
-    VolumeRevertOnPoolFailed,
-)
-from schemas.storage import (
+from schemas.agent import (
     AttachPoolToHost,
     CollectPoolStats,
     CreateVolumeOnPool,
@@ -44,6 +31,19 @@ from schemas.storage import (
     VolumeDeleteOnPoolFailed,
     VolumeResizedOnPool,
     VolumeResizeOnPoolFailed,
+)
+from schemas.errors import InvalidArgument, NotFound, Unimplemented
+from schemas.snapshot import (
+    CreateSnapshotOnPool,
+    DeleteSnapshotOnPool,
+    RevertVolumeOnPool,
+    SnapshotCreatedOnPool,
+    SnapshotCreateOnPoolFailed,
+    SnapshotDeletedOnPool,
+    SnapshotDeleteOnPoolFailed,
+    SnapshotKind,
+    VolumeRevertedOnPool,
+    VolumeRevertOnPoolFailed,
 )
 from schemas.vm import (
     DescribeVm,

@@ -21,18 +21,16 @@ from schemas.storage import (
     DeletePool,
     DisablePool,
     EnablePool,
-    ListPools,
     MaintainPool,
     PoolAdded,
     PoolAddFailed,
     PoolCommand,
-    PoolInfo,
     PoolOperationFailed,
     PoolScope,
-    PoolsListed,
     PoolState,
     PoolStateChanged,
 )
+from schemas.storage_queries import ListPools, PoolInfo, PoolsListed
 from services.cli.sending import Client
 from services.cli.talking import (
     JsonOption,

@@ -26,7 +26,7 @@ from schemas.snapshot import (
     VmSnapshotCreateFailed,
     VolumeSnapshotPair,
 )
-from schemas.storage import ListVolumes, VolumesListed
+from schemas.storage_queries import ListVolumes, VolumesListed
 from services.cli.sending import Client
 from services.cli.talking import (
     JsonOption,

@@ -11,18 +11,16 @@ from schemas.errors import InvalidArgument, NotFound
 from schemas.storage import (
     CreateVolume,
     DeleteVolume,
-    ListVolumes,
     ResizeVolume,
     VolumeCreated,
     VolumeCreateFailed,
     VolumeDeleted,
     VolumeDeleteFailed,
-    VolumeInfo,
     VolumeResized,
     VolumeResizeFailed,
-    VolumesListed,
     VolumeState,
 )
+from schemas.storage_queries import ListVolumes, VolumeInfo, VolumesListed
 from services.cli.pool import find_pool
 from services.cli.sending import Client
 from services.cli.talking import (

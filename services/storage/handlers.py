@@ -8,6 +8,20 @@ from typing import Any
 
 from bus.ports import UnitOfWork
 from schemas import Envelope, Message
+from schemas.agent import (
+    PoolAttachedToHost,
+    PoolAttachToHostFailed,
+    PoolDetachedFromHost,
+    PoolDetachFromHostFailed,
+    PoolStatsFailed,
+    PoolStatsReported,
+    VolumeCreatedOnPool,
+    VolumeCreateOnPoolFailed,
+    VolumeDeletedOnPool,
+    VolumeDeleteOnPoolFailed,
+    VolumeResizedOnPool,
+    VolumeResizeOnPoolFailed,
+)
 from schemas.storage import (
     AddPool,
     BeginVolumeOperation,
@@ -18,23 +32,10 @@ from schemas.storage import (
     DisablePool,
     EnablePool,
     EndVolumeOperation,
-    ListPools,
-    ListVolumes,
     MaintainPool,
-    PoolAttachedToHost,
-    PoolAttachToHostFailed,
-    PoolDetachedFromHost,
-    PoolDetachFromHostFailed,
-    PoolStatsFailed,
-    PoolStatsReported,
     ResizeVolume,
-    VolumeCreatedOnPool,
-    VolumeCreateOnPoolFailed,
-    VolumeDeletedOnPool,
-    VolumeDeleteOnPoolFailed,
-    VolumeResizedOnPool,
-    VolumeResizeOnPoolFailed,
 )
+from schemas.storage_queries import ListPools, ListVolumes
 from services.storage import pools, queries, volumes
 from services.storage.context import Storage
 

@@ -15,30 +15,32 @@ from bus.ports import UnitOfWork
 from plugins.registry import validate_config
 from plugins.sdk import Capability, Role, Scope
 from schemas import Envelope
+from schemas.agent import (
+    AttachPoolToHost,
+    DetachPoolFromHost,
+    PoolAttachedToHost,
+    PoolAttachToHostFailed,
+    PoolDetachedFromHost,
+    PoolDetachFromHostFailed,
+    PoolStatsFailed,
+    PoolStatsReported,
+)
 from schemas.errors import AlreadyExists, FailedPrecondition, InvalidArgument, StrataError
 from schemas.storage import (
     AddPool,
-    AttachPoolToHost,
     CancelPoolMaintenance,
     DeletePool,
-    DetachPoolFromHost,
     DisablePool,
     EnablePool,
     MaintainPool,
     PoolAdded,
     PoolAddFailed,
-    PoolAttachedToHost,
-    PoolAttachToHostFailed,
     PoolCommand,
-    PoolDetachedFromHost,
-    PoolDetachFromHostFailed,
     PoolOperationFailed,
     PoolScope,
     PoolState,
     PoolStateChanged,
     PoolStatsCollected,
-    PoolStatsFailed,
-    PoolStatsReported,
     VolumeState,
 )
 from services.domain.pools import POOL_STATES, PoolEvent

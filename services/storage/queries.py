@@ -2,7 +2,7 @@
 
 from bus.ports import UnitOfWork
 from schemas import Envelope
-from schemas.storage import ListPools, ListVolumes, PoolsListed, VolumesListed
+from schemas.storage_queries import ListPools, ListVolumes, PoolsListed, VolumesListed
 from services.storage import repository
 from services.storage.context import Storage
 

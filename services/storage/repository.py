@@ -6,7 +6,8 @@ from uuid import UUID
 
 from sagas.participant import check_fencing_token
 from schemas.errors import NotFound
-from schemas.storage import PoolInfo, PoolScope, PoolState, VolumeInfo, VolumeState
+from schemas.storage import PoolScope, PoolState, VolumeState
+from schemas.storage_queries import PoolInfo, VolumeInfo
 from services.domain.allocator import PoolView
 from services.domain.volumes import VOLUME_STATES_ON_POOL
 

@@ -8,7 +8,8 @@ import structlog
 
 from bus.ports import UnitOfWorkFactory
 from schemas import Envelope
-from schemas.storage import CollectPoolStats, PoolState
+from schemas.agent import CollectPoolStats
+from schemas.storage import PoolState
 from services.storage import repository
 from services.storage.context import Storage, agent_route
 

@@ -12,30 +12,32 @@ import structlog
 
 from bus.ports import UnitOfWork
 from schemas import Envelope
+from schemas.agent import (
+    CreateVolumeOnPool,
+    DeleteVolumeOnPool,
+    ResizeVolumeOnPool,
+    VolumeCreatedOnPool,
+    VolumeCreateOnPoolFailed,
+    VolumeDeletedOnPool,
+    VolumeDeleteOnPoolFailed,
+    VolumeResizedOnPool,
+    VolumeResizeOnPoolFailed,
+)
 from schemas.errors import AlreadyExists, FailedPrecondition, InvalidArgument, ResourceExhausted, StrataError
 from schemas.storage import (
     BeginVolumeOperation,
     CreateVolume,
-    CreateVolumeOnPool,
     DeleteVolume,
-    DeleteVolumeOnPool,
     EndVolumeOperation,
     PoolState,
     ResizeVolume,
-    ResizeVolumeOnPool,
     VolumeCreated,
-    VolumeCreatedOnPool,
     VolumeCreateFailed,
-    VolumeCreateOnPoolFailed,
     VolumeDeleted,
-    VolumeDeletedOnPool,
     VolumeDeleteFailed,
-    VolumeDeleteOnPoolFailed,
     VolumeOperationFailed,
     VolumeResized,
-    VolumeResizedOnPool,
     VolumeResizeFailed,
-    VolumeResizeOnPoolFailed,
     VolumeState,
 )
 from services.domain.allocator import AllocationRequest, allocate

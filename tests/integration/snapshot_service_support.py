@@ -16,6 +16,7 @@ from bus.postgres.pool import Pool
 from bus.rabbit import RabbitTransport
 from bus.runtime import Consumer
 from schemas import Envelope, ErrorInfo, Message
+from schemas.agent import AgentCommand
 from schemas.snapshot import (
     CreateSnapshotOnPool,
     DeleteSnapshotOnPool,
@@ -25,7 +26,7 @@ from schemas.snapshot import (
     SnapshotDeletedOnPool,
     VolumeRevertedOnPool,
 )
-from schemas.storage import AgentCommand, PoolAdded, PoolScope, VolumeCreated
+from schemas.storage import PoolAdded, PoolScope, VolumeCreated
 from services.snapshot.bootstrap import SnapshotService, prepare_database
 from services.snapshot.deps import SnapshotDeps
 from tests.bus_fixtures import bus_settings

@@ -8,18 +8,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from plugins.sdk import faults
-from schemas.sagas import StepFailed, StepSucceeded
-from schemas.snapshot import (
-    CreateSnapshotOnPool,
-    DeleteSnapshotOnPool,
-    RevertVolumeOnPool,
-    SnapshotCreatedOnPool,
-    SnapshotDeletedOnPool,
-    SnapshotKind,
-    VolumeRevertedOnPool,
-    VolumeRevertOnPoolFailed,
-)
-from schemas.storage import (
+from schemas.agent import (
     AttachPoolToHost,
     CollectPoolStats,
     CreateVolumeOnPool,
@@ -32,6 +21,17 @@ from schemas.storage import (
     VolumeDeletedOnPool,
     VolumeResizedOnPool,
     VolumeResizeOnPoolFailed,
+)
+from schemas.sagas import StepFailed, StepSucceeded
+from schemas.snapshot import (
+    CreateSnapshotOnPool,
+    DeleteSnapshotOnPool,
+    RevertVolumeOnPool,
+    SnapshotCreatedOnPool,
+    SnapshotDeletedOnPool,
+    SnapshotKind,
+    VolumeRevertedOnPool,
+    VolumeRevertOnPoolFailed,
 )
 from schemas.vm import DescribeVm, PowerState, StartVm, StopVm, VmDescribed, VmStarted, VmStopped
 from tests.integration.storage_stack import Stack, define_vm, fail_without_libvirt, pool_directory, vm_is_active

@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from schemas import Envelope
+from schemas.agent import PoolDetachedFromHost
 from schemas.sagas import StepFailed
 from schemas.storage import (
     AddPool,
@@ -19,15 +20,11 @@ from schemas.storage import (
     DisablePool,
     EnablePool,
     EndVolumeOperation,
-    ListPools,
-    ListVolumes,
     MaintainPool,
     PoolAdded,
     PoolAddFailed,
-    PoolDetachedFromHost,
     PoolOperationFailed,
     PoolScope,
-    PoolsListed,
     PoolState,
     PoolStatsCollected,
     ResizeVolume,
@@ -38,10 +35,10 @@ from schemas.storage import (
     VolumeOperation,
     VolumeResized,
     VolumeResizeFailed,
-    VolumesListed,
     VolumeState,
     VolumeStateChanged,
 )
+from schemas.storage_queries import ListPools, ListVolumes, PoolsListed, VolumesListed
 from services.storage.bootstrap import StorageService
 from tests.helpers import assert_eventually
 from tests.integration.storage_stack import Stack, pool_directory, wait_until

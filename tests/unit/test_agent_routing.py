@@ -9,7 +9,8 @@ from bus.memory import MemoryTransport
 from bus.ports import Binding, Delivery
 from bus.postgres.records import route_by_kind
 from schemas import Envelope
-from schemas.storage import CreateVolume, CreateVolumeOnPool
+from schemas.agent import CreateVolumeOnPool
+from schemas.storage import CreateVolume
 from schemas.vm import StopVm
 from tests.helpers import assert_eventually
 

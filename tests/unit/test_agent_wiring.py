@@ -7,9 +7,9 @@ from bus.facade import Bus
 from bus.memory import MemoryTransport
 from bus.memory_uow import MemoryUnitOfWorkFactory
 from plugins.registry import Registry
+from schemas.agent import AgentCommand
 from schemas.errors import FailedPrecondition, NotFound, StrataError
 from schemas.snapshot import CreateSnapshotOnPool, DeleteSnapshotOnPool, RevertVolumeOnPool
-from schemas.storage import AgentCommand
 from schemas.vm import DescribeVm, StartVm, StopVm
 from services.agent.bootstrap import build_agent
 from services.agent.handlers import COMMAND_HANDLERS

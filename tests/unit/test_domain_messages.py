@@ -11,11 +11,12 @@ from schemas import Command, Envelope, Event, Message, registry
 from schemas import snapshot as snapshot_messages
 from schemas import storage as storage_messages
 from schemas import vm as vm_messages
+from schemas.agent import AgentCommand, AttachPoolToHost
 from schemas.errors import ErrorInfo, NotFound
 from schemas.redact import REDACTED, redacted
 from schemas.registry import SchemaViolation
 from schemas.snapshot import RevertVmToSnapshot, VolumeSnapshotPair
-from schemas.storage import AddPool, AgentCommand, AttachPoolToHost, PoolAddFailed
+from schemas.storage import AddPool, PoolAddFailed
 from schemas.vm import PowerState, VmDescribed
 
 pytestmark = pytest.mark.unit

@@ -4,9 +4,10 @@ from uuid import uuid4
 
 import pytest
 
-from schemas import Command
+from schemas import Command, storage_queries
 from schemas import storage as storage_messages
-from schemas.storage import AgentCommand, PoolScope, PoolState, VolumeState
+from schemas.agent import AgentCommand
+from schemas.storage import PoolScope, PoolState, VolumeState
 from services.storage.context import agent_route
 from services.storage.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
 from services.storage.repository import IN_FLIGHT_STATES, PoolRow, VolumeRow
@@ -35,7 +36,8 @@ def pool(scope: PoolScope, **fields: object) -> PoolRow:
 def test_every_storage_command_that_is_not_an_agent_one_has_a_handler() -> None:
     commands = {
         value
-        for value in vars(storage_messages).values()
+        for module in (storage_messages, storage_queries)
+        for value in vars(module).values()
         if isinstance(value, type)
         and issubclass(value, Command)
         and value.message_type

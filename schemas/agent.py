@@ -1,0 +1,205 @@
+"""Data-plane commands for the agent of one host or any agent of one cluster, and the events they produce.
+
+They are routed by host or cluster (`AgentCommand.routing_key`), not by type alone. A pool's configuration
+travels only in `agent.pool.attach`, marked `writeOnly` so the journal masks it.
+"""
+
+from uuid import UUID
+
+from pydantic import Field, model_validator
+
+from schemas.envelope import Command, Event
+from schemas.errors import ErrorInfo
+from schemas.registry import message
+from schemas.storage import SECRET, PluginConfig
+
+
+class AgentCommand(Command):
+    """A data-plane command for the agent of one host, or any agent of one cluster."""
+
+    host: str | None = Field(default=None, description="Route to this host's agent.")
+    cluster_id: str | None = Field(default=None, description="Route to any agent of this cluster.")
+
+    @model_validator(mode="after")
+    def _routed(self) -> "AgentCommand":
+        if not self.host and not self.cluster_id:
+            raise ValueError("an agent command needs a host or a cluster_id to be routed to")
+        return self
+
+    def routing_key(self) -> str:
+        """`agent.host.<host>.<type>` (a host named wins) or `agent.cluster.<cluster>.<type>`.
+
+        Dots in the names become '-', so that a name is always one word of the topic key.
+        """
+        if self.host:
+            return f"agent.host.{routing_word(self.host)}.{self.message_type}"
+        return f"agent.cluster.{routing_word(self.cluster_id or '')}.{self.message_type}"
+
+
+def routing_word(name: str) -> str:
+    """A host or cluster name as one word of a topic routing key ('.' would split it)."""
+    return name.replace(".", "-")
+
+
+@message("agent.pool.attach")
+class AttachPoolToHost(AgentCommand):
+    """Give an agent a pool's plugin and configuration so that it can run operations on that pool."""
+
+    pool_id: UUID
+    plugin: str = Field(min_length=1, description="Name of the plugin that serves the pool.")
+    config: PluginConfig = Field(
+        repr=False, json_schema_extra=SECRET, description="The plugin's configuration. May hold secrets."
+    )
+
+
+@message("agent.pool.attached")
+class PoolAttachedToHost(Event):
+    """An agent reaches a pool; capacity and usage as its plugin reports them."""
+
+    pool_id: UUID
+    host: str
+    capacity_bytes: int = Field(ge=0)
+    used_bytes: int = Field(ge=0)
+
+
+@message("agent.pool.attach.failed")
+class PoolAttachToHostFailed(Event):
+    """An agent could not reach a pool (bad configuration, storage down)."""
+
+    pool_id: UUID
+    host: str
+    error: ErrorInfo
+
+
+@message("agent.pool.detach")
+class DetachPoolFromHost(AgentCommand):
+    """Release a deleted pool's storage: the plugin forgets the pool (its path or LUN may be reused)."""
+
+    pool_id: UUID
+
+
+@message("agent.pool.detached")
+class PoolDetachedFromHost(Event):
+    """An agent released a pool's storage (or found it released already)."""
+
+    pool_id: UUID
+    host: str
+
+
+@message("agent.pool.detach.failed")
+class PoolDetachFromHostFailed(Event):
+    """An agent could not release a pool's storage (it still holds data, storage unreachable)."""
+
+    pool_id: UUID
+    host: str
+    error: ErrorInfo
+
+
+@message("agent.volume.create")
+class CreateVolumeOnPool(AgentCommand):
+    """Create a volume's data on a pool."""
+
+    pool_id: UUID
+    volume_id: UUID
+    size_bytes: int = Field(gt=0, description="Virtual size in bytes.")
+    template_id: UUID | None = Field(default=None, description="Template to base it on, if any.")
+
+
+@message("agent.volume.created")
+class VolumeCreatedOnPool(Event):
+    """A volume's data exists on the pool."""
+
+    pool_id: UUID
+    volume_id: UUID
+    size_bytes: int = Field(gt=0)
+    locator: str = Field(description="The plugin's address of the volume (a path, a LUN, an object key).")
+
+
+@message("agent.volume.create.failed")
+class VolumeCreateOnPoolFailed(Event):
+    """A volume's data could not be created; the plugin left nothing behind."""
+
+    pool_id: UUID
+    volume_id: UUID
+    error: ErrorInfo
+
+
+@message("agent.volume.delete")
+class DeleteVolumeOnPool(AgentCommand):
+    """Delete a volume's data from a pool (succeeds if it is already gone)."""
+
+    pool_id: UUID
+    volume_id: UUID
+
+
+@message("agent.volume.deleted")
+class VolumeDeletedOnPool(Event):
+    """A volume's data is gone from the pool."""
+
+    pool_id: UUID
+    volume_id: UUID
+
+
+@message("agent.volume.delete.failed")
+class VolumeDeleteOnPoolFailed(Event):
+    """A volume's data could not be deleted."""
+
+    pool_id: UUID
+    volume_id: UUID
+    error: ErrorInfo
+
+
+@message("agent.volume.resize")
+class ResizeVolumeOnPool(AgentCommand):
+    """Change a volume's virtual size on its pool."""
+
+    pool_id: UUID
+    volume_id: UUID
+    new_size_bytes: int = Field(gt=0)
+    allow_shrink: bool = False
+
+
+@message("agent.volume.resized")
+class VolumeResizedOnPool(Event):
+    """A volume has its new size on the pool."""
+
+    pool_id: UUID
+    volume_id: UUID
+    new_size_bytes: int = Field(gt=0)
+
+
+@message("agent.volume.resize.failed")
+class VolumeResizeOnPoolFailed(Event):
+    """A volume could not be resized on the pool; it keeps its old size."""
+
+    pool_id: UUID
+    volume_id: UUID
+    error: ErrorInfo
+
+
+@message("agent.pool.stats")
+class CollectPoolStats(AgentCommand):
+    """Ask an agent that reaches a pool for the pool's capacity and use, as its plugin reports them."""
+
+    pool_id: UUID
+
+
+@message("agent.pool.stats.reported")
+class PoolStatsReported(Event):
+    """A pool's statistics as an agent's plugin reported them."""
+
+    pool_id: UUID
+    host: str
+    capacity_bytes: int = Field(ge=0)
+    used_bytes: int = Field(ge=0)
+    read_iops: float | None = Field(default=None, ge=0)
+    write_iops: float | None = Field(default=None, ge=0)
+
+
+@message("agent.pool.stats.failed")
+class PoolStatsFailed(Event):
+    """An agent could not read a pool's statistics (storage unreachable, pool not attached)."""
+
+    pool_id: UUID
+    host: str
+    error: ErrorInfo
