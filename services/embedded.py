@@ -13,11 +13,11 @@ from schemas import Transient
 @asynccontextmanager
 async def embedded_postgres() -> AsyncIterator[str]:
     """Start a throw-away PostgreSQL and yield its URL; stop it and delete its files on exit."""
+    data_dir = tempfile.mkdtemp(prefix="strata-pg-")
+    # pgserver asks platformdirs for a runtime directory when it is imported; give it ours rather than a /tmp default.
+    os.environ.setdefault("XDG_RUNTIME_DIR", data_dir)
     from pgserver.postgres_server import get_server
 
-    data_dir = tempfile.mkdtemp(prefix="strata-pg-")
-    # pgserver asks platformdirs for a runtime directory; give it one of ours rather than a shared /tmp default.
-    os.environ.setdefault("XDG_RUNTIME_DIR", data_dir)
     try:
         server = await asyncio.to_thread(get_server, data_dir, cleanup_mode="stop")
     except Exception as error:  # pgserver raises plain exceptions from its subprocess handling
