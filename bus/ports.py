@@ -173,3 +173,10 @@ class UnitOfWorkContext(Protocol):
 # handler, and the runtime dispatches on the class, so the parameter is typed by each handler, not here.
 Handler = Callable[[Any, Envelope, UnitOfWork], Awaitable[Message | None]]
 """`handler(message, envelope, uow)`; a request handler returns the reply, others return None."""
+
+
+class HandlingObserver(Protocol):
+    """Told how each message a consumer handled ended; a daemon's metrics implement it."""
+
+    def observe(self, consumer: str, message_type: str, outcome: str, seconds: float) -> None:
+        """Record one message: `outcome` is `ok`, `duplicate`, `retried` or `dead`; `seconds` from decode to settle."""

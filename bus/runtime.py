@@ -7,6 +7,7 @@ with the reason, error class, attempts and origin queue. Nothing a handler does 
 """
 
 from collections.abc import Mapping, Sequence
+from time import perf_counter
 
 import structlog
 
@@ -15,6 +16,7 @@ from bus.ports import (
     Binding,
     Delivery,
     Handler,
+    HandlingObserver,
     HeaderValue,
     QueueKind,
     Subscription,
@@ -28,6 +30,37 @@ from schemas.registry import UnknownMessageType
 
 log = structlog.get_logger(__name__)
 _REASON_LIMIT = 500
+
+
+class _Observers:
+    """The process's handling observers: a daemon's metrics register here once, every consumer reports to them.
+
+    A process-wide list rather than a constructor argument, because the consumers are built deep inside each
+    service's bootstrap (and the saga coordinator's), while metrics belong to the process that serves `/metrics`.
+    """
+
+    def __init__(self) -> None:
+        self.observers: list[HandlingObserver] = []
+
+    def notify(self, consumer: str, message_type: str, outcome: str, started: float) -> None:
+        seconds = perf_counter() - started
+        for observer in self.observers:
+            observer.observe(consumer, message_type, outcome, seconds)
+
+
+_observers = _Observers()
+
+
+def observe_handling(observer: HandlingObserver) -> None:
+    """Report every message any consumer of this process handles to `observer` (idempotent)."""
+    if observer not in _observers.observers:
+        _observers.observers.append(observer)
+
+
+def stop_observing(observer: HandlingObserver) -> None:
+    """Undo `observe_handling`."""
+    if observer in _observers.observers:
+        _observers.observers.remove(observer)
 
 
 class Consumer:
@@ -91,6 +124,7 @@ class Consumer:
     async def handle(self, delivery: Delivery) -> None:
         """Process one delivery to the end: it is always settled (or left to the broker if the channel died)."""
         wire = delivery.message
+        started = perf_counter()
         attempts = _attempts(wire.headers.get(ATTEMPTS_HEADER))
         # Each delivery runs in its own task, so what is bound here stays with this message's logs.
         structlog.contextvars.bind_contextvars(message_id=wire.message_id, type=wire.type, consumer=self.name)
@@ -101,6 +135,7 @@ class Consumer:
                 raise UnknownMessageType(f"{self.name} has no handler for {envelope.type}", field="type")
         except StrataError as error:
             await self._dead_letter(delivery, error, attempts + 1)
+            _observers.notify(self.name, wire.type, "dead", started)
             return
         structlog.contextvars.bind_contextvars(
             correlation_id=str(envelope.correlation_id),
@@ -108,12 +143,14 @@ class Consumer:
             saga_id=str(envelope.saga_id) if envelope.saga_id else None,
         )
         try:
-            reply = await self._run(handler, envelope)
+            reply, duplicate = await self._run(handler, envelope)
         except Transient as error:
-            await self._retry(delivery, error, attempts + 1)
+            outcome = "retried" if await self._retry(delivery, error, attempts + 1) else "dead"
+            _observers.notify(self.name, wire.type, outcome, started)
             return
         except Exception as error:  # any other error is permanent: the consumer dead-letters it and keeps going
             await self._dead_letter(delivery, error, attempts + 1)
+            _observers.notify(self.name, wire.type, "dead", started)
             return
         try:
             if reply is not None and wire.reply_to:
@@ -121,8 +158,9 @@ class Consumer:
             await delivery.ack()
         except StrataError as error:
             log.warning("could not settle; the broker will redeliver", error=str(error))
+        _observers.notify(self.name, wire.type, "duplicate" if duplicate else "ok", started)
 
-    async def _run(self, handler: Handler, envelope: Envelope) -> Message | None:
+    async def _run(self, handler: Handler, envelope: Envelope) -> tuple[Message | None, bool]:
         duplicate = True
         reply: Message | None = None
         async with self.units.begin(self.name, envelope) as unit:
@@ -131,18 +169,20 @@ class Consumer:
                 reply = await handler(envelope.payload, envelope, unit)
         if duplicate:
             log.info("duplicate delivery acked without running the handler")
-        return reply
+        return reply, duplicate
 
-    async def _retry(self, delivery: Delivery, error: Transient, attempts: int) -> None:
+    async def _retry(self, delivery: Delivery, error: Transient, attempts: int) -> bool:
+        """Park the message for a later attempt; False if it had no attempt left and was dead-lettered."""
         levels = len(self.transport.retry_delays)
         if attempts > levels:
             await self._dead_letter(delivery, error, attempts, f"gave up after {attempts} attempts: ")
-            return
+            return False
         log.warning("transient failure; retrying later", attempts=attempts, error=error.message[:_REASON_LIMIT])
         try:
             await delivery.retry_later(attempts - 1, {ATTEMPTS_HEADER: attempts})
         except StrataError as settle_error:
             log.warning("could not park for retry; the broker will redeliver", error=str(settle_error))
+        return True
 
     async def _dead_letter(self, delivery: Delivery, error: Exception, attempts: int, prefix: str = "") -> None:
         text = error.message if isinstance(error, StrataError) else str(error)

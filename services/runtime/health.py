@@ -14,6 +14,9 @@ from typing import Self
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from bus.runtime import observe_handling, stop_observing
+from services.runtime.metrics import MessageMetrics
+
 HealthCheck = Callable[[], Awaitable[bool]]
 _REQUEST_TIMEOUT = 5.0
 _MAX_HEADER_LINES = 100
@@ -33,6 +36,8 @@ class HealthServer:
         check_timeout: float = 2.0,
     ) -> None:
         self.registry = registry or CollectorRegistry()
+        # Every consumer of this process reports the messages it handles to this server's registry.
+        self.message_metrics = MessageMetrics(self.registry)
         self._host = host
         self._port = port
         self._checks: dict[str, HealthCheck] = dict(checks or {})
@@ -54,9 +59,11 @@ class HealthServer:
     async def start(self) -> None:
         """Listen; raises OSError if the address is taken."""
         self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        observe_handling(self.message_metrics)
 
     async def close(self) -> None:
         """Stop listening and wait for open requests to end."""
+        stop_observing(self.message_metrics)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -31,6 +31,11 @@ class MessageMetrics:
             "strata_messages_in_flight", "Messages being handled now.", ["service"], registry=registry
         )
 
+    def observe(self, consumer: str, message_type: str, outcome: str, seconds: float) -> None:
+        """Record one message a consumer handled (the bus runtime calls this; see `bus.runtime.observe_handling`)."""
+        self._handled.labels(consumer, message_type, outcome).inc()
+        self._seconds.labels(consumer, message_type).observe(seconds)
+
     def record(self, service: str, message_type: str, outcome: str) -> None:
         """Count one message that ended with `outcome` (`ok`, `retried`, `dead`, `duplicate`)."""
         self._handled.labels(service, message_type, outcome).inc()

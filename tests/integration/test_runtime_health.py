@@ -8,8 +8,15 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
+from bus.facade import Bus
+from bus.memory import MemoryTransport
+from bus.memory_uow import MemoryUnitOfWorkFactory
+from bus.ports import UnitOfWork
+from bus.runtime import Consumer
+from schemas import Envelope, Message
 from services.runtime.health import HealthServer
-from services.runtime.metrics import MessageMetrics
+from tests.bus_fixtures import Ping, bus_test_messages
+from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +81,7 @@ async def test_healthz_answers_503_naming_the_failing_check(server: HealthServer
 
 
 async def test_metrics_are_in_prometheus_text_format(server: HealthServer) -> None:
-    metrics = MessageMetrics(server.registry)
+    metrics = server.message_metrics
     metrics.record("storage", "volume.create", "ok")
     metrics.record("storage", "volume.create", "ok")
     metrics.record("snapshot", "snapshot.create", "dead")
@@ -140,3 +147,39 @@ async def test_a_client_that_hangs_up_does_not_stop_the_server(server: HealthSer
 async def test_port_before_start_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="not started"):
         _ = HealthServer().port
+
+
+async def test_every_consumer_of_the_process_reports_to_metrics(
+    server: HealthServer, memory_transport: MemoryTransport
+) -> None:
+    async def ping(message: Message, envelope: Envelope, uow: UnitOfWork) -> None:
+        assert isinstance(message, Ping)
+        if message.n == 2:
+            raise ValueError("a permanent failure")
+
+    consumer = Consumer(
+        memory_transport,
+        MemoryUnitOfWorkFactory(Bus(memory_transport, messages=bus_test_messages)),
+        name="pinger",
+        handlers={Ping: ping},
+        messages=bus_test_messages,
+    )
+    await consumer.start()
+    bus = Bus(memory_transport, messages=bus_test_messages)
+    first = Envelope.wrap(Ping(n=1), producer="test")
+    for envelope in (first, first, Envelope.wrap(Ping(n=2), producer="test")):
+        await bus.publish(envelope)
+
+    async def handled() -> dict[str, float] | None:
+        _, _, body = await get(server.port, "/metrics")
+        families = {family.name: family for family in text_string_to_metric_families(body.decode())}
+        samples = {
+            sample.labels["outcome"]: sample.value
+            for sample in families["strata_messages_handled"].samples
+            if sample.name.endswith("_total") and sample.labels["service"] == "pinger"
+        }
+        return samples if sum(samples.values()) == 3 else None
+
+    outcomes = await assert_eventually(handled, what="three pings counted")
+    await consumer.stop()
+    assert outcomes == {"ok": 1.0, "duplicate": 1.0, "dead": 1.0}
