@@ -21,7 +21,7 @@ from pamqp.common import FieldTable
 
 from bus.errors import BrokerUnavailable, PublishRejected, RequestTimedOut, Unroutable
 from bus.ports import Binding, DeadLetter, DeliveryHandler, HeaderValue, QueueKind, WireMessage
-from bus.rabbit_batch import write_publishes
+from bus.rabbit_batch import PublishCoalescer, write_publishes
 from bus.rabbit_connection import CONNECTION_ERRORS, RabbitConnection
 from bus.rabbit_consumer import RabbitSubscription
 from bus.rabbit_dead import RabbitDeadLetters
@@ -77,6 +77,7 @@ class RabbitTransport:
         self._subscriptions: set[RabbitSubscription] = set()
         # Channels by role; aiormq's concrete Channel, whose publish can skip waiting for the socket to drain.
         self._publisher: aiormq.Channel | None = None
+        self._coalescer = PublishCoalescer()
         self._control: aiormq.Channel | None = None
         self._replier: aiormq.Channel | None = None
         self._replies: dict[str, asyncio.Future[WireMessage]] = {}
@@ -256,14 +257,17 @@ class RabbitTransport:
                 log.error("publish failed: the broker stayed away", type=message.type, error=error.message)
                 raise
             try:
-                await channel.basic_publish(
-                    message.body,
-                    exchange=exchange,
-                    routing_key=routing_key,
-                    properties=properties,
-                    mandatory=True,
-                    wait=False,
-                )
+                if channel.publisher_confirms:  # concurrent publishes share one socket write, each confirmed
+                    await self._coalescer.publish(channel, (exchange, routing_key, message.body, properties))
+                else:
+                    await channel.basic_publish(
+                        message.body,
+                        exchange=exchange,
+                        routing_key=routing_key,
+                        properties=properties,
+                        mandatory=True,
+                        wait=False,
+                    )
                 return
             except aiormq.exceptions.PublishError:
                 raise Unroutable(
