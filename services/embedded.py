@@ -16,7 +16,7 @@ async def embedded_postgres() -> AsyncIterator[str]:
     """Start a throw-away PostgreSQL and yield its URL; stop it and delete its files on exit."""
     base = Path(tempfile.mkdtemp(prefix="strata-pg-"))
     data_dir, runtime_dir = base / "data", base / "run"
-    runtime_dir.mkdir()
+    runtime_dir.mkdir(mode=0o700)
     # pgserver asks platformdirs for a runtime directory when it is imported; give it ours rather than a /tmp
     # default (and not the data directory, which initdb needs empty).
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
