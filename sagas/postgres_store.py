@@ -8,7 +8,7 @@ leave as strata's errors.
 """
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,9 @@ from bus.ports import UnitOfWork
 from bus.postgres.errors import translated_errors
 from bus.postgres.migrate import validate_schema
 from bus.postgres.pool import Pool, PoolConnection
+from bus.postgres.unit_of_work import PostgresUnitOfWork
 from sagas.ports import LockOutcome, LockResult
+from sagas.postgres_literals import deferred_write
 from sagas.records import LockHolder, SagaEvent, SagaInstance, SagaStatus, StepRecord, Timer, TimerKind
 from sagas.serialize import message_from_json, message_to_json, step_from_json, step_to_json
 
@@ -32,9 +34,10 @@ _INSTANCE_COLUMNS = (
 class PostgresSagaSession:
     """A session on one connection in a transaction; see `SagaSession` for what each method promises."""
 
-    def __init__(self, connection: PoolConnection, schema: str) -> None:
+    def __init__(self, connection: PoolConnection, schema: str, defer: Callable[[str], None] | None = None) -> None:
         self._db = connection
         self._s = schema
+        self._defer = defer  # the unit of work's: the final write travels with its COMMIT
 
     async def insert_instance(self, instance: SagaInstance) -> bool:
         status = await self._db.execute(
@@ -71,7 +74,11 @@ class PostgresSagaSession:
         timers: Sequence[Timer],
         events: Sequence[SagaEvent],
     ) -> None:
-        # One statement: the saga's whole change is one round trip, whatever it touches.
+        # One statement: the saga's whole change is one round trip, whatever it touches; none at all in a unit of
+        # work, where it goes with the COMMIT (the engine writes once, last, and reads nothing after).
+        if self._defer is not None:
+            self._defer(deferred_write(self._s, instance, steps, timers, events))
+            return
         await self._db.execute(
             f"WITH saved_steps AS ({_steps_upsert(self._s, 8)}), "
             f"new_timers AS (INSERT INTO {self._s}.timers (saga_id, seq, kind, attempt, due_at) "
@@ -266,7 +273,8 @@ class PostgresSagaStore:
         """A session in `uow`'s transaction, or in one of its own committed at exit."""
         with translated_errors():
             if uow is not None:
-                yield PostgresSagaSession(uow.connection, self.schema)
+                defer = uow.defer if isinstance(uow, PostgresUnitOfWork) else None
+                yield PostgresSagaSession(uow.connection, self.schema, defer)
                 return
             async with self.pool.acquire() as connection, connection.transaction():
                 yield PostgresSagaSession(connection, self.schema)

@@ -57,8 +57,9 @@ class RelaySettings:
     inbox_retention: float = 7 * 86400.0
     """Seconds an inbox row is kept: a redelivery later than this would run its handler again."""
     housekeeping_interval: float = 300.0
-    claim_lease: float = 120.0
-    """Seconds a claimed row is left to its relay before another may claim it (longer than a publish may take)."""
+    claim_lease: float = 45.0
+    """Seconds a claimed row is left to its relay before another may claim it: longer than a publish may wait for
+    the broker (30 s by default), short because rows of a relay that died wait this long to go out."""
     coalesce: float = 0.002
     """Seconds the relay waits after a wake-up before claiming, so that commits arriving together share a batch."""
 

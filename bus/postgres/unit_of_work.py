@@ -41,6 +41,7 @@ class PostgresUnitOfWork:
         self._encode = encode
         self._route = route
         self.emitted: list[Outgoing] = []
+        self.deferred: list[str] = []
 
     @property
     def connection(self) -> PoolConnection:
@@ -51,6 +52,14 @@ class PostgresUnitOfWork:
         """Queue `envelope` for the outbox; it is written at commit and published by the relay after it."""
         exchange, routing_key = self._route(envelope)
         self.emitted.append(Outgoing(envelope, self._encode(envelope), exchange, routing_key))
+
+    def defer(self, statement: str) -> None:
+        """Run `statement` (no parameters: values written with `bus.postgres.literals`) in the commit's round trip.
+
+        For a handler's last write, which nothing in the transaction reads afterwards: it saves a round trip, and a
+        failure still rolls back everything (it is reported when the unit of work ends).
+        """
+        self.deferred.append(statement)
 
 
 class PostgresUnitOfWorkContext:
@@ -97,19 +106,19 @@ class PostgresUnitOfWorkContext:
                 raise translate(exc) from None
             return
         try:
-            await self._end(self._commit_statement(self._unit.emitted))
+            await self._end(self._commit_statement(self._unit.emitted, self._unit.deferred))
         except BaseException as error:
             await self._end("ROLLBACK")
             if is_driver_error(error):
                 raise translate(error) from None
             raise
 
-    def _commit_statement(self, emitted: list[Outgoing]) -> str:
+    def _commit_statement(self, emitted: list[Outgoing], deferred: list[str]) -> str:
         schema = self._factory.schema
         journaled = [(item.envelope, item.wire) for item in emitted]
         if self._incoming is not None:
             journaled.append((self._incoming, self._factory.encode(self._incoming)))
-        statements = [outbox_insert(schema, emitted)] if emitted else []
+        statements = [*deferred, outbox_insert(schema, emitted)] if emitted else list(deferred)
         if journaled:
             statements.append(journal_insert(schema, journaled))
         statements.append("COMMIT")
