@@ -1,4 +1,4 @@
-"""The migrator: applies the numbered SQL files of `bus/postgres/migrations` once each, in order.
+"""The migrator: applies numbered SQL files once each, in order — the bus's own, the saga store's and each service's.
 
 Applied versions are recorded in `<schema>.schema_migrations` with a checksum, so that running it again changes
 nothing and an edited migration is refused instead of silently diverging. Concurrent migrators (several daemons
@@ -9,6 +9,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 import asyncpg
 
@@ -46,24 +47,45 @@ def validate_schema(schema: str) -> str:
     return schema
 
 
-def load_migrations(schema: str = DEFAULT_SCHEMA, package: str = BUS_MIGRATIONS) -> list[Migration]:
-    """Read the migrations shipped in `package` (`NNNN_name.sql` files), in version order, written for `schema`."""
+def load_migrations(source: str | Traversable, schema: str) -> list[Migration]:
+    """Read the `NNNN_name.sql` files of a package (dotted name) or directory, in version order, for `schema`."""
     validate_schema(schema)
-    found: list[Migration] = []
-    for entry in resources.files(package).iterdir():
+    folder = resources.files(source) if isinstance(source, str) else source
+    found: dict[int, Migration] = {}
+    for entry in folder.iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
         match = _MIGRATION_FILE.fullmatch(entry.name)
-        if match:
-            sql = entry.read_text(encoding="utf-8").replace(_SCHEMA_TOKEN, schema)
-            found.append(Migration(int(match.group(1)), match.group(2), sql))
-    found.sort(key=lambda migration: migration.version)
-    return found
+        if match is None:
+            raise InvalidArgument(
+                f"migration file {entry.name!r} must be named NNNN_lower_case_name.sql (e.g. 0001_pools.sql)",
+                field="migrations",
+            )
+        version = int(match.group(1))
+        if version in found:
+            raise InvalidArgument(
+                f"migrations {found[version].name} and {match.group(2)} share version {version:04d}",
+                field="migrations",
+            )
+        sql = entry.read_text(encoding="utf-8").replace(_SCHEMA_TOKEN, schema)
+        found[version] = Migration(version, match.group(2), sql)
+    return [found[version] for version in sorted(found)]
 
 
 async def migrate(
-    connection: "asyncpg.Connection[asyncpg.Record] | PoolConnection", schema: str = DEFAULT_SCHEMA
+    connection: "asyncpg.Connection[asyncpg.Record] | PoolConnection",
+    schema: str = DEFAULT_SCHEMA,
+    source: str | Traversable = BUS_MIGRATIONS,
 ) -> list[int]:
-    """Apply the migrations not yet applied to `schema`; return the versions applied now (empty if none)."""
-    migrations = load_migrations(schema)
+    """Apply the migrations of `source` (the bus's by default) not yet applied to `schema`; return those applied."""
+    return await apply_migrations(connection, schema, load_migrations(source, schema))
+
+
+async def apply_migrations(
+    connection: "asyncpg.Connection[asyncpg.Record] | PoolConnection", schema: str, migrations: list[Migration]
+) -> list[int]:
+    """Apply `migrations` not yet recorded in `schema`, all in one transaction; return the versions applied now."""
+    validate_schema(schema)
     applied_now: list[int] = []
     with translated_errors():
         async with connection.transaction():
@@ -77,7 +99,7 @@ async def migrate(
                     checksum text NOT NULL,
                     applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-            rows = await connection.fetch(f"SELECT version, name, checksum FROM {schema}.schema_migrations")
+            rows = await connection.fetch(f"SELECT version, checksum FROM {schema}.schema_migrations")
             recorded = {row["version"]: row["checksum"] for row in rows}
             for migration in migrations:
                 if migration.version in recorded:

@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from bus.postgres import migrate
-from bus.postgres.migrate import load_migrations
+from bus.postgres.migrate import BUS_MIGRATIONS, load_migrations
 from schemas import FailedPrecondition, InvalidArgument
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ async def test_migrations_are_idempotent(database_url: str) -> None:
     finally:
         await connection.close()
 
-    assert first == [migration.version for migration in load_migrations()]
+    assert first == [migration.version for migration in load_migrations(BUS_MIGRATIONS, "bus")]
     assert second == []
     assert [row["table_name"] for row in tables] == ["inbox", "journal", "outbox", "schema_migrations"]
 
@@ -37,8 +37,8 @@ async def test_concurrent_migrators_apply_each_migration_once(database_url: str)
         for connection in connections:
             await connection.close()
 
-    assert sorted(len(applied) for applied in results) == [0, 0, len(load_migrations())]
-    assert recorded == len(load_migrations())
+    assert sorted(len(applied) for applied in results) == [0, 0, len(load_migrations(BUS_MIGRATIONS, "bus"))]
+    assert recorded == len(load_migrations(BUS_MIGRATIONS, "bus"))
 
 
 async def test_a_schema_of_its_own_and_a_bad_schema_name(database_url: str) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from bus.postgres import JournalQuery, RelaySettings
 from bus.postgres.errors import translate
-from bus.postgres.migrate import load_migrations, validate_schema
+from bus.postgres.migrate import BUS_MIGRATIONS, load_migrations, validate_schema
 from schemas import AlreadyExists, FailedPrecondition, InvalidArgument, StrataError, Transient
 
 pytestmark = pytest.mark.unit
@@ -78,7 +78,7 @@ def test_schema_names_must_be_plain_identifiers(name: str) -> None:
 
 
 def test_migrations_are_numbered_and_written_for_their_schema() -> None:
-    migrations = load_migrations("bus_x")
+    migrations = load_migrations(BUS_MIGRATIONS, "bus_x")
 
     assert [migration.version for migration in migrations] == list(range(1, len(migrations) + 1))
     assert all("__SCHEMA__" not in migration.sql for migration in migrations)
