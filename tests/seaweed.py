@@ -176,7 +176,9 @@ def run_seaweed() -> Iterator[SeaweedS3]:
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = (workdir / "weed.log").read_text(errors="replace")[-2000:]
                 pytest.fail(f"SeaweedFS did not start (exit {process.poll()}):\n{tail}", pytrace=False)
-            time.sleep(_POLL_SECONDS)
+            # Between looks, wait on the process itself: a server that dies is reported at once.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=_POLL_SECONDS)
         yield server
     finally:
         process.kill()  # its data directory is deleted next, so a (slow) graceful stop would gain nothing
