@@ -64,12 +64,6 @@ class QemuImg:
         data = json.loads(out)
         return data if isinstance(data, list) else [data]
 
-    async def measure_layer(self, path: Path) -> int:
-        """Bytes needed to hold the data of this one qcow2 layer (its backing file left out)."""
-        spec = json.dumps({"driver": "qcow2", "backing": None, "file": {"driver": "file", "filename": str(path)}})
-        out = json.loads(await self.run("measure", "--output=json", "-O", "qcow2", f"json:{spec}"))
-        return int(out["required"])
-
 
 async def _read_output(stream: asyncio.StreamReader, on_percent: Callable[[float], None] | None) -> bytes:
     collected = bytearray()
