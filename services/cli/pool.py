@@ -14,7 +14,7 @@ from rich.table import Table
 from plugins.registry import Registry, load_plugins, validate_config
 from plugins.sdk.config import secret_fields
 from schemas import StrataError
-from schemas.errors import InvalidArgument, NotFound
+from schemas.errors import InvalidArgument
 from schemas.storage import (
     AddPool,
     CancelPoolMaintenance,
@@ -39,9 +39,11 @@ from services.cli.talking import (
     errors,
     fail,
     human_bytes,
+    id_or_name,
     invalid,
     print_json,
     talk,
+    the_only,
     zone_id,
 )
 
@@ -136,17 +138,14 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
 
 async def find_pool(client: Client, pool: str, *, timeout: float) -> PoolInfo:
     """The pool named or numbered `pool`; NotFound says how to list them."""
-    try:
-        wanted: uuid.UUID | None = uuid.UUID(pool)
-    except ValueError:
-        wanted = None
+    wanted = id_or_name(pool)
     listed = await client.ask(ListPools(pool_id=wanted), PoolsListed, timeout=timeout)
-    found = [info for info in listed.pools if wanted is not None or info.name == pool]
-    if not found:
-        raise NotFound(f"no pool {pool!r} (see `strata pool list`)", field="pool")
-    if len(found) > 1:
-        raise InvalidArgument(f"{len(found)} pools are named {pool!r} (in several zones): give its id", field="pool")
-    return found[0]
+    return the_only(
+        [info for info in listed.pools if wanted is not None or info.name == pool],
+        missing=f"no pool {pool!r} (see `strata pool list`)",
+        ambiguous=lambda count: f"{count} pools are named {pool!r} (in several zones): give its id",
+        field="pool",
+    )
 
 
 @app.command("list")

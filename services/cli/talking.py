@@ -20,7 +20,7 @@ from bus.postgres import create_pool
 from bus.rabbit import RabbitTransport
 from bus.settings import BusSettings
 from schemas import StrataError
-from schemas.errors import InvalidArgument
+from schemas.errors import InvalidArgument, NotFound
 from services.cli.sending import Client, CommandFailed
 from services.runtime.settings import RuntimeSettings
 
@@ -97,6 +97,23 @@ def print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
         typer.echo(json.dumps([item.model_dump(mode="json") for item in value], indent=2))
     else:
         typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def id_or_name(value: str) -> uuid.UUID | None:
+    """The UUID `value` is, or None when it is a name."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def the_only(found: Sequence[T], *, missing: str, ambiguous: Callable[[int], str], field: str) -> T:
+    """The one object a name or id matched: NotFound with `missing` if none, InvalidArgument if several."""
+    if not found:
+        raise NotFound(missing, field=field)
+    if len(found) > 1:
+        raise InvalidArgument(ambiguous(len(found)), field=field)
+    return found[0]
 
 
 def parse_uuid(value: str, what: str) -> uuid.UUID:

@@ -7,7 +7,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from schemas.errors import InvalidArgument, NotFound
+from schemas.errors import InvalidArgument
 from schemas.storage import (
     CreateVolume,
     DeleteVolume,
@@ -30,11 +30,13 @@ from services.cli.talking import (
     errors,
     fail,
     human_bytes,
+    id_or_name,
     invalid,
     parse_size,
     parse_uuid,
     print_json,
     talk,
+    the_only,
     zone_id,
 )
 
@@ -98,17 +100,14 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
 
 async def find_volume(client: Client, volume: str, *, timeout: float) -> VolumeInfo:
     """The volume named or numbered `volume`."""
-    try:
-        wanted: uuid.UUID | None = uuid.UUID(volume)
-    except ValueError:
-        wanted = None
+    wanted = id_or_name(volume)
     listed = await client.ask(ListVolumes(volume_id=wanted), VolumesListed, timeout=timeout)
-    found = [info for info in listed.volumes if wanted is not None or info.name == volume]
-    if not found:
-        raise NotFound(f"no volume {volume!r} (see `strata volume list`)", field="volume")
-    if len(found) > 1:
-        raise InvalidArgument(f"{len(found)} volumes are named {volume!r}: give its id", field="volume")
-    return found[0]
+    return the_only(
+        [info for info in listed.volumes if wanted is not None or info.name == volume],
+        missing=f"no volume {volume!r} (see `strata volume list`)",
+        ambiguous=lambda count: f"{count} volumes are named {volume!r}: give its id",
+        field="volume",
+    )
 
 
 @app.command("list")
