@@ -23,8 +23,8 @@ def exchange_for(envelope: Envelope) -> str:
     return "commands" if isinstance(envelope.payload, Command) else "events"
 
 
-def encode(envelope: Envelope) -> WireMessage:
-    """Turn an envelope into what a transport carries."""
+def headers_of(envelope: Envelope) -> dict[str, HeaderValue]:
+    """The AMQP headers `encode` gives an envelope (its version, time and lineage), without encoding the payload."""
     headers: dict[str, HeaderValue] = {
         "version": envelope.version,
         "occurred_at": envelope.occurred_at.isoformat(),
@@ -37,11 +37,16 @@ def encode(envelope: Envelope) -> WireMessage:
         headers["step"] = envelope.step
     if envelope.fencing_token is not None:
         headers["fencing_token"] = envelope.fencing_token
+    return headers
+
+
+def encode(envelope: Envelope) -> WireMessage:
+    """Turn an envelope into what a transport carries."""
     return WireMessage(
         body=envelope.payload.model_dump_json().encode(),
         message_id=str(envelope.message_id),
         type=envelope.type,
-        headers=headers,
+        headers=headers_of(envelope),
         correlation_id=str(envelope.correlation_id),
         timestamp=envelope.occurred_at,
         app_id=envelope.producer or None,

@@ -32,7 +32,7 @@ from bus.topology import (
     Topology,
     topic_matches,
 )
-from schemas.errors import FailedPrecondition, InvalidArgument, NotFound
+from schemas.errors import FailedPrecondition, InvalidArgument, NotFound, StrataError
 
 log = logging.getLogger(__name__)
 _DEAD_HEADERS = (ATTEMPTS_HEADER, DEATH_REASON_HEADER, ERROR_CLASS_HEADER, ORIGIN_QUEUE_HEADER)
@@ -190,6 +190,19 @@ class MemoryTransport:
         for routing_key, message in messages:
             self._route(exchange, routing_key, message)
         await asyncio.sleep(0)
+
+    async def publish_each(self, items: Sequence[tuple[str, str, WireMessage]]) -> list[BaseException | None]:
+        self._require_started()
+        outcomes: list[BaseException | None] = []
+        for exchange, routing_key, message in items:
+            try:
+                self._route(exchange, routing_key, message)
+            except StrataError as error:
+                outcomes.append(error)
+            else:
+                outcomes.append(None)
+        await asyncio.sleep(0)
+        return outcomes
 
     async def consume(self, queue: str, handler: DeliveryHandler, *, prefetch: int) -> _Consumer:
         self._require_started()

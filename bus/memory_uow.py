@@ -32,9 +32,11 @@ class _MemoryUnitOfWorkContext:
         self._factory = factory
         self._key = (consumer, incoming.message_id) if incoming is not None else None
         self._unit: MemoryUnitOfWork | None = None
+        self.duplicate = False
 
     async def __aenter__(self) -> MemoryUnitOfWork | None:
         if self._key is not None and self._key in self._factory.inbox:
+            self.duplicate = True
             return None
         self._unit = MemoryUnitOfWork()
         return self._unit

@@ -127,6 +127,12 @@ class Transport(Protocol):
     async def publish_many(self, exchange: str, messages: Sequence[tuple[str, WireMessage]]) -> None:
         """Publish (routing key, message) pairs with many confirms outstanding; return once all are confirmed."""
 
+    async def publish_each(self, items: Sequence[tuple[str, str, WireMessage]]) -> list[BaseException | None]:
+        """Publish (exchange, routing key, message) items in order, their confirms awaited together; return one
+        outcome per item, in order: None once confirmed, else what `publish` of that item alone would have raised
+        (`Unroutable`, `PublishRejected`, `BrokerUnavailable` after the outage bound, ...). One item failing does
+        not fail the others; a cancellation of the call is raised, not returned."""
+
     async def watch(self, bindings: Sequence[Binding], handler: DeliveryHandler) -> Subscription:
         """Deliver copies of what the bindings match to `handler` through a private queue that vanishes with it."""
 
@@ -162,6 +168,11 @@ class UnitOfWorkFactory(Protocol):
 
 
 class UnitOfWorkContext(Protocol):
+    @property
+    def duplicate(self) -> bool:
+        """After the block: True if `incoming` proved already processed, at the start (no unit was given) or only at
+        commit (the handler ran, and nothing it did was kept)."""
+
     async def __aenter__(self) -> UnitOfWork | None:
         """Begin; return None if `incoming` was already processed by this consumer (a duplicate)."""
 

@@ -21,7 +21,7 @@ from pamqp.common import FieldTable
 
 from bus.errors import BrokerUnavailable, PublishRejected, RequestTimedOut, Unroutable
 from bus.ports import Binding, DeadLetter, DeliveryHandler, HeaderValue, QueueKind, WireMessage
-from bus.rabbit_batch import PublishCoalescer, write_publishes
+from bus.rabbit_batch import Publish, PublishCoalescer, write_publishes
 from bus.rabbit_connection import CONNECTION_ERRORS, RabbitConnection
 from bus.rabbit_consumer import RabbitSubscription
 from bus.rabbit_dead import RabbitDeadLetters
@@ -238,6 +238,51 @@ class RabbitTransport:
                 f"{len(refused)} of {len(messages)} messages refused ({', '.join(keys)}): {error.message}"
             )
 
+    async def publish_each(self, items: Sequence[tuple[str, str, WireMessage]]) -> list[BaseException | None]:
+        outcomes: list[BaseException | None] = [None] * len(items)
+        publishes: list[Publish] = []
+        written: list[int] = []  # the index in `items` of each publish
+        for index, (exchange, routing_key, message) in enumerate(items):
+            try:
+                full = self.topology.exchange(exchange)
+            except StrataError as error:
+                outcomes[index] = error
+                continue
+            publishes.append((full, routing_key, message.body, properties_of(message)))
+            written.append(index)
+        if not publishes:
+            return outcomes
+        deadline = time.monotonic() + self.settings.publish_outage_bound
+        try:
+            # Every frame written at once, in order, and no task per message; the confirms are awaited together.
+            confirmations = await write_publishes(await self._channel("publisher", deadline), publishes)
+        except BrokerUnavailable as error:
+            log.error("publish failed: the broker stayed away", messages=len(publishes), error=error.message)
+            for index in written:
+                outcomes[index] = error
+            return outcomes
+        except CONNECTION_ERRORS:
+            confirmations = []  # nothing was written: all of them go the slow way
+        await _all_settled(confirmations)
+        again: list[tuple[int, str]] = []
+        for position, (index, (full, routing_key, _, _)) in enumerate(zip(written, publishes, strict=True)):
+            confirmation = confirmations[position] if confirmations else None
+            outcome = _refusal(confirmation, full, routing_key, items[index][2])
+            if outcome is _INTERRUPTED:
+                again.append((index, full))
+            else:
+                outcomes[index] = outcome
+        if again:  # rare: each message on its own, all waiting together for the broker up to the outage bound
+            results = await asyncio.gather(
+                *(self.publish_raw(full, items[index][1], items[index][2]) for index, full in again),
+                return_exceptions=True,
+            )
+            for (index, _), result in zip(again, results, strict=True):
+                if result is not None and not isinstance(result, Exception):
+                    raise result
+                outcomes[index] = result
+        return outcomes
+
     async def publish_raw(
         self,
         exchange: str,
@@ -407,6 +452,41 @@ class RabbitTransport:
                     await channel.exchange_delete(t.exchange(short))
         except CONNECTION_ERRORS as error:
             raise StrataError(f"could not delete namespace {t.namespace}: {type(error).__name__}") from None
+
+
+_INTERRUPTED = BrokerUnavailable("interrupted")  # a sentinel: the channel or connection went before the confirm
+
+
+def _refusal(
+    confirmation: "asyncio.Future[object] | None", exchange: str, routing_key: str, message: WireMessage
+) -> BaseException | None:
+    """What a settled confirmation means for its message: None (confirmed), its error, or `_INTERRUPTED`."""
+    if confirmation is None or confirmation.cancelled():
+        return _INTERRUPTED
+    error = confirmation.exception()
+    if error is None:
+        return None
+    if isinstance(error, aiormq.exceptions.PublishError):
+        return Unroutable(f"no queue is bound to {exchange} for {routing_key!r}")
+    if isinstance(error, aiormq.exceptions.DeliveryError):
+        return PublishRejected(f"the broker refused {message.type} {message.message_id} (nack)")
+    return _INTERRUPTED
+
+
+async def _all_settled(confirmations: "list[asyncio.Future[object]]") -> None:
+    if not confirmations:
+        return
+    try:
+        await asyncio.wait(confirmations)
+    except BaseException:
+        for confirmation in confirmations:  # aiormq settles them later: retrieve, so asyncio does not warn
+            confirmation.add_done_callback(_retrieve)
+        raise
+
+
+def _retrieve(confirmation: "asyncio.Future[object]") -> None:
+    if not confirmation.cancelled():
+        confirmation.exception()
 
 
 def _table(arguments: Mapping[str, str | int]) -> FieldTable:

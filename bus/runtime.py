@@ -161,15 +161,16 @@ class Consumer:
         _observers.notify(self.name, wire.type, "duplicate" if duplicate else "ok", started)
 
     async def _run(self, handler: Handler, envelope: Envelope) -> tuple[Message | None, bool]:
-        duplicate = True
         reply: Message | None = None
-        async with self.units.begin(self.name, envelope) as unit:
+        context = self.units.begin(self.name, envelope)
+        async with context as unit:
             if unit is not None:
-                duplicate = False
                 reply = await handler(envelope.payload, envelope, unit)
-        if duplicate:
-            log.info("duplicate delivery acked without running the handler")
-        return reply, duplicate
+        if context.duplicate:
+            # Found at the start (the handler did not run) or at commit (nothing it did was kept): no reply either.
+            log.info("duplicate delivery acked; nothing was changed")
+            return None, True
+        return reply, False
 
     async def _retry(self, delivery: Delivery, error: Transient, attempts: int) -> bool:
         """Park the message for a later attempt; False if it had no attempt left and was dead-lettered."""

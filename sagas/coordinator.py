@@ -5,22 +5,32 @@ step replies (`saga.step.succeeded`, `saga.step.failed`, and any reply types a d
 one unit of work: inbox row, saga row locked, journal updated, next commands to the outbox, commit. A timer loop
 claims due timers with SKIP LOCKED, each in a unit of work of its own. Nothing waits in memory: back-off,
 timeouts and sleeps are timers in the store.
+
+On PostgreSQL (the bus's units of work and the saga store on one pool) a message usually costs one or two round
+trips: the unit begins lazily (`sagas.postgres_units`), the saga is read without a lock (or taken from what this
+replica wrote last, for a reply to a command it sent), and the commit locks the row and checks the saga's revision
+in the same round trip as the writes. A saga changed meanwhile, or a message that needs locks or timers read, is
+handled again the classic way above.
 """
 
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeGuard
 from uuid import UUID
 
 import structlog
 
 from bus.ports import Handler, Transport, UnitOfWork, UnitOfWorkFactory
+from bus.postgres import PostgresUnitOfWorkFactory
 from bus.runtime import Consumer
-from sagas.definition import SagaRegistry, saga_registry
+from sagas.definition import SagaDefinition, SagaRegistry, saga_registry
 from sagas.engine import SagaEngine
-from sagas.ports import SagaStore
+from sagas.ports import SagaSession, SagaStore
+from sagas.postgres_store import NeedsTransaction, PostgresSagaStore, SagaCache
+from sagas.postgres_units import SagaUnitOfWork, SagaUnitOfWorkFactory
 from sagas.records import SagaEvent, SagaStatus
 from sagas.work import saga_id_for
 from schemas import Command, Envelope, Event, InvalidArgument, Message, MessageRegistry, Transient, registry
@@ -55,8 +65,11 @@ class Coordinator:
         timer_poll: float = 0.1,
         announce_ends: bool = False,
     ) -> None:
+        if _plain_postgres(units, store):
+            units = SagaUnitOfWorkFactory.like(units)  # see sagas.postgres_units: one or two round trips fewer
         self.units = units
         self.store = store
+        self._known = SagaCache()  # the sagas this replica wrote last (used by its lazily begun units only)
         self.sagas = sagas
         self.messages = messages
         self.name = name
@@ -89,16 +102,7 @@ class Coordinator:
         definition = self.sagas.for_input(type(command))
         if definition is None:
             raise InvalidArgument(f"no saga starts with {envelope.type}", field="type")
-        async with self.store.session(uow) as session:
-            await self.engine.start(
-                session,
-                uow.emit,
-                definition,
-                command,
-                saga_id=saga_id_for(envelope.message_id),
-                correlation_id=envelope.correlation_id,
-                cause=envelope,
-            )
+        await self._start(definition, command, envelope, uow)
 
     async def start_by_name(self, command: StartSaga, envelope: Envelope, uow: UnitOfWork) -> None:
         """`saga.start`: start a saga by name (and version) with an input given as JSON."""
@@ -112,24 +116,57 @@ class Coordinator:
                 f"saga {definition.name} takes {definition.input_type.message_type}, not {command.input_type}",
                 field="input_type",
             )
-        async with self.store.session(uow) as session:
+        await self._start(definition, payload, envelope, uow)
+
+    async def _start(self, definition: SagaDefinition, command: Command, envelope: Envelope, uow: UnitOfWork) -> None:
+        async def start(session: SagaSession) -> None:
             await self.engine.start(
                 session,
                 uow.emit,
                 definition,
-                payload,
+                command,
                 saga_id=saga_id_for(envelope.message_id),
                 correlation_id=envelope.correlation_id,
                 cause=envelope,
             )
 
+        await self._handle(uow, start, None, None)
+
     async def take_reply(self, event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
         """A participant answered a step."""
+
+        async def reply(session: SagaSession) -> None:
+            await self.engine.on_reply(session, uow.emit, envelope)
+
+        await self._handle(uow, reply, envelope.saga_id, envelope.causation_id)
+
+    async def _handle(
+        self,
+        uow: UnitOfWork,
+        work: Callable[[SagaSession], Awaitable[None]],
+        saga_id: UUID | None,
+        cause: UUID | None,
+    ) -> None:
+        """Run `work` in `uow`: optimistically in a unit not begun yet (see `sagas.postgres_units`), else locking."""
         try:
+            if isinstance(uow, SagaUnitOfWork) and not uow.begun and isinstance(self.store, PostgresSagaStore):
+                try:
+                    async with self.store.optimistic_session(uow, self._known, cause) as optimistic:
+                        await work(optimistic)
+                except NeedsTransaction:
+                    if not await uow.begin():
+                        return  # a duplicate
+                else:
+
+                    async def redo(again: UnitOfWork) -> None:
+                        await self._handle(again, work, saga_id, cause)
+
+                    uow.redo = redo
+                    return
             async with self.store.session(uow) as session:
-                await self.engine.on_reply(session, uow.emit, envelope)
+                await work(session)
         except Exception as error:
-            self._park_later(envelope.saga_id, error)
+            self._park_later(saga_id, error)
             raise
 
     async def run_timers(self) -> None:
@@ -192,3 +229,13 @@ class Coordinator:
                 await session.record_event(SagaEvent(saga_id, instance.updated_at, "stuck", {"reason": reason}))
         except Exception as park_error:  # the store itself is failing: the log is all that is left
             log.error("could not park a failing saga", saga_id=str(saga_id), error=str(park_error), reason=reason)
+
+
+def _plain_postgres(units: UnitOfWorkFactory, store: SagaStore) -> TypeGuard[PostgresUnitOfWorkFactory]:
+    """The bus's own units of work on the store's pool: the coordinator may begin them lazily."""
+    return (
+        isinstance(units, PostgresUnitOfWorkFactory)
+        and not isinstance(units, SagaUnitOfWorkFactory)
+        and isinstance(store, PostgresSagaStore)
+        and store.pool is units.pool
+    )

@@ -18,8 +18,14 @@ def deferred_write(
     steps: Sequence[StepRecord],
     timers: Sequence[Timer],
     events: Sequence[SagaEvent],
+    *,
+    created: bool = False,
 ) -> str:
-    """One statement (CTEs and the instance UPDATE); `schema` must be validated by the caller."""
+    """One statement (CTEs and the instance UPDATE); `schema` must be validated by the caller.
+
+    With `created`, the instance is new in this transaction and not written yet: it is INSERTed (revision 1, as an
+    insert and an update would leave it), and a saga that exists fails the statement.
+    """
     parts: list[str] = []
     if steps:
         rows = [
@@ -55,11 +61,38 @@ def deferred_write(
             f"new_events AS (INSERT INTO {schema}.events (saga_id, at, kind, detail) VALUES {values_rows(event_rows)})"
         )
     result = message_to_json(instance.result)
+    if created:
+        update = instance_insert(schema, instance, revision=1)
+        return f"WITH {', '.join(parts)} {update}" if parts else update
     update = (
         f"UPDATE {schema}.instances SET status = {literal(instance.status.value)}, "
         f"result = {'NULL' if result is None else text_literal(json.dumps(result)) + '::jsonb'}, "
         f"error = {literal(instance.error)}, pivoted = {'true' if instance.pivoted else 'false'}, "
-        f"fencing_token = {literal(instance.fencing_token)}, updated_at = {literal(instance.updated_at)} "
-        f"WHERE saga_id = {literal(instance.saga_id)}"
+        f"fencing_token = {literal(instance.fencing_token)}, updated_at = {literal(instance.updated_at)}, "
+        f"revision = revision + 1 WHERE saga_id = {literal(instance.saga_id)}"
     )
     return f"WITH {', '.join(parts)} {update}" if parts else update
+
+
+def instance_insert(schema: str, instance: SagaInstance, *, revision: int = 0) -> str:
+    """The INSERT of a new instance, without ON CONFLICT: a saga that exists fails the transaction."""
+    result = message_to_json(instance.result)
+    values = [
+        literal(instance.saga_id),
+        literal(instance.name),
+        literal(instance.version),
+        literal(instance.status.value),
+        text_literal(json.dumps(message_to_json(instance.input))) + "::jsonb",
+        literal(instance.correlation_id),
+        "NULL" if result is None else text_literal(json.dumps(result)) + "::jsonb",
+        literal(instance.error),
+        "true" if instance.pivoted else "false",
+        literal(instance.fencing_token),
+        literal(instance.created_at),
+        literal(instance.updated_at),
+        literal(revision),
+    ]
+    return (
+        f"INSERT INTO {schema}.instances (saga_id, name, version, status, input, correlation_id, result, error, "
+        f"pivoted, fencing_token, created_at, updated_at, revision) VALUES ({', '.join(values)})"
+    )

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from bus.postgres.errors import translated_errors
+from bus.postgres.errors import is_driver_error, translated_errors
 
 # asyncpg's classes are generic only in its stubs; at run time they cannot be subscripted.
 if TYPE_CHECKING:
@@ -35,3 +35,14 @@ async def create_pool(
 
 async def _keep_session(connection: Connection) -> None:
     """Pool reset hook that does nothing beyond asyncpg's own rollback of an open transaction."""
+
+
+async def rollback_quietly(connection: PoolConnection) -> None:
+    """Roll back `connection`'s open transaction after another failure, the one worth raising: a driver error here is
+    dropped (the pool discards a broken connection, which makes the server roll back)."""
+    try:
+        if not connection.is_closed() and connection.is_in_transaction():
+            await connection.execute("ROLLBACK")
+    except Exception as error:
+        if not is_driver_error(error):
+            raise

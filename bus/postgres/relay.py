@@ -14,9 +14,12 @@ A failed publish leaves its row unsent with `next_attempt_at` pushed back expone
 Order: one relay publishes in id order within a batch, and starts a batch's publishes only after the previous
 batch's were written; rows retried later, or shared between several relays, may overtake each other, so consumers
 must not rely on order across messages.
-The relay wakes on NOTIFY (sent by the unit of work right after its commit), waits `coalesce` seconds so that the
-commits arriving together make one batch, and polls as a safety net, which also covers writers of the outbox that
-do not notify.
+The relay wakes on NOTIFY (sent by the unit of work right after its commit), or directly when the unit of work runs
+in the same process on the same pool (see `wake`), waits `coalesce` seconds so that the commits arriving together
+make one batch, and polls as a safety net, which also covers writers of the outbox that do not notify.
+A sent row is kept for `sent_retention` for an operator's look; the body of a message that carries a secret (a
+field the journal masks, such as a pool's password) is emptied as it is marked sent, so that no secret stays at rest
+in the outbox once it is delivered.
 """
 
 import asyncio
@@ -35,7 +38,10 @@ from bus.postgres.errors import is_driver_error, translate, translated_errors
 from bus.postgres.migrate import DEFAULT_SCHEMA, validate_schema
 from bus.postgres.pool import Pool, PoolConnection
 from bus.postgres.records import notify_channel
+from bus.postgres.wake import register, unregister
+from schemas import registry
 from schemas.errors import InvalidArgument, StrataError
+from schemas.redact import needs_redaction
 
 log = structlog.get_logger(__name__)
 # An event is a fact for whoever listens: with no queue bound it is not an error (it is in the journal), so its row
@@ -124,12 +130,13 @@ class OutboxRelay:
                 FOR UPDATE SKIP LOCKED
             ) AS due
             WHERE o.id = due.id
-            RETURNING o.id, o.message_id, o.exchange, o.routing_key, o.type, o.body, o.headers, o.correlation_id,
-                      o.occurred_at, o.app_id, o.content_type, o.reply_to, o.attempts"""
+            RETURNING o.id, o.message_id::text AS message_id, o.exchange, o.routing_key, o.type, o.body, o.headers,
+                      o.correlation_id, o.occurred_at, o.app_id, o.content_type, o.reply_to, o.attempts"""
         self._release = f"""
             UPDATE {self._schema}.outbox SET next_attempt_at = now() WHERE id = ANY($1::bigint[]) AND sent_at IS NULL"""
         self._mark_sent = f"""
-            UPDATE {self._schema}.outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL
+            UPDATE {self._schema}.outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL,
+                body = CASE WHEN id = ANY($2::bigint[]) THEN ''::bytea ELSE body END
             WHERE id = ANY($1::bigint[])"""
         self._mark_unheard = f"""
             UPDATE {self._schema}.outbox SET sent_at = now(), attempts = attempts + 1, last_error = '{NO_SUBSCRIBER}'
@@ -146,7 +153,7 @@ class OutboxRelay:
         rows = await self._claim_batch()
         if not rows:
             return PassResult(0, 0, 0)
-        return await self._settle(rows, self._publish_all(rows))
+        return await self._settle(rows)
 
     async def drain(self) -> int:
         """Relay passes until no due row is left; return how many messages were published.
@@ -160,9 +167,7 @@ class OutboxRelay:
                 rows = await self._claim_batch()
                 if rows:
                     # Writing the publishes starts here, in claim order, before the previous batch is awaited.
-                    current: asyncio.Task[PassResult] | None = asyncio.create_task(
-                        self._settle(rows, self._publish_all(rows))
-                    )
+                    current: asyncio.Task[PassResult] | None = asyncio.create_task(self._settle(rows))
                     await asyncio.sleep(0)
                 else:
                     current = None
@@ -187,20 +192,13 @@ class OutboxRelay:
             rows = await self._pool.fetch(self._claim, self._settings.batch_size, float(self._settings.claim_lease))
         return sorted(rows, key=lambda row: int(row["id"]))  # RETURNING follows no order
 
-    def _publish_all(self, rows: list[asyncpg.Record]) -> "asyncio.Future[list[BaseException | None]]":
-        # gather wraps each publish in a task at once, in row order, so they are written to the channel in that order.
-        return asyncio.gather(
-            *(self._transport.publish(row["exchange"], row["routing_key"], _wire(row)) for row in rows),
-            return_exceptions=True,
-        )
-
-    async def _settle(
-        self, rows: list[asyncpg.Record], publishing: "asyncio.Future[list[BaseException | None]]"
-    ) -> PassResult:
+    async def _settle(self, rows: list[asyncpg.Record]) -> PassResult:
+        """Publish the batch (one call, written in row order, confirms awaited together) and settle each row."""
         try:
-            outcomes = await publishing
+            outcomes = await self._transport.publish_each(
+                [(row["exchange"], row["routing_key"], _wire(row)) for row in rows]
+            )
         except BaseException:
-            publishing.cancel()
             await self._release_quietly([row["id"] for row in rows])
             raise
         for outcome in outcomes:
@@ -220,7 +218,12 @@ class OutboxRelay:
                 if unheard:
                     await connection.execute(self._mark_unheard, unheard)
                 if sent:
-                    await connection.execute(self._mark_sent, sent)
+                    secret = [
+                        row["id"]
+                        for row, outcome in zip(rows, outcomes, strict=True)
+                        if outcome is None and _carries_secrets(row["type"])
+                    ]
+                    await connection.execute(self._mark_sent, sent, secret)
                 if failed:
                     await self._record_failures(connection, failed)
         return PassResult(len(rows), len(sent) + len(unheard), len(failed))
@@ -271,9 +274,14 @@ class OutboxRelay:
             return
         self._stopping = False
         self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self._schema}")
+        # Units of work on the same pool in this process wake this relay directly instead of sending NOTIFY, for as
+        # long as it runs (a relay whose task ended for whatever reason is forgotten at once).
+        register(self._pool, self._schema, self._wake.set)
+        self._task.add_done_callback(lambda _: unregister(self._pool, self._schema, self._wake.set))
 
     async def stop(self) -> None:
         """Finish the batch in flight, then stop and close the LISTEN connection."""
+        unregister(self._pool, self._schema, self._wake.set)
         self._stopping = True
         self._wake.set()
         task, self._task = self._task, None
@@ -325,7 +333,7 @@ class OutboxRelay:
         log.warning(
             "outbox publish failed; will retry",
             rows=len(failed),
-            first_message_id=str(failed[0][0]["message_id"]),
+            first_message_id=failed[0][0]["message_id"],
             error=errors[0],
         )
 
@@ -365,6 +373,20 @@ class OutboxRelay:
         self._wake.set()
 
 
+_SECRET_TYPES: dict[str, bool] = {}
+
+
+def _carries_secrets(type_name: str) -> bool:
+    """True if messages of `type_name` have a field the journal masks (a type this process does not know: False)."""
+    known = _SECRET_TYPES.get(type_name)
+    if known is None:
+        try:
+            known = _SECRET_TYPES[type_name] = needs_redaction(registry.model_for(type_name))
+        except StrataError:
+            return False  # not remembered: the type may be registered later
+    return known
+
+
 def _nobody_listens(row: asyncpg.Record, outcome: BaseException | None) -> bool:
     return isinstance(outcome, Unroutable) and row["exchange"] == "events"
 
@@ -372,7 +394,7 @@ def _nobody_listens(row: asyncpg.Record, outcome: BaseException | None) -> bool:
 def _wire(row: asyncpg.Record) -> WireMessage:
     return WireMessage(
         body=bytes(row["body"]),
-        message_id=str(row["message_id"]),
+        message_id=row["message_id"],  # as text: no UUID object made and printed again per row
         type=row["type"],
         headers=json.loads(row["headers"]),
         correlation_id=row["correlation_id"],

@@ -3,8 +3,9 @@
 Order inside the transaction: the inbox row (consumer, message_id) first, so that a duplicate is known before the
 handler runs (a concurrent duplicate waits on the row lock and then sees the conflict); then the handler's own
 state change through `uow.connection`; then what it emitted goes to the outbox and the journal, and the incoming
-message to the journal, in the same simple query as COMMIT, followed by a NOTIFY that wakes the relays. Any
-exception rolls all of it back.
+message to the journal, in the same simple query as COMMIT, followed by a NOTIFY that wakes the relays (or, when a
+relay runs in this process on the same pool, a direct wake-up of it instead: see `wake`). Any exception rolls all
+of it back.
 
 Round trips are what a handler's transaction costs (see `literals`), so BEGIN travels with the inbox row and
 COMMIT with the outbox and journal rows: the transaction is managed with SQL, not with asyncpg's `transaction()`.
@@ -13,24 +14,31 @@ Handlers therefore must not open `connection.transaction()` on `uow.connection`;
 
 import re
 
+import asyncpg
+
 from bus.codec import encode as codec_encode
+from bus.codec import headers_of
 from bus.ports import UnitOfWork
 from bus.postgres.errors import is_driver_error, translate
-from bus.postgres.literals import literal, text_literal
 from bus.postgres.migrate import DEFAULT_SCHEMA, validate_schema
-from bus.postgres.pool import Pool, PoolConnection
+from bus.postgres.pool import Pool, PoolConnection, rollback_quietly
 from bus.postgres.records import (
     Encode,
     Outgoing,
     Route,
-    journal_insert,
-    notify_channel,
-    outbox_insert,
+    commit_statement,
+    inbox_execute,
+    prepare_statements,
+    prepared_statements,
     route_by_kind,
 )
+from bus.postgres.wake import local_relays
 from schemas import Envelope, InvalidArgument
 
 _CONSUMER_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
+# Sessions (pool, backend pid, schema) known to hold the statements of `prepare_statements`.
+_prepared_sessions: set[tuple[int, int, str]] = set()
+_PREPARED_SESSIONS_KEPT = 10_000
 
 
 class PostgresUnitOfWork:
@@ -71,22 +79,17 @@ class PostgresUnitOfWorkContext:
         self._incoming = incoming
         self._connection: PoolConnection | None = None
         self._unit: PostgresUnitOfWork | None = None
+        self.duplicate = False
 
     async def __aenter__(self) -> UnitOfWork | None:
-        schema = self._factory.schema
         try:
             self._connection = await self._factory.pool.acquire()
             if self._incoming is None:
                 await self._connection.execute("BEGIN")
-            else:
-                status = await self._connection.execute(
-                    f"BEGIN; INSERT INTO {schema}.inbox (consumer, message_id) "
-                    f"VALUES ({text_literal(self._consumer)}, {literal(self._incoming.message_id)}) "
-                    "ON CONFLICT DO NOTHING"
-                )
-                if status.endswith(" 0"):
-                    await self._end("ROLLBACK")
-                    return None
+            elif await self._record_inbox(self._connection, self._incoming) == 0:
+                self.duplicate = True
+                await self._end("ROLLBACK")
+                return None
         except BaseException as error:
             await self._end("ROLLBACK")
             if is_driver_error(error):
@@ -94,6 +97,33 @@ class PostgresUnitOfWorkContext:
             raise
         self._unit = PostgresUnitOfWork(self._connection, self._factory.encode, self._factory.route)
         return self._unit
+
+    async def _record_inbox(self, connection: PoolConnection, incoming: Envelope) -> int:
+        """BEGIN and the inbox row through the prepared insert, prepared in the same round trip on a connection that
+        has not got it yet; return how many rows were inserted (0: a duplicate)."""
+        schema = self._factory.schema
+        inbox = f"BEGIN; {inbox_execute(schema, self._consumer, incoming.message_id)}"
+        session = (id(self._factory.pool), connection.get_server_pid(), schema)
+        known = session in _prepared_sessions
+        try:
+            status = await connection.execute(inbox if known else f"{prepare_statements(schema)}; {inbox}")
+        except (asyncpg.InvalidSQLStatementNameError, asyncpg.DuplicatePreparedStatementError):
+            # What this process knew of the session was wrong (a reused backend pid, a DEALLOCATE, a forgotten
+            # session): prepare what the session lacks, then go on. Rare, so one more round trip is fine.
+            await rollback_quietly(connection)
+            statements = prepared_statements(schema)
+            held = {row["name"] for row in await connection.fetch("SELECT name FROM pg_prepared_statements")}
+            # (PostgreSQL cuts names at 63 bytes, and a schema's name may be up to 63 long.)
+            missing = [text for name, text in statements.items() if name[:63] not in held]
+            status = await connection.execute("; ".join([*missing, inbox]))
+            known = False
+        if not known:
+            if len(_prepared_sessions) >= _PREPARED_SESSIONS_KEPT:
+                # Sessions of closed connections pile up over a long life: forget them all (a live one that is
+                # forgotten costs one refused PREPARE, above).
+                _prepared_sessions.clear()
+            _prepared_sessions.add(session)
+        return int(status.rsplit(" ", 1)[1])
 
     async def __aexit__(self, *exc_info: object) -> None:
         exc = exc_info[1] if len(exc_info) > 1 and isinstance(exc_info[1], BaseException) else None
@@ -105,28 +135,36 @@ class PostgresUnitOfWorkContext:
                 # A repository's statement failed on our connection: the caller sees strata's error, not asyncpg's.
                 raise translate(exc) from None
             return
+        emitted = self._unit.emitted
+        # A relay of this process on the same pool is woken directly after the commit; others by NOTIFY (see `wake`).
+        wakes = local_relays(self._factory.pool, self._factory.schema) if emitted else []
         try:
-            await self._end(self._commit_statement(self._unit.emitted, self._unit.deferred))
+            await self._end(self._commit_statement(emitted, self._unit.deferred, notify=not wakes))
         except BaseException as error:
             await self._end("ROLLBACK")
             if is_driver_error(error):
                 raise translate(error) from None
             raise
+        for wake in wakes:
+            wake()
 
-    def _commit_statement(self, emitted: list[Outgoing], deferred: list[str]) -> str:
-        schema = self._factory.schema
-        journaled = [(item.envelope, item.wire) for item in emitted]
+    def _commit_statement(self, emitted: list[Outgoing], deferred: list[str], *, notify: bool) -> str:
+        factory = self._factory
+        codec = factory.encode is codec_encode
+        incoming = None
         if self._incoming is not None:
-            journaled.append((self._incoming, self._factory.encode(self._incoming)))
-        statements = [*deferred, outbox_insert(schema, emitted)] if emitted else list(deferred)
-        if journaled:
-            statements.append(journal_insert(schema, journaled))
-        statements.append("COMMIT")
-        if emitted:
-            # After COMMIT, in a transaction of its own that writes nothing: a NOTIFY inside the writing transaction
-            # would hold PostgreSQL's notification lock through the WAL flush and serialize every commit.
-            statements.append(f"NOTIFY {notify_channel(schema)}")
-        return "; ".join(statements)
+            # Only its headers are journaled with it: the codec's are known without encoding the payload again.
+            headers = headers_of(self._incoming) if codec else factory.encode(self._incoming).headers
+            incoming = (self._incoming, headers)
+        return commit_statement(
+            factory.schema,
+            deferred=deferred,
+            emitted=emitted,
+            incoming=incoming,
+            bodies_are_payloads=codec,
+            notify=notify,
+            prepared=incoming is not None,  # the inbox row went through them in this session
+        )
 
     async def _end(self, statement: str) -> None:
         """Run the statement that ends the transaction, and give the connection back to the pool whatever happens.
@@ -143,19 +181,10 @@ class PostgresUnitOfWorkContext:
         except Exception as error:
             if statement == "ROLLBACK" and is_driver_error(error):
                 return
-            await _rollback_quietly(connection)
+            await rollback_quietly(connection)
             raise
         finally:
             await self._factory.pool.release(connection)
-
-
-async def _rollback_quietly(connection: PoolConnection) -> None:
-    try:
-        if not connection.is_closed() and connection.is_in_transaction():
-            await connection.execute("ROLLBACK")
-    except Exception as error:
-        if not is_driver_error(error):
-            raise
 
 
 class PostgresUnitOfWorkFactory:

@@ -100,6 +100,32 @@ class TransportContract:
         with pytest.raises(Unroutable):
             await transport.publish_many("commands", [("nobody.listens", wire())])
 
+    async def test_publish_each_settles_each_message_on_its_own_and_keeps_their_order(
+        self, transport: Transport
+    ) -> None:
+        queue = await transport.declare_queue(
+            "svc", [Binding("commands", "bustest.ping"), Binding("events", "bustest.pinged")]
+        )
+        collector = Collector()
+        await transport.consume(queue, collector, prefetch=50)
+        items = [("commands", "bustest.ping", wire(n)) for n in range(40)]
+        items[17] = ("commands", "nobody.listens", wire(17))  # an unroutable command in the middle
+        items[23] = ("events", "bustest.pinged", wire(23, type_name="bustest.pinged"))
+        items[31] = ("nowhere", "bustest.ping", wire(31))  # no such exchange
+
+        outcomes = await transport.publish_each(items)
+
+        assert len(outcomes) == len(items)
+        assert isinstance(outcomes[17], Unroutable)
+        assert isinstance(outcomes[31], InvalidArgument)
+        assert [n for n, outcome in enumerate(outcomes) if outcome is not None] == [17, 31]
+        delivered = [message.message_id for n, (_, _, message) in enumerate(items) if n not in (17, 31)]
+        await assert_eventually(lambda: len(collector.deliveries) == len(delivered), what="the routable messages")
+        assert collector.ids() == delivered  # in the order of the batch
+
+    async def test_publish_each_of_nothing_returns_no_outcome(self, transport: Transport) -> None:
+        assert await transport.publish_each([]) == []
+
     async def test_an_unknown_exchange_is_refused(self, transport: Transport) -> None:
         with pytest.raises(InvalidArgument):
             await transport.publish("nowhere", "bustest.ping", wire())

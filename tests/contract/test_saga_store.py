@@ -252,7 +252,7 @@ class TestPostgresSagaStore(SagaStoreContract):
     async def store(self, database_url: str) -> AsyncIterator[SagaStore]:
         pool = await create_pool(database_url, min_size=1, max_size=4)
         async with pool.acquire() as connection:
-            assert await migrate_sagas(connection) == [1, 2]
+            assert await migrate_sagas(connection) == [1, 2, 3]
             assert await migrate_sagas(connection) == []
         yield PostgresSagaStore(pool)
         await pool.close()

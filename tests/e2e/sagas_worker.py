@@ -13,7 +13,9 @@ import signal
 import sys
 
 from bus.ports import UnitOfWork, UnitOfWorkContext, UnitOfWorkFactory
+from bus.postgres import PostgresUnitOfWorkFactory
 from bus.settings import BusSettings
+from sagas.postgres_units import SagaUnitOfWork, SagaUnitOfWorkFactory
 from schemas import Envelope
 from tests.sagas_stack import SagaNode
 
@@ -32,19 +34,40 @@ def crash_settings(namespace: str, amqp_url: str) -> BusSettings:
 
 
 class _CrashingContext:
-    def __init__(self, inner: UnitOfWorkContext, units: "CrashingUnits", counted: bool) -> None:
+    def __init__(
+        self, inner: UnitOfWorkContext, units: "CrashingUnits", consumer: str, incoming: Envelope | None
+    ) -> None:
         self._inner = inner
         self._units = units
-        self._counted = counted
+        self._consumer = consumer
+        self._incoming = incoming
         self._unit: UnitOfWork | None = None
+
+    @property
+    def duplicate(self) -> bool:
+        return self._inner.duplicate
 
     async def __aenter__(self) -> UnitOfWork | None:
         self._unit = await self._inner.__aenter__()
         return self._unit
 
+    async def _duplicate(self) -> bool:
+        """A lazily begun unit learns that its message is a duplicate only when it commits: ask the inbox now."""
+        unit, incoming = self._unit, self._incoming
+        if unit is None or incoming is None:
+            return True
+        if not isinstance(unit, SagaUnitOfWork) or unit.begun:
+            return isinstance(unit, SagaUnitOfWork) and unit.duplicate
+        seen = await unit.connection.fetchval(
+            "SELECT count(*) FROM bus.inbox WHERE consumer = $1 AND message_id = $2",
+            self._consumer,
+            incoming.message_id,
+        )
+        return bool(seen)
+
     async def __aexit__(self, *exc_info: object) -> None:
         crash_now = False
-        if self._counted and self._unit is not None and exc_info[0] is None:
+        if exc_info[0] is None and not await self._duplicate():
             self._units.handled += 1
             crash_now = self._units.handled == self._units.at
         if crash_now and self._units.mode == "before":
@@ -64,7 +87,14 @@ class CrashingUnits:
         self.handled = 0
 
     def begin(self, consumer: str, incoming: Envelope | None) -> _CrashingContext:
-        return _CrashingContext(self.inner.begin(consumer, incoming), self, counted=incoming is not None)
+        return _CrashingContext(self.inner.begin(consumer, incoming), self, consumer, incoming)
+
+
+def lazy(units: UnitOfWorkFactory) -> SagaUnitOfWorkFactory:
+    """The units the coordinator would choose itself, unwrapped (sagas.postgres_units): the crash points are then
+    those of its one-round-trip commits, and of its locking path when it falls back to it."""
+    assert isinstance(units, PostgresUnitOfWorkFactory)
+    return SagaUnitOfWorkFactory.like(units)
 
 
 def die_with_parent() -> None:
@@ -80,7 +110,9 @@ async def main(arguments: argparse.Namespace) -> None:
         arguments.amqp_url,
         arguments.namespace,
         settings=settings,
-        wrap_units=(lambda units: CrashingUnits(units, arguments.crash, arguments.at)) if arguments.crash else None,
+        wrap_units=(lambda units: CrashingUnits(lazy(units), arguments.crash, arguments.at))
+        if arguments.crash
+        else None,
     )
     await node.run_coordinator(prefetch=1)
     print("ready", flush=True)

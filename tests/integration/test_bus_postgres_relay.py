@@ -3,18 +3,20 @@
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import cast
 from uuid import uuid4
 
 import asyncpg
 import pytest
+from pydantic import Field
 
 from bus.codec import encode
-from bus.ports import Binding, Transport, UnitOfWork
-from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings
+from bus.ports import Binding, Delivery, Transport, UnitOfWork
+from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, create_pool
 from bus.postgres.pool import Pool
-from bus.postgres.records import Outgoing, outbox_insert, route_by_kind
-from bus.postgres.relay import NO_SUBSCRIBER
-from schemas import Envelope, Transient
+from bus.postgres.records import Outgoing, notify_channel, outbox_insert, route_by_kind
+from bus.postgres.relay import NO_SUBSCRIBER, PassResult
+from schemas import Command, Envelope, Transient, message
 from tests.helpers import assert_eventually
 from tests.integration.bus_postgres_support import (
     ItemAdded,
@@ -164,22 +166,56 @@ async def test_a_failed_publish_stays_unsent_and_is_retried_after_its_back_off(
 
 
 async def test_the_relay_wakes_on_commit_without_waiting_for_its_poll(
-    bus_pool: Pool, transport: Transport, database_url: str, units: PostgresUnitOfWorkFactory
+    bus_pool: Pool, transport: Transport, database_url: str
 ) -> None:
+    # The writer is on a pool of its own, as another process would be: it has no relay of its own, so it notifies.
     received = await receive(transport, "items", EVENTS)
     relay = OutboxRelay(bus_pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=600))
     await relay.start()
+    writer = await create_pool(database_url, min_size=1, max_size=1)
     try:
         await assert_eventually(relay.listening, what="the relay listens")
         event = item_added()
-        async with units.begin("api", None) as uow:
+        async with PostgresUnitOfWorkFactory(writer, encode=encode).begin("api", None) as uow:
             assert uow is not None
             uow.emit(event.envelope)
 
         await assert_eventually(lambda: received.message_ids == [event.wire.message_id], what="woken by NOTIFY")
     finally:
+        await writer.close()
         await relay.stop()
     assert await relay.pending() == 0
+
+
+async def test_a_relay_of_the_same_pool_is_woken_without_a_notify(
+    bus_pool: Pool, transport: Transport, database_url: str, units: PostgresUnitOfWorkFactory
+) -> None:
+    received = await receive(transport, "items", EVENTS)
+    heard: list[str] = []
+    listener = await asyncpg.connect(database_url)
+    await listener.add_listener(notify_channel("bus"), lambda *args: heard.append(str(args[-1])))
+    relay = OutboxRelay(bus_pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=600))
+    try:
+        await relay.start()
+        event = item_added()
+        async with units.begin("api", None) as uow:
+            assert uow is not None
+            uow.emit(event.envelope)
+        await assert_eventually(lambda: received.message_ids == [event.wire.message_id], what="woken in process")
+        # Notifications arrive in commit order: once this marker is heard, a NOTIFY of the unit of work would have been.
+        await bus_pool.execute(f"NOTIFY {notify_channel('bus')}, 'marker'")
+        await assert_eventually(lambda: "marker" in heard, what="the marker notification")
+        assert heard == ["marker"]
+
+        # Once the relay stopped, the unit of work notifies again, for the relays of other processes.
+        await relay.stop()
+        async with units.begin("api", None) as uow:
+            assert uow is not None
+            uow.emit(item_added().envelope)
+        await assert_eventually(lambda: len(heard) == 2, what="a NOTIFY without a local relay")
+    finally:
+        await relay.stop()
+        await listener.close()
 
 
 async def test_the_relay_survives_losing_its_database_connections(
@@ -208,3 +244,108 @@ async def test_the_relay_survives_losing_its_database_connections(
         await assert_eventually(lambda: received.message_ids == [event.wire.message_id], what="relayed after the cut")
     finally:
         await relay.stop()
+
+
+def routed(outgoing: Outgoing, routing_key: str) -> Outgoing:
+    """The same message sent with another routing key."""
+    return Outgoing(outgoing.envelope, outgoing.wire, outgoing.exchange, routing_key)
+
+
+async def test_each_row_of_a_batch_is_settled_by_its_own_outcome_in_claim_order(
+    bus_pool: Pool, transport: Transport, database_url: str
+) -> None:
+    received = await receive(transport, "items", COMMANDS)
+    relay = OutboxRelay(bus_pool, transport, database_url=database_url)
+    first, second, last = add_item(), add_item(), add_item()
+    unroutable = routed(add_item(), "bustest.pg.nobody_listens")
+    unheard = routed(item_added(), "bustest.pg.nobody_hears")
+    await bus_pool.execute(outbox_insert("bus", [first, second, unroutable, unheard, last]))
+
+    assert await relay.relay_once() == PassResult(claimed=5, published=4, failed=1)
+
+    rows = {
+        row["message_id"]: row
+        for row in await bus_pool.fetch(
+            "SELECT message_id::text, sent_at IS NOT NULL AS sent, attempts, last_error FROM bus.outbox"
+        )
+    }
+    for done in (first, second, last):
+        assert (rows[done.wire.message_id]["sent"], rows[done.wire.message_id]["last_error"]) == (True, None)
+    assert (rows[unheard.wire.message_id]["sent"], rows[unheard.wire.message_id]["last_error"]) == (True, NO_SUBSCRIBER)
+    failed = rows[unroutable.wire.message_id]
+    assert (failed["sent"], failed["attempts"]) == (False, 1)
+    assert "FAILED_PRECONDITION" in failed["last_error"]
+    expected = [first.wire.message_id, second.wire.message_id, last.wire.message_id]
+    await assert_eventually(lambda: len(received.message_ids) == 3, what="the three routable commands")
+    assert received.message_ids == expected  # in claim order
+
+
+class StalledPublishes:
+    """A transport whose batch publishes never end (a broker that never confirms), until cancelled."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self.publishing = asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
+
+    async def publish_each(self, items: object) -> list[BaseException | None]:
+        self.publishing.set()
+        await asyncio.Future()  # never settles
+        raise AssertionError("unreachable")
+
+
+async def test_a_cancelled_pass_gives_its_rows_back_at_once(
+    bus_pool: Pool, transport: Transport, database_url: str
+) -> None:
+    stalled = StalledPublishes(transport)
+    relay = OutboxRelay(bus_pool, cast(Transport, stalled), database_url=database_url)
+    await bus_pool.execute(outbox_insert("bus", [add_item(), add_item()]))
+
+    relaying = asyncio.create_task(relay.relay_once())
+    await asyncio.wait_for(stalled.publishing.wait(), timeout=10)
+    assert await bus_pool.fetchval("SELECT count(*) FROM bus.outbox WHERE next_attempt_at > now()") == 2  # leased
+    relaying.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await relaying
+
+    assert await bus_pool.fetchval("SELECT count(*) FROM bus.outbox WHERE next_attempt_at <= now()") == 2
+    assert await bus_pool.fetchval("SELECT count(*) FROM bus.outbox WHERE sent_at IS NOT NULL OR attempts > 0") == 0
+
+
+@message("bustest.pg.connect_array")
+class ConnectArray(Command):
+    """A command that carries a secret, as adding a pool does."""
+
+    server: str
+    password: str = Field(json_schema_extra={"writeOnly": True})  # a secret the wire carries to its one receiver
+
+
+async def test_a_delivered_secret_does_not_stay_at_rest_in_the_outbox(
+    bus_pool: Pool, transport: Transport, database_url: str
+) -> None:
+    bodies: list[bytes] = []
+
+    async def collect(delivery: Delivery) -> None:
+        bodies.append(delivery.message.body)
+        await delivery.ack()
+
+    queue = await transport.declare_queue("arrays", [Binding("commands", "bustest.pg.connect_array"), COMMANDS])
+    await transport.consume(queue, collect, prefetch=16)
+    secret = "array-" + uuid4().hex
+    with_secret = Envelope.wrap(ConnectArray(server="10.0.0.9", password=secret), producer="test@localhost")
+    exchange, routing_key = route_by_kind(with_secret)
+    await bus_pool.execute(
+        outbox_insert("bus", [Outgoing(with_secret, encode(with_secret), exchange, routing_key), add_item()])
+    )
+    assert secret.encode() in await bus_pool.fetchval("SELECT body FROM bus.outbox WHERE type = $1", with_secret.type)
+
+    relay = OutboxRelay(bus_pool, transport, database_url=database_url)
+    assert (await relay.relay_once()).published == 2
+    await assert_eventually(lambda: len(bodies) == 2, timeout=10)
+    assert any(secret.encode() in body for body in bodies)  # the receiver gets the secret
+    rows = await bus_pool.fetch("SELECT type, sent_at IS NOT NULL AS sent, body FROM bus.outbox ORDER BY id")
+    assert [row["sent"] for row in rows] == [True, True]
+    assert bytes(rows[0]["body"]) == b""  # emptied once delivered
+    assert bytes(rows[1]["body"]) != b""  # a message without a secret is kept whole for an operator's look

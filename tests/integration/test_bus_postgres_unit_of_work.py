@@ -5,7 +5,7 @@ from uuid import uuid4
 
 import pytest
 
-from bus.postgres import PostgresUnitOfWorkFactory
+from bus.postgres import PostgresUnitOfWorkFactory, create_pool, unit_of_work
 from bus.postgres.pool import Pool
 from schemas import AlreadyExists, Envelope
 from tests.integration.bus_postgres_support import (
@@ -136,3 +136,26 @@ async def test_a_unit_without_incoming_message_writes_only_its_outbox(
     assert await table_count(bus_pool, "bus.inbox") == 0
     assert await table_count(bus_pool, "bus.outbox") == 1
     assert await table_count(bus_pool, "bus.journal") == 1
+
+
+async def test_a_session_that_lost_its_prepared_statements_prepares_them_again(
+    database_url: str, bus_pool: Pool
+) -> None:
+    # One connection, so that the DEALLOCATE hits the session the unit of work prepared its statements on.
+    pool = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        units = PostgresUnitOfWorkFactory(pool)
+        first, second = add_item_command(uuid4()), add_item_command(uuid4())
+        assert await handle(units, first) is True
+        await pool.execute("DEALLOCATE bus_strata_inbox; DEALLOCATE bus_strata_journal")  # the outbox one stays
+
+        assert await handle(units, second) is True
+        assert await handle(units, second) is False
+        assert await item_count(pool, second.payload.item_id) == 1  # type: ignore[attr-defined]
+        # The other way round: the session holds them but the process forgot it (PREPARE fails as a duplicate).
+        unit_of_work._prepared_sessions.clear()
+        assert await handle(units, add_item_command(uuid4())) is True
+        assert await table_count(pool, "bus.outbox") == 3
+        assert await table_count(pool, "bus.journal") == 6
+    finally:
+        await pool.close()

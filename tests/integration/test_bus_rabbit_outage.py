@@ -61,9 +61,9 @@ async def proxy(amqp_url: str) -> AsyncIterator[Proxy]:
         await proxy.cut()
 
 
-async def test_a_publish_during_an_outage_waits_then_fails_loudly_and_works_once_back(
-    proxy: Proxy, amqp_url: str, namespace: str
-) -> None:
+@pytest.fixture
+async def transport(proxy: Proxy, amqp_url: str, namespace: str) -> AsyncIterator[RabbitTransport]:
+    """A started transport that reaches the broker through the proxy, with a queue for `bustest.ping` commands."""
     parts = urlsplit(amqp_url)
     proxied = urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}"))
     settings = bus_settings(namespace, proxied).model_copy(update={"publish_outage_bound": 0.5})
@@ -71,14 +71,32 @@ async def test_a_publish_during_an_outage_waits_then_fails_loudly_and_works_once
     await transport.start()
     try:
         await transport.declare_queue("svc", [Binding("commands", "bustest.ping")])
-        await transport.publish("commands", "bustest.ping", wire(1))
-        await proxy.cut()
-        with pytest.raises(BrokerUnavailable):
-            await transport.publish("commands", "bustest.ping", wire(2))
-        await proxy.restore()
-        await assert_eventually(lambda: transport.reconnects >= 1, what="the transport reconnects by itself")
-        await transport.publish("commands", "bustest.ping", wire(3))
+        yield transport
     finally:
         await transport.close()
         # Cleaned up around the proxy, whatever state the test left it in.
         await RabbitTransport(bus_settings(namespace, amqp_url)).delete_namespace()
+
+
+async def test_a_publish_during_an_outage_waits_then_fails_loudly_and_works_once_back(
+    proxy: Proxy, transport: RabbitTransport
+) -> None:
+    await transport.publish("commands", "bustest.ping", wire(1))
+    await proxy.cut()
+    with pytest.raises(BrokerUnavailable):
+        await transport.publish("commands", "bustest.ping", wire(2))
+    await proxy.restore()
+    await assert_eventually(lambda: transport.reconnects >= 1, what="the transport reconnects by itself")
+    await transport.publish("commands", "bustest.ping", wire(3))
+
+
+async def test_a_batch_during_an_outage_waits_then_fails_each_message_loudly_and_works_once_back(
+    proxy: Proxy, transport: RabbitTransport
+) -> None:
+    assert await transport.publish_each([("commands", "bustest.ping", wire(n)) for n in range(3)]) == [None] * 3
+    await proxy.cut()
+    outcomes = await transport.publish_each([("commands", "bustest.ping", wire(n)) for n in range(3)])
+    assert [type(outcome) for outcome in outcomes] == [BrokerUnavailable] * 3
+    await proxy.restore()
+    await assert_eventually(lambda: transport.reconnects >= 1, what="the transport reconnects by itself")
+    assert await transport.publish_each([("commands", "bustest.ping", wire(n)) for n in range(3)]) == [None] * 3
