@@ -25,7 +25,7 @@ from plugins.sdk import Capability, Role, faults
 from plugins.sdk.config import secret_fields
 from plugins.sdk.errors import AlreadyExists, InvalidArgument, NotFound
 from plugins.sdk.protocols import BackupTarget, ImageStore, PrimaryStorage, SnapshotProvider
-from plugins.sdk.types import ImageKind, SnapshotKind
+from plugins.sdk.types import ImageKind, SnapshotKind, VolumeFormat
 
 GROUPS = ("primary", "snapshots", "backup", "image")
 
@@ -183,6 +183,22 @@ def test_a_conflicting_id_is_refused(kit: Kit, group: str) -> None:
         kit.run(kit.images.put_image(image_id, ImageKind.TEMPLATE, source))
         with pytest.raises(AlreadyExists):
             kit.run(kit.images.put_image(image_id, ImageKind.ISO, source))
+
+
+def test_a_copy_in_that_fails_for_good_leaves_the_id_free(kit: Kit) -> None:
+    """A volume whose build failed for good (its source does not exist) is not half there: the corrected request
+    for the same id makes the volume instead of meeting AlreadyExists."""
+    _require(kit, "primary")
+    if not kit.claims(Capability.COPY):
+        pytest.skip(f"copy {NOT_CLAIMED}")
+    _run(kit, pool_steps(kit)[0])
+    volume_id = kit.id("vol")
+    kit.created.volumes.append(volume_id)
+    with pytest.raises(NotFound):
+        kit.run(kit.primary.copy_in(volume_id, kit.scratch / "no-such-source.raw", source_format=VolumeFormat.RAW))
+    source = write_source(kit.scratch, "corrected.raw")
+    volume = kit.run(kit.primary.copy_in(volume_id, source, source_format=VolumeFormat.RAW))
+    assert volume.size_bytes == source.stat().st_size
 
 
 def test_missing_objects_are_not_found(kit: Kit, group: str) -> None:

@@ -50,22 +50,35 @@ def scan_layers(context: PoolContext, volume_id: str) -> Layers:
 
 def collect_garbage(context: PoolContext, volume_id: str) -> list[str]:
     """Delete hidden layers that no layer needs any more, repeatedly (blocking); return what was deleted."""
+    _, deleted = drop_orphans(context, volume_id, scan_layers(context, volume_id))
+    return deleted
+
+
+def drop_orphans(context: PoolContext, volume_id: str, layers: Layers) -> tuple[Layers, list[str]]:
+    """`collect_garbage` on layers just scanned (blocking): the layers left, and what was deleted.
+
+    Deleting a layer changes no other header, so the scan stays true without reading the headers again.
+    """
     directory = context.layout.volume_dir(volume_id)
+    backing = dict(layers.backing)
     deleted: list[str] = []
     while True:
-        layers = scan_layers(context, volume_id)
-        orphans = [name for name in layers.backing if layers.hidden(name) and not layers.children(name)]
+        remaining = Layers(backing=backing, live=layers.live)
+        orphans = [name for name in backing if remaining.hidden(name) and not remaining.children(name)]
         if not orphans:
-            return deleted
+            return remaining, deleted
         for name in orphans:
             (directory / name).unlink(missing_ok=True)
+            del backing[name]
             deleted.append(name)
 
 
-def describe_chain(context: PoolContext, volume_id: str) -> Chain:
-    """The volume's own layers from `active.qcow2` down (a template it is built on is not one of them)."""
+def describe_chain(context: PoolContext, volume_id: str, layers: Layers | None = None) -> Chain:
+    """The volume's own layers from `active.qcow2` down (a template it is built on is not one of them), from
+    `layers` when the caller has just scanned them (blocking)."""
     directory = context.layout.volume_dir(volume_id)
-    layers = scan_layers(context, volume_id)
+    if layers is None:
+        layers = scan_layers(context, volume_id)
     links: list[ChainLink] = []
     name: str | None = ACTIVE
     while name is not None and name in layers.backing and len(links) <= len(layers.backing):

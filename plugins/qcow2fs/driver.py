@@ -34,7 +34,8 @@ class Qcow2fsDriver:
         self._context = PoolContext(config=config, layout=Layout(config.path), qemu=QemuImg(config.qemu_img))
 
     async def close(self) -> None:
-        """Nothing to release: every qemu-img run is its own process."""
+        """Wait for the files a coalesce released in the background (every qemu-img run is its own process)."""
+        await self._context.settle()
 
     async def add_pool(self, pool_id: str) -> Pool:
         return await pool.add_pool(self._context, pool_id)

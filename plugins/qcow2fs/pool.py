@@ -93,6 +93,7 @@ async def volume_ids(context: PoolContext) -> list[str]:
 async def pool_stats(context: PoolContext) -> PoolStats:
     """Capacity and free space from statvfs, the volumes' virtual sizes from their headers."""
     await get_pool(context)
+    await context.settle()  # space a merge is giving back in the background is free space
     fs = await context.off_loop(os.statvfs, context.config.path)
     capacity = fs.f_blocks * fs.f_frsize
     used = capacity - fs.f_bavail * fs.f_frsize

@@ -3,10 +3,12 @@
 Every volume is made the same way, so that a retry after a crash converges: the request is recorded first
 (`volume.json`, state `creating`), the image is built under a temporary name, renamed to `active.qcow2`, and the
 record is marked `ready`. The same request again returns the volume (or redoes the build a crash interrupted);
-a different request for the same id raises `AlreadyExists`.
+a different request for the same id raises `AlreadyExists`. A build that fails for good (no such source, no room)
+leaves nothing behind, so the id can be used again.
 """
 
 import shutil
+import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from plugins.qcow2fs.context import PoolContext, now
 from plugins.qcow2fs.layout import read_record, sync_dir, write_record
 from plugins.qcow2fs.qemu_img import convert_args, read_header
 from plugins.sdk import faults
-from plugins.sdk.errors import AlreadyExists, InvalidArgument, NotFound
+from plugins.sdk.errors import Aborted, AlreadyExists, InvalidArgument, NotFound, StrataError, Transient
 from plugins.sdk.progress import ProgressCallback, fraction_to_bytes, no_progress
 from plugins.sdk.types import TemplateMode, Volume, VolumeFormat
 
@@ -39,7 +41,15 @@ async def make_volume(context: PoolContext, volume_id: str, request: dict[str, o
         active = context.layout.active(volume_id)
         temporary = active.with_name(".active.qcow2.tmp")
         await context.off_loop(temporary.unlink, True)
-        await build(temporary)
+        try:
+            await build(temporary)
+        except (Transient, Aborted):
+            raise  # worth a retry of the same request: the record stays for it
+        except StrataError:
+            # A definite failure (no such source, a bad argument, no room): nothing of the volume is kept, so that
+            # the id is free for a corrected request. A crash raises no error here and leaves the record for a retry.
+            await context.off_loop(_delete_volume_files, context, volume_id)
+            raise
         await faults.point("qcow2fs.volume.before_publish")
         await context.off_loop(_publish, temporary, active)
         await context.off_loop(write_record, context.layout.volume_record(volume_id), {**record, "state": "ready"})
@@ -124,14 +134,32 @@ async def copy_in(
     report = progress or no_progress
 
     async def build(target: Path) -> None:
-        info = (await context.qemu.info(source))[0]
-        total = int(str(info["virtual-size"]))
-        fmt = source_format.value if source_format else str(info["format"])
+        total = await context.off_loop(_size_of_known_source, source, source_format)
+        if source_format is not None and total is not None:
+            fmt = source_format.value
+        else:
+            info = (await context.qemu.info(source))[0]
+            total = int(str(info["virtual-size"]))
+            fmt = source_format.value if source_format else str(info["format"])
         args = convert_args(source, target, source_format=fmt, target_format="qcow2")
         await context.qemu.run(*args, on_percent=fraction_to_bytes(report, total))
         report(total, total)
 
     return await make_volume(context, volume_id, request, build)
+
+
+def _size_of_known_source(source: Path, source_format: VolumeFormat | None) -> int | None:
+    """The virtual size of a regular file in the format the caller named, read without a `qemu-img info` process
+    (blocking); None when only qemu-img can tell (no format given, or a block device, whose st_size is 0)."""
+    try:
+        status = source.stat()
+    except FileNotFoundError:
+        raise NotFound(f"{source} does not exist", field="source") from None
+    if source_format is None or not stat.S_ISREG(status.st_mode):
+        return None
+    if source_format is VolumeFormat.RAW:
+        return status.st_size
+    return read_header(source).size_bytes
 
 
 async def copy_out(
@@ -177,6 +205,9 @@ async def delete_volume(context: PoolContext, volume_id: str) -> None:
         if not await context.off_loop(directory.exists):
             return
         await context.require_changeable()
+        # A coalesce may still hold a replaced layer: on NFS that is a silly-renamed `.nfs*` file in the directory,
+        # which cannot be removed until it is released.
+        await context.settle()
         await context.off_loop(_delete_volume_files, context, volume_id)
 
 

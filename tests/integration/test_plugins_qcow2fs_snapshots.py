@@ -1,14 +1,20 @@
 """qcow2fs snapshots on real qemu-img chains: delta and full, revert in place, delete, coalesce with crashes."""
 
+import asyncio
 import hashlib
+import threading
 from pathlib import Path
 
 import pytest
 
 from plugins.qcow2fs import Qcow2fsConfig, Qcow2fsDriver
+from plugins.qcow2fs import coalesce as coalescing
+from plugins.qcow2fs.chain import Layers, scan_layers
+from plugins.qcow2fs.context import PoolContext
 from plugins.sdk import faults
 from plugins.sdk.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from plugins.sdk.types import SnapshotKind
+from tests.helpers import assert_eventually
 from tests.integration.plugins_qcow2fs_support import MIB, driver, guest_write, read_all, run
 
 pytestmark = pytest.mark.integration
@@ -91,6 +97,63 @@ async def test_coalesce_crash_then_recall_reconciles(driver: Qcow2fsDriver, tmp_
     assert await read_all(path, tmp_path) == _expected(0x11, 0x22, 0x33)
     await driver.revert_to_snapshot("vol-1", "s1")
     assert await read_all(path, tmp_path) == _expected(0x11)
+
+
+def _deleted_files_held(directory: Path) -> list[str]:
+    """Files under `directory` that this process still holds open after they were unlinked or replaced."""
+    held = []
+    for descriptor in Path("/proc/self/fd").iterdir():
+        try:
+            target = descriptor.readlink()
+        except FileNotFoundError:
+            continue  # closed while listing
+        if str(target).startswith(str(directory)) and str(target).endswith(" (deleted)"):
+            held.append(str(target))
+    return held
+
+
+@pytest.mark.parametrize("point", [None, "qcow2fs.coalesce.after_pivot"])
+async def test_coalesce_gives_the_merged_childs_old_file_back(
+    driver: Qcow2fsDriver, tmp_path: Path, point: str | None
+) -> None:
+    """The old file is freed after the call returns (or crashes after the pivot), never kept open for good."""
+    await _volume_with_two_deltas(driver)
+    await driver.delete_snapshot("s1")
+    if point is None:
+        await driver.coalesce("vol-1")
+    else:
+        with faults.armed(point), pytest.raises(faults.InjectedCrash):
+            await driver.coalesce("vol-1")
+    await driver.stats()  # waits for what coalesce released in the background
+    assert _deleted_files_held(tmp_path / "pool") == []
+
+
+async def test_a_coalesce_cancelled_during_its_pivot_still_gives_the_old_file_back(
+    driver: Qcow2fsDriver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _volume_with_two_deltas(driver)
+    await driver.delete_snapshot("s1")
+    in_pivot, go_on = threading.Event(), threading.Event()
+    scans = 0
+
+    def scan_held_in_the_pivot(context: PoolContext, volume_id: str) -> Layers:
+        nonlocal scans
+        scans += 1
+        if scans == 2:  # the scan right after the rename, in the pivot's thread
+            in_pivot.set()
+            go_on.wait(timeout=30)
+        return scan_layers(context, volume_id)
+
+    monkeypatch.setattr(coalescing, "scan_layers", scan_held_in_the_pivot)
+    task = asyncio.create_task(driver.coalesce("vol-1"))
+    assert await asyncio.to_thread(in_pivot.wait, 30)
+    task.cancel()
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await assert_eventually(lambda: not _deleted_files_held(tmp_path / "pool"), what="the old file released")
+    chain = await driver.coalesce("vol-1")
+    assert [link.snapshot_id for link in chain.links] == [None, "s2"]
 
 
 async def test_a_hidden_layer_with_two_children_is_never_merged(driver: Qcow2fsDriver, tmp_path: Path) -> None:

@@ -83,6 +83,37 @@ async def test_copy_in_and_out_round_trip_with_progress(driver: Qcow2fsDriver, t
     assert target.read_bytes() == data
     with pytest.raises(NotFound):
         await driver.copy_in("vol-2", tmp_path / "missing.raw")
+    with pytest.raises(NotFound):
+        await driver.copy_in("vol-3", tmp_path / "missing.raw", source_format=VolumeFormat.RAW)
+
+
+async def test_a_create_that_fails_for_good_leaves_nothing_and_frees_the_id(
+    driver: Qcow2fsDriver, tmp_path: Path
+) -> None:
+    source = tmp_path / "disk.raw"
+    source.write_bytes(os.urandom(MIB))
+    with pytest.raises(NotFound):
+        await driver.copy_in("vol-1", tmp_path / "typo.raw", source_format=VolumeFormat.RAW)
+    assert [volume.volume_id for volume in await driver.list_volumes()] == []
+    # The corrected request for the same id is a new volume, not a conflict with the failed one.
+    volume = await driver.copy_in("vol-1", source, source_format=VolumeFormat.RAW)
+    assert volume.size_bytes == MIB
+
+
+@pytest.mark.parametrize("source_format", [VolumeFormat.QCOW2, None])
+async def test_copy_in_of_a_qcow2_named_or_probed(
+    driver: Qcow2fsDriver, tmp_path: Path, source_format: VolumeFormat | None
+) -> None:
+    source = tmp_path / "disk.qcow2"
+    await run("qemu-img", "create", "-q", "-f", "qcow2", str(source), str(6 * MIB))
+    await guest_write(source, 0x5A, MIB, MIB)
+    seen: list[tuple[int, int]] = []
+    volume = await driver.copy_in(
+        "vol-1", source, source_format=source_format, progress=lambda d, t: seen.append((d, t))
+    )
+    assert volume.size_bytes == 6 * MIB
+    assert seen[-1] == (6 * MIB, 6 * MIB)
+    assert await read_all(volume.path, tmp_path) == bytes(MIB) + b"\x5a" * MIB + bytes(4 * MIB)
 
 
 async def test_pool_states_and_stats(driver: Qcow2fsDriver, tmp_path: Path) -> None:

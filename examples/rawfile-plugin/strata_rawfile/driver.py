@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import TypeVar
 
 from plugins.sdk import PluginConfig, faults
-from plugins.sdk.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from plugins.sdk.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    StrataError,
+    Transient,
+)
 from plugins.sdk.progress import ProgressCallback, no_progress
 from plugins.sdk.types import Pool, PoolState, PoolStats, TemplateMode, Volume, VolumeFormat
 from strata_rawfile.config import RawfileConfig
@@ -121,7 +129,15 @@ class RawfileDriver:
                 record = {"request": request, "state": "creating"}
                 await self._thread(write_json, self._record(volume_id), record)
             temporary = self._raw(volume_id).with_suffix(".partial")
-            await build(temporary)
+            try:
+                await build(temporary)
+            except (Transient, Aborted):
+                raise  # the record stays for a retry of the same request
+            except StrataError:
+                # Failed for good: nothing is kept, so the id is free for a corrected request.
+                await self._thread(temporary.unlink, True)
+                await self._thread(self._record(volume_id).unlink, True)
+                raise
             await faults.point("rawfile.volume.before_publish")
             await self._thread(temporary.replace, self._raw(volume_id))
             await self._thread(write_json, self._record(volume_id), {**record, "state": "ready"})
