@@ -94,7 +94,7 @@ async def run_demo(console: Console) -> bool:
             system = await System.start(
                 database_url,
                 transport,
-                settings=RuntimeSettings(),
+                settings=RuntimeSettings(secret_key_file=workdir / "secret.key"),
                 placement=Placement(host=HOST, cluster=CLUSTER),
             )
             stack.push_async_callback(system.stop)

@@ -23,6 +23,7 @@ from services.agent.libvirt_hypervisor import LibvirtHypervisor
 from services.agent.schema import migrate_agent
 from services.orchestrator.bootstrap import OrchestratorService
 from services.orchestrator.bootstrap import prepare_database as prepare_orchestrator
+from services.runtime.sealing import SecretSealer
 from services.runtime.settings import RuntimeSettings
 from services.snapshot.bootstrap import SnapshotService, delta_support
 from services.snapshot.bootstrap import prepare_database as prepare_snapshot
@@ -82,6 +83,8 @@ class System:
         storage, snapshot, orchestrator and agent (`strata run snapshot` is this with one).
         """
         plugins = plugins or load_plugins()
+        # Before anything starts: a bad key file fails here, with nothing to clean up.
+        sealer = SecretSealer.from_file(settings.secret_key_file) if "agent" in only else None
         pool = await create_pool(database_url, min_size=2, max_size=10)
         try:
             async with pool.acquire() as connection:
@@ -119,6 +122,7 @@ class System:
                 cluster=placement.cluster,
                 hypervisor=LibvirtHypervisor(placement.libvirt_uri),
                 plugins=plugins,
+                sealer=_required(sealer),
             ),
         }
         unknown = set(only) - set(factories)
@@ -147,3 +151,9 @@ class System:
         await self.relay.stop()
         await self.transport.close()
         await self.pool.close()
+
+
+def _required(sealer: SecretSealer | None) -> SecretSealer:
+    if sealer is None:  # only the agent is built with a sealer, and then it was read before the start
+        raise RuntimeError("the agent is built without the deployment key")
+    return sealer

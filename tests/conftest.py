@@ -3,12 +3,14 @@
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from services.runtime.sealing import KEY_BYTES, SecretSealer
 from tests.bus_fixtures import memory_transport, rabbit_transport  # noqa: F401  # the bus fixtures
 
 AMQP_URL = os.environ.get("STRATA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -22,6 +24,25 @@ def _require_server(url: str, what: str, how: str) -> None:
         socket.create_connection((host, port or 0), timeout=3).close()
     except OSError as error:
         pytest.fail(f"{what} is not reachable at {host}:{port} ({error}); {how}", pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The deployment key of this test run (created on first use), for every daemon and subprocess it starts."""
+    path = tmp_path_factory.mktemp("keys") / "secret.key"
+    previous = os.environ.get("STRATA_SECRET_KEY_FILE")
+    os.environ["STRATA_SECRET_KEY_FILE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("STRATA_SECRET_KEY_FILE", None)
+    else:
+        os.environ["STRATA_SECRET_KEY_FILE"] = previous
+
+
+@pytest.fixture
+def sealer() -> SecretSealer:
+    """A sealer with a key of its own, for services built in the test's process."""
+    return SecretSealer(os.urandom(KEY_BYTES))
 
 
 @pytest.fixture(scope="session")

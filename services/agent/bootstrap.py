@@ -11,24 +11,26 @@ from dataclasses import dataclass, field
 import structlog
 
 from bus.codec import encode
-from bus.ports import Binding, Handler, Transport, UnitOfWork, UnitOfWorkFactory
+from bus.ports import Binding, Handler, Transport, UnitOfWorkFactory
 from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, create_pool, migrate
 from bus.rabbit import RabbitTransport
 from bus.runtime import Consumer
 from bus.settings import BusSettings
 from plugins.registry import Registry, load_plugins
 from plugins.sdk import faults
-from schemas import Envelope, Message, MessageRegistry, registry
+from schemas import Message, MessageRegistry, registry
 from schemas.agent import routing_word
 from services.agent.answering import Agent
 from services.agent.drivers import PoolDrivers
-from services.agent.handlers import COMMAND_HANDLERS, AgentHandler
+from services.agent.handlers import COMMAND_HANDLERS
 from services.agent.libvirt_hypervisor import LibvirtHypervisor
 from services.agent.ports import Hypervisor
 from services.agent.schema import migrate_agent
 from services.agent.settings import AgentSettings
+from services.runtime.handlers import bind_context
 from services.runtime.health import HealthServer
 from services.runtime.logs import configure_logging
+from services.runtime.sealing import SecretSealer
 from services.runtime.settings import RuntimeSettings
 from services.runtime.shutdown import GracefulShutdown
 
@@ -80,14 +82,7 @@ class AgentService:
 
 def handler_table(agent: Agent) -> Mapping[type[Message], Handler]:
     """The agent's handler table with the agent bound to every handler."""
-    return {model: _bound(handler, agent) for model, handler in COMMAND_HANDLERS.items()}
-
-
-def _bound(handler: AgentHandler, agent: Agent) -> Handler:
-    async def bound(message: Message, envelope: Envelope, uow: UnitOfWork) -> Message | None:
-        return await handler(message, envelope, uow, agent)
-
-    return bound
+    return bind_context(COMMAND_HANDLERS, agent)
 
 
 def build_agent(
@@ -98,11 +93,12 @@ def build_agent(
     cluster: str,
     hypervisor: Hypervisor,
     plugins: Registry,
+    sealer: SecretSealer,
     prefetch: int = 16,
     messages: MessageRegistry = registry,
 ) -> AgentService:
     """Wire an agent on the given adapters (not started). Its tables must exist (`migrate_agent`)."""
-    agent = Agent(host=host, cluster=cluster, drivers=PoolDrivers(plugins), hypervisor=hypervisor)
+    agent = Agent(host=host, cluster=cluster, drivers=PoolDrivers(plugins, sealer), hypervisor=hypervisor)
     handlers = handler_table(agent)
     host_consumer = RoutedConsumer(
         transport,
@@ -130,6 +126,7 @@ async def run(settings: AgentSettings, runtime: RuntimeSettings, bus_settings: B
     configure_logging(f"agent@{settings.host}", level=runtime.log_level, json=runtime.log_json)
     for point in settings.fault_points:
         faults.arm(point)
+    sealer = SecretSealer.from_file(runtime.secret_key_file)  # before connecting: a bad key file fails at once
     database_url = runtime.database_url.get_secret_value()
     shutdown = GracefulShutdown(grace_seconds=runtime.shutdown_grace_seconds)
     shutdown.install_signal_handlers()
@@ -151,6 +148,7 @@ async def run(settings: AgentSettings, runtime: RuntimeSettings, bus_settings: B
         cluster=settings.cluster,
         hypervisor=LibvirtHypervisor(settings.libvirt_uri),
         plugins=load_plugins(),
+        sealer=sealer,
     )
     await service.start()
     shutdown.on_stop_intake("agent consumers", service.stop)

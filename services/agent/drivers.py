@@ -1,7 +1,8 @@
 """The open plugin drivers of the pools this agent works on, opened from the `agent.pools` record on first use.
 
 An agent may get a command for a pool that another agent of its cluster attached, or that it attached before a
-restart: it reopens the driver from the recorded plugin name and configuration (validated again).
+restart: it reopens the driver from the recorded plugin name and configuration (opened with the deployment key and
+validated again).
 """
 
 import json
@@ -10,39 +11,56 @@ from typing import Any
 from uuid import UUID
 
 from plugins.registry import Registry, validate_config
+from plugins.sdk.config import PluginConfig
 from plugins.sdk.protocols import Driver, PrimaryStorage, SnapshotProvider
 from schemas.errors import InvalidArgument, Unimplemented
 from services.agent import repository
+from services.runtime.sealing import SecretSealer
 
 
 class PoolDrivers:
-    """One open driver per pool, from the plugin registry."""
+    """One open driver per pool, from the plugin registry; pool configurations are kept sealed by `sealer`."""
 
-    def __init__(self, plugins: Registry) -> None:
+    def __init__(self, plugins: Registry, sealer: SecretSealer) -> None:
         self.plugins = plugins
+        self.sealer = sealer
         self._open: dict[UUID, Driver] = {}
 
-    def open(self, pool_id: UUID, plugin_name: str, config: Mapping[str, object]) -> Driver:
+    def _open_driver(
+        self, pool_id: UUID, plugin_name: str, config: Mapping[str, object]
+    ) -> tuple[Driver, PluginConfig]:
         """Validate `config` against the plugin's model and open a driver (replacing one already open)."""
         plugin = self.plugins.get(plugin_name)
-        driver = plugin.open(validate_config(plugin, config))
+        validated = validate_config(plugin, config)
+        driver = plugin.open(validated)
         self._open[pool_id] = driver
-        return driver
+        return driver, validated
 
     async def attach(
         self, connection: Any, pool_id: UUID, plugin_name: str, config: Mapping[str, object], host: str
     ) -> PrimaryStorage:  # asyncpg
         """Open the pool's driver, take the storage into use, and record how to reopen it."""
-        driver = _primary(self.open(pool_id, plugin_name, config), plugin_name)
+        opened, validated = self._open_driver(pool_id, plugin_name, config)
+        driver = _primary(opened, plugin_name)
         await driver.add_pool(str(pool_id))
-        await repository.save_pool(connection, pool_id, plugin_name, json.dumps(dict(config)), host)
+        await repository.save_pool(
+            connection,
+            pool_id,
+            plugin_name,
+            masked_config=validated.model_dump_json(),  # SecretStr fields dump as '**********'
+            sealed_config=self.sealer.seal(json.dumps(dict(config)).encode(), pool_id.bytes),
+            host=host,
+        )
         return driver
 
     async def driver(self, connection: Any, pool_id: UUID) -> Driver:  # asyncpg connection
         """The pool's open driver, reopened from its record if this agent has not opened it yet."""
         if pool_id not in self._open:
             record = await repository.load_pool(connection, pool_id)
-            self.open(pool_id, record.plugin, record.config)
+            config = record.config
+            if record.sealed_config is not None:
+                config = json.loads(self.sealer.open(record.sealed_config, pool_id.bytes))
+            self._open_driver(pool_id, record.plugin, config)
         return self._open[pool_id]
 
     async def primary(self, connection: Any, pool_id: UUID) -> PrimaryStorage:  # asyncpg connection

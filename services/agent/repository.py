@@ -1,7 +1,9 @@
 """The agent's tables (schema `agent`), on the unit of work's connection: attached pools and fencing tokens.
 
-A pool's configuration may hold secrets: it is stored here (like CloudStack's database holds storage credentials)
-so that an agent can reopen the pool after a restart, and it is never logged or put in an event.
+A pool's configuration may hold secrets: it is kept here so that an agent can reopen the pool after a restart or on
+another host of its cluster, sealed with the deployment key (`sealed_config`, see `services.runtime.sealing`) as
+CloudStack encrypts storage credentials in its database; `config` holds it with its secrets masked, for an
+operator's look. It is never logged or put in an event.
 """
 
 import json
@@ -21,28 +23,35 @@ class PoolRecord:
 
     pool_id: UUID
     plugin: str
-    config: dict[str, Any]  # the plugin's raw configuration (JSON), validated again when it is opened
+    sealed_config: str | None  # the plugin's raw configuration (JSON), sealed; None in a row older than sealing
+    config: dict[str, Any]  # with its secrets masked, or (in a row older than sealing) the raw configuration
 
 
-async def save_pool(connection: Any, pool_id: UUID, plugin: str, config: str, host: str) -> None:  # asyncpg
-    """Record (or replace) a pool's plugin and configuration; `config` is the JSON of the raw config."""
+async def save_pool(  # asyncpg connection
+    connection: Any, pool_id: UUID, plugin: str, *, masked_config: str, sealed_config: str, host: str
+) -> None:
+    """Record (or replace) a pool's plugin and configuration: the JSON with secrets masked, and the sealed JSON."""
     await connection.execute(
-        f"INSERT INTO {SCHEMA}.pools (pool_id, plugin, config, attached_by) VALUES ($1, $2, $3::jsonb, $4) "
+        f"INSERT INTO {SCHEMA}.pools (pool_id, plugin, config, sealed_config, attached_by) "
+        "VALUES ($1, $2, $3::jsonb, $4, $5) "
         "ON CONFLICT (pool_id) DO UPDATE SET plugin = EXCLUDED.plugin, config = EXCLUDED.config, "
-        "attached_by = EXCLUDED.attached_by, attached_at = now()",
+        "sealed_config = EXCLUDED.sealed_config, attached_by = EXCLUDED.attached_by, attached_at = now()",
         pool_id,
         plugin,
-        config,
+        masked_config,
+        sealed_config,
         host,
     )
 
 
 async def load_pool(connection: Any, pool_id: UUID) -> PoolRecord:  # asyncpg connection or pool
     """The pool's record; `NotFound` if no agent attached it."""
-    row = await connection.fetchrow(f"SELECT plugin, config FROM {SCHEMA}.pools WHERE pool_id = $1", pool_id)
+    row = await connection.fetchrow(
+        f"SELECT plugin, config, sealed_config FROM {SCHEMA}.pools WHERE pool_id = $1", pool_id
+    )
     if row is None:
         raise NotFound(f"pool {pool_id} is not attached to any agent (send agent.pool.attach first)", field="pool_id")
-    return PoolRecord(pool_id, row["plugin"], json.loads(row["config"]))
+    return PoolRecord(pool_id, row["plugin"], row["sealed_config"], json.loads(row["config"]))
 
 
 async def delete_pool(connection: Any, pool_id: UUID) -> None:  # asyncpg connection

@@ -42,6 +42,7 @@ from services.cli.talking import (
     id_or_name,
     invalid,
     print_json,
+    print_record,
     talk,
     the_only,
     zone_id,
@@ -189,14 +190,7 @@ def show(pool: PoolArgument, as_json: JsonOption = False, timeout: TimeoutOption
     async def work(client: Client) -> PoolInfo:
         return await find_pool(client, pool, timeout=timeout)
 
-    info = talk(work)
-    if as_json:
-        print_json(info)
-        return
-    table = Table(box=None, show_header=False)
-    for key, value in info.model_dump(mode="json").items():
-        table.add_row(f"[bold]{key}[/bold]", ", ".join(value) if isinstance(value, list) else str(value))
-    console.print(table)
+    print_record(talk(work), as_json)
 
 
 def _state(state: PoolState) -> str:

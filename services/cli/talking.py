@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.table import Table
 
 from bus.postgres import create_pool
 from bus.rabbit import RabbitTransport
@@ -87,6 +88,17 @@ def fail(error: StrataError) -> NoReturn:
     kind = error.error.error_class if isinstance(error, CommandFailed) else type(error).__name__
     errors.print(f"[red]{kind}:[/red] {error.message}{where}", highlight=False)
     raise typer.Exit(1)
+
+
+def print_record(record: BaseModel, as_json: bool) -> None:
+    """Print one model: as JSON, or as a table of its fields (a list shown comma-separated)."""
+    if as_json:
+        print_json(record)
+        return
+    table = Table(box=None, show_header=False)
+    for key, value in record.model_dump(mode="json").items():
+        table.add_row(f"[bold]{key}[/bold]", ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+    console.print(table)
 
 
 def print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:  # Any: JSON values

@@ -35,6 +35,7 @@ from services.cli.talking import (
     parse_size,
     parse_uuid,
     print_json,
+    print_record,
     talk,
     the_only,
     zone_id,
@@ -152,14 +153,7 @@ def show(volume: VolumeArgument, as_json: JsonOption = False, timeout: TimeoutOp
     async def work(client: Client) -> VolumeInfo:
         return await find_volume(client, volume, timeout=timeout)
 
-    info = talk(work)
-    if as_json:
-        print_json(info)
-        return
-    table = Table(box=None, show_header=False)
-    for key, value in info.model_dump(mode="json").items():
-        table.add_row(f"[bold]{key}[/bold]", str(value))
-    console.print(table)
+    print_record(talk(work), as_json)
 
 
 @app.command("resize")

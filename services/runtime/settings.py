@@ -6,6 +6,7 @@ The CloudStack-named settings keep CloudStack's names and defaults, so that an o
 """
 
 import socket
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -30,6 +31,11 @@ class RuntimeSettings(BaseSettings):
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://postgres@127.0.0.1:5432/postgres"),
         description="PostgreSQL URL; may hold a password, so it is never shown.",
+    )
+    secret_key_file: Path = Field(
+        default=Path("~/.config/strata/secret.key"),
+        description="The deployment key that seals secrets kept at rest (pool passwords); the same file on every "
+        "host. Created (mode 0600) if it does not exist.",
     )
     host: str = Field(default_factory=socket.gethostname, min_length=1, description="This machine's name.")
     log_level: LogLevel = Field(default="INFO", description="The least severe level that is logged.")

@@ -9,20 +9,21 @@ from dataclasses import dataclass
 import structlog
 
 from bus.codec import encode
-from bus.ports import Handler, Transport, UnitOfWork, UnitOfWorkFactory
+from bus.ports import Handler, Transport, UnitOfWorkFactory
 from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, create_pool, migrate
 from bus.rabbit import RabbitTransport
 from bus.runtime import Consumer
 from bus.settings import BusSettings
 from plugins.registry import Registry, load_plugins
-from schemas import Envelope, Message, MessageRegistry, registry
+from schemas import Message, MessageRegistry, registry
 from services.domain.allocator import CapacityThresholds
+from services.runtime.handlers import bind_context
 from services.runtime.health import HealthServer
 from services.runtime.logs import configure_logging
 from services.runtime.settings import RuntimeSettings
 from services.runtime.shutdown import GracefulShutdown
 from services.storage.context import Storage
-from services.storage.handlers import COMMAND_HANDLERS, EVENT_HANDLERS, StorageHandler
+from services.storage.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
 from services.storage.schema import migrate_storage
 from services.storage.stats import StatsCollector
 
@@ -50,14 +51,7 @@ class StorageService:
 
 def handler_table(storage: Storage) -> Mapping[type[Message], Handler]:
     """The storage service's handler table with its context bound to every handler."""
-    return {model: _bound(handler, storage) for model, handler in {**COMMAND_HANDLERS, **EVENT_HANDLERS}.items()}
-
-
-def _bound(handler: StorageHandler, storage: Storage) -> Handler:
-    async def bound(message: Message, envelope: Envelope, uow: UnitOfWork) -> Message | None:
-        return await handler(message, envelope, uow, storage)
-
-    return bound
+    return bind_context({**COMMAND_HANDLERS, **EVENT_HANDLERS}, storage)
 
 
 def build_storage(

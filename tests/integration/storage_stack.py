@@ -5,6 +5,7 @@ records every event published, so that a test can wait for the one it expects.
 """
 
 import asyncio
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from schemas import Envelope, Message
 from services.agent.bootstrap import AgentService, build_agent
 from services.agent.libvirt_hypervisor import LibvirtHypervisor
 from services.agent.schema import migrate_agent
+from services.runtime.sealing import KEY_BYTES, SecretSealer
 from services.storage.bootstrap import StorageService, build_storage
 from services.storage.schema import migrate_storage
 from tests.bus_fixtures import bus_settings
@@ -48,6 +50,8 @@ class Stack:
     events: list[Envelope] = field(default_factory=list)
     services: list[AgentService | StorageService] = field(default_factory=list)
     watcher: Subscription | None = None
+    # The deployment key every agent of this stack shares (an agent reopens pools its cluster's other agents attached).
+    sealer: SecretSealer = field(default_factory=lambda: SecretSealer(os.urandom(KEY_BYTES)))
 
     @classmethod
     async def open(cls, database_url: str, amqp_url: str, namespace: str, *, in_memory: bool = False) -> "Stack":
@@ -83,6 +87,7 @@ class Stack:
             cluster=cluster,
             hypervisor=LibvirtHypervisor(TEST_LIBVIRT),
             plugins=load_plugins(),
+            sealer=self.sealer,
         )
         await service.start()
         self.services.append(service)

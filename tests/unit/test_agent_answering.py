@@ -1,5 +1,6 @@
 """How the agent answers: the event, the failure event, a saga's step reply, and retry for Transient errors."""
 
+import os
 from uuid import uuid4
 
 import pytest
@@ -13,6 +14,7 @@ from schemas.vm import StartVm, VmStarted, VmStartFailed
 from services.agent.answering import Agent
 from services.agent.drivers import PoolDrivers
 from services.agent.libvirt_hypervisor import LibvirtHypervisor
+from services.runtime.sealing import KEY_BYTES, SecretSealer
 
 pytestmark = pytest.mark.unit
 VM = uuid4()
@@ -33,7 +35,12 @@ class Collected:
 
 
 def agent() -> Agent:
-    return Agent(host="h1", cluster="c1", drivers=PoolDrivers(Registry()), hypervisor=LibvirtHypervisor("test:///"))
+    return Agent(
+        host="h1",
+        cluster="c1",
+        drivers=PoolDrivers(Registry(), SecretSealer(os.urandom(KEY_BYTES))),
+        hypervisor=LibvirtHypervisor("test:///"),
+    )
 
 
 def failed(error: ErrorInfo) -> Event:

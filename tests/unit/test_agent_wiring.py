@@ -14,6 +14,7 @@ from schemas.vm import DescribeVm, StartVm, StopVm
 from services.agent.bootstrap import build_agent
 from services.agent.handlers import COMMAND_HANDLERS
 from services.agent.libvirt_hypervisor import LibvirtHypervisor, _disks, _translate
+from services.runtime.sealing import SecretSealer
 
 pytestmark = pytest.mark.unit
 
@@ -24,7 +25,9 @@ def test_the_handler_table_covers_the_snapshot_and_vm_agent_commands() -> None:
     assert all(issubclass(command, AgentCommand) for command in COMMAND_HANDLERS)
 
 
-async def test_queues_bind_the_host_and_cluster_patterns(memory_transport: MemoryTransport) -> None:
+async def test_queues_bind_the_host_and_cluster_patterns(
+    memory_transport: MemoryTransport, sealer: SecretSealer
+) -> None:
     service = build_agent(
         memory_transport,
         MemoryUnitOfWorkFactory(Bus(memory_transport)),
@@ -32,6 +35,7 @@ async def test_queues_bind_the_host_and_cluster_patterns(memory_transport: Memor
         cluster="rack.2",
         hypervisor=LibvirtHypervisor("test:///default"),
         plugins=Registry(),
+        sealer=sealer,
     )
     names = [consumer.name for consumer in service.consumers]
     patterns = [[binding.routing_key for binding in consumer.bindings()] for consumer in service.consumers]
