@@ -21,7 +21,7 @@ from sagas.records import SagaStatus
 from sagas.work import saga_id_for
 from schemas import Envelope
 from tests.e2e.sagas_worker import crash_settings
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, kill_and_reap
 from tests.sagas_fixtures import PostgresParticipant, RunPlan, saga_test_messages, test_sagas
 from tests.sagas_stack import SagaNode, prepare_database
 
@@ -95,9 +95,8 @@ async def test_sigkill_at_every_step_boundary_loses_nothing_and_repeats_nothing(
                 assert loop.time() < deadline, f"sagas did not end after {crashes} crashes"
                 await asyncio.sleep(0.05)
         finally:
-            if worker.returncode is None:  # never leave a worker behind, even when the test fails
-                worker.send_signal(signal.SIGKILL)
-        assert await worker.wait() == -signal.SIGKILL
+            status = await kill_and_reap(worker)  # never leave a worker behind, even when the test fails
+        assert status == -signal.SIGKILL
         crashes += 1
 
     assert statuses == {saga_ids[0]: SagaStatus.COMPLETED, saga_ids[1]: SagaStatus.COMPENSATED}
@@ -134,8 +133,7 @@ async def test_two_coordinator_processes_side_by_side_never_run_a_step_twice(
         assert set(statuses.values()) == {SagaStatus.COMPLETED}
     finally:
         for worker in workers:
-            worker.send_signal(signal.SIGKILL)
-            await worker.wait()
+            await kill_and_reap(worker)
     sent = await node.pool.fetch(
         "SELECT saga_id, step, count(*) AS sent FROM bus.journal WHERE type = 'sagatest.do' GROUP BY saga_id, step"
     )

@@ -16,7 +16,7 @@ from bus.rabbit import RabbitTransport
 from bus.topology import DEATH_REASON_HEADER
 from schemas import Envelope
 from tests.bus_fixtures import Ping, Pinged
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, kill_and_reap
 
 pytestmark = pytest.mark.integration
 STRATA = str(Path(sys.executable).with_name("strata"))
@@ -112,9 +112,7 @@ async def test_events_tail_prints_the_matching_messages(rabbit_transport: Rabbit
         await assert_eventually(condition, timeout=20, interval=0.2, what="the tail printed its one message")
         out, _ = await process.communicate()
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await kill_and_reap(process)
     [line] = out.decode().splitlines()
     shown = json.loads(line)
     assert shown["type"] == "bustest.pinged"
