@@ -6,8 +6,10 @@ import inspect
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar, overload
+
+import aiormq
 
 T = TypeVar("T")
 
@@ -53,3 +55,22 @@ async def kill_and_reap(process: asyncio.subprocess.Process) -> int:
         with contextlib.suppress(ProcessLookupError):  # a zombie takes the signal; a reaped pid is not ours to kill
             os.kill(process.pid, signal.SIGKILL)
     return await process.wait()
+
+
+async def queues_consumed(amqp_url: str, queues: Iterable[str]) -> bool:
+    """True once every queue exists and has a consumer: the daemons serving them are ready for messages.
+
+    Events are published to whoever is bound at that moment, so a test that starts daemons waits for this before it
+    sets anything going: an event announced before its subscriber's queue existed is heard by nobody.
+    """
+    async with aiormq.connect(amqp_url) as connection:
+        for queue in queues:
+            channel = await connection.channel()  # a passive declare of a missing queue closes its channel
+            try:
+                declared = await channel.queue_declare(queue, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                return False
+            if not declared.consumer_count:
+                return False
+            await channel.close()
+    return True

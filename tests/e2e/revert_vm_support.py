@@ -133,7 +133,31 @@ class Cloud:
 
     async def wait(self, condition: Callable[[], Awaitable[object]], what: str, timeout: float = 30.0) -> None:
         typed: Callable[[], Awaitable[object] | object] = condition
-        await assert_eventually(typed, timeout=timeout, interval=0.05, what=what)
+        try:
+            await assert_eventually(typed, timeout=timeout, interval=0.05, what=what)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{await self.story()}") from None
+
+    async def story(self) -> str:
+        """What the services did, for a failure's message: the journal of every schema, and the outbox rows unsent."""
+        lines = [f"daemon logs in {self.pool_dir.parent}; what the journals hold:"]
+        schemas = [
+            row["nspname"] for row in await self.rows("SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_'")
+        ]
+        for schema in schemas:
+            if not await self.value("SELECT to_regclass($1) IS NOT NULL", f"{schema}.journal"):
+                continue
+            for row in await self.rows(
+                f"SELECT recorded_at, type, producer FROM {schema}.journal ORDER BY recorded_at"
+            ):
+                lines.append(
+                    f"  {schema}.journal {row['recorded_at']:%H:%M:%S.%f} {row['type']} from {row['producer']}"
+                )
+            for row in await self.rows(
+                f"SELECT type, routing_key, attempts, last_error FROM {schema}.outbox WHERE sent_at IS NULL"
+            ):
+                lines.append(f"  {schema}.outbox unsent {dict(row)}")
+        return "\n".join(lines)
 
     def restart_agent(self, *, faults: tuple[str, ...] = (), kill: bool = False) -> None:
         """A new agent process, with plugin fault points armed (each crashes its operation once)."""

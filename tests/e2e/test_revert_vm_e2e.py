@@ -41,6 +41,7 @@ from tests.e2e.revert_vm_support import (
     holds_pattern,
     write_pattern,
 )
+from tests.helpers import assert_eventually, queues_consumed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 OLD, NEW = 0x11, 0x22  # the data when the snapshots were taken, and the data written after
@@ -62,13 +63,16 @@ async def cloud(postgres_url: str, amqp_url: str, tmp_path_factory: pytest.TempP
         daemon: Daemon(daemon, env, base / f"{daemon}.log")
         for daemon in ("storage", "snapshot", "orchestrator", "agent")
     }
-    for daemon in daemons.values():
-        daemon.start()
+    queues = [f"{namespace}.{queue}" for queue in QUEUES]
     transport = RabbitTransport(bus_settings(namespace, amqp_url), purpose="e2e")
     await transport.start()
     db = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     opened = Cloud(database_url, namespace, pool_dir, daemons, transport, db)
     try:
+        for daemon in daemons.values():
+            daemon.start()
+        # Events go to the queues bound when they are published: nothing starts before every daemon listens.
+        await assert_eventually(lambda: queues_consumed(amqp_url, queues), timeout=60, what="every daemon consuming")
         await add_pool(opened)
         yield opened
     finally:
@@ -76,7 +80,7 @@ async def cloud(postgres_url: str, amqp_url: str, tmp_path_factory: pytest.TempP
             daemon.stop()
         await db.close()
         await transport.close()
-        await transport.delete_namespace([f"{namespace}.{queue}" for queue in QUEUES])
+        await transport.delete_namespace(queues)
         admin = await asyncpg.connect(postgres_url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
