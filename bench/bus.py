@@ -4,14 +4,17 @@ raw aio-pika and FastStream doing the same on the same broker, in the same run.
 strata's path: `Bus.publish_many` (persistent, mandatory, every message confirmed) of pydantic-validated envelopes
 to `<ns>.events`, a durable quorum queue, and the consumer runtime (decode and validate, unit of work with an inbox,
 handler, manual ack after the commit). The baselines are ../shared/bench/raw_aiopika.py (quorum queue) and
-../shared/bench/faststream_peer.py, run as subprocesses; the outbox figure comes from bench/outbox.py when present.
+../shared/bench/faststream_peer.py, run as subprocesses; the outbox figures come from bench/outbox.py when present: `outbox_msgs_per_s` with a handler
+marked `deferred_writes` (one round trip to PostgreSQL), `outbox_executed_msgs_per_s` with a handler that runs its
+statement in the open transaction (three).
 
 Each contender runs ROUNDS times, interleaved, and its best run counts (the outbox too, like the raw baseline it is
 compared with).
 
 usage: python bench/bus.py [N] [ROUNDS]   (STRATA_AMQP_URL, STRATA_DATABASE_URL)
 prints one JSON line: {"bench": "bus", "n": N, "strata_msgs_per_s": ..., "raw_aiopika_msgs_per_s": ...,
-                       "faststream_msgs_per_s": ..., "outbox_msgs_per_s": ..., "ratio_vs_raw": ...}
+                       "faststream_msgs_per_s": ..., "outbox_msgs_per_s": ..., "ratio_vs_raw": ...,
+                       "outbox_ratio_vs_raw": ..., "outbox_executed_msgs_per_s": ..., "rounds": ...}
 """
 
 import sys
@@ -115,14 +118,14 @@ def run_baseline(script: str, *args: str) -> float:
     return float(json.loads(last)["msgs_per_s"])
 
 
-async def measure_outbox_if_present(n: int) -> float | None:
-    """The outbox path's figure from bench/outbox.py (bus-postgres), if it exists."""
+async def measure_outbox_if_present(n: int, handler: str) -> float | None:
+    """The outbox path's figure from bench/outbox.py (bus-postgres) with the handler in the form `handler`."""
     try:
         from bench.outbox import measure_outbox
     except ImportError:
         return None
     try:
-        return await measure_outbox(n, AMQP_URL, DATABASE_URL)
+        return await measure_outbox(n, AMQP_URL, DATABASE_URL, handler)
     except Exception as error:  # another team's bench failing must not hide this one's figures
         print(
             f"bench: the outbox measurement failed ({type(error).__name__}: {error}); reporting null", file=sys.stderr
@@ -141,15 +144,16 @@ def main() -> None:
     strata: list[float] = []
     raw: list[float] = []
     faststream: list[float] = []
-    outboxes: list[float | None] = []
+    outboxes: dict[str, list[float | None]] = {"deferred": [], "executed": []}
     # Interleaved rounds, best of each: on a shared machine a neighbour's burst hits one run, not one contender.
     for _ in range(rounds):
         strata.append(asyncio.run(measure_strata(n)))
         raw.append(run_baseline("raw_aiopika.py", str(n), "quorum"))
         faststream.append(run_baseline("faststream_peer.py", str(n)))
-        outboxes.append(asyncio.run(measure_outbox_if_present(n)))
-    measured = [figure for figure in outboxes if figure is not None]
-    outbox = max(measured) if measured else None
+        for handler, figures in outboxes.items():
+            figures.append(asyncio.run(measure_outbox_if_present(n, handler)))
+    best = {handler: max((f for f in figures if f is not None), default=None) for handler, figures in outboxes.items()}
+    outbox, executed = best["deferred"], best["executed"]
     print(
         json.dumps(
             {
@@ -160,6 +164,8 @@ def main() -> None:
                 "faststream_msgs_per_s": round(max(faststream)),
                 "outbox_msgs_per_s": None if outbox is None else round(outbox),
                 "ratio_vs_raw": round(max(strata) / max(raw), 2),
+                "outbox_ratio_vs_raw": None if outbox is None else round(outbox / max(raw), 2),
+                "outbox_executed_msgs_per_s": None if executed is None else round(executed),
                 "rounds": rounds,
             }
         )

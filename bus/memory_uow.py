@@ -5,10 +5,12 @@ leaves no trace, so its retry runs as if for the first time. There is no state t
 """
 
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 from bus.facade import Bus
 from schemas import Envelope
+from schemas.errors import Unimplemented
 
 
 class MemoryUnitOfWork:
@@ -25,6 +27,10 @@ class MemoryUnitOfWork:
     def emit(self, envelope: Envelope) -> None:
         """Publish `envelope` once the handler has succeeded."""
         self.emitted.append(envelope)
+
+    def defer(self, statement: str, *args: Any) -> None:
+        """Refused: there is no database to write to."""
+        raise Unimplemented("the in-memory unit of work has no database: a deferred statement needs PostgreSQL")
 
 
 class _MemoryUnitOfWorkContext:
@@ -59,8 +65,9 @@ class MemoryUnitOfWorkFactory:
         self.inbox: set[tuple[str, UUID]] = set()
         self.committed: list[Envelope] = []
 
-    def begin(self, consumer: str, incoming: Envelope | None) -> _MemoryUnitOfWorkContext:
-        """Open a unit of work; it yields None if `consumer` already processed `incoming`."""
+    def begin(self, consumer: str, incoming: Envelope | None, *, lazy: bool = False) -> _MemoryUnitOfWorkContext:
+        """Open a unit of work; it yields None if `consumer` already processed `incoming` (`lazy` changes nothing:
+        nothing is written before the end anyway)."""
         return _MemoryUnitOfWorkContext(self, consumer, incoming)
 
     def emitted_of_type(self, type_name: str) -> Sequence[Envelope]:

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from functools import partial
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from schemas import Envelope, Message
 
@@ -161,10 +162,21 @@ class UnitOfWork(Protocol):
     def emit(self, envelope: Envelope) -> None:
         """Queue a message to publish once the transaction commits (written to the outbox in the same transaction)."""
 
+    def defer(self, statement: str, *args: Any) -> None:
+        """Run the write `statement` (placeholders `$1`... for `args`) with the commit, in its round trip.
+
+        For a write that nothing in the transaction reads afterwards; a failure still rolls everything back (it is
+        raised when the unit of work ends). An adapter without a database refuses it.
+        """
+
 
 class UnitOfWorkFactory(Protocol):
-    def begin(self, consumer: str, incoming: Envelope | None) -> "UnitOfWorkContext":
-        """Open a unit of work; with `incoming`, it first records the inbox row and knows duplicates."""
+    def begin(self, consumer: str, incoming: Envelope | None, *, lazy: bool = False) -> "UnitOfWorkContext":
+        """Open a unit of work; with `incoming`, it first records the inbox row and knows duplicates.
+
+        `lazy` (for a handler marked `deferred_writes`): the unit may begin only at its commit, recording the inbox
+        row then; `connection` is closed to the handler, and a duplicate is known after the handler ran.
+        """
 
 
 class UnitOfWorkContext(Protocol):
@@ -178,6 +190,30 @@ class UnitOfWorkContext(Protocol):
 
     async def __aexit__(self, *exc_info: object) -> None:
         """Commit (outbox, inbox, journal, state) if no exception, else roll back."""
+
+
+_DEFERRED_WRITES = "__strata_deferred_writes__"
+H = TypeVar("H", bound=Callable[..., Awaitable[Message | None]])
+
+
+def deferred_writes(handler: H) -> H:
+    """Mark a handler that reads nothing in its transaction and writes only with `uow.defer` (a projection of
+    events, a record of what was reported): its unit of work then begins at its commit, and BEGIN, the inbox row,
+    its writes, the outbox and journal rows and COMMIT go to the database in one round trip instead of two or more.
+
+    The handler must not touch `uow.connection` (it refuses, so a mistake shows in the first test) and must have no
+    effect outside its unit of work: a duplicate delivery is known only at the commit, after the handler ran, and
+    then nothing it wrote or emitted is kept.
+    """
+    setattr(handler, _DEFERRED_WRITES, True)
+    return handler
+
+
+def has_deferred_writes(handler: Callable[..., object]) -> bool:
+    """True if `handler` was marked with `deferred_writes` (also through `functools.partial`)."""
+    while isinstance(handler, partial):
+        handler = handler.func
+    return getattr(handler, _DEFERRED_WRITES, False) is True
 
 
 # The first argument is the handler's own message class (`CreateVolume`); a handler table pairs each class with its

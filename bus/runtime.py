@@ -22,6 +22,7 @@ from bus.ports import (
     Subscription,
     Transport,
     UnitOfWorkFactory,
+    has_deferred_writes,
 )
 from bus.topology import ATTEMPTS_HEADER, DEATH_REASON_HEADER, ERROR_CLASS_HEADER, ORIGIN_QUEUE_HEADER
 from schemas import Command, Envelope, Message, MessageRegistry, registry
@@ -162,7 +163,7 @@ class Consumer:
 
     async def _run(self, handler: Handler, envelope: Envelope) -> tuple[Message | None, bool]:
         reply: Message | None = None
-        context = self.units.begin(self.name, envelope)
+        context = self.units.begin(self.name, envelope, lazy=has_deferred_writes(handler))
         async with context as unit:
             if unit is not None:
                 reply = await handler(envelope.payload, envelope, unit)

@@ -185,8 +185,10 @@ class SagaUnitOfWorkFactory(PostgresUnitOfWorkFactory):
         """The same pool, codec, routes and schema as `units`."""
         return cls(units.pool, encode=units.encode, route=units.route, schema=units.schema)
 
-    def begin(self, consumer: str, incoming: Envelope | None) -> UnitOfWorkContext:  # type: ignore[override]
-        """A lazily begun unit for `incoming`; without one, the bus's unit (begun at once)."""
+    def begin(  # type: ignore[override]
+        self, consumer: str, incoming: Envelope | None, *, lazy: bool = False
+    ) -> UnitOfWorkContext:
+        """A lazily begun unit for `incoming` (whatever `lazy` says); without one, the bus's unit (begun at once)."""
         context = super().begin(consumer, incoming)  # checks the consumer name
         if incoming is None:
             return context

@@ -47,3 +47,59 @@ def text_literal(text: str) -> str:
 def values_rows(rows: Sequence[Sequence[str]]) -> str:
     """`(a, b), (c, d)` from rows of already rendered literals."""
     return ", ".join(f"({', '.join(row)})" for row in rows)
+
+
+def render(statement: str, args: Sequence[SqlValue]) -> str:
+    """`statement` with each placeholder `$n` replaced by the literal of `args[n - 1]`.
+
+    Placeholders inside quoted text ('...', E'...') or quoted names ("...") are left alone; a dollar-quoted string
+    is refused (it could hide a placeholder-like text). Every argument must be used, and no placeholder may point
+    past the arguments, so that a mistake fails here and not in the commit.
+    """
+    out: list[str] = []
+    used: set[int] = set()
+    i, n = 0, len(statement)
+    while i < n:
+        char = statement[i]
+        if char in "'\"":
+            end = _quoted_end(statement, i)
+            out.append(statement[i:end])
+            i = end
+        elif char == "$":
+            j = i + 1
+            while j < n and statement[j].isdigit():
+                j += 1
+            if j == i + 1:
+                raise InvalidArgument("dollar-quoted text is not supported in a deferred statement")
+            index = int(statement[i + 1 : j])
+            if not 1 <= index <= len(args):
+                raise InvalidArgument(f"placeholder ${index} has no argument ({len(args)} given)")
+            used.add(index)
+            out.append(literal(args[index - 1]))
+            i = j
+        else:
+            out.append(char)
+            i += 1
+    if len(used) != len(args):
+        unused = sorted(set(range(1, len(args) + 1)) - used)
+        raise InvalidArgument(f"arguments {unused} of a deferred statement have no placeholder")
+    return "".join(out)
+
+
+def _quoted_end(statement: str, start: int) -> int:
+    """The index just past the quoted text or name that starts at `start` (doubled quotes and, in E'', escapes)."""
+    quote = statement[start]
+    escapes = quote == "'" and start > 0 and statement[start - 1] in "eE"
+    i = start + 1
+    while i < len(statement):
+        char = statement[i]
+        if escapes and char == "\\":
+            i += 2
+            continue
+        if char == quote:
+            if i + 1 < len(statement) and statement[i + 1] == quote:
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    raise InvalidArgument("unterminated quoted text in a deferred statement")

@@ -1,7 +1,8 @@
 """How envelopes become outbox and journal rows, written as one simple query with the COMMIT (see `literals`).
 
-A handler's transaction then costs three round trips besides its own statements' — BEGIN with the inbox row, and
-the outbox and journal rows with COMMIT — however many messages it emits.
+A handler's transaction then costs two round trips besides its own statements' — BEGIN with the inbox row, and
+the outbox and journal rows with COMMIT — however many messages it emits; one in all for a handler marked
+`deferred_writes`, whose unit of work begins at its commit.
 """
 
 import json
@@ -67,6 +68,9 @@ def prepared_statements(schema: str) -> dict[str, str]:
     return {
         f"{schema}_strata_inbox": f"PREPARE {schema}_strata_inbox (text, uuid) AS "
         f"INSERT INTO {schema}.inbox (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        # The inbox row of a unit of work that begins at its commit: a duplicate fails the whole commit.
+        f"{schema}_strata_inbox_new": f"PREPARE {schema}_strata_inbox_new (text, uuid) AS "
+        f"INSERT INTO {schema}.inbox (consumer, message_id) VALUES ($1, $2)",
         f"{schema}_strata_outbox": f"PREPARE {schema}_strata_outbox "
         "(uuid, text, text, text, bytea, jsonb, text, timestamptz, text, text, text) AS "
         f"INSERT INTO {schema}.outbox ({_OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -82,9 +86,11 @@ def prepare_statements(schema: str) -> str:
     return "; ".join(prepared_statements(schema).values())
 
 
-def inbox_execute(schema: str, consumer: str, message_id: UUID) -> str:
-    """The inbox row of a handled message through the prepared insert (see `prepare_statements`)."""
-    return f"EXECUTE {schema}_strata_inbox ({text_literal(consumer)}, {literal(message_id)})"
+def inbox_execute(schema: str, consumer: str, message_id: UUID, *, duplicate_fails: bool = False) -> str:
+    """The inbox row of a handled message through the prepared insert (see `prepare_statements`); a duplicate
+    inserts nothing, or with `duplicate_fails` raises a unique violation on the inbox."""
+    statement = f"{schema}_strata_inbox_new" if duplicate_fails else f"{schema}_strata_inbox"
+    return f"EXECUTE {statement} ({text_literal(consumer)}, {literal(message_id)})"
 
 
 def commit_statement(

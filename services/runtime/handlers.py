@@ -3,7 +3,7 @@
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from bus.ports import Handler, UnitOfWork
+from bus.ports import Handler, UnitOfWork, deferred_writes, has_deferred_writes
 from schemas import Envelope, Message
 
 C = TypeVar("C")
@@ -20,4 +20,4 @@ def _bound(handler: ContextHandler[C], context: C) -> Handler:
     async def bound(message: Message, envelope: Envelope, uow: UnitOfWork) -> Message | None:
         return await handler(message, envelope, uow, context)
 
-    return bound
+    return deferred_writes(bound) if has_deferred_writes(handler) else bound

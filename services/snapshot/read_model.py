@@ -1,10 +1,11 @@
 """What the snapshot service knows of pools, volumes and VMs, kept from the storage service's and agents' events.
 
+Each handler is one write that reads nothing first (`deferred_writes`): its whole transaction is one round trip.
 It is a copy for deciding (is the volume Ready? which agent reaches its pool? is its VM stopped?); the storage
 service and the hypervisor stay the truth. Events may arrive out of order, so a state keeps its newest report.
 """
 
-from bus.ports import UnitOfWork
+from bus.ports import UnitOfWork, deferred_writes
 from schemas import Envelope
 from schemas.storage import PoolAdded, VolumeCreated, VolumeDeleted, VolumeResized, VolumeState, VolumeStateChanged
 from schemas.vm import PowerState, VmDescribed, VmStarted, VmStopped
@@ -12,16 +13,18 @@ from services.snapshot import repository as repo
 from services.snapshot.deps import SnapshotDeps
 
 
+@deferred_writes
 async def on_pool_added(deps: SnapshotDeps, event: PoolAdded, envelope: Envelope, uow: UnitOfWork) -> None:
     """Remember the pool's plugin and where its agents are."""
     pool = repo.PoolRow(event.pool_id, event.plugin, event.scope, event.cluster_id, event.host)
-    await repo.upsert_pool(uow.connection, pool)
+    repo.upsert_pool(uow, pool)
 
 
+@deferred_writes
 async def on_volume_created(deps: SnapshotDeps, event: VolumeCreated, envelope: Envelope, uow: UnitOfWork) -> None:
     """A Ready volume to snapshot."""
-    await repo.upsert_volume(
-        uow.connection,
+    repo.upsert_volume(
+        uow,
         event.volume_id,
         pool_id=event.pool_id,
         vm_id=event.vm_id,
@@ -30,33 +33,39 @@ async def on_volume_created(deps: SnapshotDeps, event: VolumeCreated, envelope: 
     )
 
 
+@deferred_writes
 async def on_volume_state_changed(
     deps: SnapshotDeps, event: VolumeStateChanged, envelope: Envelope, uow: UnitOfWork
 ) -> None:
     """Track the volume's state (Ready, Snapshotting, RevertSnapshotting, ...)."""
-    await repo.set_volume_state(uow.connection, event.volume_id, event.new_state, envelope.occurred_at)
+    repo.set_volume_state(uow, event.volume_id, event.new_state, envelope.occurred_at)
 
 
+@deferred_writes
 async def on_volume_resized(deps: SnapshotDeps, event: VolumeResized, envelope: Envelope, uow: UnitOfWork) -> None:
     """Snapshots record the size the volume had when they were taken."""
-    await repo.set_volume_size(uow.connection, event.volume_id, event.new_size_bytes)
+    repo.set_volume_size(uow, event.volume_id, event.new_size_bytes)
 
 
+@deferred_writes
 async def on_volume_deleted(deps: SnapshotDeps, event: VolumeDeleted, envelope: Envelope, uow: UnitOfWork) -> None:
     """An expunged volume takes no more snapshots."""
-    await repo.set_volume_state(uow.connection, event.volume_id, VolumeState.EXPUNGED, envelope.occurred_at)
+    repo.set_volume_state(uow, event.volume_id, VolumeState.EXPUNGED, envelope.occurred_at)
 
 
+@deferred_writes
 async def on_vm_stopped(deps: SnapshotDeps, event: VmStopped, envelope: Envelope, uow: UnitOfWork) -> None:
     """A stopped VM's volumes may be reverted directly."""
-    await repo.record_power(uow.connection, event.vm_id, event.host, PowerState.STOPPED.value, envelope.occurred_at)
+    repo.record_power(uow, event.vm_id, event.host, PowerState.STOPPED.value, envelope.occurred_at)
 
 
+@deferred_writes
 async def on_vm_started(deps: SnapshotDeps, event: VmStarted, envelope: Envelope, uow: UnitOfWork) -> None:
     """A running VM's volumes are not reverted under it."""
-    await repo.record_power(uow.connection, event.vm_id, event.host, PowerState.RUNNING.value, envelope.occurred_at)
+    repo.record_power(uow, event.vm_id, event.host, PowerState.RUNNING.value, envelope.occurred_at)
 
 
+@deferred_writes
 async def on_vm_described(deps: SnapshotDeps, event: VmDescribed, envelope: Envelope, uow: UnitOfWork) -> None:
     """Whatever an agent saw last."""
-    await repo.record_power(uow.connection, event.vm_id, event.host, event.power_state.value, envelope.occurred_at)
+    repo.record_power(uow, event.vm_id, event.host, event.power_state.value, envelope.occurred_at)

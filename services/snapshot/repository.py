@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from bus.ports import UnitOfWork
 from schemas.errors import FailedPrecondition, NotFound
 from schemas.snapshot import SnapshotKind, SnapshotState
 from schemas.storage import PoolScope, VolumeState
@@ -96,9 +97,9 @@ def _snapshot(row: Any) -> SnapshotRow:  # an asyncpg Record of _SNAPSHOT_COLUMN
 # ------------------------------------------------------------------------------------------- what others own
 
 
-async def upsert_pool(connection: Connection, pool: PoolRow) -> None:
-    """Remember a pool's plugin and where its agents are."""
-    await connection.execute(
+def upsert_pool(uow: UnitOfWork, pool: PoolRow) -> None:
+    """Remember a pool's plugin and where its agents are (a deferred write)."""
+    uow.defer(
         "INSERT INTO snapshot.pools (pool_id, plugin, scope, cluster_id, host) VALUES ($1, $2, $3, $4, $5) "
         "ON CONFLICT (pool_id) DO UPDATE SET plugin = EXCLUDED.plugin, scope = EXCLUDED.scope, "
         "cluster_id = EXCLUDED.cluster_id, host = EXCLUDED.host",
@@ -118,11 +119,11 @@ async def get_pool(connection: Connection, pool_id: UUID) -> PoolRow:
     return PoolRow(row["pool_id"], row["plugin"], PoolScope(row["scope"]), row["cluster_id"], row["host"])
 
 
-async def upsert_volume(
-    connection: Connection, volume_id: UUID, *, pool_id: UUID, vm_id: UUID | None, size_bytes: int, at: datetime
+def upsert_volume(
+    uow: UnitOfWork, volume_id: UUID, *, pool_id: UUID, vm_id: UUID | None, size_bytes: int, at: datetime
 ) -> None:
-    """A volume was created (Ready)."""
-    await connection.execute(
+    """A volume was created (Ready) (a deferred write)."""
+    uow.defer(
         "INSERT INTO snapshot.volumes (volume_id, pool_id, vm_id, size_bytes, state, state_at) "
         "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (volume_id) DO UPDATE SET pool_id = EXCLUDED.pool_id, "
         "vm_id = EXCLUDED.vm_id, size_bytes = EXCLUDED.size_bytes",
@@ -135,9 +136,10 @@ async def upsert_volume(
     )
 
 
-async def set_volume_state(connection: Connection, volume_id: UUID, state: VolumeState, at: datetime) -> None:
-    """Record a volume's state unless a newer change was already recorded (events may arrive out of order)."""
-    await connection.execute(
+def set_volume_state(uow: UnitOfWork, volume_id: UUID, state: VolumeState, at: datetime) -> None:
+    """Record a volume's state unless a newer change was already recorded (events may arrive out of order; a
+    deferred write)."""
+    uow.defer(
         "UPDATE snapshot.volumes SET state = $2, state_at = $3 WHERE volume_id = $1 AND state_at <= $3",
         volume_id,
         state.value,
@@ -145,9 +147,9 @@ async def set_volume_state(connection: Connection, volume_id: UUID, state: Volum
     )
 
 
-async def set_volume_size(connection: Connection, volume_id: UUID, size_bytes: int) -> None:
-    """A volume was resized."""
-    await connection.execute("UPDATE snapshot.volumes SET size_bytes = $2 WHERE volume_id = $1", volume_id, size_bytes)
+def set_volume_size(uow: UnitOfWork, volume_id: UUID, size_bytes: int) -> None:
+    """A volume was resized (a deferred write)."""
+    uow.defer("UPDATE snapshot.volumes SET size_bytes = $2 WHERE volume_id = $1", volume_id, size_bytes)
 
 
 async def set_volume_base(connection: Connection, volume_id: UUID, snapshot_id: UUID | None) -> None:
@@ -172,9 +174,9 @@ async def get_volume(connection: Connection, volume_id: UUID) -> VolumeRow:
     )
 
 
-async def record_power(connection: Connection, vm_id: UUID, host: str, power_state: str, at: datetime) -> None:
-    """Remember what an agent last said about a VM's power state (the newest report wins)."""
-    await connection.execute(
+def record_power(uow: UnitOfWork, vm_id: UUID, host: str, power_state: str, at: datetime) -> None:
+    """Remember what an agent last said about a VM's power state (the newest report wins; a deferred write)."""
+    uow.defer(
         "INSERT INTO snapshot.vm_power (vm_id, host, power_state, seen_at) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (vm_id) DO UPDATE SET host = EXCLUDED.host, power_state = EXCLUDED.power_state, "
         "seen_at = EXCLUDED.seen_at WHERE snapshot.vm_power.seen_at <= EXCLUDED.seen_at",

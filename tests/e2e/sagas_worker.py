@@ -86,8 +86,8 @@ class CrashingUnits:
         self.at = at
         self.handled = 0
 
-    def begin(self, consumer: str, incoming: Envelope | None) -> _CrashingContext:
-        return _CrashingContext(self.inner.begin(consumer, incoming), self, consumer, incoming)
+    def begin(self, consumer: str, incoming: Envelope | None, *, lazy: bool = False) -> _CrashingContext:
+        return _CrashingContext(self.inner.begin(consumer, incoming, lazy=lazy), self, consumer, incoming)
 
 
 def lazy(units: UnitOfWorkFactory) -> SagaUnitOfWorkFactory:

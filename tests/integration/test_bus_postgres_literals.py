@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 
 from bus.postgres import PostgresJournal, PostgresUnitOfWorkFactory, create_pool, migrate
-from bus.postgres.literals import SqlValue, literal
+from bus.postgres.literals import SqlValue, literal, render
 from schemas import Envelope, Event, InvalidArgument, message
 
 pytestmark = pytest.mark.integration
@@ -53,6 +53,38 @@ async def test_literals_round_trip_through_postgres(database_url: str) -> None:
 def test_values_that_cannot_be_written_are_refused(value: object) -> None:
     with pytest.raises(InvalidArgument):
         literal(value)  # type: ignore[arg-type]
+
+
+async def test_a_rendered_statement_reads_back_its_arguments(database_url: str) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        values = [value for value in ROUND_TRIP_VALUES if value is not None]
+        # Placeholder-like text inside quoted text and names is left alone, and arguments may come in any order.
+        columns = ", ".join(f'${index} AS "c${index}"' for index in reversed(range(1, len(values) + 1)))
+        statement = f"SELECT '$1 stays' AS q, E'it\\'s $2' AS e, {columns}"
+        row = await connection.fetchrow(render(statement, values))
+        assert row is not None
+        assert (row["q"], row["e"]) == ("$1 stays", "it's $2")
+        assert [row[f"c${index}"] for index in range(1, len(values) + 1)] == values
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize(
+    ("statement", "args", "refusal"),
+    [
+        ("SELECT $2", [1], "no argument"),
+        ("SELECT $1", [1, 2], "no placeholder"),
+        ("SELECT '$1'", [1], "no placeholder"),
+        ("SELECT $$text$$", [], "dollar-quoted"),
+        ("SELECT 'open", [], "unterminated"),
+    ],
+)
+def test_a_statement_that_does_not_match_its_arguments_is_refused(
+    statement: str, args: list[SqlValue], refusal: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=refusal):
+        render(statement, args)
 
 
 @message("bustest.pg.noted")

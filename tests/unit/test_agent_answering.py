@@ -5,6 +5,7 @@ from uuid import uuid4
 
 import pytest
 
+from bus.memory_uow import MemoryUnitOfWork
 from plugins.registry import Registry
 from plugins.sdk.faults import InjectedCrash
 from schemas import Envelope, Event
@@ -18,20 +19,6 @@ from services.runtime.sealing import KEY_BYTES, SecretSealer
 
 pytestmark = pytest.mark.unit
 VM = uuid4()
-
-
-class Collected:
-    """A unit of work without a database (commands without a fencing token never touch it)."""
-
-    def __init__(self) -> None:
-        self.emitted: list[Envelope] = []
-
-    @property
-    def connection(self) -> None:
-        return None
-
-    def emit(self, envelope: Envelope) -> None:
-        self.emitted.append(envelope)
 
 
 def agent() -> Agent:
@@ -56,7 +43,7 @@ def command(*, saga: bool) -> Envelope:
 
 
 async def test_success_is_the_event_caused_by_the_command() -> None:
-    uow, incoming = Collected(), command(saga=False)
+    uow, incoming = MemoryUnitOfWork(), command(saga=False)
     await agent().run(uow, incoming, succeed, failed)
     [answer] = uow.emitted
     assert isinstance(answer.payload, VmStarted)
@@ -65,7 +52,7 @@ async def test_success_is_the_event_caused_by_the_command() -> None:
 
 
 async def test_a_saga_step_gets_the_event_with_its_saga_id_and_step() -> None:
-    uow, incoming = Collected(), command(saga=True)
+    uow, incoming = MemoryUnitOfWork(), command(saga=True)
     await agent().run(uow, incoming, succeed, failed)
     [answer] = uow.emitted
     assert isinstance(answer.payload, VmStarted)
@@ -77,7 +64,7 @@ async def test_a_refusal_is_the_failed_event_or_a_step_failure(saga: bool) -> No
     async def missing() -> Event:
         raise NotFound("no such VM", field="vm_id")
 
-    uow = Collected()
+    uow = MemoryUnitOfWork()
     assert await agent().run(uow, command(saga=saga), missing, failed) is None
     [answer] = uow.emitted
     expected = StepFailed if saga else VmStartFailed
@@ -89,7 +76,7 @@ async def test_a_crash_at_a_fault_point_is_answered_as_a_failure() -> None:
     async def crash() -> Event:
         raise InjectedCrash("qcow2fs.revert.before_switch")
 
-    uow = Collected()
+    uow = MemoryUnitOfWork()
     await agent().run(uow, command(saga=False), crash, failed)
     [answer] = uow.emitted
     assert isinstance(answer.payload, VmStartFailed)
@@ -100,7 +87,7 @@ async def test_transient_errors_go_back_to_the_bus_and_nothing_is_emitted() -> N
     async def busy() -> Event:
         raise Transient("hypervisor busy")
 
-    uow = Collected()
+    uow = MemoryUnitOfWork()
     with pytest.raises(Transient):
         await agent().run(uow, command(saga=True), busy, failed)
     assert uow.emitted == []
@@ -110,7 +97,7 @@ async def test_an_unexpected_error_is_answered_without_its_text() -> None:
     async def broken() -> Event:
         raise RuntimeError("password=hunter2 in a driver's message")
 
-    uow = Collected()
+    uow = MemoryUnitOfWork()
     await agent().run(uow, command(saga=False), broken, failed)
     [answer] = uow.emitted
     assert isinstance(answer.payload, VmStartFailed)

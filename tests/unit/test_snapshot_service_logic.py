@@ -1,19 +1,24 @@
 """The snapshot service's pure parts: where agent commands go, whom answers reach, and policy runs' ids."""
 
 from datetime import UTC, datetime
+from typing import cast
 from uuid import uuid4
 
 import pytest
 
 from bus.memory_uow import MemoryUnitOfWork
+from bus.ports import has_deferred_writes
 from schemas import Envelope
 from schemas.errors import FailedPrecondition
 from schemas.sagas import StepFailed
 from schemas.snapshot import CreateSnapshot, SnapshotCreateFailed, SnapshotReverted
-from schemas.storage import PoolScope
+from schemas.storage import PoolAdded, PoolScope
+from services.snapshot import read_model
+from services.snapshot.deps import SnapshotDeps
 from services.snapshot.repository import PoolRow
 from services.snapshot.requests import Requester, answer, refuse, to_agent
 from services.snapshot.scheduler import run_snapshot_id
+from services.snapshot.service import COMMAND_HANDLERS, EVENT_HANDLERS, handlers
 
 pytestmark = pytest.mark.unit
 
@@ -77,3 +82,12 @@ def test_a_policy_run_always_asks_for_the_same_snapshot() -> None:
     assert run_snapshot_id(policy_id, at) == run_snapshot_id(policy_id, at)
     assert run_snapshot_id(policy_id, at) != run_snapshot_id(policy_id, at.replace(hour=2))
     assert run_snapshot_id(policy_id, at) != run_snapshot_id(uuid4(), at)
+
+
+def test_the_read_model_handlers_and_only_they_commit_in_one_round_trip() -> None:
+    deps = cast(SnapshotDeps, object())  # the table binds deps; it is not used here
+    table = handlers(deps)
+    lazy = {model for model, handler in table.items() if has_deferred_writes(handler)}
+    assert lazy == {model for model, handler in EVENT_HANDLERS.items() if handler.__module__ == read_model.__name__}
+    assert PoolAdded in lazy
+    assert not lazy & set(COMMAND_HANDLERS)
