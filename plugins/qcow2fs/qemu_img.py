@@ -5,8 +5,11 @@ from its stdout (`    (42.00/100%)\r`) as it arrives.
 """
 
 import asyncio
+import contextlib
 import json
+import os
 import re
+import signal
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,9 +51,16 @@ class QemuImg:
         assert process.stdout is not None
         assert process.stderr is not None
         stderr_task = asyncio.ensure_future(process.stderr.read())
-        stdout = await _read_output(process.stdout, on_percent)
-        stderr = await stderr_task
-        returncode = await process.wait()
+        try:
+            stdout = await _read_output(process.stdout, on_percent)
+            stderr = await stderr_task
+            returncode = await process.wait()
+        except BaseException:
+            # Cancelled (a deadline, a shutdown) or failed midway: qemu-img must not go on writing the image after
+            # its caller has given up on it, so it is killed, and reaped before the cancellation goes on.
+            stderr_task.cancel()
+            await asyncio.shield(_kill(process))
+            raise
         if returncode != 0:
             raise translate_error(args[0] if args else "", stderr.decode(errors="replace"))
         return stdout
@@ -63,6 +73,15 @@ class QemuImg:
         out = await self.run(*args, str(path))
         data = json.loads(out)
         return data if isinstance(data, list) else [data]
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL `process` unless it has ended, and wait for it. (`os.kill`, not `process.kill()`: on Python 3.11 the
+    latter polls first, which can reap the child under asyncio's watcher and lose its status.)"""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+    await process.wait()
 
 
 async def _read_output(stream: asyncio.StreamReader, on_percent: Callable[[float], None] | None) -> bytes:

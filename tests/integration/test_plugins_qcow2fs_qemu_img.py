@@ -1,0 +1,72 @@
+"""qemu-img as the plugin runs it: a call given up on leaves no qemu-img behind, still writing the image."""
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from plugins.qcow2fs.qemu_img import QemuImg
+
+pytestmark = pytest.mark.integration
+
+
+def qemu_img_on(path: Path) -> list[int]:
+    """The pids of the qemu-img processes whose command line names `path`."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            command = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:  # it ended meanwhile
+            continue
+        if command and command[0].endswith(b"qemu-img") and str(path).encode() in command:
+            pids.append(int(entry))
+    return pids
+
+
+async def test_a_cancelled_copy_kills_its_qemu_img(tmp_path: Path) -> None:
+    source, target = tmp_path / "source.raw", tmp_path / "target.qcow2"
+    source.write_bytes(os.urandom(4 << 20))  # data, not zeros: qemu-img has to copy it
+    started = asyncio.Event()
+    # 64 KiB/s: the copy would take a minute, so it is surely running when it is cancelled.
+    copy = asyncio.create_task(
+        QemuImg().run(
+            "convert",
+            "-p",
+            "-r",
+            "65536",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            str(source),
+            str(target),
+            on_percent=lambda _: started.set(),
+        )
+    )
+    await asyncio.wait_for(started.wait(), timeout=30)
+    assert qemu_img_on(target), "qemu-img should be copying"
+
+    copy.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await copy
+
+    assert qemu_img_on(target) == []  # killed and reaped before the cancellation went on
+
+
+async def test_a_copy_that_fails_in_its_caller_kills_its_qemu_img(tmp_path: Path) -> None:
+    source, target = tmp_path / "source.raw", tmp_path / "target.qcow2"
+    source.write_bytes(os.urandom(4 << 20))
+
+    def progress(_: float) -> None:
+        assert qemu_img_on(target), "qemu-img should be copying"
+        raise RuntimeError("the caller's progress report failed")
+
+    with pytest.raises(RuntimeError, match="progress report failed"):
+        await QemuImg().run(
+            "convert", "-p", "-r", "65536", "-f", "raw", "-O", "qcow2", str(source), str(target), on_percent=progress
+        )
+
+    assert qemu_img_on(target) == []
