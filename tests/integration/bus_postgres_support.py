@@ -7,7 +7,7 @@ import pytest
 
 from bus.codec import encode
 from bus.memory import MemoryTransport
-from bus.ports import Binding, Delivery, Transport
+from bus.ports import Binding, Delivery, Transport, UnitOfWork, deferred_writes
 from bus.postgres import PostgresUnitOfWorkFactory, create_pool, migrate
 from bus.postgres.pool import Pool, PoolConnection
 from bus.rabbit import RabbitTransport
@@ -106,3 +106,24 @@ async def receive(transport: Transport, name: str, *bindings: Binding) -> Receiv
     queue = await transport.declare_queue(name, bindings)
     await transport.consume(queue, received, prefetch=256)
     return received
+
+
+ADD_ITEM = (
+    "INSERT INTO items (item_id, count) VALUES ($1, 1) ON CONFLICT (item_id) DO UPDATE SET count = items.count + 1"
+)
+
+
+@deferred_writes
+async def add_item_later(command: AddItem, envelope: Envelope, uow: UnitOfWork) -> None:
+    """The handler of AddItem written with deferred writes."""
+    uow.defer(ADD_ITEM, command.item_id)
+    uow.emit(Envelope.wrap(ItemAdded(item_id=command.item_id), cause=envelope))
+
+
+async def handle_lazily(units: PostgresUnitOfWorkFactory, incoming: Envelope) -> bool:
+    """Run `add_item_later` as the runtime runs a marked handler; return whether its work was kept."""
+    context = units.begin("items", incoming, lazy=True)
+    async with context as uow:
+        assert uow is not None  # a lazy unit learns of a duplicate only at its commit
+        await add_item_later(incoming.payload, incoming, uow)  # type: ignore[arg-type]
+    return not context.duplicate

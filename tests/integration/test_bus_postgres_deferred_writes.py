@@ -1,7 +1,6 @@
 """Units of work that begin at their commit (`lazy`, for handlers marked `deferred_writes`), on a real PostgreSQL:
 one round trip, and still exactly once."""
 
-import asyncio
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
@@ -9,18 +8,19 @@ import pytest
 
 from bus.codec import encode
 from bus.memory import MemoryTransport
-from bus.ports import UnitOfWork, deferred_writes
 from bus.postgres import PostgresUnitOfWorkFactory, create_pool, unit_of_work
 from bus.postgres.pool import Pool
 from bus.runtime import Consumer, observe_handling, stop_observing
 from bus.settings import BusSettings
-from schemas import Envelope, FailedPrecondition, InvalidArgument, StrataError
+from schemas import FailedPrecondition, InvalidArgument, StrataError
 from tests.helpers import assert_eventually
 from tests.integration.bus_postgres_support import (
+    ADD_ITEM,
     AddItem,
-    ItemAdded,
     add_item_command,
+    add_item_later,
     bus_pool,
+    handle_lazily,
     item_count,
     table_count,
     units,
@@ -29,25 +29,6 @@ from tests.integration.bus_postgres_support import (
 __all__ = ["bus_pool", "units"]  # fixtures used by name
 
 pytestmark = pytest.mark.integration
-ADD_ITEM = (
-    "INSERT INTO items (item_id, count) VALUES ($1, 1) ON CONFLICT (item_id) DO UPDATE SET count = items.count + 1"
-)
-
-
-@deferred_writes
-async def add_item_later(command: AddItem, envelope: Envelope, uow: UnitOfWork) -> None:
-    """The handler of AddItem written with deferred writes."""
-    uow.defer(ADD_ITEM, command.item_id)
-    uow.emit(Envelope.wrap(ItemAdded(item_id=command.item_id), cause=envelope))
-
-
-async def handle_lazily(units: PostgresUnitOfWorkFactory, incoming: Envelope) -> bool:
-    """Run `add_item_later` as the runtime runs a marked handler; return whether its work was kept."""
-    context = units.begin("items", incoming, lazy=True)
-    async with context as uow:
-        assert uow is not None  # a lazy unit learns of a duplicate only at its commit
-        await add_item_later(incoming.payload, incoming, uow)  # type: ignore[arg-type]
-    return not context.duplicate
 
 
 @pytest.fixture
@@ -79,27 +60,6 @@ async def test_a_lazy_unit_is_one_round_trip_that_keeps_everything(
     assert await table_count(pool, "bus.inbox") == 2
     assert await table_count(pool, "bus.outbox") == 2
     assert await table_count(pool, "bus.journal") == 4  # each command and its event
-
-
-async def test_a_duplicate_found_at_the_commit_keeps_nothing(bus_pool: Pool, units: PostgresUnitOfWorkFactory) -> None:
-    command = add_item_command(uuid4())
-
-    assert await handle_lazily(units, command) is True
-    assert await handle_lazily(units, command) is False
-
-    assert await item_count(bus_pool, command.payload.item_id) == 1  # type: ignore[attr-defined]
-    assert await table_count(bus_pool, "bus.outbox") == 1
-    assert await table_count(bus_pool, "bus.inbox") == 1
-
-
-async def test_concurrent_duplicates_keep_the_work_of_one(bus_pool: Pool, units: PostgresUnitOfWorkFactory) -> None:
-    command = add_item_command(uuid4())
-
-    kept = await asyncio.gather(*(handle_lazily(units, command) for _ in range(4)))
-
-    assert sorted(kept) == [False, False, False, True]
-    assert await item_count(bus_pool, command.payload.item_id) == 1  # type: ignore[attr-defined]
-    assert await table_count(bus_pool, "bus.outbox") == 1
 
 
 async def test_a_failing_deferred_write_keeps_nothing_and_the_message_may_run_again(

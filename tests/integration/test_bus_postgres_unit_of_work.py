@@ -1,6 +1,7 @@
 """PostgresUnitOfWork on a real PostgreSQL: inbox, outbox and journal commit with the state, or not at all."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from uuid import uuid4
 
 import pytest
@@ -13,6 +14,7 @@ from tests.integration.bus_postgres_support import (
     add_item,
     add_item_command,
     bus_pool,
+    handle_lazily,
     item_count,
     table_count,
     units,
@@ -33,21 +35,33 @@ async def handle(units: PostgresUnitOfWorkFactory, incoming: Envelope) -> bool:
         return True
 
 
-async def test_a_message_delivered_twice_changes_state_once(bus_pool: Pool, units: PostgresUnitOfWorkFactory) -> None:
+# Both forms of handler: the inbox row first (the duplicate never runs the handler), and deferred_writes (the
+# duplicate runs it, and its commit keeps nothing).
+BOTH_FORMS = pytest.mark.parametrize("handled", [handle, handle_lazily], ids=["inbox_first", "deferred_writes"])
+Handled = Callable[[PostgresUnitOfWorkFactory, Envelope], Awaitable[bool]]
+
+
+@BOTH_FORMS
+async def test_a_message_delivered_twice_changes_state_once(
+    bus_pool: Pool, units: PostgresUnitOfWorkFactory, handled: Handled
+) -> None:
     command = add_item_command(uuid4())
 
-    assert await handle(units, command) is True
-    assert await handle(units, command) is False
+    assert await handled(units, command) is True
+    assert await handled(units, command) is False
 
     assert await item_count(bus_pool, command.payload.item_id) == 1  # type: ignore[attr-defined]
     assert await table_count(bus_pool, "bus.outbox") == 1
     assert await table_count(bus_pool, "bus.inbox") == 1
 
 
-async def test_concurrent_duplicates_run_the_handler_once(bus_pool: Pool, units: PostgresUnitOfWorkFactory) -> None:
+@BOTH_FORMS
+async def test_concurrent_duplicates_change_state_once(
+    bus_pool: Pool, units: PostgresUnitOfWorkFactory, handled: Handled
+) -> None:
     command = add_item_command(uuid4())
 
-    ran = await asyncio.gather(*(handle(units, command) for _ in range(4)))
+    ran = await asyncio.gather(*(handled(units, command) for _ in range(4)))
 
     assert sorted(ran) == [False, False, False, True]
     assert await item_count(bus_pool, command.payload.item_id) == 1  # type: ignore[attr-defined]
