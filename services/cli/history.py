@@ -8,15 +8,17 @@ import asyncio
 import json
 import os
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from bus.postgres import DEFAULT_SCHEMA, JournalEntry, JournalQuery, PostgresJournal, create_pool
 from schemas.errors import StrataError
+
+if TYPE_CHECKING:  # the bus is imported when the command runs, so that `strata --help` stays fast
+    from bus.postgres import JournalEntry, JournalQuery
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 console = Console()
@@ -43,7 +45,9 @@ def _time(value: str | None, option: str) -> datetime | None:
     return moment
 
 
-async def _find(database_url: str, schema: str, query: JournalQuery) -> list[JournalEntry]:
+async def _find(database_url: str, schema: str, query: "JournalQuery") -> "list[JournalEntry]":
+    from bus.postgres import PostgresJournal, create_pool
+
     pool = await create_pool(database_url, min_size=1, max_size=1)
     try:
         return await PostgresJournal(pool, schema=schema).find(query)
@@ -51,7 +55,7 @@ async def _find(database_url: str, schema: str, query: JournalQuery) -> list[Jou
         await pool.close()
 
 
-def _show(entries: list[JournalEntry]) -> None:
+def _show(entries: "list[JournalEntry]") -> None:
     table = Table(box=None, header_style="bold")
     # Ids are long: narrow terminals fold them rather than cut them (the full record is in --json).
     for column in ("occurred at", "type", "message id", "producer", "saga / step"):
@@ -80,6 +84,8 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Show recorded commands and events, oldest first (the newest --limit of those that match)."""
+    from bus.postgres import DEFAULT_SCHEMA, JournalQuery
+
     try:
         query = JournalQuery(
             correlation_id=_uuid(correlation, "--correlation"),

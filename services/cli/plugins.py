@@ -5,16 +5,17 @@ and hypervisor), then the chosen plugin's config form from its model's JSON Sche
 """
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from plugins.registry import Registry, load_plugins
-from plugins.sdk import LoadedPlugin
-from plugins.sdk.config import secret_fields
 from schemas.errors import StrataError
+
+if TYPE_CHECKING:  # the plugins are loaded when a command runs, so that `strata --help` stays fast
+    from plugins.registry import Registry
+    from plugins.sdk import LoadedPlugin
 
 app = typer.Typer(help="Installed storage plugins (entry points of the `strata.plugins` group).")
 console = Console()
@@ -22,7 +23,7 @@ console = Console()
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
-def _fits(plugin: LoadedPlugin, role: str | None, scope: str | None, hypervisor: str | None) -> bool:
+def _fits(plugin: "LoadedPlugin", role: str | None, scope: str | None, hypervisor: str | None) -> bool:
     manifest = plugin.manifest
     return (
         (role is None or role in manifest.roles)
@@ -31,8 +32,10 @@ def _fits(plugin: LoadedPlugin, role: str | None, scope: str | None, hypervisor:
     )
 
 
-def config_fields(plugin: LoadedPlugin) -> list[dict[str, Any]]:  # Any: values from a JSON Schema
+def config_fields(plugin: "LoadedPlugin") -> list[dict[str, Any]]:  # Any: values from a JSON Schema
     """The config form: one entry per field with its type, whether required or secret, default and help."""
+    from plugins.sdk.config import secret_fields
+
     schema = plugin.manifest.config_model.model_json_schema()
     required = set(schema.get("required", []))
     secrets = secret_fields(schema)
@@ -52,11 +55,13 @@ def config_fields(plugin: LoadedPlugin) -> list[dict[str, Any]]:  # Any: values 
     return fields
 
 
-def _describe(plugin: LoadedPlugin) -> dict[str, Any]:  # Any: JSON values
+def _describe(plugin: "LoadedPlugin") -> dict[str, Any]:  # Any: JSON values
     return {**plugin.manifest.summary(), "distribution": plugin.distribution, "config_fields": config_fields(plugin)}
 
 
-def _registry() -> Registry:
+def _registry() -> "Registry":
+    from plugins.registry import load_plugins
+
     registry = load_plugins()
     for failure in registry.failures:
         console.print(f"[yellow]skipped:[/yellow] {failure.reason}", highlight=False)

@@ -6,13 +6,11 @@ named; values never are), and asks for a secret field with hidden input when it 
 
 import json
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from plugins.registry import Registry, load_plugins, validate_config
-from plugins.sdk.config import secret_fields
 from schemas import StrataError
 from schemas.errors import InvalidArgument
 from schemas.storage import (
@@ -30,8 +28,6 @@ from schemas.storage import (
     PoolState,
     PoolStateChanged,
 )
-from schemas.storage_queries import ListPools, PoolInfo, PoolsListed
-from services.cli.sending import Client
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
@@ -47,6 +43,11 @@ from services.cli.talking import (
     the_only,
     zone_id,
 )
+
+if TYPE_CHECKING:  # plugins, queries and the bus are imported when a command runs, so that `strata --help` stays fast
+    from plugins.registry import Registry
+    from schemas.storage_queries import PoolInfo
+    from services.cli.sending import Client
 
 app = typer.Typer(help="Primary storage pools.", no_args_is_help=True)
 PoolArgument = Annotated[str, typer.Argument(help="The pool's id or name.")]
@@ -73,8 +74,11 @@ def parse_config(pairs: list[str], config_json: str | None) -> dict[str, Any]:  
     return config
 
 
-def checked_config(plugins: Registry, plugin_name: str, config: dict[str, Any]) -> dict[str, Any]:  # Any: JSON
+def checked_config(plugins: "Registry", plugin_name: str, config: dict[str, Any]) -> dict[str, Any]:  # Any: JSON
     """Prompt for missing secrets, then validate against the plugin's model; InvalidArgument names the field."""
+    from plugins.registry import validate_config
+    from plugins.sdk.config import secret_fields
+
     plugin = plugins.get(plugin_name)
     schema = plugin.manifest.config_model.model_json_schema()
     required = set(schema.get("required", []))
@@ -102,6 +106,8 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
     timeout: TimeoutOption = 60.0,
 ) -> None:
     """Add a pool: the storage service attaches it through an agent and reports its capacity."""
+    from plugins.registry import load_plugins
+
     try:
         values = checked_config(load_plugins(), plugin, parse_config(config, config_json))
         command = AddPool(
@@ -121,7 +127,7 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
     except ValueError as error:  # pydantic's ValidationError: the fields at fault, never the config's values
         fail(invalid(error))
 
-    async def work(client: Client) -> PoolAdded:
+    async def work(client: "Client") -> PoolAdded:
         with errors.status(f"adding pool {name} ..."):
             added = await client.send(command, (PoolAdded,), (PoolAddFailed,), timeout=timeout)
         assert isinstance(added, PoolAdded)
@@ -137,8 +143,10 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
     )
 
 
-async def find_pool(client: Client, pool: str, *, timeout: float) -> PoolInfo:
+async def find_pool(client: "Client", pool: str, *, timeout: float) -> "PoolInfo":
     """The pool named or numbered `pool`; NotFound says how to list them."""
+    from schemas.storage_queries import ListPools, PoolsListed
+
     wanted = id_or_name(pool)
     listed = await client.ask(ListPools(pool_id=wanted), PoolsListed, timeout=timeout)
     return the_only(
@@ -156,8 +164,9 @@ def list_pools(
     timeout: TimeoutOption = 15.0,
 ) -> None:
     """List the pools with their state, capacity and use."""
+    from schemas.storage_queries import ListPools, PoolsListed
 
-    async def work(client: Client) -> PoolsListed:
+    async def work(client: "Client") -> PoolsListed:
         return await client.ask(ListPools(include_removed=include_removed), PoolsListed, timeout=timeout)
 
     pools = list(talk(work).pools)
@@ -187,7 +196,7 @@ def list_pools(
 def show(pool: PoolArgument, as_json: JsonOption = False, timeout: TimeoutOption = 15.0) -> None:
     """Show one pool (never its configuration)."""
 
-    async def work(client: Client) -> PoolInfo:
+    async def work(client: "Client") -> "PoolInfo":
         return await find_pool(client, pool, timeout=timeout)
 
     print_record(talk(work), as_json)
@@ -200,7 +209,7 @@ def _state(state: PoolState) -> str:
 
 def _change(command_type: type[PoolCommand], doing: str) -> Any:  # Any: a typer command function
     def command(pool: PoolArgument, as_json: JsonOption = False, timeout: TimeoutOption = 120.0) -> None:
-        async def work(client: Client) -> PoolState:
+        async def work(client: "Client") -> PoolState:
             info = await find_pool(client, pool, timeout=timeout)
             with errors.status(f"{doing} pool {info.name} ..."):
                 return await change_state(client, command_type(pool_id=info.pool_id), timeout=timeout)
@@ -215,7 +224,7 @@ def _change(command_type: type[PoolCommand], doing: str) -> Any:  # Any: a typer
     return command
 
 
-async def change_state(client: Client, command: PoolCommand, *, timeout: float) -> PoolState:
+async def change_state(client: "Client", command: PoolCommand, *, timeout: float) -> PoolState:
     """Send a pool command and wait for the pool to settle (maintenance waits for in-flight operations)."""
     envelope = await client.publish(command)
     changed = await client.outcome(

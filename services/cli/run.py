@@ -9,20 +9,17 @@ shutdown on SIGTERM or SIGINT (stop consuming, let in-flight messages finish, cl
 import asyncio
 from collections.abc import Collection
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bus.rabbit import RabbitTransport
-from bus.settings import BusSettings
 from schemas import StrataError
-from services.agent.settings import AgentSettings
 from services.cli.talking import fail
-from services.runtime.health import HealthServer
-from services.runtime.logs import configure_logging
-from services.runtime.settings import RuntimeSettings
-from services.runtime.shutdown import GracefulShutdown
-from services.stack import EVERY_SERVICE, Placement, System
+
+if TYPE_CHECKING:  # the services are imported when a command runs, so that `strata --help` stays fast
+    from bus.settings import BusSettings
+    from services.agent.settings import AgentSettings
+    from services.runtime.settings import RuntimeSettings
 
 
 class Service(StrEnum):
@@ -38,8 +35,10 @@ HostOption = Annotated[str | None, typer.Option(help="The agent's host name (def
 ClusterOption = Annotated[str | None, typer.Option(help="The agent's cluster (default STRATA_AGENT_CLUSTER).")]
 
 
-def agent_settings(host: str | None, cluster: str | None) -> AgentSettings:
+def agent_settings(host: str | None, cluster: str | None) -> "AgentSettings":
     """The agent's settings from STRATA_AGENT_*, with --host and --cluster over them."""
+    from services.agent.settings import AgentSettings
+
     defaults = AgentSettings()
     update = {key: value for key, value in (("host", host), ("cluster", cluster)) if value}
     return defaults.model_copy(update=update)
@@ -51,6 +50,8 @@ def run(
     cluster: ClusterOption = None,
 ) -> None:
     """Run one daemon until SIGTERM or SIGINT."""
+    from services.runtime.settings import RuntimeSettings
+
     try:
         settings = RuntimeSettings()
         if service is Service.AGENT:
@@ -71,6 +72,9 @@ def run(
 
 def up(host: HostOption = None, cluster: ClusterOption = None) -> None:
     """Run every daemon (storage, snapshot, orchestrator, an agent) in this process until SIGTERM or SIGINT."""
+    from services.runtime.settings import RuntimeSettings
+    from services.stack import EVERY_SERVICE
+
     try:
         asyncio.run(daemon(RuntimeSettings(), only=EVERY_SERVICE, name="up", agent=agent_settings(host, cluster)))
     except StrataError as error:
@@ -78,15 +82,23 @@ def up(host: HostOption = None, cluster: ClusterOption = None) -> None:
 
 
 async def daemon(
-    settings: RuntimeSettings,
+    settings: "RuntimeSettings",
     *,
     only: Collection[str],
     name: str,
-    agent: AgentSettings | None = None,
-    bus: BusSettings | None = None,
+    agent: "AgentSettings | None" = None,
+    bus: "BusSettings | None" = None,
 ) -> None:
     """Run the services in `only` on RabbitMQ and PostgreSQL from the settings, with health, metrics and a
     graceful shutdown."""
+    from bus.rabbit import RabbitTransport
+    from bus.settings import BusSettings
+    from services.agent.settings import AgentSettings
+    from services.runtime.health import HealthServer
+    from services.runtime.logs import configure_logging
+    from services.runtime.shutdown import GracefulShutdown
+    from services.stack import Placement, System
+
     log = configure_logging(name, level=settings.log_level, json=settings.log_json)
     agent = agent or AgentSettings()
     bus = bus or BusSettings()

@@ -15,22 +15,22 @@ import pkgutil
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from uuid import UUID
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from bus.postgres import create_pool
 from sagas.definition import saga_registry
 from sagas.operator import Action, act
-from sagas.postgres_store import DEFAULT_SCHEMA, PostgresSagaStore
 from sagas.records import SagaInstance, SagaStatus, StepKind, StepRecord
-from sagas.replay import ReplayCheck, check_replay
-from sagas.serialize import instance_from_json, instance_to_json, step_from_json, step_to_json
 from schemas import registry
 from schemas.errors import StrataError
+
+if TYPE_CHECKING:  # the store (and the database driver) is imported when a command runs: `strata --help` stays fast
+    from sagas.postgres_store import PostgresSagaStore
+    from sagas.replay import ReplayCheck
 
 app = typer.Typer(help="Saga instances: list, show, retry, skip, abort, compensate, replay.", no_args_is_help=True)
 console = Console()
@@ -44,6 +44,8 @@ def _database_url() -> str:
 
 
 def _schema() -> str:
+    from sagas.postgres_store import DEFAULT_SCHEMA
+
     return os.environ.get("STRATA_SAGAS_SCHEMA", DEFAULT_SCHEMA)
 
 
@@ -54,8 +56,10 @@ def _saga_id(value: str) -> UUID:
         raise typer.BadParameter(f"{value!r} is not a saga id (a UUID)", param_hint="SAGA_ID") from None
 
 
-def _run(work: Callable[[PostgresSagaStore], Awaitable[T]]) -> T:
+def _run(work: "Callable[[PostgresSagaStore], Awaitable[T]]") -> T:
     """Run `work` with a store on the configured database; strata errors become a clear message and exit 1."""
+    from bus.postgres import create_pool
+    from sagas.postgres_store import PostgresSagaStore
 
     async def main() -> T:
         pool = await create_pool(_database_url(), min_size=1, max_size=2)
@@ -79,8 +83,9 @@ def list_sagas(
     as_json: JsonOption = False,
 ) -> None:
     """List saga instances, newest first."""
+    from sagas.serialize import instance_to_json
 
-    async def work(store: PostgresSagaStore) -> list[SagaInstance]:
+    async def work(store: "PostgresSagaStore") -> list[SagaInstance]:
         async with store.session() as session:
             return await session.list_instances(status=status, name=name, limit=limit)
 
@@ -106,9 +111,11 @@ def list_sagas(
 @app.command("show")
 def show(saga_id: Annotated[str, typer.Argument(help="The saga's id.")], as_json: JsonOption = False) -> None:
     """Draw a saga's timeline: steps, attempts, durations, compensations, lock holders, operator actions."""
+    from sagas.serialize import instance_to_json, step_to_json
+
     wanted = _saga_id(saga_id)
 
-    async def work(store: PostgresSagaStore) -> dict[str, Any]:  # the export: JSON values of every kind
+    async def work(store: "PostgresSagaStore") -> dict[str, Any]:  # the export: JSON values of every kind
         async with store.session() as session:
             instance = await session.get_instance(wanted)
             if instance is None:
@@ -142,7 +149,7 @@ def _operator_command(action: Action) -> Callable[..., None]:
         wanted = _saga_id(saga_id)
         actor = by or getpass.getuser()
 
-        async def work(store: PostgresSagaStore) -> str:
+        async def work(store: "PostgresSagaStore") -> str:
             async with store.session() as session:
                 return await act(session, wanted, action, actor=actor, reason=reason, now=datetime.now(UTC))
 
@@ -172,6 +179,9 @@ def replay(
     as_json: JsonOption = False,
 ) -> None:
     """Re-run recorded journals against the saga code installed here; exit 1 if any diverges."""
+    from sagas.replay import check_replay
+    from sagas.serialize import instance_from_json, step_from_json
+
     if sum((saga_id is not None, file is not None, every)) != 1:
         raise typer.BadParameter("give exactly one of SAGA_ID, --file or --all")
     _load_saga_code(module or [])
@@ -186,7 +196,7 @@ def replay(
     else:
         wanted = _saga_id(saga_id) if saga_id is not None else None
 
-        async def work(store: PostgresSagaStore) -> list[ReplayCheck]:
+        async def work(store: "PostgresSagaStore") -> "list[ReplayCheck]":
             async with store.session() as session:
                 if wanted is None:
                     instances = await session.list_instances(limit=limit)
@@ -223,7 +233,7 @@ def _load_saga_code(modules: list[str]) -> None:
             raise typer.BadParameter(f"cannot import {name}: {error}", param_hint="--module") from None
 
 
-def _report(checks: list[ReplayCheck], as_json: bool) -> None:
+def _report(checks: "list[ReplayCheck]", as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps([_check_json(check) for check in checks], indent=2))
         return
@@ -235,7 +245,7 @@ def _report(checks: list[ReplayCheck], as_json: bool) -> None:
         )
 
 
-def _check_json(check: ReplayCheck) -> dict[str, Any]:  # JSON values of every kind
+def _check_json(check: "ReplayCheck") -> dict[str, Any]:  # JSON values of every kind
     return {
         "saga_id": check.saga_id,
         "name": check.name,
@@ -248,6 +258,8 @@ def _check_json(check: ReplayCheck) -> dict[str, Any]:  # JSON values of every k
 
 
 def _draw(export: dict[str, Any]) -> None:  # the JSON export of `show`
+    from sagas.serialize import instance_from_json, step_from_json
+
     instance = instance_from_json(export["instance"])
     console.print(
         f"[bold]{instance.name} v{instance.version}[/bold]  {instance.saga_id}  {_status(instance.status)}"

@@ -4,24 +4,11 @@
 """
 
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from schemas.snapshot import (
-    CreateSnapshot,
-    DeleteSnapshot,
-    RevertSnapshot,
-    SnapshotCreated,
-    SnapshotCreateFailed,
-    SnapshotDeleted,
-    SnapshotDeleteFailed,
-    SnapshotReverted,
-    SnapshotRevertFailed,
-)
-from services.cli.sending import Client
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
@@ -36,11 +23,18 @@ from services.cli.talking import (
 )
 from services.cli.volume import find_volume
 
+if TYPE_CHECKING:  # messages and the bus are imported when a command runs, so that `strata --help` stays fast
+    from rich.progress import Progress
+
+    from services.cli.sending import Client
+
 app = typer.Typer(help="Volume snapshots.", no_args_is_help=True)
 SnapshotArgument = Annotated[str, typer.Argument(help="The snapshot's id.")]
 
 
-def _progress() -> Progress:
+def _progress() -> "Progress":
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors)
 
 
@@ -52,8 +46,9 @@ def create(
     timeout: TimeoutOption = 300.0,
 ) -> None:
     """Snapshot a volume (full or delta, as the chain rules and snapshot.delta.max decide)."""
+    from schemas.snapshot import CreateSnapshot, SnapshotCreated, SnapshotCreateFailed
 
-    async def work(client: Client) -> SnapshotCreated:
+    async def work(client: "Client") -> SnapshotCreated:
         info = await find_volume(client, volume, timeout=timeout)
         try:
             command = CreateSnapshot(
@@ -132,9 +127,11 @@ def list_snapshots(
 @app.command("delete")
 def delete(snapshot: SnapshotArgument, as_json: JsonOption = False, timeout: TimeoutOption = 300.0) -> None:
     """Delete a snapshot (a delta's data are merged where the chain needs them)."""
+    from schemas.snapshot import DeleteSnapshot, SnapshotDeleted, SnapshotDeleteFailed
+
     snapshot_id = parse_uuid(snapshot, "SNAPSHOT")
 
-    async def work(client: Client) -> SnapshotDeleted:
+    async def work(client: "Client") -> SnapshotDeleted:
         with errors.status(f"deleting snapshot {snapshot_id} ..."):
             deleted = await client.send(
                 DeleteSnapshot(snapshot_id=snapshot_id), (SnapshotDeleted,), (SnapshotDeleteFailed,), timeout=timeout
@@ -153,9 +150,11 @@ def delete(snapshot: SnapshotArgument, as_json: JsonOption = False, timeout: Tim
 @app.command("revert")
 def revert(snapshot: SnapshotArgument, as_json: JsonOption = False, timeout: TimeoutOption = 300.0) -> None:
     """Revert a volume to one of its snapshots (refused while its VM runs: use `strata vm revert`)."""
+    from schemas.snapshot import RevertSnapshot, SnapshotReverted, SnapshotRevertFailed
+
     snapshot_id = parse_uuid(snapshot, "SNAPSHOT")
 
-    async def work(client: Client) -> SnapshotReverted:
+    async def work(client: "Client") -> SnapshotReverted:
         with _progress() as progress:
             progress.add_task(f"reverting to snapshot {snapshot_id}", total=None)
             reverted = await client.send(

@@ -5,24 +5,18 @@ bad schedule is refused at once, naming the field. `list` reads the snapshot ser
 """
 
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from schemas import StrataError
-from schemas.snapshot import (
-    CreateSnapshotPolicy,
-    DeleteSnapshotPolicy,
-    SnapshotPolicyCreated,
-    SnapshotPolicyCreateFailed,
-    SnapshotPolicyDeleted,
-    SnapshotPolicyDeleteFailed,
-)
-from services.cli.sending import Client
 from services.cli.talking import JsonOption, TimeoutOption, console, fail, invalid, parse_uuid, print_json, read, talk
 from services.cli.volume import find_volume
-from services.domain.policies import load_time_zone, parse_interval_type, parse_schedule
+
+if TYPE_CHECKING:  # messages, rules and the bus are imported when a command runs, so that `strata --help` stays fast
+    from schemas.snapshot import CreateSnapshotPolicy
+    from services.cli.sending import Client
 
 app = typer.Typer(help="Scheduled snapshot policies.", no_args_is_help=True)
 SCHEDULE_HELP = (
@@ -33,8 +27,11 @@ SCHEDULE_HELP = (
 
 def checked_policy(
     volume_id: uuid.UUID, interval: str, schedule: str, timezone: str, max_snaps: int
-) -> CreateSnapshotPolicy:
+) -> "CreateSnapshotPolicy":
     """The policy command, or InvalidArgument naming the field at fault (interval_type, schedule, timezone, ...)."""
+    from schemas.snapshot import CreateSnapshotPolicy
+    from services.domain.policies import load_time_zone, parse_interval_type, parse_schedule
+
     interval_type = parse_interval_type(interval)
     parse_schedule(interval_type, schedule)
     load_time_zone(timezone)
@@ -62,13 +59,15 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     timeout: TimeoutOption = 30.0,
 ) -> None:
     """Snapshot a volume on a schedule, keeping the newest --max-snaps."""
+    from schemas.snapshot import SnapshotPolicyCreated, SnapshotPolicyCreateFailed
+
     try:
         # Checked before connecting: a bad policy is refused without sending anything.
         checked = checked_policy(uuid.UUID(int=0), interval, schedule, timezone, max_snaps)
     except StrataError as error:
         fail(error)
 
-    async def work(client: Client) -> SnapshotPolicyCreated:
+    async def work(client: "Client") -> SnapshotPolicyCreated:
         info = await find_volume(client, volume, timeout=timeout)
         command = checked.model_copy(update={"volume_id": info.volume_id})
         created = await client.send(command, (SnapshotPolicyCreated,), (SnapshotPolicyCreateFailed,), timeout=timeout)
@@ -133,9 +132,11 @@ def delete(
     timeout: TimeoutOption = 30.0,
 ) -> None:
     """Delete a policy (the snapshots it took stay)."""
+    from schemas.snapshot import DeleteSnapshotPolicy, SnapshotPolicyDeleted, SnapshotPolicyDeleteFailed
+
     policy_id = parse_uuid(policy, "POLICY")
 
-    async def work(client: Client) -> SnapshotPolicyDeleted:
+    async def work(client: "Client") -> SnapshotPolicyDeleted:
         deleted = await client.send(
             DeleteSnapshotPolicy(policy_id=policy_id),
             (SnapshotPolicyDeleted,),

@@ -10,20 +10,18 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from bus.postgres import create_pool
-from bus.rabbit import RabbitTransport
-from bus.settings import BusSettings
 from schemas import StrataError
 from schemas.errors import InvalidArgument, NotFound
-from services.cli.sending import Client, CommandFailed
-from services.runtime.settings import RuntimeSettings
+
+if TYPE_CHECKING:  # the bus is imported when a command runs, so that `strata --help` stays fast
+    from services.cli.sending import Client
 
 T = TypeVar("T")
 console = Console()
@@ -38,8 +36,11 @@ SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 <<
 SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*([KMGT]?)(I?B)?\s*$", re.IGNORECASE)
 
 
-def talk(work: Callable[[Client], Awaitable[T]]) -> T:
+def talk(work: "Callable[[Client], Awaitable[T]]") -> T:
     """Run `work` with a connected client; a strata error is printed with what to do, and the command exits 1."""
+    from bus.rabbit import RabbitTransport
+    from bus.settings import BusSettings
+    from services.cli.sending import Client
 
     async def main() -> T:
         async with Client(RabbitTransport(BusSettings(), purpose="cli")) as client:
@@ -56,6 +57,8 @@ def read(work: Callable[[Any], Awaitable[T]]) -> T:  # Any: an asyncpg connectio
 
     Read-only: every change goes through the services' commands.
     """
+    from bus.postgres import create_pool
+    from services.runtime.settings import RuntimeSettings
 
     async def main() -> T:
         pool = await create_pool(RuntimeSettings().database_url.get_secret_value(), min_size=1, max_size=1)
@@ -83,6 +86,8 @@ def invalid(error: ValueError) -> InvalidArgument:
 
 def fail(error: StrataError) -> NoReturn:
     """Print a strata error (never a secret: errors carry field names, not values) and exit 1."""
+    from services.cli.sending import CommandFailed
+
     where = f" (field: {error.field})" if error.field else ""
     # A service's refusal is shown under the class the service raised (FailedPrecondition, NotFound, ...).
     kind = error.error.error_class if isinstance(error, CommandFailed) else type(error).__name__

@@ -6,28 +6,12 @@ the progress display, and the outcome is `vm.reverted` or `vm.revert.failed` fro
 
 import asyncio
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from sagas.work import saga_id_for
 from schemas import Envelope, StrataError
 from schemas.errors import FailedPrecondition, InvalidArgument, NotFound
-from schemas.snapshot import (
-    CreateSnapshot,
-    CreateVmSnapshot,
-    RevertVmToSnapshot,
-    SnapshotCreated,
-    SnapshotCreateFailed,
-    VmReverted,
-    VmRevertFailed,
-    VmSnapshotCreated,
-    VmSnapshotCreateFailed,
-    VolumeSnapshotPair,
-)
-from schemas.storage_queries import ListVolumes, VolumesListed
-from services.cli.sending import Client
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
@@ -41,12 +25,20 @@ from services.cli.talking import (
     talk,
 )
 
+if TYPE_CHECKING:  # messages, sagas and the bus are imported when a command runs, so that `strata --help` stays fast
+    from rich.progress import Progress
+
+    from schemas.snapshot import CreateVmSnapshot, VolumeSnapshotPair
+    from services.cli.sending import Client
+
 app = typer.Typer(help="VM snapshots and reverts (every volume of a VM together).", no_args_is_help=True)
 VmArgument = Annotated[str, typer.Argument(help="The VM's id (UUID).")]
 
 
-def parse_pairs(pairs: list[str]) -> tuple[VolumeSnapshotPair, ...]:
+def parse_pairs(pairs: list[str]) -> "tuple[VolumeSnapshotPair, ...]":
     """`--pair VOLUME_ID=SNAPSHOT_ID` options as pairs; InvalidArgument names the bad one."""
+    from schemas.snapshot import VolumeSnapshotPair
+
     parsed = []
     for pair in pairs:
         volume, equals, snapshot = pair.partition("=")
@@ -72,10 +64,12 @@ def snapshot(
     timeout: TimeoutOption = 300.0,
 ) -> None:
     """Snapshot every volume of a VM together."""
+    from schemas.snapshot import CreateVmSnapshot, VmSnapshotCreated, VmSnapshotCreateFailed
+
     vm_id = parse_uuid(vm, "VM")
     volume_ids = [parse_uuid(value, "--volume") for value in volume]
 
-    async def work(client: Client) -> dict[str, Any]:  # Any: the JSON report
+    async def work(client: "Client") -> dict[str, Any]:  # Any: the JSON report
         ids = volume_ids or [info.volume_id for info in await _volumes_of(client, vm_id, timeout=timeout)]
         try:
             command = CreateVmSnapshot(vm_snapshot_id=uuid.uuid4(), vm_id=vm_id, name=name, volume_ids=tuple(ids))
@@ -104,14 +98,18 @@ def snapshot(
     console.print(f"revert with: strata vm revert {vm_id} {report['vm_snapshot_id']} --host HOST {pairs}")
 
 
-async def _volumes_of(client: Client, vm_id: uuid.UUID, *, timeout: float) -> list[Any]:  # Any: VolumeInfo
+async def _volumes_of(client: "Client", vm_id: uuid.UUID, *, timeout: float) -> list[Any]:  # Any: VolumeInfo
+    from schemas.storage_queries import ListVolumes, VolumesListed
+
     listed = await client.ask(ListVolumes(vm_id=vm_id), VolumesListed, timeout=timeout)
     if not listed.volumes:
         raise NotFound(f"the storage service knows no volume of VM {vm_id}: give them with --volume", field="vm")
     return sorted(listed.volumes, key=lambda info: info.name)
 
 
-async def _volume_by_volume(client: Client, command: CreateVmSnapshot, *, timeout: float) -> dict[str, Any]:
+async def _volume_by_volume(client: "Client", command: "CreateVmSnapshot", *, timeout: float) -> dict[str, Any]:
+    from schemas.snapshot import CreateSnapshot, SnapshotCreated, SnapshotCreateFailed
+
     sent: list[tuple[CreateSnapshot, Envelope]] = []
     for volume_id in command.volume_ids:
         each = CreateSnapshot(snapshot_id=uuid.uuid4(), volume_id=volume_id, name=f"{command.name}-{volume_id.hex[:8]}")
@@ -136,6 +134,9 @@ def revert(  # noqa: PLR0917  # typer makes each parameter an option or argument
     timeout: TimeoutOption = 600.0,
 ) -> None:
     """Revert every volume of a VM to a VM snapshot; a running VM is stopped and started again."""
+    from sagas.work import saga_id_for
+    from schemas.snapshot import RevertVmToSnapshot, VmReverted, VmRevertFailed
+
     vm_id = parse_uuid(vm, "VM")
     vm_snapshot_id = parse_uuid(vm_snapshot, "VM_SNAPSHOT")
     try:
@@ -146,7 +147,7 @@ def revert(  # noqa: PLR0917  # typer makes each parameter an option or argument
     except ValueError as error:
         fail(invalid(error))
 
-    async def work(client: Client) -> tuple[VmReverted, uuid.UUID]:
+    async def work(client: "Client") -> tuple[VmReverted, uuid.UUID]:
         envelope = await client.publish(command)
         saga_id = saga_id_for(envelope.message_id)
         with _progress() as progress:
@@ -169,7 +170,7 @@ def revert(  # noqa: PLR0917  # typer makes each parameter an option or argument
     )
 
 
-async def _follow(client: Client, envelope: Envelope, progress: Progress, task: Any) -> None:  # Any: a TaskID
+async def _follow(client: "Client", envelope: Envelope, progress: "Progress", task: Any) -> None:  # Any: a TaskID
     seen = 0
     while True:
         events = [e for e in client.watch.events if e.correlation_id == envelope.correlation_id]
@@ -179,7 +180,9 @@ async def _follow(client: Client, envelope: Envelope, progress: Progress, task: 
         await asyncio.sleep(0.2)  # a display refresh, not a wait for a condition
 
 
-def _recorded_pairs(vm_snapshot_id: uuid.UUID) -> tuple[VolumeSnapshotPair, ...]:
+def _recorded_pairs(vm_snapshot_id: uuid.UUID) -> "tuple[VolumeSnapshotPair, ...]":
+    from schemas.snapshot import VolumeSnapshotPair
+
     async def work(connection: Any) -> list[Any]:  # Any: asyncpg connection and records
         return list(
             await connection.fetch(
@@ -197,5 +200,7 @@ def _recorded_pairs(vm_snapshot_id: uuid.UUID) -> tuple[VolumeSnapshotPair, ...]
     return tuple(VolumeSnapshotPair(volume_id=row["volume_id"], snapshot_id=row["snapshot_id"]) for row in rows)
 
 
-def _progress() -> Progress:
+def _progress() -> "Progress":
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors)

@@ -1,10 +1,9 @@
 """`strata volume`: create, list, show, resize and delete volumes (the storage service places and runs them)."""
 
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from schemas.errors import InvalidArgument
@@ -20,9 +19,7 @@ from schemas.storage import (
     VolumeResizeFailed,
     VolumeState,
 )
-from schemas.storage_queries import ListVolumes, VolumeInfo, VolumesListed
 from services.cli.pool import find_pool
-from services.cli.sending import Client
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
@@ -41,11 +38,19 @@ from services.cli.talking import (
     zone_id,
 )
 
+if TYPE_CHECKING:  # queries and the bus are imported when a command runs, so that `strata --help` stays fast
+    from rich.progress import Progress
+
+    from schemas.storage_queries import VolumeInfo
+    from services.cli.sending import Client
+
 app = typer.Typer(help="Volumes on primary storage.", no_args_is_help=True)
 VolumeArgument = Annotated[str, typer.Argument(help="The volume's id or name.")]
 
 
-def _progress() -> Progress:
+def _progress() -> "Progress":
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors)
 
 
@@ -81,7 +86,7 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     except ValueError as error:
         fail(invalid(error))
 
-    async def work(client: Client) -> VolumeCreated:
+    async def work(client: "Client") -> VolumeCreated:
         placed = command
         if pool is not None:
             info = await find_pool(client, pool, timeout=timeout)
@@ -99,8 +104,10 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     console.print(f"volume [bold]{name}[/bold] {created.volume_id} is Ready on pool {created.pool_id}")
 
 
-async def find_volume(client: Client, volume: str, *, timeout: float) -> VolumeInfo:
+async def find_volume(client: "Client", volume: str, *, timeout: float) -> "VolumeInfo":
     """The volume named or numbered `volume`."""
+    from schemas.storage_queries import ListVolumes, VolumesListed
+
     wanted = id_or_name(volume)
     listed = await client.ask(ListVolumes(volume_id=wanted), VolumesListed, timeout=timeout)
     return the_only(
@@ -120,9 +127,11 @@ def list_volumes(
     timeout: TimeoutOption = 15.0,
 ) -> None:
     """List volumes with their state, size and pool."""
+    from schemas.storage_queries import ListVolumes, VolumesListed
+
     vm_id = parse_uuid(vm, "--vm") if vm else None
 
-    async def work(client: Client) -> VolumesListed:
+    async def work(client: "Client") -> VolumesListed:
         pool_id = (await find_pool(client, pool, timeout=timeout)).pool_id if pool else None
         query = ListVolumes(pool_id=pool_id, vm_id=vm_id, include_expunged=include_expunged)
         return await client.ask(query, VolumesListed, timeout=timeout)
@@ -150,7 +159,7 @@ def list_volumes(
 def show(volume: VolumeArgument, as_json: JsonOption = False, timeout: TimeoutOption = 15.0) -> None:
     """Show one volume."""
 
-    async def work(client: Client) -> VolumeInfo:
+    async def work(client: "Client") -> "VolumeInfo":
         return await find_volume(client, volume, timeout=timeout)
 
     print_record(talk(work), as_json)
@@ -167,7 +176,7 @@ def resize(
     """Grow (or, with --allow-shrink, shrink) a volume."""
     new_size = parse_size(size)
 
-    async def work(client: Client) -> VolumeResized:
+    async def work(client: "Client") -> VolumeResized:
         info = await find_volume(client, volume, timeout=timeout)
         if new_size < info.size_bytes and not allow_shrink:
             raise InvalidArgument(
@@ -193,7 +202,7 @@ def resize(
 def delete(volume: VolumeArgument, as_json: JsonOption = False, timeout: TimeoutOption = 120.0) -> None:
     """Delete a volume (its data on the pool are removed)."""
 
-    async def work(client: Client) -> VolumeDeleted:
+    async def work(client: "Client") -> VolumeDeleted:
         info = await find_volume(client, volume, timeout=timeout)
         with errors.status(f"deleting {info.name} ..."):
             deleted = await client.send(
