@@ -4,9 +4,9 @@ raw aio-pika and FastStream doing the same on the same broker, in the same run.
 strata's path: `Bus.publish_many` (persistent, mandatory, every message confirmed) of pydantic-validated envelopes
 to `<ns>.events`, a durable quorum queue, and the consumer runtime (decode and validate, unit of work with an inbox,
 handler, manual ack after the commit). The baselines are ../shared/bench/raw_aiopika.py (quorum queue) and
-../shared/bench/faststream_peer.py, run as subprocesses; the outbox figures come from bench/outbox.py when present: `outbox_msgs_per_s` with a handler
-marked `deferred_writes` (one round trip to PostgreSQL), `outbox_executed_msgs_per_s` with a handler that runs its
-statement in the open transaction (three).
+../shared/bench/faststream_peer.py, run as subprocesses; the outbox figures come from bench/outbox.py when present:
+`outbox_msgs_per_s` with a handler marked `deferred_writes` (one round trip to PostgreSQL),
+`outbox_executed_msgs_per_s` with a handler that runs its statement in the open transaction (three).
 
 Each contender runs ROUNDS times, interleaved, and its best run counts (the outbox too, like the raw baseline it is
 compared with).
