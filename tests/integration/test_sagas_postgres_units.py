@@ -12,7 +12,7 @@ import pytest
 
 from bus.codec import encode
 from bus.memory import MemoryTransport
-from bus.ports import UnitOfWork
+from bus.ports import Handler, UnitOfWork
 from bus.postgres import PostgresUnitOfWorkFactory, create_pool, migrate
 from bus.postgres.pool import Pool
 from sagas.coordinator import Coordinator
@@ -42,22 +42,19 @@ class Stack:
 
     async def start(self, envelope: Envelope) -> bool:
         """Handle a start; True if it proved a duplicate (as the consumer's metrics are told)."""
-        context = self.units.begin(self.coordinator.name, envelope)
-        async with context as uow:
-            assert uow is not None
-            payload = envelope.payload
-            assert isinstance(payload, RunPlan)
-            await self.coordinator.start_saga(payload, envelope, uow)
-        return context.duplicate
+        assert isinstance(envelope.payload, RunPlan)
+        return await self._handle(envelope, self.coordinator.start_saga)
 
     async def reply(self, envelope: Envelope) -> bool:
         """Handle a step reply; True if it proved a duplicate."""
+        assert isinstance(envelope.payload, StepSucceeded)
+        return await self._handle(envelope, self.coordinator.take_reply)
+
+    async def _handle(self, envelope: Envelope, handler: Handler) -> bool:
         context = self.units.begin(self.coordinator.name, envelope)
         async with context as uow:
             assert uow is not None
-            payload = envelope.payload
-            assert isinstance(payload, StepSucceeded)
-            await self.coordinator.take_reply(payload, envelope, uow)
+            await handler(envelope.payload, envelope, uow)
         return context.duplicate
 
     async def sent(self, saga_id: UUID) -> list[tuple[str, int]]:
