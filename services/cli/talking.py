@@ -58,15 +58,18 @@ def read(work: Callable[[Any], Awaitable[T]]) -> T:  # Any: an asyncpg connectio
     Read-only: every change goes through the services' commands.
     """
     from bus.postgres import create_pool
+    from bus.postgres.errors import translated_errors
     from services.runtime.settings import RuntimeSettings
 
     async def main() -> T:
-        pool = await create_pool(RuntimeSettings().database_url.get_secret_value(), min_size=1, max_size=1)
-        try:
-            async with pool.acquire() as connection:
-                return await work(connection)
-        finally:
-            await pool.close()
+        # A server that is down, or tables not created yet (no service has started), is told as strata's error.
+        with translated_errors():
+            pool = await create_pool(RuntimeSettings().database_url.get_secret_value(), min_size=1, max_size=1)
+            try:
+                async with pool.acquire() as connection:
+                    return await work(connection)
+            finally:
+                await pool.close()
 
     try:
         return asyncio.run(main())

@@ -114,3 +114,15 @@ async def test_pool_volume_and_snapshot_life_cycle(strata_env: dict[str, str], t
     assert (await strata_json(env, "pool", "enable", "p1"))["state"] == "Up"
     assert (await strata_json(env, "pool", "disable", "p1"))["state"] == "Disabled"  # a pool is deleted disabled
     assert (await strata_json(env, "pool", "delete", "p1"))["state"] == "Removed"
+
+
+async def test_a_listing_before_any_service_created_its_tables_is_a_clear_error(database_url: str) -> None:
+    # The test's own database, with nothing migrated in it: no service has ever started against it.
+    env = {**os.environ, "STRATA_DATABASE_URL": database_url}
+    for listing in (["snapshot", "list"], ["snapshot-policy", "list"]):
+        code, out = await strata(env, *listing)
+
+        assert code == 1, out
+        assert "FailedPrecondition" in out
+        assert "does not exist" in out
+        assert "Traceback" not in out
