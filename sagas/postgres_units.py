@@ -32,6 +32,7 @@ from bus.postgres.literals import literal, text_literal
 from bus.postgres.migrate import DEFAULT_SCHEMA
 from bus.postgres.pool import Pool, PoolConnection, rollback_quietly
 from bus.postgres.records import Encode, Route, commit_statement
+from bus.postgres.unit_of_work import is_inbox_duplicate
 from bus.postgres.wake import local_relays
 from schemas import Envelope
 
@@ -138,7 +139,7 @@ class SagaUnitOfWorkContext:
             return True
         except asyncpg.PostgresError as error:
             await rollback_quietly(unit.connection)
-            if _is_duplicate(error, self._factory.schema):
+            if is_inbox_duplicate(error, self._factory.schema):
                 return False
             if unit.redo is None or not _is_redone(error):
                 raise translate(error) from None
@@ -193,13 +194,6 @@ class SagaUnitOfWorkFactory(PostgresUnitOfWorkFactory):
         if incoming is None:
             return context
         return SagaUnitOfWorkContext(self, consumer, incoming)
-
-
-def _is_duplicate(error: asyncpg.PostgresError, schema: str) -> bool:
-    """The inbox row exists: the message was handled before (or is being handled by another unit that won)."""
-    return (
-        isinstance(error, asyncpg.UniqueViolationError) and error.schema_name == schema and error.table_name == "inbox"
-    )
 
 
 def _is_redone(error: asyncpg.PostgresError) -> bool:

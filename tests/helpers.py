@@ -1,10 +1,7 @@
 """Test helpers: wait for a condition with a deadline instead of sleeping."""
 
 import asyncio
-import contextlib
 import inspect
-import os
-import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar, overload
@@ -42,19 +39,6 @@ async def assert_eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {what or condition!r}")
         await asyncio.sleep(interval)
-
-
-async def kill_and_reap(process: asyncio.subprocess.Process) -> int:
-    """SIGKILL an asyncio child unless it has already ended; return its exit status once reaped.
-
-    Never `process.kill()` or `process.send_signal()` on a child that may have just exited: on Python 3.11 they
-    poll it first (a waitpid), which can reap it under asyncio's child watcher; the watcher then reports 255
-    instead of the real status (a test that saw its worker crash on purpose read 255 and failed).
-    """
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):  # a zombie takes the signal; a reaped pid is not ours to kill
-            os.kill(process.pid, signal.SIGKILL)
-    return await process.wait()
 
 
 async def queues_consumed(amqp_url: str, queues: Iterable[str]) -> bool:

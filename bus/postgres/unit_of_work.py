@@ -190,7 +190,7 @@ class PostgresUnitOfWorkContext:
         try:
             await self._execute_prepared(connection, f"BEGIN; {inbox}; {commit}")
         except asyncpg.UniqueViolationError as error:
-            if error.schema_name != self._factory.schema or error.table_name != "inbox":
+            if not is_inbox_duplicate(error, self._factory.schema):
                 raise
             self.duplicate = True
             await self._end("ROLLBACK")
@@ -257,3 +257,10 @@ class PostgresUnitOfWorkFactory:
                 f"consumer name {consumer!r} must be 1-200 letters, digits or . _ : @ -", field="consumer"
             )
         return PostgresUnitOfWorkContext(self, consumer, incoming, lazy=lazy)
+
+
+def is_inbox_duplicate(error: asyncpg.PostgresError, schema: str) -> bool:
+    """The inbox row exists: the message was handled before (or is being handled by another unit that won)."""
+    return (
+        isinstance(error, asyncpg.UniqueViolationError) and error.schema_name == schema and error.table_name == "inbox"
+    )

@@ -5,11 +5,8 @@ from its stdout (`    (42.00/100%)\r`) as it arrives.
 """
 
 import asyncio
-import contextlib
 import json
-import os
 import re
-import signal
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +20,7 @@ from plugins.sdk.errors import (
     StrataError,
     Transient,
 )
+from plugins.sdk.processes import kill_and_reap
 
 _PERCENT = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
 QCOW2_MAGIC = b"QFI\xfb"
@@ -59,7 +57,7 @@ class QemuImg:
             # Cancelled (a deadline, a shutdown) or failed midway: qemu-img must not go on writing the image after
             # its caller has given up on it, so it is killed, and reaped before the cancellation goes on.
             stderr_task.cancel()
-            await asyncio.shield(_kill(process))
+            await asyncio.shield(kill_and_reap(process))
             raise
         if returncode != 0:
             raise translate_error(args[0] if args else "", stderr.decode(errors="replace"))
@@ -73,15 +71,6 @@ class QemuImg:
         out = await self.run(*args, str(path))
         data = json.loads(out)
         return data if isinstance(data, list) else [data]
-
-
-async def _kill(process: asyncio.subprocess.Process) -> None:
-    """SIGKILL `process` unless it has ended, and wait for it. (`os.kill`, not `process.kill()`: on Python 3.11 the
-    latter polls first, which can reap the child under asyncio's watcher and lose its status.)"""
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGKILL)
-    await process.wait()
 
 
 async def _read_output(stream: asyncio.StreamReader, on_percent: Callable[[float], None] | None) -> bytes:

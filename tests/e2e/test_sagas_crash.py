@@ -16,12 +16,13 @@ from uuid import UUID
 
 import pytest
 
+from plugins.sdk.processes import kill_and_reap
 from sagas.coordinator import Coordinator
 from sagas.records import SagaStatus
 from sagas.work import saga_id_for
 from schemas import Envelope
 from tests.e2e.sagas_worker import crash_settings
-from tests.helpers import assert_eventually, kill_and_reap
+from tests.helpers import assert_eventually
 from tests.sagas_fixtures import PostgresParticipant, RunPlan, saga_test_messages, test_sagas
 from tests.sagas_stack import SagaNode, prepare_database
 

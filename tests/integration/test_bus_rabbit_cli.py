@@ -14,9 +14,10 @@ from bus.codec import encode
 from bus.ports import Binding, Delivery
 from bus.rabbit import RabbitTransport
 from bus.topology import DEATH_REASON_HEADER
+from plugins.sdk.processes import kill_and_reap
 from schemas import Envelope
 from tests.bus_fixtures import Ping, Pinged
-from tests.helpers import assert_eventually, kill_and_reap
+from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration
 STRATA = str(Path(sys.executable).with_name("strata"))
