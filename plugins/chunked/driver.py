@@ -7,14 +7,16 @@ SDK's calls and types onto `ChunkedRepository` and `ImageRepository`.
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from plugins.chunked.blocks import check_blocks_match, verify_backup, write_backup_from_blocks
 from plugins.chunked.images import ImageRecord, ImageRepository
 from plugins.chunked.manifest import BackupSummary
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import ChunkedSettings
 from plugins.sdk import faults
+from plugins.sdk.blocks import BlockMap
 from plugins.sdk.progress import ProgressCallback
-from plugins.sdk.types import BackupRef, ImageKind, ImageRef
+from plugins.sdk.types import BackupRef, BackupReport, ImageKind, ImageRef, VerifyReport
 
 Ready = Callable[[], Awaitable[None]]
 """Checked once before the first operation (e.g. that an NFS mount is there); raises if the store is unusable."""
@@ -94,6 +96,52 @@ class ChunkedDriver:
             before_manifest=lambda: faults.point(f"{self.plugin_name}.backup.before_manifest"),
         )
         return _backup_ref(result.manifest)
+
+    async def backup_blocks(
+        self,
+        backup_id: str,
+        volume_id: str,
+        blocks: BlockMap,
+        *,
+        parent_id: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> BackupReport:
+        """Back up a block map; against `parent_id` only the changed extents are read (when the map knows them)."""
+        await self._check_ready()
+        taken = await write_backup_from_blocks(
+            self.store,
+            self.backups.settings,
+            backup_id=backup_id,
+            volume_id=volume_id,
+            blocks=blocks,
+            parent_id=parent_id,
+            progress=progress,
+            before_manifest=lambda: faults.point(f"{self.plugin_name}.backup.before_manifest"),
+        )
+        return BackupReport(
+            ref=_backup_ref(taken.result.manifest),
+            bytes_read=taken.bytes_read,
+            bytes_written=taken.result.bytes_written,
+            bytes_reused=taken.result.bytes_reused,
+            changed_blocks=taken.changed_blocks,
+            note=taken.note,
+        )
+
+    async def verify_backup(self, backup_id: str, *, progress: ProgressCallback | None = None) -> VerifyReport:
+        """Re-read every chunk of the backup and check its SHA-256."""
+        await self._check_ready()
+        checked = await verify_backup(self.store, self.backups.settings, backup_id, progress)
+        return VerifyReport(
+            backup_id=backup_id,
+            chunks=checked.chunks,
+            bytes_checked=checked.bytes_checked,
+            bad=tuple(f"chunk {bad.index} ({bad.digest}): {bad.reason}" for bad in checked.bad),
+        )
+
+    async def check_blocks(self, backup_id: str, blocks: BlockMap) -> None:
+        """Raise `FailedPrecondition` unless the map's bytes hash to the backup's chunks."""
+        await self._check_ready()
+        await check_blocks_match(self.store, backup_id, blocks)
 
     async def restore(self, backup_id: str, target: Path, *, progress: ProgressCallback | None = None) -> None:
         """Write the backup to `target`, every chunk verified against its SHA-256."""

@@ -39,20 +39,33 @@ class BackupResult:
     holes: int
     already_existed: bool
     """True when a manifest with this backup id was already there and was returned as is."""
+    bytes_reused: int = 0
+    """Plain bytes of chunks that were not stored again (the parent's, or already in the store)."""
 
 
 @dataclass
-class _Tally:
+class Tally:
+    """What a backup stored and reused as it went."""
+
     bytes_written: int = 0
     chunks_written: int = 0
     chunks_reused: int = 0
+    bytes_reused: int = 0
+    """Plain bytes of the chunks this backup did not have to store (the parent's, or already in the store)."""
     holes: int = 0
 
 
 @dataclass(frozen=True)
-class _PreparedChunk:
+class PreparedChunk:
+    """One chunk of the source, named and (when it may be new) encoded."""
+
     digest: str | None  # None: all zeros
     payload: bytes | None  # the stored form, when the parent does not already have it
+    length: int
+
+
+PrepareWindow = Callable[[int, int, int], list[PreparedChunk]]
+"""`prepare(offset, length, chunk_size)`: read, name and encode the chunks of one window (in a worker thread)."""
 
 
 def check_id(value: str, field: str) -> None:
@@ -62,6 +75,15 @@ def check_id(value: str, field: str) -> None:
             f"{field} {value!r} must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
             field=field,
         )
+
+
+def check_ids(backup_id: str, volume_id: str, parent_id: str | None) -> None:
+    """Refuse ids that cannot name a backup."""
+    check_id(backup_id, "backup_id")
+    if not volume_id:
+        raise InvalidArgument("volume_id must not be empty", field="volume_id")
+    if parent_id is not None:
+        check_id(parent_id, "parent_id")
 
 
 async def write_backup(
@@ -77,18 +99,14 @@ async def write_backup(
     before_manifest: BeforeManifest | None = None,
 ) -> BackupResult:
     """Back `source` up as `backup_id`; incremental against `parent_id` when given. Idempotent on `backup_id`."""
-    check_id(backup_id, "backup_id")
-    if not volume_id:
-        raise InvalidArgument("volume_id must not be empty", field="volume_id")
-    if parent_id is not None:
-        check_id(parent_id, "parent_id")
+    check_ids(backup_id, volume_id, parent_id)
     existing = await load_manifest_if_any(store, backup_id)
     if existing is not None:
-        return _same_backup(existing, volume_id, parent_id)
+        return same_backup(existing, volume_id, parent_id)
     async with backup_marker(store, backup_id, settings):
         # The parent is read only once our marker is up: from then on no sweep frees its chunks, so reusing them
         # without an exists check is safe even if the parent itself is deleted meanwhile.
-        parent = await _load_parent(store, parent_id, volume_id) if parent_id else None
+        parent = await load_parent(store, parent_id, volume_id) if parent_id else None
         chunk_size = parent.chunk_size if parent else settings.chunk_size
         known = parent.digests() if parent else set()
         try:
@@ -102,11 +120,22 @@ async def write_backup(
             if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
                 raise InvalidArgument(f"source {source} is not a file or a block device", field="source")
             size = await asyncio.to_thread(os.lseek, fd, 0, os.SEEK_END)
-            tally = _Tally()
-            digests = await _store_chunks(
+            tally = Tally()
+
+            def prepare(offset: int, length: int, chunk_size: int) -> list[PreparedChunk]:
+                return _prepare_window(
+                    fd,
+                    offset=offset,
+                    length=length,
+                    chunk_size=chunk_size,
+                    compression=settings.compression,
+                    known=known,
+                )
+
+            digests = await store_chunks(
                 store,
                 settings,
-                fd=fd,
+                prepare=prepare,
                 size=size,
                 chunk_size=chunk_size,
                 known=known,
@@ -133,22 +162,29 @@ async def write_backup(
             written_bytes=tally.bytes_written,
             labels=labels or {},
         )
-        encoded = encode_manifest(manifest)
-        summary = encode_summary(manifest)
-        await store.put(summary_key(backup_id), summary)  # invisible until the manifest, the commit point, exists
-        await store.put(manifest_key(backup_id), encoded)
+        manifest_bytes = await write_manifest(store, manifest)
     return BackupResult(
         manifest=manifest,
         bytes_read=size,
-        bytes_written=tally.bytes_written + len(summary) + len(encoded),
+        bytes_written=tally.bytes_written + manifest_bytes,
         chunks_written=tally.chunks_written,
         chunks_reused=tally.chunks_reused,
         holes=tally.holes,
         already_existed=False,
+        bytes_reused=tally.bytes_reused,
     )
 
 
-def _same_backup(existing: BackupManifest, volume_id: str, parent_id: str | None) -> BackupResult:
+async def write_manifest(store: BlobStore, manifest: BackupManifest) -> int:
+    """Write the summary, then the manifest (the commit point); return the bytes written."""
+    encoded = encode_manifest(manifest)
+    summary = encode_summary(manifest)
+    await store.put(summary_key(manifest.backup_id), summary)  # invisible until the manifest exists
+    await store.put(manifest_key(manifest.backup_id), encoded)
+    return len(summary) + len(encoded)
+
+
+def same_backup(existing: BackupManifest, volume_id: str, parent_id: str | None) -> BackupResult:
     if existing.volume_id != volume_id or existing.parent_id != parent_id:
         raise AlreadyExists(
             f"backup {existing.backup_id} already exists for volume {existing.volume_id} "
@@ -166,7 +202,7 @@ def _same_backup(existing: BackupManifest, volume_id: str, parent_id: str | None
     )
 
 
-async def _load_parent(store: BlobStore, parent_id: str, volume_id: str) -> BackupManifest:
+async def load_parent(store: BlobStore, parent_id: str, volume_id: str) -> BackupManifest:
     try:
         parent = await load_manifest(store, parent_id)
     except NotFound:
@@ -178,15 +214,15 @@ async def _load_parent(store: BlobStore, parent_id: str, volume_id: str) -> Back
     return parent
 
 
-async def _store_chunks(
+async def store_chunks(
     store: BlobStore,
     settings: ChunkedSettings,
     *,
-    fd: int,
+    prepare: PrepareWindow,
     size: int,
     chunk_size: int,
     known: set[str],
-    tally: _Tally,
+    tally: Tally,
     progress: ProgressCallback | None,
 ) -> list[str | None]:
     """Read window by window; upload what is new with at most `settings.concurrency` puts in flight."""
@@ -195,11 +231,12 @@ async def _store_chunks(
     slots = asyncio.Semaphore(settings.concurrency)
     digests: list[str | None] = []
 
-    async def upload(digest: str, payload: bytes) -> None:
+    async def upload(digest: str, payload: bytes, length: int) -> None:
         try:
             key = chunk_key(digest)
             if await store.exists(key):
                 tally.chunks_reused += 1
+                tally.bytes_reused += length
                 return
             await store.put(key, payload)
             tally.bytes_written += len(payload)
@@ -211,25 +248,18 @@ async def _store_chunks(
         async with asyncio.TaskGroup() as uploads:
             for offset in range(0, size, window):
                 length = min(window, size - offset)
-                prepared = await asyncio.to_thread(
-                    _prepare_window,
-                    fd,
-                    offset=offset,
-                    length=length,
-                    chunk_size=chunk_size,
-                    compression=settings.compression,
-                    known=known,
-                )
+                prepared = await asyncio.to_thread(prepare, offset, length, chunk_size)
                 for chunk in prepared:
                     digests.append(chunk.digest)
                     if chunk.digest is None:
                         tally.holes += 1
                     elif chunk.digest in known or chunk.digest in claimed or chunk.payload is None:
                         tally.chunks_reused += 1
+                        tally.bytes_reused += chunk.length
                     else:
                         claimed.add(chunk.digest)
                         await slots.acquire()
-                        uploads.create_task(upload(chunk.digest, chunk.payload))
+                        uploads.create_task(upload(chunk.digest, chunk.payload, chunk.length))
                 if progress is not None:
                     progress(offset + length, size)
     except BaseExceptionGroup as group:
@@ -239,21 +269,21 @@ async def _store_chunks(
 
 def _prepare_window(
     fd: int, *, offset: int, length: int, chunk_size: int, compression: Compression, known: set[str]
-) -> list[_PreparedChunk]:
+) -> list[PreparedChunk]:
     """Read one window, and hash and compress its chunks (runs in a worker thread; hashlib, zlib and zstd release
     the GIL, so this overlaps with the uploads on the event loop)."""
     data = _read_exactly(fd, offset, length)
     view = memoryview(data)
     zeros = bytes(chunk_size)
-    prepared: list[_PreparedChunk] = []
+    prepared: list[PreparedChunk] = []
     for start in range(0, length, chunk_size):
         piece = view[start : start + chunk_size]
         if piece == zeros[: len(piece)]:
-            prepared.append(_PreparedChunk(digest=None, payload=None))
+            prepared.append(PreparedChunk(digest=None, payload=None, length=len(piece)))
             continue
         digest = chunk_digest(piece)
         payload = None if digest in known else encode_chunk(piece, compression)
-        prepared.append(_PreparedChunk(digest=digest, payload=payload))
+        prepared.append(PreparedChunk(digest=digest, payload=payload, length=len(piece)))
     return prepared
 
 

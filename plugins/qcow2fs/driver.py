@@ -2,13 +2,14 @@
 
 from pathlib import Path
 
+from plugins.qcow2fs import blocks, pool, snapshots, volumes
 from plugins.qcow2fs import coalesce as coalescing
-from plugins.qcow2fs import pool, snapshots, volumes
 from plugins.qcow2fs.chain import describe_chain
 from plugins.qcow2fs.config import Qcow2fsConfig
 from plugins.qcow2fs.context import PoolContext
 from plugins.qcow2fs.layout import Layout
 from plugins.qcow2fs.qemu_img import QemuImg
+from plugins.sdk.blocks import BlockMap
 from plugins.sdk.config import PluginConfig
 from plugins.sdk.errors import InvalidArgument
 from plugins.sdk.progress import ProgressCallback
@@ -26,7 +27,7 @@ from plugins.sdk.types import (
 
 
 class Qcow2fsDriver:
-    """Implements `PrimaryStorage` and `SnapshotProvider` (see `plugins.sdk.protocols` for each method's promise)."""
+    """`PrimaryStorage`, `SnapshotProvider` and `BlockMapProvider` (each promise: `plugins.sdk.protocols`)."""
 
     def __init__(self, config: PluginConfig) -> None:
         if not isinstance(config, Qcow2fsConfig):
@@ -129,3 +130,11 @@ class Qcow2fsDriver:
 
     async def coalesce(self, volume_id: str) -> Chain:
         return await coalescing.coalesce(self._context, volume_id)
+
+    async def block_map(
+        self, volume_id: str, snapshot_id: str | None = None, *, since_snapshot_id: str | None = None
+    ) -> BlockMap:
+        return await blocks.block_map(self._context, volume_id, snapshot_id, since_snapshot_id)
+
+    async def replace_content(self, volume_id: str, source: Path, *, source_format: VolumeFormat) -> Volume:
+        return await blocks.replace_content(self._context, volume_id, source, source_format)

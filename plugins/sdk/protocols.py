@@ -14,9 +14,11 @@ manifest claims (one object may implement several). The rules every method follo
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from plugins.sdk.blocks import BlockMap
 from plugins.sdk.progress import ProgressCallback
 from plugins.sdk.types import (
     BackupRef,
+    BackupReport,
     Chain,
     ImageKind,
     ImageRef,
@@ -25,6 +27,7 @@ from plugins.sdk.types import (
     Snapshot,
     SnapshotKind,
     TemplateMode,
+    VerifyReport,
     Volume,
     VolumeFormat,
 )
@@ -192,6 +195,50 @@ class BackupTarget(Driver, Protocol):
 
     async def list_backups(self, volume_id: str | None = None) -> list[BackupRef]:
         """Finished backups, of one volume or all, oldest first."""
+        ...
+
+
+@runtime_checkable
+class BlockMapProvider(Driver, Protocol):
+    """Primary storage that can say where a snapshot's bytes lie and which changed since an older snapshot."""
+
+    async def block_map(
+        self, volume_id: str, snapshot_id: str | None = None, *, since_snapshot_id: str | None = None
+    ) -> BlockMap:
+        """The snapshot's (or, without one, the volume's current) bytes as extents readable in place.
+
+        With `since_snapshot_id`, the extents written after that snapshot are marked changed; when the provider
+        cannot tell (the older snapshot's data is merged away, or it is not an ancestor), `changes_known` is False.
+        """
+        ...
+
+    async def replace_content(self, volume_id: str, source: Path, *, source_format: VolumeFormat) -> Volume:
+        """Make the file's bytes the volume's content in one switch; its snapshots keep theirs (a restore in place)."""
+        ...
+
+
+@runtime_checkable
+class BlockBackupTarget(BackupTarget, Protocol):
+    """A backup target that reads block maps, and checks data against its hashes."""
+
+    async def backup_blocks(
+        self,
+        backup_id: str,
+        volume_id: str,
+        blocks: BlockMap,
+        *,
+        parent_id: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> BackupReport:
+        """Back up the map's bytes; against `parent_id`, chunks outside changed extents are taken unread."""
+        ...
+
+    async def verify_backup(self, backup_id: str, *, progress: ProgressCallback | None = None) -> VerifyReport:
+        """Read every chunk of the backup and check its hash; the report lists the bad ones."""
+        ...
+
+    async def check_blocks(self, backup_id: str, blocks: BlockMap) -> None:
+        """Check that the map's bytes are the backup's (restored data, before anyone uses it); raise if not."""
         ...
 
 

@@ -112,6 +112,26 @@ class BackupRef(_Frozen):
     written_bytes: int = Field(ge=0, description="Bytes this backup added to the store.")
 
 
+class BackupReport(_Frozen):
+    """A backup just taken, and what it cost."""
+
+    ref: BackupRef
+    bytes_read: int = Field(ge=0, description="Bytes read from the source.")
+    bytes_written: int = Field(ge=0, description="Bytes written to the store (new chunks and the manifest).")
+    bytes_reused: int = Field(ge=0, description="Bytes of data the store already held (not written again).")
+    changed_blocks: bool = Field(description="True when only the changed blocks were read.")
+    note: str | None = Field(default=None, description="How it read, when not by changed blocks (for the record).")
+
+
+class VerifyReport(_Frozen):
+    """A backup's chunks read back and checked against their hashes."""
+
+    backup_id: str
+    chunks: int = Field(ge=0, description="Distinct chunks checked.")
+    bytes_checked: int = Field(ge=0)
+    bad: tuple[str, ...] = Field(default=(), description="Each missing or corrupted chunk, described.")
+
+
 class ImageKind(StrEnum):
     """What an image store keeps."""
 

@@ -1,0 +1,122 @@
+"""Changed-block backups: qcow2fs block maps (real qemu-img chains) read by the fsbackup plugin.
+
+An incremental of snapshot N against the backup of snapshot P reads only the extents above P's layer; when P's
+layer is gone it reads everything, compares hashes, and says so. Restored data is checked against the manifest.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from plugins.chunked.driver import ChunkedDriver
+from plugins.fsbackup import FsBackupConfig
+from plugins.fsbackup.driver import open_driver
+from plugins.qcow2fs import Qcow2fsDriver
+from plugins.sdk.errors import FailedPrecondition
+from plugins.sdk.protocols import BlockBackupTarget, BlockMapProvider
+from plugins.sdk.types import SnapshotKind, VolumeFormat
+from tests.integration.plugins_qcow2fs_support import MIB, driver, guest_write, read_all, run
+
+pytestmark = pytest.mark.integration
+__all__ = ["driver"]
+
+SIZE = 16 * MIB
+CHUNK = 32 * 1024
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ChunkedDriver:
+    root = tmp_path / "backups"
+    root.mkdir()
+    opened = open_driver(FsBackupConfig(path=str(root), chunk_size_kib=CHUNK // 1024))
+    assert isinstance(opened, BlockBackupTarget)
+    return opened
+
+
+async def _write_random(image: str, offset: int, length: int, scratch: Path) -> None:
+    """Write random bytes through the chain, like a guest."""
+    source = scratch / "random.bin"
+    source.write_bytes(os.urandom(length))
+    await run("qemu-io", "-f", "qcow2", "-c", f"write -s {source} {offset} {length}", image)
+
+
+async def _volume_backed_up(driver: Qcow2fsDriver, store: ChunkedDriver, scratch: Path) -> str:
+    """A 16 MiB volume with 8 MiB of data, snapshot s1, and its full backup b1."""
+    assert isinstance(driver, BlockMapProvider)
+    volume = await driver.create_volume("vol-1", SIZE)
+    await _write_random(volume.path, 0, 8 * MIB, scratch)
+    await driver.create_snapshot("s1", "vol-1", SnapshotKind.DELTA)
+    report = await store.backup_blocks("b1", "vol-1", await driver.block_map("vol-1", "s1"))
+    assert report.bytes_read == 8 * MIB  # the data, not the 8 MiB that reads as zeros
+    assert report.changed_blocks is False
+    return volume.path
+
+
+async def test_an_incremental_reads_only_the_extents_written_after_the_parent_snapshot(
+    driver: Qcow2fsDriver, store: ChunkedDriver, tmp_path: Path
+) -> None:
+    path = await _volume_backed_up(driver, store, tmp_path)
+    # 5% of the volume, scattered: 13 runs of 64 KiB (a qcow2 cluster each)
+    for index in range(13):
+        await _write_random(path, index * 19 * 64 * 1024, 64 * 1024, tmp_path)
+    await driver.create_snapshot("s2", "vol-1", SnapshotKind.DELTA)
+    await guest_write(path, 0x77, 0, MIB)  # after s2: not part of it
+    blocks = await driver.block_map("vol-1", "s2", since_snapshot_id="s1")
+    assert blocks.changes_known
+    assert blocks.changed_bytes() == 13 * 64 * 1024
+
+    report = await store.backup_blocks("b2", "vol-1", blocks, parent_id="b1")
+    assert report.changed_blocks
+    assert report.note is None
+    assert report.bytes_read == 13 * 64 * 1024
+    assert report.bytes_written <= 1.1 * 13 * 64 * 1024
+    assert report.bytes_reused >= 7 * MIB
+
+    restored = tmp_path / "b2.raw"
+    await store.restore("b2", restored)
+    expected = tmp_path / "s2.raw"
+    layer = tmp_path / "pool" / "volumes" / "vol-1" / "snap-s2.qcow2"  # s2's chain flattened is its content
+    await run("qemu-img", "convert", "-O", "raw", str(layer), str(expected))
+    assert restored.read_bytes() == expected.read_bytes()
+
+    await driver.create_volume("vol-2", SIZE)
+    await driver.replace_content("vol-2", restored, source_format=VolumeFormat.RAW)
+    await store.check_blocks("b2", await driver.block_map("vol-2"))
+    with pytest.raises(FailedPrecondition, match="differs from backup b1 at chunk 0"):
+        await store.check_blocks("b1", await driver.block_map("vol-2"))
+
+
+async def test_without_the_parent_layer_it_reads_everything_and_says_so(
+    driver: Qcow2fsDriver, store: ChunkedDriver, tmp_path: Path
+) -> None:
+    path = await _volume_backed_up(driver, store, tmp_path)
+    await _write_random(path, 2 * MIB, 64 * 1024, tmp_path)
+    await driver.create_snapshot("s2", "vol-1", SnapshotKind.FULL)
+    blocks = await driver.block_map("vol-1", "s2", since_snapshot_id="s1")
+    assert not blocks.changes_known
+    report = await store.backup_blocks("b2", "vol-1", blocks, parent_id="b1")
+    assert report.changed_blocks is False
+    assert report.note is not None
+    assert "compared chunk hashes" in report.note
+    assert report.bytes_read == 8 * MIB
+    assert report.bytes_written <= 1.1 * 64 * 1024 + 4096  # still only the changed chunks are stored
+    restored = tmp_path / "b2.raw"
+    await store.restore("b2", restored)
+    assert restored.read_bytes() == await read_all(path, tmp_path)
+
+
+async def test_verify_finds_a_corrupted_chunk(driver: Qcow2fsDriver, store: ChunkedDriver, tmp_path: Path) -> None:
+    await _volume_backed_up(driver, store, tmp_path)
+    clean = await store.verify_backup("b1")
+    assert clean.bad == ()
+    assert clean.chunks == 8 * MIB // CHUNK
+    victim = next(path for path in (tmp_path / "backups" / "chunks").rglob("*") if path.is_file())
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0x01
+    victim.write_bytes(bytes(data))
+    report = await store.verify_backup("b1")
+    assert len(report.bad) == 1
+    assert "corrupted" in report.bad[0]
+    with pytest.raises(FailedPrecondition, match="corrupted"):
+        await store.restore("b1", tmp_path / "restored.raw")
