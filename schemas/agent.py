@@ -4,9 +4,11 @@ They are routed by host or cluster (`AgentCommand.routing_key`), not by type alo
 travels only in `agent.pool.attach`, marked `writeOnly` so the journal masks it.
 """
 
+from enum import StrEnum
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.envelope import Command, Event
 from schemas.errors import ErrorInfo
@@ -203,3 +205,139 @@ class PoolStatsFailed(Event):
     pool_id: UUID
     host: str
     error: ErrorInfo
+
+
+# ------------------------------------------------------------------------------------------- copies (data plane)
+# Data never rides the bus: these commands move a volume's bytes between a pool and a zone-wide store (an image or
+# backup store) through the agent that reaches both. Across hosts, the source host's agent copies to the store and
+# the destination host's agent copies from it.
+
+
+class CopyFormat(StrEnum):
+    """The format of a copy's bytes in the store."""
+
+    RAW = "raw"
+    QCOW2 = "qcow2"
+
+
+class StoreAccess(BaseModel):
+    """How an agent opens a zone-wide store: its id, plugin and configuration (masked in the journal)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    store_id: UUID
+    plugin: str = Field(min_length=1, description="Name of the plugin that serves the store (e.g. fsbackup, s3).")
+    config: PluginConfig = Field(
+        repr=False, json_schema_extra=SECRET, description="The plugin's configuration. May hold secrets."
+    )
+
+
+ObjectId = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        description="The copy's name in the store (an image id, a staging name).",
+    ),
+]
+Deadline = Annotated[
+    float, Field(gt=0, le=86400.0, description="Seconds the whole copy may take before it is given up.")
+]
+
+
+@message("agent.volume.copy_to_store")
+class CopyVolumeToStore(AgentCommand):
+    """Copy a volume's current content from its pool into a store as the object `object_id`."""
+
+    pool_id: UUID
+    volume_id: UUID
+    store: StoreAccess = Field(description="The store written to.")
+    object_id: ObjectId
+    format: CopyFormat = Field(default=CopyFormat.QCOW2, description="Format of the bytes written to the store.")
+    deadline_seconds: Deadline = 3600.0
+
+
+@message("agent.volume.copied_to_store")
+class VolumeCopiedToStore(Event):
+    """A volume's content is in the store, complete (its manifest is written last)."""
+
+    pool_id: UUID
+    volume_id: UUID
+    store_id: UUID
+    object_id: str
+    host: str
+    size_bytes: int = Field(ge=0, description="Bytes of the stored object.")
+    checksum: str = Field(description="`sha256:<hex>` of the stored object's bytes.")
+
+
+@message("agent.volume.copy_to_store.failed")
+class VolumeCopyToStoreFailed(Event):
+    """The copy failed or passed its deadline; the store holds no object (nothing half written)."""
+
+    pool_id: UUID
+    volume_id: UUID
+    store_id: UUID
+    object_id: str
+    error: ErrorInfo
+
+
+@message("agent.volume.copy_from_store")
+class CopyVolumeFromStore(AgentCommand):
+    """Create a volume on a pool from an object of a store (the same command again finds it made)."""
+
+    pool_id: UUID
+    volume_id: UUID
+    store: StoreAccess = Field(description="The store read from.")
+    object_id: ObjectId
+    format: CopyFormat | None = Field(default=None, description="Format of the object's bytes; None: detect it.")
+    checksum: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="`sha256:<hex>` the object must have; the copy is refused if it has another.",
+    )
+    deadline_seconds: Deadline = 3600.0
+
+
+@message("agent.volume.copied_from_store")
+class VolumeCopiedFromStore(Event):
+    """A volume made from a store's object is on the pool."""
+
+    pool_id: UUID
+    volume_id: UUID
+    store_id: UUID
+    object_id: str
+    host: str
+    size_bytes: int = Field(gt=0, description="The volume's virtual size.")
+    locator: str = Field(description="The plugin's address of the volume.")
+
+
+@message("agent.volume.copy_from_store.failed")
+class VolumeCopyFromStoreFailed(Event):
+    """The copy failed or passed its deadline; no volume was made (a retry of the same command may finish it)."""
+
+    pool_id: UUID
+    volume_id: UUID
+    store_id: UUID
+    object_id: str
+    error: ErrorInfo
+
+
+class CopyStage(StrEnum):
+    """Which half of a copy a progress report is about."""
+
+    POOL = "pool"
+    """Reading the volume from, or writing it to, the pool."""
+    STORE = "store"
+    """Writing the object to, or reading it from, the store."""
+
+
+@message("agent.copy.progressed")
+class CopyProgressed(Event):
+    """How far a copy between a pool and a store has come (sent every second or so while it runs)."""
+
+    pool_id: UUID
+    volume_id: UUID
+    object_id: str
+    host: str
+    stage: CopyStage
+    done_bytes: int = Field(ge=0)
+    total_bytes: int = Field(ge=0)

@@ -3,11 +3,13 @@
 Tests are synchronous and drive the plugin on their own event loop, so the kit needs no async pytest plugin.
 """
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from plugins.conformance.copies import assert_progress_reaches, cancelled_at_first_report, write_large_source
 from plugins.conformance.harness import NOT_CLAIMED, Kit, load_plugin, read_config_file
 from plugins.conformance.steps import (
     Step,
@@ -245,3 +247,41 @@ def test_crash_at_fault_point_then_a_second_call_reconciles(kit: Kit, fault_poin
     faults.disarm()
     assert faults.hits(fault_point) > hits_before, f"the life cycle never reached fault point {fault_point!r}"
     assert crashed, f"fault point {fault_point!r} was reached but did not crash"
+
+
+def test_copies_report_progress_and_a_deadline_leaves_nothing_half_written(kit: Kit) -> None:
+    """copy_in and copy_out report progress up to the whole size; a copy cancelled midway (a deadline, as the agent
+    enforces it) leaves no partial target, and the same call again completes it."""
+    _require(kit, "primary")
+    if not kit.claims(Capability.COPY):
+        pytest.skip(f"copy {NOT_CLAIMED}")
+    _run(kit, pool_steps(kit)[0])
+    source = write_large_source(kit.scratch)
+    size = source.stat().st_size
+    volume_id = kit.id("vol")
+    kit.created.volumes.append(volume_id)
+    with pytest.raises(asyncio.CancelledError):
+        kit.run(
+            cancelled_at_first_report(
+                lambda report: kit.primary.copy_in(volume_id, source, source_format=VolumeFormat.RAW, progress=report)
+            )
+        )
+    reports: list[tuple[int, int]] = []
+    volume = kit.run(
+        kit.primary.copy_in(
+            volume_id, source, source_format=VolumeFormat.RAW, progress=lambda *done: reports.append(done)
+        )
+    )
+    assert volume.size_bytes == size
+    assert_progress_reaches(reports, size)
+
+    out = kit.scratch / "copied-out"
+    out.mkdir()
+    target = out / "volume.raw"
+    with pytest.raises(asyncio.CancelledError):
+        kit.run(cancelled_at_first_report(lambda report: kit.primary.copy_out(volume_id, target, progress=report)))
+    assert list(out.iterdir()) == [], "a cancelled copy_out left files behind"
+    reports.clear()
+    kit.run(kit.primary.copy_out(volume_id, target, progress=lambda *done: reports.append(done)))
+    assert_progress_reaches(reports, size)
+    assert target.read_bytes() == source.read_bytes()

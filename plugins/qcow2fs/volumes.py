@@ -7,6 +7,7 @@ a different request for the same id raises `AlreadyExists`. A build that fails f
 leaves nothing behind, so the id can be used again.
 """
 
+import asyncio
 import shutil
 import stat
 from collections.abc import Awaitable, Callable
@@ -178,7 +179,12 @@ async def copy_out(
     async with context.lock(volume_id):
         await context.off_loop(partial.unlink, True)
         args = convert_args(Path(volume.path), partial, source_format="qcow2", target_format=target_format.value)
-        await context.qemu.run(*args, on_percent=fraction_to_bytes(report, volume.size_bytes))
+        try:
+            await context.qemu.run(*args, on_percent=fraction_to_bytes(report, volume.size_bytes))
+        except BaseException:
+            # A failed or cancelled copy (a deadline) leaves no partial file: its qemu-img is already reaped.
+            await asyncio.shield(context.off_loop(partial.unlink, True))
+            raise
         await context.off_loop(partial.replace, target)
     report(volume.size_bytes, volume.size_bytes)
 

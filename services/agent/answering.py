@@ -11,7 +11,7 @@ from uuid import UUID
 
 import structlog
 
-from bus.ports import UnitOfWork
+from bus.ports import UnitOfWork, UnitOfWorkFactory
 from plugins.sdk.faults import InjectedCrash
 from sagas.participant import reply_failure, reply_success
 from schemas import Envelope, Event
@@ -44,6 +44,8 @@ class Agent:
     cluster: str
     drivers: PoolDrivers
     hypervisor: Hypervisor
+    units: UnitOfWorkFactory | None = None
+    """Where progress events of long copies are committed, each on its own (None: progress is not published)."""
 
     @property
     def producer(self) -> str:

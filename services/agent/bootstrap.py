@@ -98,7 +98,7 @@ def build_agent(
     messages: MessageRegistry = registry,
 ) -> AgentService:
     """Wire an agent on the given adapters (not started). Its tables must exist (`migrate_agent`)."""
-    agent = Agent(host=host, cluster=cluster, drivers=PoolDrivers(plugins, sealer), hypervisor=hypervisor)
+    agent = Agent(host=host, cluster=cluster, drivers=PoolDrivers(plugins, sealer), hypervisor=hypervisor, units=units)
     handlers = handler_table(agent)
     host_consumer = RoutedConsumer(
         transport,

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from plugins.registry import Registry, validate_config
 from plugins.sdk.config import PluginConfig
-from plugins.sdk.protocols import Driver, PrimaryStorage, SnapshotProvider
+from plugins.sdk.protocols import Driver, ImageStore, PrimaryStorage, SnapshotProvider
 from schemas.errors import InvalidArgument, Unimplemented
 from services.agent import repository
 from services.runtime.sealing import SecretSealer
@@ -25,6 +25,7 @@ class PoolDrivers:
         self.plugins = plugins
         self.sealer = sealer
         self._open: dict[UUID, Driver] = {}
+        self._store_configs: dict[UUID, tuple[str, str]] = {}  # what each open store's driver was opened with
 
     def _open_driver(
         self, pool_id: UUID, plugin_name: str, config: Mapping[str, object]
@@ -73,6 +74,20 @@ class PoolDrivers:
         if not isinstance(driver, SnapshotProvider):
             raise Unimplemented(f"the plugin of pool {pool_id} takes no snapshots", field="pool_id")
         return driver
+
+    async def store(self, store_id: UUID, plugin_name: str, config: Mapping[str, object]) -> ImageStore:
+        """A zone-wide store's driver, from the plugin and configuration its command carried (reopened when they
+        change); `InvalidArgument` if the plugin keeps no images."""
+        opened = self._open.get(store_id)
+        fingerprint = (plugin_name, json.dumps(dict(config), sort_keys=True, default=str))
+        if opened is None or self._store_configs.get(store_id) != fingerprint:
+            if opened is not None:
+                await opened.close()
+            opened, _ = self._open_driver(store_id, plugin_name, config)
+            self._store_configs[store_id] = fingerprint
+        if not isinstance(opened, ImageStore):
+            raise InvalidArgument(f"store {store_id}: plugin {plugin_name!r} is not an image store", field="plugin")
+        return opened
 
     async def forget(self, connection: Any, pool_id: UUID) -> None:  # asyncpg connection
         """Close the pool's driver, if open, and delete the pool's record."""

@@ -15,6 +15,8 @@ from schemas import Envelope, Event, Message
 from schemas.agent import (
     AttachPoolToHost,
     CollectPoolStats,
+    CopyVolumeFromStore,
+    CopyVolumeToStore,
     CreateVolumeOnPool,
     DeleteVolumeOnPool,
     DetachPoolFromHost,
@@ -57,6 +59,7 @@ from schemas.vm import (
     VmStopped,
 )
 from services.agent.answering import Agent, vm_resource, volume_resource
+from services.agent.copying import copy_volume_from_store, copy_volume_to_store
 
 # --------------------------------------------------------------------------------------------------- pools
 
@@ -329,6 +332,8 @@ COMMAND_HANDLERS: dict[type[Message], AgentHandler] = {
     CreateVolumeOnPool: create_volume,
     DeleteVolumeOnPool: delete_volume,
     ResizeVolumeOnPool: resize_volume,
+    CopyVolumeToStore: copy_volume_to_store,
+    CopyVolumeFromStore: copy_volume_from_store,
     CreateSnapshotOnPool: create_snapshot,
     RevertVolumeOnPool: revert_volume,
     DeleteSnapshotOnPool: delete_snapshot,

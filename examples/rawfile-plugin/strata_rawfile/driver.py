@@ -24,7 +24,7 @@ from plugins.sdk.errors import (
 from plugins.sdk.progress import ProgressCallback, no_progress
 from plugins.sdk.types import Pool, PoolState, PoolStats, TemplateMode, Volume, VolumeFormat
 from strata_rawfile.config import RawfileConfig
-from strata_rawfile.files import make_file, read_json, sparse_copy, write_json
+from strata_rawfile.files import copy_file, make_file, read_json, sparse_copy, write_json
 
 T = TypeVar("T")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -232,7 +232,7 @@ class RawfileDriver:
             raise NotFound(f"{source} does not exist", field="source")
 
         async def build(target: Path) -> None:
-            await self._thread(sparse_copy, source, target, progress or no_progress)
+            await copy_file(source, target, progress or no_progress)
 
         return await self._make(volume_id, {"copy_in": str(source)}, build)
 
@@ -248,7 +248,11 @@ class RawfileDriver:
             raise InvalidArgument("rawfile copies raw images only", field="target_format")
         await self.get_volume(volume_id)
         partial = target.with_name(f".{target.name}.partial")
-        await self._thread(sparse_copy, self._raw(volume_id), partial, progress or no_progress)
+        try:
+            await copy_file(self._raw(volume_id), partial, progress or no_progress)
+        except StrataError:
+            await self._thread(partial.unlink, True)
+            raise
         await self._thread(partial.replace, target)
 
     async def stats(self) -> PoolStats:

@@ -1,22 +1,30 @@
 """Blocking file work for rawfile (run in threads): sparse copies, atomic records."""
 
+import asyncio
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
+from plugins.sdk.errors import Aborted
 from plugins.sdk.progress import ProgressCallback
 
 BLOCK = 1024 * 1024
 
 
-def sparse_copy(source: Path, target: Path, progress: ProgressCallback) -> int:
-    """Copy `source` to `target` leaving holes where the source reads zeros; return the size."""
+def sparse_copy(source: Path, target: Path, progress: ProgressCallback, stop: threading.Event | None = None) -> int:
+    """Copy `source` to `target` leaving holes where the source reads zeros; return the size.
+
+    When `stop` is set the copy ends at the next block with `Aborted` (what it wrote stays for the caller to remove).
+    """
     size = source.stat().st_size
     zero = bytes(BLOCK)
     with source.open("rb") as reader, target.open("wb") as writer:
         done = 0
         while block := reader.read(BLOCK):
+            if stop is not None and stop.is_set():
+                raise Aborted(f"the copy of {source.name} was stopped")
             if block == zero[: len(block)]:
                 writer.seek(len(block), os.SEEK_CUR)
             else:
@@ -28,6 +36,20 @@ def sparse_copy(source: Path, target: Path, progress: ProgressCallback) -> int:
         os.fsync(writer.fileno())
     progress(size, size)
     return size
+
+
+async def copy_file(source: Path, target: Path, progress: ProgressCallback) -> int:
+    """`sparse_copy` in a thread that a cancelled caller (a deadline, a shutdown) stops at the next block; the partly
+    written `target` is removed before the cancellation goes on, so no copy keeps writing a file nobody waits for."""
+    stop = threading.Event()
+    copying = asyncio.ensure_future(asyncio.to_thread(sparse_copy, source, target, progress, stop))
+    try:
+        return await asyncio.shield(copying)
+    except asyncio.CancelledError:
+        stop.set()
+        await asyncio.wait([copying])
+        await asyncio.to_thread(target.unlink, True)
+        raise
 
 
 def make_file(path: Path, size: int, preallocate: bool) -> None:

@@ -1,0 +1,49 @@
+"""What the copy test of the kit needs: a source big enough to be caught midway, a copy cancelled at its first
+progress report (as a deadline cuts one), and the check of a progress sequence."""
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from plugins.sdk.progress import ProgressCallback
+
+MIB = 1024 * 1024
+LARGE_SOURCE_BYTES = 64 * MIB
+
+
+def write_large_source(directory: Path) -> Path:
+    """A raw image of random data (no holes to skip), large enough that a copy reports progress before its end."""
+    path = directory / "large-source.raw"
+    with path.open("wb") as handle:
+        for _ in range(LARGE_SOURCE_BYTES // MIB):
+            handle.write(os.urandom(MIB))
+    return path
+
+
+async def cancelled_at_first_report(copy: Callable[[ProgressCallback], Awaitable[object]]) -> object:
+    """Run `copy(progress)` as a task and cancel it when it first reports progress short of the whole.
+
+    The callback may be called from a thread (a plugin copying in one), so the cancel goes through the loop.
+    """
+    loop = asyncio.get_running_loop()
+    task: asyncio.Task[object] | None = None
+
+    def report(done: int, total: int) -> None:
+        if task is not None and done < total:
+            loop.call_soon_threadsafe(task.cancel)
+
+    async def run() -> object:
+        return await copy(report)
+
+    task = asyncio.ensure_future(run())
+    return await task
+
+
+def assert_progress_reaches(reports: list[tuple[int, int]], size: int) -> None:
+    """Progress never goes back, never passes the total, and ends at the whole size."""
+    assert reports, "the copy reported no progress"
+    done = [report[0] for report in reports]
+    assert done == sorted(done), f"progress went backwards: {done}"
+    assert all(0 <= report[0] <= report[1] for report in reports), f"progress past the total: {reports}"
+    assert reports[-1] == (size, size), f"progress ended at {reports[-1]}, not ({size}, {size})"

@@ -1,0 +1,163 @@
+"""The agent's copies between a pool and a zone-wide store: the data plane of templates, exports and migrations.
+
+A copy to a store: the pool's plugin writes the volume to a staging file on this host (`copy_out`), the store's
+plugin stores it (`put_image`, manifest written last). A copy from a store: the store's plugin writes the object to
+a staging file, every chunk verified (`get_image`), the pool's plugin makes the volume from it (`copy_in`). Each
+half reports progress as `CopyProgressed` events; the whole copy has the command's deadline. A copy that fails or
+passes its deadline leaves no staging file and no object in the store (chunks written before the manifest are
+garbage the store's sweep frees); on the pool, the plugin's own record lets the same command again finish it.
+Staging files live in a fresh directory under the system's temporary directory (`TMPDIR`).
+"""
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+from bus.ports import UnitOfWork
+from plugins.sdk.progress import ProgressCallback
+from plugins.sdk.types import ImageKind, VolumeFormat
+from schemas import Envelope, Event
+from schemas.agent import (
+    CopyProgressed,
+    CopyStage,
+    CopyVolumeFromStore,
+    CopyVolumeToStore,
+    VolumeCopiedFromStore,
+    VolumeCopiedToStore,
+    VolumeCopyFromStoreFailed,
+    VolumeCopyToStoreFailed,
+)
+from schemas.errors import Aborted, FailedPrecondition
+from services.agent.answering import Agent, volume_resource
+from services.agent.progress import progress_events
+
+
+@asynccontextmanager
+async def staging_directory() -> AsyncIterator[Path]:
+    """A fresh directory for one copy's staging file, removed afterwards whatever happened."""
+    directory = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="strata-copy-"))
+    try:
+        yield directory
+    finally:
+        await asyncio.shield(asyncio.to_thread(shutil.rmtree, directory, True))
+
+
+@asynccontextmanager
+async def deadline(seconds: float, what: str) -> AsyncIterator[None]:
+    """Give the block `seconds`; past them it is cancelled (its plugin calls stop their tools) and `Aborted`."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise Aborted(f"{what} did not finish within its deadline of {seconds:g} s; nothing of it was kept") from None
+
+
+def _progress(
+    agent: Agent, envelope: Envelope, command: CopyVolumeToStore | CopyVolumeFromStore, stage: CopyStage
+) -> AbstractAsyncContextManager[ProgressCallback]:
+    def make(done: int, total: int) -> Event:
+        return CopyProgressed(
+            pool_id=command.pool_id,
+            volume_id=command.volume_id,
+            object_id=command.object_id,
+            host=agent.host,
+            stage=stage,
+            done_bytes=done,
+            total_bytes=total,
+        )
+
+    return progress_events(agent.units, envelope, make, producer=agent.producer)
+
+
+async def copy_volume_to_store(command: CopyVolumeToStore, envelope: Envelope, uow: UnitOfWork, agent: Agent) -> None:
+    """Write the volume's content into the store as `object_id`."""
+
+    async def work() -> Event:
+        primary = await agent.drivers.primary(uow.connection, command.pool_id)
+        store = await agent.drivers.store(command.store.store_id, command.store.plugin, command.store.config)
+        what = f"the copy of volume {command.volume_id} to store {command.store.store_id}"
+        async with deadline(command.deadline_seconds, what), staging_directory() as staging:
+            staged = staging / f"{command.object_id}.{command.format.value}"
+            report: ProgressCallback
+            async with _progress(agent, envelope, command, CopyStage.POOL) as report:
+                await primary.copy_out(
+                    str(command.volume_id), staged, target_format=VolumeFormat(command.format.value), progress=report
+                )
+            async with _progress(agent, envelope, command, CopyStage.STORE) as report:
+                stored = await store.put_image(command.object_id, ImageKind.TEMPLATE, staged, progress=report)
+        return VolumeCopiedToStore(
+            pool_id=command.pool_id,
+            volume_id=command.volume_id,
+            store_id=command.store.store_id,
+            object_id=command.object_id,
+            host=agent.host,
+            size_bytes=stored.size_bytes,
+            checksum=f"sha256:{stored.checksum}",
+        )
+
+    await agent.run(
+        uow,
+        envelope,
+        work,
+        lambda error: VolumeCopyToStoreFailed(
+            pool_id=command.pool_id,
+            volume_id=command.volume_id,
+            store_id=command.store.store_id,
+            object_id=command.object_id,
+            error=error,
+        ),
+        resources=[volume_resource(command.volume_id)],
+    )
+
+
+async def copy_volume_from_store(
+    command: CopyVolumeFromStore, envelope: Envelope, uow: UnitOfWork, agent: Agent
+) -> None:
+    """Make the volume on the pool from the store's object `object_id`, its checksum checked when one is given."""
+
+    async def work() -> Event:
+        primary = await agent.drivers.primary(uow.connection, command.pool_id)
+        store = await agent.drivers.store(command.store.store_id, command.store.plugin, command.store.config)
+        what = f"the copy of {command.object_id} from store {command.store.store_id}"
+        async with deadline(command.deadline_seconds, what), staging_directory() as staging:
+            staged = staging / command.object_id
+            report: ProgressCallback
+            async with _progress(agent, envelope, command, CopyStage.STORE) as report:
+                fetched = await store.get_image(command.object_id, staged, progress=report)
+            if command.checksum is not None and f"sha256:{fetched.checksum}" != command.checksum:
+                raise FailedPrecondition(
+                    f"object {command.object_id} has checksum sha256:{fetched.checksum}, not the expected "
+                    f"{command.checksum}",
+                    field="checksum",
+                )
+            source_format = VolumeFormat(command.format.value) if command.format else None
+            async with _progress(agent, envelope, command, CopyStage.POOL) as report:
+                volume = await primary.copy_in(
+                    str(command.volume_id), staged, source_format=source_format, progress=report
+                )
+        return VolumeCopiedFromStore(
+            pool_id=command.pool_id,
+            volume_id=command.volume_id,
+            store_id=command.store.store_id,
+            object_id=command.object_id,
+            host=agent.host,
+            size_bytes=volume.size_bytes,
+            locator=volume.path,
+        )
+
+    await agent.run(
+        uow,
+        envelope,
+        work,
+        lambda error: VolumeCopyFromStoreFailed(
+            pool_id=command.pool_id,
+            volume_id=command.volume_id,
+            store_id=command.store.store_id,
+            object_id=command.object_id,
+            error=error,
+        ),
+        resources=[volume_resource(command.volume_id)],
+    )
