@@ -115,3 +115,50 @@ async def test_awkward_text_in_a_payload_reaches_journal_and_outbox_intact(datab
     assert [bytes(row["body"]) for row in bodies] == [
         envelope.payload.model_dump_json().encode() for envelope in emitted
     ]
+
+
+# ------------------------------------------------------------------ safe whatever the server's settings say
+
+
+async def test_a_quote_is_written_so_that_backslash_quote_off_accepts_it(database_url: str) -> None:
+    # Before: `E'it\'s'`, which PostgreSQL rejects with backslash_quote = off ("unsafe use of \' in a string literal").
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("SET backslash_quote = off")
+        awkward = "it's \\' o'brien"
+        assert await connection.fetchval(f"SELECT {literal(awkward)}") == awkward
+        assert await connection.fetchval(render("SELECT $1::text", ["it's"])) == "it's"
+    finally:
+        await connection.close()
+
+
+async def test_a_negative_argument_after_a_minus_is_a_number_not_a_comment(database_url: str) -> None:
+    # Before: `SELECT 1 -$1` with -5 became `SELECT 1 --5`, a comment: the query answered 1.
+    connection = await asyncpg.connect(database_url)
+    try:
+        assert await connection.fetchval(render("SELECT 1 -$1", [-5])) == 6
+        assert await connection.fetchval(render("SELECT -$1", [-(2**63) + 1])) == 2**63 - 1
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize(
+    ("statement", "args", "refusal"),
+    [
+        ("SELECT 1$1", [1], "glued"),
+        ("SELECT x$1", [1], "glued"),
+        ("SELECT $1x", [1], "glued"),
+        ("SELECT 'a\\' || $1", [1], "backslash"),
+        ("SELECT $1 -- $2", [1, 2], "no placeholder"),
+        ("SELECT $1 /* $2 /* nested */ $2 */", [1, 2], "no placeholder"),
+        ("SELECT $1 /* open", [1], "unterminated comment"),
+    ],
+)
+def test_a_statement_whose_meaning_could_vary_is_refused(statement: str, args: list[SqlValue], refusal: str) -> None:
+    with pytest.raises(InvalidArgument, match=refusal):
+        render(statement, args)
+
+
+def test_a_lone_surrogate_is_refused_here_not_in_the_commit() -> None:
+    with pytest.raises(InvalidArgument, match="surrogate"):
+        literal("\ud800")
