@@ -29,7 +29,8 @@ from bus.runtime import Consumer
 from sagas.definition import SagaDefinition, SagaRegistry, saga_registry
 from sagas.engine import SagaEngine
 from sagas.ports import SagaSession, SagaStore
-from sagas.postgres_store import NeedsTransaction, PostgresSagaStore, SagaCache
+from sagas.postgres_optimistic import NeedsTransaction, SagaCache
+from sagas.postgres_store import PostgresSagaStore
 from sagas.postgres_units import SagaUnitOfWork, SagaUnitOfWorkFactory
 from sagas.records import SagaEvent, SagaStatus
 from sagas.work import saga_id_for

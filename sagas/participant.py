@@ -25,24 +25,6 @@ def reply_failure(uow: UnitOfWork, command: Envelope, error: StrataError, *, pro
     uow.emit(Envelope.wrap(StepFailed(error=error.info()), cause=command, producer=producer))
 
 
-class FencingGuard:
-    """The highest fencing token seen per resource, in memory: commands with an older token are refused."""
-
-    def __init__(self) -> None:
-        self.highest: dict[str, int] = {}
-
-    def check(self, resource: str, token: int | None) -> None:
-        """Raise Aborted if `token` is older than one already seen for `resource`; remember it otherwise."""
-        if token is None:
-            raise Aborted(f"a command on {resource} carries no fencing token", field="fencing_token")
-        seen = self.highest.get(resource, 0)
-        if token < seen:
-            raise Aborted(
-                f"stale fencing token {token} for {resource} (a newer holder has {seen})", field="fencing_token"
-            )
-        self.highest[resource] = token
-
-
 FENCING_TABLE = """CREATE TABLE IF NOT EXISTS {table} (resource text PRIMARY KEY, token bigint NOT NULL)"""
 
 

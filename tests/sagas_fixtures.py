@@ -12,7 +12,7 @@ from pydantic import Field
 from bus.facade import Bus
 from bus.ports import Handler, UnitOfWork
 from sagas import RetryPolicy, SagaContext, SagaRegistry, saga
-from sagas.participant import FencingGuard, reply_failure, reply_success
+from sagas.participant import reply_failure, reply_success
 from schemas import Command, Envelope, Event, Message, MessageRegistry, StrataError, message
 from schemas.errors import ERROR_CLASSES, Aborted, NotFound
 from schemas.sagas import SagaEnded, StartSaga, StepFailed, StepSucceeded
@@ -23,6 +23,24 @@ for _model in (StepSucceeded, StepFailed, StartSaga, SagaEnded):
 
 test_sagas = SagaRegistry()
 PRODUCER = "participant@test"
+
+
+class FencingGuard:
+    """The test participant's fencing, in memory: the highest token seen per resource; older tokens are refused."""
+
+    def __init__(self) -> None:
+        self.highest: dict[str, int] = {}
+
+    def check(self, resource: str, token: int | None) -> None:
+        """Raise Aborted if `token` is older than one already seen for `resource`; remember it otherwise."""
+        if token is None:
+            raise Aborted(f"a command on {resource} carries no fencing token", field="fencing_token")
+        seen = self.highest.get(resource, 0)
+        if token < seen:
+            raise Aborted(
+                f"stale fencing token {token} for {resource} (a newer holder has {seen})", field="fencing_token"
+            )
+        self.highest[resource] = token
 
 
 @message("sagatest.do", into=saga_test_messages)
