@@ -180,6 +180,10 @@ class MemoryTransport:
         queue.bindings.update(bindings)
         return full
 
+    async def consumers(self, name: str) -> int | None:
+        queue = self._queues.get(self.topology.queue(name))
+        return None if queue is None else len(queue.consumers)
+
     async def publish(self, exchange: str, routing_key: str, message: WireMessage) -> None:
         self._require_started()
         self._route(exchange, routing_key, message)

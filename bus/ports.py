@@ -109,6 +109,10 @@ class Transport(Protocol):
     async def declare_queue(self, name: str, bindings: Sequence[Binding], *, kind: QueueKind = QueueKind.QUORUM) -> str:
         """Declare a durable queue `<ns>.<name>` with its bindings; return its full name. Idempotent."""
 
+    async def consumers(self, name: str) -> int | None:
+        """How many consumers the queue `<ns>.<name>` has now (0: its service is not running); None if it does not
+        exist (its service never started in this namespace). Declares nothing."""
+
     async def publish(self, exchange: str, routing_key: str, message: WireMessage) -> None:
         """Publish persistently and return once the broker confirmed it; raise if unroutable, nacked or down."""
 

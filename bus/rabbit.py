@@ -188,6 +188,22 @@ class RabbitTransport:
         _declared_in_process.setdefault(self.namespace, set()).add(full)
         return full
 
+    async def consumers(self, name: str) -> int | None:
+        full = self.topology.queue(name)
+        connection = await self.wait_connection()
+        try:
+            channel = await connection.channel(publisher_confirms=False)
+        except CONNECTION_ERRORS as error:
+            raise BrokerUnavailable(f"could not look at {full}: {type(error).__name__}") from None
+        try:  # a passive declare of a missing queue closes its channel: a channel of its own
+            declared = await channel.queue_declare(full, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return None
+        except CONNECTION_ERRORS as error:
+            raise BrokerUnavailable(f"could not look at {full}: {type(error).__name__}") from None
+        await channel.close()
+        return declared.consumer_count or 0
+
     # --- publishing ---------------------------------------------------------------------------------------
 
     async def publish(self, exchange: str, routing_key: str, message: WireMessage) -> None:

@@ -17,6 +17,7 @@ from bus.facade import Bus
 from bus.ports import Binding, Delivery, Subscription, Transport
 from schemas import Envelope, ErrorInfo, Event, Message, StrataError
 from schemas.errors import FailedPrecondition, Transient
+from services.cli.running import owner_of, require_running
 
 E = TypeVar("E", bound=Event)
 PRODUCER = "cli"
@@ -37,16 +38,9 @@ class NoAnswer(Transient):
 
 def service_hint(command: Message) -> str:
     """Which daemon takes a message type, for error messages that say what to start."""
-    kind = command.message_type.split(".", 1)[0]
-    service = {
-        "pool": "storage",
-        "volume": "storage",
-        "snapshot": "snapshot",
-        "snapshot_policy": "snapshot",
-        "vm": "orchestrator",
-        "agent": "agent",
-    }.get(kind, "the service")
-    return f"is `strata run {service}` (or `strata up`) running in this namespace?"
+    owner = owner_of(command.message_type)
+    start = owner.start if owner is not None else "strata run SERVICE"
+    return f"is `{start}` (or `strata up`) running in this namespace?"
 
 
 class EventWatch:
@@ -139,8 +133,16 @@ class Client:
         if self.owns_transport:
             await self.transport.close()
 
+    async def require_owner(self, message: Message) -> None:
+        """Fail at once, naming it, if the service that takes `message` is not running (see services.cli.running)."""
+        owner = owner_of(message.message_type)
+        if owner is not None:
+            await require_running(self.transport, [owner])
+
     async def publish(self, command: Message) -> Envelope:
-        """Publish a command; a command no service takes is refused with what to start."""
+        """Publish a command; a command no service takes, or whose service is not running, is refused with what to
+        start."""
+        await self.require_owner(command)
         envelope = Envelope.wrap(command, producer=PRODUCER)
         try:
             await self.bus.publish(envelope)
@@ -190,6 +192,7 @@ class Client:
 
     async def ask(self, query: Message, answer: type[E], *, timeout: float) -> E:
         """Send a query by request/reply and return its answer."""
+        await self.require_owner(query)
         envelope = Envelope.wrap(query, producer=PRODUCER)
         try:
             reply = await self.bus.request(envelope, timeout=timeout)

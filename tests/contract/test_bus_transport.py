@@ -310,6 +310,20 @@ class TransportContract:
         await assert_eventually(lambda: len(owner.deliveries) == 2)
         assert len(watcher.deliveries) == 1
 
+    async def test_consumers_counts_a_queue_s_consumers_and_tells_a_missing_queue(self, transport: Transport) -> None:
+        assert await transport.consumers("never-declared") is None
+        queue = await transport.declare_queue("svc", [Binding("commands", "bustest.ping")])
+        assert await transport.consumers("svc") == 0
+        subscription = await transport.consume(queue, Collector(), prefetch=4)
+        await assert_eventually(lambda: _consumers_are(transport, "svc", 1), what="one consumer")
+        await subscription.cancel()
+        await assert_eventually(lambda: _consumers_are(transport, "svc", 0), what="no consumer")
+        await transport.publish("commands", "bustest.ping", wire())  # the transport is still usable after the looks
+
+
+async def _consumers_are(transport: Transport, queue: str, count: int) -> bool:
+    return await transport.consumers(queue) == count
+
 
 def _dead_count_is(transport: DeadLetters, count: int) -> Callable[[], Awaitable[bool] | bool]:
     # Typed as the union assert_eventually takes: mypy cannot infer its type variable from a coroutine function.

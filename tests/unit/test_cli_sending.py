@@ -14,6 +14,7 @@ from bus.settings import BusSettings
 from schemas import Envelope, ErrorInfo
 from schemas.errors import FailedPrecondition
 from schemas.storage import DisablePool, PoolOperationFailed, PoolState, PoolStateChanged
+from services.cli.running import ServiceNotRunning
 from services.cli.sending import Client, CommandFailed, NoAnswer
 
 pytestmark = pytest.mark.unit
@@ -73,3 +74,28 @@ async def test_no_answer_in_time_is_a_transient_error(client: Client) -> None:
     envelope = Envelope.wrap(DisablePool(pool_id=uuid.UUID(int=4)))
     with pytest.raises(NoAnswer, match="strata run storage"):
         await client.outcome(envelope, (PoolStateChanged,), (PoolOperationFailed,), timeout=0.05)
+
+
+async def test_a_command_whose_service_stopped_fails_at_once_naming_it() -> None:
+    transport = MemoryTransport(BusSettings(namespace=f"t{uuid.uuid4().hex[:8]}"))
+    await transport.start()
+    consumer = Consumer(
+        transport, MemoryUnitOfWorkFactory(Bus(transport)), name="storage", handlers={DisablePool: _answer}
+    )
+    await consumer.start()
+    await consumer.stop()  # its queue stays behind, with nobody consuming it
+    async with Client(transport, owns_transport=False) as client:
+        with pytest.raises(ServiceNotRunning, match=r"the storage service is not running .*strata run storage"):
+            # A timeout no test waits out: only the look at the queue can end this.
+            await client.send(
+                DisablePool(pool_id=uuid.uuid4()), (PoolStateChanged,), (PoolOperationFailed,), timeout=3600
+            )
+    await transport.close()
+
+
+async def test_a_service_that_never_started_is_named_too(client: Client) -> None:
+    from schemas.snapshot import CreateSnapshot, SnapshotCreated, SnapshotCreateFailed
+
+    command = CreateSnapshot(snapshot_id=uuid.uuid4(), volume_id=uuid.uuid4(), name="s1")
+    with pytest.raises(ServiceNotRunning, match=r"the snapshot service is not running .*never started"):
+        await client.send(command, (SnapshotCreated,), (SnapshotCreateFailed,), timeout=3600)
