@@ -99,6 +99,11 @@ class Consumer:
             if not model.message_type:
                 raise TypeError(f"{model.__name__} in the handler table of {name} is not a registered message")
 
+    @property
+    def running(self) -> bool:
+        """Whether it consumes: started and not stopped (a daemon's /healthz fails while it does not)."""
+        return self._subscription is not None
+
     def bindings(self) -> list[Binding]:
         """Commands bind on `commands`, everything else on `events`, each by its wire type."""
         return [

@@ -48,12 +48,14 @@ from schemas.storage import (
     VolumeCreateFailed,
 )
 from schemas.storage_queries import ListVolumes, VolumeInfo, VolumesListed
+from services.agent.settings import AgentSettings
 from services.cli.sending import Client
 from services.demo_data import DataCheck, VirtualMachine, checksum, require_tools, write_pattern
 from services.embedded import embedded_postgres
+from services.runtime.daemon import Settings
 from services.runtime.logs import configure_logging
 from services.runtime.settings import RuntimeSettings
-from services.stack import Placement, System
+from services.stack import System
 
 HOST = "demo-host"
 CLUSTER = "demo-cluster"
@@ -94,8 +96,9 @@ async def run_demo(console: Console) -> bool:
             system = await System.start(
                 database_url,
                 transport,
-                settings=RuntimeSettings(secret_key_file=workdir / "secret.key"),
-                placement=Placement(host=HOST, cluster=CLUSTER),
+                settings=Settings(
+                    RuntimeSettings(secret_key_file=workdir / "secret.key"), AgentSettings(host=HOST, cluster=CLUSTER)
+                ),
             )
             stack.push_async_callback(system.stop)
             console.print("  services running: " + ", ".join(name for name, _ in system.services))

@@ -3,9 +3,9 @@
 import argparse
 import asyncio
 
-from services.agent.bootstrap import run
 from services.agent.settings import AgentSettings
-from services.runtime.settings import RuntimeSettings
+from services.daemons import serve_daemons
+from services.runtime.daemon import Settings
 
 
 def main() -> None:
@@ -16,7 +16,7 @@ def main() -> None:
     parser.add_argument("--cluster", default=defaults.cluster, help="the host's cluster (the shared queue)")
     arguments = parser.parse_args()
     settings = defaults.model_copy(update={"host": arguments.host, "cluster": arguments.cluster})
-    asyncio.run(run(settings, RuntimeSettings()))
+    asyncio.run(serve_daemons(["agent"], Settings(settings)))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,15 @@
-"""`python -m services.orchestrator`: the orchestrator daemon with its settings from the environment."""
+"""`python -m services.orchestrator`: the orchestrator daemon (what `strata run orchestrator` runs), set by STRATA_*."""
 
 import asyncio
 
-from services.orchestrator.bootstrap import run
+from services.daemons import serve_daemons
+from services.runtime.daemon import Settings
+
+
+def main() -> None:
+    """Run the orchestrator daemon with the settings of the environment."""
+    asyncio.run(serve_daemons(["orchestrator"], Settings()))
+
 
 if __name__ == "__main__":
-    asyncio.run(run())
+    main()

@@ -76,23 +76,17 @@ OUTCOMES: dict[str, Callable[[SagaInstance], Event]] = {
 }
 
 
-class SagaOutcomes:
-    """The handler of `saga.ended`: reads the instance and publishes its operation's outcome."""
-
-    def __init__(self, store: SagaStore) -> None:
-        self.store = store
-
-    async def on_saga_ended(self, event: SagaEnded, envelope: Envelope, uow: UnitOfWork) -> None:
-        """Publish the outcome of a saga this orchestrator knows how to describe."""
-        describe = OUTCOMES.get(event.name)
-        if describe is None:
-            return
-        async with self.store.session(uow) as session:
-            instance = await session.get_instance(event.saga_id)
-        if instance is None:
-            return
-        uow.emit(
-            Envelope.wrap(
-                describe(instance), cause=envelope, correlation_id=instance.correlation_id, producer=PRODUCER
-            ).model_copy(update={"saga_id": instance.saga_id, "step": None})
-        )
+async def announce_outcome(event: SagaEnded, envelope: Envelope, uow: UnitOfWork, store: SagaStore) -> None:
+    """`saga.ended`: publish the outcome of a saga this orchestrator knows how to describe, in its domain's terms."""
+    describe = OUTCOMES.get(event.name)
+    if describe is None:
+        return
+    async with store.session(uow) as session:
+        instance = await session.get_instance(event.saga_id)
+    if instance is None:
+        return
+    uow.emit(
+        Envelope.wrap(
+            describe(instance), cause=envelope, correlation_id=instance.correlation_id, producer=PRODUCER
+        ).model_copy(update={"saga_id": instance.saga_id, "step": None})
+    )

@@ -1,48 +1,33 @@
-"""The snapshot daemon: the only place that builds its adapters.
+"""The snapshot daemon, declared (`DAEMON`): the only place that builds the snapshot service's adapters.
 
-`SnapshotService.build(...)` runs the service on a given transport and units of work (for `strata up`, the demo
-and tests, several services in one process); `run(settings)` is `strata run snapshot`: it opens the database
-pool, RabbitMQ and the outbox relay itself, migrates, and runs until SIGINT or SIGTERM.
+`build_snapshot` wires it on a given transport and units of work (tests run it so); the runner builds it from the
+process's wiring for `strata run snapshot`, `strata up` and the demo.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
-import structlog
-
-from bus.codec import encode
 from bus.ports import QueueKind, Transport, UnitOfWorkFactory
-from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, create_pool, migrate
-from bus.postgres.pool import Pool
-from bus.rabbit import RabbitTransport
 from bus.runtime import Consumer
-from bus.settings import BusSettings
 from plugins.registry import Registry, load_plugins
 from plugins.sdk.capabilities import Capability
 from schemas.errors import NotFound
-from services.runtime.health import HealthServer
-from services.runtime.logs import configure_logging
-from services.runtime.migrations import migrate_service_at
-from services.runtime.settings import RuntimeSettings
-from services.runtime.shutdown import GracefulShutdown
+from services.runtime.daemon import Daemon, Queue, Service, Wiring
+from services.runtime.handlers import bind_context
+from services.runtime.migrations import migrate_service
 from services.snapshot.deps import SnapshotDeps
+from services.snapshot.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
 from services.snapshot.scheduler import PolicyScheduler
-from services.snapshot.service import CONSUMER_NAME, consumer
 
-log = structlog.get_logger(__name__)
-
-
+CONSUMER = "snapshot"
 SCHEMA = "snapshot"
+HANDLERS = {**COMMAND_HANDLERS, **EVENT_HANDLERS}
 SCHEDULER_POLL = 1.0  # seconds between looks for due policies when none was due
-
-
-def delta_support(plugins: Registry) -> "DeltaSupport":
-    """Whether each plugin claims delta snapshots in its manifest (an unknown plugin: full snapshots only)."""
-    return DeltaSupport(plugins)
 
 
 @dataclass(frozen=True)
 class DeltaSupport:
-    """Answers `supports_delta(plugin_name)` from the installed plugins' manifests."""
+    """Answers `supports_delta(plugin_name)` from the installed plugins' manifests (an unknown plugin: fulls only)."""
 
     plugins: Registry
 
@@ -53,73 +38,41 @@ class DeltaSupport:
             return False
 
 
-@dataclass
-class SnapshotService:
-    """The service's consumer and policy scheduler, started and stopped together."""
-
-    consumer: Consumer
-    scheduler: PolicyScheduler
-
-    @classmethod
-    def build(
-        cls,
-        transport: Transport,
-        units: UnitOfWorkFactory,
-        *,
-        deps: SnapshotDeps | None = None,
-        scheduler_poll: float = SCHEDULER_POLL,
-        queue_kind: QueueKind = QueueKind.QUORUM,
-    ) -> "SnapshotService":
-        """Wire the service on `transport` and `units` (PostgreSQL units of work: it keeps its state there)."""
-        deps = deps or SnapshotDeps(supports_delta=delta_support(load_plugins()))
-        return cls(
-            consumer(transport, units, deps, queue_kind=queue_kind),
-            PolicyScheduler(units, deps, poll=scheduler_poll),
-        )
-
-    async def start(self) -> None:
-        """Declare the queue, consume, and run the scheduler."""
-        await self.consumer.start()
-        await self.scheduler.start()
-
-    async def stop(self) -> None:
-        """Stop taking work; what is in flight finishes or is rolled back and redelivered."""
-        await self.scheduler.stop()
-        await self.consumer.stop()
-
-
-async def prepare_database(pool: Pool, database_url: str) -> None:
-    """Create or upgrade the bus tables and schema `snapshot`."""
-    async with pool.acquire() as connection:
-        await migrate(connection)
-    await migrate_service_at(database_url, SCHEMA, "services.snapshot.migrations")
-
-
-async def run(settings: RuntimeSettings | None = None, bus_settings: BusSettings | None = None) -> None:
-    """Run the snapshot daemon until SIGTERM or SIGINT, then shut down gracefully."""
-    settings = settings or RuntimeSettings()
-    bus_settings = bus_settings or BusSettings()
-    configure_logging(CONSUMER_NAME, level=settings.log_level, json=settings.log_json)
-    database_url = settings.database_url.get_secret_value()
-    shutdown = GracefulShutdown(grace_seconds=settings.shutdown_grace_seconds)
-    shutdown.install_signal_handlers()
-    pool = await create_pool(database_url, min_size=1, max_size=8)
-    shutdown.on_close("database pool", pool.close)
-    await prepare_database(pool, database_url)
-    transport = RabbitTransport(bus_settings, purpose=CONSUMER_NAME)
-    await transport.start()
-    shutdown.on_close("transport", transport.close)
-    relay = OutboxRelay(pool, transport, database_url=database_url)
-    await relay.start()
-    shutdown.on_close("outbox relay", relay.stop)
-    deps = SnapshotDeps(delta_max=settings.snapshot_delta_max, supports_delta=delta_support(load_plugins()))
-    service = SnapshotService.build(
-        transport, PostgresUnitOfWorkFactory(pool, encode=encode), deps=deps, queue_kind=bus_settings.queue_kind
+def build_snapshot(
+    transport: Transport,
+    units: UnitOfWorkFactory,
+    *,
+    deps: SnapshotDeps | None = None,
+    scheduler_poll: float = SCHEDULER_POLL,
+    prefetch: int = 16,
+    queue_kind: QueueKind = QueueKind.QUORUM,
+) -> Service:
+    """Wire the service on `transport` and `units` (PostgreSQL units of work: it keeps its state there): its
+    consumer on queue `<ns>.snapshot`, then its policy scheduler."""
+    deps = deps or SnapshotDeps(supports_delta=DeltaSupport(load_plugins()))
+    consumer = Consumer(
+        transport, units, name=CONSUMER, handlers=bind_context(HANDLERS, deps), prefetch=prefetch, queue_kind=queue_kind
     )
-    await service.start()
-    shutdown.on_stop_intake("snapshot consumer and scheduler", service.stop)
-    health = HealthServer(host=settings.health_host, port=settings.health_port)
-    await health.start()
-    shutdown.on_close("health server", health.close)
-    log.info("snapshot service running", health_port=health.port)
-    await shutdown.run()
+    return Service([consumer, PolicyScheduler(units, deps, poll=scheduler_poll)])
+
+
+async def migrate_snapshot(connection: Any) -> list[int]:  # an asyncpg connection outside any transaction
+    """Apply the snapshot service's migrations not yet applied (schema `snapshot`); return the versions applied."""
+    return await migrate_service(connection, SCHEMA, "services.snapshot.migrations")
+
+
+def build(wiring: Wiring) -> Service:
+    """The snapshot service on the process's wiring (`snapshot.delta.max` from STRATA_SNAPSHOT_DELTA_MAX)."""
+    deps = SnapshotDeps(
+        delta_max=wiring.settings.runtime.snapshot_delta_max, supports_delta=DeltaSupport(wiring.plugins)
+    )
+    return build_snapshot(wiring.transport, wiring.units, deps=deps, queue_kind=wiring.settings.bus.queue_kind)
+
+
+DAEMON = Daemon(
+    name="snapshot",
+    summary="volume and VM snapshots, their chains, snapshot policies and their scheduler",
+    build=build,
+    migrations=(migrate_snapshot,),
+    queues=(Queue(CONSUMER, tuple(HANDLERS)),),
+)

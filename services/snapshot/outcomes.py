@@ -28,9 +28,9 @@ from services.domain.chains import retention_victims
 from services.domain.snapshots import SNAPSHOT_STATES, SnapshotEvent
 from services.snapshot import repository as repo
 from services.snapshot.deps import SnapshotDeps
-from services.snapshot.handlers import state_changed
 from services.snapshot.reconcile import CREATE, DELETE, REVERT, ask_again
 from services.snapshot.requests import PRODUCER, Requester, answer, refuse, take
+from services.snapshot.snapshots import state_changed
 
 
 async def _waiting(
@@ -52,7 +52,7 @@ async def _move(
 
 
 async def on_snapshot_created(
-    deps: SnapshotDeps, event: SnapshotCreatedOnPool, envelope: Envelope, uow: UnitOfWork
+    event: SnapshotCreatedOnPool, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
 ) -> None:
     """CreatedOnPrimary; answer the requesters; it becomes the live volume's base; apply the policy's retention."""
     requesters = await _waiting(uow, CREATE, event.snapshot_id, event.volume_id, envelope)
@@ -95,7 +95,7 @@ async def _apply_retention(uow: UnitOfWork, requester: Requester, policy_id: UUI
 
 
 async def on_snapshot_create_failed(
-    deps: SnapshotDeps, event: SnapshotCreateOnPoolFailed, envelope: Envelope, uow: UnitOfWork
+    event: SnapshotCreateOnPoolFailed, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
 ) -> None:
     """Asked again if the plugin may have stopped midway; else Error, and the requesters learn why."""
     if await ask_again(uow, CREATE, event.snapshot_id, event.volume_id, event.error):
@@ -113,7 +113,7 @@ async def on_snapshot_create_failed(
 
 
 async def on_snapshot_deleted(
-    deps: SnapshotDeps, event: SnapshotDeletedOnPool, envelope: Envelope, uow: UnitOfWork
+    event: SnapshotDeletedOnPool, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
 ) -> None:
     """Destroyed; the requesters learn it."""
     requesters = await _waiting(uow, DELETE, event.snapshot_id, event.volume_id, envelope)
@@ -125,7 +125,7 @@ async def on_snapshot_deleted(
 
 
 async def on_snapshot_delete_failed(
-    deps: SnapshotDeps, event: SnapshotDeleteOnPoolFailed, envelope: Envelope, uow: UnitOfWork
+    event: SnapshotDeleteOnPoolFailed, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
 ) -> None:
     """Asked again if the plugin may have stopped midway; else Error (a delete may be asked again), and the
     requesters learn why."""
@@ -139,7 +139,7 @@ async def on_snapshot_delete_failed(
 
 
 async def on_volume_reverted(
-    deps: SnapshotDeps, event: VolumeRevertedOnPool, envelope: Envelope, uow: UnitOfWork
+    event: VolumeRevertedOnPool, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
 ) -> None:
     """The live volume now sits on the snapshot; the requesters learn it."""
     requesters = await _waiting(uow, REVERT, event.snapshot_id, event.volume_id, envelope)
@@ -149,7 +149,7 @@ async def on_volume_reverted(
 
 
 async def on_volume_revert_failed(
-    deps: SnapshotDeps, event: VolumeRevertOnPoolFailed, envelope: Envelope, uow: UnitOfWork
+    event: VolumeRevertOnPoolFailed, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
 ) -> None:
     """Asked again if the plugin may have stopped midway; else the requesters learn why (the volume holds what it
     held before)."""

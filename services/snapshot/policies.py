@@ -18,12 +18,12 @@ from schemas.snapshot import (
 from services.domain.policies import SnapshotPolicy
 from services.snapshot import repository as repo
 from services.snapshot.deps import SnapshotDeps
-from services.snapshot.handlers import refusing
 from services.snapshot.requests import Requester, answer
+from services.snapshot.snapshots import refusing
 
 
 async def create_snapshot_policy(
-    deps: SnapshotDeps, command: CreateSnapshotPolicy, envelope: Envelope, uow: UnitOfWork
+    command: CreateSnapshotPolicy, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
 ) -> Message | None:
     """Validate the schedule, time zone and volume; record the policy with its first run."""
 
@@ -77,7 +77,7 @@ async def create_snapshot_policy(
 
 
 async def delete_snapshot_policy(
-    deps: SnapshotDeps, command: DeleteSnapshotPolicy, envelope: Envelope, uow: UnitOfWork
+    command: DeleteSnapshotPolicy, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
 ) -> Message | None:
     """Stop the policy; the snapshots it took stay (deleting an unknown policy is refused with NotFound)."""
 

@@ -17,7 +17,7 @@ from services.snapshot.deps import SnapshotDeps
 
 
 async def list_snapshots(
-    deps: SnapshotDeps, query: ListSnapshots, envelope: Envelope, uow: UnitOfWork
+    query: ListSnapshots, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
 ) -> SnapshotsListed:
     """The snapshots the query asks for, newest first."""
     rows = await repo.list_snapshots(
@@ -50,7 +50,7 @@ async def list_snapshots(
 
 
 async def list_snapshot_policies(
-    deps: SnapshotDeps, query: ListSnapshotPolicies, envelope: Envelope, uow: UnitOfWork
+    query: ListSnapshotPolicies, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
 ) -> SnapshotPoliciesListed:
     """The policies, of one volume or all, by next run."""
     rows = await repo.list_policies(uow.connection, volume_id=query.volume_id)

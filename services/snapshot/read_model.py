@@ -14,14 +14,14 @@ from services.snapshot.deps import SnapshotDeps
 
 
 @deferred_writes
-async def on_pool_added(deps: SnapshotDeps, event: PoolAdded, envelope: Envelope, uow: UnitOfWork) -> None:
+async def on_pool_added(event: PoolAdded, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps) -> None:
     """Remember the pool's plugin and where its agents are."""
     pool = repo.PoolRow(event.pool_id, event.plugin, event.scope, event.cluster_id, event.host)
     repo.upsert_pool(uow, pool)
 
 
 @deferred_writes
-async def on_volume_created(deps: SnapshotDeps, event: VolumeCreated, envelope: Envelope, uow: UnitOfWork) -> None:
+async def on_volume_created(event: VolumeCreated, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps) -> None:
     """A Ready volume to snapshot."""
     repo.upsert_volume(
         uow,
@@ -35,37 +35,37 @@ async def on_volume_created(deps: SnapshotDeps, event: VolumeCreated, envelope: 
 
 @deferred_writes
 async def on_volume_state_changed(
-    deps: SnapshotDeps, event: VolumeStateChanged, envelope: Envelope, uow: UnitOfWork
+    event: VolumeStateChanged, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
 ) -> None:
     """Track the volume's state (Ready, Snapshotting, RevertSnapshotting, ...)."""
     repo.set_volume_state(uow, event.volume_id, event.new_state, envelope.occurred_at)
 
 
 @deferred_writes
-async def on_volume_resized(deps: SnapshotDeps, event: VolumeResized, envelope: Envelope, uow: UnitOfWork) -> None:
+async def on_volume_resized(event: VolumeResized, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps) -> None:
     """Snapshots record the size the volume had when they were taken."""
     repo.set_volume_size(uow, event.volume_id, event.new_size_bytes)
 
 
 @deferred_writes
-async def on_volume_deleted(deps: SnapshotDeps, event: VolumeDeleted, envelope: Envelope, uow: UnitOfWork) -> None:
+async def on_volume_deleted(event: VolumeDeleted, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps) -> None:
     """An expunged volume takes no more snapshots."""
     repo.set_volume_state(uow, event.volume_id, VolumeState.EXPUNGED, envelope.occurred_at)
 
 
 @deferred_writes
-async def on_vm_stopped(deps: SnapshotDeps, event: VmStopped, envelope: Envelope, uow: UnitOfWork) -> None:
+async def on_vm_stopped(event: VmStopped, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps) -> None:
     """A stopped VM's volumes may be reverted directly."""
     repo.record_power(uow, event.vm_id, event.host, PowerState.STOPPED.value, envelope.occurred_at)
 
 
 @deferred_writes
-async def on_vm_started(deps: SnapshotDeps, event: VmStarted, envelope: Envelope, uow: UnitOfWork) -> None:
+async def on_vm_started(event: VmStarted, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps) -> None:
     """A running VM's volumes are not reverted under it."""
     repo.record_power(uow, event.vm_id, event.host, PowerState.RUNNING.value, envelope.occurred_at)
 
 
 @deferred_writes
-async def on_vm_described(deps: SnapshotDeps, event: VmDescribed, envelope: Envelope, uow: UnitOfWork) -> None:
+async def on_vm_described(event: VmDescribed, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps) -> None:
     """Whatever an agent saw last."""
     repo.record_power(uow, event.vm_id, event.host, event.power_state.value, envelope.occurred_at)

@@ -1,14 +1,14 @@
-"""`python -m services.storage`: the storage service daemon (what `strata run storage` runs), set by STRATA_*."""
+"""`python -m services.storage`: the storage daemon (what `strata run storage` runs), set by STRATA_*."""
 
 import asyncio
 
-from services.runtime.settings import RuntimeSettings
-from services.storage.bootstrap import run
+from services.daemons import serve_daemons
+from services.runtime.daemon import Settings
 
 
 def main() -> None:
-    """Run the storage service with the settings of the environment."""
-    asyncio.run(run(RuntimeSettings()))
+    """Run the storage daemon with the settings of the environment."""
+    asyncio.run(serve_daemons(["storage"], Settings()))
 
 
 if __name__ == "__main__":

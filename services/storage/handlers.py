@@ -1,13 +1,9 @@
-"""The storage service's handler table: which message goes to which handler. Read this first.
+"""The storage service's handler tables: which message goes to which handler. Read this first.
 
-Handlers take the `Storage` context as a fourth argument; `bootstrap` binds it.
+Every handler is `handler(message, envelope, uow, storage)`, the `Storage` context last; `bootstrap` binds it.
 """
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from bus.ports import UnitOfWork
-from schemas import Envelope, Message
+from schemas import Message
 from schemas.agent import (
     PoolAttachedToHost,
     PoolAttachToHostFailed,
@@ -36,13 +32,11 @@ from schemas.storage import (
     ResizeVolume,
 )
 from schemas.storage_queries import ListPools, ListVolumes
+from services.runtime.handlers import ContextHandler
 from services.storage import pools, queries, volumes
 from services.storage.context import Storage
 
-# The first argument of each handler is its own message class; the table pairs them, so the value type is loose.
-StorageHandler = Callable[[Any, Envelope, UnitOfWork, Storage], Awaitable[Message | None]]
-
-COMMAND_HANDLERS: dict[type[Message], StorageHandler] = {
+COMMAND_HANDLERS: dict[type[Message], ContextHandler[Storage]] = {
     AddPool: pools.add_pool,
     EnablePool: pools.enable_pool,
     DisablePool: pools.disable_pool,
@@ -58,7 +52,7 @@ COMMAND_HANDLERS: dict[type[Message], StorageHandler] = {
     ListVolumes: queries.list_volumes,
 }
 
-EVENT_HANDLERS: dict[type[Message], StorageHandler] = {
+EVENT_HANDLERS: dict[type[Message], ContextHandler[Storage]] = {
     PoolAttachedToHost: pools.pool_attached,
     PoolAttachToHostFailed: pools.pool_attach_failed,
     PoolDetachedFromHost: pools.pool_detached,

@@ -50,7 +50,7 @@ class StatsCollector:
                 log.warning("pool statistics pass failed", error_class=type(error).__name__, error=str(error))
             await asyncio.sleep(self.interval)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Run the loop in the background."""
         self._task = asyncio.create_task(self.run(), name="storage-stats")
 

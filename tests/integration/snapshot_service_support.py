@@ -27,7 +27,9 @@ from schemas.snapshot import (
     VolumeRevertedOnPool,
 )
 from schemas.storage import PoolAdded, PoolScope, VolumeCreated
-from services.snapshot.bootstrap import SnapshotService, prepare_database
+from services.runtime.daemon import Service
+from services.runtime.runner import migrate_daemons
+from services.snapshot.bootstrap import DAEMON, build_snapshot
 from services.snapshot.deps import SnapshotDeps
 from tests.bus_fixtures import bus_settings
 from tests.helpers import assert_eventually
@@ -105,14 +107,14 @@ class Stack:
     units: PostgresUnitOfWorkFactory
     agent: StandInAgent
     agent_consumer: Consumer
-    service: SnapshotService | None = None
+    service: Service | None = None
 
     @property
     def bus(self) -> Bus:
         return Bus(self.transport)
 
     async def start_service(self, deps: SnapshotDeps | None = None, *, scheduler_poll: float = 0.05) -> None:
-        self.service = SnapshotService.build(
+        self.service = build_snapshot(
             self.transport, self.units, deps=deps or SnapshotDeps(), scheduler_poll=scheduler_poll
         )
         await self.service.start()
@@ -157,7 +159,7 @@ class Stack:
 async def open_stack(database_url: str, amqp_url: str, namespace: str) -> AsyncIterator[Stack]:
     """Open the stack (use it as the body of a test module's `stack` fixture); everything is removed after."""
     pool = await create_pool(database_url, min_size=2, max_size=8)
-    await prepare_database(pool, database_url)
+    await migrate_daemons(pool, [DAEMON])
     transport = RabbitTransport(bus_settings(namespace, amqp_url), purpose="snapshot-test")
     await transport.start()
     relay = OutboxRelay(pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=0.1))

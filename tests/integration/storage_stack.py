@@ -22,14 +22,14 @@ from bus.ports import Binding, Delivery, Subscription
 from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, create_pool, migrate
 from bus.postgres.pool import Pool
 from bus.rabbit import RabbitTransport
-from bus.runtime import Consumer
 from plugins.registry import load_plugins
 from schemas import Envelope, Message
-from services.agent.bootstrap import AgentService, build_agent
+from services.agent.bootstrap import build_agent
 from services.agent.libvirt_hypervisor import LibvirtHypervisor
 from services.agent.schema import migrate_agent
+from services.runtime.daemon import Service
 from services.runtime.sealing import KEY_BYTES, SecretSealer
-from services.storage.bootstrap import StorageService, build_storage
+from services.storage.bootstrap import build_storage
 from services.storage.schema import migrate_storage
 from tests.bus_fixtures import bus_settings
 from tests.helpers import assert_eventually
@@ -48,7 +48,7 @@ class Stack:
     relay: OutboxRelay
     units: PostgresUnitOfWorkFactory
     events: list[Envelope] = field(default_factory=list)
-    services: list[AgentService | StorageService] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
     watcher: Subscription | None = None
     # The deployment key every agent of this stack shares (an agent reopens pools its cluster's other agents attached).
     sealer: SecretSealer = field(default_factory=lambda: SecretSealer(os.urandom(KEY_BYTES)))
@@ -79,7 +79,7 @@ class Stack:
     def bus(self) -> Bus:
         return Bus(self.transport)
 
-    async def start_agent(self, host: str, cluster: str) -> AgentService:
+    async def start_agent(self, host: str, cluster: str) -> Service:
         service = build_agent(
             self.transport,
             self.units,
@@ -93,7 +93,7 @@ class Stack:
         self.services.append(service)
         return service
 
-    async def start_storage(self, *, stats_interval: float = 3600.0) -> StorageService:
+    async def start_storage(self, *, stats_interval: float = 3600.0) -> Service:
         service = build_storage(self.transport, self.units, plugins=load_plugins(), stats_interval=stats_interval)
         await service.start()
         self.services.append(service)
@@ -161,9 +161,7 @@ class Stack:
         await self.relay.stop()
         await self.transport.close()
         queues = [
-            f"{self.transport.namespace}.{consumer.name}"
-            for service in self.services
-            for consumer in _consumers(service)
+            f"{self.transport.namespace}.{consumer.name}" for service in self.services for consumer in service.consumers
         ]
         if isinstance(self.transport, MemoryTransport):
             self.transport.delete_namespace()
@@ -179,10 +177,6 @@ async def wait_until(check: Callable[[], Awaitable[bool]], *, what: str, timeout
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {what}")
         await asyncio.sleep(0.05)
-
-
-def _consumers(service: AgentService | StorageService) -> list[Consumer]:
-    return service.consumers if isinstance(service, AgentService) else [service.consumer]
 
 
 def pool_directory(tmp_path: Path) -> Path:

@@ -17,8 +17,9 @@ import pytest
 
 from bus.rabbit import RabbitTransport
 from bus.settings import BusSettings
-from services.runtime.settings import RuntimeSettings
-from services.stack import Placement, System
+from services.agent.settings import AgentSettings
+from services.runtime.daemon import Settings
+from services.stack import System
 
 pytestmark = pytest.mark.integration
 STRATA = str(Path(sys.executable).parent / "strata")
@@ -35,8 +36,7 @@ async def strata_env(amqp_url: str, namespace: str, database_url: str) -> AsyncI
     system = await System.start(
         database_url,
         transport,
-        settings=RuntimeSettings(),
-        placement=Placement(host=HOST, cluster=CLUSTER),
+        settings=Settings(AgentSettings(host=HOST, cluster=CLUSTER)),
         relay_poll=0.1,
     )
     env = dict(os.environ)

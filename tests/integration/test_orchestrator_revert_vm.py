@@ -31,7 +31,8 @@ from schemas.snapshot import (
     VolumeSnapshotPair,
 )
 from schemas.vm import PowerState
-from services.orchestrator.bootstrap import OrchestratorService, prepare_database
+from services.orchestrator.bootstrap import DAEMON, build_orchestrator
+from services.runtime.runner import migrate_daemons
 from tests.bus_fixtures import bus_settings
 from tests.integration.snapshot_service_support import eventually
 from tests.revert_vm_fixtures import HOST, FakeCloud, FakeCloudConsumer
@@ -71,13 +72,13 @@ class Stack:
 @pytest.fixture
 async def stack(database_url: str, amqp_url: str, namespace: str) -> AsyncIterator[Stack]:
     pool = await create_pool(database_url, min_size=2, max_size=8)
-    await prepare_database(pool)
+    await migrate_daemons(pool, [DAEMON])
     transport = RabbitTransport(bus_settings(namespace, amqp_url), purpose="orchestrator-test")
     await transport.start()
     relay = OutboxRelay(pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=0.1))
     await relay.start()
     units = PostgresUnitOfWorkFactory(pool, encode=encode)
-    service = OrchestratorService.build(transport, units, PostgresSagaStore(pool), timer_poll=0.05)
+    service = build_orchestrator(transport, units, PostgresSagaStore(pool), timer_poll=0.05)
     volumes = sorted(uuid4() for _ in range(3))
     cloud = FakeCloud(power=PowerState.RUNNING, data={v: f"new{i + 1}" for i, v in enumerate(volumes)})
     participant = FakeCloudConsumer(transport, units, name="fake-cloud", handlers=cloud.handlers())

@@ -39,7 +39,8 @@ from schemas.storage import (
     VolumeStateChanged,
 )
 from schemas.storage_queries import ListPools, ListVolumes, PoolsListed, VolumesListed
-from services.storage.bootstrap import StorageService
+from services.runtime.daemon import Service
+from services.storage.stats import StatsCollector
 from tests.helpers import assert_eventually
 from tests.integration.storage_stack import Stack, pool_directory, wait_until
 
@@ -55,6 +56,10 @@ async def stack(database_url: str, amqp_url: str, namespace: str) -> AsyncIterat
     await opened.start_storage()
     yield opened
     await opened.close()
+
+
+def is_storage(service: Service) -> bool:
+    return any(isinstance(part, StatsCollector) for part in service.parts)
 
 
 async def add_pool(stack: Stack, root: Path, **extra: Any) -> UUID:
@@ -225,8 +230,8 @@ async def test_saga_operations_hold_and_release_a_volume(stack: Stack, tmp_path:
 
 async def test_statistics_are_collected_from_the_agents(stack: Stack, tmp_path: Path) -> None:
     pool_id = await add_pool(stack, pool_directory(tmp_path))
-    storage = next(service for service in stack.services if isinstance(service, StorageService))
-    assert await storage.stats.collect_once() == 1
+    stats = next(part for service in stack.services for part in service.parts if isinstance(part, StatsCollector))
+    assert await stats.collect_once() == 1
     await wait_for(stack, PoolStatsCollected, pool_id=pool_id)
 
 
@@ -235,7 +240,7 @@ async def test_maintenance_waits_for_in_flight_volume_operations_then_a_pool_wit
 ) -> None:
     root = pool_directory(tmp_path)
     pool_id = await add_pool(stack, root)
-    agent = next(service for service in stack.services if not isinstance(service, StorageService))
+    agent = next(service for service in stack.services if not is_storage(service))
     await agent.stop()  # the agent's queues stay: commands wait in them
     create = CreateVolume(volume_id=uuid4(), name="slow", size_bytes=MIB, zone_id=ZONE)
     await stack.send(create)

@@ -13,12 +13,14 @@ from schemas.errors import FailedPrecondition
 from schemas.sagas import StepFailed
 from schemas.snapshot import CreateSnapshot, SnapshotCreateFailed, SnapshotReverted
 from schemas.storage import PoolAdded, PoolScope
+from services.runtime.handlers import bind_context
 from services.snapshot import read_model
+from services.snapshot.bootstrap import HANDLERS
 from services.snapshot.deps import SnapshotDeps
+from services.snapshot.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
 from services.snapshot.repository import PoolRow
 from services.snapshot.requests import Requester, answer, refuse, to_agent
 from services.snapshot.scheduler import run_snapshot_id
-from services.snapshot.service import COMMAND_HANDLERS, EVENT_HANDLERS, handlers
 
 pytestmark = pytest.mark.unit
 
@@ -86,7 +88,7 @@ def test_a_policy_run_always_asks_for_the_same_snapshot() -> None:
 
 def test_the_read_model_handlers_and_only_they_commit_in_one_round_trip() -> None:
     deps = cast(SnapshotDeps, object())  # the table binds deps; it is not used here
-    table = handlers(deps)
+    table = bind_context(HANDLERS, deps)
     lazy = {model for model, handler in table.items() if has_deferred_writes(handler)}
     assert lazy == {model for model, handler in EVENT_HANDLERS.items() if handler.__module__ == read_model.__name__}
     assert PoolAdded in lazy

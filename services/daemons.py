@@ -1,0 +1,49 @@
+"""Every daemon strata has: its name and the module that declares it (`DAEMON` in `services/<name>/bootstrap.py`).
+
+Adding a daemon is a `bootstrap` module that declares it (see `services.runtime.daemon`) and one line here; then
+`strata run NAME`, `strata up`, the demo, `strata topology apply` and the daemon tests take it. Importing this module
+imports no daemon (the CLI lists the names without loading the services).
+"""
+
+import importlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.runtime.daemon import Daemon, Settings
+
+# In start order for `strata up`: the services that own state, then the coordinator, then the agent.
+DECLARED: dict[str, str] = {
+    "storage": "services.storage.bootstrap",
+    "snapshot": "services.snapshot.bootstrap",
+    "orchestrator": "services.orchestrator.bootstrap",
+    "agent": "services.agent.bootstrap",
+}
+EVERY_DAEMON: tuple[str, ...] = tuple(DECLARED)
+
+
+def declared(name: str) -> "Daemon":
+    """The daemon declared as `name`; raise InvalidArgument naming the choices if there is none."""
+    from schemas.errors import InvalidArgument
+    from services.runtime.daemon import Daemon
+
+    if name not in DECLARED:
+        raise InvalidArgument(f"no daemon named {name!r}; choose from {', '.join(EVERY_DAEMON)}", field="service")
+    daemon = importlib.import_module(DECLARED[name]).DAEMON
+    assert isinstance(daemon, Daemon), f"{DECLARED[name]}.DAEMON is not a Daemon"
+    return daemon
+
+
+def every_daemon() -> list["Daemon"]:
+    """Every declared daemon, in start order."""
+    return [declared(name) for name in EVERY_DAEMON]
+
+
+async def serve_daemons(names: Sequence[str], settings: "Settings", *, name: str | None = None) -> None:
+    """Run the daemons `names` in this process until SIGTERM or SIGINT (`strata run`, `strata up`,
+    `python -m services.NAME`). Every declared daemon's queues are declared first (the deployed topology)."""
+    from services.runtime.serve import serve
+
+    daemons = [declared(each) for each in names]
+    label = name or (daemons[0].label_in(settings) if len(daemons) == 1 else "up")
+    await serve(daemons, settings, name=label, topology=every_daemon())
