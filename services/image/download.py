@@ -1,0 +1,160 @@
+"""Downloading an image over HTTP(S) to a local staging file: resumable, bounded in size and time, hashed as it
+arrives, with progress.
+
+A partial file from an earlier attempt (a dropped connection, a stall, a restart of the service) is resumed with a
+`Range` request when the server allows it, and started again otherwise. Errors say which check failed: `download`
+(the server, the network, a stall, a truncated body) is worth another attempt (`Transient`); `size` is not.
+"""
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import aiohttp
+
+from schemas.errors import InvalidArgument, Transient
+
+READ_BYTES = 1 << 20
+HASHED_BLOCK = 4 << 20
+
+
+class Hasher(Protocol):
+    """What `hashlib` objects offer."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+Progress = Callable[[int, int | None], None]
+"""`progress(done_bytes, total_bytes or None)`."""
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A complete download: its size and the digests asked for (hex, by hashlib name)."""
+
+    size_bytes: int
+    digests: dict[str, str]
+
+
+def _hash_existing(path: Path, hashers: dict[str, Hasher]) -> int:
+    """Feed what an earlier attempt wrote to the hashers (blocking); its size."""
+    size = 0
+    try:
+        with path.open("rb") as partial:
+            while block := partial.read(HASHED_BLOCK):
+                size += len(block)
+                for hasher in hashers.values():
+                    hasher.update(block)
+    except FileNotFoundError:
+        return 0
+    return size
+
+
+def _content_total(response: aiohttp.ClientResponse, offset: int) -> int | None:
+    """The whole file's size as the response tells it (from Content-Range on a 206), or None."""
+    if response.status == 206:
+        content_range = response.headers.get("Content-Range", "")
+        total = content_range.rpartition("/")[2]
+        return int(total) if total.isdigit() else None
+    return response.content_length
+
+
+async def download(
+    url: str,
+    target: Path,
+    *,
+    algorithms: set[str],
+    max_bytes: int,
+    stall_seconds: float,
+    progress: Progress,
+) -> Downloaded:
+    """Fetch `url` into `target` (resuming what it holds), hashing with `algorithms`; the caller bounds the time."""
+    hashers: dict[str, Hasher] = {name: hashlib.new(name) for name in algorithms}
+    offset = await asyncio.to_thread(_hash_existing, target, hashers)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=stall_seconds, sock_read=stall_seconds)
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session,
+            session.get(url, headers=headers, allow_redirects=True, max_redirects=5) as response,
+        ):
+            if response.status == 416 and offset:
+                # The partial file is no prefix the server knows (the image changed): start again.
+                await asyncio.to_thread(target.unlink, True)
+                raise Transient(f"download: the server refused to resume at byte {offset}; starting again")
+            if response.status not in (200, 206):
+                raise _status_error(response.status, response.reason)
+            if response.status == 200 and offset:
+                offset = 0  # the server ignored the range: the whole file comes again
+                hashers = {name: hashlib.new(name) for name in algorithms}
+            total = _content_total(response, offset)
+            if total is not None and total > max_bytes:
+                raise InvalidArgument(
+                    f"size check: the server announces {total} bytes, more than the limit of {max_bytes}", field="url"
+                )
+            done = await _receive(
+                response, target, offset, hashers=hashers, max_bytes=max_bytes, total=total, progress=progress
+            )
+    except aiohttp.ServerTimeoutError:
+        raise Transient(f"download: the server sent nothing for {stall_seconds:g} s (stalled)") from None
+    except aiohttp.ClientPayloadError as error:
+        raise Transient(f"download: the body was truncated ({error})") from None
+    except aiohttp.ClientError as error:
+        raise Transient(f"download: {type(error).__name__}: {error}") from None
+    if total is not None and done != total:
+        raise Transient(f"download: truncated: received {done} of {total} bytes")
+    return Downloaded(size_bytes=done, digests={name: hasher.hexdigest() for name, hasher in hashers.items()})
+
+
+async def _receive(
+    response: aiohttp.ClientResponse,
+    target: Path,
+    offset: int,
+    *,
+    hashers: dict[str, Hasher],
+    max_bytes: int,
+    total: int | None,
+    progress: Progress,
+) -> int:
+    """Write and hash the body in a thread, one block behind the network (the next block arrives meanwhile)."""
+    done = offset
+    handle = await asyncio.to_thread(target.open, "ab" if offset else "wb")
+    absorbing: asyncio.Future[None] | None = None
+    try:
+        async for block in response.content.iter_chunked(READ_BYTES):
+            done += len(block)
+            if done > max_bytes:
+                raise InvalidArgument(
+                    f"size check: the image is larger than the limit of {max_bytes} bytes", field="url"
+                )
+            if absorbing is not None:
+                await absorbing
+            absorbing = asyncio.ensure_future(asyncio.to_thread(_absorb, handle, hashers, block))
+            progress(done, total)
+        if absorbing is not None:
+            await absorbing
+        await asyncio.to_thread(handle.flush)
+    finally:
+        if absorbing is not None:
+            await asyncio.wait([absorbing])
+        await asyncio.shield(asyncio.to_thread(handle.close))
+    return done
+
+
+def _absorb(handle: BinaryIO, hashers: dict[str, Hasher], block: bytes) -> None:
+    """Hash and append one block (blocking; hashlib lets other threads run meanwhile)."""
+    for hasher in hashers.values():
+        hasher.update(block)
+    handle.write(block)
+
+
+def _status_error(status: int, reason: str | None) -> InvalidArgument | Transient:
+    text = f"download: the server answered {status} {reason or ''}".rstrip()
+    if status in (408, 429) or status >= 500:
+        return Transient(text)
+    return InvalidArgument(text, field="url")
