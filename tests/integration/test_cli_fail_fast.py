@@ -13,8 +13,9 @@ import pytest
 
 from bus.rabbit import RabbitTransport
 from bus.settings import BusSettings
-from services.runtime.settings import RuntimeSettings
-from services.stack import Placement, System
+from services.agent.settings import AgentSettings
+from services.runtime.daemon import Settings
+from services.stack import System
 from tests.integration.test_cli_commands import strata
 
 pytestmark = pytest.mark.integration
@@ -28,9 +29,7 @@ async def stopped_env(amqp_url: str, namespace: str, database_url: str) -> Async
     if shutil.which("qemu-img") is None:
         pytest.fail("qemu-img is missing: apt-get install qemu-utils", pytrace=False)
     transport = RabbitTransport(BusSettings(amqp_url=amqp_url, namespace=namespace), purpose="cli-test")
-    system = await System.start(
-        database_url, transport, settings=RuntimeSettings(), placement=Placement(host=HOST, cluster=CLUSTER)
-    )
+    system = await System.start(database_url, transport, settings=Settings(AgentSettings(host=HOST, cluster=CLUSTER)))
     await system.stop()
     env = dict(os.environ)
     env.update(STRATA_AMQP_URL=amqp_url, STRATA_NAMESPACE=namespace, STRATA_DATABASE_URL=database_url, COLUMNS="200")
