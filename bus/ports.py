@@ -186,8 +186,13 @@ class UnitOfWorkFactory(Protocol):
 class UnitOfWorkContext(Protocol):
     @property
     def duplicate(self) -> bool:
-        """After the block: True if `incoming` proved already processed, at the start (no unit was given) or only at
-        commit (the handler ran, and nothing it did was kept)."""
+        """After the block: True if `incoming` proved already processed, and then nothing of the unit was kept.
+
+        The contract (tests/contract/test_bus_postgres_uow_contract.py, run against every adapter): an eager unit
+        knows a duplicate before the handler runs (`__aenter__` gives None and the handler does not run); a lazy unit
+        (`begin(..., lazy=True)`, and the saga coordinator's units) knows it only at its commit, after the handler
+        ran, and keeps nothing the handler wrote or emitted. Either way, a duplicate changes nothing.
+        """
 
     async def __aenter__(self) -> UnitOfWork | None:
         """Begin; return None if `incoming` was already processed by this consumer (a duplicate)."""

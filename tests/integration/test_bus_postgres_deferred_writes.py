@@ -8,7 +8,7 @@ import pytest
 
 from bus.codec import encode
 from bus.memory import MemoryTransport
-from bus.postgres import PostgresUnitOfWorkFactory, create_pool, unit_of_work
+from bus.postgres import PostgresUnitOfWorkFactory, create_pool
 from bus.postgres.pool import Pool
 from bus.runtime import Consumer, observe_handling, stop_observing
 from bus.settings import BusSettings
@@ -47,7 +47,7 @@ async def test_a_lazy_unit_is_one_round_trip_that_keeps_everything(
 ) -> None:
     pool, queries = one_connection
     units = PostgresUnitOfWorkFactory(pool, encode=encode)
-    unit_of_work._prepared_sessions.clear()  # the first unit on a session also prepares the statements
+    # A new factory: the first unit on a session also prepares the statements.
     for _ in range(2):
         command = add_item_command(uuid4())
         queries.clear()

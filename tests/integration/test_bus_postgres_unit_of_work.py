@@ -6,7 +6,7 @@ from uuid import uuid4
 
 import pytest
 
-from bus.postgres import PostgresUnitOfWorkFactory, create_pool, unit_of_work
+from bus.postgres import PostgresUnitOfWorkFactory, create_pool
 from bus.postgres.pool import Pool
 from schemas import AlreadyExists, Envelope
 from tests.integration.bus_postgres_support import (
@@ -166,9 +166,9 @@ async def test_a_session_that_lost_its_prepared_statements_prepares_them_again(
         assert await handle(units, second) is True
         assert await handle(units, second) is False
         assert await item_count(pool, second.payload.item_id) == 1  # type: ignore[attr-defined]
-        # The other way round: the session holds them but the process forgot it (PREPARE fails as a duplicate).
-        unit_of_work._prepared_sessions.clear()
-        assert await handle(units, add_item_command(uuid4())) is True
+        # The other way round: the session holds them but the factory does not know it (PREPARE fails as a
+        # duplicate): a new factory on the same pool.
+        assert await handle(PostgresUnitOfWorkFactory(pool), add_item_command(uuid4())) is True
         assert await table_count(pool, "bus.outbox") == 3
         assert await table_count(pool, "bus.journal") == 6
     finally:
