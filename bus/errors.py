@@ -17,3 +17,7 @@ class BrokerUnavailable(Transient):
 
 class RequestTimedOut(Transient):
     """No reply arrived within the request's timeout."""
+
+
+class HandlerTimedOut(Transient):
+    """A handler ran past its deadline and was cancelled; its transaction was rolled back, so a retry starts clean."""

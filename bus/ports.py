@@ -225,6 +225,30 @@ def has_deferred_writes(handler: Callable[..., object]) -> bool:
     return getattr(handler, _DEFERRED_WRITES, False) is True
 
 
+_DEADLINE = "__strata_handler_deadline__"
+
+
+def handler_deadline(seconds: float) -> Callable[[H], H]:
+    """Let a handler run up to `seconds` before the consumer cancels it (instead of the consumer's default), for a
+    handler whose work is long by nature. A message that carries `deadline_seconds` gets at least that long too."""
+    if seconds <= 0:
+        raise ValueError("a handler's deadline must be positive")
+
+    def mark(handler: H) -> H:
+        setattr(handler, _DEADLINE, float(seconds))
+        return handler
+
+    return mark
+
+
+def deadline_of(handler: Callable[..., object]) -> float | None:
+    """The deadline `handler` asked for with `handler_deadline` (also through `functools.partial`), else None."""
+    while isinstance(handler, partial):
+        handler = handler.func
+    value = getattr(handler, _DEADLINE, None)
+    return value if isinstance(value, float) else None
+
+
 # The first argument is the handler's own message class (`CreateVolume`); a handler table pairs each class with its
 # handler, and the runtime dispatches on the class, so the parameter is typed by each handler, not here.
 Handler = Callable[[Any, Envelope, UnitOfWork], Awaitable[Message | None]]

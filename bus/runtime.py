@@ -1,17 +1,22 @@
 """The consumer runtime: one service's handler table on its queue.
 
 For each delivery: decode -> open the unit of work (a duplicate is acked without running) -> handler -> commit ->
-reply if asked -> ack. A `Transient` error parks the message at the next retry level; after the last level, or on
-any other error (malformed, unknown type, schema violation, any non-transient error), it goes to the dead letters
-with the reason, error class, attempts and origin queue. Nothing a handler does stops the consumer.
+reply if asked -> ack. Every handler call has a deadline (`handler_timeout`, or more if the handler or the message
+asks for it): a handler that overruns is cancelled, its transaction rolled back, and the message retried as a
+`HandlerTimedOut` (transient), dead-lettered after the last level. A `Transient` error parks the message at the
+next retry level; after the last level, or on any other error (malformed, unknown type, schema violation, any
+non-transient error), it goes to the dead letters with the reason, error class, attempts and origin queue.
+Nothing a handler does stops the consumer.
 """
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from time import perf_counter
 
 import structlog
 
 from bus.codec import decode, encode
+from bus.errors import HandlerTimedOut
 from bus.ports import (
     Binding,
     Delivery,
@@ -22,6 +27,7 @@ from bus.ports import (
     Subscription,
     Transport,
     UnitOfWorkFactory,
+    deadline_of,
     has_deferred_writes,
 )
 from bus.topology import ATTEMPTS_HEADER, DEATH_REASON_HEADER, ERROR_CLASS_HEADER, ORIGIN_QUEUE_HEADER
@@ -73,6 +79,7 @@ class Consumer:
         name: the consumer's name: its queue and its inbox key.
         handlers: `{CreateVolume: create_volume, VolumeCreated: on_volume_created}`.
         prefetch: messages handled at once.
+        handler_timeout: seconds a handler may run before it is cancelled (see the module's docstring).
     """
 
     def __init__(
@@ -85,8 +92,12 @@ class Consumer:
         prefetch: int = 64,
         queue_kind: QueueKind = QueueKind.QUORUM,
         messages: MessageRegistry = registry,
+        handler_timeout: float = 300.0,
     ) -> None:
+        if handler_timeout <= 0:
+            raise ValueError("a consumer's handler timeout must be positive")
         self.transport = transport
+        self.handler_timeout = handler_timeout
         self.units = units
         self.name = name
         self.handlers = dict(handlers)
@@ -166,12 +177,30 @@ class Consumer:
             log.warning("could not settle; the broker will redeliver", error=str(error))
         _observers.notify(self.name, wire.type, "duplicate" if duplicate else "ok", started)
 
+    def deadline(self, handler: Handler, envelope: Envelope) -> float:
+        """Seconds `handler` may run on `envelope`: the consumer's default, or more if the handler asked for more
+        (`handler_deadline`) or the message carries a longer `deadline_seconds` of its own."""
+        asked = getattr(envelope.payload, "deadline_seconds", None)
+        message = float(asked) if isinstance(asked, int | float) and not isinstance(asked, bool) else 0.0
+        return max(self.handler_timeout, deadline_of(handler) or 0.0, message)
+
     async def _run(self, handler: Handler, envelope: Envelope) -> tuple[Message | None, bool]:
         reply: Message | None = None
         context = self.units.begin(self.name, envelope, lazy=has_deferred_writes(handler))
         async with context as unit:
             if unit is not None:
-                reply = await handler(envelope.payload, envelope, unit)
+                seconds = self.deadline(handler, envelope)
+                deadline = asyncio.timeout(seconds)
+                try:
+                    async with deadline:
+                        reply = await handler(envelope.payload, envelope, unit)
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise  # the handler's own timeout, not the consumer's deadline
+                    raise HandlerTimedOut(
+                        f"{self.name} did not handle {envelope.type} within its deadline of {seconds:g} s; "
+                        "it was cancelled and nothing of it was kept"
+                    ) from None
         if context.duplicate:
             # Found at the start (the handler did not run) or at commit (nothing it did was kept): no reply either.
             log.info("duplicate delivery acked; nothing was changed")

@@ -27,4 +27,11 @@ class BusSettings(BaseSettings):
         default=30.0, gt=0, description="Seconds a publish waits for the broker to come back before it fails."
     )
     publish_window: int = Field(default=512, ge=1, description="Publishes awaiting their confirm at once.")
+    handler_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds a consumer lets a handler run before it cancels it (rolled back, then retried and at "
+        "last dead-lettered as HandlerTimedOut); a handler may ask for more (bus.ports.handler_deadline), and so may "
+        "a message that carries its own `deadline_seconds`.",
+    )
     reconnect_delay_max: float = Field(default=5.0, gt=0, description="Longest pause between reconnect attempts.")

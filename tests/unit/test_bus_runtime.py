@@ -7,16 +7,17 @@ from uuid import uuid4
 
 import pytest
 import structlog
+from pydantic import Field
 
 from bus.codec import encode
 from bus.facade import Bus
 from bus.memory import MemoryTransport
 from bus.memory_uow import MemoryUnitOfWorkFactory
-from bus.ports import Binding, Handler, UnitOfWork
+from bus.ports import Binding, Handler, UnitOfWork, handler_deadline
 from bus.runtime import Consumer
-from schemas import Envelope, Message
+from schemas import Command, Envelope, Message, message
 from schemas.errors import NotFound, Transient
-from tests.bus_fixtures import CountPings, Ping, Pinged, PingsCounted, bus_test_messages
+from tests.bus_fixtures import CountPings, Ping, Pinged, PingsCounted, bus_settings, bus_test_messages
 from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.unit
@@ -230,3 +231,62 @@ async def test_the_handler_logs_with_the_message_ids_bound(memory_transport: Mem
     assert bound[0]["message_id"] == str(sent.message_id)
     assert bound[0]["correlation_id"] == str(sent.correlation_id)
     assert bound[0]["type"] == "bustest.ping"
+
+
+async def test_a_handler_that_hangs_is_cancelled_retried_and_dead_lettered(memory_transport: MemoryTransport) -> None:
+    calls = 0
+    cancelled = 0
+
+    async def hangs(command: Ping, envelope: Envelope, uow: UnitOfWork) -> None:
+        nonlocal calls, cancelled
+        calls += 1
+        uow.emit(Envelope.wrap(Pinged(n=command.n), cause=envelope))
+        try:
+            await asyncio.Event().wait()  # a call that never answers
+        except asyncio.CancelledError:
+            cancelled += 1
+            raise
+
+    service = Service(memory_transport, {Ping: hangs})
+    service.consumer.handler_timeout = 0.05
+    await service.consumer.start()
+    sent = await service.send(Ping(n=1))
+    await assert_eventually(dead_count_is(memory_transport, 1), what="the hanging message is dead-lettered")
+    [letter] = await memory_transport.list_dead()
+    levels = len(memory_transport.retry_delays)
+    assert (calls, cancelled) == (levels + 1, levels + 1)
+    assert letter.message.message_id == str(sent.message_id)
+    assert letter.error_class == "HandlerTimedOut"
+    assert "within its deadline" in letter.reason
+    assert service.units.emitted_of_type("bustest.pinged") == []  # nothing a cancelled handler emitted was kept
+
+
+@message("bustest.copy_for_hours")
+class CopyForHours(Command):
+    """A command that says how long its work may take."""
+
+    deadline_seconds: float = Field(gt=0, description="Seconds the work may take.")
+
+
+async def test_a_handler_or_a_message_may_ask_for_a_longer_deadline() -> None:
+    @handler_deadline(3600)
+    async def long_by_nature(command: Ping, envelope: Envelope, uow: UnitOfWork) -> None:
+        """A handler whose work takes long."""
+
+    async def plain(command: Ping, envelope: Envelope, uow: UnitOfWork) -> None:
+        """A handler with the default deadline."""
+
+    consumer = Consumer(
+        MemoryTransport(bus_settings("deadlines")),
+        MemoryUnitOfWorkFactory(Bus(MemoryTransport(bus_settings("deadlines")))),
+        name="pinger",
+        handlers={Ping: plain},
+        handler_timeout=30,
+        messages=bus_test_messages,
+    )
+    envelope = Envelope.wrap(Ping(n=1))
+    assert consumer.deadline(plain, envelope) == 30
+    assert consumer.deadline(long_by_nature, envelope) == 3600
+    assert consumer.deadline(plain, Envelope.wrap(CopyForHours(deadline_seconds=7200))) == 7200
+    with pytest.raises(ValueError, match="positive"):
+        handler_deadline(0)
