@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 DECLARED: dict[str, str] = {
     "storage": "services.storage.bootstrap",
     "snapshot": "services.snapshot.bootstrap",
+    "image": "services.image.bootstrap",
     "orchestrator": "services.orchestrator.bootstrap",
     "agent": "services.agent.bootstrap",
 }

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from bus.codec import decode, encode
 from bus.facade import Bus
 from bus.ports import Binding, Delivery, Subscription
-from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, create_pool
+from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, create_pool, migrate
 from bus.postgres.pool import Pool
 from bus.rabbit import RabbitTransport
 from plugins.registry import load_plugins
@@ -27,8 +27,9 @@ from schemas.image import (
     RegisterImage,
 )
 from schemas.image_queries import ImageInfo, ImagesListed, ListImages
-from services.image.bootstrap import ImageService, prepare_database
+from services.image.bootstrap import CONSUMER, build_image, migrate_image
 from services.image.context import DownloadLimits, ImageDeps
+from services.runtime.daemon import Service
 from services.runtime.sealing import KEY_BYTES, SecretSealer
 from tests.bus_fixtures import bus_settings
 from tests.helpers import assert_eventually
@@ -44,7 +45,7 @@ class ImageStack:
     pool: Pool
     transport: RabbitTransport
     relay: OutboxRelay
-    service: ImageService
+    service: Service
     deps: ImageDeps
     events: list[Envelope] = field(default_factory=list)
     watcher: Subscription | None = None
@@ -115,7 +116,9 @@ async def image_stack(
 ) -> AsyncIterator[ImageStack]:
     """An image service started in the test's namespace and database; everything removed at the end."""
     pool = await create_pool(database_url, min_size=1, max_size=6)
-    await prepare_database(pool, database_url)
+    async with pool.acquire() as connection:
+        await migrate(connection)
+        await migrate_image(connection)
     transport = RabbitTransport(bus_settings(namespace, amqp_url), purpose="image-test")
     await transport.start()
     relay = OutboxRelay(pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=0.1))
@@ -128,7 +131,7 @@ async def image_stack(
         lease_seconds=5.0,
         progress_interval=0.2,
     )
-    service = ImageService.build(transport, PostgresUnitOfWorkFactory(pool, encode=encode), deps, poll=0.2)
+    service = build_image(transport, PostgresUnitOfWorkFactory(pool, encode=encode), deps, poll=0.2)
     stack = ImageStack(pool, transport, relay, service, deps)
 
     async def record(delivery: Delivery) -> None:
@@ -143,5 +146,5 @@ async def image_stack(
         await stack.watcher.cancel()
         await relay.stop()
         await transport.close()
-        await transport.delete_namespace([f"{namespace}.{service.consumer.name}"])
+        await transport.delete_namespace([f"{namespace}.{CONSUMER}"])
         await pool.close()

@@ -8,12 +8,14 @@ from services.cli import (
     dlq,
     events,
     history,
+    image_store,
     plugins,
     pool,
     run,
     saga,
     snapshot,
     snapshot_policy,
+    template,
     vm,
     volume,
 )
@@ -36,5 +38,8 @@ app.add_typer(volume.app, name="volume")
 app.add_typer(snapshot.app, name="snapshot")
 app.add_typer(snapshot_policy.app, name="snapshot-policy")
 app.add_typer(vm.app, name="vm")
+app.add_typer(template.app, name="template")
+app.add_typer(template.iso_app, name="iso")
+app.add_typer(image_store.app, name="image-store")
 app.command("run")(run.run)
 app.command("up")(run.up)

@@ -12,6 +12,7 @@ from uuid import UUID
 from plugins.registry import Registry
 from schemas import Envelope, Message
 from services.image.drivers import StoreDrivers
+from services.image.wakeup import Wakeup
 from services.runtime.sealing import SecretSealer
 
 PRODUCER = "image"
@@ -49,6 +50,8 @@ class ImageDeps:
     progress_interval: float = 1.0
     qemu_img: str = "qemu-img"
     stores: StoreDrivers = field(init=False)
+    wakeup: Wakeup = field(default_factory=Wakeup)
+    """Nudges the worker when a handler recorded work for it."""
 
     def __post_init__(self) -> None:
         self.stores = StoreDrivers(self.plugins, self.sealer)

@@ -14,12 +14,9 @@ from schemas.image_queries import (
 )
 from services.image import repository as repo
 from services.image.context import ImageDeps
-from services.image.wakeup import Wakeup
 
 
-async def list_images(
-    deps: ImageDeps, query: ListImages, envelope: Envelope, uow: UnitOfWork, wakeup: Wakeup
-) -> ImagesListed:
+async def list_images(query: ListImages, envelope: Envelope, uow: UnitOfWork, deps: ImageDeps) -> ImagesListed:
     """The images the query asks for, newest first, with their state in each store."""
     connection = uow.connection
     images = []
@@ -59,7 +56,7 @@ async def list_images(
 
 
 async def list_image_stores(
-    deps: ImageDeps, query: ListImageStores, envelope: Envelope, uow: UnitOfWork, wakeup: Wakeup
+    query: ListImageStores, envelope: Envelope, uow: UnitOfWork, deps: ImageDeps
 ) -> ImageStoresListed:
     """The stores in use, with how many images each holds."""
     return ImageStoresListed(

@@ -33,7 +33,6 @@ from services.image.checks import algorithms_for, check_checksum, check_format
 from services.image.context import ImageDeps, later_answer
 from services.image.download import Progress, download
 from services.image.repository import CopyRow, ImageRow, StoreRow
-from services.image.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 CONSUMER = "image.worker"
@@ -42,12 +41,10 @@ CONSUMER = "image.worker"
 class ImageWorker:
     """Runs downloads (up to `concurrency` at once) and deletes, woken by the handlers or its poll."""
 
-    def __init__(
-        self, units: UnitOfWorkFactory, deps: ImageDeps, wakeup: Wakeup, *, poll: float = 1.0, concurrency: int = 2
-    ) -> None:
+    def __init__(self, units: UnitOfWorkFactory, deps: ImageDeps, *, poll: float = 1.0, concurrency: int = 2) -> None:
         self.units = units
         self.deps = deps
-        self.wakeup = wakeup
+        self.wakeup = deps.wakeup
         self.poll = poll
         self.concurrency = concurrency
         self.qemu = QemuImg(deps.qemu_img)
@@ -66,7 +63,6 @@ class ImageWorker:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
-        await self.deps.stores.close()
 
     async def _run(self) -> None:
         while True:

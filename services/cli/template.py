@@ -1,0 +1,261 @@
+"""`strata template` and `strata iso`: register from a URL (with a progress bar until every store of the zone has
+it), list, show and delete templates and ISOs (the image service downloads, checks and keeps them)."""
+
+import uuid
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from schemas.image import (
+    DeleteImage,
+    DownloadState,
+    ImageDeleted,
+    ImageDeleteFailed,
+    ImageDownloaded,
+    ImageDownloadFailed,
+    ImageDownloadProgressed,
+    ImageFormat,
+    ImageKind,
+    ImageRegistered,
+    ImageRegisterFailed,
+    RegisterImage,
+)
+from services.cli.talking import (
+    JsonOption,
+    TimeoutOption,
+    console,
+    errors,
+    fail,
+    human_bytes,
+    id_or_name,
+    invalid,
+    print_json,
+    print_record,
+    talk,
+    the_only,
+    zone_id,
+)
+
+if TYPE_CHECKING:  # queries and the bus are imported when a command runs, so that `strata --help` stays fast
+    from schemas.image_queries import ImageInfo
+    from services.cli.sending import Client
+
+POLL_SECONDS = 0.25  # how often the progress bar looks at the latest figures
+
+
+async def find_image(client: "Client", image: str, kind: ImageKind, *, timeout: float) -> "ImageInfo":
+    """The template or ISO named or numbered `image`."""
+    from schemas.image_queries import ImagesListed, ListImages
+
+    wanted = id_or_name(image)
+    listed = await client.ask(ListImages(image_id=wanted, kind=kind), ImagesListed, timeout=timeout)
+    return the_only(
+        [info for info in listed.images if wanted is not None or info.name == image],
+        missing=f"no {kind.value} {image!r} (see `strata {kind.value} list`)",
+        ambiguous=lambda count: f"{count} {kind.value}s are named {image!r}: give its id",
+        field=kind.value,
+    )
+
+
+async def follow_downloads(
+    client: "Client", registered: ImageRegistered, correlation_id: uuid.UUID, *, timeout: float
+) -> list[ImageDownloaded | ImageDownloadFailed]:
+    """Show a progress bar per store until each store's download ended; return the outcomes."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from services.cli.sending import NoAnswer
+
+    outcomes: dict[uuid.UUID, ImageDownloaded | ImageDownloadFailed] = {}
+    deadline = timeout
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=errors
+    ) as bar:
+        tasks = {
+            store_id: bar.add_task(f"{registered.name} -> store {str(store_id)[:8]}", total=None)
+            for store_id in registered.store_ids
+        }
+        while len(outcomes) < len(tasks):
+            for envelope in client.watch.events:
+                payload = envelope.payload
+                if (
+                    envelope.correlation_id != correlation_id
+                    or getattr(payload, "image_id", None) != registered.image_id
+                ):
+                    continue
+                if isinstance(payload, ImageDownloadProgressed) and payload.store_id in tasks:
+                    bar.update(tasks[payload.store_id], completed=payload.done_bytes, total=payload.total_bytes)
+                elif isinstance(payload, ImageDownloaded | ImageDownloadFailed) and payload.store_id in tasks:
+                    outcomes[payload.store_id] = payload
+                    if isinstance(payload, ImageDownloaded):
+                        bar.update(tasks[payload.store_id], completed=payload.size_bytes, total=payload.size_bytes)
+            if len(outcomes) == len(tasks):
+                break
+            if deadline <= 0:
+                raise NoAnswer(
+                    f"the download did not end within {timeout:g}s: see `strata template show {registered.image_id}`"
+                )
+            try:
+                await client.watch.wait_for(
+                    correlation_id,
+                    (ImageDownloaded, ImageDownloadFailed),
+                    timeout=POLL_SECONDS,
+                    where=lambda event: getattr(event, "store_id", None) not in outcomes,
+                )
+            except NoAnswer:
+                deadline -= POLL_SECONDS
+    return list(outcomes.values())
+
+
+def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's commands are closures over its kind
+    """The command group of one kind of image (`strata template`, `strata iso`)."""
+    noun = kind.value
+    app = typer.Typer(
+        help=f"{'Templates' if kind is ImageKind.TEMPLATE else 'ISOs'}: images in a zone's image stores.",
+        no_args_is_help=True,
+    )
+    default_format = ImageFormat.QCOW2 if kind is ImageKind.TEMPLATE else ImageFormat.ISO
+
+    @app.command("register")
+    def register(  # noqa: PLR0917  # typer makes each parameter an option or argument
+        name: Annotated[str, typer.Argument(help=f"The {noun}'s name, unique in its zone.")],
+        url: Annotated[str, typer.Option("--url", help="http(s):// URL the image stores download it from.")],
+        image_format: Annotated[
+            ImageFormat, typer.Option("--format", help="Its format (checked after download).")
+        ] = default_format,
+        checksum: Annotated[
+            str | None, typer.Option(help="{SHA-256}<hex>, {SHA-512}<hex> or an MD5 (CloudStack's form).")
+        ] = None,
+        zone: Annotated[str, typer.Option(help="The zone (a UUID or a name).")] = "default",
+        wait: Annotated[bool, typer.Option(help="Follow the download until every store has it.")] = True,
+        as_json: JsonOption = False,
+        timeout: TimeoutOption = 3600.0,
+    ) -> None:
+        """Register from a URL: every image store of the zone downloads it and checks checksum and format."""
+        try:
+            command = RegisterImage(
+                image_id=uuid.uuid4(),
+                name=name,
+                kind=kind,
+                format=image_format,
+                zone_id=zone_id(zone),
+                url=url,
+                checksum=checksum,
+            )
+        except ValueError as error:
+            fail(invalid(error))
+
+        async def work(client: "Client") -> tuple[ImageRegistered, list[ImageDownloaded | ImageDownloadFailed]]:
+            envelope = await client.publish(command)
+            registered = await client.outcome(envelope, (ImageRegistered,), (ImageRegisterFailed,), timeout=30.0)
+            assert isinstance(registered, ImageRegistered)
+            if not wait:
+                return registered, []
+            return registered, await follow_downloads(client, registered, envelope.correlation_id, timeout=timeout)
+
+        registered, outcomes = talk(work)
+        failed = [outcome for outcome in outcomes if isinstance(outcome, ImageDownloadFailed)]
+        if as_json:
+            print_json(
+                {
+                    "registered": registered.model_dump(mode="json"),
+                    "downloads": [o.model_dump(mode="json") for o in outcomes],
+                }
+            )
+        elif not wait:
+            console.print(
+                f"{noun} [bold]{name}[/bold] {registered.image_id} registered; "
+                f"downloading to {len(registered.store_ids)} store(s)"
+            )
+        for outcome in outcomes:
+            if isinstance(outcome, ImageDownloaded) and not as_json:
+                console.print(
+                    f"{noun} [bold]{name}[/bold] {registered.image_id}: DOWNLOADED to store {outcome.store_id} "
+                    f"({human_bytes(outcome.size_bytes)}, {outcome.checksum})"
+                )
+            elif isinstance(outcome, ImageDownloadFailed):
+                errors.print(
+                    f"[red]DOWNLOAD_ERROR[/red] in store {outcome.store_id}: {outcome.error.message}", highlight=False
+                )
+        if failed:
+            raise typer.Exit(1)
+
+    @app.command("list")
+    def list_images(
+        zone: Annotated[str | None, typer.Option(help="Only this zone's.")] = None,
+        as_json: JsonOption = False,
+        timeout: TimeoutOption = 15.0,
+    ) -> None:
+        """List them with their state in each image store."""
+        from schemas.image_queries import ImagesListed, ListImages
+
+        async def work(client: "Client") -> ImagesListed:
+            return await client.ask(
+                ListImages(kind=kind, zone_id=zone_id(zone) if zone else None), ImagesListed, timeout=timeout
+            )
+
+        images = list(talk(work).images)
+        if as_json:
+            print_json(images)
+            return
+        table = Table(box=None, header_style="bold")
+        for column in ("id", "name", "format", "size", "state per store"):
+            table.add_column(column, overflow="fold")
+        for info in images:
+            states = ", ".join(f"{copy.store_name}: {_state(copy.state)}" for copy in info.copies)
+            size = human_bytes(info.size_bytes) if info.size_bytes is not None else ""
+            table.add_row(
+                str(info.image_id),
+                info.name + (" (deleting)" if info.deleting else ""),
+                info.format.value,
+                size,
+                states,
+            )
+        console.print(table)
+
+    @app.command("show")
+    def show(
+        image: Annotated[str, typer.Argument(help=f"The {noun}'s id or name.")],
+        as_json: JsonOption = False,
+        timeout: TimeoutOption = 15.0,
+    ) -> None:
+        """Show one image and its state in each store (with the reason of a DOWNLOAD_ERROR)."""
+
+        async def work(client: "Client") -> "ImageInfo":
+            return await find_image(client, image, kind, timeout=timeout)
+
+        print_record(talk(work), as_json)
+
+    @app.command("delete")
+    def delete(
+        image: Annotated[str, typer.Argument(help=f"The {noun}'s id or name.")],
+        as_json: JsonOption = False,
+        timeout: TimeoutOption = 120.0,
+    ) -> None:
+        """Delete it from every image store (refused while it is being downloaded)."""
+
+        async def work(client: "Client") -> ImageDeleted:
+            info = await find_image(client, image, kind, timeout=timeout)
+            with errors.status(f"deleting {noun} {info.name} ..."):
+                deleted = await client.send(
+                    DeleteImage(image_id=info.image_id), (ImageDeleted,), (ImageDeleteFailed,), timeout=timeout
+                )
+            assert isinstance(deleted, ImageDeleted)
+            return deleted
+
+        deleted = talk(work)
+        if as_json:
+            print_json(deleted)
+            return
+        console.print(f"{noun} {deleted.image_id} deleted")
+
+    return app
+
+
+def _state(state: DownloadState) -> str:
+    colour = {DownloadState.DOWNLOADED: "green", DownloadState.DOWNLOAD_ERROR: "red"}.get(state, "yellow")
+    return f"[{colour}]{state.value}[/{colour}]"
+
+
+app = kind_app(ImageKind.TEMPLATE)
+iso_app = kind_app(ImageKind.ISO)
