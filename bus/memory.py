@@ -155,6 +155,10 @@ class MemoryTransport:
     def retry_delays(self) -> Sequence[float]:
         return self.settings.retry_delays
 
+    @property
+    def handler_timeout(self) -> float:
+        return self.settings.handler_timeout
+
     async def start(self) -> None:
         self._queues.setdefault(self.topology.dead_queue, _Queue(self.topology.dead_queue, QueueKind.QUORUM))
         self._started = True

@@ -129,6 +129,10 @@ class Transport(Protocol):
     def retry_delays(self) -> Sequence[float]:
         """Seconds of each retry level; `retry_later(level)` takes 0 <= level < len(retry_delays)."""
 
+    @property
+    def handler_timeout(self) -> float:
+        """Seconds a consumer on this transport lets a handler run unless it is told otherwise (its settings)."""
+
     async def publish_many(self, exchange: str, messages: Sequence[tuple[str, WireMessage]]) -> None:
         """Publish (routing key, message) pairs with many confirms outstanding; return once all are confirmed."""
 

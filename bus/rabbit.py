@@ -93,6 +93,10 @@ class RabbitTransport:
         return self.settings.retry_delays
 
     @property
+    def handler_timeout(self) -> float:
+        return self.settings.handler_timeout
+
+    @property
     def reconnects(self) -> int:
         """How often the connection was re-established (for tests and metrics)."""
         return self._link.reconnects + self._consumer_link.reconnects

@@ -79,7 +79,8 @@ class Consumer:
         name: the consumer's name: its queue and its inbox key.
         handlers: `{CreateVolume: create_volume, VolumeCreated: on_volume_created}`.
         prefetch: messages handled at once.
-        handler_timeout: seconds a handler may run before it is cancelled (see the module's docstring).
+        handler_timeout: seconds a handler may run before it is cancelled (see the module's docstring); by
+            default the transport's setting (`STRATA_HANDLER_TIMEOUT`).
     """
 
     def __init__(
@@ -92,12 +93,12 @@ class Consumer:
         prefetch: int = 64,
         queue_kind: QueueKind = QueueKind.QUORUM,
         messages: MessageRegistry = registry,
-        handler_timeout: float = 300.0,
+        handler_timeout: float | None = None,
     ) -> None:
-        if handler_timeout <= 0:
+        if handler_timeout is not None and handler_timeout <= 0:
             raise ValueError("a consumer's handler timeout must be positive")
         self.transport = transport
-        self.handler_timeout = handler_timeout
+        self.handler_timeout = handler_timeout if handler_timeout is not None else transport.handler_timeout
         self.units = units
         self.name = name
         self.handlers = dict(handlers)

@@ -276,14 +276,10 @@ async def test_a_handler_or_a_message_may_ask_for_a_longer_deadline() -> None:
     async def plain(command: Ping, envelope: Envelope, uow: UnitOfWork) -> None:
         """A handler with the default deadline."""
 
+    transport = MemoryTransport(bus_settings("deadlines").model_copy(update={"handler_timeout": 30.0}))
     consumer = Consumer(
-        MemoryTransport(bus_settings("deadlines")),
-        MemoryUnitOfWorkFactory(Bus(MemoryTransport(bus_settings("deadlines")))),
-        name="pinger",
-        handlers={Ping: plain},
-        handler_timeout=30,
-        messages=bus_test_messages,
-    )
+        transport, MemoryUnitOfWorkFactory(Bus(transport)), name="pinger", handlers={Ping: plain}
+    )  # the default deadline is the transport's setting (STRATA_HANDLER_TIMEOUT)
     envelope = Envelope.wrap(Ping(n=1))
     assert consumer.deadline(plain, envelope) == 30
     assert consumer.deadline(long_by_nature, envelope) == 3600
