@@ -2,7 +2,7 @@
 
 The agent runs the data-plane commands where the storage is, and the VM commands. Every handler is
 `handler(command, envelope, uow, agent)`, the `Agent` last; `bootstrap` binds it. The handlers live in one module
-per use case: `pools`, `volumes`, `copying`, `snapshots`, `vms`.
+per use case: `pools`, `volumes`, `copying`, `snapshots`, `coalescing`, `vms`.
 """
 
 from schemas import Message
@@ -16,9 +16,10 @@ from schemas.agent import (
     DetachPoolFromHost,
     ResizeVolumeOnPool,
 )
+from schemas.chain import CoalesceVolumeOnPool
 from schemas.snapshot import CreateSnapshotOnPool, DeleteSnapshotOnPool, RevertVolumeOnPool
 from schemas.vm import DescribeVm, StartVm, StopVm
-from services.agent import copying, pools, snapshots, vms, volumes
+from services.agent import coalescing, copying, pools, snapshots, vms, volumes
 from services.agent.answering import Agent
 from services.runtime.handlers import ContextHandler
 
@@ -37,6 +38,7 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[Agent]] = {
     StopVm: vms.stop_vm,
     StartVm: vms.start_vm,
     DescribeVm: vms.describe_vm,
+    CoalesceVolumeOnPool: coalescing.coalesce_volume,
 }
 
 # The agent follows no events: every command names the host or cluster it is for.

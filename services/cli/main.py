@@ -14,6 +14,7 @@ from services.cli import (
     run,
     saga,
     snapshot,
+    snapshot_chain,
     snapshot_policy,
     template,
     vm,
@@ -36,6 +37,8 @@ app.add_typer(plugins.app, name="plugins")
 app.add_typer(pool.app, name="pool")
 app.add_typer(volume.app, name="volume")
 app.add_typer(snapshot.app, name="snapshot")
+snapshot.app.command("chain")(snapshot_chain.chain)
+snapshot.app.command("coalesce")(snapshot_chain.coalesce)
 app.add_typer(snapshot_policy.app, name="snapshot-policy")
 app.add_typer(vm.app, name="vm")
 app.add_typer(template.app, name="template")

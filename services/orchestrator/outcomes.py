@@ -7,11 +7,13 @@ The saga engine says `saga.ended` for every saga; users and the CLI wait for the
 from collections.abc import Callable
 
 from bus.ports import UnitOfWork
+from sagas.definitions.coalesce_chain import SAGA_NAME as COALESCE_CHAIN
 from sagas.definitions.revert_vm import SAGA_NAME as REVERT_VM
 from sagas.definitions.snapshot_vm import SAGA_NAME as SNAPSHOT_VM
 from sagas.ports import SagaStore
 from sagas.records import SagaInstance, SagaStatus
 from schemas import Envelope, ErrorInfo, Event, registry
+from schemas.chain import ChainCoalesceFailed, CoalesceChain
 from schemas.sagas import SagaEnded
 from schemas.snapshot import CreateVmSnapshot, RevertVmToSnapshot, VmRevertFailed, VmSnapshotCreateFailed
 
@@ -70,7 +72,20 @@ def snapshot_vm_outcome(instance: SagaInstance) -> Event:
     )
 
 
+def coalesce_chain_outcome(instance: SagaInstance) -> Event:
+    """`snapshot.chain.coalesced` (the saga's result) or `snapshot.chain.coalesce.failed` with the saga's reason."""
+    result = _result(instance)
+    if result is not None:
+        return result
+    command = instance.input.decode(registry)
+    assert isinstance(command, CoalesceChain)
+    return ChainCoalesceFailed(
+        volume_id=command.volume_id, error=_why(instance, "nothing was merged: the chain is as it was")
+    )
+
+
 OUTCOMES: dict[str, Callable[[SagaInstance], Event]] = {
+    COALESCE_CHAIN: coalesce_chain_outcome,
     REVERT_VM: revert_vm_outcome,
     SNAPSHOT_VM: snapshot_vm_outcome,
 }

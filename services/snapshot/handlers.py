@@ -6,6 +6,7 @@ answers) and `read_model` (what the service knows of pools, volumes and VMs).
 """
 
 from schemas import Message
+from schemas.chain import DescribeChain, RecordChainMerged
 from schemas.snapshot import (
     CreateSnapshot,
     CreateSnapshotPolicy,
@@ -23,7 +24,7 @@ from schemas.snapshot_queries import ListSnapshotPolicies, ListSnapshots
 from schemas.storage import PoolAdded, VolumeCreated, VolumeDeleted, VolumeResized, VolumeStateChanged
 from schemas.vm import VmDescribed, VmStarted, VmStopped
 from services.runtime.handlers import ContextHandler
-from services.snapshot import outcomes, policies, queries, read_model, snapshots
+from services.snapshot import chain_handlers, outcomes, policies, queries, read_model, snapshots
 from services.snapshot.deps import SnapshotDeps
 
 COMMAND_HANDLERS: dict[type[Message], ContextHandler[SnapshotDeps]] = {
@@ -32,7 +33,9 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[SnapshotDeps]] = {
     RevertSnapshot: snapshots.revert_snapshot,
     CreateSnapshotPolicy: policies.create_snapshot_policy,
     DeleteSnapshotPolicy: policies.delete_snapshot_policy,
+    RecordChainMerged: chain_handlers.record_chain_merged,
     # queries (request/reply)
+    DescribeChain: chain_handlers.describe_chain,
     ListSnapshots: queries.list_snapshots,
     ListSnapshotPolicies: queries.list_snapshot_policies,
 }

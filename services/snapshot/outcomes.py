@@ -24,9 +24,10 @@ from schemas.snapshot import (
     VolumeRevertedOnPool,
     VolumeRevertOnPoolFailed,
 )
-from services.domain.chains import retention_victims
+from services.domain.chains import DELTA_MAX_SETTING, retention_victims
 from services.domain.snapshots import SNAPSHOT_STATES, SnapshotEvent
 from services.snapshot import repository as repo
+from services.snapshot.chain_handlers import ask_for_coalesce, hide_if_needed
 from services.snapshot.deps import SnapshotDeps
 from services.snapshot.reconcile import CREATE, DELETE, REVERT, ask_again
 from services.snapshot.requests import PRODUCER, Requester, answer, refuse, take
@@ -69,6 +70,13 @@ async def on_snapshot_created(
         await repo.set_volume_base(uow.connection, snapshot.volume_id, snapshot.snapshot_id)
         if snapshot.policy_id is not None:
             await _apply_retention(uow, requesters[0], snapshot.policy_id)
+        await ask_for_coalesce(
+            uow,
+            requesters[0],
+            snapshot.volume_id,
+            f"the chain reached {DELTA_MAX_SETTING} {deps.delta_max} with hidden data",
+            past_delta_max=deps.delta_max,
+        )
     created = SnapshotCreated(
         snapshot_id=snapshot.snapshot_id,
         volume_id=snapshot.volume_id,
@@ -115,13 +123,17 @@ async def on_snapshot_create_failed(
 async def on_snapshot_deleted(
     event: SnapshotDeletedOnPool, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
 ) -> None:
-    """Destroyed; the requesters learn it."""
+    """Destroyed (hidden if a child still needs its data, and a coalesce asked for); the requesters learn it."""
     requesters = await _waiting(uow, DELETE, event.snapshot_id, event.volume_id, envelope)
     snapshot = await repo.get_snapshot(uow.connection, event.snapshot_id, lock=True)
+    pending = False
     if snapshot.state is SnapshotState.DESTROYING:
+        pending = await hide_if_needed(uow, snapshot)
         await _move(uow, requesters[0], snapshot, SnapshotEvent.OPERATION_SUCCEEDED)
+        await ask_for_coalesce(uow, requesters[0], snapshot.volume_id, f"snapshot {snapshot.snapshot_id} was deleted")
+    deleted = SnapshotDeleted(snapshot_id=event.snapshot_id, volume_id=event.volume_id, coalesce_pending=pending)
     for requester in requesters:
-        answer(uow, requester, SnapshotDeleted(snapshot_id=event.snapshot_id, volume_id=event.volume_id))
+        answer(uow, requester, deleted)
 
 
 async def on_snapshot_delete_failed(
@@ -144,6 +156,8 @@ async def on_volume_reverted(
     """The live volume now sits on the snapshot; the requesters learn it."""
     requesters = await _waiting(uow, REVERT, event.snapshot_id, event.volume_id, envelope)
     await repo.set_volume_base(uow.connection, event.volume_id, event.snapshot_id)
+    # A hidden snapshot the live volume sat on is needed no more: the pool dropped it, the chain forgets it.
+    await ask_for_coalesce(uow, requesters[0], event.volume_id, f"volume reverted to snapshot {event.snapshot_id}")
     for requester in requesters:
         answer(uow, requester, SnapshotReverted(snapshot_id=event.snapshot_id, volume_id=event.volume_id))
 

@@ -27,9 +27,10 @@ from schemas.snapshot import (
 )
 from schemas.storage import VolumeState
 from schemas.vm import PowerState
-from services.domain.chains import Chain, ChainNode, plan_next_snapshot
+from services.domain.chains import plan_next_snapshot
 from services.domain.snapshots import SNAPSHOT_STATES, USABLE_SNAPSHOT_STATES, SnapshotEvent
 from services.snapshot import repository as repo
+from services.snapshot.chain_store import load_chain
 from services.snapshot.deps import SnapshotDeps
 from services.snapshot.reconcile import CREATE, DELETE, REVERT
 from services.snapshot.requests import Requester, answer, refuse, remember, to_agent
@@ -93,12 +94,8 @@ async def _create(command: CreateSnapshot, envelope: Envelope, uow: UnitOfWork, 
             f"volume {volume.volume_id} is {volume.state}: a snapshot needs it Ready", field="volume_id"
         )
     pool = await repo.get_pool(connection, volume.pool_id)
-    snapshots = [
-        s for s in await repo.snapshots_of_volume(connection, volume.volume_id) if s.state in USABLE_SNAPSHOT_STATES
-    ]
-    nodes = [ChainNode(s.snapshot_id, s.kind, s.created_at, s.parent_id) for s in snapshots]
-    base = volume.base_snapshot_id if volume.base_snapshot_id in {node.snapshot_id for node in nodes} else None
-    chain = Chain(nodes, volume_parent_id=base)
+    # Hidden snapshots count: the live data may sit on one (its newest snapshot deleted), and a delta builds on it.
+    chain = (await load_chain(connection, volume.volume_id)).chain
     plan = plan_next_snapshot(chain, delta_max=deps.delta_max, supports_delta=deps.supports_delta(pool.plugin))
     parent_id = plan.parent_id
     state = SNAPSHOT_STATES.next_state(command.snapshot_id, SnapshotState.ALLOCATED, SnapshotEvent.CREATE_REQUESTED)
