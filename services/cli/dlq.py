@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from schemas import registry
 from schemas.errors import StrataError
+from schemas.redact import mask_url_passwords, redact, redacted_body
 
 if TYPE_CHECKING:  # the bus is imported when a command runs, so that `strata --help` stays fast
     from bus.ports import DeadLetter
@@ -44,6 +46,8 @@ def _run(action: "Callable[[RabbitTransport], Awaitable[T]]") -> T:
 
 
 def _as_dict(letter: "DeadLetter", *, with_body: bool) -> dict[str, object]:
+    """What is shown of a dead letter, with secrets masked (`schemas.redact`): a body by its message's schema and by
+    name, headers and the reason (an error's text) by name."""
     message = letter.message
     described: dict[str, object] = {
         "message_id": message.message_id,
@@ -56,12 +60,16 @@ def _as_dict(letter: "DeadLetter", *, with_body: bool) -> dict[str, object]:
         "timestamp": message.timestamp.isoformat() if message.timestamp else None,
     }
     if with_body:
+        from services.catalog import load_all_messages
+
         described["headers"] = dict(message.headers)
-        try:
-            described["body"] = json.loads(message.body)
-        except ValueError:
-            described["body"] = message.body.decode(errors="replace")
-    return described
+        load_all_messages()
+        version = message.headers.get("version")
+        described["body"] = redacted_body(
+            message.type, version if isinstance(version, int) else None, message.body, registry
+        )
+    shown: dict[str, object] = redact(described)
+    return shown
 
 
 def _chosen(ids: list[str] | None, everything: bool) -> list[str] | None:
@@ -91,7 +99,7 @@ def list_dead(
             letter.origin_queue,
             letter.error_class,
             str(letter.attempts),
-            letter.reason,
+            mask_url_passwords(letter.reason),
         )
     console.print(table)
 

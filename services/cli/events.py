@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from schemas import registry
 from schemas.errors import StrataError
+from schemas.redact import redacted_body
 
 if TYPE_CHECKING:  # the bus is imported when the command runs, so that `strata --help` stays fast
     from bus.ports import Delivery
@@ -17,12 +19,11 @@ console = Console()
 
 
 def _line(delivery: "Delivery") -> dict[str, object]:
+    """What the tail shows of a message: its ids and its payload, with secrets masked (`schemas.redact`)."""
     message = delivery.message
     headers = message.headers
-    try:
-        payload: object = json.loads(message.body)
-    except ValueError:
-        payload = message.body.decode(errors="replace")
+    version = headers.get("version")
+    payload = redacted_body(message.type, version if isinstance(version, int) else None, message.body, registry)
     return {
         "message_id": message.message_id,
         "type": message.type,
@@ -40,7 +41,9 @@ async def _tail(types: list[str], correlation: str | None, count: int | None, as
     from bus.ports import Binding
     from bus.rabbit import RabbitTransport
     from bus.settings import BusSettings
+    from services.catalog import load_all_messages
 
+    load_all_messages()  # every message's schema, so that each payload is masked by its own model
     transport = RabbitTransport(BusSettings(), purpose="tail", declare_topology=False)
     await transport.start()
     keys = types or ["#"]

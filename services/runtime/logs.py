@@ -3,59 +3,21 @@
 The consumer binds `message_id`, `correlation_id`, `saga_id` (and `step`) with `bound_message` while it handles a
 message; every line logged meanwhile, in any module, carries them (contextvars follow the asyncio task). The
 redaction processor runs last before rendering, so no call site can leak a password by mistake: any key that
-looks like a secret has its value replaced, at any depth, and a URL's password is masked wherever it appears.
+looks like a secret has its value replaced, at any depth, and a URL's password is masked wherever it appears (the
+one redaction path of `schemas.redact`, which the journal and the CLI use too).
 """
 
 import logging
-import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from schemas.envelope import Envelope
-
-REDACTED = "***"
-_SECRET_KEY = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|credential|private[_-]?key|access[_-]?key|api[_-]?key|auth|cookie|"
-    r"session[_-]?id|signature|^config$",
-    re.IGNORECASE,
-)
-# Keys that look like secrets by name but are not: a fencing token is a public counter.
-_NOT_SECRET = frozenset({"fencing_token"})
-# A password may hold an unescaped '/' (S3 secret keys do): better to mask a port and path by mistake than leak.
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s]+)@", re.I)
-_MAX_DEPTH = 8
-
-
-def is_secret_key(key: str) -> bool:
-    """Tell whether a field called `key` holds a secret (a password, a token, a plugin's config)."""
-    return key not in _NOT_SECRET and _SECRET_KEY.search(key) is not None
-
-
-def mask_url_passwords(text: str) -> str:
-    """Replace the password of every `scheme://user:password@` in `text`."""
-    return _URL_PASSWORD.sub(lambda match: f"{match['scheme']}{match['user']}:{REDACTED}@", text)
-
-
-# Log values are arbitrary by nature: whatever a call site passes as a keyword.
-def redact(value: Any, depth: int = 0) -> Any:
-    """Return `value` with secret-looking keys' values replaced and URL passwords masked, at any depth."""
-    if depth > _MAX_DEPTH:
-        return value
-    if isinstance(value, Mapping):
-        return {
-            key: REDACTED if isinstance(key, str) and is_secret_key(key) else redact(item, depth + 1)
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple | set | frozenset):
-        return [redact(item, depth + 1) for item in value]
-    if isinstance(value, str):
-        return mask_url_passwords(value)
-    return value
+from schemas.redact import REDACTED, is_secret_key, redact
 
 
 def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

@@ -16,6 +16,7 @@ from bus.rabbit import RabbitTransport
 from bus.topology import DEATH_REASON_HEADER
 from plugins.sdk.processes import kill_and_reap
 from schemas import Envelope
+from schemas.storage import AddPool, PoolScope
 from tests.bus_fixtures import Ping, Pinged
 from tests.helpers import assert_eventually
 
@@ -119,3 +120,57 @@ async def test_events_tail_prints_the_matching_messages(rabbit_transport: Rabbit
     assert shown["type"] == "bustest.pinged"
     assert shown["correlation_id"] == str(wanted)
     assert shown["payload"] == {"n": 1}
+
+
+POOL_PASSWORD = "pool-Pa55-hunter2"
+
+
+def add_pool_with_a_password() -> Envelope:
+    config = {"server": "10.0.0.5", "password": POOL_PASSWORD, "export": f"nfs://admin:{POOL_PASSWORD}@filer/x"}
+    command = AddPool(pool_id=uuid4(), name="nfs1", plugin="nfs", config=config, scope=PoolScope.ZONE, zone_id=uuid4())
+    return Envelope.wrap(command)
+
+
+async def test_dlq_show_and_list_mask_a_pool_password(rabbit_transport: RabbitTransport) -> None:
+    queue = await rabbit_transport.declare_queue("storage", [Binding("commands", "pool.add")])
+
+    async def die(delivery: Delivery) -> None:
+        await delivery.dead_letter({DEATH_REASON_HEADER: f"cannot mount nfs://admin:{POOL_PASSWORD}@filer/x"})
+
+    await rabbit_transport.consume(queue, die, prefetch=4)
+    wire = encode(add_pool_with_a_password())
+    await rabbit_transport.publish("commands", "pool.add", wire)
+
+    async def dead() -> bool:
+        return len(await rabbit_transport.list_dead()) == 1
+
+    await assert_eventually(dead)
+    for args in (("show", wire.message_id, "--json"), ("show", wire.message_id), ("list", "--json"), ("list",)):
+        code, out = await strata(rabbit_transport, "dlq", *args)
+        assert code == 0, out
+        assert POOL_PASSWORD not in out, args
+    code, out = await strata(rabbit_transport, "dlq", "show", wire.message_id, "--json")
+    assert json.loads(out)["body"]["name"] == "nfs1", "what is not secret is still shown"
+
+
+async def test_events_tail_masks_a_pool_password(rabbit_transport: RabbitTransport) -> None:
+    await rabbit_transport.declare_queue("storage", [Binding("commands", "pool.add")])
+    process = await asyncio.create_subprocess_exec(
+        STRATA,
+        *("events", "tail", "--type", "pool.add", "--count", "1", "--json"),
+        env=strata_env(rabbit_transport),
+        stdout=asyncio.subprocess.PIPE,
+    )
+
+    async def publish_until_seen() -> bool:
+        await rabbit_transport.publish("commands", "pool.add", encode(add_pool_with_a_password()))
+        return process.returncode is not None
+
+    condition: Callable[[], Awaitable[bool] | bool] = publish_until_seen
+    try:
+        await assert_eventually(condition, timeout=20, interval=0.2, what="the tail printed its one message")
+        out, _ = await process.communicate()
+    finally:
+        await kill_and_reap(process)
+    assert POOL_PASSWORD not in out.decode()
+    assert json.loads(out.decode().splitlines()[0])["payload"]["name"] == "nfs1"

@@ -9,8 +9,9 @@ import pytest
 import structlog
 
 from schemas import Envelope
+from schemas.redact import REDACTED, is_secret_key, mask_url_passwords, redact
 from schemas.sagas import StepSucceeded
-from services.runtime.logs import REDACTED, bound_message, configure_logging, is_secret_key, mask_url_passwords, redact
+from services.runtime.logs import bound_message, configure_logging
 
 pytestmark = pytest.mark.unit
 
