@@ -15,6 +15,10 @@ class BrokerUnavailable(Transient):
     """The broker stayed unreachable for longer than the publish outage bound."""
 
 
+class ConfirmTimedOut(Transient):
+    """The broker took a message but did not confirm it in time (blocked, stalled); it may or may not have it."""
+
+
 class RequestTimedOut(Transient):
     """No reply arrived within the request's timeout."""
 

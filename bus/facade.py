@@ -27,8 +27,9 @@ class Bus:
                 exchange, [(envelope.payload.routing_key(), encode(envelope)) for envelope in group]
             )
 
-    async def request(self, envelope: Envelope, *, timeout: float) -> Envelope:
-        """Send a request (usually a query) and return its reply; raises RequestTimedOut after `timeout` s."""
+    async def request(self, envelope: Envelope, *, timeout: float | None = None) -> Envelope:
+        """Send a request (usually a query) and return its reply; raises RequestTimedOut after `timeout` s (by
+        default the transport's `request_timeout` setting)."""
         reply = await self.transport.request(
             exchange_for(envelope), envelope.payload.routing_key(), encode(envelope), timeout=timeout
         )

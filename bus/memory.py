@@ -232,7 +232,10 @@ class MemoryTransport:
         self._consumers.add(consumer)
         return consumer
 
-    async def request(self, exchange: str, routing_key: str, message: WireMessage, *, timeout: float) -> WireMessage:
+    async def request(
+        self, exchange: str, routing_key: str, message: WireMessage, *, timeout: float | None = None
+    ) -> WireMessage:
+        timeout = self.settings.request_timeout if timeout is None else timeout
         reply_to = f"memory.reply.{uuid4().hex}"
         future: asyncio.Future[WireMessage] = asyncio.get_running_loop().create_future()
         self._replies[reply_to] = future

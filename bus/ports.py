@@ -119,8 +119,11 @@ class Transport(Protocol):
     async def consume(self, queue: str, handler: DeliveryHandler, *, prefetch: int) -> Subscription:
         """Deliver messages of the queue (full name) to `handler`, at most `prefetch` unsettled at once."""
 
-    async def request(self, exchange: str, routing_key: str, message: WireMessage, *, timeout: float) -> WireMessage:
-        """Publish and wait for one reply on direct reply-to; raise `Transient` on timeout."""
+    async def request(
+        self, exchange: str, routing_key: str, message: WireMessage, *, timeout: float | None = None
+    ) -> WireMessage:
+        """Publish and wait for one reply on direct reply-to, up to `timeout` seconds (by default the transport's
+        `request_timeout` setting); raise `RequestTimedOut` (transient) then."""
 
     async def reply(self, request: WireMessage, message: WireMessage) -> None:
         """Send `message` as the reply to `request` (to its reply_to address); a requester gone is only logged."""

@@ -9,7 +9,6 @@ committed. The topology and the consumers are held strongly and restored on ever
 import asyncio
 import os
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import cast
 from uuid import uuid4
@@ -19,13 +18,13 @@ import structlog
 from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
 from pamqp.common import FieldTable
 
-from bus.errors import BrokerUnavailable, PublishRejected, RequestTimedOut, Unroutable
+from bus.errors import BrokerUnavailable, RequestTimedOut, Unroutable
 from bus.ports import Binding, DeadLetter, DeliveryHandler, HeaderValue, QueueKind, WireMessage
-from bus.rabbit_batch import Publish, PublishCoalescer, write_publishes
 from bus.rabbit_connection import CONNECTION_ERRORS, RabbitConnection
 from bus.rabbit_consumer import RabbitSubscription
 from bus.rabbit_dead import RabbitDeadLetters
-from bus.rabbit_wire import properties_of, wire_of
+from bus.rabbit_publish import RabbitPublisher
+from bus.rabbit_wire import wire_of
 from bus.settings import BusSettings
 from bus.topology import (
     IN_REPLY_TO_HEADER,
@@ -39,7 +38,6 @@ from schemas.errors import FailedPrecondition, InvalidArgument, StrataError
 
 log = structlog.get_logger(__name__)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-PUBLISH_BATCH = 64  # messages written to the socket at once by publish_many
 # Every queue declared per namespace by any transport of this process, so that a clean-up through one transport
 # also removes what other transports (a second service in the same test) declared there.
 _declared_in_process: dict[str, set[str]] = {}
@@ -77,12 +75,12 @@ class RabbitTransport:
         self._subscriptions: set[RabbitSubscription] = set()
         # Channels by role; aiormq's concrete Channel, whose publish can skip waiting for the socket to drain.
         self._publisher: aiormq.Channel | None = None
-        self._coalescer = PublishCoalescer()
         self._control: aiormq.Channel | None = None
         self._replier: aiormq.Channel | None = None
         self._replies: dict[str, asyncio.Future[WireMessage]] = {}
         self._channel_lock = asyncio.Lock()
         self.dead_letters = RabbitDeadLetters(self)
+        self.publisher = RabbitPublisher(self.settings, self._channel, self.topology.exchange)
 
     @property
     def namespace(self) -> str:
@@ -214,94 +212,10 @@ class RabbitTransport:
         await self.publish_raw(self.topology.exchange(exchange), routing_key, message)
 
     async def publish_many(self, exchange: str, messages: Sequence[tuple[str, WireMessage]]) -> None:
-        full = self.topology.exchange(exchange)
-        deadline = time.monotonic() + self.settings.publish_outage_bound
-        pending: deque[tuple[Sequence[tuple[str, WireMessage]], list[asyncio.Future[object]]]] = deque()
-        in_flight = 0
-        interrupted: list[tuple[str, WireMessage]] = []
-        refused: list[tuple[StrataError, str]] = []
-
-        async def settle_oldest() -> int:
-            chunk, confirmations = pending.popleft()
-            results = await asyncio.gather(*confirmations, return_exceptions=True)
-            for (routing_key, message), result in zip(chunk, results, strict=True):
-                if isinstance(result, aiormq.exceptions.PublishError):
-                    refused.append((Unroutable(f"no queue is bound to {full} for {routing_key!r}"), routing_key))
-                elif isinstance(result, aiormq.exceptions.DeliveryError):
-                    refused.append((PublishRejected(f"the broker refused {message.type} (nack)"), routing_key))
-                elif isinstance(result, BaseException):
-                    interrupted.append((routing_key, message))  # the connection went: publish it again below
-            return len(chunk)
-
-        # Fast path: batches written in one go, a window of confirms outstanding.
-        for start in range(0, len(messages), PUBLISH_BATCH):
-            chunk = messages[start : start + PUBLISH_BATCH]
-            while pending and in_flight + len(chunk) > self.settings.publish_window:
-                in_flight -= await settle_oldest()
-            publishes = [(full, key, message.body, properties_of(message)) for key, message in chunk]
-            try:
-                confirmations = await write_publishes(await self._channel("publisher", deadline), publishes)
-            except CONNECTION_ERRORS:
-                interrupted.extend(chunk)
-                continue
-            pending.append((chunk, confirmations))
-            in_flight += len(chunk)
-        while pending:
-            await settle_oldest()
-        # Slow path, only after an interruption: one by one, each waiting for the broker up to the outage bound.
-        for routing_key, message in interrupted:
-            await self.publish_raw(full, routing_key, message)
-        if refused:
-            error, _ = refused[0]
-            keys = sorted({key for _, key in refused})
-            raise type(error)(
-                f"{len(refused)} of {len(messages)} messages refused ({', '.join(keys)}): {error.message}"
-            )
+        await self.publisher.publish_many(self.topology.exchange(exchange), messages)
 
     async def publish_each(self, items: Sequence[tuple[str, str, WireMessage]]) -> list[BaseException | None]:
-        outcomes: list[BaseException | None] = [None] * len(items)
-        publishes: list[Publish] = []
-        written: list[int] = []  # the index in `items` of each publish
-        for index, (exchange, routing_key, message) in enumerate(items):
-            try:
-                full = self.topology.exchange(exchange)
-            except StrataError as error:
-                outcomes[index] = error
-                continue
-            publishes.append((full, routing_key, message.body, properties_of(message)))
-            written.append(index)
-        if not publishes:
-            return outcomes
-        deadline = time.monotonic() + self.settings.publish_outage_bound
-        try:
-            # Every frame written at once, in order, and no task per message; the confirms are awaited together.
-            confirmations = await write_publishes(await self._channel("publisher", deadline), publishes)
-        except BrokerUnavailable as error:
-            log.error("publish failed: the broker stayed away", messages=len(publishes), error=error.message)
-            for index in written:
-                outcomes[index] = error
-            return outcomes
-        except CONNECTION_ERRORS:
-            confirmations = []  # nothing was written: all of them go the slow way
-        await _all_settled(confirmations)
-        again: list[tuple[int, str]] = []
-        for position, (index, (full, routing_key, _, _)) in enumerate(zip(written, publishes, strict=True)):
-            confirmation = confirmations[position] if confirmations else None
-            outcome = _refusal(confirmation, full, routing_key, items[index][2])
-            if outcome is _INTERRUPTED:
-                again.append((index, full))
-            else:
-                outcomes[index] = outcome
-        if again:  # rare: each message on its own, all waiting together for the broker up to the outage bound
-            results = await asyncio.gather(
-                *(self.publish_raw(full, items[index][1], items[index][2]) for index, full in again),
-                return_exceptions=True,
-            )
-            for (index, _), result in zip(again, results, strict=True):
-                if result is not None and not isinstance(result, Exception):
-                    raise result
-                outcomes[index] = result
-        return outcomes
+        return await self.publisher.publish_each(items)
 
     async def publish_raw(
         self,
@@ -313,44 +227,7 @@ class RabbitTransport:
         channel_kind: str = "publisher",
     ) -> None:
         """Publish to a full exchange name ('' is the default exchange), confirmed, mandatory, persistent."""
-        properties = properties_of(message, extra_headers=dict(extra_headers) if extra_headers else None)
-        deadline = time.monotonic() + self.settings.publish_outage_bound
-        while True:
-            try:
-                channel = await self._channel(channel_kind, deadline)
-            except BrokerUnavailable as error:
-                log.error("publish failed: the broker stayed away", type=message.type, error=error.message)
-                raise
-            try:
-                if channel.publisher_confirms:  # concurrent publishes share one socket write, each confirmed
-                    await self._coalescer.publish(channel, (exchange, routing_key, message.body, properties))
-                else:
-                    await channel.basic_publish(
-                        message.body,
-                        exchange=exchange,
-                        routing_key=routing_key,
-                        properties=properties,
-                        mandatory=True,
-                        wait=False,
-                    )
-                return
-            except aiormq.exceptions.PublishError:
-                raise Unroutable(
-                    f"no queue is bound to {exchange or 'the default exchange'} for {routing_key!r}"
-                ) from None
-            except aiormq.exceptions.DeliveryError:
-                raise PublishRejected(f"the broker refused {message.type} {message.message_id} (nack)") from None
-            except aiormq.exceptions.ChannelNotFoundEntity:
-                raise Unroutable(f"exchange {exchange} does not exist") from None
-            except CONNECTION_ERRORS as error:
-                if time.monotonic() >= deadline:
-                    log.error("publish failed: the broker stayed away", type=message.type, error=type(error).__name__)
-                    raise BrokerUnavailable(
-                        f"could not publish {message.type} within {self.settings.publish_outage_bound}s: "
-                        f"{type(error).__name__}"
-                    ) from None
-                log.info("publish interrupted; retrying once reconnected", error=type(error).__name__)
-                await asyncio.sleep(0.05)
+        await self.publisher.publish_raw(exchange, routing_key, message, extra_headers, channel_kind=channel_kind)
 
     async def _channel(self, kind: str, deadline: float | None = None) -> aiormq.Channel:
         """The open channel of a role (`publisher`, `control`, `replier`), reopened if a channel error closed it."""
@@ -408,7 +285,10 @@ class RabbitTransport:
 
     # --- request / reply ----------------------------------------------------------------------------------
 
-    async def request(self, exchange: str, routing_key: str, message: WireMessage, *, timeout: float) -> WireMessage:
+    async def request(
+        self, exchange: str, routing_key: str, message: WireMessage, *, timeout: float | None = None
+    ) -> WireMessage:
+        timeout = self.settings.request_timeout if timeout is None else timeout
         future: asyncio.Future[WireMessage] = asyncio.get_running_loop().create_future()
         self._replies[message.message_id] = future
         try:
@@ -472,41 +352,6 @@ class RabbitTransport:
                     await channel.exchange_delete(t.exchange(short))
         except CONNECTION_ERRORS as error:
             raise StrataError(f"could not delete namespace {t.namespace}: {type(error).__name__}") from None
-
-
-_INTERRUPTED = BrokerUnavailable("interrupted")  # a sentinel: the channel or connection went before the confirm
-
-
-def _refusal(
-    confirmation: "asyncio.Future[object] | None", exchange: str, routing_key: str, message: WireMessage
-) -> BaseException | None:
-    """What a settled confirmation means for its message: None (confirmed), its error, or `_INTERRUPTED`."""
-    if confirmation is None or confirmation.cancelled():
-        return _INTERRUPTED
-    error = confirmation.exception()
-    if error is None:
-        return None
-    if isinstance(error, aiormq.exceptions.PublishError):
-        return Unroutable(f"no queue is bound to {exchange} for {routing_key!r}")
-    if isinstance(error, aiormq.exceptions.DeliveryError):
-        return PublishRejected(f"the broker refused {message.type} {message.message_id} (nack)")
-    return _INTERRUPTED
-
-
-async def _all_settled(confirmations: "list[asyncio.Future[object]]") -> None:
-    if not confirmations:
-        return
-    try:
-        await asyncio.wait(confirmations)
-    except BaseException:
-        for confirmation in confirmations:  # aiormq settles them later: retrieve, so asyncio does not warn
-            confirmation.add_done_callback(_retrieve)
-        raise
-
-
-def _retrieve(confirmation: "asyncio.Future[object]") -> None:
-    if not confirmation.cancelled():
-        confirmation.exception()
 
 
 def _table(arguments: Mapping[str, str | int]) -> FieldTable:

@@ -26,6 +26,15 @@ class BusSettings(BaseSettings):
     publish_outage_bound: float = Field(
         default=30.0, gt=0, description="Seconds a publish waits for the broker to come back before it fails."
     )
+    confirm_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a publish waits for the broker's confirm once written; then it fails as ConfirmTimedOut "
+        "(transient: the outbox publishes it again, and inboxes absorb a duplicate).",
+    )
+    request_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a request waits for its reply unless the caller says otherwise."
+    )
     publish_window: int = Field(default=512, ge=1, description="Publishes awaiting their confirm at once.")
     handler_timeout: float = Field(
         default=300.0,

@@ -51,6 +51,7 @@ def bus_settings(namespace: str, amqp_url: str = "amqp://guest:guest@127.0.0.1:5
         delivery_limit=5,
         publish_outage_bound=15.0,
         reconnect_delay_max=0.5,
+        request_timeout=1.0,
     )
 
 

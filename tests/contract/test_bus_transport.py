@@ -297,6 +297,16 @@ class TransportContract:
         with pytest.raises(RequestTimedOut):
             await transport.request("commands", "bustest.count", wire(type_name="bustest.count"), timeout=0.3)
 
+    async def test_a_request_without_a_timeout_waits_the_default_deadline(self, transport: Transport) -> None:
+        queue = await transport.declare_queue("svc", [Binding("commands", "bustest.count")])
+
+        async def never_answer(delivery: Delivery) -> None:
+            await delivery.ack()
+
+        await transport.consume(queue, never_answer, prefetch=4)
+        with pytest.raises(RequestTimedOut, match=r"within 1\.0s"):  # bus_settings: request_timeout=1.0
+            await transport.request("commands", "bustest.count", wire(type_name="bustest.count"))
+
     async def test_watch_sees_copies_and_vanishes_when_cancelled(self, transport: Transport) -> None:
         queue = await transport.declare_queue("svc", [Binding("events", "bustest.pinged")])
         owner = Collector()
