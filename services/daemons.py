@@ -17,6 +17,7 @@ DECLARED: dict[str, str] = {
     "storage": "services.storage.bootstrap",
     "snapshot": "services.snapshot.bootstrap",
     "image": "services.image.bootstrap",
+    "backup": "services.backup.bootstrap",
     "orchestrator": "services.orchestrator.bootstrap",
     "agent": "services.agent.bootstrap",
 }

@@ -138,10 +138,10 @@ class ChunkedDriver:
             bad=tuple(f"chunk {bad.index} ({bad.digest}): {bad.reason}" for bad in checked.bad),
         )
 
-    async def check_blocks(self, backup_id: str, blocks: BlockMap) -> None:
-        """Raise `FailedPrecondition` unless the map's bytes hash to the backup's chunks."""
+    async def check_blocks(self, backup_id: str, blocks: BlockMap) -> int:
+        """The chunks compared; `FailedPrecondition` unless the map's bytes hash to the backup's chunks."""
         await self._check_ready()
-        await check_blocks_match(self.store, backup_id, blocks)
+        return await check_blocks_match(self.store, backup_id, blocks)
 
     async def restore(self, backup_id: str, target: Path, *, progress: ProgressCallback | None = None) -> None:
         """Write the backup to `target`, every chunk verified against its SHA-256."""

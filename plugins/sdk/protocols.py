@@ -237,8 +237,9 @@ class BlockBackupTarget(BackupTarget, Protocol):
         """Read every chunk of the backup and check its hash; the report lists the bad ones."""
         ...
 
-    async def check_blocks(self, backup_id: str, blocks: BlockMap) -> None:
-        """Check that the map's bytes are the backup's (restored data, before anyone uses it); raise if not."""
+    async def check_blocks(self, backup_id: str, blocks: BlockMap) -> int:
+        """Check that the map's bytes are the backup's (restored data, before anyone uses it), returning the chunks
+        compared; `FailedPrecondition` at the first that differs."""
         ...
 
 

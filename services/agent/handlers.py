@@ -2,7 +2,7 @@
 
 The agent runs the data-plane commands where the storage is, and the VM commands. Every handler is
 `handler(command, envelope, uow, agent)`, the `Agent` last; `bootstrap` binds it. The handlers live in one module
-per use case: `pools`, `volumes`, `copying`, `snapshots`, `coalescing`, `vms`.
+per use case: `pools`, `volumes`, `copying`, `snapshots`, `coalescing`, `vms`, `backups`.
 """
 
 from schemas import Message
@@ -16,10 +16,11 @@ from schemas.agent import (
     DetachPoolFromHost,
     ResizeVolumeOnPool,
 )
+from schemas.backup import BackupSnapshotOnPool, DeleteBackupOnStore, RestoreBackupOnPool, VerifyBackupOnStore
 from schemas.chain import CoalesceVolumeOnPool
 from schemas.snapshot import CreateSnapshotOnPool, DeleteSnapshotOnPool, RevertVolumeOnPool
 from schemas.vm import DescribeVm, StartVm, StopVm
-from services.agent import coalescing, copying, pools, snapshots, vms, volumes
+from services.agent import backups, coalescing, copying, pools, snapshots, vms, volumes
 from services.agent.answering import Agent
 from services.runtime.handlers import ContextHandler
 
@@ -39,6 +40,10 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[Agent]] = {
     StartVm: vms.start_vm,
     DescribeVm: vms.describe_vm,
     CoalesceVolumeOnPool: coalescing.coalesce_volume,
+    BackupSnapshotOnPool: backups.backup_snapshot,
+    RestoreBackupOnPool: backups.restore_backup,
+    DeleteBackupOnStore: backups.delete_backup,
+    VerifyBackupOnStore: backups.verify_backup,
 }
 
 # The agent follows no events: every command names the host or cluster it is for.

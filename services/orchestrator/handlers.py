@@ -6,7 +6,7 @@ The saga coordinator (`sagas.coordinator`) takes every command that starts a reg
 Every other handler is `handler(message, envelope, uow, store)`, the `SagaStore` last; `bootstrap` binds it.
 """
 
-from sagas.definitions import coalesce_chain, revert_vm, snapshot_vm
+from sagas.definitions import backup_create, backup_restore, coalesce_chain, revert_vm, snapshot_vm
 from sagas.ports import SagaStore
 from schemas import Event, Message
 from schemas.sagas import SagaEnded
@@ -15,7 +15,15 @@ from services.runtime.handlers import ContextHandler
 
 # Every domain event a participant of a registered saga may answer a step with (the coordinator's queue binds them).
 SAGA_REPLIES: tuple[type[Event], ...] = tuple(
-    dict.fromkeys((*revert_vm.REPLY_TYPES, *snapshot_vm.REPLY_TYPES, *coalesce_chain.REPLY_TYPES))
+    dict.fromkeys(
+        (
+            *revert_vm.REPLY_TYPES,
+            *snapshot_vm.REPLY_TYPES,
+            *coalesce_chain.REPLY_TYPES,
+            *backup_create.REPLY_TYPES,
+            *backup_restore.REPLY_TYPES,
+        )
+    )
 )
 
 # The orchestrator takes its commands through the saga coordinator (above).

@@ -7,12 +7,15 @@ The saga engine says `saga.ended` for every saga; users and the CLI wait for the
 from collections.abc import Callable
 
 from bus.ports import UnitOfWork
+from sagas.definitions.backup_create import SAGA_NAME as CREATE_BACKUP
+from sagas.definitions.backup_restore import SAGA_NAME as RESTORE_BACKUP
 from sagas.definitions.coalesce_chain import SAGA_NAME as COALESCE_CHAIN
 from sagas.definitions.revert_vm import SAGA_NAME as REVERT_VM
 from sagas.definitions.snapshot_vm import SAGA_NAME as SNAPSHOT_VM
 from sagas.ports import SagaStore
 from sagas.records import SagaInstance, SagaStatus
 from schemas import Envelope, ErrorInfo, Event, registry
+from schemas.backup import BackupCreateFailed, BackupRestoreFailed, CreateBackup, RestoreBackup
 from schemas.chain import ChainCoalesceFailed, CoalesceChain
 from schemas.sagas import SagaEnded
 from schemas.snapshot import CreateVmSnapshot, RevertVmToSnapshot, VmRevertFailed, VmSnapshotCreateFailed
@@ -84,10 +87,40 @@ def coalesce_chain_outcome(instance: SagaInstance) -> Event:
     )
 
 
+def create_backup_outcome(instance: SagaInstance) -> Event:
+    """`backup.created` (the saga's result) or `backup.create.failed` with the saga's reason."""
+    result = _result(instance)
+    if result is not None:
+        return result
+    command = instance.input.decode(registry)
+    assert isinstance(command, CreateBackup)
+    return BackupCreateFailed(
+        backup_id=command.backup_id,
+        volume_id=command.volume_id,
+        error=_why(instance, "the backup failed: its snapshot is usable again, the backup (if recorded) is in Error"),
+    )
+
+
+def restore_backup_outcome(instance: SagaInstance) -> Event:
+    """`backup.restored` (the saga's result) or `backup.restore.failed` with the saga's reason."""
+    result = _result(instance)
+    if result is not None:
+        return result
+    command = instance.input.decode(registry)
+    assert isinstance(command, RestoreBackup)
+    return BackupRestoreFailed(
+        restore_id=command.restore_id,
+        backup_id=command.backup_id,
+        error=_why(instance, "the restore was undone: no new volume is left, a volume restored in place is as before"),
+    )
+
+
 OUTCOMES: dict[str, Callable[[SagaInstance], Event]] = {
     COALESCE_CHAIN: coalesce_chain_outcome,
     REVERT_VM: revert_vm_outcome,
     SNAPSHOT_VM: snapshot_vm_outcome,
+    CREATE_BACKUP: create_backup_outcome,
+    RESTORE_BACKUP: restore_backup_outcome,
 }
 
 

@@ -1,11 +1,12 @@
 """The snapshot service's handler tables: which message goes to which handler. Read this first.
 
 Every handler is `handler(message, envelope, uow, deps)`, the service's `SnapshotDeps` last; `bootstrap` binds
-them. The handlers live in one module per use case: `snapshots`, `policies`, `queries`, `outcomes` (the agents'
-answers) and `read_model` (what the service knows of pools, volumes and VMs).
+them. The handlers live in one module per use case: `snapshots`, `backing_up` (the backup saga's steps), `policies`,
+`queries`, `outcomes` (the agents' answers) and `read_model` (what the service knows of pools, volumes and VMs).
 """
 
 from schemas import Message
+from schemas.backup import BeginSnapshotBackup, EndSnapshotBackup
 from schemas.chain import DescribeChain, RecordChainMerged
 from schemas.snapshot import (
     CreateSnapshot,
@@ -24,7 +25,7 @@ from schemas.snapshot_queries import ListSnapshotPolicies, ListSnapshots
 from schemas.storage import PoolAdded, VolumeCreated, VolumeDeleted, VolumeResized, VolumeStateChanged
 from schemas.vm import VmDescribed, VmStarted, VmStopped
 from services.runtime.handlers import ContextHandler
-from services.snapshot import chain_handlers, outcomes, policies, queries, read_model, snapshots
+from services.snapshot import backing_up, chain_handlers, outcomes, policies, queries, read_model, snapshots
 from services.snapshot.deps import SnapshotDeps
 
 COMMAND_HANDLERS: dict[type[Message], ContextHandler[SnapshotDeps]] = {
@@ -34,6 +35,8 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[SnapshotDeps]] = {
     CreateSnapshotPolicy: policies.create_snapshot_policy,
     DeleteSnapshotPolicy: policies.delete_snapshot_policy,
     RecordChainMerged: chain_handlers.record_chain_merged,
+    BeginSnapshotBackup: backing_up.begin_snapshot_backup,
+    EndSnapshotBackup: backing_up.end_snapshot_backup,
     # queries (request/reply)
     DescribeChain: chain_handlers.describe_chain,
     ListSnapshots: queries.list_snapshots,

@@ -1,0 +1,144 @@
+"""The agent's backup commands: take a snapshot's backup, restore one over a volume, delete and verify backups.
+
+A repository's plugin is opened for each command from the configuration the command carries (the backup service
+keeps it sealed) and closed after it. Bytes go from the pool's files to the repository directly (a block map read
+in place), and back through a staging file that is checked against the backup's hashes once it is the volume's.
+"""
+
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import UUID
+
+from bus.ports import UnitOfWork
+from plugins.registry import validate_config
+from plugins.sdk.protocols import BlockBackupTarget, BlockMapProvider
+from plugins.sdk.types import VolumeFormat
+from schemas import Envelope, Event
+from schemas.backup import (
+    BackupDeletedOnStore,
+    BackupDeleteOnStoreFailed,
+    BackupRestoredOnPool,
+    BackupRestoreOnPoolFailed,
+    BackupSnapshotOnPool,
+    BackupVerifiedOnStore,
+    BackupVerifyOnStoreFailed,
+    DeleteBackupOnStore,
+    RepositoryCommand,
+    RestoreBackupOnPool,
+    SnapshotBackedUpOnPool,
+    SnapshotBackupOnPoolFailed,
+    VerifyBackupOnStore,
+)
+from schemas.errors import InvalidArgument, Unimplemented
+from services.agent.answering import Agent, volume_resource
+
+
+@contextlib.asynccontextmanager
+async def repository(agent: Agent, command: RepositoryCommand) -> AsyncIterator[BlockBackupTarget]:
+    """The repository's plugin, opened with the command's configuration and closed afterwards."""
+    plugin = agent.drivers.plugins.get(command.plugin)
+    driver = plugin.open(validate_config(plugin, command.config))
+    try:
+        if not isinstance(driver, BlockBackupTarget):
+            raise InvalidArgument(f"plugin {command.plugin!r} is not a backup target that reads block maps")
+        yield driver
+    finally:
+        await driver.close()
+
+
+async def _block_maps(agent: Agent, uow: UnitOfWork, pool_id: UUID) -> BlockMapProvider:
+    driver = await agent.drivers.driver(uow.connection, pool_id)
+    if not isinstance(driver, BlockMapProvider):
+        raise Unimplemented(f"the plugin of pool {pool_id} cannot say where a snapshot's blocks lie")
+    return driver
+
+
+async def backup_snapshot(command: BackupSnapshotOnPool, envelope: Envelope, uow: UnitOfWork, agent: Agent) -> None:
+    """Back the snapshot up; against the parent, read only what changed since its snapshot where the pool can tell."""
+
+    async def work() -> Event:
+        primary = await _block_maps(agent, uow, command.pool_id)
+        since = str(command.since_snapshot_id) if command.since_snapshot_id else None
+        blocks = await primary.block_map(str(command.volume_id), str(command.snapshot_id), since_snapshot_id=since)
+        async with repository(agent, command) as target:
+            report = await target.backup_blocks(
+                str(command.backup_id),
+                str(command.volume_id),
+                blocks,
+                parent_id=str(command.parent_backup_id) if command.parent_backup_id else None,
+            )
+        return SnapshotBackedUpOnPool(
+            backup_id=command.backup_id,
+            size_bytes=report.ref.size_bytes,
+            bytes_read=report.bytes_read,
+            bytes_written=report.bytes_written,
+            bytes_reused=report.bytes_reused,
+            changed_blocks=report.changed_blocks,
+            note=report.note,
+        )
+
+    await agent.run(
+        uow,
+        envelope,
+        work,
+        lambda error: SnapshotBackupOnPoolFailed(backup_id=command.backup_id, error=error),
+        resources=[volume_resource(command.volume_id)],
+    )
+
+
+async def restore_backup(command: RestoreBackupOnPool, envelope: Envelope, uow: UnitOfWork, agent: Agent) -> None:
+    """Write the backup over the volume in one switch, then check the volume's bytes against the backup's hashes."""
+
+    async def work() -> Event:
+        primary = await _block_maps(agent, uow, command.pool_id)
+        async with repository(agent, command) as target:
+            with tempfile.TemporaryDirectory(prefix="strata-restore-") as staging:
+                raw = Path(staging) / "restore.raw"
+                await target.restore(str(command.backup_id), raw)
+                await primary.replace_content(str(command.volume_id), raw, source_format=VolumeFormat.RAW)
+            written = await primary.block_map(str(command.volume_id))
+            checked = await target.check_blocks(str(command.backup_id), written)
+        return BackupRestoredOnPool(
+            backup_id=command.backup_id,
+            volume_id=command.volume_id,
+            bytes_written=written.data_bytes(),
+            chunks_checked=checked,
+        )
+
+    await agent.run(
+        uow,
+        envelope,
+        work,
+        lambda error: BackupRestoreOnPoolFailed(backup_id=command.backup_id, volume_id=command.volume_id, error=error),
+        resources=[volume_resource(command.volume_id)],
+    )
+
+
+async def delete_backup(command: DeleteBackupOnStore, envelope: Envelope, uow: UnitOfWork, agent: Agent) -> None:
+    """Delete the backup from the repository; one already gone counts as deleted."""
+
+    async def work() -> Event:
+        async with repository(agent, command) as target:
+            await target.delete_backup(str(command.backup_id))
+        return BackupDeletedOnStore(backup_id=command.backup_id)
+
+    await agent.run(
+        uow, envelope, work, lambda error: BackupDeleteOnStoreFailed(backup_id=command.backup_id, error=error)
+    )
+
+
+async def verify_backup(command: VerifyBackupOnStore, envelope: Envelope, uow: UnitOfWork, agent: Agent) -> None:
+    """Read every chunk of the backup back and check its hash."""
+
+    async def work() -> Event:
+        async with repository(agent, command) as target:
+            report = await target.verify_backup(str(command.backup_id))
+        return BackupVerifiedOnStore(
+            backup_id=command.backup_id, chunks=report.chunks, bytes_checked=report.bytes_checked, bad=report.bad
+        )
+
+    await agent.run(
+        uow, envelope, work, lambda error: BackupVerifyOnStoreFailed(backup_id=command.backup_id, error=error)
+    )

@@ -1,0 +1,56 @@
+"""The backup service's handler tables: which message goes to which handler. Read this first.
+
+Every handler is `handler(message, envelope, uow, deps)`, the service's `BackupDeps` last; `bootstrap` binds them.
+The handlers live in one module per use case: `repositories` (and what the service knows of pools and volumes),
+`backups` (take, delete, verify, and the agents' answers), `restores` (the restore saga's steps).
+"""
+
+from schemas import Message
+from schemas.backup import (
+    AddBackupRepository,
+    BackupDeletedOnStore,
+    BackupDeleteOnStoreFailed,
+    BackupRestoredOnPool,
+    BackupRestoreOnPoolFailed,
+    BackupVerifiedOnStore,
+    BackupVerifyOnStoreFailed,
+    BeginRestore,
+    DeleteBackup,
+    EndRestore,
+    RemoveBackupRepository,
+    RestoreBackupToVolume,
+    SnapshotBackedUpOnPool,
+    SnapshotBackupOnPoolFailed,
+    TakeBackup,
+    VerifyBackup,
+)
+from schemas.storage import PoolAdded, VolumeCreated
+from services.backup import backups, repositories, restores
+from services.backup.deps import BackupDeps
+from services.runtime.handlers import ContextHandler
+
+COMMAND_HANDLERS: dict[type[Message], ContextHandler[BackupDeps]] = {
+    AddBackupRepository: repositories.add_repository,
+    RemoveBackupRepository: repositories.remove_repository,
+    TakeBackup: backups.take_backup,
+    DeleteBackup: backups.delete_backup,
+    VerifyBackup: backups.verify_backup,
+    BeginRestore: restores.begin_restore,
+    RestoreBackupToVolume: restores.restore_to_volume,
+    EndRestore: restores.end_restore,
+}
+
+EVENT_HANDLERS: dict[type[Message], ContextHandler[BackupDeps]] = {
+    # the agents' answers
+    SnapshotBackedUpOnPool: backups.on_backup_taken,
+    SnapshotBackupOnPoolFailed: backups.on_backup_take_failed,
+    BackupDeletedOnStore: backups.on_backup_deleted,
+    BackupDeleteOnStoreFailed: backups.on_backup_delete_failed,
+    BackupVerifiedOnStore: backups.on_backup_verified,
+    BackupVerifyOnStoreFailed: backups.on_backup_verify_failed,
+    BackupRestoredOnPool: restores.on_backup_restored,
+    BackupRestoreOnPoolFailed: restores.on_backup_restore_failed,
+    # what the service knows of others
+    PoolAdded: repositories.on_pool_added,
+    VolumeCreated: repositories.on_volume_created,
+}

@@ -1,0 +1,1 @@
+"""The backup service's migrations (schema `backup`)."""
