@@ -4,6 +4,8 @@ import typer
 
 from services.cli import (
     asyncapi,
+    backup,
+    backup_repo,
     demo,
     dlq,
     events,
@@ -44,5 +46,7 @@ app.add_typer(vm.app, name="vm")
 app.add_typer(template.app, name="template")
 app.add_typer(template.iso_app, name="iso")
 app.add_typer(image_store.app, name="image-store")
+app.add_typer(backup.app, name="backup")
+app.add_typer(backup_repo.app, name="backup-repo")
 app.command("run")(run.run)
 app.command("up")(run.up)

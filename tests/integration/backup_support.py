@@ -116,6 +116,10 @@ class BackupStack:
     async def checksum(self, volume_id: uuid.UUID) -> str:
         return await checksum(self.paths[volume_id], self.workdir)
 
+    async def checksum_of_restored(self, volume_id: str) -> str:
+        """The sha256 of a volume a restore made (found by its id in the pool)."""
+        return await checksum(self.workdir / "pool" / "volumes" / volume_id / "active.qcow2", self.workdir)
+
     async def backup(
         self, volume_id: uuid.UUID, repository_id: uuid.UUID, *, snapshot_id: uuid.UUID | None = None
     ) -> BackupCreated:

@@ -1,0 +1,61 @@
+"""`strata backup-repo` and `strata backup` as a user runs them (subprocesses) against every service, the backup
+service included, on RabbitMQ and PostgreSQL."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.backup_support import HOST, MIB, BackupStack, backup_stack
+from tests.integration.test_backup_service import _write_random
+from tests.integration.test_cli_commands import strata, strata_json
+
+pytestmark = pytest.mark.integration
+__all__ = ["backup_stack"]
+
+
+@pytest.fixture
+def env(backup_stack: BackupStack, amqp_url: str, namespace: str, database_url: str) -> dict[str, str]:
+    import os
+
+    environment = dict(os.environ)
+    environment.update(
+        STRATA_AMQP_URL=amqp_url, STRATA_NAMESPACE=namespace, STRATA_DATABASE_URL=database_url, COLUMNS="200"
+    )
+    return environment
+
+
+async def test_backup_commands(backup_stack: BackupStack, env: dict[str, str], tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    code, out = await strata(env, "backup-repo", "add", "nightly", "--plugin", "fsbackup", "-c", "path=relative")
+    assert code == 1
+    assert "path" in out  # the plugin's model refuses it before anything is sent
+    zone = ["--zone", str(backup_stack.zone_id)]
+    added = await strata_json(
+        env, "backup-repo", "add", "nightly", "--plugin", "fsbackup", "-c", f"path={store}", *zone
+    )
+    assert added["name"] == "nightly"
+    assert [repo["name"] for repo in (await strata_json(env, "backup-repo", "list"))["repositories"]] == ["nightly"]
+
+    volume = await backup_stack.create_volume(8 * MIB)
+    await _write_random(backup_stack.paths[volume], 0, 4 * MIB, tmp_path)
+    code, out = await strata(env, "backup", "create", str(volume), "--repo", "nightly")
+    assert code == 0, out
+    assert "reused" in out
+    assert "read 4.0 MiB" in out
+    listed = (await strata_json(env, "backup", "list", "--volume", str(volume)))["backups"]
+    assert [(row["kind"], row["state"]) for row in listed] == [("full", "BackedUp")]
+    backup_id = listed[0]["backup_id"]
+
+    verified = await strata_json(env, "backup", "verify", backup_id)
+    assert verified["bad"] == []
+    restored = await strata_json(env, "backup", "restore", backup_id, "--name", "copy", "--host", HOST)
+    assert restored["in_place"] is False
+    assert await backup_stack.checksum(volume) == await backup_stack.checksum_of_restored(restored["volume_id"])
+
+    code, out = await strata(env, "backup-repo", "remove", "nightly")
+    assert code == 1
+    assert "still holds 1 backup" in out
+    assert (await strata_json(env, "backup", "delete", backup_id))["backup_id"] == backup_id
+    code, out = await strata(env, "backup-repo", "remove", "nightly")
+    assert code == 0, out
