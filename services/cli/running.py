@@ -29,6 +29,7 @@ class Service:
 STORAGE = Service("storage", "the storage service", "strata run storage")
 SNAPSHOT = Service("snapshot", "the snapshot service", "strata run snapshot")
 ORCHESTRATOR = Service("orchestrator", "the orchestrator", "strata run orchestrator")
+BACKUP = Service("backup", "the backup service", "strata run backup")
 
 # The service that takes each message type, by its leading words (the longest match wins). A type not listed is
 # sent unchecked (its service is another's; the wait's timeout still bounds it).
@@ -38,6 +39,10 @@ OWNERS: dict[str, Service] = {
     "snapshot": SNAPSHOT,
     "snapshot_policy": SNAPSHOT,
     "vm.snapshot": ORCHESTRATOR,
+    "backup": BACKUP,
+    "backup_repository": BACKUP,
+    "backup.create": ORCHESTRATOR,
+    "backup.restore": ORCHESTRATOR,
 }
 
 
