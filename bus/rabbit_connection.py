@@ -4,7 +4,8 @@ aio-pika's robust connection restores only topology objects still referenced (ai
 to re-register consumers after a broker restart (#231) and does not recover a server-side cancel (#334). This loop
 owns the whole recovery instead: on every (re)connection it calls `on_connect`, which re-declares the topology the
 transport holds and re-attaches every consumer on fresh channels. Delivery tags from before are dead with their
-channel; their messages come again, flagged redelivered.
+channel; their messages come again, flagged redelivered. Both connect loops (the first, bounded by a timeout, and
+the reconnect, until closed) are tenacity policies: exponential back-off up to `reconnect_delay_max`.
 """
 
 import asyncio
@@ -15,6 +16,13 @@ from collections.abc import Awaitable, Callable
 import aiormq
 import structlog
 from aiormq.abc import AbstractConnection
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_before_delay,
+    wait_exponential,
+)
 from yarl import URL
 
 from bus.errors import BrokerUnavailable
@@ -59,17 +67,16 @@ class RabbitConnection:
 
     async def start(self, timeout: float) -> None:
         """Connect (retrying up to `timeout` seconds) and start watching the connection."""
-        deadline = time.monotonic() + timeout
-        delay = 0.1
-        while True:
-            try:
-                await self._connect()
-                break
-            except CONNECTION_ERRORS as error:
-                if time.monotonic() + delay > deadline:
-                    raise BrokerUnavailable(f"RabbitMQ at {self.where} is unreachable: {_describe(error)}") from None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._delay_max)
+        connect = AsyncRetrying(
+            retry=retry_if_exception_type(CONNECTION_ERRORS),
+            wait=wait_exponential(multiplier=0.1, max=self._delay_max),
+            stop=stop_before_delay(timeout),  # no pause that would end past the timeout
+            reraise=True,
+        )
+        try:
+            await connect(self._connect)
+        except CONNECTION_ERRORS as error:
+            raise BrokerUnavailable(f"RabbitMQ at {self.where} is unreachable: {_describe(error)}") from None
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise(), name=f"amqp-{self._name}")
 
     async def current(self, deadline: float) -> AbstractConnection:
@@ -120,18 +127,24 @@ class RabbitConnection:
                 return
             self._ready.clear()
             log.warning("lost the connection to RabbitMQ; reconnecting", broker=self.where, connection=self._name)
-            delay = 0.05
-            while not self._closed:
-                try:
-                    await self._connect()
-                except CONNECTION_ERRORS as error:
-                    log.warning("reconnect failed", broker=self.where, error=_describe(error), retry_in=delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self._delay_max)
-                    continue
-                self.reconnects += 1
-                log.info("reconnected to RabbitMQ", broker=self.where, connection=self._name)
-                break
+            reconnect = AsyncRetrying(
+                retry=retry_if_exception_type(CONNECTION_ERRORS),
+                wait=wait_exponential(multiplier=0.05, max=self._delay_max),
+                stop=lambda _: self._closed,
+                before_sleep=self._failed_reconnect,
+                reraise=True,
+            )
+            try:
+                await reconnect(self._connect)
+            except CONNECTION_ERRORS:
+                return  # closed while reconnecting
+            self.reconnects += 1
+            log.info("reconnected to RabbitMQ", broker=self.where, connection=self._name)
+
+    def _failed_reconnect(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        retry_in = state.next_action.sleep if state.next_action is not None else None
+        log.warning("reconnect failed", broker=self.where, error=_describe(error) if error else "", retry_in=retry_in)
 
 
 def _describe(error: BaseException) -> str:
