@@ -105,6 +105,10 @@ class CreateVolumeOnPool(AgentCommand):
     volume_id: UUID
     size_bytes: int = Field(gt=0, description="Virtual size in bytes.")
     template_id: UUID | None = Field(default=None, description="Template to base it on, if any.")
+    base: "BaseCopy | None" = Field(
+        default=None,
+        description="The pool's base copy of the template (made from the image store first if the pool lacks it).",
+    )
 
 
 @message("agent.volume.created")
@@ -115,6 +119,8 @@ class VolumeCreatedOnPool(Event):
     volume_id: UUID
     size_bytes: int = Field(gt=0)
     locator: str = Field(description="The plugin's address of the volume (a path, a LUN, an object key).")
+    base_volume_id: UUID | None = Field(default=None, description="The base copy it was made on, if any.")
+    linked: bool = Field(default=False, description="An overlay on the base copy (True) or a full copy of it.")
 
 
 @message("agent.volume.create.failed")
@@ -341,3 +347,19 @@ class CopyProgressed(Event):
     stage: CopyStage
     done_bytes: int = Field(ge=0)
     total_bytes: int = Field(ge=0)
+
+
+class BaseCopy(BaseModel):
+    """A template's base copy on a pool: a volume of its own, made from the image store's object when missing, that
+    volumes from the template are overlays on (plugins with `linked_clone`) or full copies of."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    volume_id: UUID = Field(description="The base copy's id on the pool (one per template and pool).")
+    store: StoreAccess = Field(description="The image store that holds the template.")
+    object_id: ObjectId
+    format: CopyFormat = Field(description="Format of the template's bytes.")
+    checksum: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="`sha256:<hex>` the template must have.")
+
+
+CreateVolumeOnPool.model_rebuild()

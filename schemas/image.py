@@ -247,3 +247,25 @@ class ImageDeleteFailed(Event):
 
     image_id: UUID
     error: ErrorInfo
+
+
+# ------------------------------------------------------------------------------------- templates into primary
+
+
+@message("image.volume.create")
+class CreateVolumeFromTemplate(Command):
+    """Have a volume made on a pool from a template (the storage service sends it for `volume.create --template`).
+
+    The image service sends the pool's agent `agent.volume.create` with the pool's base copy of the template (made
+    from an image store of the zone if the pool lacks it); the agent's `agent.volume.created` (or `.failed`) answers,
+    as it does for an empty volume. Refused here (template unknown, not DOWNLOADED in the zone, smaller size) with
+    `agent.volume.create.failed`.
+    """
+
+    volume_id: UUID
+    template_id: UUID
+    pool_id: UUID
+    zone_id: UUID = Field(description="The pool's zone: its image stores hold the template.")
+    size_bytes: int = Field(gt=0, description="Virtual size in bytes; at least the template's.")
+    host: str | None = Field(default=None, description="The agent route of the pool: its host ...")
+    cluster_id: str | None = Field(default=None, description="... or its cluster.")

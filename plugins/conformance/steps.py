@@ -144,6 +144,21 @@ def volume_steps(kit: Kit, source: Path) -> list[Step]:
                 track=track(templated),
             )
         )
+    if kit.claims(Capability.LINKED_CLONE) and kit.claims(Capability.COPY):
+        linked, linked_out = kit.id("vol"), kit.scratch / "linked-out.raw"
+        steps += [
+            Step(
+                "create_volume linked to a template",
+                lambda: primary.create_volume(
+                    linked, SOURCE_BYTES, template=source, template_mode=TemplateMode.BACKING
+                ),
+                size_is(SOURCE_BYTES),
+                track=track(linked),
+            ),
+            Step(
+                "copy_out linked clone", lambda: primary.copy_out(linked, linked_out), _same_bytes(linked_out, source)
+            ),
+        ]
     if kit.claims(Capability.RESIZE):
         steps.append(
             Step("resize_volume", lambda: primary.resize_volume(empty, 2 * SOURCE_BYTES), size_is(2 * SOURCE_BYTES))

@@ -31,6 +31,7 @@ MANIFEST = PluginManifest(
             Capability.RESIZE,
             Capability.TEMPLATE,
             Capability.COPY,
+            Capability.LINKED_CLONE,
             Capability.THIN_PROVISIONING,
         }
     ),

@@ -51,6 +51,9 @@ class Capability(StrEnum):
     """Create a volume from a template (as a backing file or a full copy)."""
     COPY = "copy"
     """Copy a volume's bytes in from and out to a file, with progress."""
+    LINKED_CLONE = "linked_clone"
+    """A volume made from a template is an overlay on the pool's base copy of it (shares its blocks); without it,
+    each volume is a full copy of the base."""
     BACKUP_SNAPSHOT = "backup_snapshot"
     """Back up snapshots (backup targets)."""
     INCREMENTAL_BACKUP = "incremental_backup"
@@ -75,6 +78,7 @@ PRIMARY_CAPABILITIES = frozenset(
         Capability.RESIZE,
         Capability.TEMPLATE,
         Capability.COPY,
+        Capability.LINKED_CLONE,
         Capability.DATA_DISK_ONLY,
     }
 )

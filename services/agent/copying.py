@@ -14,25 +14,34 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from pathlib import Path
+from uuid import UUID
 
 from bus.ports import UnitOfWork
 from plugins.sdk.progress import ProgressCallback
-from plugins.sdk.types import ImageKind, VolumeFormat
+from plugins.sdk.protocols import PrimaryStorage
+from plugins.sdk.types import ImageKind, Volume, VolumeFormat
 from schemas import Envelope, Event
 from schemas.agent import (
+    BaseCopy,
+    CopyFormat,
     CopyProgressed,
     CopyStage,
     CopyVolumeFromStore,
     CopyVolumeToStore,
+    StoreAccess,
     VolumeCopiedFromStore,
     VolumeCopiedToStore,
     VolumeCopyFromStoreFailed,
     VolumeCopyToStoreFailed,
 )
-from schemas.errors import Aborted, FailedPrecondition
+from schemas.errors import Aborted, FailedPrecondition, NotFound
 from services.agent.answering import Agent, volume_resource
 from services.agent.progress import progress_events
+
+BASE_COPY_DEADLINE = 3 * 3600.0
+"""Seconds a template's first copy onto a pool may take."""
 
 
 @asynccontextmanager
@@ -113,6 +122,53 @@ async def copy_volume_to_store(command: CopyVolumeToStore, envelope: Envelope, u
     )
 
 
+async def copy_from_store(
+    agent: Agent,
+    primary: PrimaryStorage,
+    envelope: Envelope,
+    *,
+    pool_id: UUID,
+    volume_id: UUID,
+    access: StoreAccess,
+    object_id: str,
+    source_format: CopyFormat | None,
+    checksum: str | None,
+    deadline_seconds: float,
+) -> Volume:
+    """Make `volume_id` on the pool from the store's object (fetched to a staging file, its checksum checked)."""
+    store = await agent.drivers.store(access.store_id, access.plugin, access.config)
+
+    def make(stage: CopyStage, done: int, total: int) -> Event:
+        return CopyProgressed(
+            pool_id=pool_id,
+            volume_id=volume_id,
+            object_id=object_id,
+            host=agent.host,
+            stage=stage,
+            done_bytes=done,
+            total_bytes=total,
+        )
+
+    what = f"the copy of {object_id} from store {access.store_id}"
+    async with deadline(deadline_seconds, what), staging_directory() as staging:
+        staged = staging / object_id
+        report: ProgressCallback
+        async with progress_events(
+            agent.units, envelope, partial(make, CopyStage.STORE), producer=agent.producer
+        ) as report:
+            fetched = await store.get_image(object_id, staged, progress=report)
+        if checksum is not None and f"sha256:{fetched.checksum}" != checksum:
+            raise FailedPrecondition(
+                f"object {object_id} has checksum sha256:{fetched.checksum}, not the expected {checksum}",
+                field="checksum",
+            )
+        volume_format = VolumeFormat(source_format.value) if source_format else None
+        async with progress_events(
+            agent.units, envelope, partial(make, CopyStage.POOL), producer=agent.producer
+        ) as report:
+            return await primary.copy_in(str(volume_id), staged, source_format=volume_format, progress=report)
+
+
 async def copy_volume_from_store(
     command: CopyVolumeFromStore, envelope: Envelope, uow: UnitOfWork, agent: Agent
 ) -> None:
@@ -120,24 +176,18 @@ async def copy_volume_from_store(
 
     async def work() -> Event:
         primary = await agent.drivers.primary(uow.connection, command.pool_id)
-        store = await agent.drivers.store(command.store.store_id, command.store.plugin, command.store.config)
-        what = f"the copy of {command.object_id} from store {command.store.store_id}"
-        async with deadline(command.deadline_seconds, what), staging_directory() as staging:
-            staged = staging / command.object_id
-            report: ProgressCallback
-            async with _progress(agent, envelope, command, CopyStage.STORE) as report:
-                fetched = await store.get_image(command.object_id, staged, progress=report)
-            if command.checksum is not None and f"sha256:{fetched.checksum}" != command.checksum:
-                raise FailedPrecondition(
-                    f"object {command.object_id} has checksum sha256:{fetched.checksum}, not the expected "
-                    f"{command.checksum}",
-                    field="checksum",
-                )
-            source_format = VolumeFormat(command.format.value) if command.format else None
-            async with _progress(agent, envelope, command, CopyStage.POOL) as report:
-                volume = await primary.copy_in(
-                    str(command.volume_id), staged, source_format=source_format, progress=report
-                )
+        volume = await copy_from_store(
+            agent,
+            primary,
+            envelope,
+            pool_id=command.pool_id,
+            volume_id=command.volume_id,
+            access=command.store,
+            object_id=command.object_id,
+            source_format=command.format,
+            checksum=command.checksum,
+            deadline_seconds=command.deadline_seconds,
+        )
         return VolumeCopiedFromStore(
             pool_id=command.pool_id,
             volume_id=command.volume_id,
@@ -161,3 +211,31 @@ async def copy_volume_from_store(
         ),
         resources=[volume_resource(command.volume_id)],
     )
+
+
+_base_locks: dict[UUID, asyncio.Lock] = {}
+
+
+async def ensure_base_copy(
+    agent: Agent, primary: PrimaryStorage, envelope: Envelope, pool_id: UUID, base: BaseCopy
+) -> Volume:
+    """The pool's base copy of a template, made from the image store if the pool lacks it (one copy at a time per
+    base: volumes made together from a new template wait for the first to fetch it)."""
+    lock = _base_locks.setdefault(base.volume_id, asyncio.Lock())
+    async with lock:
+        try:
+            return await primary.get_volume(str(base.volume_id))
+        except NotFound:
+            pass  # not on the pool (never made, or deleted behind the record's back): made again
+        return await copy_from_store(
+            agent,
+            primary,
+            envelope,
+            pool_id=pool_id,
+            volume_id=base.volume_id,
+            access=base.store,
+            object_id=base.object_id,
+            source_format=base.format,
+            checksum=base.checksum,
+            deadline_seconds=BASE_COPY_DEADLINE,
+        )

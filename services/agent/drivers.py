@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from plugins.registry import Registry, validate_config
+from plugins.sdk.capabilities import Capability
 from plugins.sdk.config import PluginConfig
 from plugins.sdk.protocols import Driver, ImageStore, PrimaryStorage, SnapshotProvider
 from schemas.errors import InvalidArgument, Unimplemented
@@ -88,6 +89,11 @@ class PoolDrivers:
         if not isinstance(opened, ImageStore):
             raise InvalidArgument(f"store {store_id}: plugin {plugin_name!r} is not an image store", field="plugin")
         return opened
+
+    async def claims(self, connection: Any, pool_id: UUID, capability: Capability) -> bool:  # asyncpg connection
+        """Whether the plugin of the pool claims `capability` in its manifest."""
+        record = await repository.load_pool(connection, pool_id)
+        return capability in self.plugins.get(record.plugin).manifest.capabilities
 
     async def forget(self, connection: Any, pool_id: UUID) -> None:  # asyncpg connection
         """Close the pool's driver, if open, and delete the pool's record."""

@@ -6,8 +6,11 @@ saga's fencing token), does the work through the pool's plugin driver or the hyp
 """
 
 import contextlib
+from pathlib import Path
 
 from bus.ports import UnitOfWork
+from plugins.sdk.capabilities import Capability
+from plugins.sdk.types import TemplateMode
 from schemas import Envelope, Event
 from schemas.agent import (
     CreateVolumeOnPool,
@@ -20,22 +23,38 @@ from schemas.agent import (
     VolumeResizedOnPool,
     VolumeResizeOnPoolFailed,
 )
-from schemas.errors import InvalidArgument, NotFound, Unimplemented
+from schemas.errors import InvalidArgument, NotFound
 from services.agent.answering import Agent, volume_resource
+from services.agent.copying import ensure_base_copy
 
 
 async def create_volume(command: CreateVolumeOnPool, envelope: Envelope, uow: UnitOfWork, agent: Agent) -> None:
     """Create the volume's data on its pool (the same command again finds it made)."""
 
     async def work() -> Event:
-        if command.template_id is not None:
-            raise Unimplemented(
-                "creating a volume from a template is not supported by the agent yet", field="template_id"
-            )
         driver = await agent.drivers.primary(uow.connection, command.pool_id)
-        volume = await driver.create_volume(str(command.volume_id), command.size_bytes)
+        if command.base is None:
+            if command.template_id is not None:
+                raise InvalidArgument("a volume from a template needs the template's base copy", field="base")
+            volume = await driver.create_volume(str(command.volume_id), command.size_bytes)
+            return VolumeCreatedOnPool(
+                pool_id=command.pool_id, volume_id=command.volume_id, size_bytes=volume.size_bytes, locator=volume.path
+            )
+        base = await ensure_base_copy(agent, driver, envelope, command.pool_id, command.base)
+        linked = await agent.drivers.claims(uow.connection, command.pool_id, Capability.LINKED_CLONE)
+        volume = await driver.create_volume(
+            str(command.volume_id),
+            command.size_bytes,
+            template=Path(base.path),
+            template_mode=TemplateMode.BACKING if linked else TemplateMode.COPY,
+        )
         return VolumeCreatedOnPool(
-            pool_id=command.pool_id, volume_id=command.volume_id, size_bytes=volume.size_bytes, locator=volume.path
+            pool_id=command.pool_id,
+            volume_id=command.volume_id,
+            size_bytes=volume.size_bytes,
+            locator=volume.path,
+            base_volume_id=command.base.volume_id,
+            linked=linked,
         )
 
     await agent.run(

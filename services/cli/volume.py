@@ -65,10 +65,11 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     hypervisor: Annotated[str | None, typer.Option(help="The VM's hypervisor.")] = None,
     tag: Annotated[list[str], typer.Option(help="A storage tag every candidate pool must carry.")] = [],  # noqa: B006
     vm: Annotated[str | None, typer.Option(help="The VM (UUID) it belongs to.")] = None,
+    template: Annotated[str | None, typer.Option(help="Make it from this template (id or name).")] = None,
     as_json: JsonOption = False,
     timeout: TimeoutOption = 120.0,
 ) -> None:
-    """Create a volume: the allocator picks a pool (or --pool), an agent creates it there."""
+    """Create a volume, empty or from a template: the allocator picks a pool (or --pool), an agent creates it."""
     size_bytes = parse_size(size)
     vm_id = parse_uuid(vm, "--vm") if vm else None
     try:
@@ -91,6 +92,12 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
         if pool is not None:
             info = await find_pool(client, pool, timeout=timeout)
             placed = command.model_copy(update={"pool_id": info.pool_id})
+        if template is not None:
+            from schemas.image import ImageKind
+            from services.cli.template import find_image
+
+            found = await find_image(client, template, ImageKind.TEMPLATE, timeout=timeout)
+            placed = placed.model_copy(update={"template_id": found.image_id})
         with _progress() as progress:
             progress.add_task(f"creating volume {name} ({human_bytes(size_bytes)})", total=None)
             created = await client.send(placed, (VolumeCreated,), (VolumeCreateFailed,), timeout=timeout)

@@ -6,16 +6,16 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from bus.ports import UnitOfWork
-from schemas import Envelope, Event
+from schemas import Envelope, Event, Message
 from schemas.errors import StrataError, Transient
 from services.image.context import PRODUCER
 
 log = structlog.get_logger(__name__)
 
 
-def emit(uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
-    """Answer `envelope` with `event`."""
-    uow.emit(Envelope.wrap(event, cause=envelope, producer=PRODUCER))
+def emit(uow: UnitOfWork, envelope: Envelope, message: Message) -> None:
+    """Answer `envelope` with `message` (or send the command it leads to), in its lineage."""
+    uow.emit(Envelope.wrap(message, cause=envelope, producer=PRODUCER))
 
 
 async def refusing(

@@ -2,13 +2,15 @@
 
 Every handler is `handler(message, envelope, uow, deps)`, the service's `ImageDeps` last; `bootstrap` binds them.
 The handlers live in one module per use case: `stores`, `images`, `queries`; the slow work (downloads, deletes in
-the stores) is the `worker`'s, after the handler's transaction committed.
+the stores) is the `worker`'s, after the handler's transaction committed; `templates` makes volumes from templates.
 """
 
 from schemas import Message
-from schemas.image import AddImageStore, DeleteImage, RegisterImage, RemoveImageStore
+from schemas.agent import VolumeCreatedOnPool, VolumeCreateOnPoolFailed
+from schemas.image import AddImageStore, CreateVolumeFromTemplate, DeleteImage, RegisterImage, RemoveImageStore
 from schemas.image_queries import ListImages, ListImageStores
-from services.image import images, queries, stores
+from schemas.storage import VolumeDeleted
+from services.image import images, queries, stores, templates
 from services.image.context import ImageDeps
 from services.runtime.handlers import ContextHandler
 
@@ -17,10 +19,15 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[ImageDeps]] = {
     RemoveImageStore: stores.remove_image_store,
     RegisterImage: images.register_image,
     DeleteImage: images.delete_image,
+    CreateVolumeFromTemplate: templates.create_volume_from_template,
     # queries (request/reply)
     ListImages: queries.list_images,
     ListImageStores: queries.list_image_stores,
 }
 
-# The image service follows no other service's events yet.
-EVENT_HANDLERS: dict[type[Message], ContextHandler[ImageDeps]] = {}
+EVENT_HANDLERS: dict[type[Message], ContextHandler[ImageDeps]] = {
+    # the volumes made on base copies (their references), from the agents and the storage service
+    VolumeCreatedOnPool: templates.on_volume_created,
+    VolumeCreateOnPoolFailed: templates.on_volume_create_failed,
+    VolumeDeleted: templates.on_volume_deleted,
+}

@@ -103,6 +103,12 @@ async def delete_image(command: DeleteImage, envelope: Envelope, uow: UnitOfWork
                 f"image {image.name} is being downloaded to {', '.join(busy)}: delete it once that ends",
                 field="image_id",
             )
+        users = await repo.base_users(connection, command.image_id)
+        if users:
+            raise FailedPrecondition(
+                f"{image.kind.value} {image.name} is in use by volumes: {', '.join(map(str, users))}",
+                field="image_id",
+            )
         await repo.mark_deleting(connection, command.image_id, lineage(envelope))
         deps.wakeup.soon()
 

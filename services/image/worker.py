@@ -18,6 +18,7 @@ import structlog
 from bus.ports import UnitOfWorkFactory
 from plugins.qcow2fs.qemu_img import QemuImg
 from plugins.sdk.types import ImageKind as StoredKind
+from schemas.agent import DeleteVolumeOnPool
 from schemas.errors import StrataError, Transient
 from schemas.image import (
     DownloadState,
@@ -240,7 +241,8 @@ class ImageWorker:
             return await repo.claim_deletion(uow.connection)
 
     async def _delete(self, image: ImageRow) -> None:
-        """Delete the image from every store it reached (a missing one is fine), then forget it and answer."""
+        """Delete the image from every store it reached (a missing one is fine), then forget it, have its base
+        copies deleted from their pools (no volume uses them: the delete was refused otherwise), and answer."""
         async with self.units.begin(CONSUMER, None) as uow:
             assert uow is not None
             copies = await repo.copies_of(uow.connection, image.image_id)
@@ -251,5 +253,17 @@ class ImageWorker:
                 await driver.delete_image(str(image.image_id))
         async with self.units.begin(CONSUMER, None) as uow:
             assert uow is not None
+            for base in await repo.take_base_copies(uow.connection, image.image_id):
+                uow.emit(
+                    later_answer(
+                        image.request,
+                        DeleteVolumeOnPool(
+                            pool_id=base.pool_id,
+                            volume_id=base.base_volume_id,
+                            host=base.host,
+                            cluster_id=base.cluster_id,
+                        ),
+                    )
+                )
             if await repo.delete_image(uow.connection, image.image_id):
                 uow.emit(later_answer(image.request, ImageDeleted(image_id=image.image_id)))

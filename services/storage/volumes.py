@@ -24,6 +24,7 @@ from schemas.agent import (
     VolumeResizeOnPoolFailed,
 )
 from schemas.errors import AlreadyExists, FailedPrecondition, InvalidArgument, ResourceExhausted, StrataError
+from schemas.image import CreateVolumeFromTemplate
 from schemas.storage import (
     BeginVolumeOperation,
     CreateVolume,
@@ -99,13 +100,25 @@ async def create_volume(command: CreateVolume, envelope: Envelope, uow: UnitOfWo
     )
     await _move(uow, envelope, storage, allocated, VolumeEvent.CREATE_REQUESTED)
     route = agent_route(pool)
-    on_pool = CreateVolumeOnPool(
+    on_pool: CreateVolumeOnPool | CreateVolumeFromTemplate = CreateVolumeOnPool(
         pool_id=pool.pool_id,
         volume_id=command.volume_id,
         size_bytes=command.size_bytes,
         host=route[0],
         cluster_id=route[1],
     )
+    if command.template_id is not None:
+        # The image service knows the template's stores: it sends the agent the volume to make on the pool's base
+        # copy, and the agent's answer comes back here as for an empty volume.
+        on_pool = CreateVolumeFromTemplate(
+            volume_id=command.volume_id,
+            template_id=command.template_id,
+            pool_id=pool.pool_id,
+            zone_id=pool.zone_id,
+            size_bytes=command.size_bytes,
+            host=route[0],
+            cluster_id=route[1],
+        )
     emit(uow, envelope, on_pool, storage)
 
 
@@ -125,8 +138,6 @@ def _answer_repeat(uow: UnitOfWork, envelope: Envelope, storage: Storage, volume
 
 
 async def _place(uow: UnitOfWork, command: CreateVolume, storage: Storage) -> PoolRow:
-    if command.template_id is not None:
-        raise InvalidArgument("volumes from templates are not supported yet: create an empty one", field="template_id")
     request = AllocationRequest(
         size_bytes=command.size_bytes,
         zone_id=command.zone_id,
