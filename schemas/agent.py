@@ -109,6 +109,9 @@ class CreateVolumeOnPool(AgentCommand):
         default=None,
         description="The pool's base copy of the template (made from the image store first if the pool lacks it).",
     )
+    deadline_seconds: float | None = Field(
+        default=None, gt=0, le=86400.0, description="Seconds it may take (making a base copy first takes long)."
+    )
 
 
 @message("agent.volume.created")

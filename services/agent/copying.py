@@ -41,7 +41,7 @@ from services.agent.answering import Agent, volume_resource
 from services.agent.progress import progress_events
 
 BASE_COPY_DEADLINE = 3 * 3600.0
-"""Seconds a template's first copy onto a pool may take."""
+"""Seconds a template's first copy onto a pool may take when its command gives no deadline."""
 
 
 @asynccontextmanager
@@ -217,7 +217,13 @@ _base_locks: dict[UUID, asyncio.Lock] = {}
 
 
 async def ensure_base_copy(
-    agent: Agent, primary: PrimaryStorage, envelope: Envelope, pool_id: UUID, base: BaseCopy
+    agent: Agent,
+    primary: PrimaryStorage,
+    envelope: Envelope,
+    pool_id: UUID,
+    base: BaseCopy,
+    *,
+    deadline_seconds: float = BASE_COPY_DEADLINE,
 ) -> Volume:
     """The pool's base copy of a template, made from the image store if the pool lacks it (one copy at a time per
     base: volumes made together from a new template wait for the first to fetch it)."""
@@ -237,5 +243,5 @@ async def ensure_base_copy(
             object_id=base.object_id,
             source_format=base.format,
             checksum=base.checksum,
-            deadline_seconds=BASE_COPY_DEADLINE,
+            deadline_seconds=deadline_seconds,
         )

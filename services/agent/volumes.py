@@ -25,7 +25,7 @@ from schemas.agent import (
 )
 from schemas.errors import InvalidArgument, NotFound
 from services.agent.answering import Agent, volume_resource
-from services.agent.copying import ensure_base_copy
+from services.agent.copying import BASE_COPY_DEADLINE, ensure_base_copy
 
 
 async def create_volume(command: CreateVolumeOnPool, envelope: Envelope, uow: UnitOfWork, agent: Agent) -> None:
@@ -40,7 +40,14 @@ async def create_volume(command: CreateVolumeOnPool, envelope: Envelope, uow: Un
             return VolumeCreatedOnPool(
                 pool_id=command.pool_id, volume_id=command.volume_id, size_bytes=volume.size_bytes, locator=volume.path
             )
-        base = await ensure_base_copy(agent, driver, envelope, command.pool_id, command.base)
+        base = await ensure_base_copy(
+            agent,
+            driver,
+            envelope,
+            command.pool_id,
+            command.base,
+            deadline_seconds=command.deadline_seconds or BASE_COPY_DEADLINE,
+        )
         linked = await agent.drivers.claims(uow.connection, command.pool_id, Capability.LINKED_CLONE)
         volume = await driver.create_volume(
             str(command.volume_id),

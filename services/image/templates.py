@@ -32,6 +32,11 @@ BASE_COPIES = uuid.UUID("5d0c2a8e-7a43-4d4f-9c1b-6f3e8a9b2c71")
 """Base copies' volume ids are derived from (template, pool) under this namespace: the same on every retry."""
 
 
+BASE_COPY_DEADLINE_SECONDS = 3 * 3600.0
+"""How long the agent may take over a volume whose template it must first copy onto the pool (its consumer's
+deadline for the command follows it)."""
+
+
 def base_volume_id(image_id: uuid.UUID, pool_id: uuid.UUID) -> uuid.UUID:
     """The id of a template's base copy on a pool."""
     return uuid.uuid5(BASE_COPIES, f"{image_id}/{pool_id}")
@@ -83,6 +88,7 @@ async def create_volume_from_template(
             ),
             host=command.host,
             cluster_id=command.cluster_id,
+            deadline_seconds=BASE_COPY_DEADLINE_SECONDS,
         )
         emit(uow, envelope, on_pool)
 
