@@ -50,6 +50,7 @@ from schemas.storage import (
 from schemas.storage_queries import ListVolumes, VolumeInfo, VolumesListed
 from services.agent.settings import AgentSettings
 from services.cli.sending import Client
+from services.demo_backup import backup_chapter
 from services.demo_data import DataCheck, VirtualMachine, checksum, require_tools, write_pattern
 from services.embedded import embedded_postgres
 from services.runtime.daemon import Settings
@@ -214,7 +215,11 @@ async def _story(console: Console, client: Client, system: System, vm: VirtualMa
     running = vm.is_running()
     console.print(("[green]✓[/green]" if running else "[red]✗[/red]") + " the VM runs again")
     await _timeline(console, system, story.saga_id)
-    passed = all(check.passed for check in checks) and running and len(checks) == VOLUMES
+    reverted_back = all(check.passed for check in checks) and running and len(checks) == VOLUMES
+    backed_up = await backup_chapter(
+        console, client, workdir, zone_id=story.zone_id, host=HOST, volume=story.volumes[0]
+    )
+    passed = reverted_back and backed_up
     console.print(
         "[bold green]the data are back: demo passed[/bold green]" if passed else "[bold red]demo failed[/bold red]"
     )

@@ -1,4 +1,5 @@
-"""The backup service with every other service on RabbitMQ and PostgreSQL, a real qcow2fs pool and fsbackup.
+"""The backup service with every other service on RabbitMQ and PostgreSQL, a real qcow2fs pool, on fsbackup and on
+s3 (a real SeaweedFS).
 
 Full backup of a volume with data; 5% changed; an incremental that reads only what changed; restores of both to
 new volumes and in place, each compared by sha256 with the volume at that point; a corrupted chunk found by verify
@@ -7,14 +8,30 @@ and the restore from that backup refused.
 
 import os
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from schemas.backup import BackupKind, BackupRestored, BackupRestoreFailed, RestoreBackup
+from plugins.chunked.codec import chunk_key
+from plugins.sdk import faults
+from schemas.backup import (
+    BackupCreated,
+    BackupCreateFailed,
+    BackupKind,
+    BackupRestored,
+    BackupRestoreFailed,
+    CreateBackup,
+    RestoreBackup,
+)
+from schemas.snapshot import CreateSnapshot, SnapshotCreated, SnapshotCreateFailed
 from services.cli.sending import CommandFailed
+from tests.helpers import assert_eventually
 from tests.integration.backup_support import HOST, MIB, TIMEOUT, BackupStack, backup_stack
 from tests.integration.plugins_qcow2fs_support import run
+from tests.integration.test_plugins_fsbackup_plugin import open_plugin
+from tests.seaweed import SeaweedS3, remove_bucket, shared_seaweed
 
 pytestmark = pytest.mark.integration
 __all__ = ["backup_stack"]
@@ -30,11 +47,57 @@ async def _write_random(path: Path, offset: int, length: int, scratch: Path) -> 
     source.unlink()
 
 
-async def test_full_incremental_restores_and_verify_on_fsbackup(backup_stack: BackupStack, tmp_path: Path) -> None:
+@dataclass
+class Store:
+    """A repository's plugin and configuration, and a way to corrupt one of its chunks."""
+
+    plugin: str
+    config: dict[str, object]
+
+    async def corrupt_a_chunk(self, backup_id: uuid.UUID) -> None:
+        driver = open_plugin(self.plugin, self.config)
+        try:
+            manifest = await driver.backups.manifest(str(backup_id))
+            victim = chunk_key(next(digest for digest in manifest.chunks if digest is not None))
+            stored = bytearray(await driver.store.get(victim))
+            stored[-1] ^= 0x01
+            await driver.store.put(victim, bytes(stored))
+        finally:
+            await driver.close()
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> SeaweedS3:
+    return shared_seaweed()
+
+
+@pytest.fixture(params=["fsbackup", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "fsbackup":
+        root = tmp_path / "backups"
+        root.mkdir()
+        yield Store("fsbackup", {"path": str(root)})
+        return
+    seaweed: SeaweedS3 = request.getfixturevalue("seaweed")
+    bucket = f"t-{uuid.uuid4().hex[:16]}"
+    yield Store(
+        "s3",
+        {
+            "endpoint": seaweed.endpoint_url,
+            "region": seaweed.region,
+            "bucket": bucket,
+            "access_key": seaweed.access_key,
+            "secret_key": seaweed.secret_key,
+            "create_bucket": True,
+            "chunk_size_kib": CLUSTER_BYTES // 2048,  # 32 KiB, as fsbackup's: incrementals write what changed
+        },
+    )
+    remove_bucket(seaweed, bucket)
+
+
+async def test_full_incremental_restores_and_verify(backup_stack: BackupStack, store: Store, tmp_path: Path) -> None:
     stack = backup_stack
-    store = tmp_path / "backups"
-    store.mkdir()
-    repository = await stack.add_repository("fsbackup", {"path": str(store)})
+    repository = await stack.add_repository(store.plugin, store.config)
     volume = await stack.create_volume(SIZE)
     await _write_random(stack.paths[volume], 0, 8 * MIB, tmp_path)
     first_sum = await stack.checksum(volume)
@@ -77,10 +140,7 @@ async def test_full_incremental_restores_and_verify_on_fsbackup(backup_stack: Ba
     assert await stack.checksum(volume) == first_sum
 
     assert (await stack.verify(full.backup_id)).bad == ()
-    victim = next(path for path in (store / "chunks").rglob("*") if path.is_file())
-    data = bytearray(victim.read_bytes())
-    data[-1] ^= 0x01
-    victim.write_bytes(bytes(data))
+    await store.corrupt_a_chunk(full.backup_id)
     verified = await stack.verify(full.backup_id)
     assert len(verified.bad) == 1
     assert "corrupted" in verified.bad[0]
@@ -98,3 +158,51 @@ async def test_full_incremental_restores_and_verify_on_fsbackup(backup_stack: Ba
             (BackupRestoreFailed,),
             timeout=TIMEOUT,
         )
+
+
+async def test_a_backup_that_fails_ends_in_error_and_its_snapshot_is_usable_again(
+    backup_stack: BackupStack, tmp_path: Path
+) -> None:
+    stack = backup_stack
+    root = tmp_path / "backups"
+    root.mkdir()
+    repository = await stack.add_repository("fsbackup", {"path": str(root)})
+    volume = await stack.create_volume(4 * MIB)
+    await _write_random(stack.paths[volume], 0, MIB, tmp_path)
+    snapshot_id = uuid.uuid4()
+    await stack.client.send(
+        CreateSnapshot(snapshot_id=snapshot_id, volume_id=volume, name="before-backup"),
+        (SnapshotCreated,),
+        (SnapshotCreateFailed,),
+        timeout=TIMEOUT,
+    )
+    backup_id = uuid.uuid4()
+    with faults.armed("fsbackup.backup.before_manifest"), pytest.raises(CommandFailed, match="before_manifest"):
+        await stack.client.send(
+            CreateBackup(backup_id=backup_id, volume_id=volume, repository_id=repository, snapshot_id=snapshot_id),
+            (BackupCreated,),
+            (BackupCreateFailed,),
+            timeout=TIMEOUT,
+        )
+
+    async def compensated() -> bool:
+        state = await stack.system.pool.fetchval(
+            "SELECT state FROM snapshot.snapshots WHERE snapshot_id = $1", snapshot_id
+        )
+        return bool(state == "CreatedOnPrimary")
+
+    await assert_eventually(compensated, timeout=TIMEOUT, what="the snapshot back in CreatedOnPrimary")
+    row = await stack.system.pool.fetchrow("SELECT state, error FROM backup.backups WHERE backup_id = $1", backup_id)
+    assert row is not None
+    backup_state, error = row["state"], row["error"]
+    assert backup_state == "Error"
+    assert error is not None
+    assert "before_manifest" in error
+    assert not [path for path in (root / "backups").glob("*") if path.name.endswith(".manifest.json.gz")]
+
+    again = await stack.backup(volume, repository, snapshot_id=snapshot_id)  # nothing half-done stands in the way
+    assert again.kind is BackupKind.FULL
+    assert (
+        await stack.system.pool.fetchval("SELECT state FROM snapshot.snapshots WHERE snapshot_id = $1", snapshot_id)
+        == "BackedUp"
+    )
