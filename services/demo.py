@@ -52,6 +52,7 @@ from services.agent.settings import AgentSettings
 from services.cli.sending import Client
 from services.demo_backup import backup_chapter
 from services.demo_data import DataCheck, VirtualMachine, checksum, require_tools, write_pattern
+from services.demo_template import register_template
 from services.embedded import embedded_postgres
 from services.runtime.daemon import Settings
 from services.runtime.logs import configure_logging
@@ -154,8 +155,13 @@ async def _story(console: Console, client: Client, system: System, vm: VirtualMa
     )
     console.print(f"[green]✓[/green] pool demo-pool added (qcow2fs in {pool_dir})")
 
+    template_id = await register_template(
+        console, client, zone_id=story.zone_id, workdir=workdir, size_bytes=VOLUME_SIZE
+    )
     with _progress(console) as progress:
-        task = progress.add_task(f"creating {VOLUMES} volumes for the VM", total=VOLUMES)
+        task = progress.add_task(
+            f"creating {VOLUMES} volumes for the VM (the root disk from the template)", total=VOLUMES
+        )
         for index in range(VOLUMES):
             await client.send(
                 CreateVolume(
@@ -167,6 +173,7 @@ async def _story(console: Console, client: Client, system: System, vm: VirtualMa
                     host=HOST,
                     hypervisor="kvm",
                     vm_id=story.vm_id,
+                    template_id=template_id if index == 0 else None,
                 ),
                 (VolumeCreated,),
                 (VolumeCreateFailed,),
