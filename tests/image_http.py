@@ -23,6 +23,9 @@ class Behaviour(Enum):
     """Announce the whole length, send half, close."""
     STALL = "stall"
     """Announce the whole length, send 64 KiB, then nothing until the server stops."""
+    INTERRUPTED = "interrupted"
+    """The first answer sends half and then nothing until the server stops (its client is killed meanwhile); later
+    ones are served whole, or from the `Range` asked (a resumed download)."""
 
 
 @dataclass
@@ -68,6 +71,8 @@ class ImageServer:
             await writer.drain()
             return
         path, behaviour = self.files[target]
+        if behaviour is Behaviour.INTERRUPTED and sum(1 for asked, _ in self.requests if asked == target) > 1:
+            behaviour = Behaviour.SERVE
         data = await asyncio.to_thread(path.read_bytes)
         size = len(data)
         start = 0
@@ -85,6 +90,11 @@ class ImageServer:
             return
         if behaviour is Behaviour.STALL:
             writer.write(data[: 64 * 1024])
+            await writer.drain()
+            await self._stop.wait()
+            return
+        if behaviour is Behaviour.INTERRUPTED:
+            writer.write(data[: size // 2])
             await writer.drain()
             await self._stop.wait()
             return
