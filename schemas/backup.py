@@ -7,6 +7,7 @@ only what changed since its parent's snapshot where the primary storage can tell
 travels only in the commands that need it, marked `writeOnly` so the journal masks it.
 """
 
+from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -16,7 +17,7 @@ from schemas.agent import AgentCommand
 from schemas.envelope import Command, Event
 from schemas.errors import ErrorInfo
 from schemas.registry import message
-from schemas.snapshot import SnapshotState
+from schemas.snapshot import IntervalType, SnapshotState
 from schemas.storage import NAME_PATTERN, SECRET, PluginConfig
 
 
@@ -239,6 +240,73 @@ class BackupStateChanged(Event):
     backup_id: UUID
     old_state: BackupState
     new_state: BackupState
+
+
+# --------------------------------------------------------------------------------------------------- schedules
+
+
+@message("backup_schedule.create")
+class CreateBackupSchedule(Command):
+    """Back a volume up on a schedule into a repository, keeping the newest `max_backups` of this schedule's backups.
+
+    A volume may have several schedules (an hourly and a weekly one, say); each keeps its own backups.
+    """
+
+    schedule_id: UUID = Field(description="The caller's id for the schedule (the idempotency key).")
+    volume_id: UUID
+    repository_id: UUID
+    interval_type: IntervalType
+    schedule: str = Field(
+        max_length=16,
+        description="HOURLY `MM`; DAILY `MM:HH`; WEEKLY `MM:HH:D` (D 1-7, 1 = Sunday); MONTHLY `MM:HH:DD` "
+        "(DD 1-28), as CloudStack writes it.",
+    )
+    timezone: str = Field(default="UTC", min_length=1, max_length=64, description="IANA time zone of the schedule.")
+    max_backups: int = Field(ge=1, le=1000, description="How many of this schedule's backups to keep.")
+
+
+@message("backup_schedule.created")
+class BackupScheduleCreated(Event):
+    """A backup schedule is active; `next_run_at` is its first run (UTC)."""
+
+    schedule_id: UUID
+    volume_id: UUID
+    repository_id: UUID
+    interval_type: IntervalType
+    schedule: str
+    timezone: str
+    max_backups: int = Field(ge=1)
+    next_run_at: datetime
+
+
+@message("backup_schedule.create.failed")
+class BackupScheduleCreateFailed(Event):
+    """A schedule was refused (a bad schedule or time zone, an unknown repository)."""
+
+    schedule_id: UUID
+    error: ErrorInfo
+
+
+@message("backup_schedule.delete")
+class DeleteBackupSchedule(Command):
+    """Stop a schedule; the backups it took stay."""
+
+    schedule_id: UUID
+
+
+@message("backup_schedule.deleted")
+class BackupScheduleDeleted(Event):
+    """A schedule will not run again."""
+
+    schedule_id: UUID
+
+
+@message("backup_schedule.delete.failed")
+class BackupScheduleDeleteFailed(Event):
+    """A schedule could not be deleted."""
+
+    schedule_id: UUID
+    error: ErrorInfo
 
 
 # ---------------------------------------------------------------------------------------------------- restores

@@ -36,6 +36,7 @@ from services.backup import repository as repo
 from services.backup.deps import BackupDeps
 from services.backup.repositories import open_config
 from services.backup.requests import Requester, announce, answer, refuse, refusing, take, to_agent
+from services.backup.schedules import apply_retention
 from services.domain.backups import BACKUP_STATES, BackupEvent, plan_backup
 
 TAKE = "take"
@@ -170,6 +171,7 @@ async def on_backup_taken(event: SnapshotBackedUpOnPool, envelope: Envelope, uow
             note=event.note,
             finished_at=deps.clock(),
         )
+        await apply_retention(uow, requesters[0], backup.backup_id)
     taken = await _taken(uow.connection, backup, released)
     for requester in requesters:
         answer(uow, requester, taken)

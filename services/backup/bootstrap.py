@@ -10,6 +10,7 @@ from bus.ports import QueueKind, Transport, UnitOfWorkFactory
 from bus.runtime import Consumer
 from services.backup.deps import BackupDeps
 from services.backup.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
+from services.backup.scheduler import BackupScheduler
 from services.backup.settings import BackupSettings
 from services.runtime.daemon import Daemon, Queue, Service, Settings, Wiring
 from services.runtime.handlers import bind_context
@@ -19,6 +20,7 @@ from services.runtime.sealing import SecretSealer
 CONSUMER = "backup"
 SCHEMA = "backup"
 HANDLERS = {**COMMAND_HANDLERS, **EVENT_HANDLERS}
+SCHEDULER_POLL = 1.0  # seconds between looks for due schedules when none was due
 
 
 def build_backup(
@@ -28,13 +30,14 @@ def build_backup(
     *,
     prefetch: int = 16,
     queue_kind: QueueKind = QueueKind.QUORUM,
+    scheduler_poll: float = SCHEDULER_POLL,
 ) -> Service:
     """Wire the service on `transport` and `units` (it keeps its state in PostgreSQL): its consumer on
-    `<ns>.backup`."""
+    `<ns>.backup`, then its schedule runner."""
     consumer = Consumer(
         transport, units, name=CONSUMER, handlers=bind_context(HANDLERS, deps), prefetch=prefetch, queue_kind=queue_kind
     )
-    return Service([consumer])
+    return Service([consumer, BackupScheduler(units, deps, poll=scheduler_poll)])
 
 
 async def migrate_backup(connection: Any) -> list[int]:  # an asyncpg connection outside any transaction
@@ -59,7 +62,7 @@ def build(wiring: Wiring) -> Service:
 
 DAEMON = Daemon(
     name="backup",
-    summary="backup repositories, backups of volumes and snapshots (changed blocks only), restores and verifies",
+    summary="backup repositories, backups (changed blocks only), schedules, restores and verifies",
     build=build,
     migrations=(migrate_backup,),
     queues=(Queue(CONSUMER, tuple(HANDLERS)),),

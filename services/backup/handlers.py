@@ -2,7 +2,8 @@
 
 Every handler is `handler(message, envelope, uow, deps)`, the service's `BackupDeps` last; `bootstrap` binds them.
 The handlers live in one module per use case: `repositories` (and what the service knows of pools and volumes),
-`backups` (take, delete, verify, and the agents' answers), `restores` (the restore saga's steps).
+`backups` (take, delete, verify, and the agents' answers), `restores` (the restore saga's steps),
+`schedules` (and their retention; `scheduler` runs them).
 """
 
 from schemas import Message
@@ -15,7 +16,9 @@ from schemas.backup import (
     BackupVerifiedOnStore,
     BackupVerifyOnStoreFailed,
     BeginRestore,
+    CreateBackupSchedule,
     DeleteBackup,
+    DeleteBackupSchedule,
     EndRestore,
     RemoveBackupRepository,
     RestoreBackupToVolume,
@@ -25,7 +28,7 @@ from schemas.backup import (
     VerifyBackup,
 )
 from schemas.storage import PoolAdded, VolumeCreated
-from services.backup import backups, repositories, restores
+from services.backup import backups, repositories, restores, schedules
 from services.backup.deps import BackupDeps
 from services.runtime.handlers import ContextHandler
 
@@ -38,6 +41,8 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[BackupDeps]] = {
     BeginRestore: restores.begin_restore,
     RestoreBackupToVolume: restores.restore_to_volume,
     EndRestore: restores.end_restore,
+    CreateBackupSchedule: schedules.create_schedule,
+    DeleteBackupSchedule: schedules.delete_schedule,
 }
 
 EVENT_HANDLERS: dict[type[Message], ContextHandler[BackupDeps]] = {

@@ -6,6 +6,7 @@ from services.cli import (
     asyncapi,
     backup,
     backup_repo,
+    backup_schedule,
     demo,
     dlq,
     events,
@@ -48,5 +49,6 @@ app.add_typer(template.iso_app, name="iso")
 app.add_typer(image_store.app, name="image-store")
 app.add_typer(backup.app, name="backup")
 app.add_typer(backup_repo.app, name="backup-repo")
+app.add_typer(backup_schedule.app, name="backup-schedule")
 app.command("run")(run.run)
 app.command("up")(run.up)

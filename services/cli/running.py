@@ -41,6 +41,7 @@ OWNERS: dict[str, Service] = {
     "vm.snapshot": ORCHESTRATOR,
     "backup": BACKUP,
     "backup_repository": BACKUP,
+    "backup_schedule": BACKUP,
     "backup.create": ORCHESTRATOR,
     "backup.restore": ORCHESTRATOR,
 }

@@ -43,6 +43,16 @@ async def test_backup_commands(backup_stack: BackupStack, env: dict[str, str], t
     assert code == 0, out
     assert "reused" in out
     assert "read 4.0 MiB" in out
+    schedule = ["--repo", "nightly", "--interval", "daily", "--timezone", "Europe/Paris", "--max-backups", "3"]
+    code, out = await strata(env, "backup-schedule", "create", str(volume), *schedule, "--schedule", "30:25")
+    assert code == 1
+    assert "schedule" in out  # refused before anything is sent: there is no hour 25
+    created = await strata_json(env, "backup-schedule", "create", str(volume), *schedule, "--schedule", "30:02")
+    assert created["interval_type"] == "DAILY"
+    listed_schedules = (await strata_json(env, "backup-schedule", "list", "--volume", str(volume)))["schedules"]
+    assert [row["schedule"] for row in listed_schedules] == ["30:02"]
+    assert (await strata_json(env, "backup-schedule", "delete", created["schedule_id"]))["schedule_id"]
+
     listed = (await strata_json(env, "backup", "list", "--volume", str(volume)))["backups"]
     assert [(row["kind"], row["state"]) for row in listed] == [("full", "BackedUp")]
     backup_id = listed[0]["backup_id"]
