@@ -15,9 +15,11 @@ from plugins.registry import Registry
 from plugins.sdk import faults
 from schemas import Message, MessageRegistry, registry
 from schemas.agent import routing_word
+from schemas.hosts import HostIdentity
 from services.agent.answering import Agent
 from services.agent.drivers import PoolDrivers
 from services.agent.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
+from services.agent.heartbeat import Heartbeat, strata_version
 from services.agent.libvirt_hypervisor import LibvirtHypervisor
 from services.agent.ports import Hypervisor
 from services.agent.schema import migrate_agent
@@ -66,8 +68,14 @@ def build_agent(
     prefetch: int = 16,
     queue_kind: QueueKind = QueueKind.QUORUM,
     messages: MessageRegistry = registry,
+    identity: HostIdentity | None = None,
+    heartbeat_seconds: float = 30.0,
 ) -> Service:
-    """Wire an agent on the given adapters (not started). Its tables must exist (`migrate_agent`)."""
+    """Wire an agent on the given adapters (not started). Its tables must exist (`migrate_agent`).
+
+    Its heartbeat registers `identity` (default: the host and cluster, kvm, the hypervisor's URI) with the storage
+    service when it starts, and then every `heartbeat_seconds`.
+    """
     agent = Agent(host=host, cluster=cluster, drivers=PoolDrivers(plugins, sealer), hypervisor=hypervisor, units=units)
     handlers = bind_context(HANDLERS, agent)
     consumers = [
@@ -86,8 +94,16 @@ def build_agent(
             (f"agent.cluster.{cluster}", f"agent.cluster.{routing_word(cluster)}.#"),
         )
     ]
+    identity = identity or HostIdentity(
+        host=host,
+        cluster_id=cluster,
+        hypervisor="kvm",
+        libvirt_uri=hypervisor.uri if isinstance(hypervisor, LibvirtHypervisor) else "",
+        version=strata_version(),
+    )
+    heartbeat = Heartbeat(transport, identity, hypervisor, interval=heartbeat_seconds)
     # After the consumers stopped (in-flight commands finished): the drivers, then the hypervisor connection.
-    return Service(consumers, on_stop=[agent.drivers.close, agent.hypervisor.close])
+    return Service([*consumers, heartbeat], on_stop=[agent.drivers.close, agent.hypervisor.close])
 
 
 def check(settings: Settings) -> None:
@@ -109,6 +125,15 @@ def build(wiring: Wiring) -> Service:
         plugins=wiring.plugins,
         sealer=SecretSealer.from_file(wiring.settings.runtime.secret_key_file),
         queue_kind=wiring.settings.bus.queue_kind,
+        identity=HostIdentity(
+            host=settings.host,
+            cluster_id=settings.cluster,
+            zone=settings.zone,
+            hypervisor=settings.hypervisor,
+            libvirt_uri=settings.libvirt_uri,
+            version=strata_version(),
+        ),
+        heartbeat_seconds=settings.heartbeat_seconds,
     )
 
 

@@ -71,6 +71,22 @@ class LibvirtHypervisor:
 
         return await self._call(f"describe VM {vm_id}", describe)
 
+    async def list_vms(self) -> tuple[VmDescription, ...]:
+        """Every domain, defined or running, by name."""
+
+        def list_all(connection: libvirt.virConnect) -> tuple[VmDescription, ...]:
+            return tuple(
+                VmDescription(
+                    UUID(domain.UUIDString()),
+                    _POWER_STATES.get(domain.state()[0], PowerState.UNKNOWN),
+                    _disks(domain.XMLDesc()),
+                    name=domain.name(),
+                )
+                for domain in sorted(connection.listAllDomains(), key=lambda domain: domain.name())
+            )
+
+        return await self._call("list VMs", list_all)
+
     async def stop_vm(self, vm_id: UUID, *, force: bool = False, grace_seconds: float = 60.0) -> bool:
         """Shut the VM down cleanly, powering it off if the guest does not within `grace_seconds`."""
 

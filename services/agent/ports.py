@@ -18,6 +18,7 @@ class VmDescription:
     vm_id: UUID
     power_state: PowerState
     disks: tuple[VmDisk, ...]
+    name: str = ""
 
 
 class Hypervisor(Protocol):
@@ -25,6 +26,10 @@ class Hypervisor(Protocol):
 
     async def describe_vm(self, vm_id: UUID) -> VmDescription:
         """The VM's power state and disks; `NotFound` if the hypervisor does not know it."""
+        ...
+
+    async def list_vms(self) -> tuple[VmDescription, ...]:
+        """Every VM the hypervisor knows (defined or running), with its name, by name."""
         ...
 
     async def stop_vm(self, vm_id: UUID, *, force: bool = False, grace_seconds: float = 60.0) -> bool:

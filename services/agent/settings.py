@@ -12,6 +12,11 @@ class AgentSettings(BaseSettings):
     host: str = Field(default="localhost", min_length=1, description="This host's name (its queue's name).")
     cluster: str = Field(default="default", min_length=1, description="The cluster the host belongs to.")
     libvirt_uri: str = Field(default="test:///default", description="The hypervisor's libvirt URI.")
+    zone: str = Field(default="default", min_length=1, description="The zone the host is in (a name or a UUID).")
+    hypervisor: str = Field(default="kvm", min_length=1, description="The hypervisor's kind, as plugins name it.")
+    heartbeat_seconds: float = Field(
+        default=30.0, gt=0, description="How often the agent tells the storage service it is alive (and its VMs)."
+    )
     fault_points: tuple[str, ...] = Field(
         default=(),
         description="Plugin fault points to arm at start (tests only): each crashes the operation once, and the "

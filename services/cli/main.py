@@ -11,6 +11,7 @@ from services.cli import (
     dlq,
     events,
     history,
+    host,
     image_store,
     plugins,
     pool,
@@ -44,6 +45,7 @@ snapshot.app.command("chain")(snapshot_chain.chain)
 snapshot.app.command("coalesce")(snapshot_chain.coalesce)
 app.add_typer(snapshot_policy.app, name="snapshot-policy")
 app.add_typer(vm.app, name="vm")
+app.add_typer(host.app, name="host")
 app.add_typer(template.app, name="template")
 app.add_typer(template.iso_app, name="iso")
 app.add_typer(image_store.app, name="image-store")

@@ -128,6 +128,10 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
         fail(invalid(error))
 
     async def work(client: "Client") -> PoolAdded:
+        from services.cli.host import check_placement, known_hosts
+
+        # A typo is refused before anything is sent: no pool, no saga, no lock.
+        check_placement(await known_hosts(client, timeout=timeout), host=host, cluster=cluster)
         with errors.status(f"adding pool {name} ..."):
             added = await client.send(command, (PoolAdded,), (PoolAddFailed,), timeout=timeout)
         assert isinstance(added, PoolAdded)

@@ -36,6 +36,7 @@ BACKUP = Service("backup", "the backup service", "strata run backup")
 OWNERS: dict[str, Service] = {
     "pool": STORAGE,
     "volume": STORAGE,
+    "host": STORAGE,
     "snapshot": SNAPSHOT,
     "snapshot_policy": SNAPSHOT,
     "vm.snapshot": ORCHESTRATOR,

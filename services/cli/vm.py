@@ -95,7 +95,7 @@ def snapshot(
     for pair in report["snapshots"]:
         console.print(f"  volume {pair['volume_id']} → snapshot {pair['snapshot_id']}")
     pairs = " ".join(f"--pair {p['volume_id']}={p['snapshot_id']}" for p in report["snapshots"])
-    console.print(f"revert with: strata vm revert {vm_id} {report['vm_snapshot_id']} --host HOST {pairs}")
+    console.print(f"revert with: strata vm revert {vm_id} {report['vm_snapshot_id']} {pairs}")
 
 
 async def _volumes_of(client: "Client", vm_id: uuid.UUID, *, timeout: float) -> list[Any]:  # Any: VolumeInfo
@@ -121,11 +121,65 @@ async def _volume_by_volume(client: "Client", command: "CreateVmSnapshot", *, ti
     return {"vm_snapshot_id": str(command.vm_snapshot_id), "vm_id": str(command.vm_id), "snapshots": pairs}
 
 
+@app.command("list")
+def list_vms(as_json: JsonOption = False, timeout: TimeoutOption = 15.0) -> None:
+    """List the VMs the agents' hypervisors know, with their host, power state and strata volumes.
+
+    Example: strata vm list
+    """
+    from services.cli.host import NO_HOSTS, known_hosts
+
+    async def work(client: "Client") -> tuple[int, list[dict[str, Any]]]:  # Any: JSON rows
+        from schemas.storage_queries import ListVolumes, VolumesListed
+
+        hosts = await known_hosts(client, timeout=timeout)
+        volumes = (await client.ask(ListVolumes(), VolumesListed, timeout=timeout)).volumes
+        rows = []
+        for info in hosts:
+            for vm in info.vms:
+                sources = {disk.source for disk in vm.disks}
+                names = sorted(v.name for v in volumes if v.vm_id == vm.vm_id or (v.locator or "") in sources)
+                rows.append(
+                    {
+                        "vm_id": str(vm.vm_id),
+                        "name": vm.name,
+                        "host": info.identity.host,
+                        "host_state": info.state.value,
+                        "power_state": vm.power_state.value,
+                        "disks": len(vm.disks),
+                        "volumes": names,
+                    }
+                )
+        return len(hosts), rows
+
+    host_count, rows = talk(work)
+    if as_json:
+        print_json({"vms": rows})
+        return
+    if not rows:
+        console.print("no VM on any registered host" if host_count else NO_HOSTS)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "name", "host", "power", "disks", "volumes"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        host = row["host"] if row["host_state"] == "Up" else f"{row['host']} ({row['host_state']})"
+        table.add_row(
+            row["vm_id"][:8], row["name"], host, row["power_state"], str(row["disks"]), ", ".join(row["volumes"])
+        )
+    console.print(table)
+
+
 @app.command("revert")
 def revert(  # noqa: PLR0917  # typer makes each parameter an option or argument
     vm: VmArgument,
     vm_snapshot: Annotated[str, typer.Argument(help="The VM snapshot's id.")],
-    host: Annotated[str, typer.Option(help="The host the VM runs on (its agent stops and starts it).")],
+    host: Annotated[
+        str | None,
+        typer.Option(help="The host the VM runs on (its agent stops and starts it); default: the registered one."),
+    ] = None,
     pair: Annotated[
         list[str],
         typer.Option(help="VOLUME_ID=SNAPSHOT_ID (repeat); default: the VM snapshot's own, from the snapshot service."),
@@ -136,18 +190,28 @@ def revert(  # noqa: PLR0917  # typer makes each parameter an option or argument
     """Revert every volume of a VM to a VM snapshot; a running VM is stopped and started again."""
     from sagas.work import saga_id_for
     from schemas.snapshot import RevertVmToSnapshot, VmReverted, VmRevertFailed
+    from services.cli.host import check_placement, host_of_vm, known_hosts
+    from services.cli.running import ORCHESTRATOR, SNAPSHOT, STORAGE, agent_of, require_running
 
     vm_id = parse_uuid(vm, "VM")
     vm_snapshot_id = parse_uuid(vm_snapshot, "VM_SNAPSHOT")
     try:
         pairs = parse_pairs(pair) or _recorded_pairs(vm_snapshot_id)
-        command = RevertVmToSnapshot(vm_id=vm_id, vm_snapshot_id=vm_snapshot_id, host=host, snapshots=pairs)
+        # Checked before anything is sent; without --host, the host is the registry's (below).
+        checked = RevertVmToSnapshot(
+            vm_id=vm_id, vm_snapshot_id=vm_snapshot_id, host=host or "registered", snapshots=pairs
+        )
     except StrataError as error:
         fail(error)
     except ValueError as error:
         fail(invalid(error))
 
     async def work(client: "Client") -> tuple[VmReverted, uuid.UUID]:
+        hosts = await known_hosts(client, timeout=min(timeout, 15.0))
+        check_placement(hosts, host=host, cluster=None)
+        command = checked if host else checked.model_copy(update={"host": host_of_vm(hosts, vm_id)})
+        # The saga needs every one of them: a stopped one would leave it waiting, so say which at once.
+        await require_running(client.transport, [ORCHESTRATOR, STORAGE, SNAPSHOT, agent_of(command.host)])
         envelope = await client.publish(command)
         saga_id = saga_id_for(envelope.message_id)
         with _progress() as progress:

@@ -88,6 +88,10 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
         fail(invalid(error))
 
     async def work(client: "Client") -> VolumeCreated:
+        from services.cli.host import check_placement, known_hosts
+
+        if host is not None or cluster is not None:  # a typo is refused before anything is placed
+            check_placement(await known_hosts(client, timeout=timeout), host=host, cluster=cluster)
         placed = command
         if pool is not None:
             info = await find_pool(client, pool, timeout=timeout)

@@ -18,6 +18,7 @@ from schemas.agent import (
     VolumeResizedOnPool,
     VolumeResizeOnPoolFailed,
 )
+from schemas.hosts import HostHeartbeat, ListHosts
 from schemas.storage import (
     AddPool,
     BeginVolumeOperation,
@@ -33,7 +34,7 @@ from schemas.storage import (
 )
 from schemas.storage_queries import ListPools, ListVolumes
 from services.runtime.handlers import ContextHandler
-from services.storage import pools, queries, volumes
+from services.storage import hosts, pools, queries, volumes
 from services.storage.context import Storage
 
 COMMAND_HANDLERS: dict[type[Message], ContextHandler[Storage]] = {
@@ -50,6 +51,7 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[Storage]] = {
     EndVolumeOperation: volumes.end_operation,
     ListPools: queries.list_pools,
     ListVolumes: queries.list_volumes,
+    ListHosts: hosts.list_hosts,
 }
 
 EVENT_HANDLERS: dict[type[Message], ContextHandler[Storage]] = {
@@ -65,4 +67,5 @@ EVENT_HANDLERS: dict[type[Message], ContextHandler[Storage]] = {
     VolumeDeleteOnPoolFailed: volumes.volume_delete_failed,
     VolumeResizedOnPool: volumes.volume_resized,
     VolumeResizeOnPoolFailed: volumes.volume_resize_failed,
+    HostHeartbeat: hosts.host_heartbeat,
 }

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.backup_support import HOST, MIB, BackupStack, backup_stack
+from tests.integration.cli_support import strata, strata_json
 from tests.integration.test_backup_service import _write_random
-from tests.integration.test_cli_commands import strata, strata_json
 
 pytestmark = pytest.mark.integration
 __all__ = ["backup_stack"]

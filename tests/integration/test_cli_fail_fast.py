@@ -16,7 +16,7 @@ from bus.settings import BusSettings
 from services.agent.settings import AgentSettings
 from services.runtime.daemon import Settings
 from services.stack import System
-from tests.integration.test_cli_commands import strata
+from tests.integration.cli_support import strata
 
 pytestmark = pytest.mark.integration
 HOST, CLUSTER = "ff-host", "ff-cluster"
@@ -52,11 +52,35 @@ async def test_volume_create_names_the_stopped_storage_service(stopped_env: dict
     assert "the storage service is not running" in output
 
 
-async def test_vm_revert_names_the_first_stopped_service_it_needs(stopped_env: dict[str, str]) -> None:
+async def test_vm_revert_names_the_stopped_storage_service_it_asks_first(stopped_env: dict[str, str]) -> None:
     pair = f"{uuid.uuid4()}={uuid.uuid4()}"
     code, output = await strata(
         stopped_env, "vm", "revert", str(uuid.uuid4()), str(uuid.uuid4()), "--host", HOST, "--pair", pair, *LONG
     )
+    assert code == 1, output
+    assert "the storage service is not running" in output
+
+
+async def test_vm_revert_names_a_stopped_orchestrator_when_the_rest_runs(
+    amqp_url: str, namespace: str, database_url: str
+) -> None:
+    transport = RabbitTransport(BusSettings(amqp_url=amqp_url, namespace=namespace), purpose="cli-test")
+    system = await System.start(
+        database_url,
+        transport,
+        settings=Settings(AgentSettings(host=HOST, cluster=CLUSTER)),
+        only=("storage", "snapshot", "agent"),  # every queue is declared; the orchestrator's has no consumer
+    )
+    env = dict(os.environ)
+    env.update(STRATA_AMQP_URL=amqp_url, STRATA_NAMESPACE=namespace, STRATA_DATABASE_URL=database_url, COLUMNS="200")
+    pair = f"{uuid.uuid4()}={uuid.uuid4()}"
+    try:
+        code, output = await strata(
+            env, "vm", "revert", str(uuid.uuid4()), str(uuid.uuid4()), "--host", HOST, "--pair", pair, *LONG
+        )
+    finally:
+        await system.stop()
+        await transport.delete_namespace()
     assert code == 1, output
     assert "the orchestrator is not running" in output
     assert "strata run orchestrator" in output

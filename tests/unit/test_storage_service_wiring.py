@@ -4,7 +4,7 @@ from uuid import uuid4
 
 import pytest
 
-from schemas import Command, storage_queries
+from schemas import Command, hosts, storage_queries
 from schemas import storage as storage_messages
 from schemas.agent import AgentCommand
 from schemas.storage import PoolScope, PoolState, VolumeState
@@ -36,7 +36,7 @@ def pool(scope: PoolScope, **fields: object) -> PoolRow:
 def test_every_storage_command_that_is_not_an_agent_one_has_a_handler() -> None:
     commands = {
         value
-        for module in (storage_messages, storage_queries)
+        for module in (storage_messages, storage_queries, hosts)
         for value in vars(module).values()
         if isinstance(value, type)
         and issubclass(value, Command)

@@ -1,0 +1,102 @@
+"""`strata host list`: the hosts whose agents registered, with their state and VMs; and the look-up that lets
+`pool add`, `volume create` and `vm revert` refuse an unknown host or cluster before anything is sent.
+
+The storage service keeps the registry from the agents' heartbeats (schemas.hosts). A host is Up while its agent
+beats, Disconnected once it missed three heartbeats.
+"""
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+import typer
+from rich.table import Table
+
+from schemas.errors import InvalidArgument, NotFound
+from services.cli.talking import JsonOption, TimeoutOption, console, print_json, talk
+
+if TYPE_CHECKING:  # messages and the bus are imported when a command runs, so that `strata --help` stays fast
+    from schemas.hosts import HostInfo
+    from services.cli.sending import Client
+
+app = typer.Typer(help="Hypervisor hosts, as their agents registered them.", no_args_is_help=True)
+NO_HOSTS = "no agent ever registered a host: start one with `strata run agent --host HOST --cluster CLUSTER`"
+
+
+async def known_hosts(client: "Client", *, timeout: float) -> "tuple[HostInfo, ...]":
+    """Every host in the registry (asked of the storage service)."""
+    from schemas.hosts import HostsListed, ListHosts
+
+    return (await client.ask(ListHosts(), HostsListed, timeout=timeout)).hosts
+
+
+def check_placement(hosts: "tuple[HostInfo, ...]", *, host: str | None, cluster: str | None) -> None:
+    """InvalidArgument, listing the known ones, if `host` or `cluster` is not in the registry (or not together)."""
+    if host is None and cluster is None:
+        return
+    if not hosts:
+        raise InvalidArgument(NO_HOSTS, field="host" if host is not None else "cluster")
+    names = sorted(info.identity.host for info in hosts)
+    clusters = sorted({info.identity.cluster_id for info in hosts})
+    if host is not None and host not in names:
+        raise InvalidArgument(f"unknown host {host!r}; known hosts: {', '.join(names)}", field="host")
+    if cluster is not None and cluster not in clusters:
+        raise InvalidArgument(f"unknown cluster {cluster!r}; known clusters: {', '.join(clusters)}", field="cluster")
+    if host is not None and cluster is not None:
+        actual = next(info.identity.cluster_id for info in hosts if info.identity.host == host)
+        if actual != cluster:
+            raise InvalidArgument(f"host {host!r} is in cluster {actual!r}, not {cluster!r}", field="cluster")
+
+
+def host_of_vm(hosts: "tuple[HostInfo, ...]", vm_id: UUID) -> str:
+    """The host whose hypervisor knows `vm_id`; NotFound says to give --host."""
+    for info in hosts:
+        if any(vm.vm_id == vm_id for vm in info.vms):
+            return info.identity.host
+    raise NotFound(f"no registered host knows VM {vm_id} (see `strata vm list`): give --host", field="host")
+
+
+def ago(moment: datetime) -> str:
+    """How long ago, for people: 4s, 3m, 2h, 5d."""
+    seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@app.command("list")
+def list_hosts(as_json: JsonOption = False, timeout: TimeoutOption = 15.0) -> None:
+    """List the hosts with their cluster, state, last heartbeat and VMs.
+
+    Example: strata host list
+    """
+
+    async def work(client: "Client") -> "tuple[HostInfo, ...]":
+        return await known_hosts(client, timeout=timeout)
+
+    hosts = talk(work)
+    if as_json:
+        print_json(list(hosts))
+        return
+    if not hosts:
+        console.print(NO_HOSTS)
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("host", "cluster", "zone", "hypervisor", "state", "seen", "VMs", "version"):
+        table.add_column(column, overflow="fold")
+    for info in hosts:
+        identity = info.identity
+        running = sum(vm.power_state.value == "running" for vm in info.vms)
+        state = f"[green]{info.state.value}[/green]" if info.state.value == "Up" else f"[red]{info.state.value}[/red]"
+        table.add_row(
+            identity.host,
+            identity.cluster_id,
+            identity.zone,
+            identity.hypervisor,
+            state,
+            f"{ago(info.last_seen)} ago",
+            f"{len(info.vms)} ({running} running)",
+            identity.version,
+        )
+    console.print(table)
