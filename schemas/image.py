@@ -269,3 +269,34 @@ class CreateVolumeFromTemplate(Command):
     size_bytes: int = Field(gt=0, description="Virtual size in bytes; at least the template's.")
     host: str | None = Field(default=None, description="The agent route of the pool: its host ...")
     cluster_id: str | None = Field(default=None, description="... or its cluster.")
+
+
+# ------------------------------------------------------------------------------------- copies between zones
+
+
+@message("image.copy")
+class CopyImage(Command):
+    """Copy a template or ISO to every image store of another zone, from a store that has it DOWNLOADED; each
+    destination store downloads it from there and verifies its checksum, with the same states as a registration."""
+
+    image_id: UUID
+    zone_id: UUID = Field(description="The destination zone.")
+
+
+@message("image.copy.accepted")
+class ImageCopyAccepted(Event):
+    """A copy between zones began: each destination store is NOT_DOWNLOADED, then reports like a registration."""
+
+    image_id: UUID
+    zone_id: UUID
+    store_ids: tuple[UUID, ...] = Field(
+        description="The destination stores that download it now (none when the zone has it in every store)."
+    )
+
+
+@message("image.copy.failed")
+class ImageCopyFailed(Event):
+    """A copy between zones was refused (no DOWNLOADED source, no store in the zone, already there)."""
+
+    image_id: UUID
+    error: ErrorInfo

@@ -8,8 +8,11 @@ import typer
 from rich.table import Table
 
 from schemas.image import (
+    CopyImage,
     DeleteImage,
     DownloadState,
+    ImageCopyAccepted,
+    ImageCopyFailed,
     ImageDeleted,
     ImageDeleteFailed,
     ImageDownloaded,
@@ -59,7 +62,13 @@ async def find_image(client: "Client", image: str, kind: ImageKind, *, timeout: 
 
 
 async def follow_downloads(
-    client: "Client", registered: ImageRegistered, correlation_id: uuid.UUID, *, timeout: float
+    client: "Client",
+    image_id: uuid.UUID,
+    name: str,
+    store_ids: tuple[uuid.UUID, ...],
+    correlation_id: uuid.UUID,
+    *,
+    timeout: float,
 ) -> list[ImageDownloaded | ImageDownloadFailed]:
     """Show a progress bar per store until each store's download ended; return the outcomes."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
@@ -71,17 +80,11 @@ async def follow_downloads(
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=errors
     ) as bar:
-        tasks = {
-            store_id: bar.add_task(f"{registered.name} -> store {str(store_id)[:8]}", total=None)
-            for store_id in registered.store_ids
-        }
+        tasks = {store_id: bar.add_task(f"{name} -> store {str(store_id)[:8]}", total=None) for store_id in store_ids}
         while len(outcomes) < len(tasks):
             for envelope in client.watch.events:
                 payload = envelope.payload
-                if (
-                    envelope.correlation_id != correlation_id
-                    or getattr(payload, "image_id", None) != registered.image_id
-                ):
+                if envelope.correlation_id != correlation_id or getattr(payload, "image_id", None) != image_id:
                     continue
                 if isinstance(payload, ImageDownloadProgressed) and payload.store_id in tasks:
                     bar.update(tasks[payload.store_id], completed=payload.done_bytes, total=payload.total_bytes)
@@ -92,9 +95,7 @@ async def follow_downloads(
             if len(outcomes) == len(tasks):
                 break
             if deadline <= 0:
-                raise NoAnswer(
-                    f"the download did not end within {timeout:g}s: see `strata template show {registered.image_id}`"
-                )
+                raise NoAnswer(f"the download did not end within {timeout:g}s: see `strata template show {image_id}`")
             try:
                 await client.watch.wait_for(
                     correlation_id,
@@ -151,7 +152,15 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
             assert isinstance(registered, ImageRegistered)
             if not wait:
                 return registered, []
-            return registered, await follow_downloads(client, registered, envelope.correlation_id, timeout=timeout)
+            followed = await follow_downloads(
+                client,
+                registered.image_id,
+                registered.name,
+                registered.store_ids,
+                envelope.correlation_id,
+                timeout=timeout,
+            )
+            return registered, followed
 
         registered, outcomes = talk(work)
         failed = [outcome for outcome in outcomes if isinstance(outcome, ImageDownloadFailed)]
@@ -178,6 +187,38 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
                     f"[red]DOWNLOAD_ERROR[/red] in store {outcome.store_id}: {outcome.error.message}", highlight=False
                 )
         if failed:
+            raise typer.Exit(1)
+
+    @app.command("copy")
+    def copy(
+        image: Annotated[str, typer.Argument(help=f"The {noun}'s id or name.")],
+        to_zone: Annotated[str, typer.Option("--to-zone", help="The destination zone (a UUID or a name).")],
+        as_json: JsonOption = False,
+        timeout: TimeoutOption = 3600.0,
+    ) -> None:
+        """Copy it to every image store of another zone (verified there against the source's SHA-256)."""
+        destination = zone_id(to_zone)
+
+        async def work(client: "Client") -> list[ImageDownloaded | ImageDownloadFailed]:
+            info = await find_image(client, image, kind, timeout=30.0)
+            envelope = await client.publish(CopyImage(image_id=info.image_id, zone_id=destination))
+            accepted = await client.outcome(envelope, (ImageCopyAccepted,), (ImageCopyFailed,), timeout=30.0)
+            assert isinstance(accepted, ImageCopyAccepted)
+            return await follow_downloads(
+                client, info.image_id, info.name, accepted.store_ids, envelope.correlation_id, timeout=timeout
+            )
+
+        outcomes = talk(work)
+        if as_json:
+            print_json({"copies": [outcome.model_dump(mode="json") for outcome in outcomes]})
+        for outcome in outcomes:
+            if isinstance(outcome, ImageDownloadFailed):
+                errors.print(f"[red]DOWNLOAD_ERROR[/red] in store {outcome.store_id}: {outcome.error.message}")
+            elif not as_json:
+                console.print(f"{noun} {image}: DOWNLOADED to store {outcome.store_id} ({outcome.checksum} verified)")
+        if not outcomes and not as_json:
+            console.print(f"{noun} {image} is already in every image store of zone {to_zone}")
+        if any(isinstance(outcome, ImageDownloadFailed) for outcome in outcomes):
             raise typer.Exit(1)
 
     @app.command("list")

@@ -12,6 +12,7 @@ from uuid import UUID
 from plugins.registry import Registry
 from schemas import Envelope, Message
 from services.image.drivers import StoreDrivers
+from services.image.repository import CopyRow, ImageRow
 from services.image.wakeup import Wakeup
 from services.runtime.sealing import SecretSealer
 
@@ -67,3 +68,8 @@ def later_answer(request: dict[str, Any], payload: Message) -> Envelope:  # Any:
     return Envelope.wrap(payload, correlation_id=UUID(request["correlation_id"]), producer=PRODUCER).model_copy(
         update={"causation_id": UUID(request["message_id"])}
     )
+
+
+def answer_to(copy: CopyRow, image: ImageRow) -> dict[str, Any]:  # Any: JSON, see `lineage`
+    """Whom a copy's outcome answers: the copy command that made it, else the image's registration."""
+    return copy.request if copy.request is not None else image.request

@@ -41,6 +41,13 @@ class Downloaded:
     digests: dict[str, str]
 
 
+def digest_file(path: Path, algorithms: set[str]) -> dict[str, str]:
+    """The file's digests (hex, by hashlib name), read once (blocking)."""
+    hashers: dict[str, Hasher] = {name: hashlib.new(name) for name in algorithms}
+    _hash_existing(path, hashers)
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
+
+
 def _hash_existing(path: Path, hashers: dict[str, Hasher]) -> int:
     """Feed what an earlier attempt wrote to the hashers (blocking); its size."""
     size = 0

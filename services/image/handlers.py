@@ -7,10 +7,17 @@ the stores) is the `worker`'s, after the handler's transaction committed; `templ
 
 from schemas import Message
 from schemas.agent import VolumeCreatedOnPool, VolumeCreateOnPoolFailed
-from schemas.image import AddImageStore, CreateVolumeFromTemplate, DeleteImage, RegisterImage, RemoveImageStore
+from schemas.image import (
+    AddImageStore,
+    CopyImage,
+    CreateVolumeFromTemplate,
+    DeleteImage,
+    RegisterImage,
+    RemoveImageStore,
+)
 from schemas.image_queries import ListImages, ListImageStores
 from schemas.storage import VolumeDeleted
-from services.image import images, queries, stores, templates
+from services.image import images, queries, stores, templates, zone_copies
 from services.image.context import ImageDeps
 from services.runtime.handlers import ContextHandler
 
@@ -19,6 +26,7 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[ImageDeps]] = {
     RemoveImageStore: stores.remove_image_store,
     RegisterImage: images.register_image,
     DeleteImage: images.delete_image,
+    CopyImage: zone_copies.copy_image,
     CreateVolumeFromTemplate: templates.create_volume_from_template,
     # queries (request/reply)
     ListImages: queries.list_images,

@@ -14,6 +14,7 @@ from schemas.image import (
     ImageRegisterFailed,
     RegisterImage,
 )
+from services.image import base_copies
 from services.image import repository as repo
 from services.image.answering import emit, refusing
 from services.image.context import ImageDeps, lineage
@@ -103,7 +104,7 @@ async def delete_image(command: DeleteImage, envelope: Envelope, uow: UnitOfWork
                 f"image {image.name} is being downloaded to {', '.join(busy)}: delete it once that ends",
                 field="image_id",
             )
-        users = await repo.base_users(connection, command.image_id)
+        users = await base_copies.base_users(connection, command.image_id)
         if users:
             raise FailedPrecondition(
                 f"{image.kind.value} {image.name} is in use by volumes: {', '.join(map(str, users))}",

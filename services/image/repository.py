@@ -58,9 +58,12 @@ class CopyRow:
     attempts: int
     error: str | None
     checksum: str | None
+    source_store_id: UUID | None = None
+    """Set for a copy from another zone's store (fed from there, not from the image's URL)."""
+    request: dict[str, Any] | None = None  # Any: JSON; the lineage of the copy command, if one made this copy
 
 
-def _store(row: Any) -> StoreRow:  # Any: asyncpg.Record
+def store_from_row(row: Any) -> StoreRow:  # Any: asyncpg.Record
     return StoreRow(row["store_id"], row["name"], row["zone_id"], row["plugin"], row["sealed_config"])
 
 
@@ -81,7 +84,7 @@ def _image(row: Any) -> ImageRow:  # Any: asyncpg.Record
     )
 
 
-def _copy(row: Any) -> CopyRow:  # Any: asyncpg.Record
+def copy_from_row(row: Any) -> CopyRow:  # Any: asyncpg.Record
     return CopyRow(
         image_id=row["image_id"],
         store_id=row["store_id"],
@@ -91,6 +94,8 @@ def _copy(row: Any) -> CopyRow:  # Any: asyncpg.Record
         attempts=row["attempts"],
         error=row["error"],
         checksum=row["checksum"],
+        source_store_id=row["source_store_id"],
+        request=json.loads(row["request"]) if row["request"] else None,
     )
 
 
@@ -116,7 +121,7 @@ async def find_store(connection: Connection, store_id: UUID, *, removed: bool = 
     row = await connection.fetchrow(
         f"SELECT * FROM {SCHEMA}.stores WHERE store_id = $1 AND ($2 OR NOT removed)", store_id, removed
     )
-    return None if row is None else _store(row)
+    return None if row is None else store_from_row(row)
 
 
 async def store_name_taken(connection: Connection, zone_id: UUID, name: str) -> bool:
@@ -135,7 +140,7 @@ async def zone_stores(connection: Connection, zone_id: UUID) -> list[StoreRow]:
     rows = await connection.fetch(
         f"SELECT * FROM {SCHEMA}.stores WHERE zone_id = $1 AND NOT removed ORDER BY name", zone_id
     )
-    return [_store(row) for row in rows]
+    return [store_from_row(row) for row in rows]
 
 
 async def images_in_store(connection: Connection, store_id: UUID) -> list[str]:
@@ -165,7 +170,7 @@ async def list_stores(connection: Connection, zone_id: UUID | None) -> list[tupl
         f"FROM {SCHEMA}.stores s WHERE NOT s.removed AND ($1::uuid IS NULL OR s.zone_id = $1) ORDER BY s.name",
         zone_id,
     )
-    return [(_store(row), row["images"]) for row in rows]
+    return [(store_from_row(row), row["images"]) for row in rows]
 
 
 # ---------------------------------------------------------------------------------------------------- images
@@ -217,7 +222,15 @@ async def copies_of(connection: Connection, image_id: UUID) -> list[tuple[CopyRo
         "WHERE c.image_id = $1 ORDER BY s.name",
         image_id,
     )
-    return [(_copy(row), row["store_name"]) for row in rows]
+    return [(copy_from_row(row), row["store_name"]) for row in rows]
+
+
+async def find_copy(connection: Connection, image_id: UUID, store_id: UUID) -> CopyRow | None:
+    """The image's copy in the store, or None."""
+    row = await connection.fetchrow(
+        f"SELECT * FROM {SCHEMA}.copies WHERE image_id = $1 AND store_id = $2", image_id, store_id
+    )
+    return None if row is None else copy_from_row(row)
 
 
 async def mark_deleting(connection: Connection, image_id: UUID, request: dict[str, Any]) -> None:
@@ -232,10 +245,12 @@ async def mark_deleting(connection: Connection, image_id: UUID, request: dict[st
 async def list_images(
     connection: Connection, *, image_id: UUID | None, kind: ImageKind | None, zone_id: UUID | None, limit: int
 ) -> list[ImageRow]:
-    """Images, newest first."""
+    """Images (registered in the zone or copied to one of its stores), newest first."""
     rows = await connection.fetch(
-        f"SELECT * FROM {SCHEMA}.images WHERE ($1::uuid IS NULL OR image_id = $1) AND ($2::text IS NULL OR kind = $2) "
-        "AND ($3::uuid IS NULL OR zone_id = $3) ORDER BY created_at DESC, image_id LIMIT $4",
+        f"SELECT * FROM {SCHEMA}.images i WHERE ($1::uuid IS NULL OR image_id = $1) "
+        "AND ($2::text IS NULL OR kind = $2) AND ($3::uuid IS NULL OR zone_id = $3 OR EXISTS "
+        f"(SELECT 1 FROM {SCHEMA}.copies c JOIN {SCHEMA}.stores s USING (store_id) "
+        "WHERE c.image_id = i.image_id AND s.zone_id = $3)) ORDER BY created_at DESC, image_id LIMIT $4",
         image_id,
         kind.value if kind else None,
         zone_id,
@@ -259,7 +274,7 @@ async def claim_copy(connection: Connection, lease_seconds: float) -> CopyRow | 
         lease_seconds,
         list(WORK_STATES),
     )
-    return None if row is None else _copy(row)
+    return None if row is None else copy_from_row(row)
 
 
 async def record_progress(
@@ -337,75 +352,15 @@ async def delete_image(connection: Connection, image_id: UUID) -> bool:
     return bool(deleted)
 
 
-# ------------------------------------------------------------------------------------- templates into primary
-
-
-@dataclass(frozen=True, slots=True)
-class BaseCopyRow:
-    """A template's base copy on a pool and the agent route of the pool."""
-
-    image_id: UUID
-    pool_id: UUID
-    base_volume_id: UUID
-    host: str | None
-    cluster_id: str | None
-
-
-async def downloaded_copy(connection: Connection, image_id: UUID, zone_id: UUID) -> tuple[CopyRow, StoreRow] | None:
-    """A DOWNLOADED copy of the image in a store of the zone, if there is one."""
-    row = await connection.fetchrow(
-        f"SELECT c.*, s.name, s.zone_id, s.plugin, s.sealed_config FROM {SCHEMA}.copies c "
-        f"JOIN {SCHEMA}.stores s USING (store_id) WHERE c.image_id = $1 AND s.zone_id = $2 AND NOT s.removed "
-        "AND c.state = $3 ORDER BY s.name LIMIT 1",
-        image_id,
-        zone_id,
-        DownloadState.DOWNLOADED.value,
+async def insert_zone_copies(
+    connection: Connection, image_id: UUID, source_store_id: UUID, store_ids: list[UUID], request: dict[str, Any]
+) -> None:
+    """Record the image's copies in another zone's stores, NOT_DOWNLOADED, fed from `source_store_id`."""
+    await connection.executemany(
+        f"INSERT INTO {SCHEMA}.copies (image_id, store_id, state, source_store_id, request) "
+        "VALUES ($1, $2, $3, $4, $5::jsonb)",
+        [
+            (image_id, store_id, DownloadState.NOT_DOWNLOADED.value, source_store_id, json.dumps(request))
+            for store_id in store_ids
+        ],
     )
-    return None if row is None else (_copy(row), _store(row))
-
-
-async def use_base_copy(connection: Connection, base: BaseCopyRow, volume_id: UUID) -> None:
-    """Record the base copy (if new) and the volume made on it (its reference)."""
-    await connection.execute(
-        f"INSERT INTO {SCHEMA}.base_copies (image_id, pool_id, base_volume_id, host, cluster_id) "
-        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        base.image_id,
-        base.pool_id,
-        base.base_volume_id,
-        base.host,
-        base.cluster_id,
-    )
-    await connection.execute(
-        f"INSERT INTO {SCHEMA}.base_users (volume_id, image_id, pool_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        volume_id,
-        base.image_id,
-        base.pool_id,
-    )
-
-
-async def base_user_created(connection: Connection, volume_id: UUID, base_volume_id: UUID) -> None:
-    """The volume exists on its base copy, which is therefore on the pool."""
-    await connection.execute(f"UPDATE {SCHEMA}.base_users SET created = true WHERE volume_id = $1", volume_id)
-    await connection.execute(f"UPDATE {SCHEMA}.base_copies SET ready = true WHERE base_volume_id = $1", base_volume_id)
-
-
-async def drop_base_user(connection: Connection, volume_id: UUID) -> None:
-    """The volume is gone (or was never made): it no longer holds its base copy."""
-    await connection.execute(f"DELETE FROM {SCHEMA}.base_users WHERE volume_id = $1", volume_id)
-
-
-async def base_users(connection: Connection, image_id: UUID) -> list[UUID]:
-    """The volumes made on the image's base copies (on any pool)."""
-    rows = await connection.fetch(
-        f"SELECT volume_id FROM {SCHEMA}.base_users WHERE image_id = $1 ORDER BY volume_id", image_id
-    )
-    return [row["volume_id"] for row in rows]
-
-
-async def take_base_copies(connection: Connection, image_id: UUID) -> list[BaseCopyRow]:
-    """Forget the image's base copies (it is being deleted and no volume uses them); return them."""
-    rows = await connection.fetch(f"DELETE FROM {SCHEMA}.base_copies WHERE image_id = $1 RETURNING *", image_id)
-    return [
-        BaseCopyRow(row["image_id"], row["pool_id"], row["base_volume_id"], row["host"], row["cluster_id"])
-        for row in rows
-    ]

@@ -23,10 +23,11 @@ from schemas.agent import (
 from schemas.errors import FailedPrecondition, InvalidArgument, NotFound
 from schemas.image import CreateVolumeFromTemplate, ImageFormat, ImageKind
 from schemas.storage import VolumeDeleted
+from services.image import base_copies
 from services.image import repository as repo
 from services.image.answering import emit, refusing
+from services.image.base_copies import BaseCopyRow
 from services.image.context import ImageDeps
-from services.image.repository import BaseCopyRow
 
 BASE_COPIES = uuid.UUID("5d0c2a8e-7a43-4d4f-9c1b-6f3e8a9b2c71")
 """Base copies' volume ids are derived from (template, pool) under this namespace: the same on every retry."""
@@ -52,7 +53,7 @@ async def create_volume_from_template(
         image = await repo.find_image(connection, command.template_id)
         if image is None or image.deleting or image.kind is not ImageKind.TEMPLATE:
             raise NotFound(f"no template {command.template_id}", field="template_id")
-        found = await repo.downloaded_copy(connection, image.image_id, command.zone_id)
+        found = await base_copies.downloaded_copy(connection, image.image_id, command.zone_id)
         if found is None:
             raise FailedPrecondition(
                 f"template {image.name} is not DOWNLOADED in any image store of zone {command.zone_id}",
@@ -72,7 +73,7 @@ async def create_volume_from_template(
             command.host,
             command.cluster_id,
         )
-        await repo.use_base_copy(connection, base, command.volume_id)
+        await base_copies.use_base_copy(connection, base, command.volume_id)
         config = json.loads(deps.sealer.open(store.sealed_config, store.store_id.bytes))
         on_pool = CreateVolumeOnPool(
             pool_id=command.pool_id,
@@ -105,16 +106,16 @@ async def create_volume_from_template(
 async def on_volume_created(event: VolumeCreatedOnPool, envelope: Envelope, uow: UnitOfWork, deps: ImageDeps) -> None:
     """A volume exists on its base copy: the base copy is on the pool."""
     if event.base_volume_id is not None:
-        await repo.base_user_created(uow.connection, event.volume_id, event.base_volume_id)
+        await base_copies.base_user_created(uow.connection, event.volume_id, event.base_volume_id)
 
 
 async def on_volume_create_failed(
     event: VolumeCreateOnPoolFailed, envelope: Envelope, uow: UnitOfWork, deps: ImageDeps
 ) -> None:
     """A volume was not made: it holds no base copy."""
-    await repo.drop_base_user(uow.connection, event.volume_id)
+    await base_copies.drop_base_user(uow.connection, event.volume_id)
 
 
 async def on_volume_deleted(event: VolumeDeleted, envelope: Envelope, uow: UnitOfWork, deps: ImageDeps) -> None:
     """A volume is expunged: it no longer holds its base copy (which stays cached while its template exists)."""
-    await repo.drop_base_user(uow.connection, event.volume_id)
+    await base_copies.drop_base_user(uow.connection, event.volume_id)

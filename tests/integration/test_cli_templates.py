@@ -95,10 +95,34 @@ async def test_register_list_show_delete_a_template(
     assert "DOWNLOAD_ERROR" in out
     assert "checksum check" in out
 
+    other = tmp_path / "secondary-b"
+    other.mkdir()
+    code, out = await strata(
+        strata_env,
+        "image-store",
+        "add",
+        "secondary-b",
+        "--zone",
+        "zone-b",
+        "--plugin",
+        "fsbackup",
+        "-c",
+        f"path={other}",
+    )
+    assert code == 0, out
+    code, out = await strata(strata_env, "template", "copy", "debian", "--to-zone", "zone-b")
+    assert code == 0, out
+    assert f"sha256:{digest} verified" in out
+    code, out = await strata(strata_env, "template", "list", "--zone", "zone-b", "--json")
+    assert code == 0, out
+    assert [entry["name"] for entry in json.loads(out)] == ["debian"]
+    code, out = await strata(strata_env, "image-store", "remove", "secondary-b")
+    assert code == 1, out
+
     code, out = await strata(strata_env, "template", "list", "--json")
     assert code == 0, out
     states = {entry["name"]: [copy["state"] for copy in entry["copies"]] for entry in json.loads(out)}
-    assert states == {"debian": ["DOWNLOADED"], "broken": ["DOWNLOAD_ERROR"]}
+    assert states == {"debian": ["DOWNLOADED", "DOWNLOADED"], "broken": ["DOWNLOAD_ERROR"]}
     code, out = await strata(strata_env, "template", "show", "debian", "--json")
     assert code == 0, out
     assert json.loads(out)["copies"][0]["checksum"] == f"sha256:{digest}"
@@ -111,8 +135,9 @@ async def test_register_list_show_delete_a_template(
         assert code == 0, out
     code, out = await strata(strata_env, "template", "show", "debian")
     assert code == 1, out
-    code, out = await strata(strata_env, "image-store", "remove", "secondary")
-    assert code == 0, out
+    for store_name in ("secondary", "secondary-b"):
+        code, out = await strata(strata_env, "image-store", "remove", store_name)
+        assert code == 0, out
 
 
 async def test_bad_input_is_refused_before_anything_is_sent(strata_env: dict[str, str]) -> None:
