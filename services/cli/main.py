@@ -5,6 +5,7 @@ import typer
 from services.cli import (
     asyncapi,
     backup,
+    backup_prune,
     backup_repo,
     backup_schedule,
     demo,
@@ -50,6 +51,7 @@ app.add_typer(template.app, name="template")
 app.add_typer(template.iso_app, name="iso")
 app.add_typer(image_store.app, name="image-store")
 app.add_typer(backup.app, name="backup")
+backup.app.command("prune")(backup_prune.prune)
 app.add_typer(backup_repo.app, name="backup-repo")
 app.add_typer(backup_schedule.app, name="backup-schedule")
 app.command("run")(run.run)

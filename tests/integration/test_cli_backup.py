@@ -63,9 +63,21 @@ async def test_backup_commands(backup_stack: BackupStack, env: dict[str, str], t
     assert restored["in_place"] is False
     assert await backup_stack.checksum(volume) == await backup_stack.checksum_of_restored(restored["volume_id"])
 
+    for _ in range(2):
+        assert (await strata(env, "backup", "create", str(volume), "--repo", "nightly"))[0] == 0
+    keep = ["--volume", str(volume), "--keep-last", "1"]
+    planned = await strata_json(env, "backup", "prune", *keep, "--dry-run")
+    assert [row["kept_by"] for row in planned["backups"]] == ["last", None, None]
+    assert backup_id == planned["backups"][-1]["backup_id"]
+    assert len((await strata_json(env, "backup", "list", "--volume", str(volume)))["backups"]) == 3  # dry run
+    await strata_json(env, "backup", "prune", *keep)
+    remaining = (await strata_json(env, "backup", "list", "--volume", str(volume)))["backups"]
+    assert [row["backup_id"] for row in remaining] == [planned["backups"][0]["backup_id"]]
+
     code, out = await strata(env, "backup-repo", "remove", "nightly")
     assert code == 1
     assert "still holds 1 backup" in out
-    assert (await strata_json(env, "backup", "delete", backup_id))["backup_id"] == backup_id
+    newest = remaining[0]["backup_id"]
+    assert (await strata_json(env, "backup", "delete", newest))["backup_id"] == newest
     code, out = await strata(env, "backup-repo", "remove", "nightly")
     assert code == 0, out
