@@ -5,6 +5,7 @@ SDK's calls and types onto `ChunkedRepository` and `ImageRepository`.
 """
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 from plugins.chunked.blocks import check_blocks_match, verify_backup, write_backup_from_blocks
@@ -12,7 +13,7 @@ from plugins.chunked.images import ImageRecord, ImageRepository
 from plugins.chunked.manifest import BackupSummary
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.repository import ChunkedRepository
-from plugins.chunked.settings import ChunkedSettings
+from plugins.chunked.settings import MIB, ChunkedSettings
 from plugins.sdk import faults
 from plugins.sdk.blocks import BlockMap
 from plugins.sdk.progress import ProgressCallback
@@ -20,6 +21,17 @@ from plugins.sdk.types import BackupRef, BackupReport, ImageKind, ImageRef, Veri
 
 Ready = Callable[[], Awaitable[None]]
 """Checked once before the first operation (e.g. that an NFS mount is there); raises if the store is unusable."""
+
+
+IMAGE_CHUNK_SIZE = 4 * MIB
+"""Images are cut in chunks of at least 4 MiB: they are stored whole and read whole (no incrementals to keep small),
+and a template's first copy onto a pool reads it all, for which few large chunks are much faster than many small."""
+
+
+def image_settings(settings: ChunkedSettings) -> ChunkedSettings:
+    """The store's settings with the image chunk size (a store configured with larger chunks keeps its own)."""
+    chunk_size = max(settings.chunk_size, IMAGE_CHUNK_SIZE)
+    return replace(settings, chunk_size=chunk_size, window_bytes=max(settings.window_bytes, chunk_size))
 
 
 def fault_points(plugin_name: str) -> tuple[str, ...]:
@@ -62,7 +74,7 @@ class ChunkedDriver:
         self.plugin_name = plugin_name
         self.store = store
         self.backups = ChunkedRepository(store, settings)
-        self.images = ImageRepository(store, settings)
+        self.images = ImageRepository(store, image_settings(settings))
         self._ready = ready
         self._on_close = on_close
 

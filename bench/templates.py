@@ -1,0 +1,292 @@
+"""Template figures through the running services, with baselines from the same run.
+
+    python bench/templates.py [--size-mib 1024] [--volumes 5] [--workdir DIR]   (STRATA_AMQP_URL, STRATA_DATABASE_URL)
+
+prints one JSON line: {"bench": "templates", "linked_clone_ratio_vs_empty": ..., "first_volume_ratio_vs_qemu_img":
+..., "download_ratio_vs_curl": ..., ...}
+
+A template of random bytes (`--size-mib`, qcow2 made by qemu-img) is served by a separate HTTP server process. The
+storage, image and agent daemons run in this process on RabbitMQ and PostgreSQL (a database and a namespace of the
+bench's own). Timed, each as the CLI waits for it (command sent -> outcome event):
+- `empty_volume_ms`: an empty volume's creation (median of `--volumes`), the baseline of
+- `linked_clone_ms`: a volume from the cached template (median; target ratio <= 2);
+- `first_volume_ms`: the first volume from the template, which makes the pool's base copy from the image store,
+  against `qemu_img_convert_ms`, `qemu-img convert` of the template into the pool's directory (target <= 1.2);
+- `download_mib_per_s`: the image service's download (resumable, hashed) of the template's URL into a file,
+  against `curl_mib_per_s`, curl of the same URL into a file (best of 3 each, interleaved; target ratio >= 0.8).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bus.rabbit import RabbitTransport
+from bus.settings import BusSettings
+from schemas import Event, Message
+from schemas.image import (
+    AddImageStore,
+    ImageDownloaded,
+    ImageDownloadFailed,
+    ImageFormat,
+    ImageStoreAdded,
+    ImageStoreAddFailed,
+    RegisterImage,
+)
+from schemas.storage import (
+    AddPool,
+    CreateVolume,
+    PoolAdded,
+    PoolAddFailed,
+    PoolScope,
+    VolumeCreated,
+    VolumeCreateFailed,
+)
+from services.agent.settings import AgentSettings
+from services.cli.sending import Client
+from services.image.download import download
+from services.image.settings import ImageSettings
+from services.runtime.daemon import Settings
+from services.runtime.settings import RuntimeSettings
+from services.stack import System
+
+MIB = 1024 * 1024
+HOST, CLUSTER = "bench-host", "bench-cluster"
+ZONE = uuid.UUID("00000000-0000-4000-8000-0000000000be")
+AMQP_URL = os.environ.get("STRATA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+DATABASE_URL = os.environ.get("STRATA_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def run(*args: str) -> None:
+    """Run a tool, failing loudly."""
+    process = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"{args[0]} failed: {err.decode()}")
+
+
+async def seconds(action: Callable[[], Awaitable[object]]) -> float:
+    """Seconds `action` takes, after flushing dirty pages so that no run pays for the previous one's writes."""
+    await asyncio.to_thread(os.sync)
+    started = time.perf_counter()
+    await action()
+    return time.perf_counter() - started
+
+
+def make_template_raw(path: Path, size_mib: int) -> None:
+    with path.open("wb") as raw:
+        for _ in range(size_mib):
+            raw.write(os.urandom(MIB))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def http_server(directory: Path) -> tuple[asyncio.subprocess.Process, int]:
+    """A plain HTTP server in a process of its own (Python's http.server), so that it takes no time from ours."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "http.server",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        str(directory),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return process, port
+    raise SystemExit("the HTTP server did not start")
+
+
+async def download_figures(url: str, size_bytes: int, workdir: Path) -> dict[str, float]:
+    """Best of 3 each, interleaved: the image service's download against curl, both into a file."""
+    ours, curls = [], []
+    target = workdir / "downloaded"
+    for _ in range(3):
+        target.unlink(missing_ok=True)
+        ours.append(
+            await seconds(
+                lambda: download(
+                    url,
+                    target,
+                    algorithms={"sha256"},
+                    max_bytes=size_bytes * 2,
+                    stall_seconds=60.0,
+                    progress=lambda *_: None,
+                )
+            )
+        )
+        target.unlink(missing_ok=True)
+        curls.append(await seconds(lambda: run("curl", "-sf", "-o", str(target), url)))
+    target.unlink(missing_ok=True)
+    mib = size_bytes / MIB
+    return {"download_mib_per_s": mib / min(ours), "curl_mib_per_s": mib / min(curls)}
+
+
+async def send(client: Client, command: Message, success: type[Event], failure: type[Event]) -> Event:
+    return await client.send(command, (success,), (failure,), timeout=1800.0)
+
+
+async def system_figures(url: str, template: Path, size_mib: int, volumes: int, workdir: Path) -> dict[str, float]:
+    """The volume figures through the storage, image and agent daemons."""
+    name = f"strata_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(DATABASE_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    database_url = urlunsplit(urlsplit(DATABASE_URL)._replace(path=f"/{name}"))
+    transport = RabbitTransport(
+        BusSettings(amqp_url=AMQP_URL, namespace=f"bench{uuid.uuid4().hex[:8]}"), purpose="bench"
+    )
+    settings = Settings(
+        RuntimeSettings(secret_key_file=workdir / "secret.key", log_level="ERROR"),
+        AgentSettings(host=HOST, cluster=CLUSTER),
+        ImageSettings(staging_dir=workdir / "staging"),
+    )
+    system = await System.start(
+        database_url, transport, settings=settings, relay_poll=0.1, only=("storage", "image", "agent")
+    )
+    try:
+        async with Client(transport, owns_transport=False) as client:
+            pool_dir, store_dir = workdir / "pool", workdir / "store"
+            pool_dir.mkdir()
+            store_dir.mkdir()
+            await send(
+                client,
+                AddPool(
+                    pool_id=uuid.uuid4(),
+                    name="bench",
+                    plugin="qcow2fs",
+                    config={"path": str(pool_dir)},
+                    scope=PoolScope.HOST,
+                    cluster_id=CLUSTER,
+                    host=HOST,
+                    zone_id=ZONE,
+                ),
+                PoolAdded,
+                PoolAddFailed,
+            )
+            await send(
+                client,
+                AddImageStore(
+                    store_id=uuid.uuid4(),
+                    name="bench",
+                    zone_id=ZONE,
+                    plugin="fsbackup",
+                    config={"path": str(store_dir)},
+                ),
+                ImageStoreAdded,
+                ImageStoreAddFailed,
+            )
+            template_id = uuid.uuid4()
+            await send(
+                client,
+                RegisterImage(image_id=template_id, name="bench", format=ImageFormat.QCOW2, zone_id=ZONE, url=url),
+                ImageDownloaded,
+                ImageDownloadFailed,
+            )
+
+            def volume(template_id: uuid.UUID | None) -> Callable[[], Awaitable[object]]:
+                command = CreateVolume(
+                    volume_id=uuid.uuid4(),
+                    name=f"v{uuid.uuid4().hex[:6]}",
+                    size_bytes=size_mib * MIB,
+                    zone_id=ZONE,
+                    host=HOST,
+                    template_id=template_id,
+                )
+                return lambda: send(client, command, VolumeCreated, VolumeCreateFailed)
+
+            await seconds(volume(None))  # warm-up: the first command of each kind pays for connections and caches
+            first = await seconds(volume(template_id))
+            baseline = await seconds(
+                lambda: run("qemu-img", "convert", "-W", "-O", "qcow2", str(template), str(pool_dir / "baseline.qcow2"))
+            )
+            empty, linked = [], []
+            for _ in range(volumes):
+                empty.append(await seconds(volume(None)))
+                linked.append(await seconds(volume(template_id)))
+    finally:
+        await system.stop()
+        await transport.delete_namespace()
+        admin = await asyncpg.connect(DATABASE_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+    return {
+        "empty_volume_ms": statistics.median(empty) * 1000,
+        "linked_clone_ms": statistics.median(linked) * 1000,
+        "first_volume_ms": first * 1000,
+        "qemu_img_convert_ms": baseline * 1000,
+    }
+
+
+async def main(size_mib: int, volumes: int, workdir: Path) -> dict[str, object]:
+    raw = workdir / "template.raw"
+    await asyncio.to_thread(make_template_raw, raw, size_mib)
+    served = workdir / "served"
+    served.mkdir()
+    template = served / "template.qcow2"
+    await run("qemu-img", "convert", "-O", "qcow2", str(raw), str(template))
+    raw.unlink()
+    server, port = await http_server(served)
+    url = f"http://127.0.0.1:{port}/template.qcow2"
+    try:
+        figures = await download_figures(url, template.stat().st_size, workdir)
+        figures |= await system_figures(url, template, size_mib, volumes, workdir)
+    finally:
+        server.terminate()
+        await server.wait()
+    return {
+        "bench": "templates",
+        "template_mib": size_mib,
+        "volumes": volumes,
+        **{key: round(value, 1) for key, value in figures.items()},
+        "linked_clone_ratio_vs_empty": round(figures["linked_clone_ms"] / figures["empty_volume_ms"], 2),
+        "first_volume_ratio_vs_qemu_img": round(figures["first_volume_ms"] / figures["qemu_img_convert_ms"], 2),
+        "download_ratio_vs_curl": round(figures["download_mib_per_s"] / figures["curl_mib_per_s"], 2),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--volumes", type=int, default=5)
+    parser.add_argument("--workdir", type=Path, default=None)
+    arguments = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="strata-bench-templates-", dir=arguments.workdir))
+    try:
+        print(json.dumps(asyncio.run(main(arguments.size_mib, arguments.volumes, workdir))))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
