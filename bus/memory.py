@@ -277,6 +277,10 @@ class MemoryTransport:
     async def purge_dead(self, message_ids: Sequence[str] | None = None) -> int:
         return len(self._take_dead(message_ids))
 
+    async def count_dead(self) -> int:
+        queue = self._queues.get(self.topology.dead_queue)
+        return len(queue.ready) if queue else 0
+
     def _take_dead(self, message_ids: Sequence[str] | None) -> list[_Entry]:
         queue = self._queues.get(self.topology.dead_queue)
         if queue is None:

@@ -162,6 +162,9 @@ class DeadLetters(Protocol):
     async def purge_dead(self, message_ids: Sequence[str] | None = None) -> int:
         """Delete the named dead letters (all if None); return how many."""
 
+    async def count_dead(self) -> int:
+        """How many dead letters wait, without reading them."""
+
 
 class UnitOfWork(Protocol):
     """One handler's transaction: its state change, its inbox row and what it emits commit together."""

@@ -99,6 +99,12 @@ class RabbitTransport:
         """How often the connection was re-established (for tests and metrics)."""
         return self._link.reconnects + self._consumer_link.reconnects
 
+    @property
+    def connected(self) -> bool:
+        """Whether the broker is reachable now: the publishing connection is up, and the consuming one once used."""
+        consuming = not self._consumer_link_started or self._consumer_link.is_open
+        return self._link.is_open and consuming
+
     # --- life cycle ---------------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -336,6 +342,9 @@ class RabbitTransport:
 
     async def purge_dead(self, message_ids: Sequence[str] | None = None) -> int:
         return await self.dead_letters.purge(message_ids)
+
+    async def count_dead(self) -> int:
+        return await self.dead_letters.count()
 
     async def delete_namespace(self, extra_queues: Sequence[str] = ()) -> None:
         """Delete the namespace's exchanges and every queue any transport of this process declared in it, plus

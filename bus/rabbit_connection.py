@@ -61,6 +61,12 @@ class RabbitConnection:
         self.reconnects = 0
 
     @property
+    def is_open(self) -> bool:
+        """Whether the connection is up now (False while it reconnects, and once closed)."""
+        connection = self._connection
+        return not self._closed and self._ready.is_set() and connection is not None and not connection.is_closed
+
+    @property
     def where(self) -> str:
         """The broker's address without credentials."""
         return redacted(self._url)

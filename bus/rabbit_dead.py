@@ -68,6 +68,12 @@ class RabbitDeadLetters:
         async with self._reader() as channel:
             return [letter for _, letter in await self._scan(channel, limit)]
 
+    async def count(self) -> int:
+        """How many dead letters wait (the queue's depth, read without touching a message)."""
+        async with self._reader() as channel:
+            declared = await channel.queue_declare(self._transport.topology.dead_queue, passive=True)
+            return declared.message_count or 0
+
     async def redrive(self, message_ids: Sequence[str] | None) -> int:
         """Publish the chosen dead letters back to their origin queue (attempts reset), then remove them."""
         wanted = None if message_ids is None else set(message_ids)

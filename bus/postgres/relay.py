@@ -242,6 +242,16 @@ class OutboxRelay:
             count = await self._pool.fetchval(f"SELECT count(*) FROM {self._schema}.outbox WHERE sent_at IS NULL")
         return int(count)
 
+    async def backlog(self) -> tuple[int, float]:
+        """How many rows are not yet sent, and how many seconds the oldest of them has waited (0 if none)."""
+        with translated_errors():
+            row = await self._pool.fetchrow(
+                f"SELECT count(*) AS rows, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS oldest "
+                f"FROM {self._schema}.outbox WHERE sent_at IS NULL"
+            )
+        assert row is not None  # an aggregate always returns its row
+        return int(row["rows"]), float(row["oldest"])
+
     async def housekeeping(self) -> tuple[int, int]:
         """Delete sent outbox rows and inbox rows older than their retention; return how many of each."""
         sent = await self.purge_sent(self._settings.sent_retention)

@@ -24,6 +24,7 @@ from services.agent.libvirt_hypervisor import LibvirtHypervisor
 from services.agent.ports import Hypervisor
 from services.agent.schema import migrate_agent
 from services.agent.settings import AgentSettings
+from services.agent.timing import PluginCallMetrics
 from services.runtime.daemon import Daemon, Service, Settings, Wiring
 from services.runtime.handlers import bind_context
 from services.runtime.sealing import SecretSealer
@@ -65,6 +66,7 @@ def build_agent(
     hypervisor: Hypervisor,
     plugins: Registry,
     sealer: SecretSealer,
+    calls: PluginCallMetrics | None = None,
     prefetch: int = 16,
     queue_kind: QueueKind = QueueKind.QUORUM,
     messages: MessageRegistry = registry,
@@ -74,9 +76,11 @@ def build_agent(
     """Wire an agent on the given adapters (not started). Its tables must exist (`migrate_agent`).
 
     Its heartbeat registers `identity` (default: the host and cluster, kvm, the hypervisor's URI) with the storage
-    service when it starts, and then every `heartbeat_seconds`.
+    service when it starts, and then every `heartbeat_seconds`. With `calls`, every plugin call is timed.
     """
-    agent = Agent(host=host, cluster=cluster, drivers=PoolDrivers(plugins, sealer), hypervisor=hypervisor, units=units)
+    agent = Agent(
+        host=host, cluster=cluster, drivers=PoolDrivers(plugins, sealer, calls), hypervisor=hypervisor, units=units
+    )
     handlers = bind_context(HANDLERS, agent)
     consumers = [
         RoutedConsumer(
@@ -124,6 +128,7 @@ def build(wiring: Wiring) -> Service:
         hypervisor=LibvirtHypervisor(settings.libvirt_uri),
         plugins=wiring.plugins,
         sealer=SecretSealer.from_file(wiring.settings.runtime.secret_key_file),
+        calls=PluginCallMetrics(wiring.metrics),
         queue_kind=wiring.settings.bus.queue_kind,
         identity=HostIdentity(
             host=settings.host,

@@ -16,15 +16,17 @@ from plugins.sdk.config import PluginConfig
 from plugins.sdk.protocols import Driver, ImageStore, PrimaryStorage, SnapshotProvider
 from schemas.errors import InvalidArgument, Unimplemented
 from services.agent import repository
+from services.agent.timing import PluginCallMetrics
 from services.runtime.sealing import SecretSealer
 
 
 class PoolDrivers:
     """One open driver per pool, from the plugin registry; pool configurations are kept sealed by `sealer`."""
 
-    def __init__(self, plugins: Registry, sealer: SecretSealer) -> None:
+    def __init__(self, plugins: Registry, sealer: SecretSealer, calls: PluginCallMetrics | None = None) -> None:
         self.plugins = plugins
         self.sealer = sealer
+        self.calls = calls
         self._open: dict[UUID, Driver] = {}
         self._store_configs: dict[UUID, tuple[str, str]] = {}  # what each open store's driver was opened with
 
@@ -35,6 +37,8 @@ class PoolDrivers:
         plugin = self.plugins.get(plugin_name)
         validated = validate_config(plugin, config)
         driver = plugin.open(validated)
+        if self.calls is not None:
+            driver = self.calls.timed(driver, plugin_name)
         self._open[pool_id] = driver
         return driver, validated
 

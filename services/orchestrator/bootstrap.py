@@ -14,6 +14,7 @@ from sagas.postgres_migrate import migrate_sagas
 from sagas.postgres_store import PostgresSagaStore
 from schemas.sagas import StartSaga, StepFailed, StepSucceeded
 from services.orchestrator.handlers import COMMAND_HANDLERS, EVENT_HANDLERS, SAGA_REPLIES
+from services.orchestrator.metrics import SagaMetrics
 from services.runtime.daemon import Daemon, Queue, Service, Wiring
 from services.runtime.handlers import bind_context
 
@@ -59,13 +60,15 @@ def build_orchestrator(
 def build(wiring: Wiring) -> Service:
     """The orchestrator on the process's wiring, its saga store on the process's database pool."""
     bus = wiring.settings.bus
-    return build_orchestrator(
+    service = build_orchestrator(
         wiring.transport,
         wiring.units,
         PostgresSagaStore(wiring.pool),
         prefetch=bus.prefetch,
         queue_kind=bus.queue_kind,
     )
+    service.metrics.append(SagaMetrics(wiring.metrics, wiring.pool).refresh)
+    return service
 
 
 DAEMON = Daemon(

@@ -28,7 +28,7 @@ from bus.runtime import Consumer
 from bus.settings import BusSettings
 from plugins.registry import Registry
 from schemas import Command, Message
-from services.runtime.health import HealthCheck
+from services.runtime.health import HealthCheck, Refresh
 from services.runtime.settings import RuntimeSettings
 
 log = structlog.get_logger(__name__)
@@ -93,11 +93,13 @@ class Service:
         parts: What runs: consumers (a part that is a `Consumer` or has one as `.consumer` is watched by /healthz).
         on_stop: Run after every part stopped (close the drivers, the hypervisor connection).
         checks: Health checks of its own, besides the ones the runner adds for every daemon.
+        metrics: What sets its gauges (on `Wiring.metrics`) before each `/metrics` answer: pools, sagas, ...
     """
 
     parts: Sequence[Part]
     on_stop: list[Step] = field(default_factory=list)
     checks: dict[str, HealthCheck] = field(default_factory=dict)
+    metrics: list[Refresh] = field(default_factory=list)
     _started: list[Part] = field(default_factory=list, init=False, repr=False)
 
     @property

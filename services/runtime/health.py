@@ -1,8 +1,10 @@
 """A tiny HTTP server for `/healthz` and Prometheus `/metrics`, on asyncio (no extra thread, no framework).
 
 `/healthz` runs the daemon's checks (each an async callable answering True when healthy, with a deadline) and
-answers 200 when all pass, 503 otherwise, with a JSON body naming each check's outcome. `/metrics` renders the
-daemon's own `CollectorRegistry` in Prometheus' text format. A failing check reports only the error's class:
+answers 200 when all pass, 503 otherwise, with a JSON body naming each check's outcome. `/metrics` first runs the
+daemon's refreshers (gauges read from the database or the broker at scrape time, each with the same deadline; one
+that fails leaves its gauges as they were), then renders the daemon's own `CollectorRegistry` in Prometheus' text
+format. A failing check reports only the error's class:
 its message could quote a connection string.
 """
 
@@ -12,12 +14,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Self
 
+import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from bus.runtime import observe_handling, stop_observing
 from services.runtime.metrics import MessageMetrics
 
+log = structlog.get_logger(__name__)
 HealthCheck = Callable[[], Awaitable[bool]]
+Refresh = Callable[[], Awaitable[None]]
 _REQUEST_TIMEOUT = 5.0
 _MAX_HEADER_LINES = 100
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
@@ -41,12 +46,17 @@ class HealthServer:
         self._host = host
         self._port = port
         self._checks: dict[str, HealthCheck] = dict(checks or {})
+        self._refreshers: list[Refresh] = []
         self._check_timeout = check_timeout
         self._server: asyncio.Server | None = None
 
     def add_check(self, name: str, check: HealthCheck) -> None:
         """Add a named check to `/healthz` (a consumer connected, the database answering, ...)."""
         self._checks[name] = check
+
+    def add_refresh(self, refresh: Refresh) -> None:
+        """Run `refresh` before each `/metrics` answer (it sets gauges of this server's registry)."""
+        self._refreshers.append(refresh)
 
     @property
     def port(self) -> int:
@@ -94,6 +104,14 @@ class HealthServer:
             return f"error: {type(error).__name__}"
         return "ok" if healthy else "failing"
 
+    async def _run_refresh(self, refresh: Refresh) -> None:
+        try:
+            await asyncio.wait_for(refresh(), self._check_timeout)
+        except Exception as error:  # a gauge left stale must not cost the other metrics
+            log.warning(
+                "metrics refresh failed", refresh=getattr(refresh, "__qualname__", ""), error_class=type(error).__name__
+            )
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             method, (status, content_type, body) = await asyncio.wait_for(self._answer(reader), _REQUEST_TIMEOUT)
@@ -124,6 +142,7 @@ class HealthServer:
         if method not in ("GET", "HEAD"):
             return 405, "text/plain; charset=utf-8", b"only GET\n"
         if path == "/metrics":
+            await asyncio.gather(*(self._run_refresh(refresh) for refresh in self._refreshers))
             return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
         healthy, results = await self.health()
         body = json.dumps({"status": "ok" if healthy else "failing", "checks": results}).encode()

@@ -1,6 +1,6 @@
-"""The metrics every daemon exposes about the messages it handles.
+"""The metrics every daemon exposes: the messages it handles, and the bus it works on (outbox, dead letters).
 
-Every series carries a `service` label, so that `strata up` (every daemon in one process, one registry) and one
+Every message series carries a `service` label, so that `strata up` (every daemon in one process, one registry) and one
 daemon per process expose the same names. Create one `MessageMetrics` per registry and share it.
 """
 
@@ -9,6 +9,9 @@ from contextlib import contextmanager
 from time import perf_counter
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from bus.ports import DeadLetters
+from bus.postgres import OutboxRelay
 
 
 class MessageMetrics:
@@ -51,3 +54,24 @@ class MessageMetrics:
         finally:
             self._seconds.labels(service, message_type).observe(perf_counter() - started)
             gauge.dec()
+
+
+class BusMetrics:
+    """What every daemon shows of the bus, read at scrape time: the outbox backlog and its age, the dead letters."""
+
+    def __init__(self, registry: CollectorRegistry, relay: OutboxRelay, dead_letters: DeadLetters | None) -> None:
+        self._relay = relay
+        self._dead_letters = dead_letters
+        self._backlog = Gauge("strata_outbox_backlog", "Outbox rows not yet published.", registry=registry)
+        self._age = Gauge(
+            "strata_outbox_oldest_seconds", "How long the oldest unpublished outbox row has waited.", registry=registry
+        )
+        self._dead = Gauge("strata_dead_letters", "Messages waiting in the dead-letter queue.", registry=registry)
+
+    async def refresh(self) -> None:
+        """Read the figures now."""
+        rows, oldest_seconds = await self._relay.backlog()
+        self._backlog.set(rows)
+        self._age.set(oldest_seconds)
+        if self._dead_letters is not None:
+            self._dead.set(await self._dead_letters.count_dead())

@@ -14,13 +14,14 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from bus.codec import encode
-from bus.ports import Transport
+from bus.ports import DeadLetters, Transport
 from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, create_pool, migrate
 from bus.postgres.pool import Pool
 from plugins.registry import Registry, load_plugins
-from services.runtime.checks import consumer_running, database_answers
+from services.runtime.checks import broker_connected, consumer_running, database_answers, outbox_flowing
 from services.runtime.daemon import Daemon, Migration, Service, Settings, Wiring
-from services.runtime.health import HealthCheck
+from services.runtime.health import HealthCheck, Refresh
+from services.runtime.metrics import BusMetrics
 from services.runtime.topology import apply_topology
 
 log = structlog.get_logger(__name__)
@@ -33,7 +34,9 @@ class Runner:
     pool: Pool
     transport: Transport
     relay: OutboxRelay
+    settings: Settings
     metrics: CollectorRegistry
+    bus_metrics: BusMetrics
     services: list[tuple[str, Service]] = field(default_factory=list)
 
     @classmethod
@@ -65,7 +68,10 @@ class Runner:
             await pool.close()
             raise
         outbox_relay = OutboxRelay(pool, transport, database_url=database_url, settings=relay or RelaySettings())
-        runner = cls(pool, transport, outbox_relay, metrics if metrics is not None else CollectorRegistry())
+        registry = metrics if metrics is not None else CollectorRegistry()
+        dead_letters = transport if isinstance(transport, DeadLetters) else None
+        bus_metrics = BusMetrics(registry, outbox_relay, dead_letters)
+        runner = cls(pool, transport, outbox_relay, settings, registry, bus_metrics)
         try:
             await outbox_relay.start()
             await apply_topology(transport, topology or daemons, kind=settings.bus.queue_kind)
@@ -82,13 +88,25 @@ class Runner:
         return runner
 
     def checks(self) -> dict[str, HealthCheck]:
-        """What /healthz asks: the database answers, every consumer consumes, and each service's own checks."""
-        checks: dict[str, HealthCheck] = {"database": database_answers(self.pool)}
+        """What /healthz asks: the broker is reachable, the database answers, the outbox flows, every consumer
+        consumes, and each service's own checks."""
+        checks: dict[str, HealthCheck] = {
+            "broker": broker_connected(self.transport),
+            "database": database_answers(self.pool),
+            "outbox": outbox_flowing(self.relay, self.settings.runtime),
+        }
         for _name, service in self.services:
             for consumer in service.consumers:
                 checks[f"consumer {consumer.name}"] = consumer_running(consumer)
             checks.update(service.checks)
         return checks
+
+    def refreshers(self) -> list[Refresh]:
+        """What sets the gauges before each /metrics answer: the bus's (outbox, dead letters), then the services'."""
+        refreshers: list[Refresh] = [self.bus_metrics.refresh]
+        for _name, service in self.services:
+            refreshers += service.metrics
+        return refreshers
 
     async def stop(self) -> None:
         """Stop the services in reverse order (in-flight messages finish), then the relay, transport and pool."""

@@ -36,6 +36,8 @@ async def serve(daemons: Sequence[Daemon], settings: Settings, *, name: str, top
     shutdown.on_stop_intake("services", runner.stop)
     for check_name, check in runner.checks().items():
         health.add_check(check_name, check)
+    for refresh in runner.refreshers():
+        health.add_refresh(refresh)
     try:
         await health.start()
     except BaseException:

@@ -44,6 +44,12 @@ class RuntimeSettings(BaseSettings):
     health_port: int = Field(
         default=9464, ge=0, le=65535, description="Port of /healthz and /metrics; 0 picks a free one."
     )
+    health_outbox_backlog_max: int = Field(
+        default=10_000, ge=0, description="/healthz fails while more outbox rows than this wait to be published."
+    )
+    health_outbox_age_max_seconds: float = Field(
+        default=300.0, gt=0, description="/healthz fails while the oldest unsent outbox row is older than this."
+    )
     shutdown_grace_seconds: float = Field(
         default=30.0, gt=0, description="How long in-flight work may take to finish after a stop signal."
     )

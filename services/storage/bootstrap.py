@@ -13,6 +13,7 @@ from services.runtime.daemon import Daemon, Queue, Service, Wiring
 from services.runtime.handlers import bind_context
 from services.storage.context import Storage
 from services.storage.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
+from services.storage.metrics import PoolMetrics
 from services.storage.schema import migrate_storage
 from services.storage.stats import StatsCollector
 
@@ -48,7 +49,7 @@ def build_storage(
 def build(wiring: Wiring) -> Service:
     """The storage service on the process's wiring, set by STRATA_* (CloudStack's capacity settings among them)."""
     settings = wiring.settings.runtime
-    return build_storage(
+    service = build_storage(
         wiring.transport,
         wiring.units,
         plugins=wiring.plugins,
@@ -56,6 +57,8 @@ def build(wiring: Wiring) -> Service:
         stats_interval=settings.storage_stats_interval / 1000,
         queue_kind=wiring.settings.bus.queue_kind,
     )
+    service.metrics.append(PoolMetrics(wiring.metrics, wiring.pool).refresh)
+    return service
 
 
 DAEMON = Daemon(

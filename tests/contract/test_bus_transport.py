@@ -258,6 +258,24 @@ class TransportContract:
         assert await transport.purge_dead() == 1
         assert await transport.list_dead() == []
 
+    async def test_dead_letters_are_counted_without_being_read(self, transport: Transport) -> None:
+        assert isinstance(transport, DeadLetters)
+        assert await transport.count_dead() == 0
+        queue = await transport.declare_queue("svc", [Binding("commands", "bustest.ping")])
+
+        async def kill(delivery: Delivery) -> None:
+            await delivery.dead_letter({DEATH_REASON_HEADER: "broken", ATTEMPTS_HEADER: 1})
+
+        await transport.consume(queue, kill, prefetch=1)
+        for number in range(3):
+            await transport.publish("commands", "bustest.ping", wire(number))
+
+        async def three() -> bool:
+            return await transport.count_dead() == 3
+
+        await assert_eventually(three, what="three dead letters counted")
+        assert len(await transport.list_dead()) == 3, "counting leaves the dead letters in place"
+
     async def test_a_message_that_keeps_coming_back_is_dead_after_the_delivery_limit(
         self, transport: Transport
     ) -> None:

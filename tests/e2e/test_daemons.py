@@ -45,6 +45,16 @@ async def test_up_runs_every_daemon_in_one_process(env: dict[str, str]) -> None:
         assert len(running["services"]) == len(EVERY_DAEMON)
         status, health = await daemon.get("/healthz")
         assert status == 200, f"{health}\n{daemon.show_log()}"
+        _, metrics = await daemon.get("/metrics")
+        for family in (
+            "strata_outbox_backlog",
+            "strata_outbox_oldest_seconds",
+            "strata_dead_letters",
+            "strata_pool_capacity_bytes",
+            "strata_sagas",
+            "strata_plugin_call_seconds",
+        ):
+            assert f"# TYPE {family} " in metrics["text"], family
     finally:
         code = await daemon.terminate()
     assert code == 0, daemon.show_log()

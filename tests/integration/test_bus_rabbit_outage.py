@@ -1,6 +1,5 @@
 """A broker outage seen through a TCP proxy in front of the real RabbitMQ: publishes wait, then fail loudly."""
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
@@ -13,55 +12,9 @@ from bus.rabbit import RabbitTransport
 from tests.bus_fixtures import bus_settings
 from tests.contract.test_bus_transport import wire
 from tests.helpers import assert_eventually
+from tests.tcp_proxy import Proxy
 
 pytestmark = pytest.mark.integration
-
-
-class Proxy:
-    """Forwards a local port to the broker; `cut()` drops every link and refuses new ones until `restore()`;
-    `stall()` keeps the links up but holds what the broker sends (its confirms) until `flow()`."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._links: set[asyncio.StreamWriter] = set()
-        self._flowing = asyncio.Event()
-        self._flowing.set()
-
-    def stall(self) -> None:
-        self._flowing.clear()
-
-    def flow(self) -> None:
-        self._flowing.set()
-
-    async def restore(self) -> None:
-        self._server = await asyncio.start_server(self._link, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-        for writer in list(self._links):
-            writer.close()
-
-    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        self._links.update((writer, upstream_writer))
-
-        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, from_broker: bool) -> None:
-            with contextlib.suppress(OSError):
-                while data := await source.read(65536):
-                    if from_broker:
-                        await self._flowing.wait()
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
-
-        await asyncio.gather(
-            pump(reader, upstream_writer, from_broker=False), pump(upstream_reader, writer, from_broker=True)
-        )
 
 
 @pytest.fixture
