@@ -309,6 +309,35 @@ class BackupScheduleDeleteFailed(Event):
     error: ErrorInfo
 
 
+# ----------------------------------------------------------------------------------------- garbage collection
+
+
+@message("backup_repository.collect_garbage")
+class CollectRepositoryGarbage(Command):
+    """Free the chunks no backup of a repository references (left by deleted or crashed backups). Safe against
+    backups being written meanwhile: then nothing is freed and a later collection does it."""
+
+    repository_id: UUID
+
+
+@message("backup_repository.garbage_collected")
+class RepositoryGarbageCollected(Event):
+    """What a collection freed; `deferred` when a backup was in flight and nothing could be freed."""
+
+    repository_id: UUID
+    freed_chunks: int = Field(ge=0)
+    freed_bytes: int = Field(ge=0)
+    deferred: bool = False
+
+
+@message("backup_repository.collect_garbage.failed")
+class RepositoryGarbageCollectFailed(Event):
+    """A collection could not run."""
+
+    repository_id: UUID
+    error: ErrorInfo
+
+
 # ---------------------------------------------------------------------------------------------------- restores
 
 
@@ -550,6 +579,29 @@ class BackupDeleteOnStoreFailed(Event):
     """A backup could not be deleted from the repository."""
 
     backup_id: UUID
+    error: ErrorInfo
+
+
+@message("agent.backup.collect_garbage")
+class CollectGarbageOnStore(RepositoryCommand):
+    """Free the repository's chunks that no manifest references (none while a backup is in flight)."""
+
+
+@message("agent.backup.garbage_collected")
+class GarbageCollectedOnStore(Event):
+    """What a collection freed in the repository."""
+
+    repository_id: UUID
+    freed_chunks: int = Field(ge=0)
+    freed_bytes: int = Field(ge=0)
+    deferred: bool = False
+
+
+@message("agent.backup.collect_garbage.failed")
+class GarbageCollectOnStoreFailed(Event):
+    """A collection could not run in the repository."""
+
+    repository_id: UUID
     error: ErrorInfo
 
 

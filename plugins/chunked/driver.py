@@ -17,7 +17,7 @@ from plugins.chunked.settings import MIB, ChunkedSettings
 from plugins.sdk import faults
 from plugins.sdk.blocks import BlockMap
 from plugins.sdk.progress import ProgressCallback
-from plugins.sdk.types import BackupRef, BackupReport, ImageKind, ImageRef, VerifyReport
+from plugins.sdk.types import BackupRef, BackupReport, GarbageReport, ImageKind, ImageRef, VerifyReport
 
 Ready = Callable[[], Awaitable[None]]
 """Checked once before the first operation (e.g. that an NFS mount is there); raises if the store is unusable."""
@@ -149,6 +149,12 @@ class ChunkedDriver:
             bytes_checked=checked.bytes_checked,
             bad=tuple(f"chunk {bad.index} ({bad.digest}): {bad.reason}" for bad in checked.bad),
         )
+
+    async def collect_garbage(self) -> GarbageReport:
+        """Mark and sweep: free the chunks no manifest names, unless a backup is in flight (its marker is up)."""
+        await self._check_ready()
+        swept = await self.backups.sweep()
+        return GarbageReport(freed_chunks=swept.freed_chunks, freed_bytes=swept.freed_bytes, deferred=swept.deferred)
 
     async def check_blocks(self, backup_id: str, blocks: BlockMap) -> int:
         """The chunks compared; `FailedPrecondition` unless the map's bytes hash to the backup's chunks."""

@@ -20,6 +20,7 @@ from plugins.sdk.types import (
     BackupRef,
     BackupReport,
     Chain,
+    GarbageReport,
     ImageKind,
     ImageRef,
     Pool,
@@ -235,6 +236,10 @@ class BlockBackupTarget(BackupTarget, Protocol):
 
     async def verify_backup(self, backup_id: str, *, progress: ProgressCallback | None = None) -> VerifyReport:
         """Read every chunk of the backup and check its hash; the report lists the bad ones."""
+        ...
+
+    async def collect_garbage(self) -> GarbageReport:
+        """Free the stored data no backup references; free nothing (`deferred`) while a backup is being written."""
         ...
 
     async def check_blocks(self, backup_id: str, blocks: BlockMap) -> int:

@@ -132,6 +132,14 @@ class VerifyReport(_Frozen):
     bad: tuple[str, ...] = Field(default=(), description="Each missing or corrupted chunk, described.")
 
 
+class GarbageReport(_Frozen):
+    """What a garbage collection of a backup target freed."""
+
+    freed_chunks: int = Field(ge=0)
+    freed_bytes: int = Field(ge=0)
+    deferred: bool = Field(default=False, description="True when a backup was in flight: nothing was freed.")
+
+
 class ImageKind(StrEnum):
     """What an image store keeps."""
 

@@ -24,7 +24,10 @@ from schemas.backup import (
     BackupSnapshotOnPool,
     BackupVerifiedOnStore,
     BackupVerifyOnStoreFailed,
+    CollectGarbageOnStore,
     DeleteBackupOnStore,
+    GarbageCollectedOnStore,
+    GarbageCollectOnStoreFailed,
     RepositoryCommand,
     RestoreBackupOnPool,
     SnapshotBackedUpOnPool,
@@ -141,4 +144,25 @@ async def verify_backup(command: VerifyBackupOnStore, envelope: Envelope, uow: U
 
     await agent.run(
         uow, envelope, work, lambda error: BackupVerifyOnStoreFailed(backup_id=command.backup_id, error=error)
+    )
+
+
+async def collect_garbage(command: CollectGarbageOnStore, envelope: Envelope, uow: UnitOfWork, agent: Agent) -> None:
+    """Free the repository's unreferenced chunks (deferred while a backup is being written)."""
+
+    async def work() -> Event:
+        async with repository(agent, command) as target:
+            report = await target.collect_garbage()
+        return GarbageCollectedOnStore(
+            repository_id=command.repository_id,
+            freed_chunks=report.freed_chunks,
+            freed_bytes=report.freed_bytes,
+            deferred=report.deferred,
+        )
+
+    await agent.run(
+        uow,
+        envelope,
+        work,
+        lambda error: GarbageCollectOnStoreFailed(repository_id=command.repository_id, error=error),
     )

@@ -16,7 +16,13 @@ from schemas.agent import (
     DetachPoolFromHost,
     ResizeVolumeOnPool,
 )
-from schemas.backup import BackupSnapshotOnPool, DeleteBackupOnStore, RestoreBackupOnPool, VerifyBackupOnStore
+from schemas.backup import (
+    BackupSnapshotOnPool,
+    CollectGarbageOnStore,
+    DeleteBackupOnStore,
+    RestoreBackupOnPool,
+    VerifyBackupOnStore,
+)
 from schemas.chain import CoalesceVolumeOnPool
 from schemas.snapshot import CreateSnapshotOnPool, DeleteSnapshotOnPool, RevertVolumeOnPool
 from schemas.vm import DescribeVm, StartVm, StopVm
@@ -44,6 +50,7 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[Agent]] = {
     RestoreBackupOnPool: backups.restore_backup,
     DeleteBackupOnStore: backups.delete_backup,
     VerifyBackupOnStore: backups.verify_backup,
+    CollectGarbageOnStore: backups.collect_garbage,
 }
 
 # The agent follows no events: every command names the host or cluster it is for.

@@ -3,7 +3,7 @@
 Every handler is `handler(message, envelope, uow, deps)`, the service's `BackupDeps` last; `bootstrap` binds them.
 The handlers live in one module per use case: `repositories` (and what the service knows of pools and volumes),
 `backups` (take, delete, verify, and the agents' answers), `restores` (the restore saga's steps),
-`schedules` (and their retention; `scheduler` runs them).
+`schedules` (and their retention; `scheduler` runs them), `garbage` (a repository's collection).
 """
 
 from schemas import Message
@@ -16,10 +16,13 @@ from schemas.backup import (
     BackupVerifiedOnStore,
     BackupVerifyOnStoreFailed,
     BeginRestore,
+    CollectRepositoryGarbage,
     CreateBackupSchedule,
     DeleteBackup,
     DeleteBackupSchedule,
     EndRestore,
+    GarbageCollectedOnStore,
+    GarbageCollectOnStoreFailed,
     RemoveBackupRepository,
     RestoreBackupToVolume,
     SnapshotBackedUpOnPool,
@@ -28,7 +31,7 @@ from schemas.backup import (
     VerifyBackup,
 )
 from schemas.storage import PoolAdded, VolumeCreated
-from services.backup import backups, repositories, restores, schedules
+from services.backup import backups, garbage, repositories, restores, schedules
 from services.backup.deps import BackupDeps
 from services.runtime.handlers import ContextHandler
 
@@ -43,6 +46,7 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[BackupDeps]] = {
     EndRestore: restores.end_restore,
     CreateBackupSchedule: schedules.create_schedule,
     DeleteBackupSchedule: schedules.delete_schedule,
+    CollectRepositoryGarbage: garbage.collect_garbage,
 }
 
 EVENT_HANDLERS: dict[type[Message], ContextHandler[BackupDeps]] = {
@@ -55,6 +59,8 @@ EVENT_HANDLERS: dict[type[Message], ContextHandler[BackupDeps]] = {
     BackupVerifyOnStoreFailed: backups.on_backup_verify_failed,
     BackupRestoredOnPool: restores.on_backup_restored,
     BackupRestoreOnPoolFailed: restores.on_backup_restore_failed,
+    GarbageCollectedOnStore: garbage.on_garbage_collected,
+    GarbageCollectOnStoreFailed: garbage.on_garbage_collect_failed,
     # what the service knows of others
     PoolAdded: repositories.on_pool_added,
     VolumeCreated: repositories.on_volume_created,

@@ -178,3 +178,34 @@ def remove(repository: RepositoryArgument, as_json: JsonOption = False, timeout:
         print_json(removed)
         return
     console.print(f"backup repository {removed.repository_id} removed")
+
+
+@app.command("gc")
+def collect_garbage(
+    repository: RepositoryArgument, as_json: JsonOption = False, timeout: TimeoutOption = 3600.0
+) -> None:
+    """Free the chunks no backup references (safe while backups run: then nothing is freed, try again later)."""
+    from schemas.backup import CollectRepositoryGarbage, RepositoryGarbageCollected, RepositoryGarbageCollectFailed
+    from services.cli.talking import human_bytes
+
+    repository_id = uuid.UUID(find_repository(repository)["repository_id"])
+
+    async def work(client: "Client") -> RepositoryGarbageCollected:
+        with errors.status(f"collecting garbage in repository {repository} ..."):
+            collected = await client.send(
+                CollectRepositoryGarbage(repository_id=repository_id),
+                (RepositoryGarbageCollected,),
+                (RepositoryGarbageCollectFailed,),
+                timeout=timeout,
+            )
+        assert isinstance(collected, RepositoryGarbageCollected)
+        return collected
+
+    collected = talk(work)
+    if as_json:
+        print_json(collected)
+        return
+    if collected.deferred:
+        console.print("a backup is being written into the repository: nothing was freed, collect again later")
+        return
+    console.print(f"freed {collected.freed_chunks} chunks ({human_bytes(collected.freed_bytes)})")

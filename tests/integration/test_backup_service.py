@@ -22,7 +22,10 @@ from schemas.backup import (
     BackupKind,
     BackupRestored,
     BackupRestoreFailed,
+    CollectRepositoryGarbage,
     CreateBackup,
+    RepositoryGarbageCollected,
+    RepositoryGarbageCollectFailed,
     RestoreBackup,
 )
 from schemas.snapshot import CreateSnapshot, SnapshotCreated, SnapshotCreateFailed
@@ -199,6 +202,19 @@ async def test_a_backup_that_fails_ends_in_error_and_its_snapshot_is_usable_agai
     assert error is not None
     assert "before_manifest" in error
     assert not [path for path in (root / "backups").glob("*") if path.name.endswith(".manifest.json.gz")]
+
+    # The failed backup stored its chunks but no manifest: a collection frees them all.
+    orphans = [path for path in (root / "chunks").rglob("*") if path.is_file()]
+    assert len(orphans) == MIB // (32 * 1024)
+    collected = await stack.client.send(
+        CollectRepositoryGarbage(repository_id=repository),
+        (RepositoryGarbageCollected,),
+        (RepositoryGarbageCollectFailed,),
+        timeout=TIMEOUT,
+    )
+    assert isinstance(collected, RepositoryGarbageCollected)
+    assert (collected.freed_chunks, collected.deferred) == (len(orphans), False)
+    assert not [path for path in (root / "chunks").rglob("*") if path.is_file()]
 
     again = await stack.backup(volume, repository, snapshot_id=snapshot_id)  # nothing half-done stands in the way
     assert again.kind is BackupKind.FULL
