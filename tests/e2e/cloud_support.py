@@ -56,10 +56,11 @@ class KillableDaemon(Daemon):
 
 @asynccontextmanager
 async def open_cloud(
-    postgres_url: str, amqp_url: str, base: Path, *, second_host: bool = False
+    postgres_url: str, amqp_url: str, base: Path, *, second_host: bool = False, more: tuple[str, ...] = ()
 ) -> AsyncIterator[Cloud]:
-    """Start storage, snapshot, orchestrator and the agent of h1 (and of h2 in cluster c2), each a process, on a
-    database and namespace of their own; stop them and drop both on the way out."""
+    """Start storage, snapshot, orchestrator and the agent of h1 (and of h2 in cluster c2, and the daemons `more`,
+    each consuming its queue of the same name), each a process, on a database and namespace of their own; stop them
+    and drop both on the way out."""
     name = f"strata_e2e_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(postgres_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -69,7 +70,7 @@ async def open_cloud(
     env = daemon_env(database_url, amqp_url, namespace)
     daemons: dict[str, Daemon] = {
         kind: KillableDaemon(kind, env, base / f"{kind}.log", kind=kind)
-        for kind in ("storage", "snapshot", "orchestrator", "agent")
+        for kind in ("storage", "snapshot", "orchestrator", "agent", *more)
     }
     queues = [
         "storage",
@@ -78,6 +79,7 @@ async def open_cloud(
         "orchestrator.outcomes",
         f"agent.{HOST}",
         f"agent.cluster.{CLUSTER}",
+        *more,
     ]
     if second_host:
         env2 = {**env, "STRATA_AGENT_HOST": HOST2, "STRATA_AGENT_CLUSTER": CLUSTER2}
