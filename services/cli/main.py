@@ -22,6 +22,7 @@ from services.cli import (
     snapshot_chain,
     snapshot_policy,
     template,
+    topology,
     vm,
     volume,
 )
@@ -56,3 +57,4 @@ app.add_typer(backup_repo.app, name="backup-repo")
 app.add_typer(backup_schedule.app, name="backup-schedule")
 app.command("run")(run.run)
 app.command("up")(run.up)
+app.add_typer(topology.app, name="topology")

@@ -74,7 +74,8 @@ class Runner:
         runner = cls(pool, transport, outbox_relay, settings, registry, bus_metrics)
         try:
             await outbox_relay.start()
-            await apply_topology(transport, topology or daemons, kind=settings.bus.queue_kind)
+            declared = await apply_topology(transport, topology or daemons, kind=settings.bus.queue_kind)
+            log.info("topology applied", queues=declared)
             units = PostgresUnitOfWorkFactory(pool, encode=encode)
             wiring = Wiring(settings, transport, units, pool, plugins, runner.metrics)
             for daemon in daemons:

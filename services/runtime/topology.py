@@ -7,12 +7,8 @@ waits in that consumer's queue instead of being dropped as unroutable.
 
 from collections.abc import Sequence
 
-import structlog
-
 from bus.ports import QueueKind, Transport
 from services.runtime.daemon import Daemon
-
-log = structlog.get_logger(__name__)
 
 
 async def apply_topology(transport: Transport, daemons: Sequence[Daemon], *, kind: QueueKind) -> list[str]:
@@ -21,5 +17,4 @@ async def apply_topology(transport: Transport, daemons: Sequence[Daemon], *, kin
     for daemon in daemons:
         for queue in daemon.queues:
             declared.append(await transport.declare_queue(queue.name, queue.bindings(), kind=kind))
-    log.info("topology applied", queues=declared)
     return declared
