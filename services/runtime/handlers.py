@@ -1,4 +1,6 @@
-"""Handler tables whose handlers take a service's context as a fourth argument (the agent, the storage service)."""
+"""The handler-table convention: every service's handlers take `(message, envelope, uow, context)`, the service's
+context last (its `Storage`, `Agent`, `SnapshotDeps`, ...); its `handlers.py` pairs message types with them in
+`COMMAND_HANDLERS` and `EVENT_HANDLERS`, and its bootstrap binds the context with `bind_context`."""
 
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
