@@ -28,11 +28,13 @@ from bus.postgres import PostgresUnitOfWorkFactory
 from bus.runtime import Consumer
 from sagas.definition import SagaDefinition, SagaRegistry, saga_registry
 from sagas.engine import SagaEngine
+from sagas.locks import HELD_UNTIL_AN_OPERATOR_ACTS
 from sagas.ports import SagaSession, SagaStore
 from sagas.postgres_optimistic import NeedsTransaction, SagaCache
 from sagas.postgres_store import PostgresSagaStore
 from sagas.postgres_units import SagaUnitOfWork, SagaUnitOfWorkFactory
 from sagas.records import SagaEvent, SagaStatus
+from sagas.settings import SagaSettings
 from sagas.work import saga_id_for
 from schemas import Command, Envelope, Event, InvalidArgument, Message, MessageRegistry, Transient, registry
 from schemas.sagas import StartSaga, StepFailed, StepSucceeded
@@ -50,6 +52,8 @@ class Coordinator:
         name: the consumer name (queue `<ns>.<name>`, inbox key).
         reply_types: domain events participants send as step replies, besides the generic ones.
         timer_poll: seconds between looks at the timers table when none was due.
+        settings: the engine's waits (`STRATA_SAGA_*` from the environment when not given).
+        clock: the time the engine and the timer loop go by (tests move it on instead of sleeping).
     """
 
     def __init__(
@@ -65,7 +69,10 @@ class Coordinator:
         prefetch: int = 64,
         timer_poll: float = 0.1,
         announce_ends: bool = False,
+        settings: SagaSettings | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        settings = settings or SagaSettings()
         if _plain_postgres(units, store):
             units = SagaUnitOfWorkFactory.like(units)  # see sagas.postgres_units: one or two round trips fewer
         self.units = units
@@ -75,7 +82,14 @@ class Coordinator:
         self.messages = messages
         self.name = name
         self.timer_poll = timer_poll
-        self.engine = SagaEngine(sagas=sagas, messages=messages, producer=name, announce_ends=announce_ends)
+        self.engine = SagaEngine(
+            sagas=sagas,
+            messages=messages,
+            producer=name,
+            announce_ends=announce_ends,
+            clock=clock,
+            step_timeout=settings.step_timeout,
+        )
         handlers: dict[type[Message], Handler] = {StartSaga: self.start_by_name}
         handlers.update(dict.fromkeys(sagas.input_types(), self.start_saga))
         handlers.update(dict.fromkeys((StepSucceeded, StepFailed, *reply_types), self.take_reply))
@@ -180,7 +194,7 @@ class Coordinator:
             wait = self.timer_poll
             try:
                 due = await self.store.next_timer_at()
-                now = datetime.now(UTC)
+                now = self.engine.clock()
                 if due is not None and due <= now and await self.fire_due_timer():
                     continue
                 if due is not None and due > now:
@@ -195,7 +209,7 @@ class Coordinator:
         async with self.units.begin(f"{self.name}.timers", None) as uow:
             assert uow is not None  # no incoming message, so never a duplicate
             async with self.store.session(uow) as session:
-                timer = await session.claim_due_timer(datetime.now(UTC))
+                timer = await session.claim_due_timer(self.engine.clock())
                 if timer is not None:
                     fired = True
                     try:
@@ -225,8 +239,9 @@ class Coordinator:
                 if instance is None or instance.status.ended or instance.status is SagaStatus.STUCK:
                     return
                 instance.status, instance.error = SagaStatus.STUCK, reason
-                instance.updated_at = datetime.now(UTC)
+                instance.updated_at = self.engine.clock()
                 await session.save_instance(instance)
+                await session.renew_locks(saga_id, HELD_UNTIL_AN_OPERATOR_ACTS)  # until an operator acts
                 await session.record_event(SagaEvent(saga_id, instance.updated_at, "stuck", {"reason": reason}))
         except Exception as park_error:  # the store itself is failing: the log is all that is left
             log.error("could not park a failing saga", saga_id=str(saga_id), error=str(park_error), reason=reason)

@@ -28,6 +28,7 @@ from sagas.records import (
     TimerKind,
 )
 from sagas.replay import Outcome, replay
+from sagas.settings import DEFAULT_STEP_TIMEOUT
 from sagas.steps import apply_reply, cancel, on_retry, on_timeout
 from sagas.work import Emit, SagaWork
 from schemas import Command, Envelope, MessageRegistry, registry
@@ -47,12 +48,14 @@ class SagaEngine:
         producer: str = "saga-coordinator",
         announce_ends: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        step_timeout: float = DEFAULT_STEP_TIMEOUT,
     ) -> None:
         self.sagas = sagas
         self.messages = messages
         self.producer = producer
         self.announce_ends = announce_ends
         self.clock = clock
+        self.step_timeout = step_timeout
 
     async def start(
         self,
@@ -79,7 +82,7 @@ class SagaEngine:
         )
         if not await session.insert_instance(instance):
             return False
-        work = SagaWork(session, emit, instance, {}, now, self.producer, self.messages, cause)
+        work = SagaWork(session, emit, instance, {}, now, self.producer, self.messages, cause, self.step_timeout)
         work.event("started", name=definition.name, version=definition.version)
         await self._advance(work)
         await work.save()
@@ -135,7 +138,8 @@ class SagaEngine:
         if instance.status.ended:
             return None
         records = {record.seq: record for record in steps}
-        return SagaWork(session, emit, instance, records, self.clock(), self.producer, self.messages, cause)
+        now = self.clock()
+        return SagaWork(session, emit, instance, records, now, self.producer, self.messages, cause, self.step_timeout)
 
     async def _advance(self, work: SagaWork) -> None:
         for _ in range(_MAX_ROUNDS):

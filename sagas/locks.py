@@ -5,14 +5,15 @@ the token (which every later command of the saga carries), a refusal (Aborted), 
 deadline timer. A saga in line is woken when a holder releases, and tries again.
 """
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sagas.ports import LockOutcome
-from sagas.records import StepKind, StepRecord, StepStatus, Timer, TimerKind
+from sagas.records import SagaStatus, StepKind, StepRecord, StepStatus, Timer, TimerKind
 from sagas.work import SagaWork
 from schemas import Aborted
 
 DEFAULT_LEASE = 300.0
+HELD_UNTIL_AN_OPERATOR_ACTS = datetime(9999, 12, 31, tzinfo=UTC)  # the lease of a STUCK saga's locks
 
 
 async def take_locks(work: SagaWork, record: StepRecord, *, deadline_passed: bool = False) -> bool:
@@ -53,8 +54,14 @@ async def take_locks(work: SagaWork, record: StepRecord, *, deadline_passed: boo
 
 
 async def renew_leases(work: SagaWork) -> None:
-    """Extend the saga's leases as it makes progress (a saga that stops making progress loses them)."""
+    """Extend the saga's leases as it makes progress (a saga that stops making progress loses them).
+
+    A STUCK saga holds them until an operator acts: its resources may be half-changed.
+    """
     if work.instance.fencing_token is None:
+        return
+    if work.instance.status is SagaStatus.STUCK:
+        await work.session.renew_locks(work.saga_id, HELD_UNTIL_AN_OPERATOR_ACTS)
         return
     leases = [float(r.args.get("lease") or DEFAULT_LEASE) for r in work.records.values() if r.args.get("resources")]
     await work.session.renew_locks(work.saga_id, work.now + timedelta(seconds=max(leases, default=DEFAULT_LEASE)))

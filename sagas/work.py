@@ -23,6 +23,7 @@ from sagas.records import (
     Timer,
     TimerKind,
 )
+from sagas.settings import DEFAULT_STEP_TIMEOUT
 from schemas import Envelope, MessageRegistry
 
 Emit = Callable[[Envelope], None]
@@ -58,6 +59,7 @@ class SagaWork:
     producer: str
     messages: MessageRegistry
     cause: Envelope | None = None
+    step_timeout: float = DEFAULT_STEP_TIMEOUT  # for a step that names none (recorded in it when first sent)
     dirty: set[int] = field(default_factory=set)
     timers: list[Timer] = field(default_factory=list)
     events: list[SagaEvent] = field(default_factory=list)
@@ -91,9 +93,10 @@ class SagaWork:
         record.attempt = attempt
         record.status = StepStatus.SENT
         record.attempts.append(Attempt(attempt, self.now))
+        if record.timeout is None:
+            record.timeout = self.step_timeout  # every wait has a deadline: one that reaches nobody ends
         self._emit_command(record.command, command_id(self.saga_id, record.seq, attempt), record.seq)
-        if record.timeout is not None:
-            self.schedule(record, TimerKind.TIMEOUT, record.timeout, attempt)
+        self.schedule(record, TimerKind.TIMEOUT, record.timeout, attempt)
         self.touch(record)
 
     def send_probe(self, record: StepRecord) -> None:
@@ -101,8 +104,7 @@ class SagaWork:
         assert record.probe is not None
         record.status = StepStatus.PROBING
         self._emit_command(record.probe, probe_id(self.saga_id, record.seq, record.attempt), record.seq)
-        if record.timeout is not None:
-            self.schedule(record, TimerKind.TIMEOUT, record.timeout, record.attempt)
+        self.schedule(record, TimerKind.TIMEOUT, record.timeout or self.step_timeout, record.attempt)
         self.touch(record)
 
     def emit_event(self, payload: StoredMessage) -> None:

@@ -5,6 +5,7 @@ as the test plans it per effect; it records effects and checks fencing tokens.
 """
 
 from collections import defaultdict, deque
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from pydantic import Field
@@ -23,6 +24,20 @@ for _model in (StepSucceeded, StepFailed, StartSaga, SagaEnded):
 
 test_sagas = SagaRegistry()
 PRODUCER = "participant@test"
+
+
+class Clock:
+    """The engine's time in tests: the real time, moved on by `advance` instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the time on by `seconds`."""
+        self.offset += timedelta(seconds=seconds)
 
 
 class FencingGuard:
@@ -65,6 +80,13 @@ class Check(Command):
     key: str
 
 
+@message("sagatest.nowhere", into=saga_test_messages)
+class Nowhere(Command):
+    """A command that no participant consumes (as one sent to a mistyped host would be)."""
+
+    key: str
+
+
 @message("sagatest.other", into=saga_test_messages)
 class Other(Command):
     """A command the divergent version of the test saga sends instead of Do."""
@@ -87,6 +109,7 @@ class RunPlan(Command):
     probe: bool = False
     attempts: int = 3
     divergent: bool = False
+    nowhere: bool = False  # after the keys, a step (default timeout and retries) whose command reaches nobody
 
 
 @message("sagatest.done", into=saga_test_messages)
@@ -122,6 +145,8 @@ async def run_plan(ctx: SagaContext, plan: RunPlan) -> PlanDone:
         )
         if plan.pivot_after == index:
             await ctx.pivot()
+    if plan.nowhere:
+        await ctx.step(Nowhere(key="lost"), probe=Check(key="lost") if plan.probe else None)
     return PlanDone(keys=plan.keys)
 
 

@@ -8,6 +8,7 @@ from uuid import UUID
 import pytest
 
 from bus.postgres import create_pool
+from sagas.locks import HELD_UNTIL_AN_OPERATOR_ACTS
 from sagas.memory_store import MemorySagaStore
 from sagas.ports import LockOutcome, SagaStore
 from sagas.postgres_migrate import migrate_sagas
@@ -206,6 +207,17 @@ class SagaStoreContract:
             assert taken.outcome is LockOutcome.ACQUIRED
             await session.renew_locks(old, later + timedelta(hours=1))  # the old holder renews nothing of it
             assert [holder.saga_id for holder in await session.list_locks()] == [new]
+
+    async def test_a_lock_held_until_an_operator_acts_outlives_any_lease(self, store: SagaStore) -> None:
+        stuck, other = uuid7(), uuid7()
+        async with store.session() as session:
+            await session.acquire_locks(stuck, ["vm:1"], lease=1, now=NOW, queue=False)
+            await session.renew_locks(stuck, HELD_UNTIL_AN_OPERATOR_ACTS)
+            refused = await session.acquire_locks(other, ["vm:1"], lease=60, now=NOW + timedelta(days=365), queue=False)
+            assert refused.outcome is LockOutcome.REFUSED
+            assert [(held.saga_id, held.expires_at) for held in await session.list_locks()] == [
+                (stuck, HELD_UNTIL_AN_OPERATOR_ACTS)
+            ]
 
     async def test_sagas_wait_in_line_and_are_woken_in_order(self, store: SagaStore) -> None:
         holder, first, second = uuid7(), uuid7(), uuid7()

@@ -22,7 +22,7 @@ from schemas import Envelope
 from schemas.sagas import StartSaga
 from tests.bus_fixtures import bus_settings
 from tests.helpers import assert_eventually
-from tests.sagas_fixtures import DIVERGE, Participant, RunPlan, saga_test_messages, test_sagas
+from tests.sagas_fixtures import DIVERGE, Clock, Participant, RunPlan, saga_test_messages, test_sagas
 
 pytestmark = pytest.mark.unit
 
@@ -38,6 +38,7 @@ class World:
     bus: Bus
     store: MemorySagaStore
     participant: Participant
+    clock: Clock
 
     async def run(self, plan: RunPlan) -> UUID:
         envelope = Envelope.wrap(plan, producer="test")
@@ -71,7 +72,10 @@ async def world(namespace: str) -> AsyncIterator[World]:
     units = MemoryUnitOfWorkFactory(bus)
     store = MemorySagaStore()
     participant = Participant(bus)
-    coordinator = Coordinator(transport, units, store, sagas=test_sagas, messages=saga_test_messages, timer_poll=0.01)
+    clock = Clock()
+    coordinator = Coordinator(
+        transport, units, store, sagas=test_sagas, messages=saga_test_messages, timer_poll=0.01, clock=clock
+    )
     service = Consumer(
         transport,
         units,
@@ -82,7 +86,7 @@ async def world(namespace: str) -> AsyncIterator[World]:
     await coordinator.start()
     await service.start()
     DIVERGE["on"] = False
-    yield World(transport, bus, store, participant)
+    yield World(transport, bus, store, participant, clock)
     await coordinator.stop()
     await service.stop()
     await transport.close()
