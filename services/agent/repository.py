@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sagas.participant import check_fencing_token
+from sagas import participant
 from schemas.errors import NotFound
 
 SCHEMA = "agent"
@@ -60,11 +60,7 @@ async def delete_pool(connection: Any, pool_id: UUID) -> None:  # asyncpg connec
 
 
 async def check_fencing(connection: Any, resources: list[str], token: int | None) -> None:  # asyncpg connection
-    """Refuse (Aborted) a command whose token is older than one seen for any of its resources; remember it.
-
-    A command sent outside a saga carries no token and is not fenced.
+    """Refuse (Aborted) a command whose token is older than one seen for any of its resources (remember it), or
+    that carries none on a resource a saga holds (see `sagas.participant.check_fencing`).
     """
-    if token is None:
-        return
-    for resource in sorted(resources):
-        await check_fencing_token(connection, resource, token, table=f"{SCHEMA}.fencing")
+    await participant.check_fencing(connection, resources, token, table=f"{SCHEMA}.fencing")

@@ -4,7 +4,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
-from sagas.participant import check_fencing_token
+from sagas import participant
 from schemas.errors import NotFound
 from schemas.storage import PoolScope, PoolState, VolumeState
 from schemas.storage_queries import PoolInfo, VolumeInfo
@@ -310,6 +310,7 @@ async def save_volume(connection: Connection, volume: VolumeRow) -> None:
 
 
 async def check_fencing(connection: Connection, resource: str, token: int | None) -> None:
-    """Refuse (Aborted) a command carrying a token older than one seen for `resource`; no token, no check."""
-    if token is not None:
-        await check_fencing_token(connection, resource, token, table=f"{SCHEMA}.fencing")
+    """Refuse (Aborted) a command carrying a token older than one seen for `resource`, or none on a resource a saga
+    holds (see `sagas.participant.check_fencing`).
+    """
+    await participant.check_fencing(connection, [resource], token, table=f"{SCHEMA}.fencing")
