@@ -19,6 +19,7 @@ from schemas.errors import ErrorInfo, StrataError, Transient
 from services.agent import repository
 from services.agent.drivers import PoolDrivers
 from services.agent.ports import Hypervisor
+from services.agent.staging import StagingArea
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +47,15 @@ class Agent:
     hypervisor: Hypervisor
     units: UnitOfWorkFactory | None = None
     """Where progress events of long copies are committed, each on its own (None: progress is not published)."""
+    staging: StagingArea | None = None
+    """Where copies keep their staging files (None: under the system's temporary directory, by host)."""
+
+    @property
+    def staging_area(self) -> StagingArea:
+        """The staging area of its copies."""
+        if self.staging is None:
+            self.staging = StagingArea(self.host)
+        return self.staging
 
     @property
     def producer(self) -> str:

@@ -24,6 +24,7 @@ from services.agent.libvirt_hypervisor import LibvirtHypervisor
 from services.agent.ports import Hypervisor
 from services.agent.schema import migrate_agent
 from services.agent.settings import AgentSettings
+from services.agent.staging import StagingArea
 from services.agent.timing import PluginCallMetrics
 from services.runtime.daemon import Daemon, Service, Settings, Wiring
 from services.runtime.handlers import bind_context
@@ -79,7 +80,12 @@ def build_agent(
     service when it starts, and then every `heartbeat_seconds`. With `calls`, every plugin call is timed.
     """
     agent = Agent(
-        host=host, cluster=cluster, drivers=PoolDrivers(plugins, sealer, calls), hypervisor=hypervisor, units=units
+        host=host,
+        cluster=cluster,
+        drivers=PoolDrivers(plugins, sealer, calls),
+        hypervisor=hypervisor,
+        units=units,
+        staging=StagingArea(host),
     )
     handlers = bind_context(HANDLERS, agent)
     consumers = [
@@ -107,7 +113,8 @@ def build_agent(
     )
     heartbeat = Heartbeat(transport, identity, hypervisor, interval=heartbeat_seconds)
     # After the consumers stopped (in-flight commands finished): the drivers, then the hypervisor connection.
-    return Service([*consumers, heartbeat], on_stop=[agent.drivers.close, agent.hypervisor.close])
+    # The staging area first: what a killed agent of this host left is removed before commands are taken.
+    return Service([agent.staging_area, *consumers, heartbeat], on_stop=[agent.drivers.close, agent.hypervisor.close])
 
 
 def check(settings: Settings) -> None:

@@ -6,16 +6,13 @@ a staging file, every chunk verified (`get_image`), the pool's plugin makes the 
 half reports progress as `CopyProgressed` events; the whole copy has the command's deadline. A copy that fails or
 passes its deadline leaves no staging file and no object in the store (chunks written before the manifest are
 garbage the store's sweep frees); on the pool, the plugin's own record lets the same command again finish it.
-Staging files live in a fresh directory under the system's temporary directory (`TMPDIR`).
+Staging files live in a fresh directory of the agent's staging area (`services.agent.staging`).
 """
 
 import asyncio
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
-from pathlib import Path
 from uuid import UUID
 
 from bus.ports import UnitOfWork
@@ -42,16 +39,6 @@ from services.agent.progress import progress_events
 
 BASE_COPY_DEADLINE = 3 * 3600.0
 """Seconds a template's first copy onto a pool may take when its command gives no deadline."""
-
-
-@asynccontextmanager
-async def staging_directory() -> AsyncIterator[Path]:
-    """A fresh directory for one copy's staging file, removed afterwards whatever happened."""
-    directory = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="strata-copy-"))
-    try:
-        yield directory
-    finally:
-        await asyncio.shield(asyncio.to_thread(shutil.rmtree, directory, True))
 
 
 @asynccontextmanager
@@ -88,7 +75,7 @@ async def copy_volume_to_store(command: CopyVolumeToStore, envelope: Envelope, u
         primary = await agent.drivers.primary(uow.connection, command.pool_id)
         store = await agent.drivers.store(command.store.store_id, command.store.plugin, command.store.config)
         what = f"the copy of volume {command.volume_id} to store {command.store.store_id}"
-        async with deadline(command.deadline_seconds, what), staging_directory() as staging:
+        async with deadline(command.deadline_seconds, what), agent.staging_area.directory() as staging:
             staged = staging / f"{command.object_id}.{command.format.value}"
             report: ProgressCallback
             async with _progress(agent, envelope, command, CopyStage.POOL) as report:
@@ -150,7 +137,7 @@ async def copy_from_store(
         )
 
     what = f"the copy of {object_id} from store {access.store_id}"
-    async with deadline(deadline_seconds, what), staging_directory() as staging:
+    async with deadline(deadline_seconds, what), agent.staging_area.directory() as staging:
         staged = staging / object_id
         report: ProgressCallback
         async with progress_events(
