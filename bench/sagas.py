@@ -3,12 +3,13 @@
 Everything goes the durable way: start command -> coordinator (inbox, saga row, journal, outbox) -> relay ->
 participant (inbox, outbox) -> relay -> coordinator ... three times. Phase 1 starts N sagas at once and measures
 how many complete per second; phase 2 offers 50 sagas/s and measures the end-to-end latency (start published to
-saga completed). The floor is measured in the same run with ../shared/bench's raw_aiopika.py and pg_commit.py:
-floor_sagas_per_s = 1 / (3 * (2 * t_msg + 2 * t_commit)).
+saga completed). The baseline, measured in the same run on the same servers and database, is a bare hand-written
+3-step orchestration on aiormq and asyncpg with the same durability and the same processes (bench/sagas_bare.py):
+N bare sagas started at once; `ratio_vs_bare` is strata's sagas/s over the bare one's (target >= 0.6).
 
 usage: python bench/sagas.py [N]   (STRATA_AMQP_URL, STRATA_DATABASE_URL)
 prints one JSON line: {"bench": "sagas", "sagas": N, "steps_per_saga": 3, "sagas_per_s": ..., "p50_ms": ...,
-                       "p99_ms_at_50_per_s": ..., "floor_sagas_per_s": ..., "ratio_vs_floor": ...}
+                       "p99_ms_at_50_per_s": ..., "bare_sagas_per_s": ..., "ratio_vs_bare": ...}
 """
 
 import sys
@@ -27,7 +28,6 @@ import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from urllib.parse import urlsplit, urlunsplit  # noqa: E402
 from uuid import UUID, uuid4  # noqa: E402
@@ -35,6 +35,7 @@ from uuid import UUID, uuid4  # noqa: E402
 import asyncpg  # noqa: E402
 import structlog  # noqa: E402
 
+from bench import sagas_bare  # noqa: E402
 from bus.codec import encode  # noqa: E402
 from bus.facade import Bus  # noqa: E402
 from bus.ports import Handler, UnitOfWork  # noqa: E402
@@ -51,7 +52,6 @@ from sagas.work import saga_id_for  # noqa: E402
 from schemas import Command, Envelope, Event, Message, MessageRegistry, message  # noqa: E402
 from schemas.sagas import StepFailed, StepSucceeded  # noqa: E402
 
-SHARED_BENCH = REPO.parent / "shared" / "bench"
 AMQP_URL = os.environ.get("STRATA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 DATABASE_URL = os.environ.get("STRATA_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 OFFERED_PER_S = 50
@@ -136,7 +136,11 @@ async def wait_for(pool: asyncpg.Pool, count: int, since: float, timeout: float)
 
 
 async def serve(role: str, database_url: str, namespace: str) -> None:
-    """One worker process: a coordinator or the participant, with its own pool and relay, until killed."""
+    """One worker process: a coordinator or the participant (or a bare one), with its own pool, until killed."""
+    if role.startswith("bare-"):
+        await sagas_bare.BareWorker(AMQP_URL, database_url, namespace, role.removeprefix("bare-")).start()
+        print("ready", flush=True)
+        await asyncio.Event().wait()
     transport = RabbitTransport(BusSettings(amqp_url=AMQP_URL, namespace=namespace), purpose=f"bench-{role}")
     await transport.start()
     pool = await create_pool(database_url, min_size=4, max_size=12)
@@ -156,10 +160,11 @@ async def serve(role: str, database_url: str, namespace: str) -> None:
     await asyncio.Event().wait()
 
 
-async def start_workers(database_url: str, namespace: str) -> list[asyncio.subprocess.Process]:
+async def start_workers(database_url: str, namespace: str, *, bare: bool = False) -> list[asyncio.subprocess.Process]:
     """Two coordinator replicas and the participant, each a process of its own (the machine has two cores)."""
     workers = []
-    for role in ("coordinator", "coordinator", "participant"):
+    roles = ("bare-orchestrator", "bare-orchestrator", "bare-participant") if bare else ("coordinator",) * 2
+    for role in roles if bare else (*roles, "participant"):
         worker = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--serve", role, database_url, namespace, stdout=asyncio.subprocess.PIPE
         )
@@ -170,8 +175,15 @@ async def start_workers(database_url: str, namespace: str) -> list[asyncio.subpr
     return workers
 
 
-async def measure(n: int) -> tuple[float, float, float]:
-    """Return (sagas per second at full load, p50 and p99 ms at 50 sagas/s offered)."""
+async def stop_workers(workers: list[asyncio.subprocess.Process]) -> None:
+    for worker in workers:
+        worker.kill()
+        await worker.wait()
+    workers.clear()
+
+
+async def measure(n: int) -> tuple[float, float, float, float]:
+    """Return (sagas per second at full load, p50 and p99 ms at 50 sagas/s offered, bare sagas per second)."""
     name, database_url = await create_database()
     namespace = f"bench{uuid4().hex[:8]}"
     transport = RabbitTransport(BusSettings(amqp_url=AMQP_URL, namespace=namespace), purpose="bench")
@@ -182,6 +194,10 @@ async def measure(n: int) -> tuple[float, float, float]:
         async with pool.acquire() as connection:
             await migrate(connection)
             await migrate_sagas(connection)
+        await sagas_bare.prepare(database_url)
+        workers = await start_workers(database_url, namespace, bare=True)
+        bare_per_s = await sagas_bare.run_sagas(AMQP_URL, database_url, namespace, n, timeout=300)
+        await stop_workers(workers)
         workers = await start_workers(database_url, namespace)
         bus = Bus(transport, messages=bench_messages)
         started_at = time.time()
@@ -200,26 +216,14 @@ async def measure(n: int) -> tuple[float, float, float]:
         latencies = sorted((ended - offered[saga_id]) * 1000 for saga_id, ended in paced)
         p50 = statistics.median(latencies)
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        return n / elapsed, p50, p99
+        return n / elapsed, p50, p99, bare_per_s
     finally:
-        for worker in workers:
-            worker.kill()
-            await worker.wait()
+        await stop_workers(workers)
         await pool.close()
         await transport.close()
         await transport.delete_namespace([f"{namespace}.participant", f"{namespace}.saga-coordinator"])
+        await sagas_bare.delete_queues(AMQP_URL, namespace)
         await drop_database(name)
-
-
-def run_baseline(script: str, key: str, *args: str) -> float:
-    """Run one of ../shared/bench's scripts and return the figure named `key`."""
-    path = SHARED_BENCH / script
-    if not path.exists():
-        raise SystemExit(f"bench: {path} is missing (the shared baselines live in ../shared/bench)")
-    result = subprocess.run(
-        [sys.executable, str(path), *args], capture_output=True, text=True, check=True, env={**os.environ}
-    )
-    return float(json.loads(result.stdout.strip().splitlines()[-1])[key])
 
 
 def main() -> None:
@@ -233,10 +237,7 @@ def main() -> None:
         asyncio.run(serve(sys.argv[2], sys.argv[3], sys.argv[4]))
         return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    msgs_per_s = run_baseline("raw_aiopika.py", "msgs_per_s", "10000")
-    commits_per_s = run_baseline("pg_commit.py", "tx_per_s", "5000", "8")
-    floor = 1 / (3 * (2 / msgs_per_s + 2 / commits_per_s))
-    sagas_per_s, p50, p99 = asyncio.run(measure(n))
+    sagas_per_s, p50, p99, bare_per_s = asyncio.run(measure(n))
     print(
         json.dumps(
             {
@@ -246,8 +247,8 @@ def main() -> None:
                 "sagas_per_s": round(sagas_per_s, 1),
                 "p50_ms": round(p50, 1),
                 "p99_ms_at_50_per_s": round(p99, 1),
-                "floor_sagas_per_s": round(floor, 1),
-                "ratio_vs_floor": round(sagas_per_s / floor, 2),
+                "bare_sagas_per_s": round(bare_per_s, 1),
+                "ratio_vs_bare": round(sagas_per_s / bare_per_s, 2),
             }
         )
     )
