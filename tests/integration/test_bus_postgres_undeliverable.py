@@ -90,7 +90,11 @@ async def test_an_undeliverable_command_fails_its_sender_and_shows_in_the_dead_l
     assert row is not None
     assert row["given_up_at"] is not None
     assert row["sent_at"] is None
-    assert await outbox.relay.pending() == 0  # it left the backlog
+
+    async def backlog_empty() -> bool:  # the command left the backlog (and its failure event went out)
+        return await outbox.relay.pending() == 0
+
+    await assert_eventually(backlog_empty, what="an empty backlog")
 
     async def dead_lettered() -> bool:
         return any(
