@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from schemas.errors import InvalidArgument
 from schemas.image import (
     CopyImage,
+    CreateImageFromVolume,
     DeleteImage,
     DownloadState,
     ImageCopyAccepted,
@@ -216,6 +218,53 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
 
         registered, outcomes = talk(work)
         _report(noun, name, registered, outcomes, as_json=as_json, wait=True)
+
+    if kind is ImageKind.TEMPLATE:
+
+        @app.command("create")
+        def create(
+            name: Annotated[str, typer.Argument(help="The template's name, unique in the volume's zone.")],
+            volume: Annotated[str, typer.Option(help="The volume (id or name) whose content it takes.")],
+            as_json: JsonOption = False,
+            timeout: TimeoutOption = 3600.0,
+        ) -> None:
+            """Make a template of a volume (its VM stopped): the pool's agent copies it into an image store."""
+            from services.cli.pool import find_pool
+            from services.cli.volume import find_volume
+
+            async def work(client: "Client") -> tuple[ImageRegistered, list[ImageDownloaded | ImageDownloadFailed]]:
+                info = await find_volume(client, volume, timeout=30.0)
+                if info.pool_id is None:
+                    raise InvalidArgument(f"volume {volume} is on no pool yet", field="volume")
+                pool = await find_pool(client, str(info.pool_id), timeout=30.0)
+                try:
+                    command = CreateImageFromVolume(
+                        image_id=uuid.uuid4(),
+                        name=name,
+                        zone_id=info.zone_id,
+                        volume_id=info.volume_id,
+                        pool_id=info.pool_id,
+                        size_bytes=info.size_bytes,
+                        host=pool.host,
+                        cluster_id=pool.cluster_id,
+                    )
+                except ValueError as error:
+                    raise invalid(error) from None
+                envelope = await client.publish(command)
+                registered = await client.outcome(envelope, (ImageRegistered,), (ImageRegisterFailed,), timeout=30.0)
+                assert isinstance(registered, ImageRegistered)
+                followed = await follow_downloads(
+                    client,
+                    registered.image_id,
+                    registered.name,
+                    registered.store_ids,
+                    envelope.correlation_id,
+                    timeout=timeout,
+                )
+                return registered, followed
+
+            registered, outcomes = talk(work)
+            _report(noun, name, registered, outcomes, as_json=as_json, wait=True)
 
     @app.command("copy")
     def copy(
