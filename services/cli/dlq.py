@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -28,10 +29,10 @@ IdsArgument = Annotated[list[str] | None, typer.Argument(help="Message ids.", sh
 
 def _run(action: "Callable[[RabbitTransport], Awaitable[T]]") -> T:
     from bus.rabbit import RabbitTransport
-    from bus.settings import BusSettings
+    from services.cli.talking import bus_settings
 
     async def main() -> T:
-        transport = RabbitTransport(BusSettings(), purpose="cli", declare_topology=False)
+        transport = RabbitTransport(bus_settings(), purpose="cli", declare_topology=False)
         await transport.start()
         try:
             return await action(transport)
@@ -128,8 +129,22 @@ def redrive(ids: IdsArgument = None, everything: AllOption = False, as_json: Jso
 
 
 @app.command("purge")
-def purge(ids: IdsArgument = None, everything: AllOption = False, as_json: JsonOption = False) -> None:
-    """Delete dead letters for good."""
+def purge(
+    ids: IdsArgument = None,
+    everything: AllOption = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Purge every dead letter without asking first.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete dead letters for good. `--all` asks first unless `--yes` is given (without a terminal it refuses).
+
+    Example: strata dlq purge --all --yes
+    """
     chosen = _chosen(ids, everything)
+    if chosen is None and not yes:
+        if not sys.stdin.isatty():
+            console.print("[red]purging every dead letter needs --yes when no one can answer the question[/red]")
+            raise typer.Exit(1)
+        if not typer.confirm("Delete every dead letter of this namespace for good?", default=False):
+            raise typer.Exit(1)
     removed = _run(lambda transport: transport.purge_dead(chosen))
     typer.echo(json.dumps({"purged": removed}) if as_json else f"purged {removed} message(s)")

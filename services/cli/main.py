@@ -1,6 +1,9 @@
 """The `strata` command. Each group lives in its own module beside this one and is added here."""
 
+from typing import Any
+
 import typer
+from typer.core import TyperOption
 
 from services.cli import (
     asyncapi,
@@ -26,6 +29,15 @@ from services.cli import (
     vm,
     volume,
 )
+
+
+def _flag_type(option: TyperOption, ctx: Any) -> str | None:  # Any: the Context of typer's own copy of click
+    """A flag takes no value, so its help shows none (typer 0.29 shows `--json <bool>`)."""
+    return None if option.is_flag else _value_type(option, ctx)
+
+
+_value_type = TyperOption.display_type_rich
+setattr(TyperOption, "display_type_rich", _flag_type)  # noqa: B010  # mypy refuses assigning to a method
 
 app = typer.Typer(
     name="strata",

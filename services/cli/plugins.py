@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from schemas.errors import StrataError
+from schemas.errors import InvalidArgument, StrataError
+from services.cli.talking import JsonOption, fail
 
 if TYPE_CHECKING:  # the plugins are loaded when a command runs, so that `strata --help` stays fast
     from plugins.registry import Registry
@@ -20,7 +21,18 @@ if TYPE_CHECKING:  # the plugins are loaded when a command runs, so that `strata
 app = typer.Typer(help="Installed storage plugins (entry points of the `strata.plugins` group).")
 console = Console()
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+# CloudStack's hypervisor types, lower-cased as plugins' manifests name them; an installed plugin may add its own.
+HYPERVISORS = frozenset({"kvm", "vmware", "xenserver", "hyperv", "lxc", "ovm3", "baremetal", "simulator"})
+
+
+def choice(value: str | None, valid: "frozenset[str] | set[str]", flag: str) -> str | None:
+    """`value` lower-cased if it is one of `valid`; else InvalidArgument naming the flag and every valid value."""
+    if value is None:
+        return None
+    if value.lower() not in valid:
+        raise InvalidArgument(f"{flag} {value!r} is not one of: {', '.join(sorted(valid))}", field=flag)
+    return value.lower()
 
 
 def _fits(plugin: "LoadedPlugin", role: str | None, scope: str | None, hypervisor: str | None) -> bool:
@@ -75,11 +87,29 @@ def list_plugins(
     hypervisor: Annotated[str | None, typer.Option("--hypervisor", help="kvm, vmware, xenserver...")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the plugins that fit a role, scope and hypervisor (all of them without filters)."""
+    """List the plugins that fit a role, scope and hypervisor (all of them without filters); the values are
+    case-insensitive, and an unknown one is refused with the valid ones.
+
+    Example: strata plugins list --hypervisor vmware --scope cluster
+    """
+    from plugins.sdk.capabilities import Role, Scope
+
     registry = _registry()
-    chosen = [p for _, p in sorted(registry.plugins.items()) if _fits(p, role, scope, hypervisor)]
+    installed = [plugin for _, plugin in sorted(registry.plugins.items())]
+    try:
+        role = choice(role, {each.value for each in Role}, "--role")
+        scope = choice(scope, {each.value for each in Scope}, "--scope")
+        known = HYPERVISORS | {name for plugin in installed for name in plugin.manifest.hypervisors}
+        hypervisor = choice(hypervisor, known, "--hypervisor")
+    except InvalidArgument as error:
+        fail(error)
+    chosen = [plugin for plugin in installed if _fits(plugin, role, scope, hypervisor)]
     if as_json:
         typer.echo(json.dumps([_describe(plugin) for plugin in chosen], indent=2, default=str))
+        return
+    if not chosen:
+        asked = ", ".join(f"{k} {v}" for k, v in (("role", role), ("scope", scope), ("hypervisor", hypervisor)) if v)
+        console.print(f"no installed plugin fits {asked or 'anything'} (installed: {', '.join(registry.plugins)})")
         return
     table = Table(title="storage plugins")
     for column in ("name", "version", "vendor", "roles", "scopes", "hypervisors", "locality", "capabilities"):

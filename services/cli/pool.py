@@ -5,6 +5,7 @@ named; values never are), and asks for a secret field with hidden input when it 
 """
 
 import json
+import sys
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -83,9 +84,73 @@ def checked_config(plugins: "Registry", plugin_name: str, config: dict[str, Any]
     schema = plugin.manifest.config_model.model_json_schema()
     required = set(schema.get("required", []))
     for name in sorted(secret_fields(schema) & required - set(config)):
-        config[name] = typer.prompt(f"{name} (secret, not echoed)", hide_input=True)
+        config[name] = _ask_secret(name)
     validate_config(plugin, config)
     return config
+
+
+def _ask_secret(name: str) -> str:
+    """A secret field asked for with hidden input; without a terminal, read from what is piped in; with nothing
+    there (or Ctrl-C), InvalidArgument says what was wanted and how to give it."""
+    prompt = f"{name} (secret, not echoed)"
+    missing = InvalidArgument(
+        f"the secret field {name!r} is missing and no one answered its prompt: "
+        f"give it with -c {name}=... or --config-json",
+        field=name,
+    )
+    if sys.stdin is not None and sys.stdin.isatty():
+        try:
+            return str(typer.prompt(prompt, hide_input=True))
+        except typer.Abort:
+            raise missing from None
+    typer.echo(f"{prompt}: ", nl=False, err=True)  # no terminal: nothing typed is echoed; read a piped line
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    if not line.strip():
+        typer.echo(err=True)
+        raise missing
+    return line.rstrip("\n")
+
+
+def checked_placement(
+    plugins: "Registry",
+    plugin_name: str,
+    scope: PoolScope,
+    *,
+    host: str | None,
+    cluster: str | None,
+    hypervisors: list[str],
+) -> frozenset[str]:
+    """The flags of a placement checked against each other and the plugin's manifest, each refusal naming its flag;
+    the hypervisors lower-cased."""
+    manifest = plugins.get(plugin_name).manifest
+    if "primary" not in manifest.roles:
+        raise InvalidArgument(
+            f"plugin {plugin_name} is not primary storage (its roles: {', '.join(sorted(manifest.roles))})",
+            field="plugin",
+        )
+    if scope.value not in manifest.scopes:
+        raise InvalidArgument(
+            f"--scope {scope.value}: plugin {plugin_name} serves {', '.join(sorted(manifest.scopes))}", field="scope"
+        )
+    if scope is PoolScope.HOST and (host is None or cluster is None):
+        raise InvalidArgument(
+            "a host-scoped pool (the default --scope) needs --host HOST and --cluster CLUSTER "
+            "(see `strata host list`); or give --scope cluster with --cluster",
+            field="host" if host is None else "cluster",
+        )
+    if scope is PoolScope.CLUSTER and cluster is None:
+        raise InvalidArgument("a cluster-scoped pool needs --cluster CLUSTER (see `strata host list`)", field="cluster")
+    if scope is not PoolScope.HOST and host is not None:
+        raise InvalidArgument(f"--host is for --scope host only (this pool is {scope.value}-scoped)", field="host")
+    wanted = frozenset(name.lower() for name in hypervisors)
+    unserved = sorted(wanted - manifest.hypervisors)
+    if unserved:
+        raise InvalidArgument(
+            f"--hypervisor {', '.join(unserved)}: "
+            f"plugin {plugin_name} serves {', '.join(sorted(manifest.hypervisors))}",
+            field="hypervisor",
+        )
+    return wanted
 
 
 @app.command("add")
@@ -109,7 +174,9 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
     from plugins.registry import load_plugins
 
     try:
-        values = checked_config(load_plugins(), plugin, parse_config(config, config_json))
+        plugins = load_plugins()
+        values = checked_config(plugins, plugin, parse_config(config, config_json))
+        hypervisors = checked_placement(plugins, plugin, scope, host=host, cluster=cluster, hypervisors=hypervisor)
         command = AddPool(
             pool_id=uuid.uuid4(),
             name=name,
@@ -119,7 +186,7 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
             zone_id=zone_id(zone),
             cluster_id=cluster,
             host=host,
-            hypervisors=frozenset(hypervisor),
+            hypervisors=hypervisors,
             tags=frozenset(tag),
         )
     except StrataError as error:
@@ -129,9 +196,13 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
 
     async def work(client: "Client") -> PoolAdded:
         from services.cli.host import check_placement, known_hosts
+        from services.cli.running import agent_of, agents_of_cluster, require_running
 
         # A typo is refused before anything is sent: no pool, no saga, no lock.
         check_placement(await known_hosts(client, timeout=timeout), host=host, cluster=cluster)
+        # The attach is an agent's work: with none consuming, the pool would wait in Initial.
+        if host or cluster:
+            await require_running(client.transport, [agent_of(host) if host else agents_of_cluster(cluster or "")])
         with errors.status(f"adding pool {name} ..."):
             added = await client.send(command, (PoolAdded,), (PoolAddFailed,), timeout=timeout)
         assert isinstance(added, PoolAdded)

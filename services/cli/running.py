@@ -53,6 +53,15 @@ def agent_of(host: str) -> Service:
     return Service(f"agent.{host}", f"the agent of host {host}", f"strata run agent --host {host} --cluster CLUSTER")
 
 
+def agents_of_cluster(cluster: str) -> Service:
+    """The agents of `cluster`, who share its queue `agent.cluster.<cluster>`."""
+    return Service(
+        f"agent.cluster.{cluster}",
+        f"cluster {cluster}'s agent",
+        f"strata run agent --host HOST --cluster {cluster}",
+    )
+
+
 def owner_of(message_type: str) -> Service | None:
     """The service that takes `message_type`, if the CLI knows it."""
     words = message_type.split(".")

@@ -7,43 +7,89 @@ said it (error class, message, the field at fault) and the command exits 1; noth
 
 import asyncio
 import json
+import logging
+import os
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from schemas import StrataError
 from schemas.errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:  # the bus is imported when a command runs, so that `strata --help` stays fast
+    from bus.settings import BusSettings
     from services.cli.sending import Client
 
 T = TypeVar("T")
 console = Console()
 errors = Console(stderr=True)  # errors and progress: stdout stays clean for --json
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
+
+class _Output:
+    """Whether this command was asked for JSON: `--json` records it when parsed, so that `fail` prints errors the
+    same way."""
+
+    json = False
+
+
+def _remember_json(value: bool) -> bool:
+    _Output.json = value
+    return value
+
+
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print JSON (for scripts) instead of a table; errors too, on stdout.", callback=_remember_json
+    ),
+]
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", min=1, help="Seconds to wait for the service's answer.", show_default=True)
 ]
+CONNECT_SECONDS = 5.0  # how long a command tries to reach the broker before it says it cannot
 ZONE_NAMESPACE = uuid.UUID("6f1d8a52-3c8e-4b8e-9a1e-0c5b7d2f4e10")  # zone names map to stable ids under it
 SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*([KMGT]?)(I?B)?\s*$", re.IGNORECASE)
 
 
+def bus_settings() -> "BusSettings":
+    """The bus settings of one CLI command: STRATA_AMQP_URL checked (never printed: it holds the password), and a
+    broker that is down or refuses the login given CONNECT_SECONDS, said in one line (aiormq's own error line per
+    attempt is silenced), unless STRATA_PUBLISH_OUTAGE_BOUND asks for more."""
+    from bus.settings import BusSettings
+
+    settings = BusSettings()
+    parts = urlsplit(settings.amqp_url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("amqp", "amqps") or not parts.hostname or not port_ok:
+        raise InvalidArgument(
+            "STRATA_AMQP_URL is not an AMQP URL; it looks like amqp://USER:PASSWORD@HOST:5672/VHOST",
+            field="STRATA_AMQP_URL",
+        )
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)
+    if "STRATA_PUBLISH_OUTAGE_BOUND" in os.environ:
+        return settings
+    return settings.model_copy(update={"publish_outage_bound": CONNECT_SECONDS})
+
+
 def talk(work: "Callable[[Client], Awaitable[T]]") -> T:
     """Run `work` with a connected client; a strata error is printed with what to do, and the command exits 1."""
     from bus.rabbit import RabbitTransport
-    from bus.settings import BusSettings
     from services.cli.sending import Client
 
     async def main() -> T:
-        async with Client(RabbitTransport(BusSettings(), purpose="cli")) as client:
+        async with Client(RabbitTransport(bus_settings(), purpose="cli")) as client:
             return await work(client)
 
     try:
@@ -88,13 +134,22 @@ def invalid(error: ValueError) -> InvalidArgument:
 
 
 def fail(error: StrataError) -> NoReturn:
-    """Print a strata error (never a secret: errors carry field names, not values) and exit 1."""
+    """Print a strata error (never a secret: errors carry field names, not values) and exit 1.
+
+    With `--json` the error is a JSON object on stdout, `{"error": {"class", "code", "message", "field"}}`, so that a
+    script reads one format whatever happened.
+    """
     from services.cli.sending import CommandFailed
 
-    where = f" (field: {error.field})" if error.field else ""
     # A service's refusal is shown under the class the service raised (FailedPrecondition, NotFound, ...).
     kind = error.error.error_class if isinstance(error, CommandFailed) else type(error).__name__
-    errors.print(f"[red]{kind}:[/red] {error.message}{where}", highlight=False)
+    if _Output.json:
+        described = {"class": kind, "code": error.code, "message": error.message, "field": error.field}
+        typer.echo(json.dumps({"error": described}))
+        raise typer.Exit(1)
+    where = f" (field: {error.field})" if error.field else ""
+    # Escaped: a pattern in a message (`^[a-z0-9-]+$`) would otherwise be read as markup and printed in part.
+    errors.print(f"[red]{kind}:[/red] {escape(error.message + where)}", highlight=False)
     raise typer.Exit(1)
 
 

@@ -21,12 +21,17 @@ class PoolEvent(StrEnum):
 _ = PoolEvent
 # Maintenance can be asked for from Up, or again after it failed, as in CloudStack. A pool is deleted only once
 # no allocation can race with the deletion: Disabled, in Maintenance, or stuck in ErrorInMaintenance. A failed
-# add leaves nothing behind, hence Initial -> Removed. A failed cancel leaves the storage in doubt:
-# ErrorInMaintenance, from which the operator retries either way.
+# add leaves nothing behind, hence Initial -> Removed; so does deleting a pool whose attach never answered (its
+# agent was down): it never took a volume, and the detach sent with the deletion releases what the attach left.
+# A failed cancel leaves the storage in doubt: ErrorInMaintenance, from which the operator retries either way.
 POOL_STATES: StateMachine[PoolState, PoolEvent] = StateMachine(
     "pool",
     {
-        PoolState.INITIAL: {_.OPERATION_SUCCEEDED: PoolState.UP, _.OPERATION_FAILED: PoolState.REMOVED},
+        PoolState.INITIAL: {
+            _.OPERATION_SUCCEEDED: PoolState.UP,
+            _.OPERATION_FAILED: PoolState.REMOVED,
+            _.DELETE_REQUESTED: PoolState.REMOVED,
+        },
         PoolState.UP: {
             _.DISABLE_REQUESTED: PoolState.DISABLED,
             _.MAINTENANCE_REQUESTED: PoolState.PREPARE_FOR_MAINTENANCE,

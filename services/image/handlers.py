@@ -6,16 +6,10 @@ the stores) is the `worker`'s, after the handler's transaction committed; `templ
 """
 
 from schemas import Message
-from schemas.agent import (
-    VolumeCopiedToStore,
-    VolumeCopyToStoreFailed,
-    VolumeCreatedOnPool,
-    VolumeCreateOnPoolFailed,
-)
+from schemas.agent import VolumeCreatedOnPool, VolumeCreateOnPoolFailed
 from schemas.image import (
     AddImageStore,
     CopyImage,
-    CreateImageFromVolume,
     CreateVolumeFromTemplate,
     DeleteImage,
     RegisterImage,
@@ -23,7 +17,7 @@ from schemas.image import (
 )
 from schemas.image_queries import ListImages, ListImageStores
 from schemas.storage import VolumeDeleted
-from services.image import from_volumes, images, queries, stores, templates, zone_copies
+from services.image import images, queries, stores, templates, zone_copies
 from services.image.context import ImageDeps
 from services.runtime.handlers import ContextHandler
 
@@ -33,7 +27,6 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[ImageDeps]] = {
     RegisterImage: images.register_image,
     DeleteImage: images.delete_image,
     CopyImage: zone_copies.copy_image,
-    CreateImageFromVolume: from_volumes.create_image_from_volume,
     CreateVolumeFromTemplate: templates.create_volume_from_template,
     # queries (request/reply)
     ListImages: queries.list_images,
@@ -45,7 +38,4 @@ EVENT_HANDLERS: dict[type[Message], ContextHandler[ImageDeps]] = {
     VolumeCreatedOnPool: templates.on_volume_created,
     VolumeCreateOnPoolFailed: templates.on_volume_create_failed,
     VolumeDeleted: templates.on_volume_deleted,
-    # templates made from volumes, stored by the agents
-    VolumeCopiedToStore: from_volumes.on_volume_copied,
-    VolumeCopyToStoreFailed: from_volumes.on_volume_copy_failed,
 }

@@ -96,3 +96,22 @@ async def test_a_service_that_never_started_is_named(amqp_url: str, namespace: s
         await transport.delete_namespace()  # the CLI declared the namespace's fixed exchanges and queues
     assert code == 1, output
     assert f"the storage service is not running (it never started in namespace {namespace})" in output
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("amqp://guest:not-the-password@127.0.0.1:5672/", "ACCESS_REFUSED"),
+        ("amqp://guest:guest@127.0.0.1:1/", "Connect call failed"),
+    ],
+)
+async def test_a_broker_that_refuses_or_is_not_there_is_one_line(amqp_url: str, url: str, said: str) -> None:
+    env = {**os.environ, "STRATA_AMQP_URL": url, "STRATA_NAMESPACE": "nowhere", "COLUMNS": "300"}
+    env.pop("STRATA_PUBLISH_OUTAGE_BOUND", None)
+    code, output = await strata(env, "pool", "list", *LONG)
+    assert code == 1, output
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    assert lines[0].startswith("BrokerUnavailable: RabbitMQ at")
+    assert said in lines[0]
+    assert "not-the-password" not in output
