@@ -1,11 +1,12 @@
 """Restore a backup to a new volume or in place (DESIGN §7, §10), with compensation.
 
-Lock the backup's target volume (and its VM); hold the backup in Restoring (undone by ending the restore).
-To a new volume: create it on the chosen pool (undone by deleting it). In place: the VM must be stopped; take a
-safety snapshot (undone by deleting it). Then hold the volume (undone by releasing it) and have the backup service
-write the backup over it; the agent checks the volume's bytes against the backup's hashes before answering, so a
-restore that restored nothing cannot succeed (CloudStack #11118). In place, a failed write is undone by reverting to
-the safety snapshot. The release is the pivot; afterwards the safety snapshot is dropped and the backup is BackedUp.
+Lock the backup, and the volume restored in place (and its VM); hold the backup in Restoring (undone by ending the
+restore). To a new volume: create it on the chosen pool (undone by deleting it). In place: the VM must be stopped;
+take a safety snapshot (undone by deleting it). Then hold the volume (undone by releasing it) and have the backup
+service write the backup over it; the agent checks the volume's bytes against the backup's hashes before answering,
+so a restore that restored nothing cannot succeed (CloudStack #11118). In place, a failed write is undone by
+reverting to the safety snapshot. The release is the pivot; afterwards the safety snapshot is dropped and the backup
+is BackedUp.
 """
 
 from uuid import UUID
@@ -66,7 +67,11 @@ def backup_resource(backup_id: UUID) -> str:
 @saga(SAGA_NAME, version=1)
 async def restore_backup(ctx: SagaContext, cmd: RestoreBackup) -> BackupRestored:
     """Write `cmd.backup_id` to a new volume or over `cmd.volume_id`, checked against the backup's hashes."""
-    resources = [volume_resource(cmd.volume_id), backup_resource(cmd.backup_id)]
+    # A new volume is not locked: nothing else can name it before this saga makes it, and the storage service sends
+    # its agent the create (and the undoing delete) without the saga's fencing token.
+    resources = [backup_resource(cmd.backup_id)]
+    if cmd.in_place:
+        resources.append(volume_resource(cmd.volume_id))
     if cmd.vm_id is not None:
         resources.append(vm_resource(cmd.vm_id))
     await ctx.lock(*resources, wait=LOCK_WAIT)
