@@ -30,10 +30,17 @@ async def make_volume(context: PoolContext, volume_id: str, request: dict[str, o
     async with context.lock(volume_id):
         record = await context.off_loop(read_record, context.layout.volume_record(volume_id))
         if record is not None:
-            if record["request"] != request:
-                raise AlreadyExists(f"volume {volume_id!r} exists and was made by another request", field="volume_id")
             if record["state"] == "ready":
+                if record["request"] != request:
+                    raise AlreadyExists(
+                        f"volume {volume_id!r} exists and was made by another request", field="volume_id"
+                    )
                 return await context.describe_volume(volume_id)
+            if record["request"] != request:
+                # A build that died before publishing made no volume: a retry whose source is staged anew (another
+                # temporary file for the same copy) takes it over instead of meeting a volume nobody can see.
+                record = {**record, "request": request}
+                await context.off_loop(write_record, context.layout.volume_record(volume_id), record)
         else:
             await context.require_placeable()
             fresh = {"volume_id": volume_id, "request": request, "state": "creating", "created_at": now()}

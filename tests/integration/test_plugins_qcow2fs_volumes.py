@@ -35,6 +35,20 @@ async def test_a_crash_before_publishing_is_finished_by_a_recall(driver: Qcow2fs
     assert (await driver.create_volume("vol-1", 16 * MIB)).size_bytes == 16 * MIB
 
 
+async def test_a_copy_in_crashed_before_publishing_is_finished_from_a_source_staged_anew(
+    driver: Qcow2fsDriver, tmp_path: Path
+) -> None:
+    first, again = tmp_path / "staged-1.raw", tmp_path / "staged-2.raw"
+    first.write_bytes(b"\x5a" * MIB)
+    again.write_bytes(b"\x5a" * MIB)
+    with faults.armed("qcow2fs.volume.before_publish"), pytest.raises(faults.InjectedCrash):
+        await driver.copy_in("vol-1", first, source_format=VolumeFormat.RAW)
+    volume = await driver.copy_in("vol-1", again, source_format=VolumeFormat.RAW)
+    assert await read_all(volume.path, tmp_path) == b"\x5a" * MIB
+    with pytest.raises(AlreadyExists):  # once published, another request for the id is still a conflict
+        await driver.copy_in("vol-1", first, source_format=VolumeFormat.RAW)
+
+
 async def test_template_as_backing_file_or_full_copy(driver: Qcow2fsDriver, tmp_path: Path) -> None:
     template = tmp_path / "template.qcow2"
     await run("qemu-img", "create", "-q", "-f", "qcow2", str(template), str(4 * MIB))
