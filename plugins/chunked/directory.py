@@ -47,6 +47,11 @@ class DirectoryBlobStore:
             raise InvalidArgument(f"object keys may not end in {_TEMP_SUFFIX}", field="key")
         return self.root.joinpath(*parts)
 
+    async def free_bytes(self) -> int:
+        """Bytes the filesystem under `root` still gives an unprivileged writer."""
+        stats = await asyncio.to_thread(os.statvfs, self.root)
+        return stats.f_bavail * stats.f_frsize
+
     async def put(self, key: str, data: bytes) -> None:
         """Store `data` under `key` atomically and durably (temporary file, fsync, rename)."""
         path = self._path(key)

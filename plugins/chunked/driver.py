@@ -11,7 +11,7 @@ from pathlib import Path
 from plugins.chunked.blocks import check_blocks_match, verify_backup, write_backup_from_blocks
 from plugins.chunked.images import ImageRecord, ImageRepository
 from plugins.chunked.manifest import BackupSummary
-from plugins.chunked.ports import BlobStore
+from plugins.chunked.ports import BlobStore, SpaceAware
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import MIB, ChunkedSettings
 from plugins.sdk import faults
@@ -87,6 +87,10 @@ class ChunkedDriver:
         """Release the store's connections."""
         if self._on_close is not None:
             await self._on_close()
+
+    async def free_bytes(self) -> int | None:
+        """Bytes the store can still take, where its blob store can tell; None where it cannot."""
+        return await self.store.free_bytes() if isinstance(self.store, SpaceAware) else None
 
     async def backup(
         self,

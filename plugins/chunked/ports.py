@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -41,4 +41,13 @@ class BlobStore(Protocol):
 
     def list(self, prefix: str) -> AsyncIterator[BlobInfo]:
         """Yield every object whose key starts with `prefix`, in no particular order."""
+        ...
+
+
+@runtime_checkable
+class SpaceAware(Protocol):
+    """A blob store that can tell how many more bytes it can take (a directory; not an S3 bucket)."""
+
+    async def free_bytes(self) -> int:
+        """Bytes free for new blobs."""
         ...

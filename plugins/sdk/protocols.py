@@ -269,3 +269,12 @@ class ImageStore(Driver, Protocol):
     async def list_images(self) -> list[ImageRef]:
         """Every image in the store."""
         ...
+
+
+@runtime_checkable
+class SpaceReporter(Protocol):
+    """A store that may tell how much more it can hold (a directory can; an object store usually cannot)."""
+
+    async def free_bytes(self) -> int | None:
+        """Bytes the store can still take, or None where it cannot tell."""
+        ...

@@ -24,9 +24,10 @@ from schemas.backup import (
     VerifyBackupOnStore,
 )
 from schemas.chain import CoalesceVolumeOnPool
+from schemas.migration import DeleteStagedCopy
 from schemas.snapshot import CreateSnapshotOnPool, DeleteSnapshotOnPool, RevertVolumeOnPool
 from schemas.vm import DescribeVm, StartVm, StopVm
-from services.agent import backups, coalescing, copying, pools, snapshots, vms, volumes
+from services.agent import backups, coalescing, copying, pools, snapshots, staged_copies, vms, volumes
 from services.agent.answering import Agent
 from services.runtime.handlers import ContextHandler
 
@@ -51,6 +52,7 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[Agent]] = {
     DeleteBackupOnStore: backups.delete_backup,
     VerifyBackupOnStore: backups.verify_backup,
     CollectGarbageOnStore: backups.collect_garbage,
+    DeleteStagedCopy: staged_copies.delete_staged_copy,
 }
 
 # The agent follows no events: every command names the host or cluster it is for.

@@ -28,6 +28,7 @@ from services.cli import (
     topology,
     vm,
     volume,
+    volume_migrate,
 )
 
 
@@ -54,6 +55,7 @@ app.add_typer(saga.app, name="saga")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(pool.app, name="pool")
 app.add_typer(volume.app, name="volume")
+volume.app.command("migrate")(volume_migrate.migrate)
 app.add_typer(snapshot.app, name="snapshot")
 snapshot.app.command("chain")(snapshot_chain.chain)
 snapshot.app.command("coalesce")(snapshot_chain.coalesce)

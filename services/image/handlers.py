@@ -16,8 +16,9 @@ from schemas.image import (
     RemoveImageStore,
 )
 from schemas.image_queries import ListImages, ListImageStores
+from schemas.migration import DropStagedCopy, FindStagingStore, StageVolumeIn, StageVolumeOut
 from schemas.storage import VolumeDeleted
-from services.image import images, queries, stores, templates, zone_copies
+from services.image import images, queries, staging, stores, templates, zone_copies
 from services.image.context import ImageDeps
 from services.runtime.handlers import ContextHandler
 
@@ -31,6 +32,10 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[ImageDeps]] = {
     # queries (request/reply)
     ListImages: queries.list_images,
     ListImageStores: queries.list_image_stores,
+    FindStagingStore: staging.find_staging_store,
+    StageVolumeOut: staging.stage_volume_out,
+    StageVolumeIn: staging.stage_volume_in,
+    DropStagedCopy: staging.drop_staged_copy,
 }
 
 EVENT_HANDLERS: dict[type[Message], ContextHandler[ImageDeps]] = {
@@ -38,4 +43,6 @@ EVENT_HANDLERS: dict[type[Message], ContextHandler[ImageDeps]] = {
     VolumeCreatedOnPool: templates.on_volume_created,
     VolumeCreateOnPoolFailed: templates.on_volume_create_failed,
     VolumeDeleted: templates.on_volume_deleted,
+    # the agents' answers to the staging copies this service handed them (for a migration saga)
+    **dict.fromkeys(staging.RELAYED, staging.relay_answer),
 }

@@ -6,7 +6,7 @@ The saga coordinator (`sagas.coordinator`) takes every command that starts a reg
 Every other handler is `handler(message, envelope, uow, store)`, the `SagaStore` last; `bootstrap` binds it.
 """
 
-from sagas.definitions import backup_create, backup_restore, coalesce_chain, revert_vm, snapshot_vm
+from sagas.definitions import backup_create, backup_restore, coalesce_chain, migrate_volume, revert_vm, snapshot_vm
 from sagas.ports import SagaStore
 from schemas import Event, Message
 from schemas.sagas import SagaEnded
@@ -22,6 +22,7 @@ SAGA_REPLIES: tuple[type[Event], ...] = tuple(
             *coalesce_chain.REPLY_TYPES,
             *backup_create.REPLY_TYPES,
             *backup_restore.REPLY_TYPES,
+            *migrate_volume.REPLY_TYPES,
         )
     )
 )

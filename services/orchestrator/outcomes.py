@@ -10,6 +10,7 @@ from bus.ports import UnitOfWork
 from sagas.definitions.backup_create import SAGA_NAME as CREATE_BACKUP
 from sagas.definitions.backup_restore import SAGA_NAME as RESTORE_BACKUP
 from sagas.definitions.coalesce_chain import SAGA_NAME as COALESCE_CHAIN
+from sagas.definitions.migrate_volume import SAGA_NAME as MIGRATE_VOLUME
 from sagas.definitions.revert_vm import SAGA_NAME as REVERT_VM
 from sagas.definitions.snapshot_vm import SAGA_NAME as SNAPSHOT_VM
 from sagas.ports import SagaStore
@@ -17,6 +18,7 @@ from sagas.records import SagaInstance, SagaStatus
 from schemas import Envelope, ErrorInfo, Event, registry
 from schemas.backup import BackupCreateFailed, BackupRestoreFailed, CreateBackup, RestoreBackup
 from schemas.chain import ChainCoalesceFailed, CoalesceChain
+from schemas.migration import MigrateVolume, VolumeMigrateFailed
 from schemas.sagas import SagaEnded
 from schemas.snapshot import CreateVmSnapshot, RevertVmToSnapshot, VmRevertFailed, VmSnapshotCreateFailed
 
@@ -115,8 +117,23 @@ def restore_backup_outcome(instance: SagaInstance) -> Event:
     )
 
 
+def migrate_volume_outcome(instance: SagaInstance) -> Event:
+    """`volume.migrated` (the saga's result) or `volume.migrate.failed` with the saga's reason."""
+    result = _result(instance)
+    if result is not None:
+        return result
+    command = instance.input.decode(registry)
+    assert isinstance(command, MigrateVolume)
+    return VolumeMigrateFailed(
+        volume_id=command.volume_id,
+        pool_id=command.pool_id,
+        error=_why(instance, "the migration was undone: the volume is Ready on its source pool, untouched"),
+    )
+
+
 OUTCOMES: dict[str, Callable[[SagaInstance], Event]] = {
     COALESCE_CHAIN: coalesce_chain_outcome,
+    MIGRATE_VOLUME: migrate_volume_outcome,
     REVERT_VM: revert_vm_outcome,
     SNAPSHOT_VM: snapshot_vm_outcome,
     CREATE_BACKUP: create_backup_outcome,

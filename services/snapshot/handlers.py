@@ -8,6 +8,7 @@ them. The handlers live in one module per use case: `snapshots`, `backing_up` (t
 from schemas import Message
 from schemas.backup import BeginSnapshotBackup, EndSnapshotBackup
 from schemas.chain import DescribeChain, RecordChainMerged
+from schemas.migration import VolumePoolSwitched
 from schemas.snapshot import (
     CreateSnapshot,
     CreateSnapshotPolicy,
@@ -25,7 +26,15 @@ from schemas.snapshot_queries import ListSnapshotPolicies, ListSnapshots
 from schemas.storage import PoolAdded, VolumeCreated, VolumeDeleted, VolumeResized, VolumeStateChanged
 from schemas.vm import VmDescribed, VmStarted, VmStopped
 from services.runtime.handlers import ContextHandler
-from services.snapshot import backing_up, chain_handlers, outcomes, policies, queries, read_model, snapshots
+from services.snapshot import (
+    backing_up,
+    chain_handlers,
+    outcomes,
+    policies,
+    queries,
+    read_model,
+    snapshots,
+)
 from services.snapshot.deps import SnapshotDeps
 
 COMMAND_HANDLERS: dict[type[Message], ContextHandler[SnapshotDeps]] = {
@@ -60,4 +69,5 @@ EVENT_HANDLERS: dict[type[Message], ContextHandler[SnapshotDeps]] = {
     VmStopped: read_model.on_vm_stopped,
     VmStarted: read_model.on_vm_started,
     VmDescribed: read_model.on_vm_described,
+    VolumePoolSwitched: read_model.on_volume_pool_switched,
 }

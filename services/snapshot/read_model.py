@@ -7,6 +7,7 @@ service and the hypervisor stay the truth. Events may arrive out of order, so a 
 
 from bus.ports import UnitOfWork, deferred_writes
 from schemas import Envelope
+from schemas.migration import VolumePoolSwitched
 from schemas.storage import PoolAdded, VolumeCreated, VolumeDeleted, VolumeResized, VolumeState, VolumeStateChanged
 from schemas.vm import PowerState, VmDescribed, VmStarted, VmStopped
 from services.snapshot import repository as repo
@@ -69,3 +70,11 @@ async def on_vm_started(event: VmStarted, envelope: Envelope, uow: UnitOfWork, d
 async def on_vm_described(event: VmDescribed, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps) -> None:
     """Whatever an agent saw last."""
     repo.record_power(uow, event.vm_id, event.host, event.power_state.value, envelope.occurred_at)
+
+
+@deferred_writes
+async def on_volume_pool_switched(
+    event: VolumePoolSwitched, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
+) -> None:
+    """A migrated volume's next snapshots go to its new pool's agent (it moved with none: a migration refuses)."""
+    uow.defer("UPDATE snapshot.volumes SET pool_id = $2 WHERE volume_id = $1", event.volume_id, event.pool_id)

@@ -19,6 +19,7 @@ from schemas.agent import (
     VolumeResizeOnPoolFailed,
 )
 from schemas.hosts import HostHeartbeat, ListHosts
+from schemas.migration import PlanMigration, SwitchVolumePool
 from schemas.storage import (
     AddPool,
     BeginVolumeOperation,
@@ -34,7 +35,7 @@ from schemas.storage import (
 )
 from schemas.storage_queries import ListPools, ListVolumes
 from services.runtime.handlers import ContextHandler
-from services.storage import hosts, pools, queries, volumes
+from services.storage import hosts, migration, pools, queries, volumes
 from services.storage.context import Storage
 
 COMMAND_HANDLERS: dict[type[Message], ContextHandler[Storage]] = {
@@ -49,6 +50,8 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[Storage]] = {
     ResizeVolume: volumes.resize_volume,
     BeginVolumeOperation: volumes.begin_operation,
     EndVolumeOperation: volumes.end_operation,
+    PlanMigration: migration.plan_migration,
+    SwitchVolumePool: migration.switch_volume_pool,
     ListPools: queries.list_pools,
     ListVolumes: queries.list_volumes,
     ListHosts: hosts.list_hosts,

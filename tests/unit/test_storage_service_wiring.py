@@ -7,6 +7,7 @@ import pytest
 from schemas import Command, hosts, storage_queries
 from schemas import storage as storage_messages
 from schemas.agent import AgentCommand
+from schemas.migration import PlanMigration, SwitchVolumePool
 from schemas.storage import PoolScope, PoolState, VolumeState
 from services.storage.context import agent_route
 from services.storage.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
@@ -43,7 +44,8 @@ def test_every_storage_command_that_is_not_an_agent_one_has_a_handler() -> None:
         and value.message_type
         and not issubclass(value, AgentCommand)
     }
-    assert commands == set(COMMAND_HANDLERS)
+    # The storage service's part of a migration (schemas.migration) is its too.
+    assert commands | {PlanMigration, SwitchVolumePool} == set(COMMAND_HANDLERS)
 
 
 def test_every_agent_answer_about_pools_and_volumes_is_handled() -> None:
