@@ -52,6 +52,7 @@ from services.agent.settings import AgentSettings
 from services.cli.sending import Client
 from services.demo_backup import backup_chapter
 from services.demo_data import DataCheck, VirtualMachine, checksum, require_tools, write_pattern
+from services.demo_migrate import migrate_and_coalesce
 from services.demo_template import register_template
 from services.embedded import embedded_postgres
 from services.runtime.daemon import Settings
@@ -226,7 +227,16 @@ async def _story(console: Console, client: Client, system: System, vm: VirtualMa
     backed_up = await backup_chapter(
         console, client, workdir, zone_id=story.zone_id, host=HOST, volume=story.volumes[0]
     )
-    passed = reverted_back and backed_up
+    migrated = await migrate_and_coalesce(
+        console,
+        client,
+        zone_id=story.zone_id,
+        source_pool_id=story.pool_id,
+        workdir=workdir,
+        host=HOST,
+        cluster=CLUSTER,
+    )
+    passed = reverted_back and backed_up and migrated
     console.print(
         "[bold green]the data are back: demo passed[/bold green]" if passed else "[bold red]demo failed[/bold red]"
     )
