@@ -15,7 +15,8 @@ from bus.ports import Binding, Delivery, Transport, UnitOfWork
 from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, create_pool
 from bus.postgres.pool import Pool
 from bus.postgres.records import Outgoing, notify_channel, outbox_insert, route_by_kind
-from bus.postgres.relay import NO_SUBSCRIBER, PassResult
+from bus.postgres.relay import NO_SUBSCRIBER
+from bus.postgres.relay_settings import PassResult
 from schemas import Command, Envelope, Transient, message
 from tests.helpers import assert_eventually
 from tests.integration.bus_postgres_support import (
