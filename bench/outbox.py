@@ -133,7 +133,9 @@ async def _measure(n: int, amqp_url: str, database_url: str, *, deferred: bool) 
         queue = await transport.declare_queue("items", [Binding("events", ItemRecorded.message_type)])
         await transport.consume(queue, on_event, prefetch=512)
         relays = [
-            OutboxRelay(pool, transport, database_url=database_url, settings=RelaySettings(batch_size=256))
+            OutboxRelay(
+                pool, transport, database_url=database_url, settings=RelaySettings(batch_size=256), wakes=units.wakes
+            )
             for _ in range(RELAYS)
         ]
         for relay in relays:

@@ -40,7 +40,7 @@ from bus.postgres.records import notify_channel
 from bus.postgres.relay_settings import PassResult, RelaySettings
 from bus.postgres.undeliverable import UndeliverableCommands, is_undeliverable
 from bus.postgres.unit_of_work import PostgresUnitOfWorkFactory
-from bus.postgres.wake import register, unregister
+from bus.postgres.wake import RelayWakes
 from schemas import registry
 from schemas.errors import InvalidArgument, StrataError
 from schemas.redact import needs_redaction
@@ -63,8 +63,12 @@ class OutboxRelay:
         database_url: str,
         schema: str = DEFAULT_SCHEMA,
         settings: RelaySettings | None = None,
+        wakes: RelayWakes | None = None,
     ) -> None:
+        """`wakes`: where units of work of this process on the same pool find this relay to wake it after their
+        commit (the bootstrap gives the same `RelayWakes` to its unit-of-work factory); by default a NOTIFY wakes it."""
         self._pool = pool
+        self._wakes = wakes if wakes is not None else RelayWakes()
         self._transport = transport
         self._database_url = database_url  # for the LISTEN connection, which must not hold a pool slot forever
         self._schema = validate_schema(schema)
@@ -74,7 +78,8 @@ class OutboxRelay:
         self._stopping = False
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
-        self._undeliverable = UndeliverableCommands(PostgresUnitOfWorkFactory(pool, schema=self._schema), transport)
+        units = PostgresUnitOfWorkFactory(pool, schema=self._schema, wakes=self._wakes)
+        self._undeliverable = UndeliverableCommands(units, transport)
         self._secret_types: dict[str, bool] = {}
         self._claim = f"""
             UPDATE {self._schema}.outbox AS o SET next_attempt_at = now() + make_interval(secs => $2)
@@ -263,12 +268,12 @@ class OutboxRelay:
         self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self._schema}")
         # Units of work on the same pool in this process wake this relay directly instead of sending NOTIFY, for as
         # long as it runs (a relay whose task ended for whatever reason is forgotten at once).
-        register(self._pool, self._schema, self._wake.set)
-        self._task.add_done_callback(lambda _: unregister(self._pool, self._schema, self._wake.set))
+        self._wakes.register(self._wake.set)
+        self._task.add_done_callback(lambda _: self._wakes.unregister(self._wake.set))
 
     async def stop(self) -> None:
         """Finish the batch in flight, then stop and close the LISTEN connection."""
-        unregister(self._pool, self._schema, self._wake.set)
+        self._wakes.unregister(self._wake.set)
         self._stopping = True
         self._wake.set()
         task, self._task = self._task, None

@@ -195,7 +195,9 @@ async def test_a_relay_of_the_same_pool_is_woken_without_a_notify(
     heard: list[str] = []
     listener = await asyncpg.connect(database_url)
     await listener.add_listener(notify_channel("bus"), lambda *args: heard.append(str(args[-1])))
-    relay = OutboxRelay(bus_pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=600))
+    relay = OutboxRelay(
+        bus_pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=600), wakes=units.wakes
+    )
     try:
         await relay.start()
         event = item_added()
