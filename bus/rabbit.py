@@ -330,7 +330,8 @@ class RabbitTransport:
         try:
             await self.publish_raw("", request.reply_to, message, {IN_REPLY_TO_HEADER: request.message_id})
         except Unroutable:
-            log.info("requester is gone; reply dropped", request_id=request.message_id)
+            # Expected: a CLI that asked and gave up (its timeout, Ctrl-C) took its reply queue with it.
+            log.debug("requester is gone; reply dropped", request_id=request.message_id)
 
     # --- dead letters and clean-up ------------------------------------------------------------------------
 

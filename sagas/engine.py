@@ -91,7 +91,9 @@ class SagaEngine:
     async def on_reply(self, session: SagaSession, emit: Emit, envelope: Envelope) -> None:
         """A participant answered step `envelope.step` of saga `envelope.saga_id`."""
         if envelope.saga_id is None or envelope.step is None:
-            log.warning("reply without saga id or step ignored", type=envelope.type)
+            # Expected: the coordinator hears every event of its reply types, most of them not sent for a saga
+            # (a snapshot an operator took by hand is snapshot.created too).
+            log.debug("reply without saga id or step ignored", type=envelope.type)
             return
         work = await self._load(session, emit, envelope.saga_id, envelope)
         if work is None:

@@ -10,10 +10,13 @@ from uuid import UUID
 from xml.etree import ElementTree
 
 import libvirt
+import structlog
 
 from schemas.errors import FailedPrecondition, NotFound, StrataError, Transient
 from schemas.vm import PowerState, VmDisk
 from services.agent.ports import VmDescription
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -43,10 +46,18 @@ def _translate(error: libvirt.libvirtError, what: str) -> StrataError:
     return StrataError(f"{what}: {text}")
 
 
+def _log_libvirt_error(context: object, error: tuple[object, ...]) -> None:
+    """libvirt's own error printer, routed into the log: by default it writes a plain line on stderr for every
+    error, even one the agent expects and answers (a VM not found), which breaks the daemon's JSON log."""
+    code, _domain, message, *_ = error
+    log.debug("libvirt reported an error", code=code, libvirt_message=message)
+
+
 class LibvirtHypervisor:
     """The VMs of the host that `uri` names."""
 
     def __init__(self, uri: str) -> None:
+        libvirt.registerErrorHandler(_log_libvirt_error, None)  # process-wide and idempotent
         self.uri = uri
         self._connection: libvirt.virConnect | None = None
 

@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import pkgutil
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # the store (and the database driver) is imported when a comm
 app = typer.Typer(help="Saga instances: list, show, retry, skip, abort, compensate, replay.", no_args_is_help=True)
 console = Console()
 T = TypeVar("T")
+UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -258,53 +260,79 @@ def _check_json(check: "ReplayCheck") -> dict[str, Any]:  # JSON values of every
 
 
 def _draw(export: dict[str, Any]) -> None:  # the JSON export of `show`
+    """The timeline in 80 columns: ids shortened to 8 characters, times as offsets from the saga's start, and what
+    went wrong (failed attempts, errors) on lines of their own under the table, where they need not wrap."""
     from sagas.serialize import instance_from_json, step_from_json
 
     instance = instance_from_json(export["instance"])
     console.print(
-        f"[bold]{instance.name} v{instance.version}[/bold]  {instance.saga_id}  {_status(instance.status)}"
+        f"[bold]{instance.name} v{instance.version}[/bold]  {_status(instance.status)}"
         + ("  [dim](past its pivot)[/dim]" if instance.pivoted else "")
     )
+    console.print(f"  saga {instance.saga_id}, started {_when(instance.created_at)}", highlight=False)
     if instance.error:
-        console.print(f"  reason: {instance.error}")
+        console.print(f"  reason: {instance.error}", highlight=False)
     steps = [step_from_json(instance.saga_id, step) for step in export["steps"]]
-    table = Table(box=None, header_style="bold")
-    for column in ("step", "kind", "what", "status", "attempts", "started", "took", "outcome"):
-        table.add_column(column, overflow="fold")
+    table = Table(box=None, header_style="bold", padding=(0, 1))
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("step", overflow="fold", ratio=1)
+    for column in ("status", "tries", "at", "took"):
+        table.add_column(column, no_wrap=True, justify="right" if column != "status" else "left")
+    notes: list[str] = []
     for step in steps:
-        table.add_row(*_step_row(step))
+        table.add_row(*_step_row(step, instance.created_at))
+        note = _step_note(step)
+        if note:
+            notes.append(f"  #{step.seq} {note}")
     console.print(table)
+    for note in notes:
+        console.print(note, highlight=False)
     for lock in export["locks"]:
-        console.print(f"  holds {lock['resource']} (token {lock['token']}, lease until {lock['expires_at']})")
+        console.print(
+            f"  holds {_short_ids(lock['resource'])} (token {lock['token']}, "
+            f"lease until {_when(datetime.fromisoformat(lock['expires_at']))})",
+            highlight=False,
+        )
     for event in export["events"]:
         detail = ", ".join(f"{key}={value}" for key, value in event["detail"].items() if value is not None)
-        console.print(f"  {event['at'][:23]}  {event['kind']}  {detail}")
+        console.print(f"  {event['at'][11:23]}  {event['kind']}  {_short_ids(detail)}", highlight=False)
 
 
-def _step_row(step: StepRecord) -> list[str]:
+def _short_ids(text: str) -> str:
+    """Every UUID in `text` cut to its first 8 characters, enough to tell a saga's resources apart."""
+    return UUID_TEXT.sub(lambda match: match.group(0)[:8], text)
+
+
+def _step_row(step: StepRecord, started: datetime | None) -> list[str]:
     what = step.command.type if step.command else json.dumps(step.args or step.value or {})
     if step.kind is StepKind.PIVOT:
         what = "point of no return"
-    if step.kind is StepKind.COMPENSATION:
-        what = f"↩ {what} (undoes step {step.compensates})"
+    elif step.kind is StepKind.COMPENSATION:
+        what = f"↩ {what} (undoes #{step.compensates})"
     elif step.kind is StepKind.LOCK and step.value and "token" in step.value:
-        what = f"{', '.join(step.args['resources'])} → token {step.value['token']}"
+        what = f"lock {', '.join(step.args['resources'])} → token {step.value['token']}"
+    elif step.kind is StepKind.UUID and step.value:
+        what = f"uuid {step.value.get('uuid', '')}"
+    elif step.kind is not StepKind.STEP:
+        what = f"{step.kind.value} {what}"
     took = ""
     if step.created_at and step.finished_at:
         took = f"{(step.finished_at - step.created_at).total_seconds() * 1000:.0f} ms"
-    outcomes = "; ".join(f"#{a.number} {a.outcome}" for a in step.attempts if a.outcome)
-    if step.error and step.status.value == "FAILED":
-        outcomes = f"{outcomes}; {step.error.code}: {step.error.message}".lstrip("; ")
-    return [
-        str(step.seq),
-        step.kind.value,
-        what,
-        step.status.value,
-        str(step.attempt or ""),
-        _when(step.created_at),
-        took,
-        outcomes,
+    at = f"+{(step.created_at - started).total_seconds():.2f}s" if step.created_at and started else ""
+    return [str(step.seq), _short_ids(what), step.status.value, str(step.attempt or ""), at, took]
+
+
+def _step_note(step: StepRecord) -> str:
+    """What a step's row does not say: attempts that failed, the error it ended with."""
+    final = step.error if step.error and step.status.value == "FAILED" else None
+    said = [
+        f"attempt {a.number}: {a.outcome}"
+        for a in step.attempts
+        if a.outcome and "succeeded" not in a.outcome and (final is None or a.outcome != final.code)
     ]
+    if final is not None:
+        said.append(f"failed: {final.code}: {final.message}")
+    return "; ".join(said)
 
 
 def _status(status: SagaStatus) -> str:

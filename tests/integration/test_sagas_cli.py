@@ -72,6 +72,12 @@ async def test_an_operator_sees_a_stuck_saga_retries_it_and_replays_it(
     assert "vm:7 → token" in shown.output
     assert "FAILED_PRECONDITION: planned failure of do:b" in shown.output
     assert "holds vm:7" in shown.output  # a stuck saga keeps its locks
+    strata.env["COLUMNS"] = "80"  # a terminal's default width: the timeline's table still reads
+    narrow = await strata("saga", "show", str(saga_id))
+    strata.env["COLUMNS"] = "200"
+    table = narrow.output[narrow.output.index("#  step") :]  # its header on one line
+    assert str(saga_id) not in table  # ids are shortened in it
+    assert "sagatest.do" in table
 
     retried = await strata("saga", "retry", str(saga_id), "--reason", "storage fixed", "--by", "ops")
     assert retried.exit_code == 0, retried.output
