@@ -120,7 +120,11 @@ async def consistent(cloud: Cloud) -> None:
     """No snapshot in BackingUp, no backup in BackingUp or Restoring, no saga lock held."""
     assert await cloud.value("SELECT count(*) FROM snapshot.snapshots WHERE state = 'BackingUp'") == 0
     assert await cloud.value("SELECT count(*) FROM backup.backups WHERE state IN ('BackingUp', 'Restoring')") == 0
-    assert await cloud.value("SELECT count(*) FROM sagas.locks WHERE holder IS NOT NULL") == 0
+
+    async def unlocked() -> bool:
+        return await cloud.value("SELECT count(*) FROM sagas.locks WHERE holder IS NOT NULL") == 0
+
+    await cloud.wait(unlocked, "every saga lock released (an ended saga releases them just after)")
 
 
 async def test_backups_and_restores_of_a_changing_volume(cloud: Cloud, repository: tuple[UUID, Path]) -> None:
