@@ -37,10 +37,12 @@ class BusSettings(BaseSettings):
     )
     publish_window: int = Field(default=512, ge=1, description="Publishes awaiting their confirm at once.")
     handler_timeout: float = Field(
-        default=300.0,
+        default=3600.0,
         gt=0,
         description="Seconds a consumer lets a handler run before it cancels it (rolled back, then retried and at "
         "last dead-lettered as HandlerTimedOut); a handler may ask for more (bus.ports.handler_deadline), and so may "
-        "a message that carries its own `deadline_seconds`.",
+        "a message that carries its own `deadline_seconds`. An hour by default because the agent's data-plane "
+        "handlers (a base copy, a backup, a coalesce of a large volume) are long by nature; a process of services "
+        "only, whose handlers take milliseconds, may set less.",
     )
     reconnect_delay_max: float = Field(default=5.0, gt=0, description="Longest pause between reconnect attempts.")
