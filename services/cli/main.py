@@ -17,6 +17,8 @@ from services.cli import (
     history,
     host,
     image_store,
+    namespace,
+    outbox,
     plugins,
     pool,
     run,
@@ -62,6 +64,8 @@ snapshot.app.command("coalesce")(snapshot_chain.coalesce)
 app.add_typer(snapshot_policy.app, name="snapshot-policy")
 app.add_typer(vm.app, name="vm")
 app.add_typer(host.app, name="host")
+app.add_typer(outbox.app, name="outbox")
+app.add_typer(namespace.app, name="namespace")
 app.add_typer(template.app, name="template")
 app.add_typer(template.iso_app, name="iso")
 app.add_typer(image_store.app, name="image-store")
