@@ -145,7 +145,9 @@ async def serve(role: str, database_url: str, namespace: str) -> None:
     await transport.start()
     pool = await create_pool(database_url, min_size=4, max_size=12)
     units = PostgresUnitOfWorkFactory(pool, encode=encode)
-    relay = OutboxRelay(pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=0.5))
+    relay = OutboxRelay(
+        pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=0.5), wakes=units.wakes
+    )
     await relay.start()
     if role == "coordinator":
         await Coordinator(

@@ -2,8 +2,8 @@
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
 from uuid import uuid4
 
 import structlog
@@ -14,12 +14,41 @@ from bus.ports import DeliveryHandler, HeaderValue, WireMessage
 from bus.rabbit_acks import AckBatcher
 from bus.rabbit_connection import CONNECTION_ERRORS
 from bus.rabbit_wire import wire_of
-from bus.topology import ORIGIN_QUEUE_HEADER, RETRY_LEVEL_HEADER
-
-if TYPE_CHECKING:
-    from bus.rabbit import RabbitTransport
+from bus.topology import ORIGIN_QUEUE_HEADER, RETRY_LEVEL_HEADER, Topology
 
 log = structlog.get_logger(__name__)
+
+
+class ConsumerLink(Protocol):
+    """What a subscription and its deliveries need of the transport that made them (`RabbitTransport` is one)."""
+
+    @property
+    def topology(self) -> Topology:
+        """The namespace's names (the retry and dead exchanges)."""
+
+    @property
+    def connection_name(self) -> str:
+        """The transport's connection name, which prefixes consumer tags."""
+
+    @property
+    def retry_delays(self) -> Sequence[float]:
+        """Seconds of each retry level."""
+
+    async def publish_raw(
+        self,
+        exchange: str,
+        routing_key: str,
+        message: WireMessage,
+        extra_headers: Mapping[str, HeaderValue] | None = None,
+    ) -> None:
+        """Publish to a full exchange name, confirmed, mandatory, persistent."""
+
+    async def wait_consumer_connection(self) -> AbstractConnection:
+        """The consumers' connection, once it is open."""
+
+    def forget(self, subscription: "RabbitSubscription") -> None:
+        """Stop re-attaching `subscription` after reconnects (it was cancelled)."""
+
 
 # Declares the queue to consume on a fresh channel and returns its name (a watch's private queue is server-named).
 PrepareQueue = Callable[[AbstractChannel], Awaitable[str]]
@@ -30,7 +59,7 @@ class RabbitDelivery:
 
     __slots__ = ("_acks", "_tag", "_transport", "message", "queue", "redelivered", "settled")
 
-    def __init__(self, transport: "RabbitTransport", acks: AckBatcher, queue: str, delivered: DeliveredMessage) -> None:
+    def __init__(self, transport: ConsumerLink, acks: AckBatcher, queue: str, delivered: DeliveredMessage) -> None:
         deliver = delivered.delivery
         assert isinstance(deliver, Basic.Deliver)  # consumers only ever get Basic.Deliver
         self._transport = transport
@@ -80,7 +109,7 @@ class RabbitSubscription:
 
     def __init__(
         self,
-        transport: "RabbitTransport",
+        transport: ConsumerLink,
         queue: str,
         handler: DeliveryHandler,
         *,

@@ -7,14 +7,14 @@ not chosen, so listing changes nothing.
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from aiormq.abc import AbstractChannel
+from aiormq.abc import AbstractChannel, AbstractConnection
 from pamqp.commands import Basic
 
 from bus.dead_letters import dead_letter_of
 from bus.errors import BrokerUnavailable, Unroutable
-from bus.ports import DeadLetter
+from bus.ports import DeadLetter, WireMessage
 from bus.rabbit_connection import CONNECTION_ERRORS
 from bus.rabbit_wire import wire_of
 from bus.topology import (
@@ -23,11 +23,9 @@ from bus.topology import (
     ERROR_CLASS_HEADER,
     ORIGIN_QUEUE_HEADER,
     RETRY_LEVEL_HEADER,
+    Topology,
 )
 from schemas.errors import NotFound
-
-if TYPE_CHECKING:
-    from bus.rabbit import RabbitTransport
 
 _SCAN_LIMIT = 100_000
 _DEATH_HEADERS = frozenset(
@@ -35,10 +33,24 @@ _DEATH_HEADERS = frozenset(
 )
 
 
+class DeadLettersLink(Protocol):
+    """What the dead letters need of the transport that holds them (`RabbitTransport` is one)."""
+
+    @property
+    def topology(self) -> Topology:
+        """The namespace's names (the dead queue)."""
+
+    async def wait_connection(self) -> AbstractConnection:
+        """The transport's connection, once it is open."""
+
+    async def publish_raw(self, exchange: str, routing_key: str, message: WireMessage) -> None:
+        """Publish to a full exchange name ('' is the default exchange), confirmed, mandatory, persistent."""
+
+
 class RabbitDeadLetters:
     """Operator actions on one namespace's dead letters."""
 
-    def __init__(self, transport: "RabbitTransport") -> None:
+    def __init__(self, transport: DeadLettersLink) -> None:
         self._transport = transport
 
     @asynccontextmanager

@@ -37,8 +37,15 @@ class SagaUnitOfWorkFactory(PostgresUnitOfWorkFactory):
 
     @classmethod
     def like(cls, units: PostgresUnitOfWorkFactory) -> "SagaUnitOfWorkFactory":
-        """The same pool, codec, routes, schema and prepared sessions as `units`."""
-        return cls(units.pool, encode=units.encode, route=units.route, schema=units.schema, prepared=units.prepared)
+        """The same pool, codec, routes, schema, prepared sessions and relays to wake as `units`."""
+        return cls(
+            units.pool,
+            encode=units.encode,
+            route=units.route,
+            schema=units.schema,
+            prepared=units.prepared,
+            wakes=units.wakes,
+        )
 
     def begin(self, consumer: str, incoming: Envelope | None, *, lazy: bool = False) -> PostgresUnitOfWorkContext:
         """A lazily begun unit for `incoming` (whatever `lazy` says); without one, the bus's unit (begun at once)."""

@@ -53,6 +53,11 @@ class AttachPoolToHost(AgentCommand):
         repr=False, json_schema_extra=SECRET, description="The plugin's configuration. May hold secrets."
     )
 
+    def undeliverable(self, error: ErrorInfo) -> Event | None:
+        """No agent takes the command (a mistyped host or cluster): the pool add fails as if the agent refused."""
+        where = self.host or f"cluster {self.cluster_id}"
+        return PoolAttachToHostFailed(pool_id=self.pool_id, host=where, error=error)
+
 
 @message("agent.pool.attached")
 class PoolAttachedToHost(Event):

@@ -6,6 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 
+from schemas.errors import ErrorInfo
 from schemas.ids import uuid7
 
 
@@ -27,6 +28,11 @@ class Message(BaseModel):
 
 class Command(Message):
     """An imperative request owned by exactly one service (`volume.create`)."""
+
+    def undeliverable(self, error: ErrorInfo) -> "Event | None":
+        """The event that tells the command's sender that no handler could be reached (its outbox gave up on it),
+        as its handler would have said it failed; None: the bus's generic `bus.command.undeliverable` is sent."""
+        return None
 
 
 class Event(Message):

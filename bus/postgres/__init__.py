@@ -21,7 +21,8 @@ from bus.postgres.journal import JournalEntry, JournalQuery, PostgresJournal
 from bus.postgres.migrate import DEFAULT_SCHEMA, migrate
 from bus.postgres.pool import create_pool
 from bus.postgres.records import route_by_kind
-from bus.postgres.relay import OutboxRelay, PassResult, RelaySettings
+from bus.postgres.relay import OutboxRelay
+from bus.postgres.relay_settings import PassResult, RelaySettings
 from bus.postgres.unit_of_work import PostgresUnitOfWork, PostgresUnitOfWorkFactory
 
 __all__ = [

@@ -25,9 +25,8 @@ in the outbox once it is delivered.
 import asyncio
 import contextlib
 import json
-import math
 import time
-from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
@@ -38,7 +37,10 @@ from bus.postgres.errors import is_driver_error, translate, translated_errors
 from bus.postgres.migrate import DEFAULT_SCHEMA, validate_schema
 from bus.postgres.pool import Pool, PoolConnection
 from bus.postgres.records import notify_channel
-from bus.postgres.wake import register, unregister
+from bus.postgres.relay_settings import PassResult, RelaySettings
+from bus.postgres.undeliverable import UndeliverableCommands, is_undeliverable
+from bus.postgres.unit_of_work import PostgresUnitOfWorkFactory
+from bus.postgres.wake import RelayWakes
 from schemas import registry
 from schemas.errors import InvalidArgument, StrataError
 from schemas.redact import needs_redaction
@@ -48,54 +50,6 @@ log = structlog.get_logger(__name__)
 # is settled with this note instead of being retried forever. An unroutable command still fails and is retried.
 NO_SUBSCRIBER = "no queue subscribes to this event"
 _RELISTEN_INTERVAL = 1.0  # seconds between attempts to LISTEN again while the poll alone wakes the relay
-
-
-@dataclass(frozen=True, slots=True)
-class RelaySettings:
-    """How the relay batches, polls and backs off."""
-
-    batch_size: int = 500
-    poll_interval: float = 1.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 60.0
-    sent_retention: float = 3600.0
-    """Seconds a sent outbox row is kept (for an operator's look) before housekeeping deletes it."""
-    inbox_retention: float = 7 * 86400.0
-    """Seconds an inbox row is kept: a redelivery later than this would run its handler again."""
-    housekeeping_interval: float = 300.0
-    claim_lease: float = 45.0
-    """Seconds a claimed row is left to its relay before another may claim it: longer than a publish may wait for
-    the broker (30 s by default), short because rows of a relay that died wait this long to go out."""
-    coalesce: float = 0.002
-    """Seconds the relay waits after a wake-up before claiming, so that commits arriving together share a batch."""
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise InvalidArgument("batch_size must be at least 1", field="batch_size")
-        if not 0 < self.poll_interval <= 3600:
-            raise InvalidArgument("poll_interval must be between 0 and 3600 seconds", field="poll_interval")
-        if not 0 < self.backoff_initial <= self.backoff_max:
-            raise InvalidArgument("back-off must satisfy 0 < backoff_initial <= backoff_max", field="backoff_initial")
-        if min(self.sent_retention, self.inbox_retention) < 0 or self.housekeeping_interval <= 0:
-            raise InvalidArgument("retentions must not be negative and housekeeping_interval must be positive")
-        if self.claim_lease <= 0:
-            raise InvalidArgument("claim_lease must be positive", field="claim_lease")
-        if not 0 <= self.coalesce <= 1:
-            raise InvalidArgument("coalesce must be between 0 and 1 second", field="coalesce")
-
-    def backoff(self, attempts: int) -> float:
-        """Seconds to wait before publishing again a row that failed `attempts` times (1, 2, ...)."""
-        exponent = min(attempts - 1, 32)  # bounded so that the power cannot overflow
-        return min(self.backoff_initial * math.pow(2, exponent), self.backoff_max)
-
-
-@dataclass(frozen=True, slots=True)
-class PassResult:
-    """What one relay pass did."""
-
-    claimed: int
-    published: int
-    failed: int
 
 
 class OutboxRelay:
@@ -109,8 +63,12 @@ class OutboxRelay:
         database_url: str,
         schema: str = DEFAULT_SCHEMA,
         settings: RelaySettings | None = None,
+        wakes: RelayWakes | None = None,
     ) -> None:
+        """`wakes`: where units of work of this process on the same pool find this relay to wake it after their
+        commit (the bootstrap gives the same `RelayWakes` to its unit-of-work factory); by default a NOTIFY wakes it."""
         self._pool = pool
+        self._wakes = wakes if wakes is not None else RelayWakes()
         self._transport = transport
         self._database_url = database_url  # for the LISTEN connection, which must not hold a pool slot forever
         self._schema = validate_schema(schema)
@@ -120,18 +78,22 @@ class OutboxRelay:
         self._stopping = False
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        units = PostgresUnitOfWorkFactory(pool, schema=self._schema, wakes=self._wakes)
+        self._undeliverable = UndeliverableCommands(units, transport)
+        self._secret_types: dict[str, bool] = {}
         self._claim = f"""
             UPDATE {self._schema}.outbox AS o SET next_attempt_at = now() + make_interval(secs => $2)
             FROM (
                 SELECT id FROM {self._schema}.outbox
-                WHERE sent_at IS NULL AND next_attempt_at <= now()
+                WHERE sent_at IS NULL AND given_up_at IS NULL AND next_attempt_at <= now()
                 ORDER BY id
                 LIMIT $1
                 FOR UPDATE SKIP LOCKED
             ) AS due
             WHERE o.id = due.id
             RETURNING o.id, o.message_id::text AS message_id, o.exchange, o.routing_key, o.type, o.body, o.headers,
-                      o.correlation_id, o.occurred_at, o.app_id, o.content_type, o.reply_to, o.attempts"""
+                      o.correlation_id, o.occurred_at, o.app_id, o.content_type, o.reply_to, o.attempts,
+                      o.created_at"""
         self._release = f"""
             UPDATE {self._schema}.outbox SET next_attempt_at = now() WHERE id = ANY($1::bigint[]) AND sent_at IS NULL"""
         self._mark_sent = f"""
@@ -213,6 +175,10 @@ class OutboxRelay:
             for row, outcome in zip(rows, outcomes, strict=True)
             if isinstance(outcome, Exception) and row["id"] not in unheard
         ]
+        now = datetime.now(UTC)
+        after = self._settings.undeliverable_after
+        given_up = [(row, error) for row, error in failed if is_undeliverable(row, error, now, after)]
+        failed = [(row, error) for row, error in failed if not is_undeliverable(row, error, now, after)]
         with translated_errors():
             async with self._pool.acquire() as connection:
                 if unheard:
@@ -221,12 +187,26 @@ class OutboxRelay:
                     secret = [
                         row["id"]
                         for row, outcome in zip(rows, outcomes, strict=True)
-                        if outcome is None and _carries_secrets(row["type"])
+                        if outcome is None and self._carries_secrets(row["type"])
                     ]
                     await connection.execute(self._mark_sent, sent, secret)
                 if failed:
                     await self._record_failures(connection, failed)
-        return PassResult(len(rows), len(sent) + len(unheard), len(failed))
+        for row, error in given_up:
+            assert isinstance(error, Unroutable)
+            await self._undeliverable.give_up(row, _wire(row), error)
+        return PassResult(len(rows), len(sent) + len(unheard), len(failed) + len(given_up))
+
+    def _carries_secrets(self, type_name: str) -> bool:
+        """True if messages of `type_name` have a field the journal masks (a type this process does not know:
+        False, and not remembered: the type may be registered later)."""
+        known = self._secret_types.get(type_name)
+        if known is None:
+            try:
+                known = self._secret_types[type_name] = needs_redaction(registry.model_for(type_name))
+            except StrataError:
+                return False
+        return known
 
     async def _release_quietly(self, ids: list[int]) -> None:
         """Give claimed rows back (best effort, shielded from the cancellation in progress); the lease is the net."""
@@ -237,9 +217,11 @@ class OutboxRelay:
                 raise
 
     async def pending(self) -> int:
-        """How many rows are not yet sent (due or backing off)."""
+        """How many rows are not yet sent (due or backing off); rows given up on are not counted."""
         with translated_errors():
-            count = await self._pool.fetchval(f"SELECT count(*) FROM {self._schema}.outbox WHERE sent_at IS NULL")
+            count = await self._pool.fetchval(
+                f"SELECT count(*) FROM {self._schema}.outbox WHERE sent_at IS NULL AND given_up_at IS NULL"
+            )
         return int(count)
 
     async def backlog(self) -> tuple[int, float]:
@@ -286,12 +268,12 @@ class OutboxRelay:
         self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self._schema}")
         # Units of work on the same pool in this process wake this relay directly instead of sending NOTIFY, for as
         # long as it runs (a relay whose task ended for whatever reason is forgotten at once).
-        register(self._pool, self._schema, self._wake.set)
-        self._task.add_done_callback(lambda _: unregister(self._pool, self._schema, self._wake.set))
+        self._wakes.register(self._wake.set)
+        self._task.add_done_callback(lambda _: self._wakes.unregister(self._wake.set))
 
     async def stop(self) -> None:
         """Finish the batch in flight, then stop and close the LISTEN connection."""
-        unregister(self._pool, self._schema, self._wake.set)
+        self._wakes.unregister(self._wake.set)
         self._stopping = True
         self._wake.set()
         task, self._task = self._task, None
@@ -381,20 +363,6 @@ class OutboxRelay:
 
     def _on_listener_lost(self, connection: object) -> None:
         self._wake.set()
-
-
-_SECRET_TYPES: dict[str, bool] = {}
-
-
-def _carries_secrets(type_name: str) -> bool:
-    """True if messages of `type_name` have a field the journal masks (a type this process does not know: False)."""
-    known = _SECRET_TYPES.get(type_name)
-    if known is None:
-        try:
-            known = _SECRET_TYPES[type_name] = needs_redaction(registry.model_for(type_name))
-        except StrataError:
-            return False  # not remembered: the type may be registered later
-    return known
 
 
 def _nobody_listens(row: asyncpg.Record, outcome: BaseException | None) -> bool:

@@ -4,8 +4,8 @@ Order inside the transaction: the inbox row (consumer, message_id) first, so tha
 handler runs (a concurrent duplicate waits on the row lock and then sees the conflict); then the handler's own
 state change through `uow.connection`; then what it emitted goes to the outbox and the journal, and the incoming
 message to the journal, in the same simple query as COMMIT, followed by a NOTIFY that wakes the relays (or, when a
-relay runs in this process on the same pool, a direct wake-up of it instead: see `wake`). Any exception rolls all
-of it back.
+relay runs in this process on the same pool, a direct wake-up of it instead: see `wake` and the factory's `wakes`).
+Any exception rolls all of it back.
 
 Round trips are what a handler's transaction costs (see `literals`), so BEGIN travels with the inbox row and
 COMMIT with the outbox and journal rows: the transaction is managed with SQL, not with asyncpg's `transaction()`.
@@ -46,7 +46,7 @@ from bus.postgres.records import (
     prepared_statements,
     route_by_kind,
 )
-from bus.postgres.wake import local_relays
+from bus.postgres.wake import RelayWakes
 from schemas import Envelope, InvalidArgument
 from schemas.errors import FailedPrecondition
 
@@ -276,7 +276,7 @@ class PostgresUnitOfWorkContext:
         relays and run the unit's `after_commit` callbacks."""
         factory = self.factory
         # A relay of this process on the same pool is woken directly after the commit; others by NOTIFY (see `wake`).
-        wakes = local_relays(factory.pool, factory.schema) if unit.emitted else []
+        wakes = factory.wakes.current() if unit.emitted else []
         codec = factory.encode is codec_encode
         incoming = None
         if self._incoming is not None:
@@ -317,12 +317,16 @@ class PostgresUnitOfWorkFactory:
         route: Route = route_by_kind,
         schema: str = DEFAULT_SCHEMA,
         prepared: PreparedSessions | None = None,
+        wakes: RelayWakes | None = None,
     ) -> None:
+        """`wakes`: the relays of this pool and schema that run in this process, woken after each commit instead of
+        a NOTIFY (the bootstrap gives the same `RelayWakes` to its relays); by default none."""
         self.pool = pool
         self.encode = encode
         self.route = route
         self.schema = validate_schema(schema)
         self.prepared = prepared if prepared is not None else PreparedSessions()
+        self.wakes = wakes if wakes is not None else RelayWakes()
 
     def begin(self, consumer: str, incoming: Envelope | None, *, lazy: bool = False) -> PostgresUnitOfWorkContext:
         """Open a unit of work for `consumer`; with `incoming`, it records the inbox row first (at the commit if

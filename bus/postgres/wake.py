@@ -1,4 +1,5 @@
-"""The relays running in this process, so that a unit of work wakes its own relay without a NOTIFY.
+"""`RelayWakes`: the outbox relays running in this process on one pool and schema, so that a unit of work wakes them
+without a NOTIFY.
 
 A NOTIFY is not free: PostgreSQL runs it as a transaction of its own (with an id, so a commit record flushed to the
 WAL), takes its notification lock, and signals every listening backend, which passes the notification to every
@@ -6,34 +7,31 @@ LISTEN connection. A relay in the same process on the same pool and schema needs
 it directly once its COMMIT returned, when the rows are visible. A unit of work with no such relay (a CLI, a process
 whose relay is stopped) still sends NOTIFY, which wakes the relays of other processes. Relays of other processes are
 not woken by a local wake: the local relay publishes the rows at once, and their poll is the safety net as before.
+
+The bootstrap that builds a pool's unit-of-work factory and its relays makes one `RelayWakes` and gives it to both
+(`services.runtime.runner`); a factory or relay given none has one of its own, which no relay or unit shares.
 """
 
 from collections.abc import Callable
 
 Wake = Callable[[], None]
 
-# (id of the pool, schema) -> the wake-up callbacks of the running relays. A relay holds its pool while it is
-# registered, so the pool's id cannot be reused by another pool meanwhile.
-_relays: dict[tuple[int, str], list[Wake]] = {}
 
+class RelayWakes:
+    """The wake-up callbacks of the relays running now on one pool and schema."""
 
-def register(pool: object, schema: str, wake: Wake) -> None:
-    """Note a running relay of `pool` and `schema`; `wake` is called after each commit that wrote outbox rows."""
-    _relays.setdefault((id(pool), schema), []).append(wake)
+    def __init__(self) -> None:
+        self._wakes: list[Wake] = []
 
+    def register(self, wake: Wake) -> None:
+        """Note a running relay; `wake` is called after each commit that wrote outbox rows."""
+        self._wakes.append(wake)
 
-def unregister(pool: object, schema: str, wake: Wake) -> None:
-    """Forget a relay (stopping or stopped); no-op if it was not registered."""
-    key = (id(pool), schema)
-    wakes = _relays.get(key)
-    if wakes is None:
-        return
-    if wake in wakes:
-        wakes.remove(wake)
-    if not wakes:
-        del _relays[key]
+    def unregister(self, wake: Wake) -> None:
+        """Forget a relay (stopping or stopped); no-op if it was not registered."""
+        if wake in self._wakes:
+            self._wakes.remove(wake)
 
-
-def local_relays(pool: object, schema: str) -> list[Wake]:
-    """The wake-up callbacks of the relays running in this process for `pool` and `schema` (a copy)."""
-    return list(_relays.get((id(pool), schema), ()))
+    def current(self) -> list[Wake]:
+        """The callbacks of the relays running now (a copy)."""
+        return list(self._wakes)

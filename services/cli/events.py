@@ -1,4 +1,9 @@
-"""`strata events tail`: a live view of the commands and events crossing the bus."""
+"""`strata events tail`: a live view of the events crossing the bus.
+
+Commands are not tailed: a queue bound to the commands exchange would take every command, so a command that no
+service or agent takes (a mistyped host) would look delivered to the outbox, which then never fails it. The journal
+has every command (`strata events history`).
+"""
 
 import asyncio
 import json
@@ -14,7 +19,7 @@ from schemas.redact import redacted_body
 if TYPE_CHECKING:  # the bus is imported when the command runs, so that `strata --help` stays fast
     from bus.ports import Delivery
 
-app = typer.Typer(help="Watch commands and events (STRATA_AMQP_URL, STRATA_NAMESPACE).")
+app = typer.Typer(help="Watch events, and look up the journal (STRATA_AMQP_URL, STRATA_NAMESPACE).")
 console = Console()
 
 
@@ -47,7 +52,7 @@ async def _tail(types: list[str], correlation: str | None, count: int | None, as
     transport = RabbitTransport(BusSettings(), purpose="tail", declare_topology=False)
     await transport.start()
     keys = types or ["#"]
-    bindings = [Binding(exchange, key) for exchange in ("commands", "events") for key in keys]
+    bindings = [Binding("events", key) for key in keys]  # never `commands`: see the module's docstring
     seen = 0
     enough = asyncio.Event()
 
@@ -87,7 +92,7 @@ def tail(
     count: Annotated[int | None, typer.Option("--count", min=1, help="Stop after this many messages.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """Print commands and events as they cross the bus, until Ctrl-C (or --count)."""
+    """Print events as they cross the bus, until Ctrl-C (or --count); commands are in `strata events history`."""
     try:
         asyncio.run(_tail(list(types or []), correlation, count, as_json))
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from bus.codec import encode
 from bus.ports import DeadLetters, Transport
 from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, create_pool, migrate
 from bus.postgres.pool import Pool
+from bus.postgres.wake import RelayWakes
 from plugins.registry import Registry, load_plugins
 from services.runtime.checks import broker_connected, consumer_running, database_answers, outbox_flowing
 from services.runtime.daemon import Daemon, Migration, Service, Settings, Wiring
@@ -67,7 +68,10 @@ class Runner:
         except BaseException:
             await pool.close()
             raise
-        outbox_relay = OutboxRelay(pool, transport, database_url=database_url, settings=relay or RelaySettings())
+        wakes = RelayWakes()  # the relay is woken by this process's commits directly, not by NOTIFY
+        outbox_relay = OutboxRelay(
+            pool, transport, database_url=database_url, settings=relay or RelaySettings(), wakes=wakes
+        )
         registry = metrics if metrics is not None else CollectorRegistry()
         dead_letters = transport if isinstance(transport, DeadLetters) else None
         bus_metrics = BusMetrics(registry, outbox_relay, dead_letters)
@@ -76,7 +80,7 @@ class Runner:
             await outbox_relay.start()
             declared = await apply_topology(transport, topology or daemons, kind=settings.bus.queue_kind)
             log.info("topology applied", queues=declared)
-            units = PostgresUnitOfWorkFactory(pool, encode=encode)
+            units = PostgresUnitOfWorkFactory(pool, encode=encode, wakes=wakes)
             wiring = Wiring(settings, transport, units, pool, plugins, runner.metrics)
             for daemon in daemons:
                 service = daemon.build(wiring)

@@ -15,7 +15,8 @@ from bus.ports import Binding, Delivery, Transport, UnitOfWork
 from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, create_pool
 from bus.postgres.pool import Pool
 from bus.postgres.records import Outgoing, notify_channel, outbox_insert, route_by_kind
-from bus.postgres.relay import NO_SUBSCRIBER, PassResult
+from bus.postgres.relay import NO_SUBSCRIBER
+from bus.postgres.relay_settings import PassResult
 from schemas import Command, Envelope, Transient, message
 from tests.helpers import assert_eventually
 from tests.integration.bus_postgres_support import (
@@ -194,7 +195,9 @@ async def test_a_relay_of_the_same_pool_is_woken_without_a_notify(
     heard: list[str] = []
     listener = await asyncpg.connect(database_url)
     await listener.add_listener(notify_channel("bus"), lambda *args: heard.append(str(args[-1])))
-    relay = OutboxRelay(bus_pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=600))
+    relay = OutboxRelay(
+        bus_pool, transport, database_url=database_url, settings=RelaySettings(poll_interval=600), wakes=units.wakes
+    )
     try:
         await relay.start()
         event = item_added()

@@ -11,6 +11,7 @@ from uuid import uuid4
 import pytest
 
 from bus.codec import encode
+from bus.errors import Unroutable
 from bus.ports import Binding, Delivery
 from bus.rabbit import RabbitTransport
 from bus.topology import DEATH_REASON_HEADER
@@ -157,24 +158,32 @@ async def test_dlq_show_and_list_mask_a_pool_password(rabbit_transport: RabbitTr
     assert json.loads(out)["body"]["name"] == "nfs1", "what is not secret is still shown"
 
 
-async def test_events_tail_masks_a_pool_password(rabbit_transport: RabbitTransport) -> None:
-    await rabbit_transport.declare_queue("storage", [Binding("commands", "pool.add")])
+async def test_events_tail_never_makes_a_command_look_delivered(rabbit_transport: RabbitTransport) -> None:
+    # Before: the tail bound its queue to the commands exchange too, so a command that no service took (here a pool
+    # add with no storage service running) was routed to the tail alone, and the outbox took it as delivered.
+    await rabbit_transport.declare_queue("audit", [Binding("events", "bustest.pinged")])
     process = await asyncio.create_subprocess_exec(
         STRATA,
-        *("events", "tail", "--type", "pool.add", "--count", "1", "--json"),
+        *("events", "tail", "--type", "pool.add", "--type", "bustest.pinged", "--count", "2", "--json"),
         env=strata_env(rabbit_transport),
         stdout=asyncio.subprocess.PIPE,
     )
+    assert process.stdout is not None
+    first_line = asyncio.ensure_future(process.stdout.readline())
 
     async def publish_until_seen() -> bool:
-        await rabbit_transport.publish("commands", "pool.add", encode(add_pool_with_a_password()))
-        return process.returncode is not None
+        # The tail binds its private queue after it starts; once it printed an event, it is bound.
+        await rabbit_transport.publish("events", "bustest.pinged", encode(Envelope.wrap(Pinged(n=0))))
+        return first_line.done()
 
     condition: Callable[[], Awaitable[bool] | bool] = publish_until_seen
     try:
-        await assert_eventually(condition, timeout=20, interval=0.2, what="the tail printed its one message")
+        await assert_eventually(condition, timeout=20, interval=0.2, what="the tail printed an event")
+        with pytest.raises(Unroutable):
+            await rabbit_transport.publish("commands", "pool.add", encode(add_pool_with_a_password()))
+        await rabbit_transport.publish("events", "bustest.pinged", encode(Envelope.wrap(Pinged(n=1))))
         out, _ = await process.communicate()
     finally:
         await kill_and_reap(process)
-    assert POOL_PASSWORD not in out.decode()
-    assert json.loads(out.decode().splitlines()[0])["payload"]["name"] == "nfs1"
+    assert POOL_PASSWORD not in (await first_line).decode() + out.decode()
+    assert all(json.loads(line)["type"] == "bustest.pinged" for line in out.decode().splitlines())
