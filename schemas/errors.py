@@ -66,6 +66,13 @@ class Unimplemented(StrataError):
     code = "UNIMPLEMENTED"
 
 
+class DeadlineExceeded(StrataError):
+    """The call did not finish within its deadline and was given up (its work stopped); not retried on its own: the
+    caller decides (a saga probes, then retries or compensates)."""
+
+    code = "DEADLINE_EXCEEDED"
+
+
 class Transient(StrataError):
     """A passing failure (connection lost, storage busy); the same request may succeed later."""
 
@@ -84,6 +91,7 @@ ERROR_CLASSES: dict[str, type[StrataError]] = {
         FailedPrecondition,
         Aborted,
         Unimplemented,
+        DeadlineExceeded,
         Transient,
     )
 }

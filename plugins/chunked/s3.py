@@ -1,15 +1,16 @@
 """`S3BlobStore`: the blob store on S3-compatible object storage (AWS S3, SeaweedFS, MinIO, Ceph RGW), via aiobotocore.
 
 botocore's and aiohttp's exceptions stop here: each call translates them into `schemas.errors` classes, and no
-message ever carries a credential.
+message ever carries a credential. Every request (botocore's own retries included) has a deadline,
+`request_timeout_seconds`: a stalled endpoint fails the call with `DeadlineExceeded` instead of holding it.
 """
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, TypeVar
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -26,6 +27,8 @@ from botocore.exceptions import (
 )
 
 from plugins.chunked.ports import BlobInfo
+from plugins.chunked.settings import DEFAULT_REQUEST_TIMEOUT_SECONDS
+from plugins.sdk.deadlines import within
 from schemas.errors import FailedPrecondition, InvalidArgument, NotFound, StrataError, Transient
 
 if TYPE_CHECKING:  # the stubs are a development dependency only
@@ -34,6 +37,7 @@ if TYPE_CHECKING:  # the stubs are a development dependency only
 _MISSING_KEY_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 _DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden"})
 _BUSY_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "503", "500"})
+T = TypeVar("T")
 
 
 class S3BlobStore:
@@ -53,6 +57,7 @@ class S3BlobStore:
         prefix: str = "",
         max_connections: int = 16,
         max_attempts: int = 3,
+        request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
@@ -62,6 +67,7 @@ class S3BlobStore:
         self._secret_key = secret_key
         self._max_connections = max_connections
         self._max_attempts = max_attempts  # botocore's own retries of throttling and connection errors
+        self._request_timeout = request_timeout_seconds
         self._stack: contextlib.AsyncExitStack | None = None
         self._client: S3Client | None = None
         self._opening = asyncio.Lock()
@@ -91,8 +97,8 @@ class S3BlobStore:
                     signature_version="s3v4",
                     s3={"addressing_style": "path"},
                     retries={"max_attempts": self._max_attempts, "mode": "standard"},
-                    connect_timeout=10,
-                    read_timeout=60,
+                    connect_timeout=min(10.0, self._request_timeout),
+                    read_timeout=self._request_timeout,
                     max_pool_connections=self._max_connections,
                 )
                 stack = contextlib.AsyncExitStack()
@@ -111,6 +117,10 @@ class S3BlobStore:
                     raise InvalidArgument(f"cannot use S3 endpoint {self.endpoint_url}: {error}") from None
                 self._stack = stack
             return self._client
+
+    async def _within(self, call: Awaitable[T], what: str) -> T:
+        """One request, retries included, within the request deadline (`DeadlineExceeded` past it)."""
+        return await within(self._request_timeout, call, f"{what} in bucket {self.bucket} at {self.endpoint_url}")
 
     def _translate(self, error: Exception, what: str) -> StrataError:
         """The project's error for a driver error, with the bucket named and no credential in it."""
@@ -144,7 +154,7 @@ class S3BlobStore:
         """Create the bucket unless it exists (for a fresh store; a bucket that is there is left as it is)."""
         s3 = await self._s3()
         try:
-            await s3.head_bucket(Bucket=self.bucket)
+            await self._within(s3.head_bucket(Bucket=self.bucket), "checking the bucket")
         except ClientError as error:
             if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
                 raise self._translate(error, "checking the bucket") from None
@@ -153,7 +163,7 @@ class S3BlobStore:
         else:
             return
         try:
-            await s3.create_bucket(Bucket=self.bucket)
+            await self._within(s3.create_bucket(Bucket=self.bucket), "creating the bucket")
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise self._translate(error, "creating the bucket") from None
@@ -164,17 +174,21 @@ class S3BlobStore:
         """PUT the object (atomic in S3: readers see the old object or the new one)."""
         s3 = await self._s3()
         try:
-            await s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+            await self._within(s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data), f"writing {key}")
         except (BotoCoreError, ClientError, OSError, TimeoutError) as error:
             raise self._translate(error, f"writing {key}") from None
 
     async def get(self, key: str) -> bytes:
         """GET the whole object; `NotFound` if there is none."""
         s3 = await self._s3()
-        try:
+
+        async def read() -> bytes:
             response = await s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
             async with response["Body"] as body:
                 return await body.read()
+
+        try:
+            return await self._within(read(), f"reading {key}")
         except (BotoCoreError, ClientError, OSError, TimeoutError) as error:
             raise self._translate(error, f"reading {key}") from None
 
@@ -182,7 +196,7 @@ class S3BlobStore:
         """HEAD the object."""
         s3 = await self._s3()
         try:
-            await s3.head_object(Bucket=self.bucket, Key=self.prefix + key)
+            await self._within(s3.head_object(Bucket=self.bucket, Key=self.prefix + key), f"checking {key}")
         except (BotoCoreError, ClientError, OSError, TimeoutError) as error:
             translated = self._translate(error, f"checking {key}")
             if isinstance(translated, NotFound):
@@ -194,7 +208,7 @@ class S3BlobStore:
         """DELETE the object (S3 answers success for a missing key too)."""
         s3 = await self._s3()
         try:
-            await s3.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+            await self._within(s3.delete_object(Bucket=self.bucket, Key=self.prefix + key), f"deleting {key}")
         except (BotoCoreError, ClientError, OSError, TimeoutError) as error:
             translated = self._translate(error, f"deleting {key}")
             if not isinstance(translated, NotFound):
@@ -204,8 +218,9 @@ class S3BlobStore:
         """Page through ListObjectsV2 under `prefix`."""
         s3 = await self._s3()
         paginator = s3.get_paginator("list_objects_v2")
+        pages = aiter(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix))
         try:
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            while (page := await self._within(anext(pages, None), f"listing {prefix}")) is not None:
                 for item in page.get("Contents", []):
                     yield BlobInfo(
                         key=item["Key"][len(self.prefix) :],

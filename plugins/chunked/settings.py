@@ -15,6 +15,9 @@ DEFAULT_CHUNK_SIZE = 32 * KIB
 With guest writes in runs of 64 KiB-1 MiB, 32 KiB chunks keep written/changed near 1.05 (64 KiB: about 1.10,
 4 MiB: above 3), at the price of more objects per GiB; object stores that bill per request may want 1 MiB."""
 
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 60.0
+"""Deadline of one request to an object store, its retries included: a stalled endpoint fails the call past it."""
+
 ProgressCallback = Callable[[int, int], None]
 """Called as `progress(done_bytes, total_bytes)` while an operation runs."""
 

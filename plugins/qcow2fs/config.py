@@ -4,6 +4,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from plugins.qcow2fs.qemu_img import DEFAULT_TIMEOUT_SECONDS
 from plugins.sdk.config import PluginConfig
 
 
@@ -17,6 +18,12 @@ class Qcow2fsConfig(PluginConfig):
         "the plugin then refuses to work if nothing is mounted there.",
     )
     qemu_img: str = Field(default="qemu-img", description="The qemu-img binary to run.")
+    qemu_img_timeout_seconds: float = Field(
+        default=DEFAULT_TIMEOUT_SECONDS,
+        gt=0,
+        description="Deadline of one qemu-img call made outside an operation that has its own (an agent command's "
+        "deadline governs inside one); past it qemu-img is killed and the call fails with DEADLINE_EXCEEDED.",
+    )
     reserve_bytes: int = Field(
         default=0, ge=0, description="Free space always kept on the filesystem: merges that would eat into it fail."
     )

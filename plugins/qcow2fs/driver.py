@@ -32,7 +32,11 @@ class Qcow2fsDriver:
     def __init__(self, config: PluginConfig) -> None:
         if not isinstance(config, Qcow2fsConfig):
             raise InvalidArgument("qcow2fs needs a Qcow2fsConfig (validate the config through the registry)")
-        self._context = PoolContext(config=config, layout=Layout(config.path), qemu=QemuImg(config.qemu_img))
+        self._context = PoolContext(
+            config=config,
+            layout=Layout(config.path),
+            qemu=QemuImg(config.qemu_img, timeout_seconds=config.qemu_img_timeout_seconds),
+        )
 
     async def close(self) -> None:
         """Wait for the files a coalesce released in the background (every qemu-img run is its own process)."""

@@ -1,7 +1,8 @@
 """qemu-img as asyncio subprocesses, with its stderr translated into the SDK's errors.
 
 Every call runs `qemu-img` without a shell and without blocking the event loop. `convert -p` progress is parsed
-from its stdout (`    (42.00/100%)\r`) as it arrives.
+from its stdout (`    (42.00/100%)\r`) as it arrives. Every call has a deadline: what is left of its operation's
+(`plugins.sdk.deadlines`), else `timeout_seconds`; past it qemu-img is killed and the call raises `DeadlineExceeded`.
 """
 
 import asyncio
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from plugins.sdk.deadlines import time_left, within
 from plugins.sdk.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -26,14 +28,23 @@ _PERCENT = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
 QCOW2_MAGIC = b"QFI\xfb"
 
 
-class QemuImg:
-    """Runs one qemu-img binary."""
+DEFAULT_TIMEOUT_SECONDS = 3600.0
 
-    def __init__(self, binary: str = "qemu-img") -> None:
+
+class QemuImg:
+    """Runs one qemu-img binary, each call within a deadline (`timeout_seconds` outside an operation's)."""
+
+    def __init__(self, binary: str = "qemu-img", *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         self.binary = binary
+        self.timeout_seconds = timeout_seconds
 
     async def run(self, *args: str, on_percent: Callable[[float], None] | None = None) -> bytes:
-        """Run `qemu-img args...`; return its stdout, or raise the SDK error its stderr describes."""
+        """Run `qemu-img args...`; return its stdout, or raise the SDK error its stderr describes (`DeadlineExceeded`
+        past the call's deadline, qemu-img killed)."""
+        what = f"qemu-img {args[0] if args else ''}".strip()
+        return await within(time_left(self.timeout_seconds), self._run(args, on_percent), what)
+
+    async def _run(self, args: Sequence[str], on_percent: Callable[[float], None] | None) -> bytes:
         try:
             process = await asyncio.create_subprocess_exec(
                 self.binary,

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from plugins.chunked.settings import KIB, MIB
+from plugins.chunked.settings import DEFAULT_REQUEST_TIMEOUT_SECONDS, KIB, MIB
 from plugins.sdk.config import PluginConfig
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -38,6 +38,13 @@ class S3Config(PluginConfig):
     )
     compression: Literal["zstd", "zlib", "none"] = Field(default="zstd", description="Compression of chunks.")
     concurrency: int = Field(default=16, ge=1, le=128, description="Requests in flight at once.")
+    request_timeout_seconds: float = Field(
+        default=DEFAULT_REQUEST_TIMEOUT_SECONDS,
+        gt=0,
+        le=3600,
+        description="Deadline of one request (its retries included): a stalled endpoint fails the call with "
+        "DEADLINE_EXCEEDED past it.",
+    )
 
     @field_validator("endpoint")
     @classmethod

@@ -21,6 +21,7 @@ def open_driver(config: PluginConfig) -> ChunkedDriver:
         secret_key=reveal(config.secret_key),
         prefix=config.prefix,
         max_connections=config.concurrency,
+        request_timeout_seconds=config.request_timeout_seconds,
     )
     return ChunkedDriver(
         plugin_name="s3",

@@ -8,12 +8,14 @@
 - `FailedPrecondition`: the object or pool is not in a state that allows it (maintenance, a snapshot with children).
 - `Aborted`: another operation holds the object; try later.
 - `Unimplemented`: the storage cannot do it; the framework may fall back.
+- `DeadlineExceeded`: the call ran past its deadline and was stopped (`plugins.sdk.deadlines`).
 - `Transient`: a passing failure (storage busy, connection lost); the only retryable one.
 """
 
 from schemas.errors import (
     Aborted,
     AlreadyExists,
+    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -26,6 +28,7 @@ from schemas.errors import (
 __all__ = [
     "Aborted",
     "AlreadyExists",
+    "DeadlineExceeded",
     "FailedPrecondition",
     "InvalidArgument",
     "NotFound",

@@ -69,6 +69,7 @@ async def test_the_pool_config_is_sealed_at_rest_and_reopens_on_another_agent(po
         "path": str(root),
         "shared": False,
         "qemu_img": "qemu-img",
+        "qemu_img_timeout_seconds": 3600.0,
         "reserve_bytes": 0,
         "password": "**********",
     }

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from plugins.qcow2fs.qemu_img import QemuImg
+from plugins.sdk.deadlines import within
+from plugins.sdk.errors import DeadlineExceeded
 
 pytestmark = pytest.mark.integration
 
@@ -70,3 +72,26 @@ async def test_a_copy_that_fails_in_its_caller_kills_its_qemu_img(tmp_path: Path
         )
 
     assert qemu_img_on(target) == []
+
+
+def sleeping_qemu_img(tmp_path: Path, seconds: float) -> Path:
+    """A qemu-img that records its pid in `<binary>.pid`, sleeps `seconds`, then succeeds."""
+    binary = tmp_path / f"qemu-img-sleeps-{seconds:g}"
+    binary.write_text(f'#!/bin/sh\necho $$ > "{binary}.pid"\nexec sleep {seconds:g}\n')
+    binary.chmod(0o755)
+    return binary
+
+
+async def test_a_hung_qemu_img_ends_at_its_default_deadline_killed_and_reaped(tmp_path: Path) -> None:
+    binary = sleeping_qemu_img(tmp_path, 600)
+    with pytest.raises(DeadlineExceeded, match="qemu-img create"):
+        await QemuImg(str(binary), timeout_seconds=0.5).run("create", "-f", "qcow2", str(tmp_path / "v.qcow2"), "1M")
+    pid = int(Path(f"{binary}.pid").read_text())  # noqa: ASYNC240  # a test's quick look
+    with pytest.raises(ProcessLookupError):  # killed and reaped: no such process any more
+        os.kill(pid, 0)
+
+
+async def test_an_operation_that_asked_for_more_time_is_not_cut_by_the_default(tmp_path: Path) -> None:
+    binary = sleeping_qemu_img(tmp_path, 1)
+    qemu = QemuImg(str(binary), timeout_seconds=0.1)
+    await within(30, qemu.run("info", str(tmp_path)), "an operation given 30 s")

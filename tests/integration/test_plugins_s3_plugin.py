@@ -1,5 +1,6 @@
 """The s3 plugin through the SDK's protocols, on a real SeaweedFS (the same tests as fsbackup, plus its config)."""
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,9 +10,11 @@ import pytest
 from plugins.chunked.driver import ChunkedDriver
 from plugins.chunked.s3 import S3BlobStore
 from plugins.registry import load_plugins, validate_config
-from plugins.sdk.errors import InvalidArgument
+from plugins.sdk.errors import DeadlineExceeded, InvalidArgument, NotFound
+from plugins.sdk.types import ImageKind
 from tests.integration.test_plugins_fsbackup_plugin import CHUNK, ChunkedPluginContract, open_plugin
 from tests.seaweed import SeaweedS3, remove_bucket, shared_seaweed
+from tests.stall_proxy import StallingProxy
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +79,39 @@ async def test_create_bucket_makes_a_missing_bucket_on_first_use(seaweed: Seawee
     finally:
         await driver.close()
         remove_bucket(seaweed, bucket)
+
+
+async def test_a_stalled_endpoint_ends_each_call_at_its_deadline_and_leaves_no_image(
+    seaweed: SeaweedS3, tmp_path: Path
+) -> None:
+    bucket = f"t-{uuid.uuid4().hex[:16]}"
+    source = tmp_path / "image.raw"
+    source.write_bytes(os.urandom(256 * 1024))
+    async with StallingProxy(seaweed.endpoint_url) as proxy:
+        config = {
+            "endpoint": proxy.url,
+            "region": seaweed.region,
+            "bucket": bucket,
+            "access_key": seaweed.access_key,
+            "secret_key": seaweed.secret_key,
+            "create_bucket": True,
+            "chunk_size_kib": 64,
+            "request_timeout_seconds": 1.0,
+        }
+        driver = open_plugin("s3", config)
+        try:
+            await driver.put_image("before", ImageKind.TEMPLATE, source)
+            proxy.stalled = True
+            with pytest.raises(DeadlineExceeded, match="deadline"):
+                await driver.put_image("stalled", ImageKind.TEMPLATE, source)
+            with pytest.raises(DeadlineExceeded):
+                await driver.get_image("before", tmp_path / "before.raw")
+            proxy.stalled = False
+            # Once the endpoint answers again the store works, and the stalled upload left no image behind.
+            await driver.get_image("before", tmp_path / "before.raw")
+            assert (tmp_path / "before.raw").read_bytes() == source.read_bytes()
+            with pytest.raises(NotFound):
+                await driver.get_image("stalled", tmp_path / "stalled.raw")
+        finally:
+            await driver.close()
+    remove_bucket(seaweed, bucket)
