@@ -5,7 +5,7 @@ travels only in `agent.pool.attach`, marked `writeOnly` so the journal masks it.
 """
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, TypedDict
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,11 +16,25 @@ from schemas.registry import message
 from schemas.storage import SECRET, PluginConfig
 
 
+class AgentRoute(TypedDict, total=False):
+    """The keywords that route an agent command: `host` or `cluster_id` (None: not this way)."""
+
+    host: str | None
+    cluster_id: str | None
+
+
 class AgentCommand(Command):
     """A data-plane command for the agent of one host, or any agent of one cluster."""
 
     host: str | None = Field(default=None, description="Route to this host's agent.")
     cluster_id: str | None = Field(default=None, description="Route to any agent of this cluster.")
+    deadline_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=86400.0,
+        description="Seconds the agent may work on it before stopping the work and answering DEADLINE_EXCEEDED; "
+        "None for the agent's default (STRATA_AGENT_OPERATION_DEADLINE_SECONDS). A long operation asks for more.",
+    )
 
     @model_validator(mode="after")
     def _routed(self) -> "AgentCommand":

@@ -23,6 +23,7 @@ from sagas import RetryPolicy, SagaContext, saga
 from sagas.definitions.revert_vm import LOCK_WAIT, STEP_RETRY, STEP_TIMEOUT, UNDO_RETRY, reply_as, volume_resource
 from schemas import Event
 from schemas.agent import (
+    AgentRoute,
     DeleteVolumeOnPool,
     VolumeCopiedFromStore,
     VolumeCopiedToStore,
@@ -90,8 +91,8 @@ async def migrate_volume(ctx: SagaContext, cmd: MigrateVolume) -> VolumeMigrated
         timeout=STEP_TIMEOUT,
         compensate_retry=UNDO_RETRY,
     )
-    source = {"host": plan.source_host, "cluster_id": plan.source_cluster_id}
-    target = {"host": plan.host, "cluster_id": plan.cluster_id}
+    source: AgentRoute = {"host": plan.source_host, "cluster_id": plan.source_cluster_id}
+    target: AgentRoute = {"host": plan.host, "cluster_id": plan.cluster_id}
     object_id = staged_object_id(cmd)
     forget_staged = DropStagedCopy(store_id=staging.store_id, object_id=object_id, **target)
     drop_target = DeleteVolumeOnPool(pool_id=plan.pool_id, volume_id=cmd.volume_id, **target)

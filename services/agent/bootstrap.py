@@ -9,7 +9,8 @@ process's wiring for `strata run agent --host H --cluster C`, `strata up` and th
 
 from collections.abc import Mapping
 
-from bus.ports import Binding, Handler, QueueKind, Transport, UnitOfWorkFactory
+from bus.ports import Binding, Handler, QueueKind, Transport, UnitOfWorkFactory, handler_deadline
+from bus.postgres import PostgresUnitOfWorkFactory
 from bus.runtime import Consumer
 from plugins.registry import Registry
 from plugins.sdk import faults
@@ -21,9 +22,10 @@ from services.agent.drivers import PoolDrivers
 from services.agent.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
 from services.agent.heartbeat import Heartbeat, strata_version
 from services.agent.libvirt_hypervisor import LibvirtHypervisor
+from services.agent.operations import StagedUnits
 from services.agent.ports import Hypervisor
 from services.agent.schema import migrate_agent
-from services.agent.settings import AgentSettings
+from services.agent.settings import DEFAULT_OPERATION_DEADLINE_SECONDS, AgentSettings
 from services.agent.staging import StagingArea
 from services.agent.timing import PluginCallMetrics
 from services.runtime.daemon import Daemon, Service, Settings, Wiring
@@ -73,11 +75,15 @@ def build_agent(
     messages: MessageRegistry = registry,
     identity: HostIdentity | None = None,
     heartbeat_seconds: float = 30.0,
+    deadline_seconds: float = DEFAULT_OPERATION_DEADLINE_SECONDS,
 ) -> Service:
     """Wire an agent on the given adapters (not started). Its tables must exist (`migrate_agent`).
 
     Its heartbeat registers `identity` (default: the host and cluster, kvm, the hypervisor's URI) with the storage
     service when it starts, and then every `heartbeat_seconds`. With `calls`, every plugin call is timed.
+
+    Its consumers get staged units of work (`services.agent.operations`): no transaction stays open across a plugin
+    call. With PostgreSQL units, the intent and what a handler reads or writes during its work use their pool.
     """
     agent = Agent(
         host=host,
@@ -86,12 +92,15 @@ def build_agent(
         hypervisor=hypervisor,
         units=units,
         staging=StagingArea(host),
+        deadline_seconds=deadline_seconds,
     )
-    handlers = bind_context(HANDLERS, agent)
+    asks = handler_deadline(agent.handler_deadline_seconds)
+    handlers = {model: asks(handler) for model, handler in bind_context(HANDLERS, agent).items()}
+    staged = StagedUnits(units, units.pool if isinstance(units, PostgresUnitOfWorkFactory) else None)
     consumers = [
         RoutedConsumer(
             transport,
-            units,
+            staged,
             name=name,
             handlers=handlers,
             prefetch=prefetch,
@@ -146,6 +155,7 @@ def build(wiring: Wiring) -> Service:
             version=strata_version(),
         ),
         heartbeat_seconds=settings.heartbeat_seconds,
+        deadline_seconds=settings.operation_deadline_seconds,
     )
 
 

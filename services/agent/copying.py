@@ -33,7 +33,7 @@ from schemas.agent import (
     VolumeCopyFromStoreFailed,
     VolumeCopyToStoreFailed,
 )
-from schemas.errors import Aborted, FailedPrecondition, NotFound
+from schemas.errors import DeadlineExceeded, FailedPrecondition, NotFound
 from services.agent.answering import Agent, volume_resource
 from services.agent.progress import progress_events
 
@@ -43,12 +43,15 @@ BASE_COPY_DEADLINE = 3 * 3600.0
 
 @asynccontextmanager
 async def deadline(seconds: float, what: str) -> AsyncIterator[None]:
-    """Give the block `seconds`; past them it is cancelled (its plugin calls stop their tools) and `Aborted`."""
+    """Give the block `seconds` (inside its command's own deadline, which `Agent.run` keeps); past them it is
+    cancelled (its plugin calls stop their tools) and `DeadlineExceeded`, as a command past its deadline is."""
     try:
         async with asyncio.timeout(seconds):
             yield
     except TimeoutError:
-        raise Aborted(f"{what} did not finish within its deadline of {seconds:g} s; nothing of it was kept") from None
+        raise DeadlineExceeded(
+            f"{what} did not finish within its deadline of {seconds:g} s; nothing of it was kept"
+        ) from None
 
 
 def _progress(

@@ -1,4 +1,4 @@
-"""The agent's tables (schema `agent`), on the unit of work's connection: attached pools and fencing tokens.
+"""The agent's tables (schema `agent`): attached pools, fencing tokens, and operations (see `operations`).
 
 A pool's configuration may hold secrets: it is kept here so that an agent can reopen the pool after a restart or on
 another host of its cluster, sealed with the deployment key (`sealed_config`, see `services.runtime.sealing`) as
@@ -64,3 +64,27 @@ async def check_fencing(connection: Any, resources: list[str], token: int | None
     that carries none on a resource a saga holds (see `sagas.participant.check_fencing`).
     """
     await participant.check_fencing(connection, resources, token, table=f"{SCHEMA}.fencing")
+
+
+async def start_operation(connection: Any, command_id: UUID, command_type: str, consumer: str) -> None:  # asyncpg
+    """Record the intent to run a command (again, after an interruption: one more attempt)."""
+    await connection.execute(
+        f"INSERT INTO {SCHEMA}.operations (command_id, command_type, consumer, state) VALUES ($1, $2, $3, 'running') "
+        f"ON CONFLICT (command_id) DO UPDATE SET attempts = {SCHEMA}.operations.attempts + 1, started_at = now()",
+        command_id,
+        command_type,
+        consumer,
+    )
+
+
+FINISH_OPERATION = (
+    f"UPDATE {SCHEMA}.operations SET state = $2, outcome_type = $3, error_code = $4, finished_at = now() "
+    "WHERE command_id = $1"
+)
+"""Record a command's result (`command_id, state, outcome_type, error_code`), in the result's transaction."""
+
+
+async def operation_finished(connection: Any, command_id: UUID) -> bool:  # asyncpg connection or pool
+    """True if the command's result was recorded (with its inbox row): it must not run again."""
+    state = await connection.fetchval(f"SELECT state FROM {SCHEMA}.operations WHERE command_id = $1", command_id)
+    return state is not None and state != "running"

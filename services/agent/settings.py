@@ -3,6 +3,8 @@
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_OPERATION_DEADLINE_SECONDS = 3600.0
+
 
 class AgentSettings(BaseSettings):
     """Where the agent runs and what it connects to."""
@@ -16,6 +18,12 @@ class AgentSettings(BaseSettings):
     hypervisor: str = Field(default="kvm", min_length=1, description="The hypervisor's kind, as plugins name it.")
     heartbeat_seconds: float = Field(
         default=30.0, gt=0, description="How often the agent tells the storage service it is alive (and its VMs)."
+    )
+    operation_deadline_seconds: float = Field(
+        default=DEFAULT_OPERATION_DEADLINE_SECONDS,
+        gt=0,
+        description="How long a plugin or hypervisor call may take unless its command asks for another deadline: "
+        "past it the work is stopped and the command answered DeadlineExceeded.",
     )
     fault_points: tuple[str, ...] = Field(
         default=(),

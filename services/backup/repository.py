@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from schemas.agent import AgentRoute
 from schemas.backup import BackupKind, BackupState
 from schemas.errors import FailedPrecondition, NotFound
 from schemas.storage import PoolScope
@@ -114,7 +115,7 @@ async def upsert_pool(
     )
 
 
-async def pool_route(connection: Connection, pool_id: UUID) -> dict[str, str]:
+async def pool_route(connection: Connection, pool_id: UUID) -> AgentRoute:
     """The `host` or `cluster_id` an agent command for this pool carries."""
     row = await connection.fetchrow("SELECT * FROM backup.pools WHERE pool_id = $1", pool_id)
     if row is None:

@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from bus.ports import UnitOfWork
+from schemas.agent import AgentRoute
 from schemas.errors import FailedPrecondition, NotFound
 from schemas.snapshot import SnapshotKind, SnapshotState
 from schemas.storage import PoolScope, VolumeState
@@ -28,7 +29,7 @@ class PoolRow:
     cluster_id: str | None
     host: str | None
 
-    def route(self) -> dict[str, str]:
+    def route(self) -> AgentRoute:
         """The `host` or `cluster_id` an agent command for this pool carries."""
         if self.scope is PoolScope.HOST and self.host:
             return {"host": self.host}

@@ -166,7 +166,7 @@ async def test_a_copy_past_its_deadline_leaves_no_object(stack: Stack, tmp_path:
     )
     failed = await outcome(stack, await stack.send(command))
     assert isinstance(failed, VolumeCopyToStoreFailed), failed
-    assert failed.error.code == "ABORTED"
+    assert failed.error.code == "DEADLINE_EXCEEDED"
     assert "deadline" in failed.error.message
     with pytest.raises(NotFound):
         await driver.get_image("late", tmp_path / "late.raw")

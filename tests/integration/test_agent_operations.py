@@ -3,12 +3,14 @@
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Unpack
 from uuid import UUID, uuid4
 
 import pytest
 
 from plugins.sdk import faults
 from schemas.agent import (
+    AgentRoute,
     AttachPoolToHost,
     CollectPoolStats,
     CreateVolumeOnPool,
@@ -49,7 +51,7 @@ async def stack(database_url: str, amqp_url: str, namespace: str) -> AsyncIterat
     await opened.close()
 
 
-async def attach(stack: Stack, root: Path, **route: str) -> UUID:
+async def attach(stack: Stack, root: Path, **route: Unpack[AgentRoute]) -> UUID:
     pool_id = uuid4()
     command = AttachPoolToHost(pool_id=pool_id, plugin="qcow2fs", config={"path": str(root)}, **route)
     attached = await stack.answer(await stack.send(command))

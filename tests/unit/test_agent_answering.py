@@ -5,7 +5,6 @@ from uuid import uuid4
 
 import pytest
 
-from bus.memory_uow import MemoryUnitOfWork
 from plugins.registry import Registry
 from plugins.sdk.faults import InjectedCrash
 from schemas import Envelope, Event
@@ -15,6 +14,7 @@ from schemas.vm import StartVm, VmStarted, VmStartFailed
 from services.agent.answering import Agent
 from services.agent.drivers import PoolDrivers
 from services.agent.libvirt_hypervisor import LibvirtHypervisor
+from services.agent.operations import StagedUnit
 from services.runtime.sealing import KEY_BYTES, SecretSealer
 
 pytestmark = pytest.mark.unit
@@ -43,7 +43,7 @@ def command(*, saga: bool) -> Envelope:
 
 
 async def test_success_is_the_event_caused_by_the_command() -> None:
-    uow, incoming = MemoryUnitOfWork(), command(saga=False)
+    uow, incoming = StagedUnit(None, "agent.h1"), command(saga=False)
     await agent().run(uow, incoming, succeed, failed)
     [answer] = uow.emitted
     assert isinstance(answer.payload, VmStarted)
@@ -52,7 +52,7 @@ async def test_success_is_the_event_caused_by_the_command() -> None:
 
 
 async def test_a_saga_step_gets_the_event_with_its_saga_id_and_step() -> None:
-    uow, incoming = MemoryUnitOfWork(), command(saga=True)
+    uow, incoming = StagedUnit(None, "agent.h1"), command(saga=True)
     await agent().run(uow, incoming, succeed, failed)
     [answer] = uow.emitted
     assert isinstance(answer.payload, VmStarted)
@@ -64,7 +64,7 @@ async def test_a_refusal_is_the_failed_event_or_a_step_failure(saga: bool) -> No
     async def missing() -> Event:
         raise NotFound("no such VM", field="vm_id")
 
-    uow = MemoryUnitOfWork()
+    uow = StagedUnit(None, "agent.h1")
     assert await agent().run(uow, command(saga=saga), missing, failed) is None
     [answer] = uow.emitted
     expected = StepFailed if saga else VmStartFailed
@@ -76,7 +76,7 @@ async def test_a_crash_at_a_fault_point_is_answered_as_a_failure() -> None:
     async def crash() -> Event:
         raise InjectedCrash("qcow2fs.revert.before_switch")
 
-    uow = MemoryUnitOfWork()
+    uow = StagedUnit(None, "agent.h1")
     await agent().run(uow, command(saga=False), crash, failed)
     [answer] = uow.emitted
     assert isinstance(answer.payload, VmStartFailed)
@@ -87,7 +87,7 @@ async def test_transient_errors_go_back_to_the_bus_and_nothing_is_emitted() -> N
     async def busy() -> Event:
         raise Transient("hypervisor busy")
 
-    uow = MemoryUnitOfWork()
+    uow = StagedUnit(None, "agent.h1")
     with pytest.raises(Transient):
         await agent().run(uow, command(saga=True), busy, failed)
     assert uow.emitted == []
@@ -97,7 +97,7 @@ async def test_an_unexpected_error_is_answered_without_its_text() -> None:
     async def broken() -> Event:
         raise RuntimeError("password=hunter2 in a driver's message")
 
-    uow = MemoryUnitOfWork()
+    uow = StagedUnit(None, "agent.h1")
     await agent().run(uow, command(saga=False), broken, failed)
     [answer] = uow.emitted
     assert isinstance(answer.payload, VmStartFailed)
