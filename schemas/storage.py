@@ -239,6 +239,13 @@ class VolumeCreated(Event):
     pool_id: UUID
     size_bytes: int = Field(gt=0, description="Virtual size in bytes.")
     vm_id: UUID | None = None
+    entity_version: int = Field(
+        default=0,
+        ge=0,
+        description="The volume's version after the change this event reports: a counter the storage service "
+        "increments with every change of the volume, so that a read model applies only what is newer than what it "
+        "holds. 0 from a producer older than versions.",
+    )
 
 
 @message("volume.create.failed")
@@ -265,6 +272,13 @@ class VolumeDeleted(Event):
 
     volume_id: UUID
     pool_id: UUID | None = Field(description="The pool it was on; None if it was never created on one.")
+    entity_version: int = Field(
+        default=0,
+        ge=0,
+        description="The volume's version after the change this event reports: a counter the storage service "
+        "increments with every change of the volume, so that a read model applies only what is newer than what it "
+        "holds. 0 from a producer older than versions.",
+    )
 
 
 @message("volume.delete.failed")
@@ -291,6 +305,13 @@ class VolumeResized(Event):
     volume_id: UUID
     old_size_bytes: int = Field(gt=0)
     new_size_bytes: int = Field(gt=0)
+    entity_version: int = Field(
+        default=0,
+        ge=0,
+        description="The volume's version after the change this event reports: a counter the storage service "
+        "increments with every change of the volume, so that a read model applies only what is newer than what it "
+        "holds. 0 from a producer older than versions.",
+    )
 
 
 @message("volume.resize.failed")
@@ -325,6 +346,13 @@ class VolumeStateChanged(Event):
     volume_id: UUID
     old_state: VolumeState
     new_state: VolumeState
+    entity_version: int = Field(
+        default=0,
+        ge=0,
+        description="The volume's version after the change this event reports: a counter the storage service "
+        "increments with every change of the volume, so that a read model applies only what is newer than what it "
+        "holds. 0 from a producer older than versions.",
+    )
 
 
 @message("volume.operation.failed")

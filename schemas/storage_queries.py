@@ -46,6 +46,9 @@ class VolumeInfo(BaseModel):
     pool_id: UUID | None = Field(default=None, description="The pool it is on; None before it is placed.")
     vm_id: UUID | None = None
     locator: str | None = Field(default=None, description="The plugin's address of the volume (e.g. its path).")
+    entity_version: int = Field(
+        default=0, ge=0, description="The volume's version (see `volume.created`): what a read model catching up keeps."
+    )
 
 
 @message("pool.list")

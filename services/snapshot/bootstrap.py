@@ -15,6 +15,7 @@ from schemas.errors import NotFound
 from services.runtime.daemon import Daemon, Queue, Service, Wiring
 from services.runtime.handlers import bind_context
 from services.runtime.migrations import migrate_service
+from services.snapshot.catch_up import CatchUp
 from services.snapshot.deps import SnapshotDeps
 from services.snapshot.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
 from services.snapshot.scheduler import PolicyScheduler
@@ -48,12 +49,12 @@ def build_snapshot(
     queue_kind: QueueKind = QueueKind.QUORUM,
 ) -> Service:
     """Wire the service on `transport` and `units` (PostgreSQL units of work: it keeps its state there): its
-    consumer on queue `<ns>.snapshot`, then its policy scheduler."""
+    consumer on queue `<ns>.snapshot`, its policy scheduler, and its catch-up with the storage service."""
     deps = deps or SnapshotDeps(supports_delta=DeltaSupport(load_plugins()))
     consumer = Consumer(
         transport, units, name=CONSUMER, handlers=bind_context(HANDLERS, deps), prefetch=prefetch, queue_kind=queue_kind
     )
-    return Service([consumer, PolicyScheduler(units, deps, poll=scheduler_poll)])
+    return Service([consumer, PolicyScheduler(units, deps, poll=scheduler_poll), CatchUp(transport, units)])
 
 
 async def migrate_snapshot(connection: Any) -> list[int]:  # an asyncpg connection outside any transaction

@@ -2,7 +2,10 @@
 
 Each handler is one write that reads nothing first (`deferred_writes`): its whole transaction is one round trip.
 It is a copy for deciding (is the volume Ready? which agent reaches its pool? is its VM stopped?); the storage
-service and the hypervisor stay the truth. Events may arrive out of order, so a state keeps its newest report.
+service and the hypervisor stay the truth. Events may arrive in any order and more than once: a volume's events
+carry its version (`entity_version`), and the copy keeps only what is newer than what it holds
+(`repository.apply_volume`), so that it ends equal to the owner's state whatever the order. Each volume event says
+the state it leaves the volume in. A service that starts late catches up by asking the owner (`catch_up`).
 """
 
 from bus.ports import UnitOfWork, deferred_writes
@@ -23,15 +26,17 @@ async def on_pool_added(event: PoolAdded, envelope: Envelope, uow: UnitOfWork, d
 
 @deferred_writes
 async def on_volume_created(event: VolumeCreated, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps) -> None:
-    """A Ready volume to snapshot."""
-    repo.upsert_volume(
-        uow,
+    """A Ready volume to snapshot, on its pool."""
+    report = repo.VolumeReport(
         event.volume_id,
+        VolumeState.READY,
+        event.entity_version,
+        envelope.occurred_at,
+        size_bytes=event.size_bytes,
         pool_id=event.pool_id,
         vm_id=event.vm_id,
-        size_bytes=event.size_bytes,
-        at=envelope.occurred_at,
     )
+    repo.apply_volume(uow, report)
 
 
 @deferred_writes
@@ -39,19 +44,25 @@ async def on_volume_state_changed(
     event: VolumeStateChanged, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
 ) -> None:
     """Track the volume's state (Ready, Snapshotting, RevertSnapshotting, ...)."""
-    repo.set_volume_state(uow, event.volume_id, event.new_state, envelope.occurred_at)
+    repo.apply_volume(
+        uow, repo.VolumeReport(event.volume_id, event.new_state, event.entity_version, envelope.occurred_at)
+    )
 
 
 @deferred_writes
 async def on_volume_resized(event: VolumeResized, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps) -> None:
-    """Snapshots record the size the volume had when they were taken."""
-    repo.set_volume_size(uow, event.volume_id, event.new_size_bytes)
+    """Snapshots record the size the volume had when they were taken; a resized volume is Ready."""
+    report = repo.VolumeReport(
+        event.volume_id, VolumeState.READY, event.entity_version, envelope.occurred_at, size_bytes=event.new_size_bytes
+    )
+    repo.apply_volume(uow, report)
 
 
 @deferred_writes
 async def on_volume_deleted(event: VolumeDeleted, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps) -> None:
     """An expunged volume takes no more snapshots."""
-    repo.set_volume_state(uow, event.volume_id, VolumeState.EXPUNGED, envelope.occurred_at)
+    report = repo.VolumeReport(event.volume_id, VolumeState.EXPUNGED, event.entity_version, envelope.occurred_at)
+    repo.apply_volume(uow, report)
 
 
 @deferred_writes

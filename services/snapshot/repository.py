@@ -120,37 +120,53 @@ async def get_pool(connection: Connection, pool_id: UUID) -> PoolRow:
     return PoolRow(row["pool_id"], row["plugin"], PoolScope(row["scope"]), row["cluster_id"], row["host"])
 
 
-def upsert_volume(
-    uow: UnitOfWork, volume_id: UUID, *, pool_id: UUID, vm_id: UUID | None, size_bytes: int, at: datetime
-) -> None:
-    """A volume was created (Ready) (a deferred write)."""
+@dataclass(frozen=True, slots=True)
+class VolumeReport:
+    """What one event (or the owner's answer to a query) says of a volume, at the owner's `version` of it."""
+
+    volume_id: UUID
+    state: VolumeState
+    version: int
+    at: datetime
+    size_bytes: int | None = None
+    pool_id: UUID | None = None
+    vm_id: UUID | None = None
+    """Read with `pool_id`: a report that names the pool names the VM too (None: no VM)."""
+
+
+# A report's state (and version) wins over the copy's if it is newer: by version, then by time (versions are 0 from
+# producers older than them); its size if its version is no older than the size's; its pool and VM always (a volume
+# does not change pool without a migration, whose events carry the new one). Every expression reads the old row.
+_APPLY_VOLUME = """
+    INSERT INTO snapshot.volumes AS v (volume_id, pool_id, vm_id, size_bytes, state, state_at, version, size_version)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $4::bigint IS NULL THEN 0 ELSE $7 END)
+    ON CONFLICT (volume_id) DO UPDATE SET
+        state = CASE WHEN (EXCLUDED.version, EXCLUDED.state_at) >= (v.version, v.state_at)
+            THEN EXCLUDED.state ELSE v.state END,
+        state_at = CASE WHEN (EXCLUDED.version, EXCLUDED.state_at) >= (v.version, v.state_at)
+            THEN EXCLUDED.state_at ELSE v.state_at END,
+        version = GREATEST(EXCLUDED.version, v.version),
+        size_bytes = CASE WHEN EXCLUDED.size_bytes IS NOT NULL AND EXCLUDED.size_version >= v.size_version
+            THEN EXCLUDED.size_bytes ELSE v.size_bytes END,
+        size_version = CASE WHEN EXCLUDED.size_bytes IS NOT NULL AND EXCLUDED.size_version >= v.size_version
+            THEN EXCLUDED.size_version ELSE v.size_version END,
+        pool_id = COALESCE(EXCLUDED.pool_id, v.pool_id),
+        vm_id = CASE WHEN EXCLUDED.pool_id IS NOT NULL THEN EXCLUDED.vm_id ELSE v.vm_id END"""
+
+
+def apply_volume(uow: UnitOfWork, report: VolumeReport) -> None:
+    """Keep what `report` says of a volume where it is newer than what the copy holds (a deferred write): the copy
+    ends the same whatever order the reports arrive in, and a report about a volume not heard of yet is kept."""
     uow.defer(
-        "INSERT INTO snapshot.volumes (volume_id, pool_id, vm_id, size_bytes, state, state_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (volume_id) DO UPDATE SET pool_id = EXCLUDED.pool_id, "
-        "vm_id = EXCLUDED.vm_id, size_bytes = EXCLUDED.size_bytes",
-        volume_id,
-        pool_id,
-        vm_id,
-        size_bytes,
-        VolumeState.READY.value,
-        at,
+        _APPLY_VOLUME,
+        report.volume_id,
+        report.pool_id,
+        report.vm_id,
+        report.size_bytes,
+        report.state.value,
+        report.at,
+        report.version,
     )
-
-
-def set_volume_state(uow: UnitOfWork, volume_id: UUID, state: VolumeState, at: datetime) -> None:
-    """Record a volume's state unless a newer change was already recorded (events may arrive out of order; a
-    deferred write)."""
-    uow.defer(
-        "UPDATE snapshot.volumes SET state = $2, state_at = $3 WHERE volume_id = $1 AND state_at <= $3",
-        volume_id,
-        state.value,
-        at,
-    )
-
-
-def set_volume_size(uow: UnitOfWork, volume_id: UUID, size_bytes: int) -> None:
-    """A volume was resized (a deferred write)."""
-    uow.defer("UPDATE snapshot.volumes SET size_bytes = $2 WHERE volume_id = $1", volume_id, size_bytes)
 
 
 async def set_volume_base(connection: Connection, volume_id: UUID, snapshot_id: UUID | None) -> None:
@@ -161,9 +177,9 @@ async def set_volume_base(connection: Connection, volume_id: UUID, snapshot_id: 
 
 
 async def get_volume(connection: Connection, volume_id: UUID) -> VolumeRow:
-    """The volume, or NotFound."""
+    """The volume, or NotFound (also for one heard of before its `volume.created`: its pool is not known yet)."""
     row = await connection.fetchrow("SELECT * FROM snapshot.volumes WHERE volume_id = $1", volume_id)
-    if row is None:
+    if row is None or row["pool_id"] is None or row["size_bytes"] is None:
         raise NotFound(f"volume {volume_id} is unknown to the snapshot service", field="volume_id")
     return VolumeRow(
         row["volume_id"],

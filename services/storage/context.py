@@ -127,9 +127,11 @@ def saga_request_of(command: Envelope) -> str | None:
     return request.to_json() if request is not None else None
 
 
-def volume_moved(volume: VolumeRow, new_state: VolumeState) -> VolumeStateChanged:
-    """The event of a volume's state change."""
-    return VolumeStateChanged(volume_id=volume.volume_id, old_state=volume.state, new_state=new_state)
+def volume_moved(volume: VolumeRow, new_state: VolumeState, version: int) -> VolumeStateChanged:
+    """The event of a volume's state change, which left the volume at `version`."""
+    return VolumeStateChanged(
+        volume_id=volume.volume_id, old_state=volume.state, new_state=new_state, entity_version=version
+    )
 
 
 def agent_route(pool: PoolRow) -> tuple[str | None, str | None]:

@@ -101,6 +101,8 @@ class VolumeRow:
     requested_size_bytes: int | None = None
     saga_request: str | None = None
     """JSON of the saga step waiting for the operation under way (`context.SagaRequest`), if any."""
+    version: int = 0
+    """Incremented by every save: the version the volume's events carry (`entity_version`)."""
 
     def info(self) -> VolumeInfo:
         """The volume as the list query shows it."""
@@ -113,6 +115,7 @@ class VolumeRow:
             pool_id=self.pool_id,
             vm_id=self.vm_id,
             locator=self.locator,
+            entity_version=self.version,
         )
 
     def moved(self, state: VolumeState) -> "VolumeRow":
@@ -250,6 +253,7 @@ def _volume(row: Any) -> VolumeRow:  # an asyncpg Record
         locator=row["locator"],
         requested_size_bytes=row["requested_size_bytes"],
         saga_request=row["saga_request"],
+        version=row["version"],
     )
 
 
@@ -288,14 +292,14 @@ async def list_volumes(
     return [_volume(row) for row in rows]
 
 
-async def save_volume(connection: Connection, volume: VolumeRow) -> None:
-    """Insert the volume or update every field of it."""
-    await connection.execute(
-        f"INSERT INTO {SCHEMA}.volumes (volume_id, name, state, size_bytes, zone_id, pool_id, vm_id, locator, "
-        "requested_size_bytes, saga_request) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb) "
+async def save_volume(connection: Connection, volume: VolumeRow) -> VolumeRow:
+    """Insert the volume or update every field of it; return it with its new version (one more with every save)."""
+    version = await connection.fetchval(
+        f"INSERT INTO {SCHEMA}.volumes AS v (volume_id, name, state, size_bytes, zone_id, pool_id, vm_id, locator, "
+        "requested_size_bytes, saga_request, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, 1) "
         "ON CONFLICT (volume_id) DO UPDATE SET state = EXCLUDED.state, size_bytes = EXCLUDED.size_bytes, "
         "pool_id = EXCLUDED.pool_id, locator = EXCLUDED.locator, requested_size_bytes = EXCLUDED.requested_size_bytes, "
-        "saga_request = EXCLUDED.saga_request, updated_at = now()",
+        "saga_request = EXCLUDED.saga_request, updated_at = now(), version = v.version + 1 RETURNING version",
         volume.volume_id,
         volume.name,
         volume.state.value,
@@ -307,6 +311,7 @@ async def save_volume(connection: Connection, volume: VolumeRow) -> None:
         volume.requested_size_bytes,
         volume.saga_request,
     )
+    return replace(volume, version=version)
 
 
 async def check_fencing(connection: Connection, resource: str, token: int | None) -> None:

@@ -65,9 +65,9 @@ log = structlog.get_logger(__name__)
 async def _move(uow: UnitOfWork, cause: Envelope, storage: Storage, volume: VolumeRow, event: VolumeEvent) -> VolumeRow:
     """Apply `event` to the volume (FailedPrecondition if illegal), record it and emit the state change."""
     moved = volume.moved(VOLUME_STATES.next_state(volume.volume_id, volume.state, event))
-    await repository.save_volume(uow.connection, moved)
-    emit(uow, cause, volume_moved(volume, moved.state), storage)
-    return moved
+    saved = await repository.save_volume(uow.connection, moved)
+    emit(uow, cause, volume_moved(volume, saved.state, saved.version), storage)
+    return saved
 
 
 # ------------------------------------------------------------------------------------------------- create
@@ -129,7 +129,11 @@ def _answer_repeat(uow: UnitOfWork, envelope: Envelope, storage: Storage, volume
         return
     if volume.state is VolumeState.READY and volume.pool_id is not None:
         created = VolumeCreated(
-            volume_id=volume.volume_id, pool_id=volume.pool_id, size_bytes=volume.size_bytes, vm_id=volume.vm_id
+            volume_id=volume.volume_id,
+            pool_id=volume.pool_id,
+            size_bytes=volume.size_bytes,
+            vm_id=volume.vm_id,
+            entity_version=volume.version,
         )
         conclude(uow, envelope, saga_request_of(envelope), created, storage)
         return
@@ -174,7 +178,11 @@ async def volume_created(event: VolumeCreatedOnPool, envelope: Envelope, uow: Un
     done = replace(volume, locator=event.locator, saga_request=None)
     ready = await _move(uow, envelope, storage, done, VolumeEvent.OPERATION_SUCCEEDED)
     created = VolumeCreated(
-        volume_id=ready.volume_id, pool_id=event.pool_id, size_bytes=ready.size_bytes, vm_id=ready.vm_id
+        volume_id=ready.volume_id,
+        pool_id=event.pool_id,
+        size_bytes=ready.size_bytes,
+        vm_id=ready.vm_id,
+        entity_version=ready.version,
     )
     conclude(uow, envelope, volume.saga_request, created, storage)
     await settle_maintenance(uow, envelope, storage, ready.pool_id)
@@ -202,7 +210,7 @@ async def delete_volume(command: DeleteVolume, envelope: Envelope, uow: UnitOfWo
     try:
         volume = await repository.get_volume(uow.connection, command.volume_id)
         if volume.state is VolumeState.EXPUNGED:
-            deleted = VolumeDeleted(volume_id=volume.volume_id, pool_id=volume.pool_id)
+            deleted = VolumeDeleted(volume_id=volume.volume_id, pool_id=volume.pool_id, entity_version=volume.version)
             conclude(uow, envelope, saga_request_of(envelope), deleted, storage)
             return
         pool = await _pool_for_operation(uow, volume) if volume.pool_id is not None else None
@@ -214,8 +222,9 @@ async def delete_volume(command: DeleteVolume, envelope: Envelope, uow: UnitOfWo
         refuse(uow, envelope, error, VolumeDeleteFailed(volume_id=command.volume_id, error=error.info()), storage)
         return
     if pool is None:
-        await _move(uow, envelope, storage, replace(volume, saga_request=None), VolumeEvent.OPERATION_SUCCEEDED)
-        conclude(uow, envelope, volume.saga_request, VolumeDeleted(volume_id=volume.volume_id, pool_id=None), storage)
+        gone = await _move(uow, envelope, storage, replace(volume, saga_request=None), VolumeEvent.OPERATION_SUCCEEDED)
+        deleted = VolumeDeleted(volume_id=volume.volume_id, pool_id=None, entity_version=gone.version)
+        conclude(uow, envelope, volume.saga_request, deleted, storage)
         return
     route = agent_route(pool)
     on_pool = DeleteVolumeOnPool(pool_id=pool.pool_id, volume_id=volume.volume_id, host=route[0], cluster_id=route[1])
@@ -227,8 +236,8 @@ async def volume_deleted(event: VolumeDeletedOnPool, envelope: Envelope, uow: Un
     volume = await _awaited(uow, envelope, event.volume_id, VolumeState.EXPUNGING)
     if volume is None:
         return
-    await _move(uow, envelope, storage, replace(volume, saga_request=None), VolumeEvent.OPERATION_SUCCEEDED)
-    deleted = VolumeDeleted(volume_id=volume.volume_id, pool_id=event.pool_id)
+    gone = await _move(uow, envelope, storage, replace(volume, saga_request=None), VolumeEvent.OPERATION_SUCCEEDED)
+    deleted = VolumeDeleted(volume_id=volume.volume_id, pool_id=event.pool_id, entity_version=gone.version)
     conclude(uow, envelope, volume.saga_request, deleted, storage)
     await settle_maintenance(uow, envelope, storage, volume.pool_id)
 
@@ -285,9 +294,12 @@ async def volume_resized(event: VolumeResizedOnPool, envelope: Envelope, uow: Un
     if volume is None:
         return
     resized = replace(volume, size_bytes=event.new_size_bytes, requested_size_bytes=None, saga_request=None)
-    await _move(uow, envelope, storage, resized, VolumeEvent.OPERATION_SUCCEEDED)
+    ready = await _move(uow, envelope, storage, resized, VolumeEvent.OPERATION_SUCCEEDED)
     changed = VolumeResized(
-        volume_id=volume.volume_id, old_size_bytes=volume.size_bytes, new_size_bytes=event.new_size_bytes
+        volume_id=volume.volume_id,
+        old_size_bytes=volume.size_bytes,
+        new_size_bytes=event.new_size_bytes,
+        entity_version=ready.version,
     )
     conclude(uow, envelope, volume.saga_request, changed, storage)
     await settle_maintenance(uow, envelope, storage, volume.pool_id)
@@ -316,15 +328,16 @@ async def begin_operation(command: BeginVolumeOperation, envelope: Envelope, uow
     try:
         await repository.check_fencing(uow.connection, volume_resource(command.volume_id), envelope.fencing_token)
         volume = await repository.get_volume(uow.connection, command.volume_id)
+        version = volume.version
         if volume.state is not held:
             await _pool_for_operation(uow, volume)
-            await _move(uow, envelope, storage, volume, operation_event(command.operation))
+            version = (await _move(uow, envelope, storage, volume, operation_event(command.operation))).version
     except StrataError as error:
         failed = VolumeOperationFailed(volume_id=command.volume_id, operation=command.operation, error=error.info())
         refuse(uow, envelope, error, failed, storage)
         return
     if envelope.saga_id is not None:
-        answer(uow, envelope, volume_moved(volume, held), storage)
+        answer(uow, envelope, volume_moved(volume, held, version), storage)
 
 
 async def end_operation(command: EndVolumeOperation, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
@@ -333,19 +346,20 @@ async def end_operation(command: EndVolumeOperation, envelope: Envelope, uow: Un
     try:
         await repository.check_fencing(uow.connection, volume_resource(command.volume_id), envelope.fencing_token)
         volume = await repository.get_volume(uow.connection, command.volume_id)
+        version = volume.version
         if volume.state is not VolumeState.READY:
             if volume.state is not held:
                 raise FailedPrecondition(
                     f"volume {volume.volume_id} is {volume.state}, not held for {command.operation}", field="operation"
                 )
             outcome = VolumeEvent.OPERATION_SUCCEEDED if command.succeeded else VolumeEvent.OPERATION_FAILED
-            await _move(uow, envelope, storage, volume, outcome)
+            version = (await _move(uow, envelope, storage, volume, outcome)).version
     except StrataError as error:
         failed = VolumeOperationFailed(volume_id=command.volume_id, operation=command.operation, error=error.info())
         refuse(uow, envelope, error, failed, storage)
         return
     if envelope.saga_id is not None:
-        answer(uow, envelope, volume_moved(volume.moved(held), VolumeState.READY), storage)
+        answer(uow, envelope, volume_moved(volume.moved(held), VolumeState.READY, version), storage)
     await settle_maintenance(uow, envelope, storage, volume.pool_id)
 
 
