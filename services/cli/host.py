@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from schemas.errors import InvalidArgument, NotFound
-from services.cli.talking import JsonOption, TimeoutOption, console, print_json, talk
+from services.cli.talking import JsonOption, TimeoutOption, console, id_or_name, print_json, talk, the_only
 
 if TYPE_CHECKING:  # messages and the bus are imported when a command runs, so that `strata --help` stays fast
     from schemas.hosts import HostInfo
@@ -54,6 +54,19 @@ def host_of_vm(hosts: "tuple[HostInfo, ...]", vm_id: UUID) -> str:
         if any(vm.vm_id == vm_id for vm in info.vms):
             return info.identity.host
     raise NotFound(f"no registered host knows VM {vm_id} (see `strata vm list`): give --host", field="host")
+
+
+def vm_id_of(hosts: "tuple[HostInfo, ...]", vm: str) -> UUID:
+    """The VM `vm` names: its id as given, or the one VM of that name the registered hosts know."""
+    given = id_or_name(vm)
+    if given is not None:
+        return given
+    return the_only(
+        [known.vm_id for info in hosts for known in info.vms if known.name == vm],
+        missing=f"no registered host knows a VM named {vm!r} (see `strata vm list`)",
+        ambiguous=lambda count: f"{count} VMs are named {vm!r}: give its id",
+        field="vm",
+    )
 
 
 def ago(moment: datetime) -> str:

@@ -170,7 +170,10 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
     as_json: JsonOption = False,
     timeout: TimeoutOption = 60.0,
 ) -> None:
-    """Add a pool: the storage service attaches it through an agent and reports its capacity."""
+    """Add a pool: the storage service attaches it through an agent and reports its capacity.
+
+    Example: strata pool add fast-1 --plugin qcow2fs -c path=/srv/pools/fast-1 --host kvm-01 --cluster rack-1
+    """
     from plugins.registry import load_plugins
 
     try:
@@ -238,7 +241,10 @@ def list_pools(
     as_json: JsonOption = False,
     timeout: TimeoutOption = 15.0,
 ) -> None:
-    """List the pools with their state, capacity and use."""
+    """List the pools with their state, capacity and use.
+
+    Example: strata pool list --all
+    """
     from schemas.storage_queries import ListPools, PoolsListed
 
     async def work(client: "Client") -> PoolsListed:
@@ -269,7 +275,10 @@ def list_pools(
 
 @app.command("show")
 def show(pool: PoolArgument, as_json: JsonOption = False, timeout: TimeoutOption = 15.0) -> None:
-    """Show one pool (never its configuration)."""
+    """Show one pool (never its configuration).
+
+    Example: strata pool show fast-1
+    """
 
     async def work(client: "Client") -> "PoolInfo":
         return await find_pool(client, pool, timeout=timeout)
@@ -282,7 +291,7 @@ def _state(state: PoolState) -> str:
     return f"[{colour}]{state.value}[/{colour}]" if colour else state.value
 
 
-def _change(command_type: type[PoolCommand], doing: str) -> Any:  # Any: a typer command function
+def _change(command_type: type[PoolCommand], doing: str, summary: str) -> Any:  # Any: a typer command function
     def command(pool: PoolArgument, as_json: JsonOption = False, timeout: TimeoutOption = 120.0) -> None:
         async def work(client: "Client") -> PoolState:
             info = await find_pool(client, pool, timeout=timeout)
@@ -295,7 +304,10 @@ def _change(command_type: type[PoolCommand], doing: str) -> Any:  # Any: a typer
         else:
             console.print(f"pool {pool} is {_state(state)}")
 
-    command.__doc__ = f"{doing.capitalize()} a pool and wait until it settles in its new state."
+    command.__doc__ = (
+        f"{summary}, and wait until it settles in its new state.\n\n"
+        f"Example: strata pool {command_type.message_type.split('.', 1)[1].replace('_', '-')} fast-1"
+    )
     return command
 
 
@@ -324,8 +336,14 @@ async def change_state(client: "Client", command: PoolCommand, *, timeout: float
     return state
 
 
-app.command("enable")(_change(EnablePool, "enabling"))
-app.command("disable")(_change(DisablePool, "disabling"))
-app.command("maintain")(_change(MaintainPool, "putting into maintenance"))
-app.command("cancel-maintenance")(_change(CancelPoolMaintenance, "cancelling the maintenance of"))
-app.command("delete")(_change(DeletePool, "deleting"))
+app.command("enable")(_change(EnablePool, "enabling", "Enable a disabled pool (it takes new volumes again)"))
+app.command("disable")(_change(DisablePool, "disabling", "Disable a pool (its volumes keep working, no new one)"))
+app.command("maintain")(
+    _change(MaintainPool, "putting into maintenance", "Put a pool into maintenance once its operations in flight end")
+)
+app.command("cancel-maintenance")(
+    _change(CancelPoolMaintenance, "cancelling the maintenance of", "Bring a pool in maintenance back Up")
+)
+app.command("delete")(
+    _change(DeletePool, "deleting", "Delete a disabled pool, one in maintenance, or one whose add never finished")
+)

@@ -49,7 +49,16 @@ def daemon_settings(host: str | None, cluster: str | None) -> "Settings":
 
 
 def run(service: ServiceArgument, host: HostOption = None, cluster: ClusterOption = None) -> None:
-    """Run one daemon until SIGTERM or SIGINT."""
+    """Run one daemon until SIGTERM or SIGINT.
+
+    It reads its settings from the environment:
+    STRATA_AMQP_URL, STRATA_NAMESPACE: the broker and the prefix of its exchanges and queues;
+    STRATA_DATABASE_URL: the PostgreSQL of every service; STRATA_SECRET_KEY_FILE: the deployment key;
+    STRATA_AGENT_HOST, STRATA_AGENT_CLUSTER, STRATA_AGENT_LIBVIRT_URI, STRATA_AGENT_HEARTBEAT_SECONDS: the agent;
+    STRATA_HEALTH_HOST, STRATA_HEALTH_PORT: /healthz and /metrics; STRATA_LOG_LEVEL, STRATA_LOG_JSON: the log.
+
+    Example: strata run agent --host kvm-01 --cluster rack-1
+    """
     from services.daemons import serve_daemons
 
     if (host or cluster) and service != "agent":
@@ -61,7 +70,16 @@ def run(service: ServiceArgument, host: HostOption = None, cluster: ClusterOptio
 
 
 def up(host: HostOption = None, cluster: ClusterOption = None) -> None:
-    """Run every daemon (storage, snapshot, orchestrator, an agent, ...) in this process until SIGTERM or SIGINT."""
+    """Run every daemon (storage, snapshot, orchestrator, an agent, ...) in this process until SIGTERM or SIGINT.
+
+    It reads its settings from the environment:
+    STRATA_AMQP_URL, STRATA_NAMESPACE: the broker and the prefix of its exchanges and queues;
+    STRATA_DATABASE_URL: the PostgreSQL of every service; STRATA_SECRET_KEY_FILE: the deployment key;
+    STRATA_AGENT_HOST, STRATA_AGENT_CLUSTER, STRATA_AGENT_LIBVIRT_URI, STRATA_AGENT_HEARTBEAT_SECONDS: the agent;
+    STRATA_HEALTH_HOST, STRATA_HEALTH_PORT: /healthz and /metrics; STRATA_LOG_LEVEL, STRATA_LOG_JSON: the log.
+
+    Example: STRATA_NAMESPACE=lab strata up --host kvm-01 --cluster rack-1
+    """
     from services.daemons import serve_daemons
 
     try:

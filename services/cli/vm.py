@@ -18,6 +18,7 @@ from services.cli.talking import (
     console,
     errors,
     fail,
+    id_or_name,
     invalid,
     parse_uuid,
     print_json,
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # messages, sagas and the bus are imported when a command run
     from services.cli.sending import Client
 
 app = typer.Typer(help="VM snapshots and reverts (every volume of a VM together).", no_args_is_help=True)
-VmArgument = Annotated[str, typer.Argument(help="The VM's id (UUID).")]
+VmArgument = Annotated[str, typer.Argument(help="The VM's id, or its name (`strata vm list`).")]
 
 
 def parse_pairs(pairs: list[str]) -> "tuple[VolumeSnapshotPair, ...]":
@@ -63,13 +64,18 @@ def snapshot(
     as_json: JsonOption = False,
     timeout: TimeoutOption = 300.0,
 ) -> None:
-    """Snapshot every volume of a VM together."""
+    """Snapshot every volume of a VM together.
+
+    Example: strata vm snapshot web-1 --name before-upgrade
+    """
     from schemas.snapshot import CreateVmSnapshot, VmSnapshotCreated, VmSnapshotCreateFailed
 
-    vm_id = parse_uuid(vm, "VM")
     volume_ids = [parse_uuid(value, "--volume") for value in volume]
 
     async def work(client: "Client") -> dict[str, Any]:  # Any: the JSON report
+        from services.cli.host import known_hosts, vm_id_of
+
+        vm_id = id_or_name(vm) or vm_id_of(await known_hosts(client, timeout=timeout), vm)
         ids = volume_ids or [info.volume_id for info in await _volumes_of(client, vm_id, timeout=timeout)]
         try:
             command = CreateVmSnapshot(vm_snapshot_id=uuid.uuid4(), vm_id=vm_id, name=name, volume_ids=tuple(ids))
@@ -91,11 +97,11 @@ def snapshot(
     if as_json:
         print_json(report)
         return
-    console.print(f"VM snapshot {report['vm_snapshot_id']} of VM {vm_id}:")
+    console.print(f"VM snapshot {report['vm_snapshot_id']} of VM {report['vm_id']}:")
     for pair in report["snapshots"]:
         console.print(f"  volume {pair['volume_id']} → snapshot {pair['snapshot_id']}")
     pairs = " ".join(f"--pair {p['volume_id']}={p['snapshot_id']}" for p in report["snapshots"])
-    console.print(f"revert with: strata vm revert {vm_id} {report['vm_snapshot_id']} {pairs}")
+    console.print(f"revert with: strata vm revert {report['vm_id']} {report['vm_snapshot_id']} {pairs}")
 
 
 async def _volumes_of(client: "Client", vm_id: uuid.UUID, *, timeout: float) -> list[Any]:  # Any: VolumeInfo
@@ -187,19 +193,21 @@ def revert(  # noqa: PLR0917  # typer makes each parameter an option or argument
     as_json: JsonOption = False,
     timeout: TimeoutOption = 600.0,
 ) -> None:
-    """Revert every volume of a VM to a VM snapshot; a running VM is stopped and started again."""
+    """Revert every volume of a VM to a VM snapshot; a running VM is stopped and started again.
+
+    Example: strata vm revert web-1 VM_SNAPSHOT_ID
+    """
     from sagas.work import saga_id_for
     from schemas.snapshot import RevertVmToSnapshot, VmReverted, VmRevertFailed
-    from services.cli.host import check_placement, host_of_vm, known_hosts
+    from services.cli.host import check_placement, host_of_vm, known_hosts, vm_id_of
     from services.cli.running import ORCHESTRATOR, SNAPSHOT, STORAGE, agent_of, require_running
 
-    vm_id = parse_uuid(vm, "VM")
     vm_snapshot_id = parse_uuid(vm_snapshot, "VM_SNAPSHOT")
     try:
         pairs = parse_pairs(pair) or _recorded_pairs(vm_snapshot_id)
-        # Checked before anything is sent; without --host, the host is the registry's (below).
+        # Checked before anything is sent; a VM named, and the host when not given, are the registry's (below).
         checked = RevertVmToSnapshot(
-            vm_id=vm_id, vm_snapshot_id=vm_snapshot_id, host=host or "registered", snapshots=pairs
+            vm_id=id_or_name(vm) or uuid.UUID(int=0), vm_snapshot_id=vm_snapshot_id, host=host or "-", snapshots=pairs
         )
     except StrataError as error:
         fail(error)
@@ -209,13 +217,14 @@ def revert(  # noqa: PLR0917  # typer makes each parameter an option or argument
     async def work(client: "Client") -> tuple[VmReverted, uuid.UUID]:
         hosts = await known_hosts(client, timeout=min(timeout, 15.0))
         check_placement(hosts, host=host, cluster=None)
-        command = checked if host else checked.model_copy(update={"host": host_of_vm(hosts, vm_id)})
+        vm_id = vm_id_of(hosts, vm)
+        command = checked.model_copy(update={"vm_id": vm_id, "host": host or host_of_vm(hosts, vm_id)})
         # The saga needs every one of them: a stopped one would leave it waiting, so say which at once.
         await require_running(client.transport, [ORCHESTRATOR, STORAGE, SNAPSHOT, agent_of(command.host)])
         envelope = await client.publish(command)
         saga_id = saga_id_for(envelope.message_id)
         with _progress() as progress:
-            task = progress.add_task(f"reverting VM {vm_id} (saga {saga_id})", total=None)
+            task = progress.add_task(f"reverting VM {vm} (saga {saga_id})", total=None)
             follower = asyncio.create_task(_follow(client, envelope, progress, task))
             try:
                 reverted = await client.outcome(envelope, (VmReverted,), (VmRevertFailed,), timeout=timeout)
@@ -229,9 +238,7 @@ def revert(  # noqa: PLR0917  # typer makes each parameter an option or argument
         print_json(reverted.model_dump(mode="json") | {"saga_id": str(saga_id)})
         return
     started = "started again" if reverted.restarted else "left stopped, as it was"
-    console.print(
-        f"VM {vm_id} reverted to {vm_snapshot_id}; the VM was {started}. Timeline: strata saga show {saga_id}"
-    )
+    console.print(f"VM {vm} reverted to {vm_snapshot_id}; the VM was {started}. Timeline: strata saga show {saga_id}")
 
 
 async def _follow(client: "Client", envelope: Envelope, progress: "Progress", task: Any) -> None:  # Any: a TaskID

@@ -69,7 +69,10 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     as_json: JsonOption = False,
     timeout: TimeoutOption = 120.0,
 ) -> None:
-    """Create a volume, empty or from a template: the allocator picks a pool (or --pool), an agent creates it."""
+    """Create a volume, empty or from a template: the allocator picks a pool (or --pool), an agent creates it.
+
+    Example: strata volume create data-1 10G --host kvm-01 --cluster rack-1
+    """
     size_bytes = parse_size(size)
     vm_id = parse_uuid(vm, "--vm") if vm else None
     try:
@@ -137,7 +140,10 @@ def list_volumes(
     as_json: JsonOption = False,
     timeout: TimeoutOption = 15.0,
 ) -> None:
-    """List volumes with their state, size and pool."""
+    """List volumes with their state, size and pool.
+
+    Example: strata volume list --pool fast-1
+    """
     from schemas.storage_queries import ListVolumes, VolumesListed
 
     vm_id = parse_uuid(vm, "--vm") if vm else None
@@ -168,7 +174,10 @@ def list_volumes(
 
 @app.command("show")
 def show(volume: VolumeArgument, as_json: JsonOption = False, timeout: TimeoutOption = 15.0) -> None:
-    """Show one volume."""
+    """Show one volume.
+
+    Example: strata volume show data-1
+    """
 
     async def work(client: "Client") -> "VolumeInfo":
         return await find_volume(client, volume, timeout=timeout)
@@ -184,7 +193,10 @@ def resize(
     as_json: JsonOption = False,
     timeout: TimeoutOption = 120.0,
 ) -> None:
-    """Grow (or, with --allow-shrink, shrink) a volume."""
+    """Grow (or, with --allow-shrink, shrink) a volume.
+
+    Example: strata volume resize data-1 20G
+    """
     new_size = parse_size(size)
 
     async def work(client: "Client") -> VolumeResized:
@@ -211,7 +223,10 @@ def resize(
 
 @app.command("delete")
 def delete(volume: VolumeArgument, as_json: JsonOption = False, timeout: TimeoutOption = 120.0) -> None:
-    """Delete a volume (its data on the pool are removed)."""
+    """Delete a volume (its data on the pool are removed).
+
+    Example: strata volume delete data-1
+    """
 
     async def work(client: "Client") -> VolumeDeleted:
         info = await find_volume(client, volume, timeout=timeout)

@@ -64,6 +64,15 @@ async def test_vm_list_shows_the_vms_the_agents_see(strata_env: dict[str, str]) 
     assert "test" in output
     assert "running" in output
 
+    # A VM is named as `vm list` shows it: the name stands for its id.
+    code, output = await strata(strata_env, "vm", "snapshot", "test", "--name", "s1")
+    assert code == 1, output
+    assert f"the storage service knows no volume of VM {test_vm['vm_id']}" in output
+    pair = f"{uuid.uuid4()}={uuid.uuid4()}"
+    code, output = await strata(strata_env, "vm", "revert", "nope", str(uuid.uuid4()), "--pair", pair)
+    assert code == 1, output
+    assert "no registered host knows a VM named 'nope'" in output
+
 
 async def test_a_mistyped_host_or_cluster_is_refused_at_once_and_leaves_nothing(
     strata_env: dict[str, str], tmp_path: Path, database_url: str
