@@ -225,11 +225,12 @@ class OutboxRelay:
         return int(count)
 
     async def backlog(self) -> tuple[int, float]:
-        """How many rows are not yet sent, and how many seconds the oldest of them has waited (0 if none)."""
+        """How many rows still wait to be published, and how many seconds the oldest of them has waited (0 if none).
+        A row given up on (an undeliverable command) waits no more: it is in the dead letters."""
         with translated_errors():
             row = await self._pool.fetchrow(
                 f"SELECT count(*) AS rows, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS oldest "
-                f"FROM {self._schema}.outbox WHERE sent_at IS NULL"
+                f"FROM {self._schema}.outbox WHERE sent_at IS NULL AND given_up_at IS NULL"
             )
         assert row is not None  # an aggregate always returns its row
         return int(row["rows"]), float(row["oldest"])

@@ -94,7 +94,12 @@ async def proxy_to(url: str, default_port: int) -> Proxy:
 
 @asynccontextmanager
 async def start(
-    names: list[str], database_url: str, amqp_url: str, namespace: str, runtime: RuntimeSettings | None = None
+    names: list[str],
+    database_url: str,
+    amqp_url: str,
+    namespace: str,
+    runtime: RuntimeSettings | None = None,
+    undeliverable_after: float = 60.0,
 ) -> AsyncIterator[Daemon]:
     broker, database = await proxy_to(amqp_url, 5672), await proxy_to(database_url, 5432)
     bus = bus_settings(namespace, proxied(amqp_url, broker)).model_copy(update={"publish_outage_bound": 60.0})
@@ -105,7 +110,9 @@ async def start(
         database_url=proxied(database_url, database),
         transport=RabbitTransport(bus, purpose="health-test"),
         settings=settings,
-        relay=RelaySettings(poll_interval=0.1, backoff_initial=0.1, backoff_max=0.5),
+        relay=RelaySettings(
+            poll_interval=0.1, backoff_initial=0.1, backoff_max=0.5, undeliverable_after=undeliverable_after
+        ),
         metrics=health.registry,
     )
     for name, check in runner.checks().items():
@@ -172,14 +179,33 @@ async def test_healthz_fails_while_the_outbox_backs_up(
 ) -> None:
     async with start(["storage"], database_url, amqp_url, namespace, limit) as daemon:
         await daemon.wait_health(200, "outbox", outcome_ok=True)
-        # No snapshot service runs here and its queue was never declared: the command stays in the outbox.
-        command = CreateSnapshot(snapshot_id=uuid4(), volume_id=uuid4(), name="s")
-        async with PostgresUnitOfWorkFactory(daemon.runner.pool, encode=encode).begin("health-test", None) as uow:
-            assert uow is not None
-            uow.emit(Envelope.wrap(command, producer="health-test"))
+        await emit_unroutable(daemon)  # retried for a minute before it is given up on: it waits in the outbox
         checks = await daemon.wait_health(503, "outbox", outcome_ok=False)
         assert checks["outbox"] == "failing"
         assert "strata_outbox_backlog 1.0" in await daemon.metrics()
+
+
+async def test_a_command_given_up_on_leaves_the_outbox_and_counts_as_a_dead_letter(
+    database_url: str, amqp_url: str, namespace: str
+) -> None:
+    limit = RuntimeSettings(health_outbox_backlog_max=0)
+    async with start(["storage"], database_url, amqp_url, namespace, limit, undeliverable_after=0.5) as daemon:
+        await emit_unroutable(daemon)
+        await daemon.wait_health(200, "outbox", outcome_ok=True)
+
+        async def dead_letter_counted() -> bool:
+            return "strata_dead_letters 1.0" in await daemon.metrics()
+
+        await assert_eventually(dead_letter_counted, timeout=30, what="the undeliverable command's dead letter")
+        assert "strata_outbox_backlog 0.0" in await daemon.metrics()
+
+
+async def emit_unroutable(daemon: Daemon) -> None:
+    """Emit a command no queue takes (no snapshot service runs here and its queue was never declared)."""
+    command = CreateSnapshot(snapshot_id=uuid4(), volume_id=uuid4(), name="s")
+    async with PostgresUnitOfWorkFactory(daemon.runner.pool, encode=encode).begin("health-test", None) as uow:
+        assert uow is not None
+        uow.emit(Envelope.wrap(command, producer="health-test"))
 
 
 async def test_metrics_show_the_bus_the_pools_and_the_plugin_calls(
