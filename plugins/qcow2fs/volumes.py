@@ -188,11 +188,12 @@ async def copy_out(
         args = convert_args(Path(volume.path), partial, source_format="qcow2", target_format=target_format.value)
         try:
             await context.qemu.run(*args, on_percent=fraction_to_bytes(report, volume.size_bytes))
+            await context.off_loop(partial.replace, target)
         except BaseException:
-            # A failed or cancelled copy (a deadline) leaves no partial file: its qemu-img is already reaped.
+            # A failed or cancelled copy (a deadline), even just before the rename, leaves no partial file: its
+            # qemu-img is already reaped.
             await asyncio.shield(context.off_loop(partial.unlink, True))
             raise
-        await context.off_loop(partial.replace, target)
     report(volume.size_bytes, volume.size_bytes)
 
 

@@ -250,10 +250,11 @@ class RawfileDriver:
         partial = target.with_name(f".{target.name}.partial")
         try:
             await copy_file(self._raw(volume_id), partial, progress or no_progress)
-        except StrataError:
-            await self._thread(partial.unlink, True)
+            await self._thread(partial.replace, target)
+        except BaseException:
+            # Failed or cancelled (a deadline), even just before the rename: no partial file stays.
+            await asyncio.shield(self._thread(partial.unlink, True))
             raise
-        await self._thread(partial.replace, target)
 
     async def stats(self) -> PoolStats:
         await self.get_pool()
