@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from schemas.errors import InvalidArgument
+from schemas.errors import InvalidArgument, NotFound
 from schemas.storage import (
     CreateVolume,
     DeleteVolume,
@@ -64,7 +64,7 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     host: Annotated[str | None, typer.Option(help="The host of the VM that will use it.")] = None,
     hypervisor: Annotated[str | None, typer.Option(help="The VM's hypervisor.")] = None,
     tag: Annotated[list[str], typer.Option(help="A storage tag every candidate pool must carry.")] = [],  # noqa: B006
-    vm: Annotated[str | None, typer.Option(help="The VM (UUID) it belongs to.")] = None,
+    vm: Annotated[str | None, typer.Option(help="The VM it belongs to (id or name, `strata vm list`).")] = None,
     template: Annotated[str | None, typer.Option(help="Make it from this template (id or name).")] = None,
     as_json: JsonOption = False,
     timeout: TimeoutOption = 120.0,
@@ -74,7 +74,7 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     Example: strata volume create data-1 10G --host kvm-01 --cluster rack-1
     """
     size_bytes = parse_size(size)
-    vm_id = parse_uuid(vm, "--vm") if vm else None
+    vm_id = id_or_name(vm) if vm else None  # a VM's name is resolved through the host registry below
     try:
         command = CreateVolume(
             volume_id=uuid.uuid4(),
@@ -91,11 +91,16 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
         fail(invalid(error))
 
     async def work(client: "Client") -> VolumeCreated:
-        from services.cli.host import check_placement, known_hosts
+        from services.cli.host import check_placement, known_hosts, vm_id_of
 
-        if host is not None or cluster is not None:  # a typo is refused before anything is placed
-            check_placement(await known_hosts(client, timeout=timeout), host=host, cluster=cluster)
+        hosts = await known_hosts(client, timeout=timeout) if host or cluster or vm else ()
+        check_placement(hosts, host=host, cluster=cluster)  # a typo is refused before anything is placed
         placed = command
+        if vm is not None:  # the VM must exist: one the agents' hypervisors report
+            known = vm_id_of(hosts, vm)
+            if not any(each.vm_id == known for info in hosts for each in info.vms):
+                raise NotFound(f"no registered host knows VM {vm} (see `strata vm list`)", field="vm")
+            placed = placed.model_copy(update={"vm_id": known})
         if pool is not None:
             info = await find_pool(client, pool, timeout=timeout)
             placed = command.model_copy(update={"pool_id": info.pool_id})
@@ -222,14 +227,31 @@ def resize(
 
 
 @app.command("delete")
-def delete(volume: VolumeArgument, as_json: JsonOption = False, timeout: TimeoutOption = 120.0) -> None:
-    """Delete a volume (its data on the pool are removed).
+def delete(
+    volume: VolumeArgument,
+    cascade: Annotated[
+        bool, typer.Option("--cascade", help="Delete its snapshots and snapshot policies first.")
+    ] = False,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 120.0,
+) -> None:
+    """Delete a volume (its data on the pool are removed); one with snapshots or policies is refused, naming them,
+    unless --cascade deletes them first.
 
-    Example: strata volume delete data-1
+    Example: strata volume delete data-1 --cascade
     """
+    from services.cli.volume_dependents import delete_dependents, dependents_of, wait_unlocked
 
     async def work(client: "Client") -> VolumeDeleted:
         info = await find_volume(client, volume, timeout=timeout)
+        dependents = await dependents_of(client, info.volume_id, timeout=timeout)
+        refusal = dependents.refusal(info.name)
+        if refusal is not None and not cascade:
+            raise refusal
+        if refusal is not None:
+            with errors.status(f"deleting the snapshots and policies of {info.name} ..."):
+                await delete_dependents(client, dependents, timeout=timeout)
+                await wait_unlocked(info.volume_id, timeout=timeout)
         with errors.status(f"deleting {info.name} ..."):
             deleted = await client.send(
                 DeleteVolume(volume_id=info.volume_id), (VolumeDeleted,), (VolumeDeleteFailed,), timeout=timeout
