@@ -300,3 +300,21 @@ class ImageCopyFailed(Event):
 
     image_id: UUID
     error: ErrorInfo
+
+
+# ------------------------------------------------------------------------------------ templates from volumes
+
+
+@message("image.create_from_volume")
+class CreateImageFromVolume(Command):
+    """Make a template of a volume's current content (the volume of a stopped VM): the pool's agent copies it into
+    an image store of the zone; the store's copy then reports DOWNLOADED (or DOWNLOAD_ERROR) like a registration."""
+
+    image_id: UUID = Field(description="The caller's id for the template (the idempotency key).")
+    name: str = Field(pattern=NAME_PATTERN, description="Operator-facing name, unique per zone and kind.")
+    zone_id: UUID
+    volume_id: UUID
+    pool_id: UUID
+    size_bytes: int = Field(gt=0, description="The volume's virtual size: the disk a volume made from it has.")
+    host: str | None = Field(default=None, description="The agent route of the pool: its host ...")
+    cluster_id: str | None = Field(default=None, description="... or its cluster.")

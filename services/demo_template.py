@@ -5,8 +5,6 @@ served by the demo itself, downloaded and checked by the image service; the VM's
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -21,33 +19,11 @@ from schemas.image import (
     ImageStoreAddFailed,
     RegisterImage,
 )
+from services.cli.file_server import serve_file
 from services.cli.sending import Client
 
 TEMPLATE_DATA = 1 << 20  # bytes of data at the start of the template (the rest of its disk is empty)
 STEP_TIMEOUT = 60.0
-
-
-@asynccontextmanager
-async def serve_file(path: Path) -> AsyncIterator[str]:
-    """Serve one file over HTTP on a free loopback port (a stand-in for a distribution's image server)."""
-    body = await asyncio.to_thread(path.read_bytes)
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode())
-            writer.write(body)
-            await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/{path.name}"
-    finally:
-        server.close()
 
 
 def _write_raw(path: Path, size_bytes: int) -> None:

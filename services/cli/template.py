@@ -1,14 +1,18 @@
 """`strata template` and `strata iso`: register from a URL (with a progress bar until every store of the zone has
 it), list, show and delete templates and ISOs (the image service downloads, checks and keeps them)."""
 
+import hashlib
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
+from schemas.errors import InvalidArgument
 from schemas.image import (
     CopyImage,
+    CreateImageFromVolume,
     DeleteImage,
     DownloadState,
     ImageCopyAccepted,
@@ -163,31 +167,104 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
             return registered, followed
 
         registered, outcomes = talk(work)
-        failed = [outcome for outcome in outcomes if isinstance(outcome, ImageDownloadFailed)]
-        if as_json:
-            print_json(
-                {
-                    "registered": registered.model_dump(mode="json"),
-                    "downloads": [o.model_dump(mode="json") for o in outcomes],
-                }
-            )
-        elif not wait:
-            console.print(
-                f"{noun} [bold]{name}[/bold] {registered.image_id} registered; "
-                f"downloading to {len(registered.store_ids)} store(s)"
-            )
-        for outcome in outcomes:
-            if isinstance(outcome, ImageDownloaded) and not as_json:
-                console.print(
-                    f"{noun} [bold]{name}[/bold] {registered.image_id}: DOWNLOADED to store {outcome.store_id} "
-                    f"({human_bytes(outcome.size_bytes)}, {outcome.checksum})"
+        _report(noun, name, registered, outcomes, as_json=as_json, wait=wait)
+
+    @app.command("upload")
+    def upload(  # noqa: PLR0917  # typer makes each parameter an option or argument
+        name: Annotated[str, typer.Argument(help=f"The {noun}'s name, unique in its zone.")],
+        file: Annotated[Path, typer.Argument(help="The local file.", exists=True, dir_okay=False, readable=True)],
+        image_format: Annotated[
+            ImageFormat, typer.Option("--format", help="Its format (checked after upload).")
+        ] = default_format,
+        zone: Annotated[str, typer.Option(help="The zone (a UUID or a name).")] = "default",
+        listen: Annotated[
+            str, typer.Option(help="Address this command serves the file on; the image service must reach it.")
+        ] = "127.0.0.1",
+        as_json: JsonOption = False,
+        timeout: TimeoutOption = 3600.0,
+    ) -> None:
+        """Upload a local file: it is streamed to every image store of the zone (served from here while they
+        download it, with its SHA-256 computed here and checked there)."""
+        from services.cli.file_server import serve_file
+
+        digest = _sha256_of(file)
+
+        async def work(client: "Client") -> tuple[ImageRegistered, list[ImageDownloaded | ImageDownloadFailed]]:
+            async with serve_file(file.resolve(), host=listen) as url:
+                try:
+                    command = RegisterImage(
+                        image_id=uuid.uuid4(),
+                        name=name,
+                        kind=kind,
+                        format=image_format,
+                        zone_id=zone_id(zone),
+                        url=url,
+                        checksum=f"{{SHA-256}}{digest}",
+                    )
+                except ValueError as error:
+                    raise invalid(error) from None
+                envelope = await client.publish(command)
+                registered = await client.outcome(envelope, (ImageRegistered,), (ImageRegisterFailed,), timeout=30.0)
+                assert isinstance(registered, ImageRegistered)
+                followed = await follow_downloads(
+                    client,
+                    registered.image_id,
+                    registered.name,
+                    registered.store_ids,
+                    envelope.correlation_id,
+                    timeout=timeout,
                 )
-            elif isinstance(outcome, ImageDownloadFailed):
-                errors.print(
-                    f"[red]DOWNLOAD_ERROR[/red] in store {outcome.store_id}: {outcome.error.message}", highlight=False
+                return registered, followed
+
+        registered, outcomes = talk(work)
+        _report(noun, name, registered, outcomes, as_json=as_json, wait=True)
+
+    if kind is ImageKind.TEMPLATE:
+
+        @app.command("create")
+        def create(
+            name: Annotated[str, typer.Argument(help="The template's name, unique in the volume's zone.")],
+            volume: Annotated[str, typer.Option(help="The volume (id or name) whose content it takes.")],
+            as_json: JsonOption = False,
+            timeout: TimeoutOption = 3600.0,
+        ) -> None:
+            """Make a template of a volume (its VM stopped): the pool's agent copies it into an image store."""
+            from services.cli.pool import find_pool
+            from services.cli.volume import find_volume
+
+            async def work(client: "Client") -> tuple[ImageRegistered, list[ImageDownloaded | ImageDownloadFailed]]:
+                info = await find_volume(client, volume, timeout=30.0)
+                if info.pool_id is None:
+                    raise InvalidArgument(f"volume {volume} is on no pool yet", field="volume")
+                pool = await find_pool(client, str(info.pool_id), timeout=30.0)
+                try:
+                    command = CreateImageFromVolume(
+                        image_id=uuid.uuid4(),
+                        name=name,
+                        zone_id=info.zone_id,
+                        volume_id=info.volume_id,
+                        pool_id=info.pool_id,
+                        size_bytes=info.size_bytes,
+                        host=pool.host,
+                        cluster_id=pool.cluster_id,
+                    )
+                except ValueError as error:
+                    raise invalid(error) from None
+                envelope = await client.publish(command)
+                registered = await client.outcome(envelope, (ImageRegistered,), (ImageRegisterFailed,), timeout=30.0)
+                assert isinstance(registered, ImageRegistered)
+                followed = await follow_downloads(
+                    client,
+                    registered.image_id,
+                    registered.name,
+                    registered.store_ids,
+                    envelope.correlation_id,
+                    timeout=timeout,
                 )
-        if failed:
-            raise typer.Exit(1)
+                return registered, followed
+
+            registered, outcomes = talk(work)
+            _report(noun, name, registered, outcomes, as_json=as_json, wait=True)
 
     @app.command("copy")
     def copy(
@@ -291,6 +368,51 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
         console.print(f"{noun} {deleted.image_id} deleted")
 
     return app
+
+
+def _report(
+    noun: str,
+    name: str,
+    registered: ImageRegistered,
+    outcomes: list[ImageDownloaded | ImageDownloadFailed],
+    *,
+    as_json: bool,
+    wait: bool,
+) -> None:
+    """Print a registration's outcome in each store; exit 1 if a store's download failed."""
+    failed = [outcome for outcome in outcomes if isinstance(outcome, ImageDownloadFailed)]
+    if as_json:
+        print_json(
+            {
+                "registered": registered.model_dump(mode="json"),
+                "downloads": [o.model_dump(mode="json") for o in outcomes],
+            }
+        )
+    elif not wait:
+        console.print(
+            f"{noun} [bold]{name}[/bold] {registered.image_id} registered; "
+            f"downloading to {len(registered.store_ids)} store(s)"
+        )
+    for outcome in outcomes:
+        if isinstance(outcome, ImageDownloaded) and not as_json:
+            console.print(
+                f"{noun} [bold]{name}[/bold] {registered.image_id}: DOWNLOADED to store {outcome.store_id} "
+                f"({human_bytes(outcome.size_bytes)}, {outcome.checksum})"
+            )
+        elif isinstance(outcome, ImageDownloadFailed):
+            errors.print(
+                f"[red]DOWNLOAD_ERROR[/red] in store {outcome.store_id}: {outcome.error.message}", highlight=False
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while block := source.read(4 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _state(state: DownloadState) -> str:

@@ -6,10 +6,16 @@ the stores) is the `worker`'s, after the handler's transaction committed; `templ
 """
 
 from schemas import Message
-from schemas.agent import VolumeCreatedOnPool, VolumeCreateOnPoolFailed
+from schemas.agent import (
+    VolumeCopiedToStore,
+    VolumeCopyToStoreFailed,
+    VolumeCreatedOnPool,
+    VolumeCreateOnPoolFailed,
+)
 from schemas.image import (
     AddImageStore,
     CopyImage,
+    CreateImageFromVolume,
     CreateVolumeFromTemplate,
     DeleteImage,
     RegisterImage,
@@ -18,7 +24,7 @@ from schemas.image import (
 from schemas.image_queries import ListImages, ListImageStores
 from schemas.migration import DropStagedCopy, FindStagingStore, StageVolumeIn, StageVolumeOut
 from schemas.storage import VolumeDeleted
-from services.image import images, queries, staging, stores, templates, zone_copies
+from services.image import from_volumes, images, queries, staging, stores, templates, zone_copies
 from services.image.context import ImageDeps
 from services.runtime.handlers import ContextHandler
 
@@ -28,6 +34,7 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[ImageDeps]] = {
     RegisterImage: images.register_image,
     DeleteImage: images.delete_image,
     CopyImage: zone_copies.copy_image,
+    CreateImageFromVolume: from_volumes.create_image_from_volume,
     CreateVolumeFromTemplate: templates.create_volume_from_template,
     # queries (request/reply)
     ListImages: queries.list_images,
@@ -45,4 +52,7 @@ EVENT_HANDLERS: dict[type[Message], ContextHandler[ImageDeps]] = {
     VolumeDeleted: templates.on_volume_deleted,
     # the agents' answers to the staging copies this service handed them (for a migration saga)
     **dict.fromkeys(staging.RELAYED, staging.relay_answer),
+    # ... and of the copies that make templates from volumes
+    VolumeCopiedToStore: from_volumes.copied_to_store,
+    VolumeCopyToStoreFailed: from_volumes.copy_to_store_failed,
 }

@@ -179,8 +179,8 @@ async def list_stores(connection: Connection, zone_id: UUID | None) -> list[tupl
 async def insert_image(connection: Connection, row: ImageRow, store_ids: list[UUID]) -> None:
     """Record a new image and its copy in each store, NOT_DOWNLOADED."""
     await connection.execute(
-        f"INSERT INTO {SCHEMA}.images (image_id, name, kind, format, zone_id, url, checksum, request) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)",
+        f"INSERT INTO {SCHEMA}.images (image_id, name, kind, format, zone_id, url, checksum, request, "
+        "virtual_size_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)",
         row.image_id,
         row.name,
         row.kind.value,
@@ -189,6 +189,7 @@ async def insert_image(connection: Connection, row: ImageRow, store_ids: list[UU
         row.url,
         row.checksum,
         json.dumps(row.request),
+        row.virtual_size_bytes,
     )
     await connection.executemany(
         f"INSERT INTO {SCHEMA}.copies (image_id, store_id, state) VALUES ($1, $2, $3)",
@@ -363,4 +364,17 @@ async def insert_zone_copies(
             (image_id, store_id, DownloadState.NOT_DOWNLOADED.value, source_store_id, json.dumps(request))
             for store_id in store_ids
         ],
+    )
+
+
+async def hold_copy(connection: Connection, image_id: UUID, store_id: UUID, lease_seconds: float) -> None:
+    """Mark a copy that an agent makes (a template from a volume) DOWNLOAD_IN_PROGRESS, leased so that no worker
+    takes it meanwhile; the agent's answer ends it."""
+    await connection.execute(
+        f"UPDATE {SCHEMA}.copies SET state = $3, attempts = 1, lease_until = now() + make_interval(secs => $4) "
+        "WHERE image_id = $1 AND store_id = $2",
+        image_id,
+        store_id,
+        DownloadState.DOWNLOAD_IN_PROGRESS.value,
+        lease_seconds,
     )

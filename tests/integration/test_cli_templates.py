@@ -50,14 +50,14 @@ async def server() -> AsyncIterator[ImageServer]:
         yield running
 
 
-async def strata(env: dict[str, str], *args: str) -> tuple[int, str]:
-    """Run `strata ARGS`; return its exit status and its output (stdout then stderr)."""
+async def strata(env: dict[str, str], *args: str, stdout_only: bool = False) -> tuple[int, str]:
+    """Run `strata ARGS`; return its exit status and its output (stdout then stderr, or stdout only)."""
     process = await asyncio.create_subprocess_exec(
         STRATA, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     out, err = await process.communicate()
     assert process.returncode is not None
-    return process.returncode, out.decode() + err.decode()
+    return process.returncode, out.decode() + ("" if stdout_only else err.decode())
 
 
 def qcow2(directory: Path) -> Path:
@@ -152,3 +152,26 @@ async def test_bad_input_is_refused_before_anything_is_sent(strata_env: dict[str
     code, out = await strata(strata_env, "image-store", "add", "s", "--plugin", "qcow2fs", "-c", "path=/tmp")
     assert code == 1, out
     assert "image" in out
+
+
+async def test_upload_streams_a_local_file_to_the_stores(strata_env: dict[str, str], tmp_path: Path) -> None:
+    store = tmp_path / "secondary"
+    store.mkdir()
+    code, out = await strata(
+        strata_env, "image-store", "add", "secondary", "--plugin", "fsbackup", "-c", f"path={store}"
+    )
+    assert code == 0, out
+    image = qcow2(tmp_path)
+    code, out = await strata(strata_env, "template", "upload", "uploaded", str(image), "--json", stdout_only=True)
+    assert code == 0, out
+    downloads = json.loads(out)["downloads"]
+    assert [download["checksum"] for download in downloads] == [
+        f"sha256:{hashlib.sha256(image.read_bytes()).hexdigest()}"
+    ]
+    iso = tmp_path / "installer.iso"
+    iso.write_bytes(os.urandom(1 << 20))
+    code, out = await strata(strata_env, "iso", "upload", "installer", str(iso))
+    assert code == 0, out
+    assert "DOWNLOADED" in out
+    code, out = await strata(strata_env, "iso", "list", "--json")
+    assert [entry["name"] for entry in json.loads(out)] == ["installer"]

@@ -23,6 +23,7 @@ from schemas import Event
 from schemas.agent import VolumeCreatedOnPool
 from schemas.image import (
     AddImageStore,
+    CreateImageFromVolume,
     DeleteImage,
     ImageDeleted,
     ImageDeleteFailed,
@@ -82,7 +83,10 @@ async def client(amqp_url: str, namespace: str, database_url: str, tmp_path: Pat
 async def send(
     client: Client, command: object, success: type[Event], failure: type[Event], timeout: float = 60.0
 ) -> Event:
-    assert isinstance(command, RegisterImage | AddImageStore | AddPool | CreateVolume | DeleteVolume | DeleteImage)
+    assert isinstance(
+        command,
+        RegisterImage | AddImageStore | AddPool | CreateVolume | DeleteVolume | DeleteImage | CreateImageFromVolume,
+    )
     return await client.send(command, (success,), (failure,), timeout=timeout)
 
 
@@ -209,3 +213,64 @@ async def test_five_volumes_share_one_base_copy_and_stay_apart(client: Client, t
     await assert_eventually(
         lambda: not Path(base_file).exists(), timeout=30.0, what="the base copy deleted with its template"
     )
+
+
+async def test_a_template_made_from_a_volume_makes_volumes_with_its_content(client: Client, tmp_path: Path) -> None:
+    pool_root, store_root = tmp_path / "pool", tmp_path / "secondary"
+    pool_root.mkdir()
+    store_root.mkdir()
+    pool_id = uuid.uuid4()
+    await send(
+        client,
+        AddPool(
+            pool_id=pool_id,
+            name="primary",
+            plugin="qcow2fs",
+            config={"path": str(pool_root)},
+            scope=PoolScope.HOST,
+            cluster_id=CLUSTER,
+            host=HOST,
+            zone_id=ZONE,
+        ),
+        PoolAdded,
+        PoolAddFailed,
+    )
+    await send(
+        client,
+        AddImageStore(
+            store_id=uuid.uuid4(), name="secondary", zone_id=ZONE, plugin="fsbackup", config={"path": str(store_root)}
+        ),
+        ImageStoreAdded,
+        ImageStoreAddFailed,
+    )
+    source_id = uuid.uuid4()
+    create = CreateVolume(volume_id=source_id, name="golden", size_bytes=4 * MIB, zone_id=ZONE, host=HOST)
+    await send(client, create, VolumeCreated, VolumeCreateFailed)
+    (source,) = [e.payload for e in client.watch.events if isinstance(e.payload, VolumeCreatedOnPool)]
+    assert await exit_status("qemu-io", "-f", "qcow2", "-c", "write -P 0x3c 0 2M", source.locator) == 0
+
+    template_id = uuid.uuid4()
+    made = CreateImageFromVolume(
+        image_id=template_id,
+        name="golden-template",
+        zone_id=ZONE,
+        volume_id=source_id,
+        pool_id=pool_id,
+        size_bytes=4 * MIB,
+        host=HOST,
+    )
+    downloaded = await send(client, made, ImageDownloaded, ImageDownloadFailed)
+    assert isinstance(downloaded, ImageDownloaded)
+    assert downloaded.virtual_size_bytes == 4 * MIB
+
+    copy_id = uuid.uuid4()
+    from_template = CreateVolume(
+        volume_id=copy_id, name="from-golden", size_bytes=4 * MIB, zone_id=ZONE, host=HOST, template_id=template_id
+    )
+    await send(client, from_template, VolumeCreated, VolumeCreateFailed)
+    (copy,) = [
+        e.payload
+        for e in client.watch.events
+        if isinstance(e.payload, VolumeCreatedOnPool) and e.payload.volume_id == copy_id
+    ]
+    assert await exit_status("qemu-img", "compare", "-q", source.locator, copy.locator) == 0
