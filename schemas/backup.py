@@ -139,6 +139,15 @@ class BackupCreated(BackupFigures):
     size_bytes: int = Field(ge=0)
 
 
+@message("backup.progressed")
+class BackupProgressed(Event):
+    """How far a backup's read has come (published by the agent at most every second while it runs)."""
+
+    backup_id: UUID
+    done_bytes: int = Field(ge=0, description="Bytes of the volume gone through (read, or known unchanged).")
+    total_bytes: int = Field(ge=0)
+
+
 @message("backup.create.failed")
 class BackupCreateFailed(Event):
     """A backup failed: it is in Error with the reason (or was never recorded) and its snapshot is usable again."""

@@ -19,6 +19,7 @@ from schemas import Envelope, Event
 from schemas.backup import (
     BackupDeletedOnStore,
     BackupDeleteOnStoreFailed,
+    BackupProgressed,
     BackupRestoredOnPool,
     BackupRestoreOnPoolFailed,
     BackupSnapshotOnPool,
@@ -36,6 +37,7 @@ from schemas.backup import (
 )
 from schemas.errors import InvalidArgument, Unimplemented
 from services.agent.answering import Agent, volume_resource
+from services.agent.progress import progress_events
 
 
 @contextlib.asynccontextmanager
@@ -65,21 +67,30 @@ async def backup_snapshot(command: BackupSnapshotOnPool, envelope: Envelope, uow
         primary = await _block_maps(agent, uow, command.pool_id)
         since = str(command.since_snapshot_id) if command.since_snapshot_id else None
         blocks = await primary.block_map(str(command.volume_id), str(command.snapshot_id), since_snapshot_id=since)
-        async with repository(agent, command) as target:
-            report = await target.backup_blocks(
+
+        def progressed(done: int, total: int) -> Event:
+            return BackupProgressed(backup_id=command.backup_id, done_bytes=done, total_bytes=total)
+
+        async with (
+            repository(agent, command) as target,
+            progress_events(agent.units, envelope, progressed, producer=agent.producer) as report,
+        ):
+            report(0, blocks.size_bytes)
+            taken = await target.backup_blocks(
                 str(command.backup_id),
                 str(command.volume_id),
                 blocks,
                 parent_id=str(command.parent_backup_id) if command.parent_backup_id else None,
+                progress=report,
             )
         return SnapshotBackedUpOnPool(
             backup_id=command.backup_id,
-            size_bytes=report.ref.size_bytes,
-            bytes_read=report.bytes_read,
-            bytes_written=report.bytes_written,
-            bytes_reused=report.bytes_reused,
-            changed_blocks=report.changed_blocks,
-            note=report.note,
+            size_bytes=taken.ref.size_bytes,
+            bytes_read=taken.bytes_read,
+            bytes_written=taken.bytes_written,
+            bytes_reused=taken.bytes_reused,
+            changed_blocks=taken.changed_blocks,
+            note=taken.note,
         )
 
     await agent.run(

@@ -4,6 +4,7 @@ A finished backup says what it read, wrote and reused ("reused 4.4 GiB (88%)"), 
 changed blocks. Listings read the backup service's tables (STRATA_DATABASE_URL).
 """
 
+import asyncio
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,7 +28,7 @@ from services.cli.talking import (
 )
 
 if TYPE_CHECKING:  # messages and the bus are imported when a command runs, so that `strata --help` stays fast
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
     from schemas.backup import BackupCreated
     from services.cli.sending import Client
@@ -44,6 +45,25 @@ def _progress() -> "Progress":
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors)
+
+
+def _bytes_progress() -> "Progress":
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+
+    columns = (BarColumn(), DownloadColumn(binary_units=True), TransferSpeedColumn(), TimeElapsedColumn())
+    return Progress(TextColumn("{task.description}"), *columns, console=errors, transient=True)
+
+
+async def _follow(client: "Client", correlation_id: uuid.UUID, progress: "Progress", task: "TaskID") -> None:
+    """Move the bar as the agent reports (`backup.progressed`, the latest of the operation's correlation)."""
+    from schemas.backup import BackupProgressed
+
+    while True:
+        for envelope in reversed(client.watch.events):
+            if envelope.correlation_id == correlation_id and isinstance(envelope.payload, BackupProgressed):
+                progress.update(task, completed=envelope.payload.done_bytes, total=envelope.payload.total_bytes)
+                break
+        await asyncio.sleep(0.2)
 
 
 def reuse_line(created: "BackupCreated") -> str:
@@ -83,9 +103,15 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
             snapshot_id=snapshot_id,
             keep_snapshot=keep_snapshot,
         )
-        with _progress() as progress:
-            progress.add_task(f"backing up {info.name} (snapshot, read, store chunks, manifest)", total=None)
-            created = await client.send(command, (BackupCreated,), (BackupCreateFailed,), timeout=timeout)
+        envelope = await client.publish(command)
+        with _bytes_progress() as progress:
+            task = progress.add_task(f"backing up {info.name}", total=info.size_bytes)
+            following = asyncio.create_task(_follow(client, envelope.correlation_id, progress, task))
+            try:
+                created = await client.outcome(envelope, (BackupCreated,), (BackupCreateFailed,), timeout=timeout)
+            finally:
+                following.cancel()
+            progress.update(task, completed=info.size_bytes)
         assert isinstance(created, BackupCreated)
         return created
 

@@ -30,6 +30,7 @@ from schemas.backup import (
 )
 from schemas.snapshot import CreateSnapshot, SnapshotCreated, SnapshotCreateFailed
 from services.cli.sending import CommandFailed
+from services.demo_data import VirtualMachine
 from tests.helpers import assert_eventually
 from tests.integration.backup_support import HOST, MIB, TIMEOUT, BackupStack, backup_stack
 from tests.integration.plugins_qcow2fs_support import run
@@ -108,6 +109,11 @@ async def test_full_incremental_restores_and_verify(backup_stack: BackupStack, s
     full = await stack.backup(volume, repository)
     assert full.kind is BackupKind.FULL
     assert full.bytes_read == 8 * MIB
+    reported = await stack.system.pool.fetchval(
+        "SELECT count(*) FROM bus.journal WHERE type = 'backup.progressed' AND payload->>'backup_id' = $1",
+        str(full.backup_id),
+    )
+    assert reported >= 1  # the agent's progress, for the CLI's bar
     # The volume's first snapshot is a full copy on qcow2fs, so the next backup cannot tell what changed since.
     await _write_random(stack.paths[volume], 0, CLUSTER_BYTES, tmp_path)
     unknown = await stack.backup(volume, repository)
@@ -222,3 +228,54 @@ async def test_a_backup_that_fails_ends_in_error_and_its_snapshot_is_usable_agai
         await stack.system.pool.fetchval("SELECT state FROM snapshot.snapshots WHERE snapshot_id = $1", snapshot_id)
         == "BackedUp"
     )
+
+
+class StoppableVm(VirtualMachine):
+    """The demo's VM, which can also be powered off."""
+
+    def power_off(self) -> None:
+        assert self.domain is not None, "define the VM first"
+        self.domain.destroy()
+
+
+async def test_a_restore_in_place_needs_the_volumes_vm_stopped(backup_stack: BackupStack, tmp_path: Path) -> None:
+    stack = backup_stack
+    root = tmp_path / "backups"
+    root.mkdir()
+    repository = await stack.add_repository("fsbackup", {"path": str(root)})
+    volume = await stack.create_volume(4 * MIB)
+    await _write_random(stack.paths[volume], 0, MIB, tmp_path)
+    backed_up = await stack.checksum(volume)
+    backup = await stack.backup(volume, repository)
+    await _write_random(stack.paths[volume], 0, MIB, tmp_path)
+    changed = await stack.checksum(volume)
+    vm_id = uuid.uuid4()
+    vm = StoppableVm()
+    try:
+        vm.define(vm_id, [stack.paths[volume]])
+        vm.start()
+        in_place = RestoreBackup(
+            restore_id=uuid.uuid4(), backup_id=backup.backup_id, volume_id=volume, in_place=True, vm_id=vm_id, host=HOST
+        )
+        with pytest.raises(CommandFailed, match="stop it before restoring"):
+            await stack.client.send(in_place, (BackupRestored,), (BackupRestoreFailed,), timeout=TIMEOUT)
+        assert await stack.checksum(volume) == changed
+        vm.power_off()
+        restored = await stack.client.send(
+            in_place.model_copy(update={"restore_id": uuid.uuid4()}),
+            (BackupRestored,),
+            (BackupRestoreFailed,),
+            timeout=TIMEOUT,
+        )
+        assert isinstance(restored, BackupRestored)
+        assert await stack.checksum(volume) == backed_up
+    finally:
+        vm.remove()
+    # the safety snapshot is gone, the volume is Ready, no saga holds a lock
+    assert await stack.system.pool.fetchval("SELECT state FROM storage.volumes WHERE volume_id = $1", volume) == "Ready"
+
+    async def unlocked() -> bool:
+        held = await stack.system.pool.fetch("SELECT resource FROM sagas.locks WHERE holder IS NOT NULL")
+        return not held
+
+    await assert_eventually(unlocked, timeout=TIMEOUT, what="every saga lock released")
