@@ -18,6 +18,7 @@ from bus.ports import (
     Binding,
     DeadLetter,
     DeliveryHandler,
+    HandlingObservers,
     HeaderValue,
     QueueKind,
     WireMessage,
@@ -141,6 +142,7 @@ class MemoryTransport:
     def __init__(self, settings: BusSettings | None = None) -> None:
         self.settings = settings or BusSettings()
         self.topology = Topology(self.settings.namespace)
+        self.handling = HandlingObservers()
         self._queues: dict[str, _Queue] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self._replies: dict[str, asyncio.Future[WireMessage]] = {}

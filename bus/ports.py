@@ -100,6 +100,10 @@ class Transport(Protocol):
     def namespace(self) -> str:
         """Prefix of every exchange and queue name this transport touches."""
 
+    @property
+    def handling(self) -> "HandlingObservers":
+        """Told how each message that a consumer on this transport handled ended (a daemon's metrics)."""
+
     async def start(self) -> None:
         """Connect and declare the fixed topology (commands, events, retry and dead exchanges)."""
 
@@ -270,3 +274,27 @@ class HandlingObserver(Protocol):
 
     def observe(self, consumer: str, message_type: str, outcome: str, seconds: float) -> None:
         """Record one message: `outcome` is `ok`, `duplicate`, `retried` or `dead`; `seconds` from decode to settle."""
+
+
+class HandlingObservers:
+    """The observers of one transport's consumers: every consumer built on a transport reports each message it
+    handled to its transport's observers (`transport.handling`), and the process that serves `/metrics` adds its
+    metrics there. It belongs to the transport, which the daemon's bootstrap builds: no process-wide list."""
+
+    def __init__(self) -> None:
+        self._observers: list[HandlingObserver] = []
+
+    def add(self, observer: HandlingObserver) -> None:
+        """Report every message handled on this transport to `observer` (idempotent)."""
+        if observer not in self._observers:
+            self._observers.append(observer)
+
+    def remove(self, observer: HandlingObserver) -> None:
+        """Undo `add`."""
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    def notify(self, consumer: str, message_type: str, outcome: str, seconds: float) -> None:
+        """Tell every observer how one message ended."""
+        for observer in self._observers:
+            observer.observe(consumer, message_type, outcome, seconds)

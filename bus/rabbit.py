@@ -19,7 +19,7 @@ from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
 from pamqp.common import FieldTable
 
 from bus.errors import BrokerUnavailable, RequestTimedOut, Unroutable
-from bus.ports import Binding, DeadLetter, DeliveryHandler, HeaderValue, QueueKind, WireMessage
+from bus.ports import Binding, DeadLetter, DeliveryHandler, HandlingObservers, HeaderValue, QueueKind, WireMessage
 from bus.rabbit_connection import CONNECTION_ERRORS, RabbitConnection
 from bus.rabbit_consumer import RabbitSubscription
 from bus.rabbit_dead import RabbitDeadLetters
@@ -38,9 +38,6 @@ from schemas.errors import FailedPrecondition, InvalidArgument, StrataError
 
 log = structlog.get_logger(__name__)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-# Every queue declared per namespace by any transport of this process, so that a clean-up through one transport
-# also removes what other transports (a second service in the same test) declared there.
-_declared_in_process: dict[str, set[str]] = {}
 
 
 class RabbitTransport:
@@ -53,6 +50,7 @@ class RabbitTransport:
         self.settings = settings or BusSettings()
         self._declare_topology = declare_topology
         self.topology = Topology(self.settings.namespace)
+        self.handling = HandlingObservers()
         # The namespace leads the connection name so that an operator (or a test) can find this process's links.
         self.connection_name = f"{self.topology.namespace}:{purpose}:{os.getpid()}:{uuid4().hex[:6]}"
         # Publishing and consuming use separate connections: when RabbitMQ's flow control slows a publisher, it
@@ -156,9 +154,6 @@ class RabbitTransport:
             await channel.exchange_declare(t.exchange(short), exchange_type=kind, durable=True)
         await channel.queue_declare(t.dead_queue, durable=True, arguments=_table(dead_queue_arguments()))
         await channel.queue_bind(t.dead_queue, t.exchange("dead"), routing_key="")
-        _declared_in_process.setdefault(t.namespace, set()).update(
-            t.delay_queue(level) for level in range(len(self.settings.retry_delays))
-        )
         for level, delay in enumerate(self.settings.retry_delays):
             queue = t.delay_queue(level)
             await channel.queue_declare(queue, durable=True, arguments=_table(delay_queue_arguments(delay)))
@@ -193,7 +188,6 @@ class RabbitTransport:
         except CONNECTION_ERRORS as error:
             raise BrokerUnavailable(f"could not declare {full}: {type(error).__name__}") from None
         self._queues[full] = (merged, kind)
-        _declared_in_process.setdefault(self.namespace, set()).add(full)
         return full
 
     async def consumers(self, name: str) -> int | None:
@@ -348,10 +342,10 @@ class RabbitTransport:
         return await self.dead_letters.count()
 
     async def delete_namespace(self, extra_queues: Sequence[str] = ()) -> None:
-        """Delete the namespace's exchanges and every queue any transport of this process declared in it, plus
-        `extra_queues` (tests and bench clean-up)."""
+        """Delete the namespace's exchanges, its fixed queues, the queues this transport declared and `extra_queues`
+        (full names: what other transports or processes declared there; AMQP cannot list a namespace's queues)."""
         t = self.topology
-        queues = sorted({*self._queues, *extra_queues, t.dead_queue, *_declared_in_process.pop(t.namespace, ())})
+        queues = sorted({*self._queues, *extra_queues, t.dead_queue})
         queues += [t.delay_queue(level) for level in range(len(self.settings.retry_delays))]
         try:
             async with aiormq.connect(self.settings.amqp_url) as connection:

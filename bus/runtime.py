@@ -21,7 +21,6 @@ from bus.ports import (
     Binding,
     Delivery,
     Handler,
-    HandlingObserver,
     HeaderValue,
     QueueKind,
     Subscription,
@@ -37,37 +36,6 @@ from schemas.registry import UnknownMessageType
 
 log = structlog.get_logger(__name__)
 _REASON_LIMIT = 500
-
-
-class _Observers:
-    """The process's handling observers: a daemon's metrics register here once, every consumer reports to them.
-
-    A process-wide list rather than a constructor argument, because the consumers are built deep inside each
-    service's bootstrap (and the saga coordinator's), while metrics belong to the process that serves `/metrics`.
-    """
-
-    def __init__(self) -> None:
-        self.observers: list[HandlingObserver] = []
-
-    def notify(self, consumer: str, message_type: str, outcome: str, started: float) -> None:
-        seconds = perf_counter() - started
-        for observer in self.observers:
-            observer.observe(consumer, message_type, outcome, seconds)
-
-
-_observers = _Observers()
-
-
-def observe_handling(observer: HandlingObserver) -> None:
-    """Report every message any consumer of this process handles to `observer` (idempotent)."""
-    if observer not in _observers.observers:
-        _observers.observers.append(observer)
-
-
-def stop_observing(observer: HandlingObserver) -> None:
-    """Undo `observe_handling`."""
-    if observer in _observers.observers:
-        _observers.observers.remove(observer)
 
 
 class Consumer:
@@ -153,7 +121,7 @@ class Consumer:
                 raise UnknownMessageType(f"{self.name} has no handler for {envelope.type}", field="type")
         except StrataError as error:
             await self._dead_letter(delivery, error, attempts + 1)
-            _observers.notify(self.name, wire.type, "dead", started)
+            self._notify(wire.type, "dead", started)
             return
         structlog.contextvars.bind_contextvars(
             correlation_id=str(envelope.correlation_id),
@@ -164,11 +132,11 @@ class Consumer:
             reply, duplicate = await self._run(handler, envelope)
         except Transient as error:
             outcome = "retried" if await self._retry(delivery, error, attempts + 1) else "dead"
-            _observers.notify(self.name, wire.type, outcome, started)
+            self._notify(wire.type, outcome, started)
             return
         except Exception as error:  # any other error is permanent: the consumer dead-letters it and keeps going
             await self._dead_letter(delivery, error, attempts + 1)
-            _observers.notify(self.name, wire.type, "dead", started)
+            self._notify(wire.type, "dead", started)
             return
         try:
             if reply is not None and wire.reply_to:
@@ -176,7 +144,10 @@ class Consumer:
             await delivery.ack()
         except StrataError as error:
             log.warning("could not settle; the broker will redeliver", error=str(error))
-        _observers.notify(self.name, wire.type, "duplicate" if duplicate else "ok", started)
+        self._notify(wire.type, "duplicate" if duplicate else "ok", started)
+
+    def _notify(self, message_type: str, outcome: str, started: float) -> None:
+        self.transport.handling.notify(self.name, message_type, outcome, perf_counter() - started)
 
     def deadline(self, handler: Handler, envelope: Envelope) -> float:
         """Seconds `handler` may run on `envelope`: the consumer's default, or more if the handler asked for more

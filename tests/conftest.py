@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from services.runtime.sealing import KEY_BYTES, SecretSealer
+from tests.broker_sweep import sweep
 from tests.bus_fixtures import memory_transport, rabbit_transport  # noqa: F401  # the bus fixtures
 
 AMQP_URL = os.environ.get("STRATA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -52,10 +53,25 @@ def amqp_url() -> str:
     return AMQP_URL
 
 
+_HANDED_OUT: list[str] = []  # every namespace of this run, for the sweep at its end
+
+
 @pytest.fixture
 def namespace() -> str:
     """A namespace of this test's own: every exchange and queue it declares starts with it."""
-    return f"t{uuid.uuid4().hex[:10]}"
+    name = f"t{uuid.uuid4().hex[:10]}"
+    _HANDED_OUT.append(name)
+    return name
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """After the run: delete the queues its tests left on the broker (`tests/broker_sweep.py`), and say so."""
+    try:
+        said = sweep(AMQP_URL, _HANDED_OUT)
+    except Exception as error:  # the sweep must never turn a run's result into an error
+        said = f"broker sweep failed: {type(error).__name__}: {error}"
+    if said:
+        terminalreporter.write_line(said)
 
 
 @pytest.fixture(scope="session")

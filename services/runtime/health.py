@@ -17,7 +17,6 @@ from typing import Self
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from bus.runtime import observe_handling, stop_observing
 from services.runtime.metrics import MessageMetrics
 
 log = structlog.get_logger(__name__)
@@ -69,11 +68,9 @@ class HealthServer:
     async def start(self) -> None:
         """Listen; raises OSError if the address is taken."""
         self._server = await asyncio.start_server(self._serve, self._host, self._port)
-        observe_handling(self.message_metrics)
 
     async def close(self) -> None:
         """Stop listening and wait for open requests to end."""
-        stop_observing(self.message_metrics)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

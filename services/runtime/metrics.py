@@ -35,7 +35,7 @@ class MessageMetrics:
         )
 
     def observe(self, consumer: str, message_type: str, outcome: str, seconds: float) -> None:
-        """Record one message a consumer handled (the bus runtime calls this; see `bus.runtime.observe_handling`)."""
+        """Record one message a consumer handled (called by the consumers of a transport it was added to)."""
         self._handled.labels(consumer, message_type, outcome).inc()
         self._seconds.labels(consumer, message_type).observe(seconds)
 

@@ -24,10 +24,12 @@ async def serve(daemons: Sequence[Daemon], settings: Settings, *, name: str, top
     shutdown = GracefulShutdown(grace_seconds=runtime.shutdown_grace_seconds)
     shutdown.install_signal_handlers()
     health = HealthServer(host=runtime.health_host, port=runtime.health_port)
+    transport = RabbitTransport(settings.bus, purpose=name)
+    transport.handling.add(health.message_metrics)  # every consumer of the process counts in /metrics
     runner = await Runner.start(
         daemons,
         database_url=runtime.database_url.get_secret_value(),
-        transport=RabbitTransport(settings.bus, purpose=name),
+        transport=transport,
         settings=settings,
         topology=topology,
         metrics=health.registry,

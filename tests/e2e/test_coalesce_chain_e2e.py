@@ -65,7 +65,11 @@ async def new_volume(cloud: Cloud) -> tuple[UUID, str]:
 
     async def ready() -> bool:
         state = await cloud.value("SELECT state FROM storage.volumes WHERE volume_id = $1", volume_id)
-        known = await cloud.value("SELECT count(*) FROM snapshot.volumes WHERE size_bytes IS NOT NULL AND pool_id IS NOT NULL AND volume_id = $1", volume_id)
+        known = await cloud.value(
+            "SELECT count(*) FROM snapshot.volumes WHERE size_bytes IS NOT NULL AND pool_id IS NOT NULL "
+            "AND volume_id = $1",
+            volume_id,
+        )
         return state == "Ready" and known == 1
 
     await cloud.wait(ready, "the volume Ready and known to the snapshot service")

@@ -137,7 +137,11 @@ async def prepare_vm(cloud: Cloud) -> Vm:
 
     async def ready() -> bool:
         states = await cloud.rows("SELECT state FROM storage.volumes WHERE volume_id = ANY($1::uuid[])", volumes)
-        known = await cloud.value("SELECT count(*) FROM snapshot.volumes WHERE size_bytes IS NOT NULL AND pool_id IS NOT NULL AND volume_id = ANY($1::uuid[])", volumes)
+        known = await cloud.value(
+            "SELECT count(*) FROM snapshot.volumes WHERE size_bytes IS NOT NULL AND pool_id IS NOT NULL "
+            "AND volume_id = ANY($1::uuid[])",
+            volumes,
+        )
         return [row["state"] for row in states] == ["Ready"] * 3 and known == 3
 
     await cloud.wait(ready, "three volumes Ready and known to the snapshot service")

@@ -11,7 +11,6 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from bus.runtime import observe_handling, stop_observing
 from schemas import Envelope
 from schemas.agent import (
     AgentRoute,
@@ -134,7 +133,7 @@ async def test_a_command_already_answered_is_acked_as_a_duplicate_without_runnin
             outcomes.append((message_type, outcome))
 
     observer = Outcomes()
-    observe_handling(observer)
+    stack.transport.handling.add(observer)
     try:
         pool_id = await attach(stack, pool_directory(tmp_path))
         command = Envelope.wrap(CreateVolumeOnPool(pool_id=pool_id, volume_id=uuid4(), size_bytes=MIB, host="kvm1.lab"))
@@ -143,7 +142,7 @@ async def test_a_command_already_answered_is_acked_as_a_duplicate_without_runnin
         await stack.bus.publish(command)  # delivered again after it was answered
         await assert_eventually(lambda: ("agent.volume.create", "duplicate") in outcomes, what="the duplicate acked")
     finally:
-        stop_observing(observer)
+        stack.transport.handling.remove(observer)
     assert len([event for event in stack.events if event.causation_id == command.message_id]) == 1
     async with stack.pool.acquire() as connection:
         row = await connection.fetchrow(

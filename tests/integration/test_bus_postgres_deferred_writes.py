@@ -10,7 +10,7 @@ from bus.codec import encode
 from bus.memory import MemoryTransport
 from bus.postgres import PostgresUnitOfWorkFactory, create_pool
 from bus.postgres.pool import Pool
-from bus.runtime import Consumer, observe_handling, stop_observing
+from bus.runtime import Consumer
 from bus.settings import BusSettings
 from schemas import FailedPrecondition, InvalidArgument, StrataError
 from tests.helpers import assert_eventually
@@ -110,7 +110,7 @@ async def test_the_consumer_runs_a_marked_handler_in_a_lazy_unit(
     transport = MemoryTransport(BusSettings(namespace=namespace))
     consumer = Consumer(transport, units, name="items", handlers={AddItem: add_item_later})
     outcomes = Outcomes()
-    observe_handling(outcomes)
+    transport.handling.add(outcomes)
     await transport.start()
     await consumer.start()
     try:
@@ -124,6 +124,6 @@ async def test_the_consumer_runs_a_marked_handler_in_a_lazy_unit(
         assert await table_count(bus_pool, "bus.outbox") == 1
         assert await transport.list_dead() == []
     finally:
-        stop_observing(outcomes)
+        transport.handling.remove(outcomes)
         await consumer.stop()
         await transport.close()

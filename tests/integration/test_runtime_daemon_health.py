@@ -105,10 +105,12 @@ async def start(
     bus = bus_settings(namespace, proxied(amqp_url, broker)).model_copy(update={"publish_outage_bound": 60.0})
     settings = Settings(bus, runtime or RuntimeSettings(), AgentSettings(host=HOST, cluster=CLUSTER))
     health = HealthServer(port=0, check_timeout=1.0)
+    transport = RabbitTransport(bus, purpose="health-test")
+    transport.handling.add(health.message_metrics)
     runner = await Runner.start(
         [declared(name) for name in names],
         database_url=proxied(database_url, database),
-        transport=RabbitTransport(bus, purpose="health-test"),
+        transport=transport,
         settings=settings,
         relay=RelaySettings(
             poll_interval=0.1, backoff_initial=0.1, backoff_max=0.5, undeliverable_after=undeliverable_after

@@ -149,7 +149,7 @@ async def test_port_before_start_is_an_error() -> None:
         _ = HealthServer().port
 
 
-async def test_every_consumer_of_the_process_reports_to_metrics(
+async def test_every_consumer_of_the_transport_reports_to_metrics(
     server: HealthServer, memory_transport: MemoryTransport
 ) -> None:
     async def ping(message: Message, envelope: Envelope, uow: UnitOfWork) -> None:
@@ -157,6 +157,7 @@ async def test_every_consumer_of_the_process_reports_to_metrics(
         if message.n == 2:
             raise ValueError("a permanent failure")
 
+    memory_transport.handling.add(server.message_metrics)
     consumer = Consumer(
         memory_transport,
         MemoryUnitOfWorkFactory(Bus(memory_transport, messages=bus_test_messages)),

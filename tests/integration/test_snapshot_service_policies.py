@@ -26,7 +26,13 @@ async def stack(database_url: str, amqp_url: str, namespace: str) -> AsyncIterat
 
 
 async def known(stack: Stack, volume_id: UUID) -> bool:
-    return bool(await stack.fetchval("SELECT count(*) FROM snapshot.volumes WHERE size_bytes IS NOT NULL AND pool_id IS NOT NULL AND volume_id = $1", volume_id))
+    return bool(
+        await stack.fetchval(
+            "SELECT count(*) FROM snapshot.volumes WHERE size_bytes IS NOT NULL AND pool_id IS NOT NULL "
+            "AND volume_id = $1",
+            volume_id,
+        )
+    )
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,13 @@ async def ready_volume(stack: Stack, *, vm_id: UUID | None = None) -> UUID:
     volume_id = await stack.add_volume(vm_id=vm_id)
 
     async def known() -> bool:
-        return bool(await stack.fetchval("SELECT count(*) FROM snapshot.volumes WHERE size_bytes IS NOT NULL AND pool_id IS NOT NULL AND volume_id = $1", volume_id))
+        return bool(
+            await stack.fetchval(
+                "SELECT count(*) FROM snapshot.volumes WHERE size_bytes IS NOT NULL AND pool_id IS NOT NULL "
+                "AND volume_id = $1",
+                volume_id,
+            )
+        )
 
     await eventually(known, what="the volume is known")
     return volume_id
