@@ -19,6 +19,7 @@ import asyncpg
 
 from bus.rabbit import RabbitTransport
 from schemas.storage import AddPool, PoolScope
+from tests.e2e.daemon_processes import every_daemon_queue
 from tests.e2e.revert_vm_support import (
     CLUSTER,
     HOST,
@@ -104,7 +105,7 @@ async def open_cloud(
             daemon.stop()
         await db.close()
         await transport.close()
-        await transport.delete_namespace(queue_names)
+        await transport.delete_namespace([*queue_names, *every_daemon_queue(namespace)])
         admin = await asyncpg.connect(postgres_url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()

@@ -40,11 +40,15 @@ def daemon_env(database_url: str, amqp_url: str, namespace: str, **extra: str) -
     }
 
 
+def every_daemon_queue(namespace: str) -> list[str]:
+    """The full names of every declared daemon's queues in `namespace`: a daemon declares them all at start."""
+    return [f"{namespace}.{queue.name}" for daemon in every_daemon() for queue in daemon.queues]
+
+
 async def remove_namespace(amqp_url: str, namespace: str) -> None:
     """Delete every queue the daemons declare in `namespace` (the shared topology and this test's agent) and its
     exchanges."""
-    queues = [f"{namespace}.{queue.name}" for daemon in every_daemon() for queue in daemon.queues]
-    queues += [f"{namespace}.agent.{HOST}", f"{namespace}.agent.cluster.{CLUSTER}"]
+    queues = [*every_daemon_queue(namespace), f"{namespace}.agent.{HOST}", f"{namespace}.agent.cluster.{CLUSTER}"]
     await RabbitTransport(BusSettings(amqp_url=amqp_url, namespace=namespace)).delete_namespace(queues)
 
 

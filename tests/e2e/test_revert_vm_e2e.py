@@ -29,6 +29,7 @@ from schemas.snapshot import (
 )
 from schemas.storage import AddPool, CreateVolume, PoolScope
 from schemas.vm import DescribeVm, PowerState, VmDescribed
+from tests.e2e.daemon_processes import every_daemon_queue
 from tests.e2e.revert_vm_support import (
     CLUSTER,
     HOST,
@@ -80,7 +81,7 @@ async def cloud(postgres_url: str, amqp_url: str, tmp_path_factory: pytest.TempP
             daemon.stop()
         await db.close()
         await transport.close()
-        await transport.delete_namespace(queues)
+        await transport.delete_namespace([*queues, *every_daemon_queue(namespace)])
         admin = await asyncpg.connect(postgres_url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
