@@ -106,7 +106,7 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
             placed = command.model_copy(update={"pool_id": info.pool_id})
         if template is not None:
             from schemas.image import ImageKind
-            from services.cli.template import find_image
+            from services.cli.image_downloads import find_image
 
             found = await find_image(client, template, ImageKind.TEMPLATE, timeout=timeout)
             placed = placed.model_copy(update={"template_id": found.image_id})
