@@ -23,7 +23,7 @@ from schemas.snapshot import (
     VolumeRevertOnPoolFailed,
 )
 from schemas.snapshot_queries import ListSnapshotPolicies, ListSnapshots
-from schemas.storage import PoolAdded, VolumeCreated, VolumeDeleted, VolumeResized, VolumeStateChanged
+from schemas.storage import PoolAdded, PoolStateChanged, VolumeCreated, VolumeDeleted, VolumeResized, VolumeStateChanged
 from schemas.vm import VmDescribed, VmStarted, VmStopped
 from services.runtime.handlers import ContextHandler
 from services.snapshot import (
@@ -62,6 +62,7 @@ EVENT_HANDLERS: dict[type[Message], ContextHandler[SnapshotDeps]] = {
     VolumeRevertOnPoolFailed: outcomes.on_volume_revert_failed,
     # what the service knows of others
     PoolAdded: read_model.on_pool_added,
+    PoolStateChanged: read_model.on_pool_state_changed,
     VolumeCreated: read_model.on_volume_created,
     VolumeStateChanged: read_model.on_volume_state_changed,
     VolumeResized: read_model.on_volume_resized,

@@ -6,7 +6,7 @@ survives restarts and any replica may run it.
 
 from bus.ports import UnitOfWork
 from schemas import Envelope, Event, Message
-from schemas.errors import AlreadyExists, NotFound, StrataError
+from schemas.errors import AlreadyExists, FailedPrecondition, NotFound, StrataError
 from schemas.snapshot import (
     CreateSnapshotPolicy,
     DeleteSnapshotPolicy,
@@ -15,6 +15,7 @@ from schemas.snapshot import (
     SnapshotPolicyDeleted,
     SnapshotPolicyDeleteFailed,
 )
+from schemas.storage import VolumeState
 from services.domain.policies import SnapshotPolicy
 from services.snapshot import repository as repo
 from services.snapshot.deps import SnapshotDeps
@@ -32,7 +33,9 @@ async def create_snapshot_policy(
 
     async def body() -> Message | None:
         policy = SnapshotPolicy.parse(command.interval_type, command.schedule, command.timezone, command.max_snaps)
-        await repo.get_volume(uow.connection, command.volume_id)
+        volume = await repo.get_volume(uow.connection, command.volume_id, lock=True)
+        if volume.state is VolumeState.EXPUNGED:
+            raise FailedPrecondition(f"volume {command.volume_id} is Expunged: it takes no policy", field="volume_id")
         next_run = policy.next_run(deps.clock())
         created = SnapshotPolicyCreated(
             policy_id=command.policy_id,
@@ -59,6 +62,19 @@ async def create_snapshot_policy(
                 raise AlreadyExists(f"policy {command.policy_id} exists with other settings", field="policy_id")
             created = created.model_copy(update={"next_run_at": existing["next_run_at"]})
         else:
+            # One policy per interval on a volume, as CloudStack keeps it (the volume's row is locked: two creates
+            # at once are taken in turn); a second is refused naming the first, so nothing is merged silently.
+            other = await uow.connection.fetchval(
+                "SELECT policy_id FROM snapshot.policies WHERE volume_id = $1 AND interval_type = $2",
+                command.volume_id,
+                command.interval_type.value,
+            )
+            if other is not None:
+                raise AlreadyExists(
+                    f"volume {command.volume_id} has a {command.interval_type.value} policy already ({other}): "
+                    "delete it first, or choose another interval",
+                    field="interval_type",
+                )
             await uow.connection.execute(
                 "INSERT INTO snapshot.policies (policy_id, volume_id, interval_type, schedule, timezone, max_snaps, "
                 "next_run_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -11,7 +11,15 @@ the state it leaves the volume in. A service that starts late catches up by aski
 from bus.ports import UnitOfWork, deferred_writes
 from schemas import Envelope
 from schemas.migration import VolumePoolSwitched
-from schemas.storage import PoolAdded, VolumeCreated, VolumeDeleted, VolumeResized, VolumeState, VolumeStateChanged
+from schemas.storage import (
+    PoolAdded,
+    PoolStateChanged,
+    VolumeCreated,
+    VolumeDeleted,
+    VolumeResized,
+    VolumeState,
+    VolumeStateChanged,
+)
 from schemas.vm import PowerState, VmDescribed, VmStarted, VmStopped
 from services.snapshot import repository as repo
 from services.snapshot.deps import SnapshotDeps
@@ -22,6 +30,14 @@ async def on_pool_added(event: PoolAdded, envelope: Envelope, uow: UnitOfWork, d
     """Remember the pool's plugin and where its agents are."""
     pool = repo.PoolRow(event.pool_id, event.plugin, event.scope, event.cluster_id, event.host)
     repo.upsert_pool(uow, pool)
+
+
+@deferred_writes
+async def on_pool_state_changed(
+    event: PoolStateChanged, envelope: Envelope, uow: UnitOfWork, deps: SnapshotDeps
+) -> None:
+    """A pool entering maintenance takes no new snapshot operation until it is Up again."""
+    repo.apply_pool_state(uow, event.pool_id, event.new_state, envelope.occurred_at)
 
 
 @deferred_writes

@@ -13,10 +13,16 @@ from bus.ports import UnitOfWork
 from schemas.agent import AgentRoute
 from schemas.errors import FailedPrecondition, NotFound
 from schemas.snapshot import SnapshotKind, SnapshotState
-from schemas.storage import PoolScope, VolumeState
+from schemas.storage import PoolScope, PoolState, VolumeState
 
 # Every `connection` below is an asyncpg connection (the unit of work's); asyncpg ships no usable protocol type.
 Connection = Any
+
+
+# A pool in these states takes no new operation (Disabled only stops new volumes from being placed on it).
+CLOSED_POOL_STATES = frozenset(
+    {PoolState.PREPARE_FOR_MAINTENANCE, PoolState.MAINTENANCE, PoolState.ERROR_IN_MAINTENANCE, PoolState.REMOVED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +34,17 @@ class PoolRow:
     scope: PoolScope
     cluster_id: str | None
     host: str | None
+    state: PoolState = PoolState.UP
+
+    def check_open(self, what: str) -> None:
+        """Refuse `what` (a new operation on the pool's volumes) while the pool is in or entering maintenance, or
+        removed: CloudStack takes a pool in maintenance out of service for everything on it, snapshots included."""
+        if self.state in CLOSED_POOL_STATES:
+            raise FailedPrecondition(
+                f"pool {self.pool_id} is {self.state}: {what} waits until the pool is Up again "
+                "(`strata pool cancel-maintenance`)",
+                field="pool_id",
+            )
 
     def route(self) -> AgentRoute:
         """The `host` or `cluster_id` an agent command for this pool carries."""
@@ -117,7 +134,20 @@ async def get_pool(connection: Connection, pool_id: UUID) -> PoolRow:
     row = await connection.fetchrow("SELECT * FROM snapshot.pools WHERE pool_id = $1", pool_id)
     if row is None:
         raise NotFound(f"pool {pool_id} is unknown to the snapshot service", field="pool_id")
-    return PoolRow(row["pool_id"], row["plugin"], PoolScope(row["scope"]), row["cluster_id"], row["host"])
+    return PoolRow(
+        row["pool_id"], row["plugin"], PoolScope(row["scope"]), row["cluster_id"], row["host"], PoolState(row["state"])
+    )
+
+
+def apply_pool_state(uow: UnitOfWork, pool_id: UUID, state: PoolState, at: datetime) -> None:
+    """Keep a pool's state unless a later change is already kept (a deferred write; events may come out of order)."""
+    uow.defer(
+        "UPDATE snapshot.pools SET state = $2, state_at = $3 "
+        "WHERE pool_id = $1 AND (state_at IS NULL OR state_at <= $3)",
+        pool_id,
+        state.value,
+        at,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,9 +206,12 @@ async def set_volume_base(connection: Connection, volume_id: UUID, snapshot_id: 
     )
 
 
-async def get_volume(connection: Connection, volume_id: UUID) -> VolumeRow:
-    """The volume, or NotFound (also for one heard of before its `volume.created`: its pool is not known yet)."""
-    row = await connection.fetchrow("SELECT * FROM snapshot.volumes WHERE volume_id = $1", volume_id)
+async def get_volume(connection: Connection, volume_id: UUID, *, lock: bool = False) -> VolumeRow:
+    """The volume, or NotFound (also for one heard of before its `volume.created`: its pool is not known yet);
+    `lock` holds its row until the transaction ends (what the caller decides on it is taken in turn)."""
+    row = await connection.fetchrow(
+        "SELECT * FROM snapshot.volumes WHERE volume_id = $1" + (" FOR UPDATE" if lock else ""), volume_id
+    )
     if row is None or row["pool_id"] is None or row["size_bytes"] is None:
         raise NotFound(f"volume {volume_id} is unknown to the snapshot service", field="volume_id")
     return VolumeRow(

@@ -71,8 +71,11 @@ class PolicyScheduler:
         async with self.units.begin(CONSUMER, None) as uow:
             assert uow is not None  # no incoming message, so never a duplicate
             row = await uow.connection.fetchrow(
+                # A policy of an Expunged volume never fires (its volume takes no snapshot; it stays to be deleted).
                 "SELECT policy_id, volume_id, interval_type, schedule, timezone, max_snaps, next_run_at "
-                "FROM snapshot.policies WHERE next_run_at <= $1 ORDER BY next_run_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+                "FROM snapshot.policies p WHERE next_run_at <= $1 AND NOT EXISTS (SELECT 1 FROM snapshot.volumes v "
+                "WHERE v.volume_id = p.volume_id AND v.state = 'Expunged') "
+                "ORDER BY next_run_at LIMIT 1 FOR UPDATE OF p SKIP LOCKED",
                 now,
             )
             if row is None:

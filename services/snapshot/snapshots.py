@@ -94,6 +94,7 @@ async def _create(command: CreateSnapshot, envelope: Envelope, uow: UnitOfWork, 
             f"volume {volume.volume_id} is {volume.state}: a snapshot needs it Ready", field="volume_id"
         )
     pool = await repo.get_pool(connection, volume.pool_id)
+    pool.check_open("a new snapshot")
     # Hidden snapshots count: the live data may sit on one (its newest snapshot deleted), and a delta builds on it.
     chain = (await load_chain(connection, volume.volume_id)).chain
     plan = plan_next_snapshot(chain, delta_max=deps.delta_max, supports_delta=deps.supports_delta(pool.plugin))
@@ -183,11 +184,12 @@ async def _delete(command: DeleteSnapshot, envelope: Envelope, uow: UnitOfWork) 
         deleted = SnapshotDeleted(snapshot_id=snapshot.snapshot_id, volume_id=snapshot.volume_id)
         answer(uow, requester, deleted)
         return deleted
+    pool = await repo.get_pool(connection, snapshot.pool_id)
+    pool.check_open("deleting a snapshot")
     if snapshot.state is not SnapshotState.DESTROYING:
         new = SNAPSHOT_STATES.next_state(snapshot.snapshot_id, snapshot.state, SnapshotEvent.DESTROY_REQUESTED)
         await repo.update_snapshot(connection, snapshot.snapshot_id, new)
         state_changed(uow, requester, snapshot.snapshot_id, snapshot.state, new)
-    pool = await repo.get_pool(connection, snapshot.pool_id)
     sent = to_agent(
         uow,
         requester,
@@ -249,6 +251,7 @@ async def _revert(
                 field="snapshot_id",
             )
     pool = await repo.get_pool(connection, volume.pool_id)
+    pool.check_open("a revert")
     sent = to_agent(
         uow,
         requester,
