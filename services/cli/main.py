@@ -21,6 +21,7 @@ from services.cli import (
     outbox,
     plugins,
     pool,
+    replay,
     run,
     saga,
     snapshot,
@@ -76,3 +77,4 @@ app.add_typer(backup_schedule.app, name="backup-schedule")
 app.command("run")(run.run)
 app.command("up")(run.up)
 app.add_typer(topology.app, name="topology")
+app.add_typer(replay.app, name="replay")

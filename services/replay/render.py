@@ -1,0 +1,73 @@
+"""How a selection is shown in a terminal: the timeline as a table, the causal tree, the messages as JSON lines."""
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from services.replay.reading import Recorded
+from services.replay.timeline import Line, Mark, Node
+
+_STYLE = {
+    Mark.FAILURE: "red",
+    Mark.DEAD_LETTER: "magenta",
+    Mark.COMPENSATION: "dark_orange",
+    Mark.RETRY: "yellow",
+    Mark.OPERATOR: "blue",
+    Mark.SAGA: "bright_black",
+    Mark.START: "bold",
+}
+
+
+def show_timeline(console: Console, lines: list[Line]) -> None:
+    """A table: when (from the first line), who to whom, what, and how long it waited for an answer."""
+    if not lines:
+        console.print("[dim]no message matches[/dim]")
+        return
+    start = lines[0].at
+    table = Table(box=None, header_style="bold")
+    for column in ("+time", "from", "to", "kind", "message", "answered after"):
+        table.add_column(column, overflow="fold")
+    for line in lines:
+        style = _STYLE.get(line.mark, "")
+        what = line.what + (f" attempt {line.attempt}" if line.attempt and line.attempt > 1 else "")
+        if line.message is not None and line.message.problem:
+            what += f" [does not decode: {line.message.problem}]"
+        waited = f"{line.waited.total_seconds() * 1000:.0f} ms" if line.waited is not None else ""
+        table.add_row(
+            f"{(line.at - start).total_seconds():.3f}s",
+            line.sender,
+            ", ".join(line.receivers),
+            line.mark.value,
+            what,
+            waited,
+            style=style,
+        )
+    console.print(table)
+    messages = sum(1 for line in lines if line.message is not None)
+    console.print(f"[dim]{messages} message(s), {len(lines) - messages} saga event(s)[/dim]")
+
+
+def show_tree(console: Console, roots: list[Node]) -> None:
+    """The causation trees: each message under the one that caused it."""
+    for root in roots:
+        tree = Tree(_node_label(root.message))
+        _grow(tree, root)
+        console.print(tree)
+
+
+def _grow(tree: Tree, node: Node) -> None:
+    for child in node.children:
+        _grow(tree.add(_node_label(child.message)), child)
+
+
+def _node_label(message: Recorded) -> str:
+    step = f" step {message.step}" if message.step is not None else ""
+    return f"{message.type}{step} [dim]by {message.producer or '?'} {message.message_id}[/dim]"
+
+
+def print_json(messages: list[Recorded]) -> None:
+    """One JSON object per message, payload decoded and masked."""
+    for message in messages:
+        print(json.dumps(message.as_json()))
