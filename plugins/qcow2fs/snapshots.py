@@ -28,6 +28,16 @@ def _snapshot(record: dict[str, object]) -> Snapshot:
     )
 
 
+async def _with_footprint(context: PoolContext, snapshot: Snapshot) -> Snapshot:
+    """The snapshot with what its file holds on the pool: the blocks allocated, not the virtual size (a delta
+    holds only the clusters written since the snapshot before it)."""
+    try:
+        stat = await context.off_loop(snapshot_image(context, snapshot).stat)
+    except FileNotFoundError:  # its layer already merged away: what it holds is no longer its own
+        return snapshot
+    return snapshot.model_copy(update={"physical_size_bytes": stat.st_blocks * 512})
+
+
 def snapshot_image(context: PoolContext, snapshot: Snapshot) -> Path:
     """The file that holds the snapshot's data."""
     if snapshot.kind is SnapshotKind.DELTA:
@@ -44,7 +54,7 @@ async def create_snapshot(context: PoolContext, snapshot_id: str, volume_id: str
             if record["volume_id"] != volume_id or record["kind"] != kind.value:
                 raise AlreadyExists(f"snapshot {snapshot_id!r} exists for another request", field="snapshot_id")
             if record["state"] == "ready":
-                return _snapshot(record)
+                return await _with_footprint(context, _snapshot(record))
         else:
             await context.volume_record(volume_id)
             await context.require_changeable()
@@ -64,7 +74,7 @@ async def create_snapshot(context: PoolContext, snapshot_id: str, volume_id: str
             await _copy_active(context, volume_id, context.layout.full_image(volume_id, snapshot_id))
         ready = {**record, "state": "ready"}
         await context.off_loop(write_record, record_path, ready)
-        return _snapshot(ready)
+        return await _with_footprint(context, _snapshot(ready))
 
 
 async def _freeze_active(context: PoolContext, volume_id: str, layer: Path) -> None:

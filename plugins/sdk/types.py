@@ -69,8 +69,11 @@ class Snapshot(_Frozen):
     snapshot_id: str
     volume_id: str
     kind: SnapshotKind
-    size_bytes: int = Field(ge=0)
+    size_bytes: int = Field(ge=0, description="The volume's virtual size when the snapshot was taken.")
     created_at: datetime
+    physical_size_bytes: int | None = Field(
+        default=None, ge=0, description="Bytes the snapshot holds on the storage; None if the plugin cannot tell."
+    )
 
 
 class ChainLink(_Frozen):

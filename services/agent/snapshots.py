@@ -39,7 +39,7 @@ async def create_snapshot(command: CreateSnapshotOnPool, envelope: Envelope, uow
             volume_id=command.volume_id,
             snapshot_id=command.snapshot_id,
             kind=SnapshotKind(taken.kind.value),
-            physical_size_bytes=taken.size_bytes,
+            physical_size_bytes=taken.size_bytes if taken.physical_size_bytes is None else taken.physical_size_bytes,
         )
 
     await agent.run(

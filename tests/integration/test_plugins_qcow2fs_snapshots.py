@@ -224,3 +224,18 @@ async def test_a_template_under_the_chain_is_never_written(driver: Qcow2fsDriver
     assert len(chain.links) == 1
     assert await read_all(volume.path, tmp_path) == _expected(0x11, 0x22, 0x33)
     assert hashlib.sha256(template.read_bytes()).hexdigest() == checksum
+
+
+async def test_a_snapshot_reports_what_it_holds_on_the_pool_not_the_virtual_size(driver: Qcow2fsDriver) -> None:
+    volume = await driver.create_volume("vol-sparse", 64 * MIB)
+    await guest_write(volume.path, 0x5A, 0, MIB)
+    full = await driver.create_snapshot("f1", "vol-sparse", SnapshotKind.FULL)
+    assert full.size_bytes == 64 * MIB
+    assert full.physical_size_bytes is not None
+    assert MIB <= full.physical_size_bytes < 4 * MIB  # one MiB written, plus qcow2 metadata
+    await guest_write(volume.path, 0x5B, 8 * MIB, 2 * MIB)
+    delta = await driver.create_snapshot("d1", "vol-sparse", SnapshotKind.DELTA)
+    assert delta.physical_size_bytes is not None
+    assert 3 * MIB <= delta.physical_size_bytes < 6 * MIB  # the clusters its layer holds (3 MiB written), not 64 MiB
+    again = await driver.create_snapshot("d1", "vol-sparse", SnapshotKind.DELTA)
+    assert again == delta
