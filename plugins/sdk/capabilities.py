@@ -47,6 +47,9 @@ class Capability(StrEnum):
     """Create a volume as a copy of another one."""
     RESIZE = "resize"
     """Grow a volume."""
+    SHRINK = "shrink"
+    """Shrink a volume, dropping the data past its new end (asked for explicitly: `--allow-shrink`); without it,
+    volumes only grow."""
     TEMPLATE = "template"
     """Create a volume from a template (as a backing file or a full copy)."""
     COPY = "copy"
@@ -76,6 +79,7 @@ PRIMARY_CAPABILITIES = frozenset(
         Capability.NATIVE_MIGRATION,
         Capability.CLONE,
         Capability.RESIZE,
+        Capability.SHRINK,
         Capability.TEMPLATE,
         Capability.COPY,
         Capability.LINKED_CLONE,

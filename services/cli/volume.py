@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from schemas.errors import InvalidArgument, NotFound
+from schemas.errors import NotFound
 from schemas.storage import (
     CreateVolume,
     DeleteVolume,
@@ -194,7 +194,13 @@ def show(volume: VolumeArgument, as_json: JsonOption = False, timeout: TimeoutOp
 def resize(
     volume: VolumeArgument,
     size: Annotated[str, typer.Argument(help="The new virtual size: 20G, 512M, or bytes.")],
-    allow_shrink: Annotated[bool, typer.Option(help="Shrinking loses the data past the new end: opt in.")] = False,
+    allow_shrink: Annotated[
+        bool,
+        typer.Option(
+            help="Shrink: the data past the new end is lost. Only pools whose plugin has the `shrink` capability "
+            "can (`strata plugins show NAME`)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
     timeout: TimeoutOption = 120.0,
 ) -> None:
@@ -206,12 +212,7 @@ def resize(
 
     async def work(client: "Client") -> VolumeResized:
         info = await find_volume(client, volume, timeout=timeout)
-        if new_size < info.size_bytes and not allow_shrink:
-            raise InvalidArgument(
-                f"{human_bytes(new_size)} is smaller than {human_bytes(info.size_bytes)}: add --allow-shrink "
-                "to cut the data past the new end",
-                field="size",
-            )
+        # Whether a shrink may happen (the pool's plugin can, and --allow-shrink was given) the storage service says.
         command = ResizeVolume(volume_id=info.volume_id, new_size_bytes=new_size, allow_shrink=allow_shrink)
         with _progress() as progress:
             progress.add_task(f"resizing {info.name} to {human_bytes(new_size)}", total=None)

@@ -35,7 +35,7 @@ from schemas.storage import (
 )
 from schemas.storage_queries import ListPools, ListVolumes
 from services.runtime.handlers import ContextHandler
-from services.storage import hosts, migration, pools, queries, volumes
+from services.storage import hosts, migration, pools, queries, resizes, volumes
 from services.storage.context import Storage
 
 COMMAND_HANDLERS: dict[type[Message], ContextHandler[Storage]] = {
@@ -47,7 +47,7 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[Storage]] = {
     DeletePool: pools.delete_pool,
     CreateVolume: volumes.create_volume,
     DeleteVolume: volumes.delete_volume,
-    ResizeVolume: volumes.resize_volume,
+    ResizeVolume: resizes.resize_volume,
     BeginVolumeOperation: volumes.begin_operation,
     EndVolumeOperation: volumes.end_operation,
     PlanMigration: migration.plan_migration,
@@ -68,7 +68,7 @@ EVENT_HANDLERS: dict[type[Message], ContextHandler[Storage]] = {
     VolumeCreateOnPoolFailed: volumes.volume_create_failed,
     VolumeDeletedOnPool: volumes.volume_deleted,
     VolumeDeleteOnPoolFailed: volumes.volume_delete_failed,
-    VolumeResizedOnPool: volumes.volume_resized,
-    VolumeResizeOnPoolFailed: volumes.volume_resize_failed,
+    VolumeResizedOnPool: resizes.volume_resized,
+    VolumeResizeOnPoolFailed: resizes.volume_resize_failed,
     HostHeartbeat: hosts.host_heartbeat,
 }

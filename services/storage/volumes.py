@@ -1,5 +1,5 @@
 """Volume handlers: create (allocate a pool, an agent creates it), delete (Destroy -> Expunging -> Expunged),
-resize, and begin/end of the long operations sagas run. Load, decide (services.domain), record, emit.
+and begin/end of the long operations sagas run. Load, decide (services.domain), record, emit.
 
 A refused request changes nothing and is answered with the matching `...Failed` event (or StepFailed for a saga's
 step). The agents' answers to commands a saga sent directly are the saga's, not this service's: they are ignored.
@@ -15,15 +15,12 @@ from schemas import Envelope
 from schemas.agent import (
     CreateVolumeOnPool,
     DeleteVolumeOnPool,
-    ResizeVolumeOnPool,
     VolumeCreatedOnPool,
     VolumeCreateOnPoolFailed,
     VolumeDeletedOnPool,
     VolumeDeleteOnPoolFailed,
-    VolumeResizedOnPool,
-    VolumeResizeOnPoolFailed,
 )
-from schemas.errors import AlreadyExists, FailedPrecondition, InvalidArgument, ResourceExhausted, StrataError
+from schemas.errors import AlreadyExists, FailedPrecondition, ResourceExhausted, StrataError
 from schemas.image import CreateVolumeFromTemplate
 from schemas.storage import (
     BeginVolumeOperation,
@@ -31,14 +28,11 @@ from schemas.storage import (
     DeleteVolume,
     EndVolumeOperation,
     PoolState,
-    ResizeVolume,
     VolumeCreated,
     VolumeCreateFailed,
     VolumeDeleted,
     VolumeDeleteFailed,
     VolumeOperationFailed,
-    VolumeResized,
-    VolumeResizeFailed,
     VolumeState,
 )
 from services.domain.allocator import AllocationRequest, allocate
@@ -62,7 +56,9 @@ from services.storage.repository import PoolRow, VolumeRow
 log = structlog.get_logger(__name__)
 
 
-async def _move(uow: UnitOfWork, cause: Envelope, storage: Storage, volume: VolumeRow, event: VolumeEvent) -> VolumeRow:
+async def move_volume(
+    uow: UnitOfWork, cause: Envelope, storage: Storage, volume: VolumeRow, event: VolumeEvent
+) -> VolumeRow:
     """Apply `event` to the volume (FailedPrecondition if illegal), record it and emit the state change."""
     moved = volume.moved(VOLUME_STATES.next_state(volume.volume_id, volume.state, event))
     saved = await repository.save_volume(uow.connection, moved)
@@ -98,7 +94,7 @@ async def create_volume(command: CreateVolume, envelope: Envelope, uow: UnitOfWo
         vm_id=command.vm_id,
         saga_request=saga_request_of(envelope),
     )
-    await _move(uow, envelope, storage, allocated, VolumeEvent.CREATE_REQUESTED)
+    await move_volume(uow, envelope, storage, allocated, VolumeEvent.CREATE_REQUESTED)
     route = agent_route(pool)
     on_pool: CreateVolumeOnPool | CreateVolumeFromTemplate = CreateVolumeOnPool(
         pool_id=pool.pool_id,
@@ -172,11 +168,11 @@ class NoPoolFits(ResourceExhausted):
 
 async def volume_created(event: VolumeCreatedOnPool, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
     """The agent created the data: Creating -> Ready, `volume.created`."""
-    volume = await _awaited(uow, envelope, event.volume_id, VolumeState.CREATING)
+    volume = await awaited(uow, envelope, event.volume_id, VolumeState.CREATING)
     if volume is None:
         return
     done = replace(volume, locator=event.locator, saga_request=None)
-    ready = await _move(uow, envelope, storage, done, VolumeEvent.OPERATION_SUCCEEDED)
+    ready = await move_volume(uow, envelope, storage, done, VolumeEvent.OPERATION_SUCCEEDED)
     created = VolumeCreated(
         volume_id=ready.volume_id,
         pool_id=event.pool_id,
@@ -192,11 +188,11 @@ async def volume_create_failed(
     event: VolumeCreateOnPoolFailed, envelope: Envelope, uow: UnitOfWork, storage: Storage
 ) -> None:
     """The agent could not create the data: back to Allocated on no pool, `volume.create.failed`."""
-    volume = await _awaited(uow, envelope, event.volume_id, VolumeState.CREATING)
+    volume = await awaited(uow, envelope, event.volume_id, VolumeState.CREATING)
     if volume is None:
         return
     undone = replace(volume, pool_id=None, saga_request=None)
-    await _move(uow, envelope, storage, undone, VolumeEvent.OPERATION_FAILED)
+    await move_volume(uow, envelope, storage, undone, VolumeEvent.OPERATION_FAILED)
     failed = VolumeCreateFailed(volume_id=volume.volume_id, error=event.error)
     conclude(uow, envelope, volume.saga_request, failed, storage, failed=True)
     await settle_maintenance(uow, envelope, storage, volume.pool_id)
@@ -213,16 +209,18 @@ async def delete_volume(command: DeleteVolume, envelope: Envelope, uow: UnitOfWo
             deleted = VolumeDeleted(volume_id=volume.volume_id, pool_id=volume.pool_id, entity_version=volume.version)
             conclude(uow, envelope, saga_request_of(envelope), deleted, storage)
             return
-        pool = await _pool_for_operation(uow, volume) if volume.pool_id is not None else None
+        pool = await pool_for_operation(uow, volume) if volume.pool_id is not None else None
         if volume.state is not VolumeState.DESTROY:
-            volume = await _move(uow, envelope, storage, volume, VolumeEvent.DESTROY_REQUESTED)
+            volume = await move_volume(uow, envelope, storage, volume, VolumeEvent.DESTROY_REQUESTED)
         waiting = replace(volume, saga_request=saga_request_of(envelope))
-        volume = await _move(uow, envelope, storage, waiting, VolumeEvent.EXPUNGE_REQUESTED)
+        volume = await move_volume(uow, envelope, storage, waiting, VolumeEvent.EXPUNGE_REQUESTED)
     except StrataError as error:
         refuse(uow, envelope, error, VolumeDeleteFailed(volume_id=command.volume_id, error=error.info()), storage)
         return
     if pool is None:
-        gone = await _move(uow, envelope, storage, replace(volume, saga_request=None), VolumeEvent.OPERATION_SUCCEEDED)
+        gone = await move_volume(
+            uow, envelope, storage, replace(volume, saga_request=None), VolumeEvent.OPERATION_SUCCEEDED
+        )
         deleted = VolumeDeleted(volume_id=volume.volume_id, pool_id=None, entity_version=gone.version)
         conclude(uow, envelope, volume.saga_request, deleted, storage)
         return
@@ -233,10 +231,12 @@ async def delete_volume(command: DeleteVolume, envelope: Envelope, uow: UnitOfWo
 
 async def volume_deleted(event: VolumeDeletedOnPool, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
     """The agent deleted the data: Expunging -> Expunged, `volume.deleted`."""
-    volume = await _awaited(uow, envelope, event.volume_id, VolumeState.EXPUNGING)
+    volume = await awaited(uow, envelope, event.volume_id, VolumeState.EXPUNGING)
     if volume is None:
         return
-    gone = await _move(uow, envelope, storage, replace(volume, saga_request=None), VolumeEvent.OPERATION_SUCCEEDED)
+    gone = await move_volume(
+        uow, envelope, storage, replace(volume, saga_request=None), VolumeEvent.OPERATION_SUCCEEDED
+    )
     deleted = VolumeDeleted(volume_id=volume.volume_id, pool_id=event.pool_id, entity_version=gone.version)
     conclude(uow, envelope, volume.saga_request, deleted, storage)
     await settle_maintenance(uow, envelope, storage, volume.pool_id)
@@ -246,75 +246,11 @@ async def volume_delete_failed(
     event: VolumeDeleteOnPoolFailed, envelope: Envelope, uow: UnitOfWork, storage: Storage
 ) -> None:
     """The agent could not delete the data: back to Destroy (delete again to retry), `volume.delete.failed`."""
-    volume = await _awaited(uow, envelope, event.volume_id, VolumeState.EXPUNGING)
+    volume = await awaited(uow, envelope, event.volume_id, VolumeState.EXPUNGING)
     if volume is None:
         return
-    await _move(uow, envelope, storage, replace(volume, saga_request=None), VolumeEvent.OPERATION_FAILED)
+    await move_volume(uow, envelope, storage, replace(volume, saga_request=None), VolumeEvent.OPERATION_FAILED)
     failed = VolumeDeleteFailed(volume_id=volume.volume_id, error=event.error)
-    conclude(uow, envelope, volume.saga_request, failed, storage, failed=True)
-    await settle_maintenance(uow, envelope, storage, volume.pool_id)
-
-
-# ------------------------------------------------------------------------------------------------- resize
-
-
-async def resize_volume(command: ResizeVolume, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
-    """Ready -> Resizing, and an agent changes the size on the pool."""
-    try:
-        volume = await repository.get_volume(uow.connection, command.volume_id)
-        if command.new_size_bytes < volume.size_bytes and not command.allow_shrink:
-            raise InvalidArgument(
-                f"volume {volume.volume_id} is {volume.size_bytes} bytes: shrinking it to {command.new_size_bytes} "
-                "loses the data past the new end; ask with allow_shrink",
-                field="new_size_bytes",
-            )
-        pool = await _pool_for_operation(uow, volume)
-        if command.new_size_bytes > volume.size_bytes:
-            _check_room(pool, command.new_size_bytes - volume.size_bytes, storage)
-        volume = replace(volume, requested_size_bytes=command.new_size_bytes, saga_request=saga_request_of(envelope))
-        await _move(uow, envelope, storage, volume, VolumeEvent.RESIZE_REQUESTED)
-    except StrataError as error:
-        refuse(uow, envelope, error, VolumeResizeFailed(volume_id=command.volume_id, error=error.info()), storage)
-        return
-    route = agent_route(pool)
-    on_pool = ResizeVolumeOnPool(
-        pool_id=pool.pool_id,
-        volume_id=volume.volume_id,
-        new_size_bytes=command.new_size_bytes,
-        allow_shrink=command.allow_shrink,
-        host=route[0],
-        cluster_id=route[1],
-    )
-    emit(uow, envelope, on_pool, storage)
-
-
-async def volume_resized(event: VolumeResizedOnPool, envelope: Envelope, uow: UnitOfWork, storage: Storage) -> None:
-    """The agent resized it: Resizing -> Ready with the new size, `volume.resized`."""
-    volume = await _awaited(uow, envelope, event.volume_id, VolumeState.RESIZING)
-    if volume is None:
-        return
-    resized = replace(volume, size_bytes=event.new_size_bytes, requested_size_bytes=None, saga_request=None)
-    ready = await _move(uow, envelope, storage, resized, VolumeEvent.OPERATION_SUCCEEDED)
-    changed = VolumeResized(
-        volume_id=volume.volume_id,
-        old_size_bytes=volume.size_bytes,
-        new_size_bytes=event.new_size_bytes,
-        entity_version=ready.version,
-    )
-    conclude(uow, envelope, volume.saga_request, changed, storage)
-    await settle_maintenance(uow, envelope, storage, volume.pool_id)
-
-
-async def volume_resize_failed(
-    event: VolumeResizeOnPoolFailed, envelope: Envelope, uow: UnitOfWork, storage: Storage
-) -> None:
-    """The agent could not resize it: Resizing -> Ready with the old size, `volume.resize.failed`."""
-    volume = await _awaited(uow, envelope, event.volume_id, VolumeState.RESIZING)
-    if volume is None:
-        return
-    restored = replace(volume, requested_size_bytes=None, saga_request=None)
-    await _move(uow, envelope, storage, restored, VolumeEvent.OPERATION_FAILED)
-    failed = VolumeResizeFailed(volume_id=volume.volume_id, error=event.error)
     conclude(uow, envelope, volume.saga_request, failed, storage, failed=True)
     await settle_maintenance(uow, envelope, storage, volume.pool_id)
 
@@ -330,8 +266,8 @@ async def begin_operation(command: BeginVolumeOperation, envelope: Envelope, uow
         volume = await repository.get_volume(uow.connection, command.volume_id)
         version = volume.version
         if volume.state is not held:
-            await _pool_for_operation(uow, volume)
-            version = (await _move(uow, envelope, storage, volume, operation_event(command.operation))).version
+            await pool_for_operation(uow, volume)
+            version = (await move_volume(uow, envelope, storage, volume, operation_event(command.operation))).version
     except StrataError as error:
         failed = VolumeOperationFailed(volume_id=command.volume_id, operation=command.operation, error=error.info())
         refuse(uow, envelope, error, failed, storage)
@@ -353,7 +289,7 @@ async def end_operation(command: EndVolumeOperation, envelope: Envelope, uow: Un
                     f"volume {volume.volume_id} is {volume.state}, not held for {command.operation}", field="operation"
                 )
             outcome = VolumeEvent.OPERATION_SUCCEEDED if command.succeeded else VolumeEvent.OPERATION_FAILED
-            version = (await _move(uow, envelope, storage, volume, outcome)).version
+            version = (await move_volume(uow, envelope, storage, volume, outcome)).version
     except StrataError as error:
         failed = VolumeOperationFailed(volume_id=command.volume_id, operation=command.operation, error=error.info())
         refuse(uow, envelope, error, failed, storage)
@@ -366,7 +302,7 @@ async def end_operation(command: EndVolumeOperation, envelope: Envelope, uow: Un
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-async def _pool_for_operation(uow: UnitOfWork, volume: VolumeRow) -> PoolRow:
+async def pool_for_operation(uow: UnitOfWork, volume: VolumeRow) -> PoolRow:
     """The volume's pool, if it lets an operation start (not in or entering maintenance)."""
     if volume.pool_id is None:
         raise FailedPrecondition(f"volume {volume.volume_id} is on no pool yet", field="volume_id")
@@ -378,7 +314,7 @@ async def _pool_for_operation(uow: UnitOfWork, volume: VolumeRow) -> PoolRow:
     return pool
 
 
-def _check_room(pool: PoolRow, extra_bytes: int, storage: Storage) -> None:
+def check_room(pool: PoolRow, extra_bytes: int, storage: Storage) -> None:
     """ResourceExhausted if growing a volume by `extra_bytes` would take its pool over a capacity threshold."""
     # The volume is placed already: only the capacity thresholds matter, not whether the pool takes new volumes.
     view = replace(pool.view(), state=PoolState.UP)
@@ -388,7 +324,7 @@ def _check_room(pool: PoolRow, extra_bytes: int, storage: Storage) -> None:
     allocate(request, [view], storage.thresholds).best()
 
 
-async def _awaited(uow: UnitOfWork, envelope: Envelope, volume_id: UUID, state: VolumeState) -> VolumeRow | None:
+async def awaited(uow: UnitOfWork, envelope: Envelope, volume_id: UUID, state: VolumeState) -> VolumeRow | None:
     """The volume an agent's answer is about, if this service is waiting for it in `state`; else None (a saga's
     answer, or a repeat of one already taken into account)."""
     if envelope.saga_id is not None:

@@ -128,6 +128,9 @@ async def test_pool_and_volume_life_cycle_end_to_end(stack: Stack, tmp_path: Pat
     shrink = await stack.send(ResizeVolume(volume_id=created.volume_id, new_size_bytes=MIB))
     refused = await stack.outcome(shrink, VolumeResizeFailed)
     assert refused.error.field == "new_size_bytes"
+    assert "shrinking is not supported by plugin qcow2fs" in refused.error.message  # not "ask with allow_shrink"
+    consented = await stack.send(ResizeVolume(volume_id=created.volume_id, new_size_bytes=MIB, allow_shrink=True))
+    assert "not supported" in (await stack.outcome(consented, VolumeResizeFailed)).error.message
 
     await stack.send(DeleteVolume(volume_id=created.volume_id))
     await wait_for(stack, VolumeDeleted, volume_id=created.volume_id)
