@@ -155,3 +155,14 @@ class PostgresSagaSession(PostgresLockStatements):
             limit,
         )
         return [instance_from_row(row) for row in rows]
+
+    async def find_ids(self, prefix: str, *, limit: int = 3) -> list[UUID]:
+        """The ids of sagas whose id starts with `prefix` (hex digits and dashes only), at most `limit`."""
+        if not prefix or any(char not in "0123456789abcdef-" for char in prefix.lower()):
+            return []
+        rows = await self._db.fetch(
+            f"SELECT saga_id FROM {self._s}.instances WHERE saga_id::text LIKE $1 ORDER BY saga_id LIMIT $2",
+            prefix.lower() + "%",
+            limit,
+        )
+        return [row["saga_id"] for row in rows]

@@ -51,11 +51,31 @@ def _schema() -> str:
     return os.environ.get("STRATA_SAGAS_SCHEMA", DEFAULT_SCHEMA)
 
 
+SHORT_ID = 8  # hex digits of a saga id shown in tables; any unique prefix of at least MIN_PREFIX is taken back
+MIN_PREFIX = 4
+
+
 def _saga_id(value: str) -> UUID:
+    """A saga's id from its full form or a unique prefix of it (as `saga list` shows them)."""
     try:
         return UUID(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a saga id (a UUID)", param_hint="SAGA_ID") from None
+        pass
+    if len(value) < MIN_PREFIX or any(char not in "0123456789abcdef-" for char in value.lower()):
+        raise typer.BadParameter(
+            f"{value!r} is not a saga id: give the id or at least its first {MIN_PREFIX} hex digits",
+            param_hint="SAGA_ID",
+        )
+
+    async def work(store: "PostgresSagaStore") -> list[UUID]:
+        async with store.session() as session:
+            return await session.find_ids(value)
+
+    found = _run(work)
+    if len(found) != 1:
+        said = "no saga's id starts" if not found else f"{len(found)}{'+' if len(found) == 3 else ''} sagas' ids start"
+        raise typer.BadParameter(f"{said} with {value!r} (see `strata saga list`)", param_hint="SAGA_ID")
+    return found[0]
 
 
 def _run(work: "Callable[[PostgresSagaStore], Awaitable[T]]") -> T:
@@ -100,7 +120,7 @@ def list_sagas(
         table.add_column(column, overflow="fold")
     for instance in instances:
         table.add_row(
-            str(instance.saga_id),
+            str(instance.saga_id)[:SHORT_ID],
             f"{instance.name} v{instance.version}",
             _status(instance.status),
             _when(instance.created_at),
@@ -111,7 +131,10 @@ def list_sagas(
 
 
 @app.command("show")
-def show(saga_id: Annotated[str, typer.Argument(help="The saga's id.")], as_json: JsonOption = False) -> None:
+def show(
+    saga_id: Annotated[str, typer.Argument(help="The saga's id, or a unique prefix of it (as `saga list` shows).")],
+    as_json: JsonOption = False,
+) -> None:
     """Draw a saga's timeline: steps, attempts, durations, compensations, lock holders, operator actions."""
     from sagas.serialize import instance_to_json, step_to_json
 
@@ -144,7 +167,7 @@ def show(saga_id: Annotated[str, typer.Argument(help="The saga's id.")], as_json
 
 def _operator_command(action: Action) -> Callable[..., None]:
     def command(
-        saga_id: Annotated[str, typer.Argument(help="The saga's id.")],
+        saga_id: Annotated[str, typer.Argument(help="The saga's id, or a unique prefix of it (as `saga list` shows).")],
         reason: Annotated[str, typer.Option(help="Why (kept in the saga's journal).")] = "",
         by: Annotated[str | None, typer.Option(help="Who acts (default: the login name).")] = None,
     ) -> None:
