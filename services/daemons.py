@@ -20,6 +20,7 @@ DECLARED: dict[str, str] = {
     "backup": "services.backup.bootstrap",
     "orchestrator": "services.orchestrator.bootstrap",
     "agent": "services.agent.bootstrap",
+    "api": "services.api.bootstrap",
 }
 EVERY_DAEMON: tuple[str, ...] = tuple(DECLARED)
 

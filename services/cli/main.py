@@ -6,6 +6,7 @@ import typer
 from typer.core import TyperOption
 
 from services.cli import (
+    api_key,
     asyncapi,
     backup,
     backup_prune,
@@ -78,3 +79,4 @@ app.command("run")(run.run)
 app.command("up")(run.up)
 app.add_typer(topology.app, name="topology")
 app.add_typer(replay.app, name="replay")
+app.add_typer(api_key.app, name="api-key")

@@ -109,8 +109,9 @@ class EventWatch:
 class Client:
     """A started transport, a watch on its events and a Bus: `async with Client(transport) as client`."""
 
-    def __init__(self, transport: Transport, *, owns_transport: bool = True) -> None:
+    def __init__(self, transport: Transport, *, owns_transport: bool = True, producer: str = PRODUCER) -> None:
         self.transport = transport
+        self.producer = producer  # who sends, as the journal records it: `cli`, or the API's caller
         self.bus = Bus(transport)
         self.watch = EventWatch(transport)
         self.owns_transport = owns_transport
@@ -143,7 +144,7 @@ class Client:
         """Publish a command; a command no service takes, or whose service is not running, is refused with what to
         start."""
         await self.require_owner(command)
-        envelope = Envelope.wrap(command, producer=PRODUCER)
+        envelope = Envelope.wrap(command, producer=self.producer)
         try:
             await self.bus.publish(envelope)
         except Unroutable:
@@ -193,7 +194,7 @@ class Client:
     async def ask(self, query: Message, answer: type[E], *, timeout: float) -> E:
         """Send a query by request/reply and return its answer."""
         await self.require_owner(query)
-        envelope = Envelope.wrap(query, producer=PRODUCER)
+        envelope = Envelope.wrap(query, producer=self.producer)
         try:
             reply = await self.bus.request(envelope, timeout=timeout)
         except Unroutable:

@@ -31,6 +31,7 @@ def daemon_env(database_url: str, amqp_url: str, namespace: str, **extra: str) -
         "STRATA_AMQP_URL": amqp_url,
         "STRATA_NAMESPACE": namespace,
         "STRATA_HEALTH_PORT": "0",
+        "STRATA_API_PORT": "0",  # the API daemon's port: any free one, as for health
         "STRATA_LOG_JSON": "true",
         "STRATA_SHUTDOWN_GRACE_SECONDS": "5",
         "STRATA_AGENT_HOST": HOST,

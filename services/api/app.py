@@ -1,0 +1,35 @@
+"""The FastAPI application: the JSON API under /api/v1 (OpenAPI 3.1 at /api/v1/openapi.json, docs at /api/docs)
+and the web console at /, on one context."""
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from schemas import StrataError
+from services.api import routes_misc, routes_plugins, routes_pools, routes_volumes
+from services.api.context import ApiContext
+from services.api.errors import strata_error, validation_error
+
+TITLE = "strata"
+DESCRIPTION = (
+    "Storage orchestration over a message bus. Every change is sent as a command to the service that owns it and "
+    "followed to its outcome: long ones answer 202 with an operation to poll (or follow as Server-Sent Events). "
+    "Authenticate with `Authorization: Bearer KEY` (`strata api-key create --role viewer|operator|admin`)."
+)
+
+
+def create_app(context: ApiContext) -> FastAPI:
+    """The app on `context` (the daemon's bootstrap builds it; tests may too)."""
+    app = FastAPI(
+        title=TITLE,
+        description=DESCRIPTION,
+        version="1",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.context = context
+    app.add_exception_handler(StrataError, strata_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    for module in (routes_plugins, routes_pools, routes_volumes, routes_misc):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,121 @@
+"""The HTTP API against the whole system: who may do what, a pool added and a volume created through it (202, an
+operation polled and followed as Server-Sent Events, the pool Up with its capacity), a wrong field named, the
+caller journaled, and the pool's password in no answer at all."""
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from services.api.keys import Role
+from tests.browser.api_stack import CLUSTER, Stack, api_stack
+from tests.helpers import assert_eventually
+
+pytestmark = pytest.mark.integration
+PASSWORD = "s3cr3t-Pa55-for-the-api-test"
+
+
+@pytest.fixture
+async def stack(database_url: str, amqp_url: str, namespace: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    async with api_stack(database_url, amqp_url, namespace, tmp_path) as running:
+        yield running
+
+
+def netfs_pool(stack: Stack, name: str, **config: Any) -> dict[str, Any]:  # Any: JSON values
+    path = stack.pools_dir / name
+    path.mkdir(exist_ok=True)
+    values = {"path": str(path), "server": "192.0.2.10", "username": "strata", "password": PASSWORD, **config}
+    return {"name": name, "plugin": "netfs", "config": values, "scope": "cluster", "cluster": CLUSTER}
+
+
+async def finished(client: httpx.AsyncClient, answer: httpx.Response) -> dict[str, Any]:  # Any: JSON values
+    """Poll the operation a 202 answered with until it ends."""
+    assert answer.status_code == 202, answer.text
+    where = answer.headers["location"]
+
+    async def ended() -> dict[str, Any] | None:  # Any: JSON values
+        operation: dict[str, Any] = dict((await client.get(where)).json())
+        return operation if operation["status"] != "running" else None
+
+    found = await assert_eventually(ended, timeout=120, interval=0.1, what=f"operation {where} ended")
+    return dict(found or {})
+
+
+async def test_no_key_is_401_a_viewer_cannot_change_and_an_operator_cannot_manage_keys(stack: Stack) -> None:
+    async with stack.client() as anonymous:
+        assert (await anonymous.get("/api/v1/pools")).status_code == 401
+        forged = await anonymous.get("/api/v1/pools", headers={"Authorization": "Bearer strata_not-a-key"})
+        assert forged.status_code == 401
+    async with stack.client(Role.VIEWER) as viewer:
+        assert (await viewer.get("/api/v1/pools")).status_code == 200
+        refused = await viewer.post("/api/v1/pools", json=netfs_pool(stack, "nope"))
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "PERMISSION_DENIED"
+        assert (await viewer.post("/api/v1/pools/whatever/disable")).status_code == 403
+        assert (await viewer.get("/api/v1/api-keys")).status_code == 403
+    async with stack.client(Role.OPERATOR) as operator:
+        assert (await operator.get("/api/v1/api-keys")).status_code == 403
+        assert (await operator.post("/api/v1/api-keys", json={"name": "x", "role": "admin"})).status_code == 403
+    async with stack.client(Role.ADMIN) as admin:
+        created = await admin.post("/api/v1/api-keys", json={"name": "made-by-admin", "role": "viewer"})
+        assert created.status_code == 201, created.text
+        new_key = created.json()["key"]
+        listed = (await admin.get("/api/v1/api-keys")).json()
+        assert "made-by-admin" in [key["name"] for key in listed]
+        assert new_key not in json.dumps(listed)
+        async with stack.client(key=new_key) as fresh:
+            assert (await fresh.get("/api/v1/pools")).status_code == 200
+            assert (await admin.delete(f"/api/v1/api-keys/{created.json()['key_id']}")).status_code == 200
+            assert (await fresh.get("/api/v1/pools")).status_code == 401
+
+
+async def test_a_pool_added_and_a_volume_created_through_the_api(stack: Stack, database_url: str) -> None:
+    bodies: list[str] = []
+
+    async def keep(response: httpx.Response) -> None:
+        await response.aread()
+        bodies.append(response.text)
+
+    async with stack.client(Role.OPERATOR, event_hooks={"response": [keep]}) as client:
+        wrong = await client.post("/api/v1/pools", json=netfs_pool(stack, "bad", server="not-an-ip"))
+        assert wrong.status_code == 422, wrong.text
+        assert wrong.json()["error"]["field"] == "server"
+        operation = await finished(client, await client.post("/api/v1/pools", json=netfs_pool(stack, "filer-1")))
+        assert operation["status"] == "succeeded", operation
+        assert operation["actor"] == "api:test-operator(operator)"
+        assert next(entry["event"] for entry in operation["progress"]) == "sent"
+        pool = (await client.get("/api/v1/pools/filer-1")).json()
+        assert pool["state"] == "Up"
+        assert pool["capacity_bytes"] > 0
+        created = await client.post("/api/v1/volumes", json={"name": "data-1", "size": "16M", "pool": "filer-1"})
+        assert created.status_code == 202, created.text
+        async with client.stream("GET", created.headers["location"] + "/events") as stream:
+            kinds = [line.removeprefix("event: ") async for line in stream.aiter_lines() if line.startswith("event:")]
+        assert kinds[-1] == "end"
+        assert "progress" in kinds
+        volume = (await client.get("/api/v1/volumes/data-1")).json()
+        assert volume["state"] == "Ready"
+        assert volume["pool_id"] == pool["pool_id"]
+        for path in ("/api/v1/pools", "/api/v1/volumes", "/api/v1/plugins/netfs", "/api/v1/openapi.json"):
+            assert (await client.get(path)).status_code == 200
+    assert all(PASSWORD not in body for body in bodies), "a response carried the pool's password"
+    connection = await asyncpg.connect(database_url)
+    try:
+        actors = await connection.fetch("SELECT type FROM bus.journal WHERE producer = 'api:test-operator(operator)'")
+        rows = await connection.fetch("SELECT status, actor FROM api.operations WHERE kind = 'pool.add'")
+    finally:
+        await connection.close()
+    assert {"pool.add", "volume.create"} <= {row["type"] for row in actors}
+    assert [(row["status"], row["actor"]) for row in rows] == [("succeeded", "api:test-operator(operator)")]
+
+
+async def test_the_openapi_document_is_3_1(stack: Stack) -> None:
+    async with stack.client() as anonymous:
+        document = (await anonymous.get("/api/v1/openapi.json")).json()
+    assert document["openapi"].startswith("3.1")
+    assert "/api/v1/pools" in document["paths"]
+    assert "config" not in document["components"]["schemas"]["PoolInfo"]["properties"]
