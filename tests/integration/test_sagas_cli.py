@@ -75,10 +75,13 @@ async def test_an_operator_sees_a_stuck_saga_retries_it_and_replays_it(
     strata.env["COLUMNS"] = "80"  # a terminal's default width: the timeline's table still reads
     short = str(saga_id)[:8]
     row = next(line for line in (await strata("saga", "list")).output.splitlines() if short in line)
-    assert str(saga_id) not in row and "STUCK" in row and len(row) <= 80
+    assert str(saga_id) not in row
+    assert "STUCK" in row
+    assert len(row) <= 80
     assert "STUCK" in (await strata("saga", "show", short)).output  # the short id is taken back
     unknown = await strata("saga", "show", "ffff0000")
-    assert unknown.exit_code != 0 and "no saga's id starts with 'ffff0000'" in unknown.output
+    assert unknown.exit_code != 0
+    assert "no saga's id starts with 'ffff0000'" in unknown.output
     narrow = await strata("saga", "show", str(saga_id))
     strata.env["COLUMNS"] = "200"
     table = narrow.output[narrow.output.index("#  step") :]  # its header on one line
