@@ -6,7 +6,8 @@ imports no daemon (the CLI lists the names without loading the services).
 """
 
 import importlib
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,8 +22,18 @@ DECLARED: dict[str, str] = {
     "orchestrator": "services.orchestrator.bootstrap",
     "agent": "services.agent.bootstrap",
     "api": "services.api.bootstrap",
+    "bridge": "services.bridge.bootstrap",
 }
 EVERY_DAEMON: tuple[str, ...] = tuple(DECLARED)
+# Daemons that `strata up`, the demo and in-process stacks run only when the variable that configures them is set:
+# the bridge needs CloudStack's exchange named (`strata run bridge` runs it with the default name).
+WHEN_CONFIGURED: dict[str, str] = {"bridge": "STRATA_BRIDGE_EXCHANGE"}
+
+
+def together(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The daemons `strata up` runs: every declared one, less those whose configuring variable is not set."""
+    found = os.environ if environ is None else environ
+    return tuple(name for name in EVERY_DAEMON if name not in WHEN_CONFIGURED or found.get(WHEN_CONFIGURED[name]))
 
 
 def declared(name: str) -> "Daemon":

@@ -12,7 +12,7 @@ from bus.postgres import RelaySettings
 from bus.postgres.pool import Pool
 from plugins.registry import Registry
 from sagas.postgres_store import PostgresSagaStore
-from services.daemons import EVERY_DAEMON, declared, every_daemon
+from services.daemons import declared, every_daemon, together
 from services.runtime.daemon import Service, Settings
 from services.runtime.runner import Runner
 
@@ -32,12 +32,12 @@ class System:
         settings: Settings,
         plugins: Registry | None = None,
         relay_poll: float = 0.2,
-        only: Sequence[str] = EVERY_DAEMON,
+        only: Sequence[str] | None = None,
     ) -> "System":
-        """Start the daemons `only` (default every one) on `transport` (not started yet: it is started here and
-        closed by `stop`); the agent's host and cluster come from the settings' `AgentSettings`."""
+        """Start the daemons `only` (default: the ones `strata up` runs) on `transport` (not started yet: it is started
+        here and closed by `stop`); the agent's host and cluster come from the settings' `AgentSettings`."""
         runner = await Runner.start(
-            [declared(name) for name in only],
+            [declared(name) for name in (together() if only is None else only)],
             database_url=database_url,
             transport=transport,
             settings=settings,

@@ -76,13 +76,14 @@ def up(host: HostOption = None, cluster: ClusterOption = None) -> None:
     STRATA_AMQP_URL, STRATA_NAMESPACE: the broker and the prefix of its exchanges and queues;
     STRATA_DATABASE_URL: the PostgreSQL of every service; STRATA_SECRET_KEY_FILE: the deployment key;
     STRATA_AGENT_HOST, STRATA_AGENT_CLUSTER, STRATA_AGENT_LIBVIRT_URI, STRATA_AGENT_HEARTBEAT_SECONDS: the agent;
-    STRATA_HEALTH_HOST, STRATA_HEALTH_PORT: /healthz and /metrics; STRATA_LOG_LEVEL, STRATA_LOG_JSON: the log.
+    STRATA_HEALTH_HOST, STRATA_HEALTH_PORT: /healthz and /metrics; STRATA_LOG_LEVEL, STRATA_LOG_JSON: the log;
+    STRATA_BRIDGE_EXCHANGE: CloudStack's event exchange (the bridge runs only when it is set).
 
     Example: STRATA_NAMESPACE=lab strata up --host kvm-01 --cluster rack-1
     """
-    from services.daemons import serve_daemons
+    from services.daemons import serve_daemons, together
 
     try:
-        asyncio.run(serve_daemons(EVERY_DAEMON, daemon_settings(host, cluster), name="up"))
+        asyncio.run(serve_daemons(together(), daemon_settings(host, cluster), name="up"))
     except StrataError as error:
         fail(error)

@@ -50,6 +50,7 @@ async def remove_namespace(amqp_url: str, namespace: str) -> None:
     """Delete every queue the daemons declare in `namespace` (the shared topology and this test's agent) and its
     exchanges."""
     queues = [*every_daemon_queue(namespace), f"{namespace}.agent.{HOST}", f"{namespace}.agent.cluster.{CLUSTER}"]
+    queues.append(f"{namespace}.bridge.cloudstack")  # the bridge's queue on CloudStack's exchange
     await RabbitTransport(BusSettings(amqp_url=amqp_url, namespace=namespace)).delete_namespace(queues)
 
 

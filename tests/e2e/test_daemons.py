@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.daemons import EVERY_DAEMON
+from services.daemons import EVERY_DAEMON, together
 from tests.e2e.daemon_processes import DaemonProcess, daemon_env, remove_namespace
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +42,7 @@ async def test_up_runs_every_daemon_in_one_process(env: dict[str, str]) -> None:
     daemon = await DaemonProcess.start(env, "up")
     try:
         running = next(line for line in daemon.log if line.get("event") == "running")
-        assert len(running["services"]) == len(EVERY_DAEMON)
+        assert len(running["services"]) == len(together(env))
         status, health = await daemon.get("/healthz")
         assert status == 200, f"{health}\n{daemon.show_log()}"
         _, metrics = await daemon.get("/metrics")

@@ -1,0 +1,191 @@
+"""The bridge's link to CloudStack's event bus (aio-pika): its own durable queue on CloudStack's exchange, and the
+answers published back there.
+
+The queue `<ns>.bridge.cloudstack` (quorum, durable) is bound to `*.ActionEvent.#` and `*.ResourceStateEvent.#`, so
+what CloudStack publishes while the bridge is down waits for it. A message is acked only after `take` committed what
+it made of it; a malformed one goes to strata's dead letters (`<ns>.dead`) with the reason, its routing key and
+the origin queue (so `strata dlq redrive` brings it back here); one that keeps failing for the bridge's own reasons
+(database down) is dead-lettered after `delivery_attempts`. The link reconnects by itself (a loop of its own rather
+than aio-pika's robust connection, which loses consumers: aio-pika #231, #594).
+"""
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+
+from bus.ports import HeaderValue, Transport, WireMessage
+from bus.topology import ATTEMPTS_HEADER, DEATH_REASON_HEADER, ERROR_CLASS_HEADER, ORIGIN_QUEUE_HEADER
+from schemas import Transient
+from schemas.cloudstack import MalformedEvent
+from services.bridge.metrics import BridgeMetrics
+
+log = structlog.get_logger(__name__)
+PATTERNS = ("*.ActionEvent.#", "*.ResourceStateEvent.#")
+ROUTING_KEY_HEADER = "cloudstack-routing-key"
+_DELIVERY_COUNT = "x-delivery-count"  # set by a quorum queue on each redelivery
+Take = Callable[[str, bytes], Awaitable[str]]
+RecordDead = Callable[[str, str], Awaitable[None]]  # (routing key, reason)
+
+
+class CloudStackLink:
+    """Consumes CloudStack's exchange through the bridge's queue and publishes answers on it."""
+
+    def __init__(  # the link's settings, each named
+        self,
+        url: str,
+        *,
+        exchange: str,
+        queue: str,
+        prefetch: int,
+        attempts: int,
+        reconnect_seconds: float,
+        take: Take,
+        record_dead: RecordDead,
+        dead_letters: Transport,
+        metrics: BridgeMetrics,
+    ) -> None:
+        self.url, self.exchange_name, self.queue_name = url, exchange, queue
+        self.prefetch, self.attempts, self.reconnect_seconds = prefetch, attempts, reconnect_seconds
+        self.take, self.record_dead, self.dead_letters, self.metrics = take, record_dead, dead_letters, metrics
+        self.connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._answers: AbstractExchange | None = None
+        self._connection: aio_pika.abc.AbstractConnection | None = None
+
+    async def start(self) -> None:
+        """Connect (waiting up to a few seconds for the first connection, then going on in the background)."""
+        self._task = asyncio.create_task(self._run(), name="cloudstack-link")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.connected.wait(), 10.0)
+
+    async def stop(self) -> None:
+        """Stop consuming, let the messages in flight finish, and disconnect."""
+        self._stopping = True
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=30.0)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.connected.clear()
+        self.metrics.connected.set(0)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                connection = await aio_pika.connect(self.url, timeout=10)
+                closed = asyncio.Event()
+                connection.close_callbacks.add(_setter(closed))
+                async with connection:
+                    self._connection = connection
+                    await self._attach(connection)
+                    self.connected.set()
+                    self.metrics.connected.set(1)
+                    log.info("consuming CloudStack's exchange", exchange=self.exchange_name, queue=self.queue_name)
+                    await closed.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # any broker or network failure: reconnect after a pause
+                log.warning("CloudStack's broker link failed", error_class=type(error).__name__, error=str(error))
+            finally:
+                self._connection, self._answers = None, None
+                self.connected.clear()
+                self.metrics.connected.set(0)
+            await asyncio.sleep(self.reconnect_seconds)
+
+    async def _attach(self, connection: aio_pika.abc.AbstractConnection) -> None:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=self.prefetch)
+        exchange = await channel.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(self.queue_name, durable=True, arguments={"x-queue-type": "quorum"})
+        for pattern in PATTERNS:
+            await queue.bind(exchange, pattern)
+        publisher: AbstractChannel = await connection.channel(publisher_confirms=True)
+        self._answers = await publisher.get_exchange(self.exchange_name)
+        await queue.consume(self._on_message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self._handle(message)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        key = message.routing_key or ""
+        try:
+            await self.take(key, message.body)
+        except MalformedEvent as error:
+            await self._dead_letter(message, key, f"malformed CloudStack event: {error}", "MalformedEvent")
+        except Exception as error:  # strata cannot take it now (Transient) or a fault of the bridge's own
+            reason = error.message if isinstance(error, Transient) else f"{type(error).__name__}: {error}"
+            delivered = message.headers.get(_DELIVERY_COUNT)
+            attempts = (delivered if isinstance(delivered, int) else 0) + 1
+            if attempts >= self.attempts:
+                await self._dead_letter(message, key, f"failed {attempts} times: {reason}", type(error).__name__)
+                return
+            log.warning("a CloudStack event will be taken again", routing_key=key[:200], reason=reason[:500])
+            await asyncio.sleep(min(5.0, 0.2 * 2**attempts))
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, key: str, reason: str, error_class: str) -> None:
+        headers: dict[str, HeaderValue] = {
+            DEATH_REASON_HEADER: reason[:1000],
+            ERROR_CLASS_HEADER: error_class,
+            ORIGIN_QUEUE_HEADER: self.queue_name,
+            ATTEMPTS_HEADER: 1,
+            ROUTING_KEY_HEADER: key[:255],
+        }
+        wire = WireMessage(
+            body=message.body,
+            message_id=str(uuid.uuid4()),
+            type="cloudstack.event",
+            headers=headers,
+            content_type=message.content_type or "text/plain",
+        )
+        await self.dead_letters.publish("dead", "", wire)
+        await self.record_dead(key, reason)
+        await message.ack()
+        log.warning("a CloudStack message was dead-lettered", routing_key=key[:200], reason=reason[:500])
+
+    async def publish(self, routing_key: str, body: bytes) -> None:
+        """Publish an answer on CloudStack's exchange, persistent, confirmed; Transient while disconnected."""
+        if self._answers is None:
+            raise Transient("not connected to CloudStack's broker")
+        await self._answers.publish(
+            aio_pika.Message(body, content_type="text/plain", delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=routing_key,
+        )
+
+    async def depth(self) -> int | None:
+        """Messages waiting in the bridge's queue (its lag), or None while disconnected."""
+        connection = self._connection
+        if connection is None:
+            return None
+        channel = await connection.channel()
+        try:
+            declared = await channel.declare_queue(self.queue_name, passive=True)
+            return declared.declaration_result.message_count
+        finally:
+            await channel.close()
+
+
+def _setter(event: asyncio.Event) -> Callable[..., None]:
+    """A close callback that sets `event` (aio-pika passes the connection and the reason)."""
+
+    def closed(*_: object) -> None:
+        event.set()
+
+    return closed
