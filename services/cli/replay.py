@@ -11,6 +11,7 @@ It reads the bus journal and the saga store (STRATA_DATABASE_URL, STRATA_BUS_SCH
 
 import asyncio
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from schemas.errors import StrataError
 
 if TYPE_CHECKING:  # the bus is imported when the command runs, so that `strata --help` stays fast
     from bus.postgres.pool import Pool
+    from sagas.definition import SagaRegistry
     from services.replay.selection import Selection
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -71,12 +73,30 @@ def _database() -> tuple[str, str, str]:
     )
 
 
-def run(work: "Callable[[Pool], Awaitable[T]]") -> T:
-    """Run `work` on a pool of the journal's database; a StrataError is printed (never the URL) and exits 1."""
-    from bus.postgres import create_pool
+def load_code() -> None:
+    """Register every message and saga definition, so that payloads decode and sagas replay."""
+    import importlib
+    import pkgutil
+
     from services.catalog import load_all_messages
 
     load_all_messages()
+    definitions = importlib.import_module("sagas.definitions")
+    for found in pkgutil.iter_modules(definitions.__path__):
+        importlib.import_module(f"sagas.definitions.{found.name}")
+
+
+def fail(error: StrataError) -> typer.Exit:
+    """Print `error` in one line (never a URL: it may hold a password) and return the exit to raise."""
+    console.print(f"[red]{type(error).__name__}:[/red] {error.message}")
+    return typer.Exit(1)
+
+
+def run(work: "Callable[[Pool], Awaitable[T]]") -> T:
+    """Run `work` on a pool of the journal's database; a StrataError is printed (never the URL) and exits 1."""
+    from bus.postgres import create_pool
+
+    load_code()
 
     async def main() -> T:
         pool = await create_pool(_database()[0], min_size=1, max_size=2)
@@ -88,8 +108,7 @@ def run(work: "Callable[[Pool], Awaitable[T]]") -> T:
     try:
         return asyncio.run(main())
     except StrataError as error:
-        console.print(f"[red]{type(error).__name__}:[/red] {error.message}")
-        raise typer.Exit(1) from None
+        raise fail(error) from None
 
 
 def _dead_letter_ids() -> tuple[UUID, ...]:
@@ -243,3 +262,125 @@ def _show(
         notes.print(f"[dim]sequence diagram written to {diagram}[/dim]")
     if following is not None:
         typer.echo(f"more: add --after {following}", err=True)  # plain: a folded line would cut the cursor
+
+
+def _selected(ctx: typer.Context) -> "Selection":
+    from services.replay.selection import Selection
+
+    selection = ctx.obj[0]
+    assert isinstance(selection, Selection)
+    return selection
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The JSON Lines file to write.", dir_okay=False)],
+) -> None:
+    """Write the selection (messages, saga records, plugin configs masked, code version) to a JSON Lines export."""
+    from services.replay.export_io import export_selection
+
+    selection = _selected(ctx)
+    if selection.empty:
+        raise typer.BadParameter("give at least one filter (an export of the whole journal is rarely meant)")
+    _, bus_schema, sagas_schema = _database()
+
+    async def work(pool: "Pool") -> tuple[int, int]:
+        return await export_selection(pool, selection, file, bus_schema=bus_schema, sagas_schema=sagas_schema)
+
+    try:
+        messages, sagas = run(work)
+    except OSError as error:
+        console.print(f"[red]cannot write {file}:[/red] {error.strerror}")
+        raise typer.Exit(1) from None
+    console.print(f"exported {messages} message(s) and {sagas} saga(s) to {file}")
+
+
+@app.command("import")
+def import_file(file: Annotated[Path, typer.Argument(help="An export written by `strata replay export`.")]) -> None:
+    """Check an export line by line, then load it into this database's journal and saga store (all or nothing)."""
+    from services.replay.export_format import read_export
+    from services.replay.export_io import import_export
+
+    load_code()
+    try:
+        checked = read_export(file)
+    except StrataError as error:
+        raise fail(error) from None
+    _, bus_schema, sagas_schema = _database()
+
+    async def work(pool: "Pool") -> tuple[int, int]:
+        return await import_export(pool, checked, bus_schema=bus_schema, sagas_schema=sagas_schema)
+
+    messages, sagas = run(work)
+    console.print(
+        f"imported {messages} new message(s) of {len(checked.messages)} and {sagas} new saga(s) of "
+        f"{len(checked.sagas)} from {file} (recorded by strata {checked.code_version})"
+    )
+
+
+def _override_sagas(module: str | None) -> "SagaRegistry | None":
+    """The saga definitions registered in MODULE's `SAGAS` registry (a changed saga to try against old records)."""
+    import importlib
+
+    from sagas.definition import SagaRegistry
+
+    if module is None:
+        return None
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: a module of the project being debugged
+    try:
+        loaded = importlib.import_module(module)
+    except ImportError as error:
+        raise typer.BadParameter(f"cannot import {module}: {error}", param_hint="--sagas") from None
+    found = getattr(loaded, "SAGAS", None)
+    if not isinstance(found, SagaRegistry):
+        raise typer.BadParameter(f"{module} has no SAGAS (a sagas.definition.SagaRegistry)", param_hint="--sagas")
+    return found
+
+
+@app.command("sandbox")
+def sandbox(
+    file: Annotated[Path, typer.Argument(help="An export written by `strata replay export`.")],
+    *,
+    server: Annotated[
+        str | None,
+        typer.Option("--server", help="A PostgreSQL server URL to make the sandbox's database on (default: embedded)."),
+    ] = None,
+    sagas: Annotated[
+        str | None, typer.Option("--sagas", help="A module whose SAGAS registry replaces the installed definitions.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON report per saga.")] = False,
+) -> None:
+    """Re-run an export's sagas against this code in a fresh database (nothing is sent anywhere) and diff what they
+    emit against the record; exit 1 if any differs, with the first divergent step."""
+    import json
+
+    from services.replay.export_format import read_export
+    from services.replay.render import show_verdicts
+    from services.replay.sandbox import SagaVerdict, Sandbox, combined_sagas, sandbox_store
+
+    load_code()
+    registry_override = _override_sagas(sagas)
+    try:
+        checked = read_export(file)
+    except StrataError as error:
+        raise fail(error) from None
+    if not checked.sagas:
+        raise fail(StrataError(f"{file} holds no saga to replay (export a selection with --saga or an entity)"))
+
+    async def main() -> "list[SagaVerdict]":
+        async with sandbox_store(server) as store:
+            return await Sandbox(store, sagas=combined_sagas(registry_override)).replay(checked)
+
+    try:
+        verdicts = asyncio.run(main())
+    except StrataError as error:
+        raise fail(error) from None
+    if as_json:
+        for verdict in verdicts:
+            typer.echo(json.dumps(verdict.as_json()))
+    else:
+        show_verdicts(console, verdicts, recorded_by=checked.code_version)
+    if not all(verdict.same for verdict in verdicts):
+        raise typer.Exit(1)

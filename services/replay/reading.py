@@ -65,9 +65,7 @@ class Recorded:
         if self.message is None:
             masked: JsonObject = redact(self.raw_payload or {})
             return masked
-        if needs_redaction(type(self.message)):
-            return dict(redact(redacted(self.message)))
-        return dict(redact(self.message.model_dump(mode="json")))
+        return masked_payload(self.message)
 
     def envelope(self) -> Envelope:
         """The envelope as it travelled (payload decoded); refused for a payload that does not decode."""
@@ -107,6 +105,13 @@ class Recorded:
         if self.problem is not None:
             shown["problem"] = self.problem
         return shown
+
+
+def masked_payload(message: Message) -> JsonObject:
+    """A message as JSON with every secret masked: by its schema, then by name (`schemas.redact`)."""
+    if needs_redaction(type(message)):
+        return dict(redact(redacted(message)))
+    return dict(redact(message.model_dump(mode="json")))
 
 
 def decode(row: asyncpg.Record | dict[str, Any], messages: MessageRegistry = registry) -> Recorded:

@@ -1,13 +1,18 @@
 """How a selection is shown in a terminal: the timeline as a table, the causal tree, the messages as JSON lines."""
 
 import json
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from services.replay.diff import Verdict
 from services.replay.reading import Recorded
 from services.replay.timeline import Line, Mark, Node
+
+if TYPE_CHECKING:
+    from services.replay.sandbox import SagaVerdict
 
 _STYLE = {
     Mark.FAILURE: "red",
@@ -71,3 +76,30 @@ def print_json(messages: list[Recorded]) -> None:
     """One JSON object per message, payload decoded and masked."""
     for message in messages:
         print(json.dumps(message.as_json()))
+
+
+def show_verdicts(console: Console, verdicts: "list[SagaVerdict]", *, recorded_by: str) -> None:
+    """Each saga's replay: the same, or its first divergent step and every difference field by field."""
+    for verdict in verdicts:
+        head = f"{verdict.name} v{verdict.version} {verdict.saga_id}"
+        if verdict.same:
+            console.print(
+                f"[green]same[/green] {head}: {verdict.diff.count(Verdict.MATCHING)} message(s) match, "
+                f"ended {verdict.replayed_status} as recorded"
+            )
+            continue
+        step = verdict.first_divergent_step
+        console.print(f"[red]differs[/red] {head}" + (f": first divergent step {step}" if step is not None else ""))
+        if verdict.reason:
+            console.print(f"  {verdict.reason}")
+        if verdict.recorded_status != verdict.replayed_status:
+            console.print(f"  ended {verdict.replayed_status}, recorded {verdict.recorded_status}")
+        for entry in verdict.diff.entries:
+            if entry.verdict is Verdict.MATCHING:
+                continue
+            where = f"step {entry.step}" if entry.step is not None else "no step"
+            console.print(f"  [yellow]{entry.verdict.value}[/yellow] {entry.type} ({where})")
+            for change in entry.changes:
+                console.print(f"      {change.path}: recorded {change.recorded!r}, replayed {change.replayed!r}")
+    same = sum(1 for verdict in verdicts if verdict.same)
+    console.print(f"[dim]{same} of {len(verdicts)} saga(s) replay the same (recorded by strata {recorded_by})[/dim]")
