@@ -5,9 +5,9 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from schemas import StrataError
-from services.api import routes_misc, routes_plugins, routes_pools, routes_volumes
+from services.api import console, console_storage, routes_misc, routes_plugins, routes_pools, routes_volumes
 from services.api.context import ApiContext
-from services.api.errors import strata_error, validation_error
+from services.api.errors import validation_error
 
 TITLE = "strata"
 DESCRIPTION = (
@@ -28,8 +28,9 @@ def create_app(context: ApiContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.context = context
-    app.add_exception_handler(StrataError, strata_error)
+    app.add_exception_handler(StrataError, console.refused)
+    app.add_exception_handler(console.SignInNeeded, console.sign_in_needed)
     app.add_exception_handler(RequestValidationError, validation_error)
-    for module in (routes_plugins, routes_pools, routes_volumes, routes_misc):
+    for module in (routes_plugins, routes_pools, routes_volumes, routes_misc, console, console_storage):
         app.include_router(module.router)
     return app
