@@ -11,21 +11,21 @@ It reads the bus journal and the saga store (STRATA_DATABASE_URL, STRATA_BUS_SCH
 
 import asyncio
 import os
-import sys
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from uuid import UUID
 
 import typer
 from rich.console import Console
 
 from schemas.errors import StrataError
+from services.cli.history import _time  # the same checks of an ISO time with its zone
 
 if TYPE_CHECKING:  # the bus is imported when the command runs, so that `strata --help` stays fast
     from bus.postgres.pool import Pool
-    from sagas.definition import SagaRegistry
+    from bus.settings import BusSettings
+    from services.replay.reading import Recorded
     from services.replay.selection import Selection
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -50,18 +50,6 @@ def _uuids(values: list[str] | None, option: str) -> tuple[UUID, ...]:
     return tuple(found)
 
 
-def _time(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=option) from None
-    if moment.tzinfo is None:
-        raise typer.BadParameter(f"{value!r} needs a time zone, e.g. 2026-01-01T00:00:00+00:00", param_hint=option)
-    return moment
-
-
 def _database() -> tuple[str, str, str]:
     from bus.postgres import DEFAULT_SCHEMA
     from sagas.postgres_store import DEFAULT_SCHEMA as SAGAS_SCHEMA
@@ -75,15 +63,9 @@ def _database() -> tuple[str, str, str]:
 
 def load_code() -> None:
     """Register every message and saga definition, so that payloads decode and sagas replay."""
-    import importlib
-    import pkgutil
+    from services.replay.code import load_code as load
 
-    from services.catalog import load_all_messages
-
-    load_all_messages()
-    definitions = importlib.import_module("sagas.definitions")
-    for found in pkgutil.iter_modules(definitions.__path__):
-        importlib.import_module(f"sagas.definitions.{found.name}")
+    load()
 
 
 def fail(error: StrataError) -> typer.Exit:
@@ -111,31 +93,14 @@ def run(work: "Callable[[Pool], Awaitable[T]]") -> T:
         raise fail(error) from None
 
 
-def _dead_letter_ids() -> tuple[UUID, ...]:
-    """The message ids in the namespace's dead letters (RabbitMQ, STRATA_AMQP_URL)."""
-    from bus.rabbit import RabbitTransport
+def _broker(work: "Callable[[BusSettings], Coroutine[Any, Any, T]]") -> T:
+    """Run `work` with the CLI's bus settings (STRATA_AMQP_URL checked, never printed)."""
     from services.cli.talking import bus_settings
 
-    async def main() -> tuple[UUID, ...]:
-        transport = RabbitTransport(bus_settings(), purpose="cli", declare_topology=False)
-        await transport.start()
-        try:
-            letters = await transport.list_dead(limit=100_000)
-        finally:
-            await transport.close()
-        found = []
-        for letter in letters:
-            try:
-                found.append(UUID(letter.message.message_id))
-            except ValueError:
-                continue  # not a strata message id: it cannot be in the journal either
-        return tuple(found)
-
     try:
-        return asyncio.run(main())
+        return asyncio.run(work(bus_settings()))
     except StrataError as error:
-        console.print(f"[red]cannot read the dead letters:[/red] {error.message}")
-        raise typer.Exit(1) from None
+        raise fail(error) from None
 
 
 @app.callback()
@@ -175,6 +140,7 @@ def select(
     ] = None,
 ) -> None:
     """Select from the journal (filters combine; a repeated filter widens) and show it, oldest first in causal order."""
+    from services.replay.broker import dead_letter_origins
     from services.replay.selection import Cursor, Selection, Status
 
     try:
@@ -207,7 +173,7 @@ def select(
             since=_time(since, "--since"),
             until=_time(until, "--until"),
             whole_operations=not naming_only,
-            dead_letter_ids=_dead_letter_ids() if Status.DEAD_LETTERED in statuses else (),
+            dead_letter_ids=tuple(_broker(dead_letter_origins)) if Status.DEAD_LETTERED in statuses else (),
         )
         cursor = Cursor.parse(after) if after is not None else None
     except StrataError as error:
@@ -229,7 +195,7 @@ def _show(
     diagram: Path | None,
 ) -> None:
     from services.replay.diagram import mermaid, write_diagram
-    from services.replay.reading import Recorded, read
+    from services.replay.reading import read
     from services.replay.render import print_json, show_timeline, show_tree
     from services.replay.saga_records import load_sagas
     from services.replay.selection import Cursor
@@ -264,14 +230,6 @@ def _show(
         typer.echo(f"more: add --after {following}", err=True)  # plain: a folded line would cut the cursor
 
 
-def _selected(ctx: typer.Context) -> "Selection":
-    from services.replay.selection import Selection
-
-    selection = ctx.obj[0]
-    assert isinstance(selection, Selection)
-    return selection
-
-
 @app.command("export")
 def export(
     ctx: typer.Context,
@@ -280,7 +238,7 @@ def export(
     """Write the selection (messages, saga records, plugin configs masked, code version) to a JSON Lines export."""
     from services.replay.export_io import export_selection
 
-    selection = _selected(ctx)
+    selection = ctx.obj[0]
     if selection.empty:
         raise typer.BadParameter("give at least one filter (an export of the whole journal is rarely meant)")
     _, bus_schema, sagas_schema = _database()
@@ -319,26 +277,6 @@ def import_file(file: Annotated[Path, typer.Argument(help="An export written by 
     )
 
 
-def _override_sagas(module: str | None) -> "SagaRegistry | None":
-    """The saga definitions registered in MODULE's `SAGAS` registry (a changed saga to try against old records)."""
-    import importlib
-
-    from sagas.definition import SagaRegistry
-
-    if module is None:
-        return None
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` does: a module of the project being debugged
-    try:
-        loaded = importlib.import_module(module)
-    except ImportError as error:
-        raise typer.BadParameter(f"cannot import {module}: {error}", param_hint="--sagas") from None
-    found = getattr(loaded, "SAGAS", None)
-    if not isinstance(found, SagaRegistry):
-        raise typer.BadParameter(f"{module} has no SAGAS (a sagas.definition.SagaRegistry)", param_hint="--sagas")
-    return found
-
-
 @app.command("sandbox")
 def sandbox(
     file: Annotated[Path, typer.Argument(help="An export written by `strata replay export`.")],
@@ -356,12 +294,16 @@ def sandbox(
     emit against the record; exit 1 if any differs, with the first divergent step."""
     import json
 
+    from services.replay.code import override_sagas
     from services.replay.export_format import read_export
     from services.replay.render import show_verdicts
     from services.replay.sandbox import SagaVerdict, Sandbox, combined_sagas, sandbox_store
 
     load_code()
-    registry_override = _override_sagas(sagas)
+    try:
+        registry_override = override_sagas(sagas) if sagas is not None else None
+    except StrataError as error:
+        raise typer.BadParameter(error.message, param_hint="--sagas") from None
     try:
         checked = read_export(file)
     except StrataError as error:
@@ -384,3 +326,71 @@ def sandbox(
         show_verdicts(console, verdicts, recorded_by=checked.code_version)
     if not all(verdict.same for verdict in verdicts):
         raise typer.Exit(1)
+
+
+@app.command("redrive")
+def redrive(
+    ctx: typer.Context,
+    *,
+    execute: Annotated[bool, typer.Option("--execute", help="Send. Without it, only the preview is shown.")] = False,
+    dead_letters: Annotated[
+        bool, typer.Option("--dead-letters", help="Send the selected dead letters back to their queues (RabbitMQ).")
+    ] = False,
+    everything: Annotated[bool, typer.Option("--all", help="Allow more than 100 messages.")] = False,
+    operator: Annotated[str | None, typer.Option("--operator", help="Who re-drives (default: your user).")] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the journal.")] = "",
+) -> None:
+    """Preview, then (--execute) send the selected commands again (new ids, through the outbox) or the selected dead
+    letters back to their queues; journaled as an operator action (`replay.redriven`)."""
+    import getpass
+
+    from bus.settings import BusSettings
+    from services.daemons import every_daemon
+    from services.replay.broker import dead_letter_origins, redrive_dead
+    from services.replay.reading import read
+    from services.replay.redrive import Kind, check_size, journal_commands, plan
+    from services.replay.render import show_plan
+
+    selection, limit, cursor = ctx.obj
+    if selection.empty:
+        raise typer.BadParameter("give at least one filter: re-driving the whole journal is never meant")
+    _, bus_schema, _ = _database()
+    origins = _broker(dead_letter_origins) if dead_letters else {}
+
+    async def select(pool: "Pool") -> "list[Recorded]":
+        found, _ = await read(pool, selection, limit=limit, after=cursor, schema=bus_schema)
+        return found
+
+    found = run(select)
+    if dead_letters:
+        found = [message for message in found if message.message_id in origins]
+    bindings = [
+        (queue.name, binding.routing_key)
+        for daemon in every_daemon()
+        for queue in daemon.queues
+        for binding in queue.bindings()
+        if binding.exchange == "commands"
+    ]
+    chosen = plan(found, dead_letters=origins, bindings=bindings, namespace=BusSettings().namespace)
+    try:
+        check_size(chosen, everything=everything)
+    except StrataError as error:
+        raise fail(error) from None
+    show_plan(console, chosen)
+    if not execute:
+        console.print(f"[yellow]nothing sent[/yellow]: {len(chosen.planned)} message(s) would be; add --execute")
+        return
+    who = operator or getpass.getuser()
+    if dead_letters:
+        ids = [item.original.message_id for item in chosen.planned]
+        moved = _broker(lambda settings: redrive_dead(settings, ids))
+        console.print(f"re-drove {moved} dead letter(s) to their queues")
+
+    async def send(pool: "Pool") -> list[UUID]:
+        return await journal_commands(pool, chosen, operator=who, reason=reason, schema=bus_schema)
+
+    sent = run(send)
+    commands = sum(1 for item in chosen.planned if item.kind is Kind.COMMAND)
+    if commands:
+        console.print(f"queued {len(sent)} command(s) in the outbox (a running daemon's relay publishes them)")
+    console.print(f"journaled as replay.redriven by {who}")

@@ -12,6 +12,7 @@ from services.replay.reading import Recorded
 from services.replay.timeline import Line, Mark, Node
 
 if TYPE_CHECKING:
+    from services.replay.redrive import Plan
     from services.replay.sandbox import SagaVerdict
 
 _STYLE = {
@@ -103,3 +104,19 @@ def show_verdicts(console: Console, verdicts: "list[SagaVerdict]", *, recorded_b
                 console.print(f"      {change.path}: recorded {change.recorded!r}, replayed {change.replayed!r}")
     same = sum(1 for verdict in verdicts if verdict.same)
     console.print(f"[dim]{same} of {len(verdicts)} saga(s) replay the same (recorded by strata {recorded_by})[/dim]")
+
+
+def show_plan(console: Console, chosen: "Plan") -> None:
+    """A re-drive's preview: every message with how it goes and where, and what of the selection is left out."""
+    table = Table(box=None, header_style="bold")
+    for column in ("message id", "type", "as", "routing key", "to queues"):
+        table.add_column(column, overflow="fold")
+    for item in chosen.planned:
+        table.add_row(
+            str(item.original.message_id), item.original.type, item.kind.value, item.routing_key, ", ".join(item.queues)
+        )
+    console.print(table)
+    queues = {queue for item in chosen.planned for queue in item.queues}
+    console.print(
+        f"{len(chosen.planned)} message(s) to {len(queues)} queue(s); {len(chosen.skipped)} event(s) left out"
+    )
