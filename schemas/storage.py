@@ -10,6 +10,8 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import (
+    BaseModel,
+    ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
@@ -31,6 +33,24 @@ SECRET: JsonDict = {"writeOnly": True}
 
 Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
 Hypervisor = Annotated[str, StringConstraints(pattern=HYPERVISOR_PATTERN)]
+
+
+class PoolThresholds(BaseModel):
+    """A pool's own capacity thresholds, overriding the deployment's (CloudStack sets these per pool too): no new
+    volume is placed on it once its used or allocated fraction would pass them, and a byte of thin-provisioned
+    capacity may hold `overprovisioning_factor` bytes of virtual size."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    capacity_disable_threshold: float = Field(
+        default=0.85, gt=0, le=1, description="Used fraction past which no new volume is placed on the pool."
+    )
+    allocated_capacity_disable_threshold: float = Field(
+        default=0.85, gt=0, le=1, description="Allocated fraction (virtual sizes) past which no new volume goes there."
+    )
+    overprovisioning_factor: float = Field(
+        default=2.0, ge=1, le=100, description="Virtual size allowed per byte of capacity (thin-provisioned storage)."
+    )
 
 
 class PoolScope(StrEnum):
@@ -105,6 +125,9 @@ class AddPool(Command):
         default=frozenset(), description="Hypervisors whose VMs may use it (`kvm`, `vmware`); empty means any."
     )
     tags: frozenset[Tag] = Field(default=frozenset(), description="Storage tags a disk offering may ask for.")
+    thresholds: PoolThresholds | None = Field(
+        default=None, description="The pool's own capacity thresholds; None: the deployment's (STRATA_STORAGE_*)."
+    )
 
     @field_validator("cluster_id")
     @classmethod

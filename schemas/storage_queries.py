@@ -1,19 +1,20 @@
 """Queries of the storage service, answered over request/reply: pools and volumes as an operator sees them.
 
-A pool's configuration is never part of an answer.
+A pool's configuration is part of an answer only with its secrets masked (as the plugin's model dumps them).
 """
 
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.envelope import Command, Event
 from schemas.registry import message
-from schemas.storage import PoolScope, PoolState, VolumeState
+from schemas.storage import PoolScope, PoolState, PoolThresholds, VolumeState
 
 
 class PoolInfo(BaseModel):
-    """A pool as `strata pool list|show` shows it (never its configuration)."""
+    """A pool as `strata pool list|show` shows it (its configuration with the secrets masked)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -31,6 +32,10 @@ class PoolInfo(BaseModel):
     used_bytes: int = Field(ge=0, description="Bytes in use the plugin last reported.")
     allocated_bytes: int = Field(ge=0, description="Sum of the virtual sizes of the volumes on the pool.")
     volumes: int = Field(ge=0, description="Volumes on the pool that are not expunged.")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="The plugin configuration it was added with, its secrets masked."
+    )
+    thresholds: PoolThresholds | None = Field(default=None, description="Its own thresholds; None: the deployment's.")
 
 
 class VolumeInfo(BaseModel):

@@ -5,15 +5,19 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from plugins.qcow2fs.qemu_img import DEFAULT_TIMEOUT_SECONDS
-from plugins.sdk.config import PluginConfig
+from plugins.sdk.config import IMMUTABLE, PluginConfig
 
 
 class Qcow2fsConfig(PluginConfig):
     """Where the pool's qcow2 files live and how to reach qemu-img."""
 
-    path: Path = Field(description="Absolute path of the pool's directory (a local directory or a shared mount).")
+    path: Path = Field(
+        json_schema_extra=IMMUTABLE,
+        description="Absolute path of the pool's directory (a local directory or a shared mount).",
+    )
     shared: bool = Field(
         default=False,
+        json_schema_extra=IMMUTABLE,
         description="The path is a shared mount seen by every host of the cluster (cluster scope); "
         "the plugin then refuses to work if nothing is mounted there.",
     )

@@ -37,6 +37,16 @@ class CapacityThresholds(BaseModel):
         return self
 
 
+IMMUTABLE: dict[str, Any] = {"x-strata-immutable": True}
+"""`Field(json_schema_extra=IMMUTABLE)` marks a configuration field that cannot change once the pool is added (where
+its data lives: a path, a bucket); `strata pool update` refuses it, naming it."""
+
+
+def immutable_fields(schema: dict[str, Any]) -> set[str]:  # Any: a JSON Schema is arbitrary JSON
+    """Names of the top-level properties of a config JSON Schema marked `IMMUTABLE`."""
+    return {name for name, prop in schema.get("properties", {}).items() if prop.get("x-strata-immutable")}
+
+
 def secret_fields(schema: dict[str, Any]) -> set[str]:  # Any: a JSON Schema is arbitrary JSON
     """Names of the top-level properties of a config JSON Schema that hold secrets (`SecretStr` fields)."""
     secrets: set[str] = set()

@@ -28,6 +28,8 @@ class PoolDrivers:
         self.sealer = sealer
         self.calls = calls
         self._open: dict[UUID, Driver] = {}
+        self._versions: dict[UUID, int] = {}  # the configuration version each open pool driver was opened with
+        self._retired: list[Driver] = []  # drivers replaced by a new configuration, closed with the agent
         self._store_configs: dict[UUID, tuple[str, str]] = {}  # what each open store's driver was opened with
 
     def _open_driver(
@@ -49,7 +51,23 @@ class PoolDrivers:
         opened, validated = self._open_driver(pool_id, plugin_name, config)
         driver = _primary(opened, plugin_name)
         await driver.add_pool(str(pool_id))
-        await repository.save_pool(
+        self._versions[pool_id] = await self._keep(
+            connection, pool_id, plugin_name=plugin_name, config=config, validated=validated, host=host
+        )
+        return driver
+
+    async def _keep(
+        self,
+        connection: Any,  # asyncpg
+        pool_id: UUID,
+        *,
+        plugin_name: str,
+        config: Mapping[str, object],
+        validated: PluginConfig,
+        host: str,
+    ) -> int:
+        """Record how to reopen the pool (its configuration sealed, and masked for a look); its config version."""
+        return await repository.save_pool(
             connection,
             pool_id,
             plugin_name,
@@ -57,17 +75,55 @@ class PoolDrivers:
             sealed_config=self.sealer.seal(json.dumps(dict(config)).encode(), pool_id.bytes),
             host=host,
         )
-        return driver
+
+    def _config_of(self, record: repository.PoolRecord) -> dict[str, Any]:
+        """The pool's raw configuration (its sealed copy opened)."""
+        if record.sealed_config is None:
+            return dict(record.config)
+        config: dict[str, Any] = json.loads(self.sealer.open(record.sealed_config, record.pool_id.bytes))
+        return config
 
     async def driver(self, connection: Any, pool_id: UUID) -> Driver:  # asyncpg connection
-        """The pool's open driver, reopened from its record if this agent has not opened it yet."""
+        """The pool's open driver, reopened from its record if this agent has not opened it yet, or opened it with a
+        configuration since replaced (`reconfigure`, here or by another agent of the cluster)."""
+        if pool_id in self._open and await repository.config_version(connection, pool_id) != self._versions.get(
+            pool_id
+        ):
+            self._retired.append(self._open.pop(pool_id))
         if pool_id not in self._open:
             record = await repository.load_pool(connection, pool_id)
-            config = record.config
-            if record.sealed_config is not None:
-                config = json.loads(self.sealer.open(record.sealed_config, pool_id.bytes))
-            self._open_driver(pool_id, record.plugin, config)
+            self._open_driver(pool_id, record.plugin, self._config_of(record))
+            self._versions[pool_id] = record.config_version
         return self._open[pool_id]
+
+    async def reconfigure(
+        self, connection: Any, pool_id: UUID, changes: Mapping[str, object], host: str
+    ) -> dict[str, Any]:  # asyncpg connection
+        """Merge `changes` into the pool's configuration, validate the whole against the plugin's model (an error
+        names the field, never the value), reach the pool with it, and only then keep it and use it; return the
+        configuration with its secrets masked."""
+        record = await repository.load_pool(connection, pool_id)
+        merged = {**self._config_of(record), **changes}
+        plugin = self.plugins.get(record.plugin)
+        validated = validate_config(plugin, merged)
+        candidate = plugin.open(validated)
+        try:
+            primary = _primary(candidate, record.plugin)
+            await primary.get_pool()  # the same pool is there with the new settings
+            await primary.stats()
+        except BaseException:
+            await candidate.close()
+            raise
+        if self.calls is not None:
+            candidate = self.calls.timed(candidate, record.plugin)
+        version = await self._keep(
+            connection, pool_id, plugin_name=record.plugin, config=merged, validated=validated, host=host
+        )
+        if pool_id in self._open:
+            self._retired.append(self._open[pool_id])
+        self._open[pool_id], self._versions[pool_id] = candidate, version
+        masked: dict[str, Any] = json.loads(validated.model_dump_json())
+        return masked
 
     async def primary(self, connection: Any, pool_id: UUID) -> PrimaryStorage:  # asyncpg connection
         """The pool's driver as primary storage."""
@@ -102,13 +158,14 @@ class PoolDrivers:
     async def forget(self, connection: Any, pool_id: UUID) -> None:  # asyncpg connection
         """Close the pool's driver, if open, and delete the pool's record."""
         driver = self._open.pop(pool_id, None)
+        self._versions.pop(pool_id, None)
         if driver is not None:
             await driver.close()
         await repository.delete_pool(connection, pool_id)
 
     async def close(self) -> None:
-        """Close every open driver."""
-        drivers, self._open = list(self._open.values()), {}
+        """Close every open driver (and those a new configuration replaced)."""
+        drivers, self._open, self._retired = [*self._open.values(), *self._retired], {}, []
         for driver in drivers:
             await driver.close()
 

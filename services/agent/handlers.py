@@ -25,6 +25,7 @@ from schemas.backup import (
 )
 from schemas.chain import CoalesceVolumeOnPool
 from schemas.migration import DeleteStagedCopy
+from schemas.pool_settings import ReconfigurePoolOnHost
 from schemas.snapshot import CreateSnapshotOnPool, DeleteSnapshotOnPool, RevertVolumeOnPool
 from schemas.vm import DescribeVm, StartVm, StopVm
 from services.agent import backups, coalescing, copying, pools, snapshots, staged_copies, vms, volumes
@@ -33,6 +34,7 @@ from services.runtime.handlers import ContextHandler
 
 COMMAND_HANDLERS: dict[type[Message], ContextHandler[Agent]] = {
     AttachPoolToHost: pools.attach_pool,
+    ReconfigurePoolOnHost: pools.reconfigure_pool,
     DetachPoolFromHost: pools.detach_pool,
     CollectPoolStats: pools.collect_pool_stats,
     CreateVolumeOnPool: volumes.create_volume,

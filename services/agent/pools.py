@@ -1,4 +1,5 @@
-"""The agent's pool commands: attach a pool to this host, detach it, report its capacity and use.
+"""The agent's pool commands: attach a pool to this host, change its configuration, detach it, report its
+capacity and use.
 
 Each handler is `handler(command, envelope, uow, agent)`: it names the resources it touches (checked against a
 saga's fencing token), does the work through the pool's plugin driver or the hypervisor, and answers
@@ -19,6 +20,7 @@ from schemas.agent import (
     PoolStatsReported,
 )
 from schemas.errors import NotFound
+from schemas.pool_settings import PoolReconfiguredOnHost, PoolReconfigureOnHostFailed, ReconfigurePoolOnHost
 from services.agent.answering import Agent
 
 
@@ -37,6 +39,21 @@ async def attach_pool(command: AttachPoolToHost, envelope: Envelope, uow: UnitOf
         envelope,
         work,
         lambda error: PoolAttachToHostFailed(pool_id=command.pool_id, host=agent.host, error=error),
+    )
+
+
+async def reconfigure_pool(command: ReconfigurePoolOnHost, envelope: Envelope, uow: UnitOfWork, agent: Agent) -> None:
+    """Merge configuration changes into the pool's kept configuration, reach the pool with them, keep them."""
+
+    async def work() -> Event:
+        masked = await agent.drivers.reconfigure(uow.connection, command.pool_id, command.changes, agent.host)
+        return PoolReconfiguredOnHost(pool_id=command.pool_id, host=agent.host, masked_config=masked)
+
+    await agent.run(
+        uow,
+        envelope,
+        work,
+        lambda error: PoolReconfigureOnHostFailed(pool_id=command.pool_id, host=agent.host, error=error),
     )
 
 

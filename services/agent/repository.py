@@ -25,33 +25,45 @@ class PoolRecord:
     plugin: str
     sealed_config: str | None  # the plugin's raw configuration (JSON), sealed; None in a row older than sealing
     config: dict[str, Any]  # with its secrets masked, or (in a row older than sealing) the raw configuration
+    config_version: int = 0  # bumped each time the configuration is replaced
 
 
 async def save_pool(  # asyncpg connection
     connection: Any, pool_id: UUID, plugin: str, *, masked_config: str, sealed_config: str, host: str
-) -> None:
-    """Record (or replace) a pool's plugin and configuration: the JSON with secrets masked, and the sealed JSON."""
-    await connection.execute(
+) -> int:
+    """Record (or replace) a pool's plugin and configuration: the JSON with secrets masked, and the sealed JSON;
+    return its configuration version (0 first, one more each time it is replaced)."""
+    version: int = await connection.fetchval(
         f"INSERT INTO {SCHEMA}.pools (pool_id, plugin, config, sealed_config, attached_by) "
         "VALUES ($1, $2, $3::jsonb, $4, $5) "
         "ON CONFLICT (pool_id) DO UPDATE SET plugin = EXCLUDED.plugin, config = EXCLUDED.config, "
-        "sealed_config = EXCLUDED.sealed_config, attached_by = EXCLUDED.attached_by, attached_at = now()",
+        "sealed_config = EXCLUDED.sealed_config, attached_by = EXCLUDED.attached_by, attached_at = now(), "
+        f"config_version = {SCHEMA}.pools.config_version + 1 RETURNING config_version",
         pool_id,
         plugin,
         masked_config,
         sealed_config,
         host,
     )
+    return version
+
+
+async def config_version(connection: Any, pool_id: UUID) -> int | None:  # asyncpg connection or pool
+    """The pool's configuration version; None if no agent attached it."""
+    version: int | None = await connection.fetchval(
+        f"SELECT config_version FROM {SCHEMA}.pools WHERE pool_id = $1", pool_id
+    )
+    return version
 
 
 async def load_pool(connection: Any, pool_id: UUID) -> PoolRecord:  # asyncpg connection or pool
     """The pool's record; `NotFound` if no agent attached it."""
     row = await connection.fetchrow(
-        f"SELECT plugin, config, sealed_config FROM {SCHEMA}.pools WHERE pool_id = $1", pool_id
+        f"SELECT plugin, config, sealed_config, config_version FROM {SCHEMA}.pools WHERE pool_id = $1", pool_id
     )
     if row is None:
         raise NotFound(f"pool {pool_id} is not attached to any agent (send agent.pool.attach first)", field="pool_id")
-    return PoolRecord(pool_id, row["plugin"], row["sealed_config"], json.loads(row["config"]))
+    return PoolRecord(pool_id, row["plugin"], row["sealed_config"], json.loads(row["config"]), row["config_version"])
 
 
 async def delete_pool(connection: Any, pool_id: UUID) -> None:  # asyncpg connection

@@ -22,6 +22,7 @@ from services.cli import (
     outbox,
     plugins,
     pool,
+    pool_update,
     replay,
     run,
     saga,
@@ -58,6 +59,7 @@ events.app.command("history")(history.history)
 app.add_typer(saga.app, name="saga")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(pool.app, name="pool")
+pool.app.command("update")(pool_update.update)
 app.add_typer(volume.app, name="volume")
 volume.app.command("migrate")(volume_migrate.migrate)
 app.add_typer(snapshot.app, name="snapshot")

@@ -1,4 +1,5 @@
-"""`strata pool`: add, list, show, enable, disable, maintain, cancel-maintenance, delete primary storage pools.
+"""`strata pool`: add, list, show, enable, disable, maintain, cancel-maintenance, delete primary storage pools
+(`update`: services/cli/pool_update.py).
 
 `add` checks the configuration against the plugin's own model before anything is sent (the field at fault is
 named; values never are), and asks for a secret field with hidden input when it is not given.
@@ -44,6 +45,7 @@ from services.cli.talking import (
     the_only,
     zone_id,
 )
+from services.cli.thresholds import AllocatedOption, CapacityOption, OverprovisioningOption, thresholds_of
 
 if TYPE_CHECKING:  # plugins, queries and the bus are imported when a command runs, so that `strata --help` stays fast
     from plugins.registry import Registry
@@ -167,10 +169,14 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
     host: Annotated[str | None, typer.Option(help="The host (host scope).")] = None,
     hypervisor: Annotated[list[str], typer.Option(help="A hypervisor it serves (repeat).")] = ["kvm"],  # noqa: B006
     tag: Annotated[list[str], typer.Option(help="A storage tag (repeat).")] = [],  # noqa: B006
+    capacity_threshold: CapacityOption = None,
+    allocated_threshold: AllocatedOption = None,
+    overprovisioning: OverprovisioningOption = None,
     as_json: JsonOption = False,
     timeout: TimeoutOption = 60.0,
 ) -> None:
-    """Add a pool: the storage service attaches it through an agent and reports its capacity.
+    """Add a pool: the storage service attaches it through an agent and reports its capacity. Without threshold
+    flags the deployment's capacity thresholds apply to it.
 
     Example: strata pool add fast-1 --plugin qcow2fs -c path=/srv/pools/fast-1 --host kvm-01 --cluster rack-1
     """
@@ -191,6 +197,7 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
             host=host,
             hypervisors=hypervisors,
             tags=frozenset(tag),
+            thresholds=thresholds_of(None, capacity_threshold, allocated_threshold, overprovisioning),
         )
     except StrataError as error:
         fail(error)
@@ -275,7 +282,7 @@ def list_pools(
 
 @app.command("show")
 def show(pool: PoolArgument, as_json: JsonOption = False, timeout: TimeoutOption = 15.0) -> None:
-    """Show one pool (never its configuration).
+    """Show one pool, with its configuration (secrets masked) and its own capacity thresholds.
 
     Example: strata pool show fast-1
     """

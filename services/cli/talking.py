@@ -160,8 +160,17 @@ def print_record(record: BaseModel, as_json: bool) -> None:
         return
     table = Table(box=None, show_header=False)
     for key, value in record.model_dump(mode="json").items():
-        table.add_row(f"[bold]{key}[/bold]", ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+        table.add_row(f"[bold]{key}[/bold]", _cell(value))
     console.print(table)
+
+
+def _cell(value: Any) -> str:  # Any: a JSON value
+    """A field's value in a record's table: a list comma-separated, an object one `key: value` a line."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return "\n".join(f"{key}: {_cell(inner)}" for key, inner in value.items()) or "-"
+    return "-" if value is None else str(value)
 
 
 def print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:  # Any: JSON values

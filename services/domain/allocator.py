@@ -67,6 +67,8 @@ class PoolView:
     host: str | None = None
     hypervisors: frozenset[str] = frozenset()
     tags: frozenset[str] = frozenset()
+    thresholds: CapacityThresholds | None = None
+    """The pool's own thresholds, which win over the deployment's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +146,13 @@ def allocate(
     candidates: list[Candidate] = []
     skipped: list[SkippedPool] = []
     for pool in pools:
-        reason = _placement_reason(request, pool) or _capacity_reason(request, pool, limits)
+        own = pool.thresholds or limits
+        reason = _placement_reason(request, pool) or _capacity_reason(request, pool, own)
         if reason:
             skipped.append(SkippedPool(pool.pool_id, pool.name, reason))
         else:
             candidates.append(
-                Candidate(pool, _allocated_ratio_after(request, pool, limits), pool.used_bytes / pool.capacity_bytes)
+                Candidate(pool, _allocated_ratio_after(request, pool, own), pool.used_bytes / pool.capacity_bytes)
             )
     candidates.sort(key=lambda item: (item.allocated_ratio_after, item.used_ratio, str(item.pool.pool_id)))
     return Allocation(tuple(candidates), tuple(skipped))

@@ -20,6 +20,7 @@ from schemas.agent import (
 )
 from schemas.hosts import HostHeartbeat, ListHosts
 from schemas.migration import PlanMigration, SwitchVolumePool
+from schemas.pool_settings import PoolReconfiguredOnHost, PoolReconfigureOnHostFailed, UpdatePool
 from schemas.storage import (
     AddPool,
     BeginVolumeOperation,
@@ -35,7 +36,7 @@ from schemas.storage import (
 )
 from schemas.storage_queries import ListPools, ListVolumes
 from services.runtime.handlers import ContextHandler
-from services.storage import hosts, migration, pools, queries, resizes, volumes
+from services.storage import hosts, migration, pool_settings, pools, queries, resizes, volumes
 from services.storage.context import Storage
 
 COMMAND_HANDLERS: dict[type[Message], ContextHandler[Storage]] = {
@@ -45,6 +46,7 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[Storage]] = {
     MaintainPool: pools.maintain_pool,
     CancelPoolMaintenance: pools.cancel_maintenance,
     DeletePool: pools.delete_pool,
+    UpdatePool: pool_settings.update_pool,
     CreateVolume: volumes.create_volume,
     DeleteVolume: volumes.delete_volume,
     ResizeVolume: resizes.resize_volume,
@@ -64,6 +66,8 @@ EVENT_HANDLERS: dict[type[Message], ContextHandler[Storage]] = {
     PoolDetachFromHostFailed: pools.pool_detach_failed,
     PoolStatsReported: pools.pool_stats_reported,
     PoolStatsFailed: pools.pool_stats_failed,
+    PoolReconfiguredOnHost: pool_settings.pool_reconfigured,
+    PoolReconfigureOnHostFailed: pool_settings.pool_reconfigure_failed,
     VolumeCreatedOnPool: volumes.volume_created,
     VolumeCreateOnPoolFailed: volumes.volume_create_failed,
     VolumeDeletedOnPool: volumes.volume_deleted,

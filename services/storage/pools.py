@@ -106,7 +106,7 @@ async def _new_pool(connection: Connection, command: AddPool, storage: Storage) 
     if Scope(command.scope.value) not in manifest.scopes:
         scopes = ", ".join(sorted(manifest.scopes))
         raise InvalidArgument(f"plugin {command.plugin!r} serves {scopes} scope, not {command.scope}", field="scope")
-    validate_config(plugin, command.config)
+    masked = validate_config(plugin, command.config).model_dump(mode="json")  # SecretStr dumps as '**********'
     if command.scope in (PoolScope.ZONE, PoolScope.REGION) and not command.cluster_id:
         raise InvalidArgument(
             f"a {command.scope}-scoped pool needs cluster_id: the cluster whose agents attach it", field="cluster_id"
@@ -125,6 +125,8 @@ async def _new_pool(connection: Connection, command: AddPool, storage: Storage) 
         hypervisors=frozenset(command.hypervisors),
         tags=frozenset(command.tags),
         thin_provisioned=Capability.THIN_PROVISIONING in manifest.capabilities,
+        masked_config=masked,
+        thresholds=command.thresholds,
     )
 
 

@@ -1,14 +1,15 @@
 """The storage service's tables (schema `storage`), on the unit of work's connection."""
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
 from sagas import participant
 from schemas.errors import NotFound
-from schemas.storage import PoolScope, PoolState, VolumeState
+from schemas.storage import PoolScope, PoolState, PoolThresholds, VolumeState
 from schemas.storage_queries import PoolInfo, VolumeInfo
-from services.domain.allocator import PoolView
+from services.domain.allocator import CapacityThresholds, PoolView
 from services.domain.volumes import VOLUME_STATES_ON_POOL
 
 SCHEMA = "storage"
@@ -47,6 +48,9 @@ class PoolRow:
     used_bytes: int = 0
     allocated_bytes: int = 0
     volumes: int = 0
+    masked_config: dict[str, Any] = field(default_factory=dict)  # its configuration, secrets masked (for a look)
+    thresholds: PoolThresholds | None = None  # its own; None: the deployment's
+    pending_update: dict[str, Any] | None = None  # an update waiting for an agent to check configuration changes
 
     def view(self) -> PoolView:
         """What the allocator needs to know of it."""
@@ -64,6 +68,7 @@ class PoolRow:
             host=self.host,
             hypervisors=self.hypervisors,
             tags=self.tags,
+            thresholds=CapacityThresholds(**self.thresholds.model_dump()) if self.thresholds else None,
         )
 
     def info(self) -> PoolInfo:
@@ -83,6 +88,8 @@ class PoolRow:
             used_bytes=self.used_bytes,
             allocated_bytes=self.allocated_bytes,
             volumes=self.volumes,
+            config=self.masked_config,
+            thresholds=self.thresholds,
         )
 
 
@@ -149,6 +156,9 @@ def _pool(row: Any) -> PoolRow:  # an asyncpg Record
         used_bytes=row["used_bytes"],
         allocated_bytes=int(row["allocated_bytes"]),
         volumes=int(row["volumes"]),
+        masked_config=json.loads(row["masked_config"]),
+        thresholds=PoolThresholds.model_validate_json(row["thresholds"]) if row["thresholds"] else None,
+        pending_update=json.loads(row["pending_update"]) if row["pending_update"] else None,
     )
 
 
@@ -198,7 +208,8 @@ async def insert_pool(connection: Connection, pool: PoolRow) -> None:
     """Record a new pool."""
     await connection.execute(
         f"INSERT INTO {SCHEMA}.pools (pool_id, name, plugin, state, scope, zone_id, cluster_id, host, hypervisors, "
-        "tags, thin_provisioned) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "tags, thin_provisioned, masked_config, thresholds) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13::jsonb)",
         pool.pool_id,
         pool.name,
         pool.plugin,
@@ -210,6 +221,29 @@ async def insert_pool(connection: Connection, pool: PoolRow) -> None:
         sorted(pool.hypervisors),
         sorted(pool.tags),
         pool.thin_provisioned,
+        json.dumps(pool.masked_config),
+        pool.thresholds.model_dump_json() if pool.thresholds else None,
+    )
+
+
+async def set_pool_settings(connection: Connection, pool: PoolRow) -> None:
+    """Keep a pool's tags, own thresholds and masked configuration as `pool` has them, and clear its pending update."""
+    await connection.execute(
+        f"UPDATE {SCHEMA}.pools SET tags = $2, thresholds = $3::jsonb, masked_config = $4::jsonb, "
+        "pending_update = NULL, updated_at = now() WHERE pool_id = $1",
+        pool.pool_id,
+        sorted(pool.tags),
+        pool.thresholds.model_dump_json() if pool.thresholds else None,
+        json.dumps(pool.masked_config),
+    )
+
+
+async def set_pending_update(connection: Connection, pool_id: UUID, pending: dict[str, Any] | None) -> None:
+    """Remember (or forget) the update waiting for an agent's check of its configuration changes."""
+    await connection.execute(
+        f"UPDATE {SCHEMA}.pools SET pending_update = $2::jsonb WHERE pool_id = $1",
+        pool_id,
+        json.dumps(pending) if pending is not None else None,
     )
 
 

@@ -22,7 +22,7 @@ from bus.ports import Binding, Delivery, Subscription
 from bus.postgres import OutboxRelay, PostgresUnitOfWorkFactory, RelaySettings, create_pool, migrate
 from bus.postgres.pool import Pool
 from bus.rabbit import RabbitTransport
-from plugins.registry import load_plugins
+from plugins.registry import Registry, load_plugins
 from schemas import Envelope, Message
 from services.agent.bootstrap import build_agent
 from services.agent.libvirt_hypervisor import LibvirtHypervisor
@@ -79,22 +79,24 @@ class Stack:
     def bus(self) -> Bus:
         return Bus(self.transport)
 
-    async def start_agent(self, host: str, cluster: str) -> Service:
+    async def start_agent(self, host: str, cluster: str, *, plugins: Registry | None = None) -> Service:
         service = build_agent(
             self.transport,
             self.units,
             host=host,
             cluster=cluster,
             hypervisor=LibvirtHypervisor(TEST_LIBVIRT),
-            plugins=load_plugins(),
+            plugins=plugins or load_plugins(),
             sealer=self.sealer,
         )
         await service.start()
         self.services.append(service)
         return service
 
-    async def start_storage(self, *, stats_interval: float = 3600.0) -> Service:
-        service = build_storage(self.transport, self.units, plugins=load_plugins(), stats_interval=stats_interval)
+    async def start_storage(self, *, stats_interval: float = 3600.0, plugins: Registry | None = None) -> Service:
+        service = build_storage(
+            self.transport, self.units, plugins=plugins or load_plugins(), stats_interval=stats_interval
+        )
         await service.start()
         self.services.append(service)
         return service

@@ -8,6 +8,7 @@ from schemas import Command, hosts, storage_queries
 from schemas import storage as storage_messages
 from schemas.agent import AgentCommand
 from schemas.migration import PlanMigration, SwitchVolumePool
+from schemas.pool_settings import UpdatePool
 from schemas.storage import PoolScope, PoolState, VolumeState
 from services.storage.context import agent_route
 from services.storage.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
@@ -44,8 +45,8 @@ def test_every_storage_command_that_is_not_an_agent_one_has_a_handler() -> None:
         and value.message_type
         and not issubclass(value, AgentCommand)
     }
-    # The storage service's part of a migration (schemas.migration) is its too.
-    assert commands | {PlanMigration, SwitchVolumePool} == set(COMMAND_HANDLERS)
+    # The storage service's part of a migration (schemas.migration) and the pool update are its too.
+    assert commands | {PlanMigration, SwitchVolumePool, UpdatePool} == set(COMMAND_HANDLERS)
 
 
 def test_every_agent_answer_about_pools_and_volumes_is_handled() -> None:
@@ -53,6 +54,8 @@ def test_every_agent_answer_about_pools_and_volumes_is_handled() -> None:
     assert {
         "agent.pool.attached",
         "agent.pool.attach.failed",
+        "agent.pool.reconfigured",
+        "agent.pool.reconfigure.failed",
         "agent.volume.created",
         "agent.volume.create.failed",
         "agent.volume.deleted",
