@@ -3,11 +3,12 @@ and the web console at /, on one context."""
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas import StrataError
 from services.api import console, console_storage, routes_misc, routes_plugins, routes_pools, routes_volumes
 from services.api.context import ApiContext
-from services.api.errors import validation_error
+from services.api.errors import http_error, validation_error
 
 TITLE = "strata"
 DESCRIPTION = (
@@ -31,6 +32,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.add_exception_handler(StrataError, console.refused)
     app.add_exception_handler(console.SignInNeeded, console.sign_in_needed)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     for module in (routes_plugins, routes_pools, routes_volumes, routes_misc, console, console_storage):
         app.include_router(module.router)
     return app

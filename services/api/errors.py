@@ -7,6 +7,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas import StrataError
 
@@ -61,9 +62,25 @@ async def validation_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"error": {**body, "field": where or None}}, status_code=422)
 
 
+CODE_OF_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "UNIMPLEMENTED", 413: "RESOURCE_EXHAUSTED"}
+
+
+async def http_error(request: Request, error: Exception) -> JSONResponse:
+    """An HTTP error of the framework's own (a body that is not JSON: 400), in the same form as every other."""
+    assert isinstance(error, StarletteHTTPException)
+    body = {
+        "class": "HTTPException",
+        "code": CODE_OF_STATUS.get(error.status_code, "INVALID_ARGUMENT"),
+        "message": str(error.detail),
+        "field": None,
+    }
+    return JSONResponse({"error": body}, status_code=error.status_code, headers=error.headers)
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {  # Any: OpenAPI response objects
     status: {"model": ErrorBody, "description": why}
     for status, why in (
+        (400, "the body is not JSON"),
         (401, "no key, or an unknown or revoked one"),
         (403, "the key's role may not do this, or a form's CSRF token is wrong"),
         (404, "no such object"),
