@@ -12,6 +12,7 @@ from services.cli import (
     backup_prune,
     backup_repo,
     backup_schedule,
+    bridge,
     demo,
     dlq,
     events,
@@ -82,3 +83,4 @@ app.command("up")(run.up)
 app.add_typer(topology.app, name="topology")
 app.add_typer(replay.app, name="replay")
 app.add_typer(api_key.app, name="api-key")
+app.add_typer(bridge.app, name="bridge")

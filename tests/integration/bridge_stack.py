@@ -4,6 +4,7 @@ exchange of the test's own, and a CloudStack-side subscriber that collects what 
 """
 
 import asyncio
+import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -71,6 +72,20 @@ class BridgeCloud:
     zone_id: UUID
     amqp_url: str
     namespace: str
+    database_url: str
+    exchange: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What points `strata` at this stack."""
+        return dict(
+            os.environ,
+            STRATA_AMQP_URL=self.amqp_url,
+            STRATA_NAMESPACE=self.namespace,
+            STRATA_DATABASE_URL=self.database_url,
+            STRATA_BRIDGE_EXCHANGE=self.exchange,
+            COLUMNS="200",
+        )
 
     async def value(self, query: str, *args: object) -> Any:  # Any: a column's value
         return await self.db.fetchval(query, *args)
@@ -153,7 +168,7 @@ async def bridge_cloud(amqp_url: str, namespace: str, database_url: str, base: P
     system = await System.start(database_url, transport, settings=settings, relay_poll=0.1, only=DAEMONS)
     db = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     try:
-        yield BridgeCloud(system, db, side, transport, base, zone_id, amqp_url, namespace)
+        yield BridgeCloud(system, db, side, transport, base, zone_id, amqp_url, namespace, database_url, exchange_name)
     finally:
         await db.close()
         await system.stop()

@@ -13,6 +13,7 @@ import pytest
 from schemas.image import AddImageStore
 from tests import cloudstack_wire as wire
 from tests.integration.bridge_stack import TEST_DOMAIN, BridgeCloud, bridge_cloud
+from tests.integration.cli_support import strata, strata_json
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +77,28 @@ async def test_a_volume_create_runs_once_and_is_answered_in_cloudstacks_format(c
     await cloud.wait(lambda: _count(cloud, "recorded", 2), "the Completed and the transition recorded")
     assert await cloud.commands("volume.create") == 1
     assert len([a for a in cloud.cloudstack.answers if a.resource_uuid == str(volume)]) == 1
+
+    # What an operator sees.
+    listed = await strata_json(cloud.env, "bridge", "events", "--entity", str(volume))
+    assert [row["outcome"] for row in reversed(listed)] == [
+        "command_sent",
+        "duplicate",
+        "duplicate",
+        "recorded",
+        "recorded",
+        "duplicate",
+    ]
+    sent = listed[-1]
+    assert sent["event"] == "VOLUME.CREATE"
+    assert sent["correlation_id"] is not None
+    status = await strata_json(cloud.env, "bridge", "status")
+    assert status["consumers"] == 1
+    assert status["waiting"] == 0
+    assert status["outcomes"] == {"command_sent": 1, "duplicate": 3, "recorded": 2}
+    assert status["unsent_answers"] == 0
+    code, out = await strata(cloud.env, "bridge", "events", "--entity", "not-a-uuid")
+    assert code != 0
+    assert "not a UUID" in out
 
 
 async def _count(cloud: BridgeCloud, outcome: str, expected: int) -> bool:
