@@ -121,9 +121,22 @@ async def pools_page(request: Request, session: Console) -> HTMLResponse:
     context = context_of(request)
     pools = await list_pools(request, session.key, include_removed=False)
     thresholds = {}
-    for pool in pools:
+    for pool in pools:  # the pool's own thresholds, else its plugin's defaults
         plugin = context.plugins.plugins.get(pool.plugin)
-        thresholds[pool.pool_id] = plugin.manifest.thresholds if plugin else None
+        defaults = plugin.manifest.thresholds if plugin else None
+        own = pool.thresholds
+        thresholds[pool.pool_id] = {
+            "warn": defaults.warn_used_fraction if defaults else None,
+            "capacity": own.capacity_disable_threshold
+            if own
+            else (defaults.stop_allocation_fraction if defaults else None),
+            "allocated": own.allocated_capacity_disable_threshold
+            if own
+            else (defaults.stop_allocation_fraction if defaults else None),
+            "overprovisioning": own.overprovisioning_factor
+            if own
+            else (defaults.overprovisioning_factor if defaults else 1),
+        }
     return render(request, "pools.html", session, pools=pools, thresholds=thresholds)
 
 

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from schemas import StrataError
+from schemas.errors import InvalidArgument
 from schemas.hosts import HostInfo
-from schemas.storage import PoolScope
+from schemas.storage import PoolScope, PoolThresholds
 from services.api.auth import context_of
 from services.api.console import Console, may, render
 from services.api.errors import described
@@ -24,9 +25,11 @@ from services.api.models import AddPoolRequest
 from services.api.routes_plugins import misfit
 from services.api.routes_pools import checked_add, start_add
 from services.cli.host import known_hosts
+from services.cli.talking import invalid
 
 router = APIRouter(include_in_schema=False)
 Choice = Annotated[str, Query(max_length=128)]
+THRESHOLDS = "thresholds."
 PLACEMENT_FIELDS = {"scope": "scope", "host": "target", "cluster": "target", "hypervisor": "hypervisor"}
 
 
@@ -44,6 +47,7 @@ class Flow:
     hypervisors: list[str]
     plugins: list[dict[str, Any]]  # Any: a plugin's summary with fits and reason
     fields: list[FormField]
+    threshold_fields: list[FormField]
 
     def placement(self, hosts: tuple[HostInfo, ...]) -> tuple[str | None, str | None]:
         """The (host, cluster) the chosen target means."""
@@ -79,11 +83,24 @@ def _flow(request: Request, hosts: tuple[HostInfo, ...], chosen: dict[str, str])
     plugin_name = chosen.get("plugin", "")
     fitting = {plugin["name"]: plugin for plugin in plugins if plugin["fits"]}
     fields: list[FormField] = []
+    limits: list[FormField] = []
     if plugin_name in fitting:
         fields = config_form(fitting[plugin_name]["config_schema"])
+        limits = threshold_form(request, plugin_name)
     else:
         plugin_name = ""
-    return Flow(zone, scope, target, hypervisor, plugin_name, zones, targets, hypervisors, plugins, fields)
+    return Flow(zone, scope, target, hypervisor, plugin_name, zones, targets, hypervisors, plugins, fields, limits)
+
+
+def threshold_form(request: Request, plugin: str, given: dict[str, str] | None = None) -> list[FormField]:
+    """The pool's own capacity thresholds, editable, filled with the plugin's defaults."""
+    defaults = context_of(request).plugins.get(plugin).manifest.thresholds
+    start = {
+        "capacity_disable_threshold": defaults.stop_allocation_fraction,
+        "allocated_capacity_disable_threshold": defaults.stop_allocation_fraction,
+        "overprovisioning_factor": defaults.overprovisioning_factor,
+    }
+    return config_form(PoolThresholds.model_json_schema(), given, prefix=THRESHOLDS, defaults=start)
 
 
 async def _page(
@@ -94,6 +111,7 @@ async def _page(
     flow = _flow(request, hosts, chosen)
     if "given" in extra and flow.plugin:
         flow.fields = config_form(_schema_of(request, flow.plugin), extra["given"])
+        flow.threshold_fields = threshold_form(request, flow.plugin, extra["given_limits"])
     return render(request, "add_storage.html", session, status=status, flow=flow, scopes=list(PoolScope), **extra)
 
 
@@ -125,8 +143,10 @@ async def add_storage(request: Request, session: Console) -> Response:
     chosen = {key: form.get(key, "") for key in ("zone", "scope", "target", "hypervisor", "plugin")}
     context = context_of(request)
     fields: list[FormField] = []
+    limits: list[FormField] = []
     try:
         fields = config_form(_schema_of(request, chosen["plugin"]))
+        limits = threshold_form(request, chosen["plugin"])
         hosts = await known_hosts(context.asking(session.key), timeout=context.settings.query_timeout_seconds)
         host, cluster = _flow(request, hosts, chosen).placement(hosts)
         body = AddPoolRequest(
@@ -139,12 +159,15 @@ async def add_storage(request: Request, session: Console) -> Response:
             host=host,
             hypervisors=[chosen["hypervisor"]],
             tags=[tag.strip() for tag in form.get("tags", "").split(",") if tag.strip()],
+            thresholds=_thresholds(posted_config(form, limits)),
         )
         operation = await start_add(context, session.key, await checked_add(context, session.key, body))
     except StrataError as error:
         problem = described(error)
         config_names = {each.name for each in fields}
-        where = problem["field"] if problem["field"] in config_names else PLACEMENT_FIELDS.get(problem["field"], "name")
+        field_at = problem["field"] or ""
+        where = field_at if field_at in config_names or field_at.startswith(THRESHOLDS) else None
+        where = where or PLACEMENT_FIELDS.get(field_at, "name")
         return await _page(
             request,
             session,
@@ -153,7 +176,19 @@ async def add_storage(request: Request, session: Console) -> Response:
             error=problem,
             error_at=where,
             given=given_values(form, fields),
+            given_limits=given_values(form, limits),
             name=form.get("name", ""),
             tags=form.get("tags", ""),
         )
     return RedirectResponse(f"/operations/{operation.operation_id}", status_code=303)
+
+
+def _thresholds(values: dict[str, Any]) -> PoolThresholds | None:  # Any: JSON values of the form
+    """The pool's own thresholds as typed; InvalidArgument names the one at fault (as `thresholds.NAME`)."""
+    if not values:
+        return None
+    try:
+        return PoolThresholds(**values)
+    except ValueError as error:
+        refusal = invalid(error)
+        raise InvalidArgument(refusal.message, field=THRESHOLDS + (refusal.field or "")) from None

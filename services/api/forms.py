@@ -26,17 +26,17 @@ class FormField:
     value: str = ""
     options: list[str] = field(default_factory=list)
     attributes: dict[str, str] = field(default_factory=dict)  # min, max, step, pattern, minlength, maxlength
-    error: str | None = None
+    prefix: str = PREFIX
 
     @property
     def input_name(self) -> str:
         """The name the input is posted under."""
-        return PREFIX + self.name
+        return self.prefix + self.name
 
     @property
     def input_id(self) -> str:
         """The input's id (its label's `for`)."""
-        return "config-" + self.name
+        return self.prefix.replace(".", "-") + self.name
 
 
 def _resolved(prop: JsonObject, schema: JsonObject) -> JsonObject:
@@ -63,8 +63,11 @@ def _bounds(prop: JsonObject) -> dict[str, str]:
     return attributes
 
 
-def config_form(schema: JsonObject, given: dict[str, str] | None = None) -> list[FormField]:
-    """The form of a config JSON Schema, filled with `given` (what was posted), else the defaults; never a secret."""
+def config_form(
+    schema: JsonObject, given: dict[str, str] | None = None, *, prefix: str = PREFIX, defaults: JsonObject | None = None
+) -> list[FormField]:
+    """The form of a config JSON Schema, filled with `given` (what was posted), else `defaults`, else the schema's
+    defaults; never a secret."""
     given = given or {}
     required = set(schema.get("required", []))
     secrets = secret_fields(schema)
@@ -84,11 +87,21 @@ def config_form(schema: JsonObject, given: dict[str, str] | None = None) -> list
             for key, attribute in (("pattern", "pattern"), ("minLength", "minlength"), ("maxLength", "maxlength")):
                 if key in prop:
                     attributes[attribute] = str(prop[key])
-        default = prop.get("default")
+        default = (defaults or {}).get(name, prop.get("default"))
         value = "" if kind == "password" else given.get(name, "" if default is None else _text(default))
         label = str(prop.get("title") or name.replace("_", " ").capitalize())
         fields.append(
-            FormField(name, label, kind, name in required, str(prop.get("description", "")), value, options, attributes)
+            FormField(
+                name,
+                label,
+                kind,
+                name in required,
+                str(prop.get("description", "")),
+                value,
+                options,
+                attributes,
+                prefix,
+            )
         )
     return fields
 

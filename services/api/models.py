@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.storage import PoolScope
+from schemas.storage import PoolScope, PoolThresholds
 
 RoleName = Literal["viewer", "operator", "admin"]
 
@@ -44,6 +44,9 @@ class AddPoolRequest(BaseModel):
     host: str | None = Field(default=None, description="The host (host scope).")
     hypervisors: list[str] = Field(default_factory=lambda: ["kvm"], description="The hypervisors it serves.")
     tags: list[str] = Field(default_factory=list, description="Storage tags.")
+    thresholds: PoolThresholds | None = Field(
+        default=None, description="The pool's own capacity thresholds; none: the deployment's."
+    )
 
 
 class CreateVolumeRequest(BaseModel):

@@ -101,6 +101,7 @@ async def checked_add(context: ApiContext, key: ApiKey, body: AddPoolRequest) ->
             host=body.host,
             hypervisors=hypervisors,
             tags=frozenset(body.tags),
+            thresholds=body.thresholds,
         )
     except ValueError as error:  # pydantic's: the field at fault, never the value
         raise invalid(error) from None

@@ -2,6 +2,7 @@
 add-primary-storage flow for a qcow2fs pool on a KVM cluster, a wrong value shown on its own field, a secret never
 echoed back after a refused submit, the pool Up with its capacity, then a volume created on it."""
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,11 +39,15 @@ async def test_a_qcow2fs_pool_added_through_the_form_then_a_volume_on_it(stack: 
         await expect(path).to_have_attribute("required", "")
         await expect(page.get_by_label("Qemu Img Timeout Seconds")).to_have_value("3600.0")
         await page.get_by_label("Pool name").fill("fast-1")
+        threshold = page.get_by_label("Capacity Disable Threshold", exact=True)
+        await expect(threshold).to_have_value("0.85")
+        await threshold.fill("0.8")
         await path.fill("relative/not-absolute")
         await page.get_by_role("button", name="Add storage").click()
         await expect(page.locator("#config-path-error")).to_contain_text("must be an absolute path")
         await expect(path).to_have_attribute("aria-invalid", "true")
         await expect(page.get_by_label("Pool name")).to_have_value("fast-1")
+        await expect(threshold).to_have_value("0.8")
         await screenshot(page, "add-storage-field-error")
         pool_dir = stack.pools_dir / "fast-1"
         pool_dir.mkdir()
@@ -51,6 +56,9 @@ async def test_a_qcow2fs_pool_added_through_the_form_then_a_volume_on_it(stack: 
         await wait_status(page, "is Up")
         await expect(page.locator("#status")).to_contain_text("capacity")
         await screenshot(page, "add-storage-up")
+        answer = await page.goto(f"{stack.base_url}/api/v1/pools/fast-1")
+        assert answer is not None
+        assert json.loads(await answer.text())["thresholds"]["capacity_disable_threshold"] == 0.8
         await page.goto(f"{stack.base_url}/pools")
         await expect(page.locator("tr[data-pool=fast-1] .state-Up")).to_have_text("Up")
         await screenshot(page, "pools")

@@ -26,7 +26,7 @@ async def stack(database_url: str, amqp_url: str, namespace: str, tmp_path: Path
         yield running
 
 
-async def test_schemathesis_finds_no_server_error_and_no_answer_off_its_schema(stack: Stack) -> None:
+async def test_schemathesis_finds_no_server_error_and_no_answer_off_its_schema(stack: Stack, tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         SCHEMATHESIS,
         "run",
@@ -46,6 +46,7 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_off_its_schema(s
         "--no-color",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path,  # its own files (.schemathesis/) stay out of the work tree
     )
     output, _ = await process.communicate()
     report = output.decode(errors="replace")
