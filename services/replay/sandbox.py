@@ -104,7 +104,13 @@ class _SagaRun:
             self.stop = f"the code sends {envelope.type}{step}, which the recording does not have"
         for reply in self.replies.get(envelope.message_id, []):
             if reply.saga_id == self.instance.saga_id and reply.step is not None:
-                heapq.heappush(self.inbox, (reply.occurred_at, reply.message_id, reply))
+                heapq.heappush(self.inbox, (self._handled_at(reply), reply.message_id, reply))
+
+    def _handled_at(self, reply: Recorded) -> datetime:
+        """When the coordinator took `reply` in the recording: when it first sent something because of it, else
+        (it caused nothing) when it was sent. Replies are delivered in that order, the order they were handled."""
+        effects = [m.occurred_at for m in self.replies.get(reply.message_id, []) if m.producer == self.coordinator]
+        return min(effects, default=reply.occurred_at)
 
 
 class _Clock:
