@@ -13,7 +13,7 @@ from plugins.chunked.ports import BlobStore
 from plugins.chunked.prefixed import PrefixedBlobStore
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
-from plugins.chunked.writer import BeforeManifest, check_id
+from plugins.chunked.writer import BeforeManifest, WholeDigest, check_id
 from schemas.errors import AlreadyExists, InvalidArgument, NotFound
 
 IMAGE_PREFIX = "images"
@@ -75,6 +75,26 @@ def _record(manifest: BackupSummary) -> ImageRecord:
     )
 
 
+def _check_expected(image_id: str, expected: tuple[str, str] | None, digests: dict[str, str]) -> None:
+    if expected and digests[expected[0]] != expected[1]:
+        algorithm, registered = expected
+        raise InvalidArgument(
+            f"image {image_id}: the file's {algorithm} is {digests[algorithm]}, not the registered {registered}",
+            field="checksum",
+        )
+
+
+def _same_image(existing: BackupSummary, kind: str, disk_format: str, sha256: str) -> ImageRecord:
+    """The image already stored under this id, if it is the same one; `AlreadyExists` otherwise."""
+    wanted_labels = {"kind": kind, "disk_format": disk_format, "checksum": sha256}
+    if any(existing.labels.get(name) != value for name, value in wanted_labels.items()):
+        raise AlreadyExists(
+            f"image {existing.volume_id} already exists as another image (kind, format or content differ)",
+            field="image_id",
+        )
+    return _record(existing)
+
+
 class ImageRepository:
     """Images in a store shared with backups, under `images/` (their own chunks and manifests)."""
 
@@ -92,39 +112,38 @@ class ImageRepository:
         progress: ProgressCallback | None = None,
         before_manifest: BeforeManifest | None = None,
     ) -> ImageRecord:
-        """Store the image after checking `checksum` (when given); the same image again is returned as it is."""
+        """Store the image after checking `checksum` (when given); the same image again is returned as it is.
+
+        A registered checksum is checked before anything is stored (a second read of the source then stores it);
+        without one (a copy of a volume), the image's sha256 is computed in the same pass that stores its chunks.
+        """
         check_id(image_id, "image_id")
         expected = parse_checksum(checksum) if checksum else None
         if not await asyncio.to_thread(source.is_file):
             raise NotFound(f"image source {source} does not exist", field="source")
         wanted = {"sha256"} | ({expected[0]} if expected else set())
-        digests = await asyncio.to_thread(_digest_file, source, wanted)
-        if expected and digests[expected[0]] != expected[1]:
-            algorithm, registered = expected
-            raise InvalidArgument(
-                f"image {image_id}: the file's {algorithm} is {digests[algorithm]}, not the registered {registered}",
-                field="checksum",
-            )
-        sha256 = f"sha256:{digests['sha256']}"
         try:
             existing = await self.chunks.manifest(image_id)
         except NotFound:
             existing = None
-        if existing is not None:
-            wanted_labels = {"kind": kind, "disk_format": disk_format, "checksum": sha256}
-            if any(existing.labels.get(name) != value for name, value in wanted_labels.items()):
-                raise AlreadyExists(
-                    f"image {image_id} already exists as another image (kind, format or content differ)",
-                    field="image_id",
-                )
-            return _record(existing)
+        if expected is not None or existing is not None:
+            digests = await asyncio.to_thread(_digest_file, source, wanted)
+            _check_expected(image_id, expected, digests)
+            if existing is not None:
+                return _same_image(existing, kind, disk_format, f"sha256:{digests['sha256']}")
+        whole = WholeDigest({"sha256"})
+
+        def labels() -> dict[str, str]:
+            return {"kind": kind, "disk_format": disk_format, "checksum": f"sha256:{whole.hexdigests()['sha256']}"}
+
         result = await self.chunks.backup(
             backup_id=image_id,
             volume_id=image_id,
             source=source,
-            labels={"kind": kind, "disk_format": disk_format, "checksum": sha256},
+            labels=labels,
             progress=progress,
             before_manifest=before_manifest,
+            whole=whole,
         )
         return _record(result.manifest)
 

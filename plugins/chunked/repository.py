@@ -7,7 +7,7 @@ from plugins.chunked.ports import BlobStore
 from plugins.chunked.reading import RestoreResult, list_summaries, load_manifest, restore_backup
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
 from plugins.chunked.sweep import SweepResult, delete_backup, sweep
-from plugins.chunked.writer import BackupResult, BeforeManifest, write_backup
+from plugins.chunked.writer import BackupResult, BeforeManifest, Labels, WholeDigest, write_backup
 
 
 class ChunkedRepository:
@@ -24,9 +24,10 @@ class ChunkedRepository:
         volume_id: str,
         source: Path,
         parent_id: str | None = None,
-        labels: dict[str, str] | None = None,
+        labels: Labels | None = None,
         progress: ProgressCallback | None = None,
         before_manifest: BeforeManifest | None = None,
+        whole: WholeDigest | None = None,
     ) -> BackupResult:
         """Back up `source`; incremental against `parent_id` when given; the same call again returns the same backup."""
         return await write_backup(
@@ -39,6 +40,7 @@ class ChunkedRepository:
             labels=labels,
             progress=progress,
             before_manifest=before_manifest,
+            whole=whole,
         )
 
     async def restore(self, backup_id: str, target: Path, progress: ProgressCallback | None = None) -> RestoreResult:

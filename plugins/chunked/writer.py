@@ -3,6 +3,7 @@ then write the manifest last, so that a crash at any point leaves no manifest na
 
 import asyncio
 import errno
+import hashlib
 import os
 import re
 import stat
@@ -24,6 +25,27 @@ _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 BeforeManifest = Callable[[], Awaitable[None]]
 """Hook awaited after every chunk is stored and before the manifest is written (where fault points go)."""
+
+Labels = dict[str, str] | Callable[[], dict[str, str]]
+"""A backup's labels, or a function that makes them once every chunk is read (from a `WholeDigest`); it may raise
+to refuse the backup, whose manifest is then never written."""
+
+
+class WholeDigest:
+    """Digests of a whole source computed in the same pass as its chunks: the windows are read in order, each hashed
+    here before it is cut, so the source is read once rather than once to hash it and once to store it."""
+
+    def __init__(self, algorithms: set[str]) -> None:
+        self._hashers = {name: hashlib.new(name) for name in sorted(algorithms)}
+
+    def update(self, data: bytes) -> None:
+        """Feed the next window (in a worker thread: hashlib releases the GIL)."""
+        for hasher in self._hashers.values():
+            hasher.update(data)
+
+    def hexdigests(self) -> dict[str, str]:
+        """The digests, by algorithm, of everything fed so far."""
+        return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
 
 
 @dataclass(frozen=True)
@@ -94,11 +116,13 @@ async def write_backup(
     volume_id: str,
     source: Path,
     parent_id: str | None = None,
-    labels: dict[str, str] | None = None,
+    labels: Labels | None = None,
     progress: ProgressCallback | None = None,
     before_manifest: BeforeManifest | None = None,
+    whole: WholeDigest | None = None,
 ) -> BackupResult:
-    """Back `source` up as `backup_id`; incremental against `parent_id` when given. Idempotent on `backup_id`."""
+    """Back `source` up as `backup_id`; incremental against `parent_id` when given; `whole` is fed every byte read,
+    in order. Idempotent on `backup_id`."""
     check_ids(backup_id, volume_id, parent_id)
     existing = await load_manifest_if_any(store, backup_id)
     if existing is not None:
@@ -130,6 +154,7 @@ async def write_backup(
                     chunk_size=chunk_size,
                     compression=settings.compression,
                     known=known,
+                    whole=whole,
                 )
 
             digests = await store_chunks(
@@ -151,6 +176,7 @@ async def write_backup(
             os.close(fd)
         if before_manifest is not None:
             await before_manifest()
+        labels = labels() if callable(labels) else labels
         manifest = BackupManifest(
             backup_id=backup_id,
             volume_id=volume_id,
@@ -268,11 +294,20 @@ async def store_chunks(
 
 
 def _prepare_window(
-    fd: int, *, offset: int, length: int, chunk_size: int, compression: Compression, known: set[str]
+    fd: int,
+    *,
+    offset: int,
+    length: int,
+    chunk_size: int,
+    compression: Compression,
+    known: set[str],
+    whole: WholeDigest | None = None,
 ) -> list[PreparedChunk]:
     """Read one window, and hash and compress its chunks (runs in a worker thread; hashlib, zlib and zstd release
     the GIL, so this overlaps with the uploads on the event loop)."""
     data = _read_exactly(fd, offset, length)
+    if whole is not None:
+        whole.update(data)
     view = memoryview(data)
     zeros = bytes(chunk_size)
     prepared: list[PreparedChunk] = []

@@ -88,3 +88,25 @@ async def test_images_and_backups_share_a_store_without_seeing_each_other(tmp_pa
     restored = tmp_path / "restored.raw"
     await backups.restore("same-id", restored)  # the image's delete freed none of the backup's chunks
     assert restored.read_bytes() == source.read_bytes()
+
+
+async def test_an_image_without_a_registered_checksum_gets_its_sha256_in_the_pass_that_stores_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = os.urandom(300_000) + bytes(100_000)  # zeros too: they are hashed even though no chunk holds them
+    images = ImageRepository(MemoryBlobStore())
+    source = _image(tmp_path, content)
+    reads: list[int] = []
+    real_pread = os.pread
+
+    def counting_pread(fd: int, length: int, offset: int) -> bytes:
+        data = real_pread(fd, length, offset)
+        reads.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "pread", counting_pread)  # the test counts what the store reads
+    record = await images.put("copy-1", source)
+    monkeypatch.undo()
+    assert record.checksum == f"sha256:{hashlib.sha256(content).hexdigest()}"
+    assert sum(reads) == len(content)  # read once
+    assert (await images.info("copy-1")).checksum == record.checksum
