@@ -28,6 +28,8 @@ class InjectedCrash(BaseException):  # a crash, not an error a caller handles
 
 _armed: dict[str, int] = {}
 """Armed point -> how many more times it passes before it crashes (0: the next time)."""
+_again: dict[str, int] = {}
+"""Armed point -> how many more crashes after the next one (a failure that a retry does not cure)."""
 _hits: dict[str, int] = {}
 
 
@@ -41,20 +43,26 @@ async def point(name: str) -> None:
         _armed[name] = remaining - 1
         return
     del _armed[name]
+    if _again.get(name, 0) > 0:
+        _again[name] -= 1
+        _armed[name] = 0
     raise InjectedCrash(name)
 
 
-def arm(name: str, *, skip: int = 0) -> None:
-    """Make the point crash once, after letting `skip` passes through."""
+def arm(name: str, *, skip: int = 0, times: int = 1) -> None:
+    """Make the point crash `times` times in a row (once by default), after letting `skip` passes through."""
     _armed[name] = skip
+    _again[name] = times - 1
 
 
 def disarm(name: str | None = None) -> None:
     """Disarm one point, or all of them."""
     if name is None:
         _armed.clear()
+        _again.clear()
     else:
         _armed.pop(name, None)
+        _again.pop(name, None)
 
 
 @contextmanager

@@ -110,21 +110,22 @@ def parse_export(lines: list[str], messages: MessageRegistry = registry) -> Expo
     for number, text in enumerate(lines, start=1):
         record = _record(number, text)
         claimed = record.pop("sha256", None)
+        if number == 1:  # what the file is, and whether this code reads its version, before how it chains
+            export = Export(_header(record))
         expected = _chained(previous, record)
         if claimed != expected:
             raise BadExport(number, "the line was changed, added, removed or moved (its sha256 does not chain)")
         previous = expected
         kind = record.get("kind")
         if number == 1:
-            export = Export(_header(record))
-        elif export is None or kind == "header":
+            continue
+        if export is None or kind == "header":
             raise BadExport(number, "a second header")
-        elif kind == "end":
+        if kind == "end":
             if record.get("lines") != number - 1 or number != len(lines):
                 raise BadExport(number, "the end line does not close the file")
             return export
-        else:
-            _take(export, number, kind, record, messages)
+        _take(export, number, kind, record, messages)
     raise BadExport(len(lines), "the file ends without its end line (truncated)")
 
 
