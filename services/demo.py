@@ -49,6 +49,8 @@ from schemas.storage import (
 )
 from schemas.storage_queries import ListVolumes, VolumeInfo, VolumesListed
 from services.agent.settings import AgentSettings
+from services.api.demo_serve import serve_console
+from services.api.settings import ApiSettings
 from services.cli.sending import Client
 from services.demo_backup import backup_chapter
 from services.demo_data import DataCheck, VirtualMachine, checksum, require_tools, write_pattern
@@ -82,8 +84,9 @@ class Story:
     saga_id: uuid.UUID | None = None
 
 
-async def run_demo(console: Console) -> bool:
-    """Run the story; return True only when every check passed."""
+async def run_demo(console: Console, *, serve: bool = False) -> bool:
+    """Run the story; return True only when every check passed. With `serve`, then serve the web console and the
+    API (STRATA_API_PORT) on the demo's system until Ctrl-C; without, the API listens on a free port."""
     configure_logging("demo", level=os.environ.get("STRATA_LOG_LEVEL", "ERROR"), json=False)
     try:
         require_tools()
@@ -100,7 +103,9 @@ async def run_demo(console: Console) -> bool:
                 database_url,
                 transport,
                 settings=Settings(
-                    RuntimeSettings(secret_key_file=workdir / "secret.key"), AgentSettings(host=HOST, cluster=CLUSTER)
+                    RuntimeSettings(secret_key_file=workdir / "secret.key"),
+                    AgentSettings(host=HOST, cluster=CLUSTER),
+                    ApiSettings() if serve else ApiSettings(port=0),
                 ),
             )
             stack.push_async_callback(system.stop)
@@ -108,7 +113,10 @@ async def run_demo(console: Console) -> bool:
             client = await stack.enter_async_context(Client(transport, owns_transport=False))
             vm = VirtualMachine()
             stack.callback(vm.remove)
-            return await _story(console, client, system, vm, workdir)
+            told = await _story(console, client, system, vm, workdir)
+            if told and serve:
+                await serve_console(console, system.services)
+            return told
         except StrataError as error:
             console.print(f"[red]the demo failed:[/red] {type(error).__name__}: {error.message}")
             return False
