@@ -148,10 +148,11 @@ class ImageRepository:
         return _record(result.manifest)
 
     async def get(self, image_id: str, target: Path, progress: ProgressCallback | None = None) -> ImageRecord:
-        """Write the image to `target`, every chunk verified."""
+        """Write the image to `target`, every chunk verified. `target` is a staging file its caller reads once (into
+        a pool, which makes its own copy durable): it is not fsynced."""
         check_id(image_id, "image_id")
         try:
-            restored = await self.chunks.restore(image_id, target, progress)
+            restored = await self.chunks.restore(image_id, target, progress, durable=False)
         except NotFound as error:
             if error.field == "backup_id":
                 raise NotFound(f"image {image_id} does not exist", field="image_id") from None

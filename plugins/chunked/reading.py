@@ -97,11 +97,13 @@ async def restore_backup(
     backup_id: str,
     target: Path,
     progress: ProgressCallback | None = None,
+    durable: bool = True,
 ) -> RestoreResult:
     """Write backup `backup_id` to `target` (a file, made sparse where the backup has holes, or a block device).
 
     Every chunk is checked against its name before it is written; a missing or corrupted chunk raises, and a
-    target file this call created is removed rather than left holding partial data.
+    target file this call created is removed rather than left holding partial data. The target is fsynced unless
+    `durable` is False (a staging file its caller reads once and deletes: it need not outlive a crash).
     """
     manifest = await load_manifest(store, backup_id)
     created = not await asyncio.to_thread(target.exists)
@@ -112,7 +114,8 @@ async def restore_backup(
     try:
         try:
             written = await _lay_down(store, settings, manifest, fd, progress)
-            await asyncio.to_thread(os.fsync, fd)
+            if durable:
+                await asyncio.to_thread(os.fsync, fd)
         except OSError as error:
             raise _target_error(error, target) from None
     except BaseException:

@@ -43,9 +43,14 @@ class ChunkedRepository:
             whole=whole,
         )
 
-    async def restore(self, backup_id: str, target: Path, progress: ProgressCallback | None = None) -> RestoreResult:
-        """Write the backup to `target`, verifying every chunk; raises `ChunkCorrupted` rather than restore bad data."""
-        return await restore_backup(self.store, self.settings, backup_id=backup_id, target=target, progress=progress)
+    async def restore(
+        self, backup_id: str, target: Path, progress: ProgressCallback | None = None, *, durable: bool = True
+    ) -> RestoreResult:
+        """Write the backup to `target`, verifying every chunk; raises `ChunkCorrupted` rather than restore bad data;
+        `durable=False` skips the final fsync (a staging file)."""
+        return await restore_backup(
+            self.store, self.settings, backup_id=backup_id, target=target, progress=progress, durable=durable
+        )
 
     async def delete(self, backup_id: str) -> tuple[bool, SweepResult]:
         """Delete the backup and free the chunks no other backup uses; says whether it existed."""
