@@ -6,7 +6,16 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas import StrataError
-from services.api import console, console_storage, routes_misc, routes_plugins, routes_pools, routes_volumes
+from services.api import (
+    console,
+    console_ops,
+    console_storage,
+    routes_misc,
+    routes_ops,
+    routes_plugins,
+    routes_pools,
+    routes_volumes,
+)
 from services.api.context import ApiContext
 from services.api.errors import http_error, validation_error
 
@@ -33,6 +42,15 @@ def create_app(context: ApiContext) -> FastAPI:
     app.add_exception_handler(console.SignInNeeded, console.sign_in_needed)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    for module in (routes_plugins, routes_pools, routes_volumes, routes_misc, console, console_storage):
+    for module in (
+        routes_plugins,
+        routes_pools,
+        routes_volumes,
+        routes_misc,
+        routes_ops,
+        console,
+        console_storage,
+        console_ops,
+    ):
         app.include_router(module.router)
     return app

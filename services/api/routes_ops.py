@@ -1,0 +1,118 @@
+"""Operator actions on sagas (retry, skip, abort, compensate: `strata saga ACTION`, recorded with the caller as the
+actor) and the dead letters (list, preview, re-drive, purge: `strata dlq`), bodies masked as the CLI shows them."""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from bus.ports import DeadLetters
+from sagas.operator import Action, act
+from sagas.postgres_store import PostgresSagaStore
+from schemas.errors import FailedPrecondition, NotFound
+from services.api.auth import caller, context_of
+from services.api.errors import ERROR_RESPONSES
+from services.api.keys import ApiKey, Role
+from services.cli.dlq import _as_dict as dead_letter_as_dict
+
+router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
+Viewer = Annotated[ApiKey, Depends(caller(Role.VIEWER))]
+Operator = Annotated[ApiKey, Depends(caller(Role.OPERATOR))]
+JsonObject = dict[str, Any]  # Any: JSON values
+
+
+class SagaAction(StrEnum):
+    """What an operator may do to a saga."""
+
+    RETRY = "retry"
+    SKIP = "skip"
+    ABORT = "abort"
+    COMPENSATE = "compensate"
+
+
+class ActRequest(BaseModel):
+    """Why the operator acts (kept in the saga's journal)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=500)
+
+
+class ActOut(BaseModel):
+    """What was done."""
+
+    saga_id: str
+    action: str
+    done: str
+    actor: str
+
+
+class DeadLetterIds(BaseModel):
+    """The dead letters to act on; all of them only when `all` is true (never by omission)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message_ids: list[str] = Field(default_factory=list, max_length=10_000)
+    all: bool = False
+
+
+async def act_on_saga(request: Request, key: ApiKey, saga_id: UUID, action: SagaAction, reason: str) -> JsonObject:
+    """Apply an operator action, as `key`; NotFound or FailedPrecondition change nothing."""
+    context = context_of(request)
+    async with PostgresSagaStore(context.pool, schema=context.saga_schema).session() as session:
+        done = await act(session, saga_id, Action(action.value), actor=key.actor, reason=reason, now=datetime.now(UTC))
+    return {"saga_id": str(saga_id), "action": action.value, "done": done, "actor": key.actor}
+
+
+@router.post("/sagas/{saga_id}/{action}", response_model=ActOut, tags=["sagas"])
+async def saga_action(
+    request: Request, key: Operator, saga_id: UUID, action: SagaAction, body: ActRequest
+) -> JsonObject:
+    """Retry or skip a STUCK saga's failed step, abort a saga (locks released), or compensate it."""
+    return await act_on_saga(request, key, saga_id, action, body.reason)
+
+
+def dead_letters(request: Request) -> DeadLetters:
+    """The transport's dead letters; FailedPrecondition on a transport that keeps none."""
+    transport = context_of(request).transport
+    if not isinstance(transport, DeadLetters):
+        raise FailedPrecondition("this bus keeps no dead letters")
+    return transport
+
+
+@router.get("/dead-letters", tags=["dead-letters"])
+async def list_dead_letters(
+    request: Request, key: Viewer, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+) -> list[JsonObject]:
+    """Dead letters, oldest first, with why each died (no bodies)."""
+    return [dead_letter_as_dict(letter, with_body=False) for letter in await dead_letters(request).list_dead(limit)]
+
+
+@router.get("/dead-letters/{message_id}", tags=["dead-letters"])
+async def preview_dead_letter(request: Request, key: Viewer, message_id: str) -> JsonObject:
+    """One dead letter in full, secrets masked: what a re-drive would send back, and to which queue."""
+    for letter in await dead_letters(request).list_dead(100_000):
+        if letter.message.message_id == message_id:
+            return dead_letter_as_dict(letter, with_body=True)
+    raise NotFound(f"no dead letter {message_id}", field="message_id")
+
+
+def _chosen(body: DeadLetterIds) -> list[str] | None:
+    if bool(body.message_ids) == body.all:
+        raise FailedPrecondition("name the message ids, or set all (not both)", field="message_ids")
+    return None if body.all else body.message_ids
+
+
+@router.post("/dead-letters/redrive", tags=["dead-letters"])
+async def redrive_dead_letters(request: Request, key: Operator, body: DeadLetterIds) -> dict[str, int]:
+    """Send dead letters back to the queue they came from, attempts reset."""
+    return {"redriven": await dead_letters(request).redrive_dead(_chosen(body))}
+
+
+@router.post("/dead-letters/purge", tags=["dead-letters"])
+async def purge_dead_letters(request: Request, key: Operator, body: DeadLetterIds) -> dict[str, int]:
+    """Delete dead letters for good."""
+    return {"purged": await dead_letters(request).purge_dead(_chosen(body))}
