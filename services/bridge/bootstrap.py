@@ -63,7 +63,7 @@ def build(wiring: Wiring) -> Service:
         prefetch=settings.prefetch,
         attempts=settings.delivery_attempts,
         reconnect_seconds=settings.reconnect_seconds,
-        take=inbound.take,
+        take_batch=inbound.take_batch,
         record_dead=inbound.dead_lettered,
         dead_letters=wiring.transport,
         metrics=metrics,

@@ -1,11 +1,16 @@
-"""One message from CloudStack's exchange, taken effectively once.
+"""CloudStack's messages, taken effectively once, a batch at a time.
 
 The bridge's inbox is keyed by the operation, not by the AMQP message: a request's base key is its event type, its
 entity's uuid and its targets (a migration's destination pool). A request finding an operation of that key still
 open, or settled after the request was made, is a duplicate (the same message again, Scheduled then Started); only a
 request newer than the last settlement opens a new operation. The operation's row, the record of the message and the
 strata command (through strata's outbox) commit in one transaction, so a crash anywhere repeats nothing and loses
-nothing: the message is acked only after the commit, and a redelivery finds the row.
+nothing: the messages are acked only after the commit, and a redelivery finds the row.
+
+A batch (the messages the link has at hand) is planned first, outside any transaction: parsed, and the commands
+built, asking strata's services what CloudStack's events leave out. Then every plan is applied in one transaction
+(one commit for the batch, not one per message), in order, so that a Started after its Scheduled in the same batch
+is a duplicate too. Reports are reconciled after the commit.
 
 What happens to each message is recorded (`strata bridge events`): command_sent, duplicate, recorded, reconciled,
 disagreed, refused (strata could not take the request: answered with an error), ignored (an unknown event type, a
@@ -13,28 +18,26 @@ category the bridge does not act on) or dead_lettered (see `link.py`).
 """
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Protocol
 
 import structlog
 from pydantic import ValidationError
 
-from bus.ports import UnitOfWorkFactory
+from bus.ports import UnitOfWork, UnitOfWorkFactory
 from schemas import Command, Envelope, StrataError, Transient
 from schemas.cloudstack import (
     SOURCE,
-    ActionAnswer,
     ActionEvent,
     CloudStackReportDisagreed,
     MalformedEvent,
     ResourceStateEvent,
     parse_event,
     parse_routing_key,
-    render_answer,
 )
 from services.bridge import records
+from services.bridge.answering import refusal_answer
 from services.bridge.mapping import MAPPING, Defaults, Lookups, Row
 from services.bridge.metrics import BridgeMetrics
 from services.bridge.reconcile import StateProbe, reconcile
@@ -50,8 +53,30 @@ class Lookup(Lookups, StateProbe, Protocol):
 
 
 @dataclass
+class Plan:
+    """What one message will do in the batch's transaction; `outcome` is set once it is applied."""
+
+    received: Received
+    row: Row | None = None
+    event: ActionEvent | None = None
+    base_key: str = ""
+    command: Command | None = None
+    refusal: str | None = None
+    transition: ResourceStateEvent | None = None
+    outcome: str = ""
+    reconcile: bool = False
+    seq: int = 0
+    new: "records.NewOperation | None" = None
+
+    @property
+    def is_request(self) -> bool:
+        """A request of a row with a command: applied with the batch's other requests."""
+        return self.event is not None and self.event.requested and self.row is not None and self.row.command is not None
+
+
+@dataclass
 class Inbound:
-    """Takes CloudStack's messages: parse, decide, record, send; `wake` wakes the answer relay."""
+    """Takes CloudStack's messages: plan, record and send in one transaction; `wake` wakes the answer relay."""
 
     units: UnitOfWorkFactory
     lookup: Lookup
@@ -61,191 +86,215 @@ class Inbound:
     wake: Callable[[], None] = field(default=lambda: None)
 
     async def take(self, routing_key: str, body: bytes) -> str:
-        """Handle one message; return what the bridge made of it. Raise MalformedEvent for a message to
-        dead-letter and Transient when strata cannot take it now (taken again later)."""
+        """One message alone; raise what `take_batch` would return for it."""
+        (outcome,) = await self.take_batch([(routing_key, body)])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def take_batch(self, messages: Sequence[tuple[str, bytes]]) -> list[str | Exception]:
+        """Handle (routing key, body) messages; return, for each, what the bridge made of it, or the error to act on:
+        MalformedEvent (dead-letter it), Transient (take it again later). A database failure raises, for the batch."""
+        planned: list[Plan | str | Exception] = []
+        for routing_key, body in messages:
+            try:
+                planned.append(await self._plan(routing_key, body))
+            except (MalformedEvent, Transient) as error:
+                planned.append(error)
+        plans = [plan for plan in planned if isinstance(plan, Plan)]
+        if plans:
+            async with self.units.begin(CONSUMER, None) as uow:
+                assert uow is not None  # no incoming envelope: never a duplicate
+                await self._apply_requests([plan for plan in plans if plan.is_request], uow)
+                for plan in plans:
+                    await self._apply(plan, uow)
+        if any(plan.outcome == "refused" for plan in plans):
+            self.wake()
+        for plan in plans:
+            if plan.reconcile:
+                plan.outcome = await self._reconcile(plan)
+            self.metrics.count(plan.outcome)
+        return [plan.outcome if isinstance(plan, Plan) else plan for plan in planned]
+
+    async def dead_lettered(self, routing_key: str, reason: str) -> None:
+        """Record a message the link dead-lettered (what `strata bridge events` lists with its reason)."""
+        async with self.units.begin(CONSUMER, None) as uow:
+            assert uow is not None
+            await records.record(uow.connection, Received(routing_key, "dead_lettered", detail=reason))
+        self.metrics.count("dead_lettered")
+
+    async def _plan(self, routing_key: str, body: bytes) -> Plan | str:
         event = parse_event(routing_key, body)
         if isinstance(event, ResourceStateEvent):
-            return await self._transition(routing_key, event)
+            received = Received(
+                routing_key,
+                "recorded",
+                category="ResourceStateEvent",
+                event=event.event,
+                entity=event.resource,
+                entity_uuid=event.resource_id,
+                occurred_at=event.occurred_at,
+                detail=f"{event.old_state} -> {event.new_state}",
+            )
+            return Plan(received, transition=event)
         if not isinstance(event, ActionEvent):
-            return await self._note(Received(routing_key, "ignored", category=event.category, detail="category"))
+            return Plan(Received(routing_key, "ignored", category=event.category, detail="category"))
         if parse_routing_key(routing_key).source == SOURCE:
             self.metrics.count("own_answer")
             return "own_answer"  # strata's own answers come back through the same binding
+        received = _received(routing_key, event, "recorded")
         row = MAPPING.get(event.event)
         if row is None:
             self.metrics.unknown_type()
-            return await self._note(self._received(routing_key, event, "ignored", detail="unknown event type"))
+            return Plan(replace(received, outcome="ignored", detail="unknown event type"))
         entity_uuid = event.entity_id(row.entity)
         if entity_uuid is None:
             raise MalformedEvent(f"{event.event} names no {row.entity}", field=row.entity)
         base_key = ":".join([row.event, str(entity_uuid), *(f"{t}={event.entity_id(t)}" for t in row.targets)])
-        if event.requested:
-            return await self._request(routing_key, event, row, entity_uuid, base_key)
-        return await self._report(routing_key, event, row, entity_uuid, base_key)
+        plan = Plan(received, row=row, event=event, base_key=base_key)
+        if event.requested and row.command is not None:
+            await self._build(plan, row, event)
+        return plan
 
-    async def dead_lettered(self, routing_key: str, reason: str) -> None:
-        """Record a message the link dead-lettered (what `strata bridge events` lists with its reason)."""
-        await self._note(Received(routing_key, "dead_lettered", detail=reason))
-
-    def _received(  # the fields of a record that vary
-        self,
-        routing_key: str,
-        event: ActionEvent,
-        outcome: str,
-        *,
-        operation_key: str | None = None,
-        correlation_id: uuid.UUID | None = None,
-        detail: str | None = None,
-    ) -> Received:
-        return Received(
-            routing_key,
-            outcome,
-            category="ActionEvent",
-            event=event.event,
-            status=event.status.value,
-            entity=event.entity,
-            entity_uuid=event.entity_uuid,
-            occurred_at=event.occurred_at,
-            cloudstack_failed=event.failed,
-            operation_key=operation_key,
-            correlation_id=correlation_id,
-            detail=detail,
-        )
-
-    async def _note(self, received: Received) -> str:
-        async with self.units.begin(CONSUMER, None) as uow:
-            assert uow is not None  # no incoming envelope: never a duplicate
-            await records.record(uow.connection, received)
-        self.metrics.count(received.outcome)
-        return received.outcome
-
-    async def _request(
-        self, routing_key: str, event: ActionEvent, row: Row, entity_uuid: uuid.UUID, base_key: str
-    ) -> str:
-        if row.command is None:
-            detail = f"strata does not carry out {row.event} from CloudStack's events"
-            return await self._note(self._received(routing_key, event, "recorded", detail=detail))
-        async with self.units.begin(CONSUMER, None) as uow:  # a cheap look first: a duplicate asks nothing
-            assert uow is not None
-            latest = await records.latest_operation(uow.connection, base_key)
-        if records.is_duplicate(latest, event.occurred_at):
-            return await self._note(self._duplicate(routing_key, event, latest))
-        command: Command | None = None
-        refusal: str | None = None
+    async def _build(self, plan: Plan, row: Row, event: ActionEvent) -> None:
+        assert row.command is not None
+        if row.asks:  # a cheap look first, so that a duplicate asks strata's services nothing
+            async with self.units.begin(CONSUMER, None) as uow:
+                assert uow is not None
+                latest = await records.latest_operation(uow.connection, plan.base_key)
+            if records.is_duplicate(latest, event.occurred_at):
+                return  # applied as a duplicate
         try:
-            command = await row.command(event, self.lookup, self.defaults)
+            plan.command = await row.command(event, self.lookup, self.defaults)
         except Transient:
             raise
         except StrataError as error:
-            refusal = error.message
+            plan.refusal = error.message
         except ValidationError as error:
-            refusal = f"{row.event} cannot become a strata command: {error.errors()[0]['msg']}"
-        async with self.units.begin(CONSUMER, None) as uow:
-            assert uow is not None
-            connection = uow.connection
-            await records.lock_operation(connection, base_key)
-            latest = await records.latest_operation(connection, base_key)
-            if records.is_duplicate(latest, event.occurred_at):
-                received = self._duplicate(routing_key, event, latest)
-                await records.record(connection, received)
-            else:
-                generation = latest.generation + 1 if latest else 1
-                envelope = None
-                if command is not None:
-                    message_id = uuid.uuid5(_OPERATION_IDS, f"{base_key}#{generation}")
-                    envelope = Envelope.wrap(command, message_id=message_id, producer=self.producer)
-                key = await records.open_operation(
-                    connection,
-                    base_key=base_key,
-                    generation=generation,
-                    request=event,
-                    entity=row.entity,
-                    entity_uuid=entity_uuid,
-                    command_type=command.message_type if command else None,
-                    correlation_id=envelope.correlation_id if envelope else None,
-                )
-                if envelope is not None:
-                    uow.emit(envelope)
-                    received = self._received(
-                        routing_key, event, "command_sent", operation_key=key, correlation_id=envelope.correlation_id
-                    )
-                else:
-                    answer = self._refusal(event, row, entity_uuid, refusal or "refused")
-                    await records.settle_operation(connection, key, succeeded=False, reason=refusal, answer=answer)
-                    received = self._received(routing_key, event, "refused", operation_key=key, detail=refusal)
-                await records.record(connection, received)
-        if received.outcome == "refused":
-            self.wake()
-        self.metrics.count(received.outcome)
-        return received.outcome
+            plan.refusal = f"{row.event} cannot become a strata command: {error.errors()[0]['msg']}"
 
-    def _duplicate(self, routing_key: str, event: ActionEvent, latest: records.Operation | None) -> Received:
-        assert latest is not None
-        return self._received(
-            routing_key,
-            event,
-            "duplicate",
-            operation_key=latest.operation_key,
-            correlation_id=latest.correlation_id,
+    async def _apply(self, plan: Plan, uow: UnitOfWork) -> None:
+        connection = uow.connection
+        if plan.transition is not None:
+            transition = plan.transition
+            await records.lock_operation(connection, f"state:{transition.resource_id}")
+            key = f"{transition.event or '*'}:{transition.old_state}->{transition.new_state}"
+            if not await records.first_transition(connection, transition.resource_id, key):
+                plan.received = replace(plan.received, outcome="duplicate")
+        elif plan.row is not None and plan.event is not None and not plan.is_request:
+            if plan.event.requested:
+                detail = f"strata does not carry out {plan.row.event} from CloudStack's events"
+                plan.received = replace(plan.received, detail=detail)
+            else:
+                await records.lock_operation(connection, plan.base_key)
+                await self._apply_report(plan, plan.event, uow)
+        plan.outcome = plan.received.outcome
+        if plan.reconcile:  # its record is updated after the comparison
+            plan.seq = await records.record(connection, plan.received)
+        else:
+            records.record_with_commit(uow, plan.received)
+
+    async def _apply_requests(self, plans: list[Plan], uow: UnitOfWork) -> None:
+        """Open the operations the batch asks for, or find them open, in three round trips for the whole batch (no
+        lock: two transactions opening the same generation meet on its unique key, and the second, once the first
+        commits, finds it taken: a duplicate)."""
+        latest = await records.latest_operations(uow.connection, sorted({plan.base_key for plan in plans}))
+        opened: dict[str, records.Operation] = {}
+        for plan in plans:
+            assert plan.event is not None
+            assert plan.row is not None
+            known = opened.get(plan.base_key) or latest.get(plan.base_key)
+            if records.is_duplicate(known, plan.event.occurred_at):
+                assert known is not None
+                self._duplicate(plan, plan.event, known.operation_key, known.correlation_id)
+                continue
+            if plan.command is None and plan.refusal is None:  # looked duplicate before, and no longer is
+                raise Transient("the operation changed while it was planned")
+            generation = known.generation + 1 if known else 1
+            correlation_id = uuid.uuid5(_OPERATION_IDS, f"{plan.base_key}#{generation}")  # the command's message id
+            entity_uuid = plan.event.entity_id(plan.row.entity)
+            assert entity_uuid is not None  # checked when planned
+            plan.new = records.NewOperation(
+                base_key=plan.base_key,
+                generation=generation,
+                request=plan.event,
+                entity=plan.row.entity,
+                entity_uuid=entity_uuid,
+                command_type=plan.command.message_type if plan.command else None,
+                correlation_id=correlation_id if plan.command else None,
+            )
+            opened[plan.base_key] = records.Operation(
+                plan.new.operation_key, generation, None, None, correlation_id, None, None
+            )
+        fresh = [plan for plan in plans if plan.new is not None]
+        recorded = await records.open_operations(uow.connection, [plan.new for plan in fresh if plan.new])
+        for plan in fresh:
+            new = plan.new
+            assert new is not None
+            assert plan.event is not None
+            assert plan.row is not None
+            if new.operation_key not in recorded:
+                self._duplicate(plan, plan.event, new.operation_key, new.correlation_id)
+            elif plan.command is not None:
+                envelope = Envelope.wrap(plan.command, message_id=new.correlation_id, producer=self.producer)
+                uow.emit(envelope)
+                plan.received = replace(
+                    plan.received,
+                    outcome="command_sent",
+                    operation_key=new.operation_key,
+                    correlation_id=envelope.correlation_id,
+                )
+            else:
+                answer = refusal_answer(plan.event, plan.row, new.entity_uuid, plan.refusal or "refused")
+                await records.settle_operation(
+                    uow.connection, new.operation_key, succeeded=False, reason=plan.refusal, answer=answer
+                )
+                plan.received = replace(
+                    plan.received, outcome="refused", operation_key=new.operation_key, detail=plan.refusal
+                )
+
+    def _duplicate(self, plan: Plan, event: ActionEvent, key: str, correlation_id: uuid.UUID | None) -> None:
+        plan.received = replace(
+            plan.received,
+            outcome="duplicate",
+            operation_key=key,
+            correlation_id=correlation_id,
             detail=f"the operation was asked for already ({event.status.value})",
         )
 
-    def _refusal(self, event: ActionEvent, row: Row, entity_uuid: uuid.UUID, reason: str) -> tuple[str, bytes]:
-        return render_answer(
-            ActionAnswer(
-                event=row.event,
-                entity=row.entity,
-                entity_uuid=entity_uuid,
-                entities=event.entities,
-                user=event.user,
-                account=event.account,
-                succeeded=False,
-                doing=row.doing,
-                reason=reason,
-                occurred_at=datetime.now(UTC),
-            )
-        )
+    async def _apply_report(self, plan: Plan, event: ActionEvent, uow: UnitOfWork) -> None:
+        connection = uow.connection
+        latest = await records.latest_operation(connection, plan.base_key)
+        if latest is not None and latest.command_type is not None and latest.cloudstack_failed is None:
+            await records.note_cloudstack_report(connection, latest.operation_key, failed=event.failed)
+            detail = "CloudStack's report of an operation strata runs"
+            plan.received = replace(plan.received, operation_key=latest.operation_key, detail=detail)
+        elif not await records.first_report(
+            connection, f"{plan.base_key}@{event.occurred_at.isoformat()}:{event.failed}"
+        ):
+            plan.received = replace(plan.received, outcome="duplicate", detail="the same report again")
+        else:
+            plan.received = replace(plan.received, detail="an operation strata did not run")
+            plan.reconcile = True
 
-    async def _report(
-        self, routing_key: str, event: ActionEvent, row: Row, entity_uuid: uuid.UUID, base_key: str
-    ) -> str:
-        async with self.units.begin(CONSUMER, None) as uow:
-            assert uow is not None
-            connection = uow.connection
-            await records.lock_operation(connection, base_key)
-            latest = await records.latest_operation(connection, base_key)
-            ran = latest is not None and latest.command_type is not None and latest.cloudstack_failed is None
-            report_key = f"{base_key}@{event.occurred_at.isoformat()}:{event.failed}"
-            if ran and latest is not None:
-                await records.note_cloudstack_report(connection, latest.operation_key, failed=event.failed)
-                detail = "CloudStack's report of an operation strata runs"
-                received = self._received(
-                    routing_key, event, "recorded", operation_key=latest.operation_key, detail=detail
-                )
-            elif not await records.first_report(connection, report_key):
-                received = self._received(routing_key, event, "duplicate", detail="the same report again")
-            else:
-                received = self._received(routing_key, event, "recorded", detail="an operation strata did not run")
-            seq = await records.record(connection, received)
-        if received.outcome != "recorded" or ran:
-            self.metrics.count(received.outcome)
-            return received.outcome
-        return await self._reconcile(seq, event, entity_uuid)
-
-    async def _reconcile(self, seq: int, event: ActionEvent, entity_uuid: uuid.UUID) -> str:
+    async def _reconcile(self, plan: Plan) -> str:
+        event, row = plan.event, plan.row
+        assert event is not None
+        assert row is not None
+        entity_uuid = event.entity_id(row.entity)
+        assert entity_uuid is not None
         try:
             verdict = await reconcile(event, entity_uuid, self.lookup)
         except Transient as error:  # recorded already; the comparison waits for an operator or the next report
             log.warning("could not reconcile a CloudStack report", event=event.event, error=error.message)
-            verdict = None
+            return "recorded"
         if verdict is None:
-            self.metrics.count("recorded")
             return "recorded"
         outcome = "reconciled" if verdict.agrees else "disagreed"
         detail = f"CloudStack: {verdict.cloudstack_says}; strata: {verdict.strata_says}"
         async with self.units.begin(CONSUMER, None) as uow:
             assert uow is not None
-            await records.set_outcome(uow.connection, seq, outcome, detail)
+            await records.set_outcome(uow.connection, plan.seq, outcome, detail)
             if not verdict.agrees:
                 disagreed = CloudStackReportDisagreed(
                     event=event.event,
@@ -257,26 +306,18 @@ class Inbound:
         if not verdict.agrees:
             self.metrics.disagreement(event.event)
             log.warning("CloudStack and strata disagree", event=event.event, entity=str(entity_uuid), detail=detail)
-        self.metrics.count(outcome)
         return outcome
 
-    async def _transition(self, routing_key: str, event: ResourceStateEvent) -> str:
-        transition = f"{event.event or '*'}:{event.old_state}->{event.new_state}"
-        received = Received(
-            routing_key,
-            "recorded",
-            category="ResourceStateEvent",
-            event=event.event,
-            entity=event.resource,
-            entity_uuid=event.resource_id,
-            occurred_at=event.occurred_at,
-            detail=f"{event.old_state} -> {event.new_state}",
-        )
-        async with self.units.begin(CONSUMER, None) as uow:
-            assert uow is not None
-            await records.lock_operation(uow.connection, f"state:{event.resource_id}")
-            if not await records.first_transition(uow.connection, event.resource_id, transition):
-                received = replace(received, outcome="duplicate")
-            await records.record(uow.connection, received)
-        self.metrics.count(received.outcome)
-        return received.outcome
+
+def _received(routing_key: str, event: ActionEvent, outcome: str) -> Received:
+    return Received(
+        routing_key,
+        outcome,
+        category="ActionEvent",
+        event=event.event,
+        status=event.status.value,
+        entity=event.entity,
+        entity_uuid=event.entity_uuid,
+        occurred_at=event.occurred_at,
+        cloudstack_failed=event.failed,
+    )

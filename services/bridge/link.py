@@ -2,17 +2,18 @@
 answers published back there.
 
 The queue `<ns>.bridge.cloudstack` (quorum, durable) is bound to `*.ActionEvent.#` and `*.ResourceStateEvent.#`, so
-what CloudStack publishes while the bridge is down waits for it. A message is acked only after `take` committed what
-it made of it; a malformed one goes to strata's dead letters (`<ns>.dead`) with the reason, its routing key and
-the origin queue (so `strata dlq redrive` brings it back here); one that keeps failing for the bridge's own reasons
-(database down) is dead-lettered after `delivery_attempts`. The link reconnects by itself (a loop of its own rather
+what CloudStack publishes while the bridge is down waits for it. Deliveries are handed to a few workers, each taking
+what is at hand as one batch (one transaction: see `inbound.py`); a message is acked only after its batch committed.
+A malformed one goes to strata's dead letters (`<ns>.dead`) with the reason, its routing key and the origin queue (so
+`strata dlq redrive` brings it back here); one that strata cannot take now (a service not answering) is given back
+after a pause, and dead-lettered after `delivery_attempts`. The link reconnects by itself (a loop of its own rather
 than aio-pika's robust connection, which loses consumers: aio-pika #231, #594).
 """
 
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import aio_pika
 import structlog
@@ -27,8 +28,9 @@ from services.bridge.metrics import BridgeMetrics
 log = structlog.get_logger(__name__)
 PATTERNS = ("*.ActionEvent.#", "*.ResourceStateEvent.#")
 ROUTING_KEY_HEADER = "cloudstack-routing-key"
+WORKERS = 4  # batches in flight at once (each holds one database connection while it commits)
 _DELIVERY_COUNT = "x-delivery-count"  # set by a quorum queue on each redelivery
-Take = Callable[[str, bytes], Awaitable[str]]
+TakeBatch = Callable[[Sequence[tuple[str, bytes]]], Awaitable[list[str | Exception]]]
 RecordDead = Callable[[str, str], Awaitable[None]]  # (routing key, reason)
 
 
@@ -44,36 +46,55 @@ class CloudStackLink:
         prefetch: int,
         attempts: int,
         reconnect_seconds: float,
-        take: Take,
+        take_batch: TakeBatch,
         record_dead: RecordDead,
         dead_letters: Transport,
         metrics: BridgeMetrics,
     ) -> None:
         self.url, self.exchange_name, self.queue_name = url, exchange, queue
         self.prefetch, self.attempts, self.reconnect_seconds = prefetch, attempts, reconnect_seconds
-        self.take, self.record_dead, self.dead_letters, self.metrics = take, record_dead, dead_letters, metrics
+        self.take_batch, self.record_dead, self.dead_letters, self.metrics = (
+            take_batch,
+            record_dead,
+            dead_letters,
+            metrics,
+        )
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._pending: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._busy = 0
+        self._later: set[asyncio.Task[None]] = set()
         self._answers: AbstractExchange | None = None
         self._connection: aio_pika.abc.AbstractConnection | None = None
+        self._consumer: tuple[aio_pika.abc.AbstractQueue, str] | None = None
 
     async def start(self) -> None:
         """Connect (waiting up to a few seconds for the first connection, then going on in the background)."""
+        self._workers = [asyncio.create_task(self._work(), name=f"cloudstack-worker-{i}") for i in range(WORKERS)]
         self._task = asyncio.create_task(self._run(), name="cloudstack-link")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.connected.wait(), 10.0)
 
     async def stop(self) -> None:
-        """Stop consuming, let the messages in flight finish, and disconnect."""
+        """Stop consuming, let the batches in flight finish (for up to 30 s), and disconnect."""
         self._stopping = True
-        if self._in_flight:
-            await asyncio.wait(self._in_flight, timeout=30.0)
+        if self._consumer is not None:
+            queue, tag = self._consumer
+            with contextlib.suppress(Exception):  # a connection already gone cancels nothing
+                await queue.cancel(tag)
+        for _ in range(300):
+            if self._pending.empty() and self._busy == 0:
+                break
+            await asyncio.sleep(0.1)  # a drain with a deadline: what is left unacked is redelivered
+        for task in [*self._workers, *self._later]:
+            task.cancel()
         if self._task is not None:
             self._task.cancel()
+        for task in [*self._workers, *self._later, *([self._task] if self._task else [])]:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         self.connected.clear()
         self.metrics.connected.set(0)
 
@@ -95,7 +116,7 @@ class CloudStackLink:
             except Exception as error:  # any broker or network failure: reconnect after a pause
                 log.warning("CloudStack's broker link failed", error_class=type(error).__name__, error=str(error))
             finally:
-                self._connection, self._answers = None, None
+                self._connection, self._answers, self._consumer = None, None, None
                 self.connected.clear()
                 self.metrics.connected.set(0)
             await asyncio.sleep(self.reconnect_seconds)
@@ -109,36 +130,56 @@ class CloudStackLink:
             await queue.bind(exchange, pattern)
         publisher: AbstractChannel = await connection.channel(publisher_confirms=True)
         self._answers = await publisher.get_exchange(self.exchange_name)
-        await queue.consume(self._on_message)
+        self._consumer = (queue, await queue.consume(self._pending.put))
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
-        try:
-            await self._handle(message)
-        finally:
-            if task is not None:
-                self._in_flight.discard(task)
+    async def _work(self) -> None:
+        batch_max = max(1, self.prefetch // WORKERS)
+        while True:
+            batch = [await self._pending.get()]
+            while len(batch) < batch_max and not self._pending.empty():
+                batch.append(self._pending.get_nowait())
+            self._busy += 1
+            try:
+                await self._handle(batch)
+            except Exception as error:  # a settle on a channel that died: the broker redelivers those
+                log.warning("CloudStack messages left to redelivery", error_class=type(error).__name__)
+            finally:
+                self._busy -= 1
 
-    async def _handle(self, message: AbstractIncomingMessage) -> None:
-        key = message.routing_key or ""
+    async def _handle(self, batch: list[AbstractIncomingMessage]) -> None:
         try:
-            await self.take(key, message.body)
-        except MalformedEvent as error:
-            await self._dead_letter(message, key, f"malformed CloudStack event: {error}", "MalformedEvent")
-        except Exception as error:  # strata cannot take it now (Transient) or a fault of the bridge's own
-            reason = error.message if isinstance(error, Transient) else f"{type(error).__name__}: {error}"
-            delivered = message.headers.get(_DELIVERY_COUNT)
-            attempts = (delivered if isinstance(delivered, int) else 0) + 1
-            if attempts >= self.attempts:
-                await self._dead_letter(message, key, f"failed {attempts} times: {reason}", type(error).__name__)
-                return
-            log.warning("a CloudStack event will be taken again", routing_key=key[:200], reason=reason[:500])
-            await asyncio.sleep(min(5.0, 0.2 * 2**attempts))
-            await message.nack(requeue=True)
+            outcomes = await self.take_batch([(message.routing_key or "", message.body) for message in batch])
+        except Exception as error:  # the database failed: the whole batch is taken again
+            for message in batch:
+                await self._again(message, error)
             return
-        await message.ack()
+        for message, outcome in zip(batch, outcomes, strict=True):
+            key = message.routing_key or ""
+            if isinstance(outcome, MalformedEvent):
+                await self._dead_letter(message, key, f"malformed CloudStack event: {outcome}", "MalformedEvent")
+            elif isinstance(outcome, Exception):
+                await self._again(message, outcome)
+            else:
+                await message.ack()
+
+    async def _again(self, message: AbstractIncomingMessage, error: Exception) -> None:
+        """Give a message back after a pause, or dead-letter it once it failed `attempts` times."""
+        key = message.routing_key or ""
+        reason = error.message if isinstance(error, Transient) else f"{type(error).__name__}: {error}"
+        delivered = message.headers.get(_DELIVERY_COUNT)
+        attempts = (delivered if isinstance(delivered, int) else 0) + 1
+        if attempts >= self.attempts:
+            await self._dead_letter(message, key, f"failed {attempts} times: {reason}", type(error).__name__)
+            return
+        log.warning("a CloudStack event will be taken again", routing_key=key[:200], reason=reason[:500])
+        task = asyncio.create_task(self._nack_later(message, min(5.0, 0.2 * 2**attempts)))
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    async def _nack_later(self, message: AbstractIncomingMessage, delay: float) -> None:
+        await asyncio.sleep(delay)
+        with contextlib.suppress(Exception):  # a channel gone meanwhile redelivers it anyway
+            await message.nack(requeue=True)
 
     async def _dead_letter(self, message: AbstractIncomingMessage, key: str, reason: str, error_class: str) -> None:
         headers: dict[str, HeaderValue] = {
@@ -168,18 +209,6 @@ class CloudStackLink:
             aio_pika.Message(body, content_type="text/plain", delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
             routing_key=routing_key,
         )
-
-    async def depth(self) -> int | None:
-        """Messages waiting in the bridge's queue (its lag), or None while disconnected."""
-        connection = self._connection
-        if connection is None:
-            return None
-        channel = await connection.channel()
-        try:
-            declared = await channel.declare_queue(self.queue_name, passive=True)
-            return declared.declaration_result.message_count
-        finally:
-            await channel.close()
 
 
 def _setter(event: asyncio.Event) -> Callable[..., None]:

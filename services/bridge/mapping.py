@@ -101,6 +101,7 @@ class Row:
         command: Builds the strata command of a request; None: recorded only.
         entity_field: The field of the outcome events that holds the entity's id.
         outcomes: Outcome event types and how each settles the operation.
+        asks: The command's builder asks strata's services (a duplicate is then looked for before it asks).
     """
 
     event: str
@@ -110,6 +111,7 @@ class Row:
     command: Builder | None = None
     entity_field: str = ""
     outcomes: Mapping[type[Event], Settles] = field(default_factory=dict)
+    asks: bool = False
 
 
 def _required(event: ActionEvent, name: str) -> UUID:
@@ -241,6 +243,7 @@ ROWS: tuple[Row, ...] = (
         command=_create_volume,
         entity_field="volume_id",
         outcomes={VolumeCreated: _success, VolumeCreateFailed: _failure},
+        asks=True,
     ),
     Row(
         "VOLUME.DELETE",
@@ -291,6 +294,7 @@ ROWS: tuple[Row, ...] = (
         command=_create_vm_snapshot,
         entity_field="vm_snapshot_id",
         outcomes={VmSnapshotCreated: _success, VmSnapshotCreateFailed: _failure},
+        asks=True,
     ),
     _recorded("VMSNAPSHOT.DELETE", "VMSnapshot", "deleting vm snapshot"),  # strata has no VM snapshot deletion
     Row(
@@ -300,6 +304,7 @@ ROWS: tuple[Row, ...] = (
         command=_revert_vm,
         entity_field="vm_snapshot_id",
         outcomes={VmReverted: _success, VmRevertFailed: _failure},
+        asks=True,
     ),
     _recorded("SNAPSHOTPOLICY.CREATE", "SnapshotPolicy", "creating snapshot policy"),  # schedule not on the bus
     _recorded("SNAPSHOTPOLICY.UPDATE", "SnapshotPolicy", "updating snapshot policy"),

@@ -8,12 +8,11 @@ operation waits for is none of the bridge's business and changes nothing.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from uuid import UUID
 
 from bus.ports import UnitOfWork
 from schemas import Envelope, Event, Message
-from schemas.cloudstack import ActionAnswer, render_answer
 from services.bridge import records
+from services.bridge.answering import outcome_answer
 from services.bridge.mapping import ROWS, outcome_events, settle
 from services.runtime.handlers import ContextHandler
 
@@ -34,33 +33,16 @@ async def on_outcome(event: Event, envelope: Envelope, uow: UnitOfWork, deps: Ou
             continue
         entity, succeeded, reason = settled
         for operation in await records.open_operations_of(uow.connection, entity, [row.event]):
-            answer = ActionAnswer(
-                event=operation.event,
-                entity=operation.entity,
-                entity_uuid=operation.entity_uuid,
-                entities={name: UUID(value) for name, value in operation.request.get("entities", {}).items()},
-                user=_uuid_or_none(operation.request.get("user")),
-                account=_uuid_or_none(operation.request.get("account")),
-                succeeded=succeeded,
-                doing=row.doing,
-                reason=reason,
-                occurred_at=envelope.occurred_at,
+            answer = outcome_answer(
+                operation, row, succeeded=succeeded, reason=reason, occurred_at=envelope.occurred_at
             )
             await records.settle_operation(
-                uow.connection,
-                operation.operation_key,
-                succeeded=succeeded,
-                reason=reason,
-                answer=render_answer(answer),
+                uow.connection, operation.operation_key, succeeded=succeeded, reason=reason, answer=answer
             )
             answered = True
     if answered:
         deps.wake()
     return None
-
-
-def _uuid_or_none(value: object) -> UUID | None:
-    return UUID(value) if isinstance(value, str) else None
 
 
 EVENT_HANDLERS: dict[type[Message], ContextHandler[OutcomeDeps]] = dict.fromkeys(outcome_events(), on_outcome)

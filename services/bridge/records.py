@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from bus.ports import UnitOfWork
 from schemas.cloudstack import ActionEvent
 
 _LOCK_SPACE = 0x62726964  # "brid": the advisory locks of operation keys, apart from other users' locks
@@ -32,12 +33,15 @@ class Received:
     detail: str | None = None
 
 
-async def record(connection: Any, received: Received) -> int:
-    """Record a message received and what the bridge made of it; return its sequence number."""
-    seq: int = await connection.fetchval(
-        "INSERT INTO bridge.events (routing_key, category, event, status, entity, entity_uuid, occurred_at,"
-        " operation_key, outcome, correlation_id, cloudstack_failed, detail)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq",
+_INSERT_EVENT = (
+    "INSERT INTO bridge.events (routing_key, category, event, status, entity, entity_uuid, occurred_at,"
+    " operation_key, outcome, correlation_id, cloudstack_failed, detail)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::boolean, $12)"
+)
+
+
+def _event_values(received: Received, failed: object) -> tuple[Any, ...]:  # Any: the columns' values
+    return (
         received.routing_key[:1024],
         received.category,
         received.event,
@@ -48,10 +52,22 @@ async def record(connection: Any, received: Received) -> int:
         received.operation_key,
         received.outcome,
         received.correlation_id,
-        received.cloudstack_failed,
+        failed,
         (received.detail or "")[:2000] or None,
     )
+
+
+async def record(connection: Any, received: Received) -> int:
+    """Record a message received and what the bridge made of it; return its sequence number."""
+    values = _event_values(received, received.cloudstack_failed)
+    seq: int = await connection.fetchval(f"{_INSERT_EVENT} RETURNING seq", *values)
     return seq
+
+
+def record_with_commit(uow: UnitOfWork, received: Received) -> None:
+    """Record a message received with the unit's commit (in its round trip): for a record nothing reads back."""
+    # A deferred statement takes SQL literals, and a boolean is none: written as text, cast by the statement.
+    uow.defer(_INSERT_EVENT, *_event_values(received, "true" if received.cloudstack_failed else "false"))
 
 
 async def set_outcome(connection: Any, seq: int, outcome: str, detail: str | None) -> None:
@@ -81,13 +97,18 @@ class Operation:
 
 async def latest_operation(connection: Any, base_key: str) -> Operation | None:
     """The newest operation of `base_key`, if CloudStack ever asked for one."""
-    row = await connection.fetchrow(
-        "SELECT operation_key, generation, outcome, settled_at, correlation_id, command_type, cloudstack_failed"
-        " FROM bridge.operations"
-        " WHERE base_key = $1 ORDER BY generation DESC LIMIT 1",
-        base_key,
+    return (await latest_operations(connection, [base_key])).get(base_key)
+
+
+async def latest_operations(connection: Any, base_keys: list[str]) -> dict[str, Operation]:
+    """The newest operation of each base key CloudStack ever asked for (one round trip for a batch)."""
+    rows = await connection.fetch(
+        "SELECT DISTINCT ON (base_key) base_key, operation_key, generation, outcome, settled_at, correlation_id,"
+        " command_type, cloudstack_failed FROM bridge.operations WHERE base_key = ANY($1::text[])"
+        " ORDER BY base_key, generation DESC",
+        base_keys,
     )
-    return None if row is None else Operation(**dict(row))
+    return {row["base_key"]: Operation(**{k: v for k, v in dict(row).items() if k != "base_key"}) for row in rows}
 
 
 def is_duplicate(latest: Operation | None, requested_at: datetime) -> bool:
@@ -100,39 +121,58 @@ def is_duplicate(latest: Operation | None, requested_at: datetime) -> bool:
     return requested_at <= latest.settled_at
 
 
-async def open_operation(  # the columns of one row
-    connection: Any,
-    *,
-    base_key: str,
-    generation: int,
-    request: ActionEvent,
-    entity: str,
-    entity_uuid: UUID,
-    command_type: str | None,
-    correlation_id: UUID | None,
-) -> str:
-    """Record an operation CloudStack asked for; return its key."""
-    key = f"{base_key}#{generation}"
-    context = {
-        "user": str(request.user) if request.user else None,
-        "account": str(request.account) if request.account else None,
-        "entities": {name: str(value) for name, value in request.entities.items()},
-    }
-    await connection.execute(
+@dataclass(frozen=True)
+class NewOperation:
+    """An operation to record: what CloudStack asked for, and the command strata sends for it (if any)."""
+
+    base_key: str
+    generation: int
+    request: ActionEvent
+    entity: str
+    entity_uuid: UUID
+    command_type: str | None
+    correlation_id: UUID | None
+
+    @property
+    def operation_key(self) -> str:
+        """Its key: base key and generation."""
+        return f"{self.base_key}#{self.generation}"
+
+
+async def open_operations(connection: Any, new: list[NewOperation]) -> set[str]:
+    """Record the operations CloudStack asked for; return the keys recorded now. A key missing from the answer was
+    recorded first by a concurrent transaction (the unique key waits for its commit): that request is a duplicate."""
+    if not new:
+        return set()
+    contexts = [
+        json.dumps(
+            {
+                "user": str(op.request.user) if op.request.user else None,
+                "account": str(op.request.account) if op.request.account else None,
+                "entities": {name: str(value) for name, value in op.request.entities.items()},
+            }
+        )
+        for op in new
+    ]
+    rows = await connection.fetch(
         "INSERT INTO bridge.operations (operation_key, base_key, generation, event, entity, entity_uuid, request,"
-        " command_type, correlation_id, requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)",
-        key,
-        base_key,
-        generation,
-        request.event,
-        entity,
-        entity_uuid,
-        json.dumps(context),
-        command_type,
-        correlation_id,
-        request.occurred_at,
+        " command_type, correlation_id, requested_at)"
+        " SELECT k, b, g, e, n, u, r::jsonb, c, i, t FROM unnest($1::text[], $2::text[], $3::int[], $4::text[],"
+        " $5::text[], $6::uuid[], $7::text[], $8::text[], $9::uuid[], $10::timestamptz[])"
+        " AS x(k, b, g, e, n, u, r, c, i, t)"
+        " ON CONFLICT DO NOTHING RETURNING operation_key",
+        [op.operation_key for op in new],
+        [op.base_key for op in new],
+        [op.generation for op in new],
+        [op.request.event for op in new],
+        [op.entity for op in new],
+        [op.entity_uuid for op in new],
+        contexts,
+        [op.command_type for op in new],
+        [op.correlation_id for op in new],
+        [op.request.occurred_at for op in new],
     )
-    return key
+    return {row["operation_key"] for row in rows}
 
 
 async def note_cloudstack_report(connection: Any, operation_key: str, *, failed: bool) -> None:
