@@ -166,9 +166,9 @@ class ChunkedDriver:
         return await check_blocks_match(self.store, backup_id, blocks)
 
     async def restore(self, backup_id: str, target: Path, *, progress: ProgressCallback | None = None) -> None:
-        """Write the backup to `target`, every chunk verified against its SHA-256."""
+        """Write the backup to `target` (a staging file: not fsynced), every chunk verified against its SHA-256."""
         await self._check_ready()
-        await self.backups.restore(backup_id, target, progress)
+        await self.backups.restore(backup_id, target, progress, durable=False)
 
     async def delete_backup(self, backup_id: str) -> None:
         """Delete the backup and free the chunks no other backup uses; a missing backup is fine."""

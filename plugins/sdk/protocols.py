@@ -187,7 +187,8 @@ class BackupTarget(Driver, Protocol):
         ...
 
     async def restore(self, backup_id: str, target: Path, *, progress: ProgressCallback | None = None) -> None:
-        """Write the backup's bytes to `target`, verifying them; `NotFound` if there is no such backup."""
+        """Write the backup's bytes to `target`, verifying them; `NotFound` if there is no such backup. `target` is
+        a staging file the framework then copies into the volume (and makes durable there): it need not be fsynced."""
         ...
 
     async def delete_backup(self, backup_id: str) -> None:
