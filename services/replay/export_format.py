@@ -172,18 +172,19 @@ def _take(export: Export, number: int, kind: object, record: JsonObject, message
 
 def _message(record: JsonObject, messages: MessageRegistry) -> Recorded:
     message = messages.decode(record["type"], int(record["version"]), json.dumps(record["payload"]))
-    return Recorded(
-        message_id=UUID(record["message_id"]),
-        type=record["type"],
-        version=int(record["version"]),
-        correlation_id=UUID(record["correlation_id"]),
-        causation_id=UUID(record["causation_id"]) if record.get("causation_id") else None,
-        saga_id=UUID(record["saga_id"]) if record.get("saga_id") else None,
-        step=record.get("step"),
-        producer=str(record["producer"]),
-        fencing_token=record.get("fencing_token"),
-        occurred_at=datetime.fromisoformat(record["occurred_at"]),
-        recorded_at=datetime.fromisoformat(record["recorded_at"]),
-        headers=dict(record.get("headers") or {}),
-        message=message,
+    row = (
+        UUID(record["message_id"]),
+        record["type"],
+        int(record["version"]),
+        UUID(record["correlation_id"]),
+        UUID(record["causation_id"]) if record.get("causation_id") else None,
+        UUID(record["saga_id"]) if record.get("saga_id") else None,
+        record.get("step"),
+        str(record["producer"]),
+        record.get("fencing_token"),
+        datetime.fromisoformat(record["occurred_at"]),
+        datetime.fromisoformat(record["recorded_at"]),
+        json.dumps(record.get("headers") or {}),
+        json.dumps(record["payload"]),
     )
+    return Recorded(row, message)

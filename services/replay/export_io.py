@@ -10,6 +10,7 @@ import importlib.metadata
 import json
 import shutil
 import subprocess
+from contextlib import aclosing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -131,10 +132,11 @@ async def export_selection(
 ) -> tuple[int, int]:
     """Write the selection to `path`; return (messages, sagas) written. Refuses an empty selection."""
     found: list[Recorded] = []
-    async for page in pages(pool, selection, schema=bus_schema, messages=messages):
-        found.extend(page)
-        if len(found) > MAX_EXPORT:
-            raise StrataError(f"the selection holds over {MAX_EXPORT} messages: narrow it (--since, --until)")
+    async with aclosing(pages(pool, selection, schema=bus_schema, messages=messages)) as reading:
+        async for page in reading:
+            found.extend(page)
+            if len(found) > MAX_EXPORT:
+                raise StrataError(f"the selection holds over {MAX_EXPORT} messages: narrow it (--since, --until)")
     if not found:
         raise StrataError("no message matches the selection: nothing to export")
     saga_ids = [message.saga_id for message in found if message.saga_id is not None]
@@ -175,7 +177,7 @@ async def import_export(
             message.fencing_token,
             message.occurred_at,
             message.recorded_at,
-            json.dumps(message.headers),
+            message.headers_text,
             json.dumps(message.payload()),
         )
         for message in export.messages

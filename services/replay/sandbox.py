@@ -25,7 +25,6 @@ from bus.postgres.errors import translated_errors
 from bus.postgres.pool import create_pool
 from sagas.definition import SagaRegistry, saga_registry
 from sagas.engine import SagaEngine
-from sagas.ports import SagaStore
 from sagas.postgres_migrate import migrate_sagas
 from sagas.postgres_store import PostgresSagaStore
 from sagas.records import SagaInstance, SagaStatus, StepKind, StepRecord
@@ -137,10 +136,12 @@ def combined_sagas(override: SagaRegistry | None) -> SagaRegistry:
 
 
 class Sandbox:
-    """Replays sagas of an export on `store` (a fresh one: the sandbox's own)."""
+    """Replays sagas of an export on `store` (a fresh one: the sandbox's own), one saga at a time: the store's
+    timers are claimed by due time whatever their saga, so two sagas replaying on it at once would fire each
+    other's. Run several Sandboxes on stores of their own (schemas) to replay in parallel."""
 
     def __init__(
-        self, store: SagaStore, *, sagas: SagaRegistry = saga_registry, messages: MessageRegistry = registry
+        self, store: PostgresSagaStore, *, sagas: SagaRegistry = saga_registry, messages: MessageRegistry = registry
     ) -> None:
         self.store = store
         self.sagas = sagas
@@ -206,6 +207,7 @@ class Sandbox:
         if ended is not None:
             run.emitted += await self._outcome(ended, instance.saga_id, run.coordinator)
         generated = await self._generated(instance.saga_id, record.steps)
+        await self._forget_timers(instance.saga_id)
         verdict.diff = compare(
             [_comparable(message) for message in mine if message.producer == run.coordinator],
             [_emitted_comparable(envelope, generated) for envelope in run.emitted],
@@ -245,6 +247,12 @@ class Sandbox:
                 if timer is not None:
                     await engine.on_timer(session, run.take, timer)
         return await self._ended_status(saga_id) or "RUNNING"
+
+    async def _forget_timers(self, saga_id: UUID) -> None:
+        """Drop what is left of the saga's timers (timeouts of answered steps, a retry after the recording's end),
+        so that the next saga's replay on this store fires its own timers only."""
+        with translated_errors():
+            await self.store.pool.execute(f"DELETE FROM {self.store.schema}.timers WHERE saga_id = $1", saga_id)
 
     async def _ended_status(self, saga_id: UUID) -> str:
         async with self.store.session() as session:

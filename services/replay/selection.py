@@ -20,7 +20,6 @@ from schemas import InvalidArgument
 
 ENTITY_KINDS = ("volume", "pool", "snapshot", "vm", "backup", "template")
 """The entities an operator asks about; any id in a payload matches, whatever field names it."""
-MAX_PAGE = 10_000
 
 
 class Status(StrEnum):
@@ -124,11 +123,12 @@ class _Sql:
 
 
 def select_sql(
-    selection: Selection, *, after: Cursor | None, limit: int, schema: str = DEFAULT_SCHEMA
+    selection: Selection, *, after: Cursor | None, limit: int | None, schema: str = DEFAULT_SCHEMA
 ) -> tuple[str, list[object]]:
-    """The SELECT of one page of `selection` after `after` (keyset), at most `limit` rows, and its arguments."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidArgument(f"a page holds between 1 and {MAX_PAGE} messages", field="limit")
+    """The SELECT of `selection` after `after` (keyset), at most `limit` rows (None: all, streamed by the caller
+    through a cursor), and its arguments."""
+    if limit is not None and limit < 1:
+        raise InvalidArgument("a limit must be at least 1", field="limit")
     schema = validate_schema(schema)
     sql = _Sql()
     for column, values, kind in (
@@ -166,8 +166,10 @@ def select_sql(
     text = (
         "SELECT j.message_id, j.type, j.version, j.correlation_id, j.causation_id, j.saga_id, j.step, j.producer,"
         " j.fencing_token, j.occurred_at, j.recorded_at, j.headers::text AS headers, j.payload::text AS payload"
-        f" FROM {schema}.journal AS j{where} ORDER BY j.occurred_at, j.message_id LIMIT {sql.bind(limit)}"
+        f" FROM {schema}.journal AS j{where} ORDER BY j.occurred_at, j.message_id"
     )
+    if limit is not None:
+        text += f" LIMIT {sql.bind(limit)}"
     return text, sql.arguments
 
 
