@@ -19,6 +19,7 @@ from services.api.keys import Role
 from services.api.server import ApiServer
 from services.api.settings import ApiSettings
 from services.daemons import declared
+from services.image.settings import ImageSettings
 from services.runtime.daemon import Settings
 from services.runtime.runner import Runner
 from services.runtime.settings import RuntimeSettings
@@ -27,7 +28,7 @@ from tests.bus_fixtures import bus_settings
 from tests.helpers import assert_eventually, queues_consumed
 
 HOST, CLUSTER = "kvm-01", "rack-1"
-DAEMONS = ("storage", "snapshot", "orchestrator", "agent", "api")
+DAEMONS = ("storage", "snapshot", "image", "backup", "orchestrator", "agent", "api")
 
 
 @dataclass
@@ -55,6 +56,7 @@ async def api_stack(database_url: str, amqp_url: str, namespace: str, pools_dir:
         RuntimeSettings(),
         AgentSettings(host=HOST, cluster=CLUSTER, heartbeat_seconds=1.0),
         ApiSettings(port=0, operation_timeout_seconds=120.0),
+        ImageSettings(staging_dir=pools_dir / "image-staging"),
     )
     plugins = load_plugins()
     plugins.plugins["netfs"] = NETFS
@@ -71,7 +73,7 @@ async def api_stack(database_url: str, amqp_url: str, namespace: str, pools_dir:
         context = server.app.state.context
         keys = {role: (await context.keys.create(f"test-{role.value}", role, created_by="test"))[1] for role in Role}
         stack = Stack(runner, f"http://127.0.0.1:{server.port}", keys, pools_dir)
-        queues = [f"{namespace}.{name}" for name in ("storage", "snapshot", "orchestrator", "api")]
+        queues = [f"{namespace}.{name}" for name in ("storage", "snapshot", "image", "backup", "orchestrator", "api")]
         await assert_eventually(lambda: queues_consumed(amqp_url, queues), timeout=30, what="every daemon consumes")
         async with stack.client(Role.VIEWER) as client:
 

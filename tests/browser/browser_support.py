@@ -13,7 +13,9 @@ from services.api.keys import Role
 from tests.browser.api_stack import Stack
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Each run's screenshots go to docs/screenshots/latest/ (ignored by git, so a test run leaves the tree clean); the
+# ones the README shows are committed beside it, copied from there by hand when the pages change.
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "latest"
 
 
 def require_chromium() -> None:
@@ -41,7 +43,7 @@ async def signed_in(stack: Stack, role: Role = Role.OPERATOR) -> AsyncIterator[P
 
 
 async def screenshot(page: Page, name: str) -> Path:
-    """Save the whole page as docs/screenshots/NAME.png."""
+    """Save the whole page as docs/screenshots/latest/NAME.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
