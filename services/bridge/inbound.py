@@ -111,8 +111,11 @@ class Inbound:
         if any(plan.outcome == "refused" for plan in plans):
             self.wake()
         for plan in plans:
-            if plan.reconcile:
-                plan.outcome = await self._reconcile(plan)
+            if plan.reconcile:  # after the commit: a failure here must not take the batch again
+                try:
+                    plan.outcome = await self._reconcile(plan)
+                except Exception as error:  # the report stays recorded; an operator sees it in `bridge events`
+                    log.error("a CloudStack report was not reconciled", error_class=type(error).__name__)
             self.metrics.count(plan.outcome)
         return [plan.outcome if isinstance(plan, Plan) else plan for plan in planned]
 
@@ -286,7 +289,7 @@ class Inbound:
         try:
             verdict = await reconcile(event, entity_uuid, self.lookup)
         except Transient as error:  # recorded already; the comparison waits for an operator or the next report
-            log.warning("could not reconcile a CloudStack report", event=event.event, error=error.message)
+            log.warning("could not reconcile a CloudStack report", cloudstack_event=event.event, error=error.message)
             return "recorded"
         if verdict is None:
             return "recorded"
@@ -305,7 +308,9 @@ class Inbound:
                 uow.emit(Envelope.wrap(disagreed, producer=self.producer))
         if not verdict.agrees:
             self.metrics.disagreement(event.event)
-            log.warning("CloudStack and strata disagree", event=event.event, entity=str(entity_uuid), detail=detail)
+            log.warning(
+                "CloudStack and strata disagree", cloudstack_event=event.event, entity=str(entity_uuid), detail=detail
+            )
         return outcome
 
 

@@ -156,7 +156,8 @@ class CloudStackLink:
         for message, outcome in zip(batch, outcomes, strict=True):
             key = message.routing_key or ""
             if isinstance(outcome, MalformedEvent):
-                await self._dead_letter(message, key, f"malformed CloudStack event: {outcome}", "MalformedEvent")
+                reason = f"malformed CloudStack event, field {outcome.field}: {outcome.reason}"
+                await self._dead_letter(message, key, reason, "MalformedEvent")
             elif isinstance(outcome, Exception):
                 await self._again(message, outcome)
             else:

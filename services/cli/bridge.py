@@ -93,14 +93,15 @@ def events(
         console.print("no CloudStack event received" + (f" about {entity}" if entity else ""))
         return
     table = Table(box=None, header_style="bold")
-    for column in ("received", "event", "status", "entity", "outcome", "command", "detail"):
-        table.add_column(column, overflow="fold")
+    for column in ("received", "event", "status", "entity", "outcome", "command"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("detail", overflow="fold", ratio=1)
     for row in found:
         status = f"{row.status} (failed)" if row.cloudstack_failed else (row.status or "")
         command = str(row.correlation_id)[:8] if row.correlation_id else ""
         subject = f"{row.entity or ''} {str(row.entity_uuid)[:8] if row.entity_uuid else ''}".strip()
         table.add_row(
-            row.received_at.strftime("%m-%d %H:%M:%S"),
+            row.received_at.strftime("%H:%M:%S"),
             row.event or "",
             status,
             subject,

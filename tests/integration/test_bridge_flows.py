@@ -160,7 +160,7 @@ async def test_hostile_bodies_are_dead_lettered_and_change_nothing(cloud: Bridge
     reasons = sorted(letter.reason for letter in dead)
     assert len(dead) == 3
     assert any("not JSON" in reason for reason in reasons), reasons
-    assert any("entityuuid: not a uuid" in reason for reason in reasons), reasons
+    assert any("field entityuuid: not a uuid" in reason for reason in reasons), reasons
     assert any("byte limit" in reason for reason in reasons), reasons
     assert {letter.origin_queue for letter in dead} == {f"{cloud.namespace}.bridge.cloudstack"}
     assert await cloud.commands("volume.create") == 0
