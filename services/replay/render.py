@@ -116,7 +116,8 @@ def show_plan(console: Console, chosen: "Plan") -> None:
             str(item.original.message_id), item.original.type, item.kind.value, item.routing_key, ", ".join(item.queues)
         )
     console.print(table)
-    queues = {queue for item in chosen.planned for queue in item.queues}
+    queues = sorted({queue for item in chosen.planned for queue in item.queues})
     console.print(
-        f"{len(chosen.planned)} message(s) to {len(queues)} queue(s); {len(chosen.skipped)} event(s) left out"
+        f"{len(chosen.planned)} message(s) to {len(queues)} queue(s): {', '.join(queues)}; "
+        f"{len(chosen.skipped)} event(s) left out"
     )
