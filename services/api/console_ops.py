@@ -11,11 +11,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sagas.records import SagaStatus
 from schemas import StrataError
+from services.api.auth import context_of
 from services.api.console import Console, may, render
+from services.api.diagrams import saga_diagram
 from services.api.errors import described
 from services.api.keys import Role
 from services.api.models import CreateSnapshotRequest
 from services.api.routes_misc import list_sagas, show_saga
+from services.api.routes_more import list_backups, list_images, list_repositories
 from services.api.routes_ops import (
     DeadLetterIds,
     SagaAction,
@@ -68,8 +71,12 @@ async def sagas_page(request: Request, session: Console, status: str = "") -> HT
 async def saga_page(request: Request, session: Console, saga_id: UUID, done: str = "") -> HTMLResponse:
     """A saga's timeline: its steps in order, each with its attempts, offset and duration; operator actions."""
     export = await show_saga(request, session.key, saga_id)
-    actions = list(SagaAction)
-    return render(request, "saga.html", session, export=export, steps=_timeline(export), actions=actions, done=done)
+    context = context_of(request)
+    diagram = await saga_diagram(context.pool, saga_id, saga_schema=context.saga_schema)
+    steps, actions = _timeline(export), list(SagaAction)
+    return render(
+        request, "saga.html", session, export=export, steps=steps, actions=actions, done=done, diagram=diagram
+    )
 
 
 @router.post("/sagas/{saga_id}/{action}")
@@ -113,6 +120,21 @@ async def dead_letters_action(
     else:
         done = "nothing done"
     return RedirectResponse(f"/dead-letters?done={done}", status_code=303)
+
+
+@router.get("/templates")
+async def templates_page(request: Request, session: Console) -> HTMLResponse:
+    """Templates and ISOs with their download state in each image store."""
+    images = await list_images(request, session.key, kind=None, limit=500)
+    return render(request, "templates.html", session, images=images)
+
+
+@router.get("/backups")
+async def backups_page(request: Request, session: Console) -> HTMLResponse:
+    """Backup repositories and backups, with what each backup read, wrote and reused."""
+    repositories = await list_repositories(request, session.key)
+    backups = await list_backups(request, session.key, volume=None)
+    return render(request, "backups.html", session, repositories=repositories, backups=backups)
 
 
 @router.get("/snapshots")

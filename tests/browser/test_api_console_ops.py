@@ -86,3 +86,31 @@ async def test_a_dead_letter_previewed_with_its_secret_masked_then_redriven_and_
         await page.get_by_role("button", name="Purge all").click()
         await expect(page.locator("[role=status]")).to_contain_text("purged")
         await expect(page.locator("main")).to_contain_text("No dead letter")
+
+
+async def test_a_saga_timeline_with_its_sequence_diagram_and_an_operator_action_refused(stack: Stack) -> None:
+    async with stack.client(Role.OPERATOR) as client:
+        for name in ("src", "dst"):
+            (stack.pools_dir / name).mkdir()
+            pool = {"name": name, "plugin": "qcow2fs", "config": {"path": str(stack.pools_dir / name)}}
+            await ended(client, await client.post("/api/v1/pools", json={**pool, "cluster": CLUSTER}))
+        await ended(client, await client.post("/api/v1/volumes", json={"name": "v", "size": "1M", "pool": "src"}))
+        migrating = await client.post("/api/v1/volumes/v/migrate", json={"pool": "dst"})
+
+        async def undone() -> bool:  # no image store to stage through: the saga compensates
+            return bool((await client.get(migrating.headers["location"])).json()["status"] == "failed")
+
+        await assert_eventually(undone, timeout=120, interval=0.1, what="the migration saga was undone")
+    async with signed_in(stack) as page:
+        for section in ("Templates", "Backups"):
+            await page.get_by_role("link", name=section).click()
+            await expect(page.get_by_role("heading", level=1)).to_contain_text(section)
+        await page.get_by_role("link", name="Sagas").click()
+        await page.locator("tbody a").first.click()
+        await expect(page.get_by_role("heading", level=1)).to_contain_text("volume.migrate")
+        await expect(page.locator("main table").first).to_contain_text("volume.migration.plan")
+        await expect(page.locator("figure.diagram svg")).to_be_visible()
+        await screenshot(page, "saga-timeline")
+        await page.get_by_label("Why (abort)").fill("testing")
+        await page.get_by_role("button", name="Abort").click()
+        await expect(page.locator("[role=status]")).to_contain_text("refused: cannot abort")
