@@ -2,14 +2,17 @@
 
     python bench/migrate.py [--size-mib 1024] [--workdir DIR]   (STRATA_AMQP_URL, STRATA_DATABASE_URL)
 
-prints one JSON line: {"bench": "migrate", "migrate_ms": ..., "qemu_img_ms": ..., "migrate_ratio_vs_qemu_img": ...}
+prints one JSON line: {"bench": "migrate", "migrate_ms": ..., "direct_ms": ..., "qemu_img_ms": ...,
+"migrate_ratio_vs_qemu_img": ..., "direct_ratio_vs_qemu_img": ...}
 
 The storage, snapshot, image and orchestrator daemons and an agent run in this process on RabbitMQ and PostgreSQL
 (a database and a namespace of the bench's own), with two qcow2fs pools and an fsbackup image store (no
 compression, 4 MiB chunks) as the staging area. A volume of `--size-mib` random bytes is migrated from one pool to
 the other (`volume.migrate` sent -> `volume.migrated`: plan, copy out to the store, copy in, switch, clean-up), the
-saga's whole work as a user waits for it. The baseline is what the copies are at their barest: `qemu-img convert`
-of the same volume to a staging file, then from that file into the destination directory. Target ratio <= 1.2.
+saga's whole work as a user waits for it, forced through the store (`staged`: the fallback between hosts); then a
+second volume of the same bytes the direct way (both pools are on the one agent's host: it copies pool to pool).
+The baseline is what the copies are at their barest: `qemu-img convert` of the same volume to a staging file, then
+from that file into the destination directory. Target ratio <= 1.2.
 """
 
 import argparse
@@ -158,15 +161,17 @@ async def figures(size_mib: int, workdir: Path) -> dict[str, float]:
             raw = workdir / "data.raw"
             await asyncio.to_thread(make_random_raw, raw, size_mib)
 
-            def migrate(volume_id: uuid.UUID) -> Callable[[], Awaitable[object]]:
-                command = MigrateVolume(volume_id=volume_id, pool_id=pools["target"])
+            def migrate(volume_id: uuid.UUID, *, staged: bool) -> Callable[[], Awaitable[object]]:
+                command = MigrateVolume(volume_id=volume_id, pool_id=pools["target"], staged=staged)
                 return lambda: send(client, command, VolumeMigrated, VolumeMigrateFailed)
 
             small = workdir / "small.raw"
             await asyncio.to_thread(make_random_raw, small, 16)
-            warm, _ = await volume_with_data(client, pools["source"], small, 16)
-            await seconds(migrate(warm))  # warm-up: the first of each command pays for connections and caches
+            for through_store in (True, False):  # warm-up: the first of each command pays for connections, caches
+                warm, _ = await volume_with_data(client, pools["source"], small, 16)
+                await seconds(migrate(warm, staged=through_store))
             volume_id, path = await volume_with_data(client, pools["source"], raw, size_mib)
+            direct_id, _ = await volume_with_data(client, pools["source"], raw, size_mib)
             raw.unlink()
             staged, landed = workdir / "staged.qcow2", workdir / "target" / "baseline.qcow2"
 
@@ -177,7 +182,8 @@ async def figures(size_mib: int, workdir: Path) -> dict[str, float]:
             baseline = await seconds(bare)
             staged.unlink()
             landed.unlink()
-            migrated = await seconds(migrate(volume_id))
+            migrated = await seconds(migrate(volume_id, staged=True))
+            direct = await seconds(migrate(direct_id, staged=False))
     finally:
         await system.stop()
         await transport.delete_namespace()
@@ -186,7 +192,7 @@ async def figures(size_mib: int, workdir: Path) -> dict[str, float]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
-    return {"migrate_ms": migrated * 1000, "qemu_img_ms": baseline * 1000}
+    return {"migrate_ms": migrated * 1000, "direct_ms": direct * 1000, "qemu_img_ms": baseline * 1000}
 
 
 async def main(size_mib: int, workdir: Path) -> dict[str, object]:
@@ -196,6 +202,7 @@ async def main(size_mib: int, workdir: Path) -> dict[str, object]:
         "volume_mib": size_mib,
         **{key: round(value, 1) for key, value in measured.items()},
         "migrate_ratio_vs_qemu_img": round(measured["migrate_ms"] / measured["qemu_img_ms"], 2),
+        "direct_ratio_vs_qemu_img": round(measured["direct_ms"] / measured["qemu_img_ms"], 2),
     }
 
 

@@ -13,9 +13,11 @@ from schemas.registry import message
 
 
 class MigrationMethod(StrEnum):
-    """How a volume moves: by the storage itself, or copied through a zone-wide store."""
+    """How a volume moves: by the storage itself, copied by one agent that reaches both pools, or copied through a
+    zone-wide store (one agent writes it there, another reads it back)."""
 
     NATIVE = "native"
+    DIRECT = "direct"
     STAGED = "staged"
 
 
@@ -25,6 +27,10 @@ class MigrateVolume(Command):
 
     volume_id: UUID
     pool_id: UUID = Field(description="The destination pool.")
+    staged: bool = Field(
+        default=False,
+        description="Copy through the zone's store even where one agent reaches both pools (the fallback path).",
+    )
 
 
 @message("volume.migrated")
@@ -53,6 +59,7 @@ class PlanMigration(Command):
 
     volume_id: UUID
     pool_id: UUID = Field(description="The destination pool.")
+    staged: bool = Field(default=False, description="Plan the copy through the zone's store whatever else could.")
 
 
 @message("volume.migration.planned")
@@ -70,6 +77,8 @@ class MigrationPlanned(Event):
     cluster_id: str | None = None
     method: MigrationMethod
     why: str = Field(description="Why this method (which plugin lacks native migration, say).")
+    direct_host: str | None = Field(default=None, description="For a direct copy: the agent that reaches both...")
+    direct_cluster_id: str | None = Field(default=None, description="...or any agent of this cluster.")
 
 
 @message("volume.pool.switch")
@@ -165,4 +174,36 @@ class StagedCopyDeleteFailed(Event):
 
     store_id: UUID
     object_id: str
+    error: ErrorInfo
+
+
+@message("agent.volume.copy_between_pools")
+class CopyVolumeBetweenPools(AgentCommand):
+    """Copy a volume from one pool into another that the same agent reaches (a direct migration): the destination
+    plugin reads the source volume's file where it can, through a staging file on the host otherwise."""
+
+    source_pool_id: UUID
+    pool_id: UUID = Field(description="The destination pool.")
+    volume_id: UUID
+
+
+@message("agent.volume.copied_between_pools")
+class VolumeCopiedBetweenPools(Event):
+    """The destination pool holds a copy of the volume (its source copy untouched)."""
+
+    source_pool_id: UUID
+    pool_id: UUID
+    volume_id: UUID
+    host: str
+    size_bytes: int = Field(ge=0)
+    locator: str = Field(description="The destination plugin's address of the copy.")
+
+
+@message("agent.volume.copy_between_pools.failed")
+class VolumeCopyBetweenPoolsFailed(Event):
+    """The copy failed; nothing of it is kept on the destination."""
+
+    source_pool_id: UUID
+    pool_id: UUID
+    volume_id: UUID
     error: ErrorInfo

@@ -103,7 +103,9 @@ async def migrate_and_coalesce(
     before = await checksum(path, workdir)
     console.print("[green]✓[/green] pool demo-pool-2 and image store demo-staging added; volume demo-data written")
 
-    envelope = await client.publish(MigrateVolume(volume_id=volume_id, pool_id=target_pool_id))
+    # Both pools are on this demo's one host, so its agent could copy directly; the demo asks for the fallback
+    # through the zone's store, the path a migration between hosts of different clusters takes.
+    envelope = await client.publish(MigrateVolume(volume_id=volume_id, pool_id=target_pool_id, staged=True))
     columns = (TextColumn("  {task.description}"), BarColumn(), DownloadColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         follower = asyncio.create_task(follow(client, progress, envelope.correlation_id, source_pool_id))

@@ -14,9 +14,11 @@ the pivot. Any failure before it undoes what was done, in reverse order: the sou
 staged or destination copy is left. After it the volume is Ready on the destination, and the source copy and the
 staged copy are deleted, retried forward; a saga that cannot finish ends STUCK with the reason (its lock kept).
 
-A copy cut short (its agent killed, a plugin failing midway) is asked again: the agents' copies are idempotent on
-the volume and the object. Native migration is planned where both pools' plugin claims it; no agent command does
-one yet, so every migration is staged and the plan says why.
+Where one agent reaches both pools (the plan says `direct`, unless the command asked for the store), no store is
+needed: that agent copies the volume from the source pool into the destination (undone: delete the destination
+copy), and the rest is the same. A copy cut short (its agent killed, a plugin failing midway) is asked again: the
+agents' copies are idempotent on the volume and the object. Native migration is planned where both pools' plugin
+claims it; no agent command does one yet, so such a migration is staged, and the plan says why.
 """
 
 from sagas import RetryPolicy, SagaContext, saga
@@ -32,6 +34,7 @@ from schemas.agent import (
 from schemas.chain import ChainDescribed, DescribeChain
 from schemas.errors import FailedPrecondition, StrataError
 from schemas.migration import (
+    CopyVolumeBetweenPools,
     DropStagedCopy,
     FindStagingStore,
     MigrateVolume,
@@ -43,6 +46,7 @@ from schemas.migration import (
     StageVolumeOut,
     StagingStoreFound,
     SwitchVolumePool,
+    VolumeCopiedBetweenPools,
     VolumeMigrated,
     VolumePoolSwitched,
 )
@@ -67,7 +71,9 @@ async def migrate_volume(ctx: SagaContext, cmd: MigrateVolume) -> VolumeMigrated
     """Move `cmd.volume_id` to pool `cmd.pool_id`, keeping its id."""
     await ctx.lock(volume_resource(cmd.volume_id), wait=LOCK_WAIT, lease=COPY_DEADLINE)
     plan = reply_as(
-        await ctx.query(PlanMigration(volume_id=cmd.volume_id, pool_id=cmd.pool_id), timeout=STEP_TIMEOUT),
+        await ctx.query(
+            PlanMigration(volume_id=cmd.volume_id, pool_id=cmd.pool_id, staged=cmd.staged), timeout=STEP_TIMEOUT
+        ),
         MigrationPlanned,
     )
     chain = reply_as(
@@ -80,9 +86,14 @@ async def migrate_volume(ctx: SagaContext, cmd: MigrateVolume) -> VolumeMigrated
             "current content only, so they cannot move with it; delete them first (`strata snapshot delete`)",
             field="volume_id",
         )
-    staging = reply_as(
-        await ctx.query(FindStagingStore(zone_id=plan.zone_id, size_bytes=plan.size_bytes), timeout=STEP_TIMEOUT),
-        StagingStoreFound,
+    direct = plan.method is MigrationMethod.DIRECT
+    staging = (
+        None
+        if direct
+        else reply_as(
+            await ctx.query(FindStagingStore(zone_id=plan.zone_id, size_bytes=plan.size_bytes), timeout=STEP_TIMEOUT),
+            StagingStoreFound,
+        )
     )
     await ctx.step(
         BeginVolumeOperation(volume_id=cmd.volume_id, operation=VolumeOperation.MIGRATE),
@@ -93,6 +104,79 @@ async def migrate_volume(ctx: SagaContext, cmd: MigrateVolume) -> VolumeMigrated
     )
     source: AgentRoute = {"host": plan.source_host, "cluster_id": plan.source_cluster_id}
     target: AgentRoute = {"host": plan.host, "cluster_id": plan.cluster_id}
+    if staging is None:
+        locator, size_bytes = await _copy_directly(ctx, cmd, plan, target)
+    else:
+        locator, size_bytes = await _copy_through(ctx, cmd, plan, staging, source=source, target=target)
+    await ctx.step(
+        SwitchVolumePool(volume_id=cmd.volume_id, pool_id=plan.pool_id, locator=locator),
+        retry=STEP_RETRY,
+        timeout=STEP_TIMEOUT,
+    )
+    await ctx.pivot()
+
+    await ctx.step(
+        EndVolumeOperation(volume_id=cmd.volume_id, operation=VolumeOperation.MIGRATE, succeeded=True),
+        retry=UNDO_RETRY,
+        timeout=STEP_TIMEOUT,
+    )
+    drop_source = ctx.step(
+        DeleteVolumeOnPool(pool_id=plan.source_pool_id, volume_id=cmd.volume_id, **source),
+        retry=UNDO_RETRY,
+        timeout=STEP_TIMEOUT,
+    )
+    if staging is None:
+        await drop_source
+    else:
+        forget_staged = DropStagedCopy(store_id=staging.store_id, object_id=staged_object_id(cmd), **target)
+        await ctx.gather(drop_source, ctx.step(forget_staged, retry=UNDO_RETRY, timeout=STEP_TIMEOUT))
+    return VolumeMigrated(
+        volume_id=cmd.volume_id,
+        source_pool_id=plan.source_pool_id,
+        pool_id=plan.pool_id,
+        method=MigrationMethod.DIRECT if staging is None else MigrationMethod.STAGED,
+        size_bytes=size_bytes,
+    )
+
+
+async def _copy_directly(
+    ctx: SagaContext, cmd: MigrateVolume, plan: MigrationPlanned, target: AgentRoute
+) -> tuple[str, int]:
+    """The agent that reaches both pools copies the volume; its (locator, size) on the destination."""
+    drop_target = DeleteVolumeOnPool(pool_id=plan.pool_id, volume_id=cmd.volume_id, **target)
+    copy = CopyVolumeBetweenPools(
+        source_pool_id=plan.source_pool_id,
+        pool_id=plan.pool_id,
+        volume_id=cmd.volume_id,
+        deadline_seconds=COPY_DEADLINE,
+        host=plan.direct_host,
+        cluster_id=plan.direct_cluster_id,
+    )
+    try:
+        copied = reply_as(
+            await ctx.step(
+                copy, compensate=drop_target, retry=COPY_RETRY, timeout=COPY_DEADLINE, compensate_retry=UNDO_RETRY
+            ),
+            VolumeCopiedBetweenPools,
+        )
+    except StrataError:
+        # A copy that failed for good may have left part of the destination copy: it goes before the rest's undo.
+        await ctx.step(drop_target, retry=UNDO_RETRY, timeout=STEP_TIMEOUT)
+        raise
+    return copied.locator, copied.size_bytes
+
+
+async def _copy_through(
+    ctx: SagaContext,
+    cmd: MigrateVolume,
+    plan: MigrationPlanned,
+    staging: StagingStoreFound,
+    *,
+    source: AgentRoute,
+    target: AgentRoute,
+) -> tuple[str, int]:
+    """Copy out to the staging store through the source's agent, then in through the destination's; the copy's
+    (locator, size) on the destination."""
     object_id = staged_object_id(cmd)
     forget_staged = DropStagedCopy(store_id=staging.store_id, object_id=object_id, **target)
     drop_target = DeleteVolumeOnPool(pool_id=plan.pool_id, volume_id=cmd.volume_id, **target)
@@ -140,33 +224,7 @@ async def migrate_volume(ctx: SagaContext, cmd: MigrateVolume) -> VolumeMigrated
     except StrataError:
         await ctx.step(drop_target, retry=UNDO_RETRY, timeout=STEP_TIMEOUT)
         raise
-    await ctx.step(
-        SwitchVolumePool(volume_id=cmd.volume_id, pool_id=plan.pool_id, locator=copied_in.locator),
-        retry=STEP_RETRY,
-        timeout=STEP_TIMEOUT,
-    )
-    await ctx.pivot()
-
-    await ctx.step(
-        EndVolumeOperation(volume_id=cmd.volume_id, operation=VolumeOperation.MIGRATE, succeeded=True),
-        retry=UNDO_RETRY,
-        timeout=STEP_TIMEOUT,
-    )
-    await ctx.gather(
-        ctx.step(
-            DeleteVolumeOnPool(pool_id=plan.source_pool_id, volume_id=cmd.volume_id, **source),
-            retry=UNDO_RETRY,
-            timeout=STEP_TIMEOUT,
-        ),
-        ctx.step(forget_staged, retry=UNDO_RETRY, timeout=STEP_TIMEOUT),
-    )
-    return VolumeMigrated(
-        volume_id=cmd.volume_id,
-        source_pool_id=plan.source_pool_id,
-        pool_id=plan.pool_id,
-        method=MigrationMethod.STAGED,
-        size_bytes=copied_in.size_bytes,
-    )
+    return copied_in.locator, copied_in.size_bytes
 
 
 # The domain events participants may answer this saga's steps with (besides the generic step replies).
@@ -177,6 +235,7 @@ REPLY_TYPES: tuple[type[Event], ...] = (
     VolumeStateChanged,
     VolumeCopiedToStore,
     VolumeCopiedFromStore,
+    VolumeCopiedBetweenPools,
     VolumePoolSwitched,
     VolumeDeletedOnPool,
     StagedCopyDeleted,

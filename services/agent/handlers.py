@@ -24,11 +24,11 @@ from schemas.backup import (
     VerifyBackupOnStore,
 )
 from schemas.chain import CoalesceVolumeOnPool
-from schemas.migration import DeleteStagedCopy
+from schemas.migration import CopyVolumeBetweenPools, DeleteStagedCopy
 from schemas.pool_settings import ReconfigurePoolOnHost
 from schemas.snapshot import CreateSnapshotOnPool, DeleteSnapshotOnPool, RevertVolumeOnPool
 from schemas.vm import DescribeVm, StartVm, StopVm
-from services.agent import backups, coalescing, copying, pools, snapshots, staged_copies, vms, volumes
+from services.agent import backups, coalescing, copying, direct_copies, pools, snapshots, staged_copies, vms, volumes
 from services.agent.answering import Agent
 from services.runtime.handlers import ContextHandler
 
@@ -41,6 +41,7 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[Agent]] = {
     DeleteVolumeOnPool: volumes.delete_volume,
     ResizeVolumeOnPool: volumes.resize_volume,
     CopyVolumeToStore: copying.copy_volume_to_store,
+    CopyVolumeBetweenPools: direct_copies.copy_between_pools,
     CopyVolumeFromStore: copying.copy_volume_from_store,
     CreateSnapshotOnPool: snapshots.create_snapshot,
     RevertVolumeOnPool: snapshots.revert_volume,

@@ -24,10 +24,18 @@ REFRESH_SECONDS = 0.2
 def migrate(
     volume: Annotated[str, typer.Argument(help="The volume's id or name.")],
     pool: Annotated[str, typer.Option("--pool", help="The destination pool's id or name.")],
+    staged: Annotated[
+        bool,
+        typer.Option("--staged", help="Copy through the zone's image store even where one agent reaches both pools."),
+    ] = False,
     as_json: JsonOption = False,
     timeout: TimeoutOption = 10800.0,
 ) -> None:
-    """Move a volume to another pool; it keeps its id (copied through the zone's image store if need be)."""
+    """Move a volume to another pool; it keeps its id. One agent that reaches both pools copies it directly;
+    otherwise it goes through the zone's image store (the fallback).
+
+    Example: strata volume migrate data-1 --pool fast-2
+    """
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     from schemas.migration import MigrateVolume, VolumeMigrated, VolumeMigrateFailed
@@ -35,7 +43,7 @@ def migrate(
     async def work(client: "Client") -> "VolumeMigrated":
         info = await find_volume(client, volume, timeout=min(timeout, 15.0))
         target = await find_pool(client, pool, timeout=min(timeout, 15.0))
-        envelope = await client.publish(MigrateVolume(volume_id=info.volume_id, pool_id=target.pool_id))
+        envelope = await client.publish(MigrateVolume(volume_id=info.volume_id, pool_id=target.pool_id, staged=staged))
         columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
         with Progress(*columns, console=errors, transient=as_json) as progress:
             follower = asyncio.create_task(follow(client, progress, envelope.correlation_id, info.pool_id))
@@ -52,7 +60,8 @@ def migrate(
         return
     console.print(
         f"volume {migrated.volume_id} migrated from pool {migrated.source_pool_id} to pool {migrated.pool_id} "
-        f"({migrated.method.value}, {human_bytes(migrated.size_bytes)}); its source and staged copies are deleted"
+        f"({migrated.method.value}, {human_bytes(migrated.size_bytes)}); its source copy"
+        f"{' and staged copy are' if migrated.method.value == 'staged' else ' is'} deleted"
     )
 
 

@@ -4,8 +4,10 @@ its destination copy (the saga's pivot).
 The plan refuses what would fail later or leave the volume worse off: a volume that is not Ready or not on a pool,
 a destination that is the source, not Up (disabled, in maintenance), in another zone, out of reach of the volume's
 VM (its scope) or of another hypervisor, or over a capacity threshold with the volume on it (the allocator's rules).
-Native migration needs both plugins to claim it, and the same plugin on both sides (the pair must understand each
-other); otherwise the volume is copied through a zone-wide store.
+Where one agent reaches both pools (the same host, or a host or cluster of the other pool's cluster) and both
+plugins can copy volumes in and out, that agent copies the volume directly (`direct`); otherwise it is copied
+through a zone-wide store (`staged`), which the saga can also be asked for. Native migration needs both plugins to
+claim it, and the same plugin on both sides (the pair must understand each other); no agent performs one yet.
 """
 
 from dataclasses import replace
@@ -62,6 +64,17 @@ async def _plan(uow: UnitOfWork, command: PlanMigration, storage: Storage) -> Mi
         raise NotFound(f"destination pool {command.pool_id} does not exist", field="pool_id") from None
     _check_destination(volume, source, target, storage)
     method, why = _method(source, target, storage)
+    direct = None if command.staged else _direct_route(source, target)
+    copiers = all(
+        Capability.COPY in storage.plugins.get(pool.plugin).manifest.capabilities for pool in (source, target)
+    )
+    if direct is not None and copiers:
+        via = f"host {direct[0]}" if direct[0] else f"cluster {direct[1]}"
+        method, why = MigrationMethod.DIRECT, f"one agent ({via}) reaches both pools: it copies the volume directly"
+    elif command.staged:
+        why = "asked to copy through the zone's store"
+    elif direct is None:
+        why = f"no one agent reaches both pools: the copy goes through the zone's store ({why})"
     source_host, source_cluster = agent_route(source)
     host, cluster_id = agent_route(target)
     return MigrationPlanned(
@@ -76,7 +89,25 @@ async def _plan(uow: UnitOfWork, command: PlanMigration, storage: Storage) -> Mi
         cluster_id=cluster_id,
         method=method,
         why=why,
+        direct_host=direct[0] if direct and method is MigrationMethod.DIRECT else None,
+        direct_cluster_id=direct[1] if direct and method is MigrationMethod.DIRECT else None,
     )
+
+
+def _direct_route(source: PoolRow, target: PoolRow) -> tuple[str | None, str | None] | None:
+    """The one agent that reaches both pools, as (host, cluster_id) like `agent_route`; None if no agent does.
+
+    A host-scoped pool is reached by its host's agent only; any other pool by every agent of its cluster.
+    """
+    source_host = source.host if source.scope is PoolScope.HOST else None
+    target_host = target.host if target.scope is PoolScope.HOST else None
+    if source_host and target_host:
+        return (source_host, None) if source_host == target_host else None
+    if source_host or target_host:
+        return (source_host or target_host, None) if source.cluster_id == target.cluster_id else None
+    if source.cluster_id and source.cluster_id == target.cluster_id:
+        return None, source.cluster_id
+    return None
 
 
 def _check_destination(volume: VolumeRow, source: PoolRow, target: PoolRow, storage: Storage) -> None:

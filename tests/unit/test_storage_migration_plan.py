@@ -10,7 +10,7 @@ from schemas.errors import FailedPrecondition
 from schemas.migration import MigrationMethod
 from schemas.storage import PoolScope, PoolState, VolumeState
 from services.storage.context import Storage
-from services.storage.migration import _check_destination, _method
+from services.storage.migration import _check_destination, _direct_route, _method
 from services.storage.repository import PoolRow, VolumeRow
 
 pytestmark = pytest.mark.unit
@@ -79,3 +79,22 @@ def test_pools_whose_plugin_cannot_migrate_natively_are_staged_saying_why() -> N
     method, why = _method(SOURCE, pool("target"), STORAGE)
     assert method is MigrationMethod.STAGED
     assert why == "qcow2fs cannot migrate natively"
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "route"),
+    [
+        (pool("a", scope=PoolScope.HOST, host="h1"), pool("b", scope=PoolScope.HOST, host="h1"), ("h1", None)),
+        (pool("a", scope=PoolScope.HOST, host="h1"), pool("b", scope=PoolScope.HOST, host="h2"), None),
+        (pool("a", scope=PoolScope.HOST, host="h1"), pool("b"), ("h1", None)),  # h1 is of c1, which reaches b
+        (pool("a"), pool("b", scope=PoolScope.HOST, host="h2"), ("h2", None)),
+        (pool("a", scope=PoolScope.HOST, host="h1"), pool("b", cluster_id="c2"), None),
+        (pool("a"), pool("b"), (None, "c1")),
+        (pool("a"), pool("b", scope=PoolScope.ZONE, cluster_id="c1"), (None, "c1")),
+        (pool("a"), pool("b", cluster_id="c2"), None),
+    ],
+)
+def test_one_agent_that_reaches_both_pools_copies_directly(
+    source: PoolRow, target: PoolRow, route: tuple[str | None, str | None] | None
+) -> None:
+    assert _direct_route(source, target) == route
