@@ -1,4 +1,4 @@
-"""The FastAPI application: the JSON API under /api/v1 (OpenAPI 3.1 at /api/v1/openapi.json, docs at /api/docs)
+"""The FastAPI application: the JSON API under /api/v1 (OpenAPI 3.1 at /api/v1/openapi.json)
 and the web console at /, on one context."""
 
 from fastapi import FastAPI
@@ -35,7 +35,7 @@ def create_app(context: ApiContext) -> FastAPI:
         description=DESCRIPTION,
         version="1",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # FastAPI's documentation pages load their scripts from a CDN: nothing is fetched at run time
         redoc_url=None,
     )
     app.state.context = context

@@ -27,7 +27,7 @@ async def serve_console(console: Console, services: Sequence[tuple[str, Service]
     context = server.app.state.context
     assert isinstance(context, ApiContext)
     _, key = await context.keys.create("demo-admin", Role.ADMIN, created_by="strata demo --serve")
-    console.print(f"\n[bold]The web console:[/bold] http://{server.host}:{server.port}/  (API: /api/docs)")
+    console.print(f"\n[bold]The web console:[/bold] http://{server.host}:{server.port}/  (API: /api/v1/openapi.json)")
     console.print(f"Sign in with this admin key (made for this demo): [bold]{key}[/bold]")
     console.print("Ctrl-C stops the demo.")
     stopped = asyncio.Event()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.api_stack import CLUSTER, Stack, api_stack
+from tests.browser.api_stack import CLUSTER, HOST, Stack, api_stack
 from tests.browser.browser_support import choose_placement, screenshot, signed_in
 
 pytestmark = pytest.mark.e2e
@@ -102,3 +102,20 @@ async def test_a_secret_is_never_echoed_back_after_a_refused_submit(stack: Stack
             response = await page.goto(f"{stack.base_url}{path}")
             assert response is not None
             assert PASSWORD not in await response.text()
+
+
+async def test_the_example_rawfile_plugin_installed_with_pip_adds_a_host_pool(stack: Stack) -> None:
+    async with signed_in(stack) as page:
+        await choose_placement(page, stack.base_url, scope="host", target=HOST, hypervisor="kvm", plugin="rawfile")
+        await expect(page.locator("legend").filter(has_text="rawfile")).to_contain_text("the pool's configuration")
+        await expect(page.get_by_label("Preallocate")).not_to_be_checked()
+        pool_dir = stack.pools_dir / "raw-1"
+        pool_dir.mkdir()
+        await page.get_by_label("Pool name").fill("raw-1")
+        await page.get_by_label("Directory").fill(str(pool_dir))
+        await page.get_by_role("button", name="Add storage").click()
+        await wait_status(page, "is Up")
+        await page.goto(f"{stack.base_url}/pools")
+        await expect(page.locator("tr[data-pool=raw-1]")).to_contain_text("rawfile")
+        await expect(page.locator("tr[data-pool=raw-1]")).to_contain_text(HOST)
+        await screenshot(page, "add-storage-rawfile")
