@@ -242,3 +242,26 @@ async def test_pool_maintenance_and_a_migration_through_the_bridge(cloud: Bridge
     assert await cloud.value("SELECT state FROM storage.pools WHERE pool_id = $1", source) == "Up"
     assert await cloud.commands("pool.maintain") == 1
     assert await cloud.commands("volume.migrate") == 1
+
+
+async def test_a_volume_snapshot_taken_reverted_and_deleted_through_the_bridge(cloud: BridgeCloud) -> None:
+    pool = await cloud.add_pool("snapshots")
+    volume = await created_volume(cloud, pool)
+    snapshot = uuid.uuid4()
+    entities = {"Snapshot": snapshot, "Volume": volume}
+    for event, doing in (
+        ("SNAPSHOT.CREATE", "taking snapshot"),
+        ("SNAPSHOT.REVERT", "reverting snapshot"),
+        ("SNAPSHOT.DELETE", "deleting snapshot"),
+    ):
+        for status in ("Scheduled", "Started"):
+            await cloud.cloudstack.publish(
+                wire.action_event(event, status, entity="Snapshot", entity_uuid=snapshot, entities=entities)
+            )
+        answer = await cloud.cloudstack.answer(snapshot, event)
+        assert answer.fields["description"] == f"Successfully completed {doing}", answer.fields
+        assert answer.fields["Volume"] == str(volume)
+    state = await cloud.value("SELECT state FROM snapshot.snapshots WHERE snapshot_id = $1", snapshot)
+    assert state == "Destroyed"
+    for command in ("snapshot.create", "snapshot.revert", "snapshot.delete"):
+        assert await cloud.commands(command) == 1, command
