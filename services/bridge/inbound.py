@@ -33,12 +33,13 @@ from schemas.cloudstack import (
     CloudStackReportDisagreed,
     MalformedEvent,
     ResourceStateEvent,
+    Status,
     parse_event,
     parse_routing_key,
 )
 from services.bridge import records
 from services.bridge.answering import refusal_answer
-from services.bridge.mapping import MAPPING, Defaults, Lookups, Row
+from services.bridge.mapping import MAPPING, STATE_REQUESTS, Defaults, Lookups, Row
 from services.bridge.metrics import BridgeMetrics
 from services.bridge.reconcile import StateProbe, reconcile
 from services.bridge.records import Received
@@ -139,7 +140,20 @@ class Inbound:
                 occurred_at=event.occurred_at,
                 detail=f"{event.old_state} -> {event.new_state}",
             )
-            return Plan(received, transition=event)
+            asked = STATE_REQUESTS.get((event.resource, event.event or ""))
+            if asked is None:
+                return Plan(received, transition=event)
+            # A state machine's request is that action asked for: the same operation as its Scheduled and Started.
+            asked_row = MAPPING[asked]
+            action = ActionEvent(
+                status=Status.STARTED,
+                event=asked_row.event,
+                entity=asked_row.entity,
+                entity_uuid=event.resource_id,
+                entities={asked_row.entity: event.resource_id},
+                occurred_at=event.occurred_at,
+            )
+            return await self._row_plan(received, asked_row, action)
         if not isinstance(event, ActionEvent):
             return Plan(Received(routing_key, "ignored", category=event.category, detail="category"))
         if parse_routing_key(routing_key).source == SOURCE:
@@ -150,6 +164,9 @@ class Inbound:
         if row is None:
             self.metrics.unknown_type()
             return Plan(replace(received, outcome="ignored", detail="unknown event type"))
+        return await self._row_plan(received, row, event)
+
+    async def _row_plan(self, received: Received, row: Row, event: ActionEvent) -> Plan:
         entity_uuid = event.entity_id(row.entity)
         if entity_uuid is None:
             raise MalformedEvent(f"{event.event} names no {row.entity}", field=row.entity)

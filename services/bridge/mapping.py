@@ -350,6 +350,14 @@ ROWS: tuple[Row, ...] = (
 MAPPING: dict[str, Row] = {row.event: row for row in ROWS}
 """CloudStack event type -> its row."""
 
+STATE_REQUESTS: dict[tuple[str, str], str] = {
+    ("Volume", "DestroyRequested"): "VOLUME.DELETE",
+    ("Snapshot", "DestroyRequested"): "SNAPSHOT.DELETE",
+}
+"""A resource state machine's event that asks for an action (resource, state event) -> that action's row: CloudStack
+publishes it before and after the transition, and it is the same operation as the action's Scheduled and Started.
+Other transitions are recorded only (they do not carry what a command needs: a migration's destination)."""
+
 
 def outcome_events() -> tuple[type[Event], ...]:
     """Every strata event type that settles a bridged operation (what the bridge's strata queue binds)."""

@@ -265,3 +265,23 @@ async def test_a_volume_snapshot_taken_reverted_and_deleted_through_the_bridge(c
     assert state == "Destroyed"
     for command in ("snapshot.create", "snapshot.revert", "snapshot.delete"):
         assert await cloud.commands(command) == 1, command
+
+
+async def test_pre_and_post_state_events_and_the_action_ask_for_one_deletion(cloud: BridgeCloud) -> None:
+    pool = await cloud.add_pool("states")
+    volume = await created_volume(cloud, pool)
+    destroy = wire.resource_state_event("Volume", volume, "Ready", "Destroy", event="DestroyRequested")
+    await cloud.cloudstack.publish(destroy)  # before the transition
+    await cloud.cloudstack.publish(
+        wire.action_event(
+            "VOLUME.DELETE", "Scheduled", entity="Volume", entity_uuid=volume, entities={"Volume": volume}
+        )
+    )
+    await cloud.cloudstack.publish(destroy)  # after it
+    answer = await cloud.cloudstack.answer(volume, "VOLUME.DELETE")
+    assert answer.fields["description"] == "Successfully completed deleting volume", answer.fields
+    # (one more: the Started of the volume's creation)
+    await cloud.wait(lambda: _count(cloud, "duplicate", 3), "the other two recorded as duplicates")
+    assert await cloud.commands("volume.delete") == 1
+    state = await cloud.value("SELECT state FROM storage.volumes WHERE volume_id = $1", volume)
+    assert state in {"Destroy", "Expunging", "Expunged"}
