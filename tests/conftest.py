@@ -40,6 +40,20 @@ def secret_key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["STRATA_SECRET_KEY_FILE"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def free_ports() -> Iterator[None]:
+    """Every daemon a test starts (in its process or as a subprocess) listens on a port the system picks: two test
+    runs on one machine (or a developer's `strata up`) never fight over 8080 or the health port."""
+    saved = {name: os.environ.get(name) for name in ("STRATA_API_PORT", "STRATA_HEALTH_PORT")}
+    os.environ.update(STRATA_API_PORT="0", STRATA_HEALTH_PORT="0")
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def sealer() -> SecretSealer:
     """A sealer with a key of its own, for services built in the test's process."""
