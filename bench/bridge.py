@@ -1,10 +1,10 @@
 """CloudStack events per second through the bridge into strata commands, against raw aio-pika consuming the same
 messages in the same run.
 
-    python bench/bridge.py [N]   (STRATA_AMQP_URL, STRATA_DATABASE_URL)
+    python bench/bridge.py [N] [ROUNDS]   (STRATA_AMQP_URL, STRATA_DATABASE_URL)
 
-prints one JSON line: {"bench": "bridge", "n": N, "bridge_events_per_s": ..., "raw_aiopika_msgs_per_s": ...,
-                       "ratio_vs_raw": ...}
+prints one JSON line: {"bench": "bridge", "n": N, "rounds": R, "bridge_events_per_s": ...,
+                       "raw_aiopika_msgs_per_s": ..., "ratio_vs_raw": ...}
 
 N CloudStack action events (VOLUME.DELETE, Started, each of its own volume), built by CloudStack's rules
 (tests.cloudstack_wire), are published to a CloudStack exchange of the bench's own while two durable quorum queues
@@ -13,7 +13,8 @@ The baseline consumes its copy with raw aio-pika (prefetch as the bridge's, one 
 with the bridge daemon alone, in a database and namespace of the bench's own) then takes its copy: parses, records
 the operation, the message and the command in one transaction, acks, and its outbox relay publishes each
 `volume.delete` with a confirm. Its figure is N over the time from the first event it recorded to the last command
-confirmed to the broker (the database's clock). Target ratio >= 0.5.
+confirmed to the broker (the database's clock). The two take turns, ROUNDS times (3), each on fresh queues, and the
+best of each is kept: a neighbour's burst on a shared machine hits one run, not one contender. Target ratio >= 0.5.
 """
 
 import asyncio
@@ -85,7 +86,8 @@ async def raw_consume(channel: aio_pika.abc.AbstractChannel, queue_name: str, n:
     return n / elapsed
 
 
-async def run(n: int) -> dict[str, object]:
+async def one_round(n: int) -> tuple[float, float]:
+    """(bridge events/s, raw aio-pika msgs/s) on the same N messages, fresh queues and exchange."""
     namespace = f"bench{uuid.uuid4().hex[:10]}"
     exchange_name = f"cloudstack-events-{namespace}"
     settings = BridgeSettings(exchange=exchange_name)
@@ -100,20 +102,26 @@ async def run(n: int) -> dict[str, object]:
                 await queue.bind(exchange, pattern)
         await publish_events(exchange, n)
         raw = await raw_consume(channel, raw_queue, n, settings.prefetch)
-        bridged = await through_the_bridge(n, namespace, settings)
-        return {
-            "bench": "bridge",
-            "n": n,
-            "bridge_events_per_s": round(bridged),
-            "raw_aiopika_msgs_per_s": round(raw),
-            "ratio_vs_raw": round(bridged / raw, 3),
-        }
+        return await through_the_bridge(n, namespace, settings), raw
     finally:
         cleanup = await connection.channel()
         for name in (cloudstack_queue(namespace), f"{namespace}.raw"):
             await cleanup.queue_delete(name)
         await cleanup.exchange_delete(exchange_name)
         await connection.close()
+
+
+async def run(n: int, rounds: int) -> dict[str, object]:
+    figures = [await one_round(n) for _ in range(rounds)]
+    bridged, raw = max(bridge for bridge, _ in figures), max(baseline for _, baseline in figures)
+    return {
+        "bench": "bridge",
+        "n": n,
+        "rounds": rounds,
+        "bridge_events_per_s": round(bridged),
+        "raw_aiopika_msgs_per_s": round(raw),
+        "ratio_vs_raw": round(bridged / raw, 3),
+    }
 
 
 async def through_the_bridge(n: int, namespace: str, settings: BridgeSettings) -> float:
@@ -149,7 +157,8 @@ def main() -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    print(json.dumps(asyncio.run(run(n))))
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    print(json.dumps(asyncio.run(run(n, rounds))))
 
 
 if __name__ == "__main__":

@@ -109,6 +109,7 @@ class Inbound:
                 await self._apply_requests([plan for plan in plans if plan.is_request], uow)
                 for plan in plans:
                     await self._apply(plan, uow)
+                await records.record_many(uow.connection, [plan.received for plan in plans if not plan.reconcile])
         if any(plan.outcome == "refused" for plan in plans):
             self.wake()
         for plan in plans:
@@ -209,10 +210,8 @@ class Inbound:
                 await records.lock_operation(connection, plan.base_key)
                 await self._apply_report(plan, plan.event, uow)
         plan.outcome = plan.received.outcome
-        if plan.reconcile:  # its record is updated after the comparison
+        if plan.reconcile:  # recorded alone: its record is updated after the comparison
             plan.seq = await records.record(connection, plan.received)
-        else:
-            records.record_with_commit(uow, plan.received)
 
     async def _apply_requests(self, plans: list[Plan], uow: UnitOfWork) -> None:
         """Open the operations the batch asks for, or find them open, in three round trips for the whole batch (no
