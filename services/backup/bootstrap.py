@@ -10,6 +10,7 @@ from bus.ports import QueueKind, Transport, UnitOfWorkFactory
 from bus.runtime import Consumer
 from services.backup.deps import BackupDeps
 from services.backup.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
+from services.backup.maintenance import RepositoryMaintenance
 from services.backup.scheduler import BackupScheduler
 from services.backup.settings import BackupSettings
 from services.runtime.daemon import Daemon, Queue, Service, Settings, Wiring
@@ -31,13 +32,18 @@ def build_backup(
     prefetch: int = 16,
     queue_kind: QueueKind = QueueKind.QUORUM,
     scheduler_poll: float = SCHEDULER_POLL,
+    maintenance: BackupSettings | None = None,
 ) -> Service:
     """Wire the service on `transport` and `units` (it keeps its state in PostgreSQL): its consumer on
     `<ns>.backup`, then its schedule runner."""
     consumer = Consumer(
         transport, units, name=CONSUMER, handlers=bind_context(HANDLERS, deps), prefetch=prefetch, queue_kind=queue_kind
     )
-    return Service([consumer, BackupScheduler(units, deps, poll=scheduler_poll)])
+    jobs = maintenance or BackupSettings()
+    repository_jobs = RepositoryMaintenance(
+        units, deps, gc_interval=jobs.gc_interval_seconds, verify_interval=jobs.verify_interval_seconds
+    )
+    return Service([consumer, BackupScheduler(units, deps, poll=scheduler_poll), repository_jobs])
 
 
 async def migrate_backup(connection: Any) -> list[int]:  # an asyncpg connection outside any transaction
@@ -51,13 +57,17 @@ def check(settings: Settings) -> None:
 
 
 def build(wiring: Wiring) -> Service:
-    """The backup service on the process's wiring (`backup.full.every` from STRATA_BACKUP_FULL_EVERY)."""
+    """The backup service on the process's wiring (`backup.full.every` from STRATA_BACKUP_FULL_EVERY, the
+    maintenance jobs' periods from STRATA_BACKUP_GC_INTERVAL_SECONDS and STRATA_BACKUP_VERIFY_INTERVAL_SECONDS)."""
+    settings = wiring.settings.get(BackupSettings)
     deps = BackupDeps(
         plugins=wiring.plugins,
         sealer=SecretSealer.from_file(wiring.settings.runtime.secret_key_file),
-        full_every=wiring.settings.get(BackupSettings).full_every,
+        full_every=settings.full_every,
     )
-    return build_backup(wiring.transport, wiring.units, deps, queue_kind=wiring.settings.bus.queue_kind)
+    return build_backup(
+        wiring.transport, wiring.units, deps, queue_kind=wiring.settings.bus.queue_kind, maintenance=settings
+    )
 
 
 DAEMON = Daemon(

@@ -16,3 +16,13 @@ class BackupSettings(BaseSettings):
         ge=1,
         description="`backup.full.every`: a full backup every this many backups of a volume in a repository.",
     )
+    gc_interval_seconds: float = Field(
+        default=86400.0,
+        ge=0,
+        description="Collect each repository's garbage (chunks no backup names) this often; 0: only when asked.",
+    )
+    verify_interval_seconds: float = Field(
+        default=7 * 86400.0,
+        ge=0,
+        description="Re-read and check every backed-up backup this often (oldest check first); 0: only when asked.",
+    )
