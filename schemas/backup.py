@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.agent import AgentCommand
 from schemas.envelope import Command, Event
@@ -254,6 +254,26 @@ class BackupStateChanged(Event):
 # --------------------------------------------------------------------------------------------------- schedules
 
 
+class KeepRules(BaseModel):
+    """keep-last/-hourly/-daily/-weekly/-monthly/-yearly, applied in that order (Proxmox Backup Server's) on the
+    schedule's clock; 0 turns a rule off."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    last: int = Field(default=0, ge=0, le=10000, description="Keep the newest N.")
+    hourly: int = Field(default=0, ge=0, le=10000, description="Keep the newest backup of each of the last N hours.")
+    daily: int = Field(default=0, ge=0, le=10000, description="...of each of the last N days.")
+    weekly: int = Field(default=0, ge=0, le=10000, description="...of each of the last N ISO weeks.")
+    monthly: int = Field(default=0, ge=0, le=10000, description="...of each of the last N months.")
+    yearly: int = Field(default=0, ge=0, le=10000, description="...of each of the last N years.")
+
+    @model_validator(mode="after")
+    def _some_rule(self) -> "KeepRules":
+        if not any((self.last, self.hourly, self.daily, self.weekly, self.monthly, self.yearly)):
+            raise ValueError("give at least one keep rule above 0")
+        return self
+
+
 @message("backup_schedule.create")
 class CreateBackupSchedule(Command):
     """Back a volume up on a schedule into a repository, keeping the newest `max_backups` of this schedule's backups.
@@ -272,6 +292,10 @@ class CreateBackupSchedule(Command):
     )
     timezone: str = Field(default="UTC", min_length=1, max_length=64, description="IANA time zone of the schedule.")
     max_backups: int = Field(ge=1, le=1000, description="How many of this schedule's backups to keep.")
+    keep: KeepRules | None = Field(
+        default=None,
+        description="keep-* rules as well: a backup of the schedule goes once neither they nor max_backups keep it.",
+    )
 
 
 @message("backup_schedule.created")
@@ -285,6 +309,7 @@ class BackupScheduleCreated(Event):
     schedule: str
     timezone: str
     max_backups: int = Field(ge=1)
+    keep: KeepRules | None = None
     next_run_at: datetime
 
 

@@ -15,6 +15,7 @@ from schemas.backup import (
     CreateBackupSchedule,
     DeleteBackup,
     DeleteBackupSchedule,
+    KeepRules,
 )
 from schemas.errors import AlreadyExists, StrataError
 from services.backup import repository as repo
@@ -22,6 +23,7 @@ from services.backup.deps import BackupDeps
 from services.backup.requests import PRODUCER, Requester, answer, refusing
 from services.domain.chains import retention_victims
 from services.domain.policies import SnapshotPolicy, load_time_zone, parse_interval_type, parse_schedule
+from services.domain.retention import Keep, plan_prune
 
 
 def schedule_policy(interval_type: str, schedule: str, timezone: str, max_backups: int) -> SnapshotPolicy:
@@ -54,7 +56,8 @@ async def create_schedule(command: CreateBackupSchedule, envelope: Envelope, uow
             next_run_at = policy.next_run(now)
             await connection.execute(
                 "INSERT INTO backup.schedules (schedule_id, volume_id, repository_id, interval_type, schedule, "
-                "timezone, max_backups, next_run_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "timezone, max_backups, next_run_at, created_at, keep) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)",
                 command.schedule_id,
                 command.volume_id,
                 command.repository_id,
@@ -64,6 +67,7 @@ async def create_schedule(command: CreateBackupSchedule, envelope: Envelope, uow
                 command.max_backups,
                 next_run_at,
                 now,
+                command.keep.model_dump_json() if command.keep else None,
             )
         created = BackupScheduleCreated(
             schedule_id=command.schedule_id,
@@ -73,6 +77,7 @@ async def create_schedule(command: CreateBackupSchedule, envelope: Envelope, uow
             schedule=command.schedule,
             timezone=command.timezone,
             max_backups=command.max_backups,
+            keep=command.keep,
             next_run_at=next_run_at,
         )
         answer(uow, Requester.of(envelope), created)
@@ -94,10 +99,11 @@ async def delete_schedule(command: DeleteBackupSchedule, envelope: Envelope, uow
 
 
 async def apply_retention(uow: UnitOfWork, requester: Requester, backup_id: UUID) -> None:
-    """After a scheduled backup: delete the schedule's oldest BackedUp backups beyond its `max_backups`."""
+    """After a scheduled backup: delete the schedule's BackedUp backups that neither its `max_backups` (the newest
+    so many) nor its keep-* rules (on the schedule's clock) keep."""
     row = await uow.connection.fetchrow(
-        "SELECT s.schedule_id, s.max_backups FROM backup.backups b JOIN backup.schedules s USING (schedule_id) "
-        "WHERE b.backup_id = $1",
+        "SELECT s.schedule_id, s.max_backups, s.keep::text AS keep, s.timezone FROM backup.backups b "
+        "JOIN backup.schedules s USING (schedule_id) WHERE b.backup_id = $1",
         backup_id,
     )
     if row is None:
@@ -107,7 +113,14 @@ async def apply_retention(uow: UnitOfWork, requester: Requester, backup_id: UUID
         row["schedule_id"],
         BackupState.BACKED_UP.value,
     )
-    for victim in retention_victims([(each["backup_id"], each["created_at"]) for each in kept], row["max_backups"]):
+    backups = [(each["backup_id"], each["created_at"]) for each in kept]
+    victims = retention_victims(backups, row["max_backups"])
+    if row["keep"] is not None:
+        rules = KeepRules.model_validate_json(row["keep"])
+        keep = Keep(rules.last, rules.hourly, rules.daily, rules.weekly, rules.monthly, rules.yearly)
+        dropped = {d.backup_id for d in plan_prune(backups, keep, load_time_zone(row["timezone"])) if not d.kept_by}
+        victims = [victim for victim in victims if victim in dropped]
+    for victim in victims:
         uow.emit(
             Envelope.wrap(DeleteBackup(backup_id=victim), correlation_id=requester.correlation_id, producer=PRODUCER)
         )

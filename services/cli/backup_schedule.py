@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from schemas.backup import KeepRules
+from services.cli.backup_prune import KeepOption
 from services.cli.backup_repo import find_repository
 from services.cli.talking import JsonOption, TimeoutOption, console, invalid, parse_uuid, print_json, read, talk
 
@@ -24,10 +26,21 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     schedule: Annotated[str, typer.Option(help="MM, MM:HH, MM:HH:D (1 = Sunday) or MM:HH:DD, as CloudStack.")],
     timezone: Annotated[str, typer.Option(help="IANA time zone of the schedule.")] = "UTC",
     max_backups: Annotated[int, typer.Option(min=1, max=1000, help="How many of its backups to keep.")] = 7,
+    keep_last: KeepOption = 0,
+    keep_hourly: KeepOption = 0,
+    keep_daily: KeepOption = 0,
+    keep_weekly: KeepOption = 0,
+    keep_monthly: KeepOption = 0,
+    keep_yearly: KeepOption = 0,
     as_json: JsonOption = False,
     timeout: TimeoutOption = 60.0,
 ) -> None:
-    """Add a schedule to a volume (its other schedules stay); checked before anything is sent."""
+    """Add a schedule to a volume (its other schedules stay); checked before anything is sent. With --keep-* rules
+    (Proxmox Backup Server's), a backup of the schedule goes once neither they nor --max-backups keep it.
+
+    Example: strata backup-schedule create data-1 --repo nfs --interval DAILY --schedule 30:02 --keep-daily 7
+    --keep-weekly 4
+    """
     from schemas import StrataError
     from schemas.backup import BackupScheduleCreated, BackupScheduleCreateFailed, CreateBackupSchedule
     from services.backup.schedules import schedule_policy
@@ -40,6 +53,10 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     except StrataError as error:
         fail(error)
 
+    counts = (keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
+    names = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+    rules = KeepRules(**dict(zip(names, counts, strict=True))) if any(counts) else None
+
     async def work(client: "Client") -> BackupScheduleCreated:
         info = await find_volume(client, volume, timeout=timeout)
         try:
@@ -51,6 +68,7 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
                 schedule=schedule,
                 timezone=timezone,
                 max_backups=max_backups,
+                keep=rules,
             )
         except ValueError as error:
             raise invalid(error) from None
@@ -64,7 +82,8 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
         return
     console.print(
         f"backup schedule {created.schedule_id}: {created.interval_type.value} {created.schedule} "
-        f"({created.timezone}), keeps {created.max_backups}; first run {created.next_run_at.isoformat()}"
+        f"({created.timezone}), keeps {created.max_backups}{_rules(created.keep)}; "
+        f"first run {created.next_run_at.isoformat()}"
     )
 
 
@@ -79,8 +98,8 @@ def list_schedules(
     async def work(connection: Any) -> list[dict[str, Any]]:  # asyncpg connection; JSON rows
         rows = await connection.fetch(
             "SELECT schedule_id, volume_id, repository_id, interval_type, schedule, timezone, max_backups, "
-            "next_run_at, last_run_at FROM backup.schedules WHERE $1::uuid IS NULL OR volume_id = $1 "
-            "ORDER BY next_run_at",
+            "keep::text AS keep, next_run_at, last_run_at FROM backup.schedules "
+            "WHERE $1::uuid IS NULL OR volume_id = $1 ORDER BY next_run_at",
             volume_id,
         )
         return [
@@ -111,7 +130,7 @@ def list_schedules(
             row["interval_type"],
             row["schedule"],
             row["timezone"],
-            str(row["max_backups"]),
+            str(row["max_backups"]) + (_rules(KeepRules.model_validate_json(row["keep"])) if row["keep"] else ""),
             row["next_run_at"][:19],
         )
     console.print(table)
@@ -143,3 +162,10 @@ def delete(
         print_json(deleted)
         return
     console.print(f"backup schedule {deleted.schedule_id} deleted")
+
+
+def _rules(keep: KeepRules | None) -> str:
+    """`, keep-daily 7, keep-weekly 4` (the rules that are on), or nothing."""
+    if keep is None:
+        return ""
+    return "".join(f", keep-{rule} {count}" for rule, count in keep.model_dump().items() if count)

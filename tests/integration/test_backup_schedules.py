@@ -100,3 +100,43 @@ async def test_two_schedules_on_one_volume_run_each_slot_once_and_keep_max_backu
         )
         == 0
     )
+
+
+async def test_keep_rules_keep_what_max_backups_alone_would_remove(
+    backup_stack: BackupStack, tmp_path: Path, secret_key_file: Path
+) -> None:
+    stack = backup_stack
+    root = tmp_path / "backups"
+    root.mkdir()
+    repository = await stack.add_repository("fsbackup", {"path": str(root)})
+    volume = await stack.create_volume(4 * MIB)
+    later = datetime.now(UTC) + timedelta(hours=12)
+    daily = await _schedule(
+        stack,
+        volume,
+        repository,
+        interval_type=IntervalType.DAILY,
+        schedule=f"{later:%M:%H}",
+        max_backups=1,
+        keep={"last": 2},
+    )
+    assert daily.keep is not None
+    assert daily.keep.last == 2
+    clock = [daily.next_run_at + timedelta(seconds=1)]
+    deps = BackupDeps(plugins=load_plugins(), sealer=SecretSealer.from_file(secret_key_file), clock=lambda: clock[0])
+    scheduler = BackupScheduler(PostgresUnitOfWorkFactory(stack.system.pool, encode=encode), deps)
+
+    async def states() -> list[str]:
+        rows = await stack.system.pool.fetch(
+            "SELECT state FROM backup.backups WHERE schedule_id = $1 ORDER BY created_at", daily.schedule_id
+        )
+        return [row["state"] for row in rows]
+
+    for run, expected in enumerate((["BackedUp"], ["BackedUp", "BackedUp"], ["Removed", "BackedUp", "BackedUp"])):
+        assert await scheduler.run_due_schedule()
+
+        async def settled(wanted: list[str] = expected) -> bool:
+            return await states() == wanted
+
+        await assert_eventually(settled, timeout=TIMEOUT, what=f"run {run + 1}: {expected}")
+        clock[0] += timedelta(days=1)
