@@ -11,7 +11,8 @@ kind), copied with new ids into operations of their own, with the bus's migratio
 - `entity_select_ms`: `strata replay --volume V` of one operation's volume in that journal (the GIN index of bus
   migration 0004).
 - `sandbox_sagas_per_s`: the sandbox replay (services.replay.sandbox) of 1,000 revert sagas (copies of the recorded
-  compensated revert, with new ids), on stores of their own in a fresh database; every one must replay the same.
+  compensated revert, with new ids), on four stores of their own in a fresh database; every one must replay the same.
+  `sandbox_in_memory_sagas_per_s`: the same on saga stores in memory (`strata replay sandbox --in-memory`).
 
 usage: python bench/replay.py [MESSAGES] [SAGAS]   (STRATA_DATABASE_URL)
 prints one JSON line: {"bench": "replay", "messages": N, "select_decode_msgs_per_s": ..., "plain_select_msgs_per_s":
@@ -214,6 +215,13 @@ async def _sandbox(database_url: str, sagas: int, workers: int) -> tuple[float, 
     return sagas / elapsed, all(verdict.same for group in verdicts for verdict in group)
 
 
+async def _sandbox_in_memory(sagas: int) -> tuple[float, bool]:
+    export = _sagas_export(sagas)
+    started = time.perf_counter()
+    verdicts = await Sandbox(None).replay(export)
+    return sagas / (time.perf_counter() - started), all(verdict.same for verdict in verdicts)
+
+
 async def main(messages: int, sagas: int) -> dict[str, object]:
     load_code()
     server = os.environ.get("STRATA_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -236,6 +244,7 @@ async def main(messages: int, sagas: int) -> dict[str, object]:
         entity_ms = await _entity_select(pool)
         await pool.close()
         sagas_per_s, all_same = await _sandbox(database_url, sagas, workers=4)
+        memory_per_s, memory_same = await _sandbox_in_memory(sagas)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -251,6 +260,8 @@ async def main(messages: int, sagas: int) -> dict[str, object]:
         "sagas": sagas,
         "sandbox_sagas_per_s": round(sagas_per_s, 1),
         "sandbox_all_same": all_same,
+        "sandbox_in_memory_sagas_per_s": round(memory_per_s, 1),
+        "sandbox_in_memory_all_same": memory_same,
     }
 
 

@@ -288,6 +288,9 @@ def sandbox(
     sagas: Annotated[
         str | None, typer.Option("--sagas", help="A module whose SAGAS registry replaces the installed definitions.")
     ] = None,
+    in_memory: Annotated[
+        bool, typer.Option("--in-memory", help="The saga store in memory instead of a fresh database (faster).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON report per saga.")] = False,
 ) -> None:
     """Re-run an export's sagas against this code in a fresh database (nothing is sent anywhere) and diff what they
@@ -312,6 +315,8 @@ def sandbox(
         raise fail(StrataError(f"{file} holds no saga to replay (export a selection with --saga or an entity)"))
 
     async def main() -> "list[SagaVerdict]":
+        if in_memory:
+            return await Sandbox(None, sagas=combined_sagas(registry_override)).replay(checked)
         async with sandbox_store(server) as store:
             return await Sandbox(store, sagas=combined_sagas(registry_override)).replay(checked)
 

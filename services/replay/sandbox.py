@@ -25,6 +25,8 @@ from bus.postgres.errors import translated_errors
 from bus.postgres.pool import create_pool
 from sagas.definition import SagaRegistry, saga_registry
 from sagas.engine import SagaEngine
+from sagas.memory_store import MemorySagaStore
+from sagas.ports import SagaStore
 from sagas.postgres_migrate import migrate_sagas
 from sagas.postgres_store import PostgresSagaStore
 from sagas.records import SagaInstance, SagaStatus, StepKind, StepRecord
@@ -77,6 +79,32 @@ class SagaVerdict:
             "differences": [entry.as_json() for entry in self.diff.entries if entry.verdict.value != "matching"],
             "matching": self.diff.count(Verdict.MATCHING),
         }
+
+
+@dataclass(frozen=True)
+class _Index:
+    """An export's messages by what the replay looks them up by."""
+
+    replies: dict[UUID, list[Recorded]]
+    """Messages by the message that caused them."""
+    by_saga: dict[UUID, list[Recorded]]
+    starts: dict[UUID, Recorded]
+    """The command that started each saga (a saga's id derives from its start command's)."""
+    known: set[UUID]
+
+    @classmethod
+    def of(cls, messages: list[Recorded]) -> "_Index":
+        replies: dict[UUID, list[Recorded]] = defaultdict(list)
+        by_saga: dict[UUID, list[Recorded]] = defaultdict(list)
+        starts: dict[UUID, Recorded] = {}
+        for message in messages:
+            if message.causation_id is not None:
+                replies[message.causation_id].append(message)
+            if message.saga_id is not None:
+                by_saga[message.saga_id].append(message)
+            if isinstance(message.message, Command):
+                starts[saga_id_for(message.message_id)] = message
+        return cls(replies, by_saga, starts, {message.message_id for message in messages})
 
 
 @dataclass
@@ -136,35 +164,32 @@ def combined_sagas(override: SagaRegistry | None) -> SagaRegistry:
 
 
 class Sandbox:
-    """Replays sagas of an export on `store` (a fresh one: the sandbox's own), one saga at a time: the store's
+    """Replays sagas of an export on `store` (a fresh one: the sandbox's own; None: each saga on a saga store in
+    memory, the same engine without the database's round trips), one saga at a time: the store's
     timers are claimed by due time whatever their saga, so two sagas replaying on it at once would fire each
     other's. Run several Sandboxes on stores of their own (schemas) to replay in parallel."""
 
     def __init__(
-        self, store: PostgresSagaStore, *, sagas: SagaRegistry = saga_registry, messages: MessageRegistry = registry
+        self,
+        store: PostgresSagaStore | None = None,
+        *,
+        sagas: SagaRegistry = saga_registry,
+        messages: MessageRegistry = registry,
     ) -> None:
         self.store = store
+        self._store: SagaStore = store or MemorySagaStore()
         self.sagas = sagas
         self.messages = messages
 
     async def replay(self, export: Export) -> list[SagaVerdict]:
         """Replay every saga of `export`, one after another; return a verdict for each."""
-        replies: dict[UUID, list[Recorded]] = defaultdict(list)
-        for message in export.messages:
-            if message.causation_id is not None:
-                replies[message.causation_id].append(message)
-        known = {message.message_id for message in export.messages}
-        return [await self.replay_saga(record, export.messages, replies, known) for record in export.sagas]
+        index = _Index.of(export.messages)
+        return [await self.replay_saga(record, index) for record in export.sagas]
 
-    async def replay_saga(
-        self,
-        record: SagaRecord,
-        recorded: list[Recorded],
-        replies: dict[UUID, list[Recorded]],
-        known: set[UUID],
-    ) -> SagaVerdict:
+    async def replay_saga(self, record: SagaRecord, index: "_Index") -> SagaVerdict:
         """Replay one saga against its recorded replies and compare what it emits with what it emitted then."""
         instance = record.instance
+        self._store = self.store or MemorySagaStore()  # in memory: a store of its own for each saga
         verdict = SagaVerdict(instance.saga_id, instance.name, instance.version, instance.status.value, "not run")
         definition = self.sagas.get(instance.name, instance.version)
         if definition is None:
@@ -178,20 +203,20 @@ class Sandbox:
         if not isinstance(command, Command):
             verdict.reason = f"its input {instance.input.type} is not a command"
             return verdict
-        mine = [message for message in recorded if message.saga_id == instance.saga_id]
+        mine = index.by_saga.get(instance.saga_id, [])
         run = _SagaRun(
             instance=instance,
             coordinator=next((m.producer for m in mine if isinstance(m.message, Command)), "orchestrator"),
-            replies=replies,
-            known=known,
+            replies=index.replies,
+            known=index.known,
             clock=_Clock(instance.created_at or datetime.now(UTC)),
             end=max((m.occurred_at for m in mine), default=instance.created_at or datetime.now(UTC)) + _LATE,
         )
         engine = SagaEngine(
             sagas=self.sagas, messages=self.messages, producer=run.coordinator, clock=run.clock, announce_ends=True
         )
-        start = next((m for m in recorded if saga_id_for(m.message_id) == instance.saga_id), None)
-        async with self.store.session() as session:
+        start = index.starts.get(instance.saga_id)
+        async with self._store.session() as session:
             started = await engine.start(
                 session,
                 run.take,
@@ -216,7 +241,7 @@ class Sandbox:
 
     async def _outcome(self, ended: Envelope, saga_id: UUID, producer: str) -> list[Envelope]:
         """What the orchestrator's announcer publishes when the saga ends (`services.orchestrator.outcomes`)."""
-        async with self.store.session() as session:
+        async with self._store.session() as session:
             instance = await session.get_instance(saga_id)
         describe = OUTCOMES.get(instance.name) if instance is not None else None
         if instance is None or describe is None:
@@ -235,14 +260,14 @@ class Sandbox:
             if run.inbox:
                 _, _, reply = heapq.heappop(run.inbox)
                 run.clock.now = max(run.clock.now, reply.occurred_at)
-                async with self.store.session() as session:
+                async with self._store.session() as session:
                     await engine.on_reply(session, run.take, reply.envelope())
                 continue
-            due = await self.store.next_timer_at()
+            due = await self._store.next_timer_at()
             if due is None or due > run.end or await self._ended_status(saga_id):
                 break
             run.clock.now = max(run.clock.now, due)
-            async with self.store.session() as session:
+            async with self._store.session() as session:
                 timer = await session.claim_due_timer(run.clock.now)
                 if timer is not None:
                     await engine.on_timer(session, run.take, timer)
@@ -252,10 +277,11 @@ class Sandbox:
         """Drop what is left of the saga's timers (timeouts of answered steps, a retry after the recording's end),
         so that the next saga's replay on this store fires its own timers only."""
         with translated_errors():
-            await self.store.pool.execute(f"DELETE FROM {self.store.schema}.timers WHERE saga_id = $1", saga_id)
+            if isinstance(self._store, PostgresSagaStore):
+                await self._store.pool.execute(f"DELETE FROM {self._store.schema}.timers WHERE saga_id = $1", saga_id)
 
     async def _ended_status(self, saga_id: UUID) -> str:
-        async with self.store.session() as session:
+        async with self._store.session() as session:
             instance = await session.get_instance(saga_id)
         if instance is None or instance.status is SagaStatus.RUNNING or instance.status is SagaStatus.COMPENSATING:
             return ""
@@ -263,7 +289,7 @@ class Sandbox:
 
     async def _generated(self, saga_id: UUID, recorded_steps: list[StepRecord]) -> dict[str, str]:
         """What the sandbox generated (ctx.uuid, ctx.now) mapped to what the recording generated at the same step."""
-        async with self.store.session() as session:
+        async with self._store.session() as session:
             replayed = {step.seq: step for step in await session.load_steps(saga_id)}
         mapping: dict[str, str] = {}
         for step in recorded_steps:

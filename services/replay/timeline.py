@@ -166,6 +166,8 @@ def _mark(
     in_saga = message.saga_id is not None and message.step is not None
     if message.message_id in dead_letters or message.type == "bus.command.undeliverable":
         mark = Mark.DEAD_LETTER
+    elif message.type == "replay.redriven":
+        mark = Mark.OPERATOR
     elif message.type == "saga.ended":
         mark = Mark.FAILURE if _ended_badly(message) else Mark.SAGA
     elif in_saga and (message.saga_id, message.step) in compensations:

@@ -7,6 +7,7 @@ re-records: run `strata demo` with STRATA_AMQP_URL and STRATA_DATABASE_URL (a da
 `strata replay --saga ID export tests/replay/exports/NAME.jsonl` for each saga in `sagas.instances`.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,15 @@ def test_a_recorded_operation_replays_with_no_difference(export: Path, postgres_
     )
     assert result.exit_code == 0, f"{export.name} no longer replays the same:\n{result.output}"
     assert "1 of 1 saga(s) replay the same" in result.stdout
+
+
+def test_the_in_memory_sandbox_gives_the_same_verdicts() -> None:
+    compensated = Path(__file__).parent / "exports" / "revert_vm_compensated.jsonl"
+    runner = CliRunner()
+    same = runner.invoke(app, ["replay", "sandbox", str(compensated), "--in-memory"])
+    changed = runner.invoke(
+        app, ["replay", "sandbox", str(compensated), "--in-memory", "--sagas", "tests.replay.altered_revert", "--json"]
+    )
+    assert same.exit_code == 0, same.output
+    assert changed.exit_code == 1, changed.output
+    assert json.loads(changed.stdout)["first_divergent_step"] == 7
