@@ -148,13 +148,13 @@ class CloudStackLink:
 
     async def _handle(self, batch: list[AbstractIncomingMessage]) -> None:
         try:
-            outcomes = await self.take_batch([(message.routing_key or "", message.body) for message in batch])
+            outcomes = await self.take_batch([(routing_key_of(message), message.body) for message in batch])
         except Exception as error:  # the database failed: the whole batch is taken again
             for message in batch:
                 await self._again(message, error)
             return
         for message, outcome in zip(batch, outcomes, strict=True):
-            key = message.routing_key or ""
+            key = routing_key_of(message)
             if isinstance(outcome, MalformedEvent):
                 reason = f"malformed CloudStack event, field {outcome.field}: {outcome.reason}"
                 await self._dead_letter(message, key, reason, "MalformedEvent")
@@ -165,7 +165,7 @@ class CloudStackLink:
 
     async def _again(self, message: AbstractIncomingMessage, error: Exception) -> None:
         """Give a message back after a pause, or dead-letter it once it failed `attempts` times."""
-        key = message.routing_key or ""
+        key = routing_key_of(message)
         reason = error.message if isinstance(error, Transient) else f"{type(error).__name__}: {error}"
         delivered = message.headers.get(_DELIVERY_COUNT)
         attempts = (delivered if isinstance(delivered, int) else 0) + 1
@@ -210,6 +210,15 @@ class CloudStackLink:
             aio_pika.Message(body, content_type="text/plain", delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
             routing_key=routing_key,
         )
+
+
+def routing_key_of(message: AbstractIncomingMessage) -> str:
+    """CloudStack's routing key; for a dead letter re-driven here (`strata dlq redrive` sends it to this queue by the
+    default exchange, keyed by the queue's name), the one it arrived with, kept in its headers."""
+    kept = message.headers.get(ROUTING_KEY_HEADER)
+    if not message.exchange and isinstance(kept, str):
+        return kept
+    return message.routing_key or ""
 
 
 def _setter(event: asyncio.Event) -> Callable[..., None]:

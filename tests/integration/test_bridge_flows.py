@@ -10,7 +10,9 @@ from uuid import UUID
 
 import pytest
 
+from bus.ports import WireMessage
 from schemas.image import AddImageStore
+from services.bridge.link import ROUTING_KEY_HEADER
 from tests import cloudstack_wire as wire
 from tests.integration.bridge_stack import TEST_DOMAIN, BridgeCloud, bridge_cloud
 from tests.integration.cli_support import strata, strata_json
@@ -167,6 +169,18 @@ async def test_hostile_bodies_are_dead_lettered_and_change_nothing(cloud: Bridge
     assert await cloud.value("SELECT count(*) FROM storage.volumes") == 0
     # ... and the bridge goes on.
     await created_volume(cloud, pool)
+    # A dead letter re-driven (an operator fixed what failed) comes back with its CloudStack routing key.
+    await cloud.transport.purge_dead()
+    volume = uuid.uuid4()
+    parked = volume_create(volume, pool, "Started")
+    headers = {"x-death-reason": "parked by the test", "x-origin-queue": f"{cloud.namespace}.bridge.cloudstack"}
+    letter = WireMessage(
+        parked.body, str(uuid.uuid4()), "cloudstack.event", headers | {ROUTING_KEY_HEADER: parked.routing_key}
+    )
+    await cloud.transport.publish("dead", "", letter)
+    assert await cloud.transport.redrive_dead() == 1
+    answer = await cloud.cloudstack.answer(volume, "VOLUME.CREATE")
+    assert not answer.failed, answer.fields
 
 
 async def test_a_vm_snapshot_and_its_revert_through_the_bridge(cloud: BridgeCloud) -> None:
