@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from schemas.backup import KeepRules
 from services.cli.backup_prune import KeepOption
 from services.cli.backup_repo import find_repository
 from services.cli.talking import JsonOption, TimeoutOption, console, invalid, parse_uuid, print_json, read, talk
 
 if TYPE_CHECKING:  # the bus is imported when a command runs, so that `strata --help` stays fast
+    from schemas.backup import KeepRules
     from services.cli.sending import Client
 
 app = typer.Typer(help="Scheduled backups and their retention.", no_args_is_help=True)
@@ -42,7 +42,7 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     --keep-weekly 4
     """
     from schemas import StrataError
-    from schemas.backup import BackupScheduleCreated, BackupScheduleCreateFailed, CreateBackupSchedule
+    from schemas.backup import BackupScheduleCreated, BackupScheduleCreateFailed, CreateBackupSchedule, KeepRules
     from services.backup.schedules import schedule_policy
     from services.cli.talking import fail
     from services.cli.volume import find_volume
@@ -93,6 +93,8 @@ def list_schedules(
     as_json: JsonOption = False,
 ) -> None:
     """List the backup schedules."""
+    from schemas.backup import KeepRules
+
     volume_id = parse_uuid(volume, "--volume") if volume else None
 
     async def work(connection: Any) -> list[dict[str, Any]]:  # asyncpg connection; JSON rows
@@ -164,7 +166,7 @@ def delete(
     console.print(f"backup schedule {deleted.schedule_id} deleted")
 
 
-def _rules(keep: KeepRules | None) -> str:
+def _rules(keep: "KeepRules | None") -> str:
     """`, keep-daily 7, keep-weekly 4` (the rules that are on), or nothing."""
     if keep is None:
         return ""
