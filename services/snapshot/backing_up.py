@@ -17,8 +17,8 @@ from schemas.snapshot import SnapshotState
 from services.domain.snapshots import SNAPSHOT_STATES, SnapshotEvent
 from services.snapshot import repository as repo
 from services.snapshot.deps import SnapshotDeps
-from services.snapshot.requests import Requester, answer
-from services.snapshot.snapshots import refusing, state_changed
+from services.snapshot.requests import Requester, answer, refusing
+from services.snapshot.snapshots import state_changed
 
 
 async def begin_snapshot_backup(

@@ -19,8 +19,7 @@ from schemas.storage import VolumeState
 from services.domain.policies import SnapshotPolicy
 from services.snapshot import repository as repo
 from services.snapshot.deps import SnapshotDeps
-from services.snapshot.requests import Requester, answer
-from services.snapshot.snapshots import refusing
+from services.snapshot.requests import Requester, answer, refusing
 
 
 async def create_snapshot_policy(

@@ -4,12 +4,11 @@ The agent's answer (see `outcomes.py`) finishes the job and answers whoever aske
 nothing: it is answered with its `...Failed` event (and a step failure when a saga sent it).
 """
 
-from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 from bus.ports import UnitOfWork
 from schemas import Envelope, Event, Message
-from schemas.errors import AlreadyExists, FailedPrecondition, StrataError, Transient
+from schemas.errors import AlreadyExists, FailedPrecondition, StrataError
 from schemas.snapshot import (
     CreateSnapshot,
     CreateSnapshotOnPool,
@@ -33,32 +32,7 @@ from services.snapshot import repository as repo
 from services.snapshot.chain_store import load_chain
 from services.snapshot.deps import SnapshotDeps
 from services.snapshot.reconcile import CREATE, DELETE, REVERT
-from services.snapshot.requests import Requester, answer, refuse, remember, to_agent
-
-
-async def refusing(
-    uow: UnitOfWork,
-    envelope: Envelope,
-    failed: Callable[[StrataError], Event],
-    body: Callable[[], Awaitable[Message | None]],
-) -> Message | None:
-    """Run `body` in a savepoint; a refusal (any error but Transient) leaves nothing and answers with `failed`.
-
-    The unit of work has begun its transaction by hand, so the savepoint is plain SQL too.
-    """
-    connection = uow.connection
-    await connection.execute("SAVEPOINT refusal")
-    try:
-        result = await body()
-    except Transient:
-        raise
-    except StrataError as error:
-        await connection.execute("ROLLBACK TO SAVEPOINT refusal")
-        event = failed(error)
-        refuse(uow, Requester.of(envelope), event, error.info())
-        return event
-    await connection.execute("RELEASE SAVEPOINT refusal")
-    return result
+from services.snapshot.requests import Requester, answer, refusing, remember, to_agent
 
 
 def state_changed(
