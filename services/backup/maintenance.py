@@ -6,8 +6,6 @@ what an operator's `strata backup verify` or `strata backup-repo collect-garbage
 bad by a failed verify, refused for restores.
 """
 
-import asyncio
-import contextlib
 from datetime import timedelta
 
 import structlog
@@ -17,12 +15,15 @@ from schemas import Envelope
 from schemas.backup import CollectRepositoryGarbage, VerifyBackup
 from services.backup.deps import BackupDeps
 from services.backup.requests import PRODUCER
+from services.runtime.polling import PollingPart
 
 log = structlog.get_logger(__name__)
 CONSUMER = "backup.maintenance"
 
 
-class RepositoryMaintenance:
+class RepositoryMaintenance(PollingPart):
+    name = CONSUMER
+
     """Asks for due collections and verifications until stopped (`poll`: seconds between looks when none was due)."""
 
     def __init__(
@@ -38,31 +39,14 @@ class RepositoryMaintenance:
         self.deps = deps
         self.gc_interval = gc_interval
         self.verify_interval = verify_interval
-        self.poll = poll
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(poll=poll)
 
-    async def start(self) -> None:
-        """Start the loop in the background (nothing to do when both intervals are 0)."""
-        if self.gc_interval or self.verify_interval:
-            self._task = asyncio.create_task(self._loop(), name=CONSUMER)
+    def wanted(self) -> bool:
+        """Nothing to do when both periods are 0."""
+        return bool(self.gc_interval or self.verify_interval)
 
-    async def stop(self) -> None:
-        """Stop the loop (a pass in flight is rolled back and asked again later)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                asked = await self.ask_due_collection() | await self.ask_due_verify()
-            except Exception as error:  # the loop must outlive one failure (the database restarting)
-                log.warning("maintenance pass failed; retrying", error=str(error), error_class=type(error).__name__)
-                asked = False
-            if not asked:
-                await asyncio.sleep(self.poll)
+    async def run_once(self) -> bool:
+        return await self.ask_due_collection() | await self.ask_due_verify()
 
     async def ask_due_collection(self) -> bool:
         """Ask for one due repository's garbage collection; False if none was due."""

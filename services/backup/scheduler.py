@@ -6,8 +6,6 @@ schedule and the run's instant, so a slot run again (after a crash, on another r
 the saga and the service take it once. A service that was down runs each overdue schedule once, then goes on from now.
 """
 
-import asyncio
-import contextlib
 from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -19,6 +17,7 @@ from schemas.backup import CreateBackup
 from services.backup.deps import BackupDeps
 from services.backup.requests import PRODUCER
 from services.backup.schedules import schedule_policy
+from services.runtime.polling import PollingPart
 
 log = structlog.get_logger(__name__)
 CONSUMER = "backup.scheduler"
@@ -29,36 +28,18 @@ def run_backup_id(schedule_id: UUID, run_at: datetime) -> UUID:
     return uuid5(NAMESPACE_URL, f"strata:backup-schedule:{schedule_id}:{run_at.isoformat()}")
 
 
-class BackupScheduler:
+class BackupScheduler(PollingPart):
     """Runs due backup schedules until stopped (`poll`: seconds between looks when nothing was due)."""
+
+    name = CONSUMER
 
     def __init__(self, units: UnitOfWorkFactory, deps: BackupDeps, *, poll: float = 1.0) -> None:
         self.units = units
         self.deps = deps
-        self.poll = poll
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(poll=poll)
 
-    async def start(self) -> None:
-        """Start the loop in the background."""
-        self._task = asyncio.create_task(self._loop(), name=CONSUMER)
-
-    async def stop(self) -> None:
-        """Stop the loop (a pass in flight is rolled back, and is run again by the next start)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                ran = await self.run_due_schedule()
-            except Exception as error:  # the loop must outlive one failure (the database restarting)
-                log.warning("schedule pass failed; retrying", error=str(error), error_class=type(error).__name__)
-                ran = False
-            if not ran:
-                await asyncio.sleep(self.poll)
+    async def run_once(self) -> bool:
+        return await self.run_due_schedule()
 
     async def run_due_schedule(self) -> bool:
         """Run one due schedule; False if none was due."""

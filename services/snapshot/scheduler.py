@@ -6,8 +6,6 @@ from the policy and the run's instant, so a run repeated after a crash asks for 
 was down runs each overdue policy once (not once per missed run) and goes on from now.
 """
 
-import asyncio
-import contextlib
 from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -17,6 +15,7 @@ from bus.ports import UnitOfWorkFactory
 from schemas import Envelope
 from schemas.snapshot import CreateSnapshot
 from services.domain.policies import SnapshotPolicy
+from services.runtime.polling import PollingPart
 from services.snapshot.deps import SnapshotDeps
 from services.snapshot.requests import PRODUCER
 
@@ -29,7 +28,7 @@ def run_snapshot_id(policy_id: UUID, run_at: datetime) -> UUID:
     return uuid5(NAMESPACE_URL, f"strata:snapshot-policy:{policy_id}:{run_at.isoformat()}")
 
 
-class PolicyScheduler:
+class PolicyScheduler(PollingPart):
     """Runs due snapshot policies until stopped.
 
     Args:
@@ -37,33 +36,15 @@ class PolicyScheduler:
         poll: seconds between looks at the table when nothing was due.
     """
 
+    name = CONSUMER
+
     def __init__(self, units: UnitOfWorkFactory, deps: SnapshotDeps, *, poll: float = 1.0) -> None:
         self.units = units
         self.deps = deps
-        self.poll = poll
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(poll=poll)
 
-    async def start(self) -> None:
-        """Start the loop in the background."""
-        self._task = asyncio.create_task(self._loop(), name=CONSUMER)
-
-    async def stop(self) -> None:
-        """Stop the loop (a pass in flight is rolled back, and is run again by the next start)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                ran = await self.run_due_policy()
-            except Exception as error:  # the loop must outlive one failure (the database restarting)
-                log.warning("policy pass failed; retrying", error=str(error), error_class=type(error).__name__)
-                ran = False
-            if not ran:
-                await asyncio.sleep(self.poll)
+    async def run_once(self) -> bool:
+        return await self.run_due_policy()
 
     async def run_due_policy(self) -> bool:
         """Run one due policy; False if none was due."""
