@@ -15,6 +15,7 @@ from services.api import (
     routes_ops,
     routes_plugins,
     routes_pools,
+    routes_vms,
     routes_volumes,
 )
 from services.api.context import ApiContext
@@ -50,6 +51,7 @@ def create_app(context: ApiContext) -> FastAPI:
         routes_misc,
         routes_more,
         routes_ops,
+        routes_vms,
         console,
         console_storage,
         console_ops,

@@ -28,6 +28,7 @@ from services.api.routes_ops import (
     purge_dead_letters,
     redrive_dead_letters,
 )
+from services.api.routes_vms import RevertRequest, list_vms, revert_vm
 from services.api.routes_volumes import create_snapshot, delete_snapshot, list_snapshots
 from services.api.routes_volumes import list_volumes as volumes_of
 
@@ -135,6 +136,22 @@ async def backups_page(request: Request, session: Console) -> HTMLResponse:
     repositories = await list_repositories(request, session.key)
     backups = await list_backups(request, session.key, volume=None)
     return render(request, "backups.html", session, repositories=repositories, backups=backups)
+
+
+@router.get("/vms")
+async def vms_page(request: Request, session: Console) -> HTMLResponse:
+    """VMs with their host, power state, volumes and VM snapshots; revert one to a VM snapshot."""
+    return render(request, "vms.html", session, vms=await list_vms(request, session.key))
+
+
+@router.post("/vms/{vm}/revert")
+async def revert_vm_page(
+    request: Request, session: Console, vm: str, vm_snapshot_id: Annotated[UUID, Form()]
+) -> Response:
+    """Revert a VM, then watch its operation (and from there its saga's timeline)."""
+    may(session, Role.OPERATOR)
+    answer = await revert_vm(request, session.key, vm, RevertRequest(vm_snapshot_id=vm_snapshot_id))
+    return RedirectResponse(str(answer.headers["location"]).replace("/api/v1", ""), status_code=303)
 
 
 @router.get("/snapshots")

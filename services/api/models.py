@@ -62,6 +62,7 @@ class CreateVolumeRequest(BaseModel):
     host: str | None = None
     hypervisor: str | None = None
     tags: list[str] = Field(default_factory=list)
+    vm: str | None = Field(default=None, description="The VM it belongs to (id or name, GET /vms).")
 
 
 class CreateSnapshotRequest(BaseModel):

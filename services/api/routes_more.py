@@ -1,5 +1,5 @@
-"""Templates and ISOs (listed by the image service), backups (list, take: 202), volume migration (202) and VM
-revert (202, the revert saga), as `strata template|backup|volume migrate|vm revert` send them. Backups and their
+"""Templates and ISOs (listed by the image service), backups (list, take: 202) and volume migration (202), as
+`strata template|backup|volume migrate` send them. Backups and their
 repositories are read from the backup service's tables as `strata backup list` reads them (the service answers no
 query for them yet)."""
 
@@ -10,28 +10,21 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from sagas.work import saga_id_for
 from schemas.backup import BackupCreated, BackupCreateFailed, CreateBackup
 from schemas.errors import NotFound
 from schemas.image import ImageKind
 from schemas.image_queries import ImageInfo, ImagesListed, ListImages
 from schemas.migration import MigrateVolume, VolumeMigrated, VolumeMigrateFailed
-from schemas.snapshot import RevertVmToSnapshot, VmReverted, VmRevertFailed, VolumeSnapshotPair
-from schemas.snapshot_queries import ListSnapshots, SnapshotsListed
 from services.api.auth import caller, context_of
 from services.api.errors import ERROR_RESPONSES
 from services.api.keys import ApiKey, Role
 from services.api.models import OperationOut
-from services.api.operations import Tracker
 from services.api.routes_pools import accepted
 from services.api.routes_volumes import follow
 from services.cli.backup import _json as backup_json
 from services.cli.backup import _rows as backup_rows
 from services.cli.backup_repo import repository_rows
-from services.cli.host import check_placement, host_of_vm, known_hosts, vm_id_of
 from services.cli.pool import find_pool
-from services.cli.running import ORCHESTRATOR, SNAPSHOT, STORAGE, agent_of, require_running
-from services.cli.talking import invalid
 from services.cli.volume import find_volume
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
@@ -57,15 +50,6 @@ class MigrateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pool: str = Field(min_length=1, description="The destination pool's id or name.")
-
-
-class RevertRequest(BaseModel):
-    """The VM snapshot to revert a VM to (`strata vm revert`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    vm_snapshot_id: uuid.UUID
-    host: str | None = Field(default=None, description="The VM's host; default: the one whose agent reports it.")
 
 
 @router.get("/templates", response_model=list[ImageInfo], tags=["templates"])
@@ -146,37 +130,3 @@ async def migrate_volume(request: Request, key: Operator, volume: str, body: Mig
         failure=VolumeMigrateFailed,
     )
     return accepted(operation)
-
-
-@router.post("/vms/{vm}/revert", status_code=202, response_model=OperationOut, tags=["vms"])
-async def revert_vm(request: Request, key: Operator, vm: str, body: RevertRequest) -> JSONResponse:
-    """Revert every volume of a VM to a VM snapshot (the revert saga: a running VM is stopped and started again);
-    the operation's result names the saga, whose timeline GET /sagas/{id} shows."""
-    context = context_of(request)
-    client, timeout = context.asking(key), context.settings.query_timeout_seconds
-    hosts = await known_hosts(client, timeout=timeout)
-    check_placement(hosts, host=body.host, cluster=None)
-    vm_id = vm_id_of(hosts, vm)
-    snapshots = await client.ask(ListSnapshots(vm_snapshot_id=body.vm_snapshot_id), SnapshotsListed, timeout=timeout)
-    if not snapshots.snapshots:
-        raise NotFound(f"no snapshot of VM snapshot {body.vm_snapshot_id} is recorded", field="vm_snapshot_id")
-    pairs = tuple(VolumeSnapshotPair(volume_id=s.volume_id, snapshot_id=s.snapshot_id) for s in snapshots.snapshots)
-    host = body.host or host_of_vm(hosts, vm_id)
-    try:
-        command = RevertVmToSnapshot(vm_id=vm_id, vm_snapshot_id=body.vm_snapshot_id, host=host, snapshots=pairs)
-    except ValueError as error:
-        raise invalid(error) from None
-    await require_running(context.transport, [ORCHESTRATOR, STORAGE, SNAPSHOT, agent_of(host)])
-
-    async def work(tracker: Tracker) -> JsonObject:
-        async with context.sending(key) as sending:
-            envelope = await sending.publish(command)
-            await tracker.sent(sending, envelope)
-            saga_id = saga_id_for(envelope.message_id)
-            tracker.operation.note("saga", saga_id=str(saga_id))
-            reverted = await sending.outcome(
-                envelope, (VmReverted,), (VmRevertFailed,), timeout=context.settings.operation_timeout_seconds
-            )
-        return {**reverted.model_dump(mode="json"), "saga_id": str(saga_id)}
-
-    return accepted(await context.operations.start("vm.revert", vm, key.actor, work))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from schemas import Command, Event
-from schemas.errors import InvalidArgument
+from schemas.errors import InvalidArgument, NotFound
 from schemas.snapshot import (
     CreateSnapshot,
     DeleteSnapshot,
@@ -35,7 +35,7 @@ from services.api.keys import ApiKey, Role
 from services.api.models import CreateSnapshotRequest, CreateVolumeRequest, OperationOut
 from services.api.operations import Operation, Tracker
 from services.api.routes_pools import accepted
-from services.cli.host import check_placement, known_hosts
+from services.cli.host import check_placement, known_hosts, vm_id_of
 from services.cli.pool import find_pool
 from services.cli.talking import invalid, parse_size, zone_id
 from services.cli.volume import find_volume
@@ -111,8 +111,13 @@ async def start_create(context: ApiContext, key: ApiKey, body: CreateVolumeReque
     except ValueError as error:
         raise invalid(error) from None
     client, timeout = context.asking(key), context.settings.query_timeout_seconds
-    if body.host or body.cluster:
-        check_placement(await known_hosts(client, timeout=timeout), host=body.host, cluster=body.cluster)
+    hosts = await known_hosts(client, timeout=timeout) if body.host or body.cluster or body.vm else ()
+    check_placement(hosts, host=body.host, cluster=body.cluster)
+    if body.vm is not None:  # the VM must exist: one the agents' hypervisors report
+        vm_id = vm_id_of(hosts, body.vm)
+        if not any(each.vm_id == vm_id for info in hosts for each in info.vms):
+            raise NotFound(f"no registered host knows VM {body.vm}", field="vm")
+        command = command.model_copy(update={"vm_id": vm_id})
     if body.pool is not None:
         command = command.model_copy(update={"pool_id": (await find_pool(client, body.pool, timeout=timeout)).pool_id})
     return await follow(
