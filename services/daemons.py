@@ -53,11 +53,18 @@ def every_daemon() -> list["Daemon"]:
     return [declared(name) for name in EVERY_DAEMON]
 
 
+def deployed(environ: Mapping[str, str] | None = None) -> list["Daemon"]:
+    """The daemons whose queues the deployed topology holds (`strata topology apply`, every daemon at start): the ones
+    `strata up` runs. One left out (the bridge without CloudStack's exchange) declares its queue when it first starts,
+    so that no queue fills with events for a daemon that never runs."""
+    return [declared(name) for name in together(environ)]
+
+
 async def serve_daemons(names: Sequence[str], settings: "Settings", *, name: str | None = None) -> None:
     """Run the daemons `names` in this process until SIGTERM or SIGINT (`strata run`, `strata up`,
-    `python -m services.NAME`). Every declared daemon's queues are declared first (the deployed topology)."""
+    `python -m services.NAME`). The deployed topology's queues are declared first (see `deployed`)."""
     from services.runtime.serve import serve
 
     daemons = [declared(each) for each in names]
     label = name or (daemons[0].label_in(settings) if len(daemons) == 1 else "up")
-    await serve(daemons, settings, name=label, topology=every_daemon())
+    await serve(daemons, settings, name=label, topology=deployed())

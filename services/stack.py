@@ -12,7 +12,7 @@ from bus.postgres import RelaySettings
 from bus.postgres.pool import Pool
 from plugins.registry import Registry
 from sagas.postgres_store import PostgresSagaStore
-from services.daemons import declared, every_daemon, together
+from services.daemons import declared, deployed, together
 from services.runtime.daemon import Service, Settings
 from services.runtime.runner import Runner
 
@@ -43,7 +43,7 @@ class System:
             settings=settings,
             plugins=plugins,
             relay=RelaySettings(poll_interval=relay_poll),
-            topology=every_daemon(),
+            topology=deployed(),
         )
         return cls(runner)
 

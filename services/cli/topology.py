@@ -45,11 +45,11 @@ def apply(as_json: JsonOption = False) -> None:
 async def _apply() -> "list[Queue]":
     from bus.rabbit import RabbitTransport
     from bus.settings import BusSettings
-    from services.daemons import every_daemon
+    from services.daemons import deployed
     from services.runtime.topology import apply_topology
 
     settings = BusSettings()
-    daemons = every_daemon()
+    daemons = deployed()
     transport = RabbitTransport(settings, purpose="topology")
     await transport.start()
     try:

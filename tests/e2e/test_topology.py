@@ -17,7 +17,7 @@ from bus.rabbit import RabbitTransport
 from bus.settings import BusSettings
 from schemas import Envelope
 from schemas.storage import PoolAdded, PoolScope
-from services.daemons import every_daemon
+from services.daemons import deployed
 from tests.e2e.daemon_processes import DaemonProcess, daemon_env, remove_namespace
 from tests.helpers import assert_eventually
 
@@ -89,7 +89,7 @@ async def test_topology_apply_declares_every_daemons_queue_with_its_bindings(env
     code, output = await strata(env, "topology", "apply", "--json")
     assert code == 0, output
     declared = {entry["queue"]: entry["bindings"] for entry in json.loads(output)}
-    assert set(declared) == {queue.name for daemon in every_daemon() for queue in daemon.queues}
+    assert set(declared) == {queue.name for daemon in deployed(env) for queue in daemon.queues}
     assert {"exchange": "events", "routing_key": "pool.added"} in declared["snapshot"]
     assert {"exchange": "commands", "routing_key": "volume.create"} in declared["storage"]
 
