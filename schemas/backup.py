@@ -141,7 +141,8 @@ class BackupCreated(BackupFigures):
 
 @message("backup.progressed")
 class BackupProgressed(Event):
-    """How far a backup's read has come (published by the agent at most every second while it runs)."""
+    """How far a backup's read, restore or verify has come (the agent publishes it at most every second while it
+    runs; the operation's correlation id says which)."""
 
     backup_id: UUID
     done_bytes: int = Field(ge=0, description="Bytes of the volume gone through (read, or known unchanged).")

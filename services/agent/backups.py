@@ -7,7 +7,7 @@ in place), and back through a staging file that is checked against the backup's 
 
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from uuid import UUID
 
@@ -60,6 +60,15 @@ async def _block_maps(agent: Agent, uow: UnitOfWork, pool_id: UUID) -> BlockMapP
     return driver
 
 
+def _progressed(backup_id: UUID) -> Callable[[int, int], Event]:
+    """How far the backup's read, restore or verify has come, as the event the CLI's bar follows."""
+
+    def progressed(done: int, total: int) -> Event:
+        return BackupProgressed(backup_id=backup_id, done_bytes=done, total_bytes=total)
+
+    return progressed
+
+
 async def backup_snapshot(command: BackupSnapshotOnPool, envelope: Envelope, uow: UnitOfWork, agent: Agent) -> None:
     """Back the snapshot up; against the parent, read only what changed since its snapshot where the pool can tell."""
 
@@ -68,12 +77,9 @@ async def backup_snapshot(command: BackupSnapshotOnPool, envelope: Envelope, uow
         since = str(command.since_snapshot_id) if command.since_snapshot_id else None
         blocks = await primary.block_map(str(command.volume_id), str(command.snapshot_id), since_snapshot_id=since)
 
-        def progressed(done: int, total: int) -> Event:
-            return BackupProgressed(backup_id=command.backup_id, done_bytes=done, total_bytes=total)
-
         async with (
             repository(agent, command) as target,
-            progress_events(agent.units, envelope, progressed, producer=agent.producer) as report,
+            progress_events(agent.units, envelope, _progressed(command.backup_id), producer=agent.producer) as report,
         ):
             report(0, blocks.size_bytes)
             taken = await target.backup_blocks(
@@ -107,10 +113,13 @@ async def restore_backup(command: RestoreBackupOnPool, envelope: Envelope, uow: 
 
     async def work() -> Event:
         primary = await _block_maps(agent, uow, command.pool_id)
-        async with repository(agent, command) as target:
+        async with (
+            repository(agent, command) as target,
+            progress_events(agent.units, envelope, _progressed(command.backup_id), producer=agent.producer) as report,
+        ):
             with tempfile.TemporaryDirectory(prefix="strata-restore-") as staging:
                 raw = Path(staging) / "restore.raw"
-                await target.restore(str(command.backup_id), raw)
+                await target.restore(str(command.backup_id), raw, progress=report)
                 await primary.replace_content(str(command.volume_id), raw, source_format=VolumeFormat.RAW)
             written = await primary.block_map(str(command.volume_id))
             checked = await target.check_blocks(str(command.backup_id), written)
@@ -147,8 +156,11 @@ async def verify_backup(command: VerifyBackupOnStore, envelope: Envelope, uow: U
     """Read every chunk of the backup back and check its hash."""
 
     async def work() -> Event:
-        async with repository(agent, command) as target:
-            report = await target.verify_backup(str(command.backup_id))
+        async with (
+            repository(agent, command) as target,
+            progress_events(agent.units, envelope, _progressed(command.backup_id), producer=agent.producer) as bar,
+        ):
+            report = await target.verify_backup(str(command.backup_id), progress=bar)
         return BackupVerifiedOnStore(
             backup_id=command.backup_id, chunks=report.chunks, bytes_checked=report.bytes_checked, bad=report.bad
         )

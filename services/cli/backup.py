@@ -30,6 +30,7 @@ from services.cli.talking import (
 if TYPE_CHECKING:  # messages and the bus are imported when a command runs, so that `strata --help` stays fast
     from rich.progress import Progress, TaskID
 
+    from schemas import Event, Message
     from schemas.backup import BackupCreated
     from services.cli.sending import Client
 
@@ -52,6 +53,29 @@ def _bytes_progress() -> "Progress":
 
     columns = (BarColumn(), DownloadColumn(binary_units=True), TransferSpeedColumn(), TimeElapsedColumn())
     return Progress(TextColumn("{task.description}"), *columns, console=errors, transient=True)
+
+
+async def _with_bar(
+    client: "Client",
+    command: "Message",
+    outcomes: tuple[type["Event"], type["Event"]],
+    *,
+    description: str,
+    total: int | None,
+    timeout: float,
+) -> "Event":
+    """Send `command` and wait for its outcome (`outcomes`: success, failure) with a bar of the bytes the agent
+    reports it has gone through (read, restored or checked)."""
+    envelope = await client.publish(command)
+    with _bytes_progress() as progress:
+        task = progress.add_task(description, total=total)
+        following = asyncio.create_task(_follow(client, envelope.correlation_id, progress, task))
+        try:
+            outcome = await client.outcome(envelope, (outcomes[0],), (outcomes[1],), timeout=timeout)
+        finally:
+            following.cancel()
+        progress.update(task, completed=progress.tasks[0].total or 0)
+    return outcome
 
 
 async def _follow(client: "Client", correlation_id: uuid.UUID, progress: "Progress", task: "TaskID") -> None:
@@ -103,15 +127,14 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
             snapshot_id=snapshot_id,
             keep_snapshot=keep_snapshot,
         )
-        envelope = await client.publish(command)
-        with _bytes_progress() as progress:
-            task = progress.add_task(f"backing up {info.name}", total=info.size_bytes)
-            following = asyncio.create_task(_follow(client, envelope.correlation_id, progress, task))
-            try:
-                created = await client.outcome(envelope, (BackupCreated,), (BackupCreateFailed,), timeout=timeout)
-            finally:
-                following.cancel()
-            progress.update(task, completed=info.size_bytes)
+        created = await _with_bar(
+            client,
+            command,
+            (BackupCreated, BackupCreateFailed),
+            description=f"backing up {info.name}",
+            total=info.size_bytes,
+            timeout=timeout,
+        )
         assert isinstance(created, BackupCreated)
         return created
 
@@ -249,9 +272,14 @@ def restore(  # noqa: PLR0917  # typer makes each parameter an option or argumen
             )
         except ValueError as error:
             raise invalid(error) from None
-        with _progress() as progress:
-            progress.add_task(f"restoring backup {backup_id} (hold, write, check every chunk, release)", total=None)
-            restored = await client.send(command, (BackupRestored,), (BackupRestoreFailed,), timeout=timeout)
+        restored = await _with_bar(
+            client,
+            command,
+            (BackupRestored, BackupRestoreFailed),
+            description=f"restoring backup {str(backup_id)[:8]} (every chunk checked)",
+            total=None,
+            timeout=timeout,
+        )
         assert isinstance(restored, BackupRestored)
         return restored
 
@@ -311,11 +339,14 @@ def verify(backup: BackupArgument, as_json: JsonOption = False, timeout: Timeout
     backup_id = parse_uuid(backup, "BACKUP")
 
     async def work(client: "Client") -> BackupVerified:
-        with _progress() as progress:
-            progress.add_task(f"verifying backup {backup_id}", total=None)
-            verified = await client.send(
-                VerifyBackup(backup_id=backup_id), (BackupVerified,), (BackupVerifyFailed,), timeout=timeout
-            )
+        verified = await _with_bar(
+            client,
+            VerifyBackup(backup_id=backup_id),
+            (BackupVerified, BackupVerifyFailed),
+            description=f"verifying backup {str(backup_id)[:8]}",
+            total=None,
+            timeout=timeout,
+        )
         assert isinstance(verified, BackupVerified)
         return verified
 

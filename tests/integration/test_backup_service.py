@@ -149,6 +149,13 @@ async def test_full_incremental_restores_and_verify(backup_stack: BackupStack, s
     assert await stack.checksum(volume) == first_sum
 
     assert (await stack.verify(full.backup_id)).bad == ()
+    # The restores and the verify reported their progress too (the CLI's bars follow these events).
+    progressed = await stack.system.pool.fetchval(
+        "SELECT count(DISTINCT correlation_id) FROM bus.journal WHERE type = 'backup.progressed' "
+        "AND payload->>'backup_id' = $1",
+        str(full.backup_id),
+    )
+    assert progressed >= 4  # its backup, two restores, its verify
     await store.corrupt_a_chunk(full.backup_id)
     verified = await stack.verify(full.backup_id)
     assert len(verified.bad) == 1
