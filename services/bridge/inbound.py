@@ -86,13 +86,6 @@ class Inbound:
     producer: str
     wake: Callable[[], None] = field(default=lambda: None)
 
-    async def take(self, routing_key: str, body: bytes) -> str:
-        """One message alone; raise what `take_batch` would return for it."""
-        (outcome,) = await self.take_batch([(routing_key, body)])
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
     async def take_batch(self, messages: Sequence[tuple[str, bytes]]) -> list[str | Exception]:
         """Handle (routing key, body) messages; return, for each, what the bridge made of it, or the error to act on:
         MalformedEvent (dead-letter it), Transient (take it again later). A database failure raises, for the batch."""
