@@ -29,7 +29,7 @@ from services.api.routes_ops import (
     redrive_dead_letters,
 )
 from services.api.routes_vms import RevertRequest, list_vms, revert_vm
-from services.api.routes_volumes import create_snapshot, delete_snapshot, list_snapshots
+from services.api.routes_volumes import create_snapshot, delete_snapshot, list_snapshots, volume_chain
 from services.api.routes_volumes import list_volumes as volumes_of
 
 router = APIRouter(include_in_schema=False)
@@ -152,6 +152,18 @@ async def revert_vm_page(
     may(session, Role.OPERATOR)
     answer = await revert_vm(request, session.key, vm, RevertRequest(vm_snapshot_id=vm_snapshot_id))
     return RedirectResponse(str(answer.headers["location"]).replace("/api/v1", ""), status_code=303)
+
+
+@router.get("/volumes/{volume}/chain")
+async def chain_page(request: Request, session: Console, volume: str) -> HTMLResponse:
+    """A volume's snapshot chain as a tree: each snapshot under its parent, the live volume under its base."""
+    described = await volume_chain(request, session.key, volume)
+    known = {node.snapshot_id for node in described.nodes}
+    children: dict[UUID | None, list[Any]] = {}
+    for node in described.nodes:
+        children.setdefault(node.parent_id if node.parent_id in known else None, []).append(node)
+    pending = {merge.hidden_id for merge in described.pending}
+    return render(request, "chain.html", session, chain=described, children=children, pending=pending, volume=volume)
 
 
 @router.get("/snapshots")

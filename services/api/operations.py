@@ -211,8 +211,12 @@ class Operations:
         )
 
     async def follow(self, operation_id: UUID) -> AsyncIterator[str]:
-        """Server-Sent Events: each progress entry as a `progress` event, then the operation as `end`."""
+        """Server-Sent Events: each progress entry as a `progress` event, then the operation as `end`.
+
+        An operation another process follows (or followed before a restart) is read from its row every second:
+        its progress is not known here, its end is."""
         operation = await self.get(operation_id)
+        local = operation_id in self.running
         sent = 0
         while True:
             changed = operation.changed
@@ -223,9 +227,12 @@ class Operations:
                 yield f"event: end\ndata: {json.dumps(operation.public())}\n\n"
                 return
             try:
-                await asyncio.wait_for(changed.wait(), 15)
+                await asyncio.wait_for(changed.wait(), 15 if local else 1)
             except TimeoutError:
-                yield ": still running\n\n"  # a comment keeps proxies from closing an idle stream
+                if local:
+                    yield ": still running\n\n"  # a comment keeps proxies from closing an idle stream
+                else:
+                    operation = await self.get(operation_id)
 
     async def stop(self) -> None:
         """Cancel what still runs (its rows stay 'running' until the consumer records their outcome)."""

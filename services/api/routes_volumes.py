@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from schemas import Command, Event
+from schemas.chain import ChainDescribed, DescribeChain
 from schemas.errors import InvalidArgument, NotFound
 from schemas.snapshot import (
     CreateSnapshot,
@@ -158,6 +159,16 @@ async def delete_volume(request: Request, key: Operator, volume: str) -> JSONRes
         failure=VolumeDeleteFailed,
     )
     return accepted(operation)
+
+
+@router.get("/volumes/{volume}/chain", response_model=ChainDescribed, summary="A volume's snapshot chain")
+async def volume_chain(request: Request, key: Viewer, volume: str) -> ChainDescribed:
+    """Its fulls and deltas, the hidden snapshots kept for a child, what the live volume is layered on and the merges
+    pending (`strata snapshot chain`)."""
+    context = context_of(request)
+    client, timeout = context.asking(key), context.settings.query_timeout_seconds
+    info = await find_volume(client, volume, timeout=timeout)
+    return await client.ask(DescribeChain(volume_id=info.volume_id), ChainDescribed, timeout=timeout)
 
 
 @router.get("/snapshots", response_model=list[SnapshotInfo], summary="Snapshots, newest first")

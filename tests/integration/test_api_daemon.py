@@ -100,6 +100,13 @@ async def test_a_pool_added_and_a_volume_created_through_the_api(stack: Stack, d
         volume = (await client.get("/api/v1/volumes/data-1")).json()
         assert volume["state"] == "Ready"
         assert volume["pool_id"] == pool["pool_id"]
+        chain = (await client.get("/api/v1/volumes/data-1/chain")).json()
+        assert chain["nodes"] == []
+        disabled = await finished(client, await client.post("/api/v1/pools/filer-1/disable"))
+        assert disabled["result"]["state"] == "Disabled", disabled
+        assert (await client.get("/api/v1/pools/filer-1")).json()["state"] == "Disabled"
+        enabled = await finished(client, await client.post("/api/v1/pools/filer-1/enable"))
+        assert enabled["result"]["state"] == "Up", enabled
         for path in ("/api/v1/pools", "/api/v1/volumes", "/api/v1/plugins/netfs", "/api/v1/openapi.json"):
             assert (await client.get(path)).status_code == 200
     assert all(PASSWORD not in body for body in bodies), "a response carried the pool's password"
