@@ -4,7 +4,6 @@ A finished backup says what it read, wrote and reused ("reused 4.4 GiB (88%)"), 
 changed blocks. Listings read the backup service's tables (STRATA_DATABASE_URL).
 """
 
-import asyncio
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,7 +27,7 @@ from services.cli.talking import (
 )
 
 if TYPE_CHECKING:  # messages and the bus are imported when a command runs, so that `strata --help` stays fast
-    from rich.progress import Progress, TaskID
+    from rich.progress import Progress
 
     from schemas import Event, Message
     from schemas.backup import BackupCreated
@@ -65,29 +64,21 @@ async def _with_bar(
     timeout: float,
 ) -> "Event":
     """Send `command` and wait for its outcome (`outcomes`: success, failure) with a bar of the bytes the agent
-    reports it has gone through (read, restored or checked)."""
+    reports it has gone through (read, restored or checked: `backup.progressed` of the operation)."""
+    from schemas.backup import BackupProgressed
+    from services.cli.following import following
+
     envelope = await client.publish(command)
     with _bytes_progress() as progress:
         task = progress.add_task(description, total=total)
-        following = asyncio.create_task(_follow(client, envelope.correlation_id, progress, task))
-        try:
+
+        def moved(event: BackupProgressed) -> None:
+            progress.update(task, completed=event.done_bytes, total=event.total_bytes)
+
+        async with following(client, envelope.correlation_id, BackupProgressed, moved):
             outcome = await client.outcome(envelope, (outcomes[0],), (outcomes[1],), timeout=timeout)
-        finally:
-            following.cancel()
         progress.update(task, completed=progress.tasks[0].total or 0)
     return outcome
-
-
-async def _follow(client: "Client", correlation_id: uuid.UUID, progress: "Progress", task: "TaskID") -> None:
-    """Move the bar as the agent reports (`backup.progressed`, the latest of the operation's correlation)."""
-    from schemas.backup import BackupProgressed
-
-    while True:
-        for envelope in reversed(client.watch.events):
-            if envelope.correlation_id == correlation_id and isinstance(envelope.payload, BackupProgressed):
-                progress.update(task, completed=envelope.payload.done_bytes, total=envelope.payload.total_bytes)
-                break
-        await asyncio.sleep(0.2)
 
 
 def reuse_line(created: "BackupCreated") -> str:

@@ -28,6 +28,7 @@ from schemas.image import (
     RegisterImage,
 )
 from services.cli.image_downloads import find_image, follow_downloads, report_downloads
+from services.cli.image_export import export_command
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
@@ -103,6 +104,8 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
 
         registered, outcomes = talk(work)
         report_downloads(noun, name, registered, outcomes, as_json=as_json, wait=wait)
+
+    app.command("export")(export_command(kind))
 
     @app.command("upload")
     def upload(  # noqa: PLR0917  # typer makes each parameter an option or argument

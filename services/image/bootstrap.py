@@ -9,6 +9,7 @@ from typing import Any
 from bus.ports import QueueKind, Transport, UnitOfWorkFactory
 from bus.runtime import Consumer
 from services.image.context import ImageDeps
+from services.image.exports import ExportWorker
 from services.image.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
 from services.image.settings import ImageSettings
 from services.image.worker import ImageWorker
@@ -33,12 +34,13 @@ def build_image(
     queue_kind: QueueKind = QueueKind.QUORUM,
 ) -> Service:
     """Wire the service on `transport` and `units` (PostgreSQL units of work: it keeps its state there): its
-    consumer on queue `<ns>.image`, then its download worker; the stores' drivers close last."""
+    consumer on queue `<ns>.image`, then its download worker and its export worker; the stores' drivers close last."""
     consumer = Consumer(
         transport, units, name=CONSUMER, handlers=bind_context(HANDLERS, deps), prefetch=prefetch, queue_kind=queue_kind
     )
     worker = ImageWorker(units, deps, poll=poll, concurrency=concurrency)
-    return Service([consumer, worker], on_stop=[deps.stores.close])
+    exporter = ExportWorker(units, deps, poll=poll)
+    return Service([consumer, worker, exporter], on_stop=[deps.stores.close])
 
 
 async def migrate_image(connection: Any) -> list[int]:  # an asyncpg connection outside any transaction

@@ -21,10 +21,11 @@ from schemas.image import (
     RegisterImage,
     RemoveImageStore,
 )
+from schemas.image_exports import ExportImage
 from schemas.image_queries import ListImages, ListImageStores
 from schemas.migration import DropStagedCopy, FindStagingStore, StageVolumeIn, StageVolumeOut
 from schemas.storage import VolumeDeleted
-from services.image import from_volumes, images, queries, staging, stores, templates, zone_copies
+from services.image import exports, from_volumes, images, queries, staging, stores, templates, zone_copies
 from services.image.context import ImageDeps
 from services.runtime.handlers import ContextHandler
 
@@ -32,6 +33,7 @@ COMMAND_HANDLERS: dict[type[Message], ContextHandler[ImageDeps]] = {
     AddImageStore: stores.add_image_store,
     RemoveImageStore: stores.remove_image_store,
     RegisterImage: images.register_image,
+    ExportImage: exports.export_image,
     DeleteImage: images.delete_image,
     CopyImage: zone_copies.copy_image,
     CreateImageFromVolume: from_volumes.create_image_from_volume,

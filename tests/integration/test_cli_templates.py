@@ -127,6 +127,20 @@ async def test_register_list_show_delete_a_template(
     assert code == 0, out
     assert json.loads(out)["copies"][0]["checksum"] == f"sha256:{digest}"
 
+    # Export: the image service reads it from a store and PUTs it to this command's one-shot receiver.
+    exported = tmp_path / "exported.qcow2"
+    code, out = await strata(strata_env, "template", "export", "debian", "--file", str(exported))
+    assert code == 0, out
+    assert f"sha256:{digest}" in out
+    assert hashlib.sha256(exported.read_bytes()).hexdigest() == digest
+    code, out = await strata(strata_env, "template", "export", "debian", "--file", str(exported))
+    assert code == 1, out
+    assert "exists" in out  # nothing is overwritten
+    code, out = await strata(strata_env, "template", "export", "debian", "--url", "http://127.0.0.1:9/nowhere")
+    assert code == 1, out
+    assert "sending to the receiver failed" in out  # tried again, then given up with the reason
+    assert not list(tmp_path.glob("*.partial"))
+
     code, out = await strata(strata_env, "image-store", "remove", "secondary")
     assert code == 1, out
     assert "debian" in out, "removing a store that holds images names them"
