@@ -1,13 +1,6 @@
-"""`strata replay`: what happened to an operation, from the journal; export it, replay it in a sandbox, re-drive it.
-
-    strata replay [FILTERS] [--tree | --json | --mermaid] [--diagram FILE]    show a selection as a timeline
-    strata replay [FILTERS] export FILE                                      write it to a JSON Lines export
-    strata replay import FILE                                                check an export and load it here
-    strata replay sandbox FILE                                               re-run an export, diff the outcome
-    strata replay [FILTERS] redrive [--execute]                              send selected commands again
-
-It reads the bus journal and the saga store (STRATA_DATABASE_URL, STRATA_BUS_SCHEMA, STRATA_SAGAS_SCHEMA).
-"""
+"""`strata replay [FILTERS] [export FILE | redrive]`, `strata replay import|sandbox FILE`: what happened to an
+operation, from the bus journal and the saga store (STRATA_DATABASE_URL, STRATA_BUS_SCHEMA, STRATA_SAGAS_SCHEMA);
+the filters come first, then the subcommand, which acts on the selection."""
 
 import asyncio
 import os
@@ -108,29 +101,45 @@ def select(
     ctx: typer.Context,
     *,
     correlation: Annotated[
-        list[str] | None, typer.Option("--correlation", help="An operation's correlation id.")
+        list[str] | None, typer.Option("--correlation", metavar="ID", help="An operation's correlation id.")
     ] = None,
-    saga: Annotated[list[str] | None, typer.Option("--saga", help="A saga's id.")] = None,
-    volume: Annotated[list[str] | None, typer.Option("--volume", help="Operations naming this volume.")] = None,
-    pool: Annotated[list[str] | None, typer.Option("--pool", help="Operations naming this pool.")] = None,
-    snapshot: Annotated[list[str] | None, typer.Option("--snapshot", help="Operations naming this snapshot.")] = None,
-    vm: Annotated[list[str] | None, typer.Option("--vm", help="Operations naming this VM.")] = None,
-    backup: Annotated[list[str] | None, typer.Option("--backup", help="Operations naming this backup.")] = None,
-    template: Annotated[list[str] | None, typer.Option("--template", help="Operations naming this template.")] = None,
-    message: Annotated[list[str] | None, typer.Option("--message", help="This message (by id).")] = None,
-    types: Annotated[list[str] | None, typer.Option("--type", help="Only this message type.")] = None,
-    service: Annotated[list[str] | None, typer.Option("--service", help="Only messages this service sent.")] = None,
+    saga: Annotated[list[str] | None, typer.Option("--saga", metavar="ID", help="A saga's id.")] = None,
+    volume: Annotated[
+        list[str] | None, typer.Option("--volume", metavar="ID", help="Operations naming this volume.")
+    ] = None,
+    pool: Annotated[list[str] | None, typer.Option("--pool", metavar="ID", help="Operations naming this pool.")] = None,
+    snapshot: Annotated[
+        list[str] | None, typer.Option("--snapshot", metavar="ID", help="Operations naming this snapshot.")
+    ] = None,
+    vm: Annotated[list[str] | None, typer.Option("--vm", metavar="ID", help="Operations naming this VM.")] = None,
+    backup: Annotated[
+        list[str] | None, typer.Option("--backup", metavar="ID", help="Operations naming this backup.")
+    ] = None,
+    template: Annotated[
+        list[str] | None, typer.Option("--template", metavar="ID", help="Operations naming this template.")
+    ] = None,
+    message: Annotated[list[str] | None, typer.Option("--message", metavar="ID", help="This message (by id).")] = None,
+    types: Annotated[list[str] | None, typer.Option("--type", metavar="TYPE", help="Only this message type.")] = None,
+    service: Annotated[
+        list[str] | None, typer.Option("--service", metavar="SERVICE", help="Only messages this service sent.")
+    ] = None,
     status: Annotated[
-        list[str] | None, typer.Option("--status", help="Operations that: failed, dead-lettered, compensated.")
+        list[str] | None,
+        typer.Option("--status", metavar="STATUS", help="Operations that: failed, dead-lettered, compensated."),
     ] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Not before this ISO 8601 time (with zone).")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Not after this ISO 8601 time (with zone).")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="TIME", help="Not before this ISO 8601 time (with zone).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", metavar="TIME", help="Not after this ISO 8601 time (with zone).")
+    ] = None,
     naming_only: Annotated[
         bool, typer.Option("--naming-only", help="With an entity: only the messages naming it, not whole operations.")
     ] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="At most this many messages.")] = 1000,
     after: Annotated[
-        str | None, typer.Option("--after", help="Continue after this cursor (printed at a page's end).")
+        str | None,
+        typer.Option("--after", metavar="CURSOR", help="Continue after this cursor (printed at a page's end)."),
     ] = None,
     tree: Annotated[bool, typer.Option("--tree", help="Show the causal tree instead of the timeline.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message (payloads masked).")] = False,
@@ -149,18 +158,8 @@ def select(
         raise typer.BadParameter(
             f"{status} is not a status (one of {', '.join(s.value for s in Status)})", param_hint="--status"
         ) from None
-    entities = tuple(
-        (kind, entity_id)
-        for kind, values in (
-            ("volume", volume),
-            ("pool", pool),
-            ("snapshot", snapshot),
-            ("vm", vm),
-            ("backup", backup),
-            ("template", template),
-        )
-        for entity_id in _uuids(values, f"--{kind}")
-    )
+    named = {"volume": volume, "pool": pool, "snapshot": snapshot, "vm": vm, "backup": backup, "template": template}
+    entities = tuple((kind, entity_id) for kind, values in named.items() for entity_id in _uuids(values, f"--{kind}"))
     try:
         selection = Selection(
             correlation_ids=_uuids(correlation, "--correlation"),
@@ -293,8 +292,10 @@ def sandbox(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON report per saga.")] = False,
 ) -> None:
-    """Re-run an export's sagas against this code in a fresh database (nothing is sent anywhere) and diff what they
-    emit against the record; exit 1 if any differs, with the first divergent step."""
+    """Re-run an export's sagas against this code in a fresh database and diff what they emit against the record.
+
+    Nothing is sent anywhere. Exit 1 if any saga differs, naming its first divergent step.
+    """
     import json
 
     from services.replay.code import override_sagas
@@ -345,15 +346,17 @@ def redrive(
     operator: Annotated[str | None, typer.Option("--operator", help="Who re-drives (default: your user).")] = None,
     reason: Annotated[str, typer.Option("--reason", help="Why, for the journal.")] = "",
 ) -> None:
-    """Preview, then (--execute) send the selected commands again (new ids, through the outbox) or the selected dead
-    letters back to their queues; journaled as an operator action (`replay.redriven`)."""
+    """Preview a re-drive of the selected commands or dead letters; send it with --execute (journaled).
+
+    Commands go out again under new ids through the outbox; dead letters (--dead-letters) go back to their queues.
+    Every re-drive is journaled as an operator action, `replay.redriven`.
+    """
     import getpass
 
     from bus.settings import BusSettings
-    from services.daemons import every_daemon
     from services.replay.broker import dead_letter_origins, redrive_dead
     from services.replay.reading import read
-    from services.replay.redrive import Kind, check_size, journal_commands, plan
+    from services.replay.redrive import Kind, check_size, deployed_bindings, journal_commands, plan
     from services.replay.render import show_plan
 
     selection, limit, cursor = ctx.obj
@@ -369,14 +372,7 @@ def redrive(
     found = run(select)
     if dead_letters:
         found = [message for message in found if message.message_id in origins]
-    bindings = [
-        (queue.name, binding.routing_key)
-        for daemon in every_daemon()
-        for queue in daemon.queues
-        for binding in queue.bindings()
-        if binding.exchange == "commands"
-    ]
-    chosen = plan(found, dead_letters=origins, bindings=bindings, namespace=BusSettings().namespace)
+    chosen = plan(found, dead_letters=origins, bindings=deployed_bindings(), namespace=BusSettings().namespace)
     try:
         check_size(chosen, everything=everything)
     except StrataError as error:

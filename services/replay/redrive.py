@@ -93,6 +93,19 @@ def plan(
     return Plan(planned, skipped)
 
 
+def deployed_bindings() -> list[tuple[str, str]]:
+    """(queue, command pattern) of every declared daemon: where a command is routed (`strata topology apply`)."""
+    from services.daemons import every_daemon  # the daemons' declarations, read only when a re-drive is planned
+
+    return [
+        (queue.name, binding.routing_key)
+        for daemon in every_daemon()
+        for queue in daemon.queues
+        for binding in queue.bindings()
+        if binding.exchange == "commands"
+    ]
+
+
 def check_size(chosen: Plan, *, everything: bool) -> None:
     """Refuse a large re-drive unless the operator said `--all`, and an empty one always."""
     if not chosen.planned:
