@@ -16,6 +16,7 @@ from services.api import (
     routes_ops,
     routes_plugins,
     routes_pools,
+    routes_stores,
     routes_vms,
     routes_volumes,
 )
@@ -53,6 +54,7 @@ def create_app(context: ApiContext) -> FastAPI:
         routes_more,
         routes_actions,
         routes_ops,
+        routes_stores,
         routes_vms,
         console,
         console_storage,

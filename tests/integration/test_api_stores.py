@@ -1,0 +1,69 @@
+"""Stores and settings through the API against the whole system: an image store and a backup repository added
+(a bad config refused on its field first), a volume backed up, listed, verified and deleted, the repository
+removed, and a pool's tags and thresholds changed."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.api.keys import Role
+from tests.browser.api_stack import CLUSTER, Stack, api_stack
+from tests.helpers import assert_eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def stack(database_url: str, amqp_url: str, namespace: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    async with api_stack(database_url, amqp_url, namespace, tmp_path) as running:
+        yield running
+
+
+async def succeeded(client: httpx.AsyncClient, answer: httpx.Response) -> dict[str, Any]:  # Any: JSON values
+    assert answer.status_code == 202, answer.text
+
+    async def ended() -> dict[str, Any] | None:  # Any: JSON values
+        operation: dict[str, Any] = dict((await client.get(answer.headers["location"])).json())
+        return operation if operation["status"] != "running" else None
+
+    operation = dict(await assert_eventually(ended, timeout=120, interval=0.1, what="the operation ended") or {})
+    assert operation["status"] == "succeeded", operation
+    return operation
+
+
+async def test_stores_backups_and_pool_settings_through_the_api(stack: Stack) -> None:
+    for name in ("p", "store", "repo"):
+        (stack.pools_dir / name).mkdir()
+    async with stack.client(Role.OPERATOR) as client:
+        bad = {"name": "s", "plugin": "fsbackup", "config": {"path": "relative"}}
+        refused = await client.post("/api/v1/image-stores", json=bad)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["field"] == "path"
+        wrong_role = await client.post("/api/v1/backup-repositories", json={**bad, "plugin": "qcow2fs"})
+        assert wrong_role.json()["error"]["field"] == "plugin"
+        store = {"name": "store", "plugin": "fsbackup", "config": {"path": str(stack.pools_dir / "store")}}
+        await succeeded(client, await client.post("/api/v1/image-stores", json=store))
+        assert [each["name"] for each in (await client.get("/api/v1/image-stores")).json()] == ["store"]
+        repo = {"name": "repo", "plugin": "fsbackup", "config": {"path": str(stack.pools_dir / "repo")}}
+        await succeeded(client, await client.post("/api/v1/backup-repositories", json=repo))
+        pool = {"name": "p", "plugin": "qcow2fs", "config": {"path": str(stack.pools_dir / "p")}, "cluster": CLUSTER}
+        await succeeded(client, await client.post("/api/v1/pools", json=pool))
+        await succeeded(client, await client.post("/api/v1/volumes", json={"name": "v", "size": "8M", "pool": "p"}))
+        backup = await succeeded(
+            client, await client.post("/api/v1/backups", json={"volume": "v", "repository": "repo"})
+        )
+        backup_id = backup["result"]["backup_id"]
+        assert [each["backup_id"] for each in (await client.get("/api/v1/backups")).json()] == [backup_id]
+        await succeeded(client, await client.post(f"/api/v1/backups/{backup_id}/verify"))
+        await succeeded(client, await client.delete(f"/api/v1/backups/{backup_id}"))
+        await succeeded(client, await client.delete("/api/v1/backup-repositories/repo"))
+        assert (await client.get("/api/v1/backup-repositories")).json() == []
+        thresholds = {"capacity_disable_threshold": 0.7, "allocated_capacity_disable_threshold": 0.8}
+        update = {"tags": ["fast"], "thresholds": thresholds}
+        await succeeded(client, await client.patch("/api/v1/pools/p", json=update))
+        changed = (await client.get("/api/v1/pools/p")).json()
+        assert changed["tags"] == ["fast"]
+        assert changed["thresholds"]["capacity_disable_threshold"] == 0.7
