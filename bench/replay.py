@@ -8,8 +8,8 @@ kind), copied with new ids into operations of their own, with the bus's migratio
   decoded through the message registry, its secrets masked when shown. Baseline in the same run (rounds interleaved,
   best of each): a plain asyncpg SELECT of the same rows and columns through a cursor (`plain_select_msgs_per_s`).
   Target: ratio >= 0.5 and >= 20,000 messages/s.
-- `entity_select_ms`: `strata replay --volume V` of one operation's volume in that journal (the GIN index of bus
-  migration 0004).
+- `entity_select_ms`: `strata replay --volume V` of one operation's volume in that journal (a scan of the payloads'
+  text: no index costs the journal's inserts for it, see bus migration 0006).
 - `sandbox_sagas_per_s`: the sandbox replay (services.replay.sandbox) of 1,000 revert sagas (copies of the recorded
   compensated revert, with new ids), on four stores of their own in a fresh database; every one must replay the same.
   `sandbox_in_memory_sagas_per_s`: the same on saga stores in memory (`strata replay sandbox --in-memory`).
