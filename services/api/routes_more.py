@@ -10,7 +10,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.backup import BackupCreated, BackupCreateFailed, CreateBackup
+from schemas.backup import (
+    BackupCreated,
+    BackupCreateFailed,
+    BackupRestored,
+    BackupRestoreFailed,
+    CreateBackup,
+    RestoreBackup,
+)
 from schemas.errors import NotFound
 from schemas.image import ImageKind
 from schemas.image_queries import ImageInfo, ImagesListed, ListImages
@@ -25,6 +32,7 @@ from services.cli.backup import _json as backup_json
 from services.cli.backup import _rows as backup_rows
 from services.cli.backup_repo import repository_rows
 from services.cli.pool import find_pool
+from services.cli.talking import invalid
 from services.cli.volume import find_volume
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
@@ -108,6 +116,51 @@ async def take_backup(request: Request, key: Operator, body: TakeBackupRequest) 
         command=command,
         success=BackupCreated,
         failure=BackupCreateFailed,
+    )
+    return accepted(operation)
+
+
+class RestoreRequest(BaseModel):
+    """A backup restored to a new volume (`strata backup restore --name N [--pool P]`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128, description="The new volume's name.")
+    pool: str | None = Field(default=None, description="Its pool (id or name); default: the allocator's.")
+
+
+@router.post("/backups/{backup_id}/restore", status_code=202, response_model=OperationOut, tags=["backups"])
+async def restore_backup(request: Request, key: Operator, backup_id: uuid.UUID, body: RestoreRequest) -> JSONResponse:
+    """Restore a backup to a new volume in its repository's zone; the data are checked against the backup's hashes
+    before the volume is released."""
+    context = context_of(request)
+    async with context.pool.acquire() as connection:
+        rows = await backup_rows(connection, volume_id=None, backup_id=backup_id, everything=True)
+        repositories = await repository_rows(connection, str(rows[0]["repository_id"])) if rows else []
+    if not rows or not repositories:
+        raise NotFound(f"no backup {backup_id}", field="backup_id")
+    client, timeout = context.asking(key), context.settings.query_timeout_seconds
+    pool_id = (await find_pool(client, body.pool, timeout=timeout)).pool_id if body.pool else None
+    try:
+        command = RestoreBackup(
+            restore_id=uuid.uuid4(),
+            backup_id=backup_id,
+            volume_id=uuid.uuid4(),
+            in_place=False,
+            name=body.name,
+            zone_id=uuid.UUID(repositories[0]["zone_id"]),
+            pool_id=pool_id,
+        )
+    except ValueError as error:
+        raise invalid(error) from None
+    operation = await follow(
+        context,
+        key,
+        kind="backup.restore",
+        target=body.name,
+        command=command,
+        success=BackupRestored,
+        failure=BackupRestoreFailed,
     )
     return accepted(operation)
 

@@ -1,6 +1,6 @@
 """Stores and settings through the API against the whole system: an image store and a backup repository added
-(a bad config refused on its field first), a volume backed up, listed, verified and deleted, the repository
-removed, and a pool's tags and thresholds changed."""
+(a bad config refused on its field first), a volume backed up, listed, verified, restored to a new volume and
+deleted, the repository removed, and a pool's tags and thresholds changed."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -58,6 +58,9 @@ async def test_stores_backups_and_pool_settings_through_the_api(stack: Stack) ->
         backup_id = backup["result"]["backup_id"]
         assert [each["backup_id"] for each in (await client.get("/api/v1/backups")).json()] == [backup_id]
         await succeeded(client, await client.post(f"/api/v1/backups/{backup_id}/verify"))
+        restore = {"name": "v-restored", "pool": "p"}
+        await succeeded(client, await client.post(f"/api/v1/backups/{backup_id}/restore", json=restore))
+        assert (await client.get("/api/v1/volumes/v-restored")).json()["state"] == "Ready"
         await succeeded(client, await client.delete(f"/api/v1/backups/{backup_id}"))
         await succeeded(client, await client.delete("/api/v1/backup-repositories/repo"))
         assert (await client.get("/api/v1/backup-repositories")).json() == []
