@@ -3,6 +3,7 @@ and stopped with the daemon's other parts (its consumer), its port logged (STRAT
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 
 import structlog
@@ -35,8 +36,21 @@ class ApiServer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Serve in the background; return once it listens (its port known), or raise why it could not."""
-        self._task = asyncio.create_task(self.server.serve())
+        """Serve in the background; return once it listens (its port known), or raise why it could not.
+
+        The socket is bound here, not by uvicorn, which would end the whole process (sys.exit) on a port in use."""
+        listening = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listening.bind((self.host, self.port))
+        except OSError as error:
+            listening.close()
+            raise FailedPrecondition(
+                f"the API cannot listen on {self.host}:{self.port} ({error.strerror}): set STRATA_API_PORT "
+                "(0 picks a free port) or STRATA_API_HOST",
+                field="STRATA_API_PORT",
+            ) from None
+        self._task = asyncio.create_task(self.server.serve(sockets=[listening]))
         async with asyncio.timeout(START_SECONDS):
             while not self.server.started:
                 if self._task.done():
