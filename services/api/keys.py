@@ -147,8 +147,9 @@ class KeyStore:
     async def open_session(self, key: ApiKey) -> tuple[str, str]:
         """A new console session for `key`: its cookie token and its CSRF token."""
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        with translated_errors():
+        with translated_errors():  # the expired sessions go as new ones come: the table holds live ones only
             await self.pool.execute(
+                f"WITH expired AS (DELETE FROM {SCHEMA}.sessions WHERE expires_at < now()) "
                 f"INSERT INTO {SCHEMA}.sessions (session_hash, key_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4)",
                 digest(token),
                 key.key_id,
