@@ -274,10 +274,11 @@ Deadline = Annotated[
 
 @message("agent.volume.copy_to_store")
 class CopyVolumeToStore(AgentCommand):
-    """Copy a volume's current content from its pool into a store as the object `object_id`."""
+    """Copy a volume's current content (or one of its snapshots') from its pool into a store as `object_id`."""
 
     pool_id: UUID
     volume_id: UUID
+    snapshot_id: UUID | None = Field(default=None, description="Copy this snapshot's content instead.")
     store: StoreAccess = Field(description="The store written to.")
     object_id: ObjectId
     format: CopyFormat = Field(default=CopyFormat.QCOW2, description="Format of the bytes written to the store.")

@@ -314,6 +314,9 @@ class CreateImageFromVolume(Command):
     name: str = Field(pattern=NAME_PATTERN, description="Operator-facing name, unique per zone and kind.")
     zone_id: UUID
     volume_id: UUID
+    snapshot_id: UUID | None = Field(
+        default=None, description="Take this snapshot's content (the volume as it was) rather than the current one."
+    )
     pool_id: UUID
     size_bytes: int = Field(gt=0, description="The volume's virtual size: the disk a volume made from it has.")
     host: str | None = Field(default=None, description="The agent route of the pool: its host ...")

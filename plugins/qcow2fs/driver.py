@@ -122,6 +122,19 @@ class Qcow2fsDriver:
     async def get_snapshot(self, snapshot_id: str) -> Snapshot:
         return await snapshots.get_snapshot(self._context, snapshot_id)
 
+    async def copy_out_snapshot(
+        self,
+        volume_id: str,
+        snapshot_id: str,
+        target: Path,
+        *,
+        target_format: VolumeFormat = VolumeFormat.QCOW2,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        await snapshots.copy_out_snapshot(
+            self._context, volume_id, snapshot_id, target, target_format=target_format, progress=progress
+        )
+
     async def list_snapshots(self, volume_id: str) -> list[Snapshot]:
         return await snapshots.list_snapshots(self._context, volume_id)
 

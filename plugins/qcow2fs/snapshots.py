@@ -13,9 +13,11 @@ from plugins.qcow2fs.chain import collect_garbage
 from plugins.qcow2fs.context import PoolContext, now
 from plugins.qcow2fs.layout import read_record, sync_dir, write_record
 from plugins.qcow2fs.qemu_img import convert_args, read_header
+from plugins.qcow2fs.volumes import convert_out
 from plugins.sdk import faults
 from plugins.sdk.errors import AlreadyExists, InvalidArgument, NotFound
-from plugins.sdk.types import Snapshot, SnapshotKind, Volume
+from plugins.sdk.progress import ProgressCallback
+from plugins.sdk.types import Snapshot, SnapshotKind, Volume, VolumeFormat
 
 
 def _snapshot(record: dict[str, object]) -> Snapshot:
@@ -117,6 +119,31 @@ async def get_snapshot(context: PoolContext, snapshot_id: str) -> Snapshot:
     if record is None or record["state"] != "ready":
         raise NotFound(f"snapshot {snapshot_id!r} does not exist", field="snapshot_id")
     return _snapshot(record)
+
+
+async def copy_out_snapshot(
+    context: PoolContext,
+    volume_id: str,
+    snapshot_id: str,
+    target: Path,
+    *,
+    target_format: VolumeFormat,
+    progress: ProgressCallback | None,
+) -> None:
+    """Write the snapshot's content to `target`: its layer with the layers under it read through (a full
+    snapshot's file stands alone), the volume's lock held so that no coalesce moves the layers meanwhile."""
+    async with context.lock(volume_id):
+        snapshot = await get_snapshot(context, snapshot_id)
+        if snapshot.volume_id != volume_id:
+            raise NotFound(f"snapshot {snapshot_id!r} is not of volume {volume_id!r}", field="snapshot_id")
+        await convert_out(
+            context,
+            snapshot_image(context, snapshot),
+            snapshot.size_bytes,
+            target,
+            target_format=target_format,
+            progress=progress,
+        )
 
 
 async def list_snapshots(context: PoolContext, volume_id: str) -> list[Snapshot]:

@@ -181,20 +181,35 @@ async def copy_out(
     if not target.is_absolute():
         raise InvalidArgument("target must be an absolute path", field="target")
     volume = await context.describe_volume(volume_id)
+    async with context.lock(volume_id):
+        await convert_out(
+            context, Path(volume.path), volume.size_bytes, target, target_format=target_format, progress=progress
+        )
+
+
+async def convert_out(
+    context: PoolContext,
+    source: Path,
+    size_bytes: int,
+    target: Path,
+    *,
+    target_format: VolumeFormat,
+    progress: ProgressCallback | None,
+) -> None:
+    """`qemu-img convert` of a qcow2 layer (its backing chain read through) to `target`, by a temporary name."""
     report = progress or no_progress
     partial = target.with_name(f".{target.name}.partial")
-    async with context.lock(volume_id):
-        await context.off_loop(partial.unlink, True)
-        args = convert_args(Path(volume.path), partial, source_format="qcow2", target_format=target_format.value)
-        try:
-            await context.qemu.run(*args, on_percent=fraction_to_bytes(report, volume.size_bytes))
-            await context.off_loop(partial.replace, target)
-        except BaseException:
-            # A failed or cancelled copy (a deadline), even just before the rename, leaves no partial file: its
-            # qemu-img is already reaped.
-            await asyncio.shield(context.off_loop(partial.unlink, True))
-            raise
-    report(volume.size_bytes, volume.size_bytes)
+    await context.off_loop(partial.unlink, True)
+    args = convert_args(source, partial, source_format="qcow2", target_format=target_format.value)
+    try:
+        await context.qemu.run(*args, on_percent=fraction_to_bytes(report, size_bytes))
+        await context.off_loop(partial.replace, target)
+    except BaseException:
+        # A failed or cancelled copy (a deadline), even just before the rename, leaves no partial file: its
+        # qemu-img is already reaped.
+        await asyncio.shield(context.off_loop(partial.unlink, True))
+        raise
+    report(size_bytes, size_bytes)
 
 
 async def resize_volume(context: PoolContext, volume_id: str, size_bytes: int) -> Volume:

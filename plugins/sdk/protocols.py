@@ -273,6 +273,24 @@ class ImageStore(Driver, Protocol):
 
 
 @runtime_checkable
+class SnapshotCopier(Protocol):
+    """A snapshot provider that can write a snapshot's content (as the volume was when it was taken) to a file: a
+    template made from a snapshot. Optional: the framework refuses such a template for a plugin without it."""
+
+    async def copy_out_snapshot(
+        self,
+        volume_id: str,
+        snapshot_id: str,
+        target: Path,
+        *,
+        target_format: VolumeFormat = VolumeFormat.QCOW2,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Write the snapshot's content to `target` (complete, or nothing: a temporary name renamed at the end)."""
+        ...
+
+
+@runtime_checkable
 class SpaceReporter(Protocol):
     """A store that may tell how much more it can hold (a directory can; an object store usually cannot)."""
 

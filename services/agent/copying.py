@@ -17,7 +17,7 @@ from uuid import UUID
 
 from bus.ports import UnitOfWork
 from plugins.sdk.progress import ProgressCallback
-from plugins.sdk.protocols import PrimaryStorage
+from plugins.sdk.protocols import PrimaryStorage, SnapshotCopier
 from plugins.sdk.types import ImageKind, Volume, VolumeFormat
 from schemas import Envelope, Event
 from schemas.agent import (
@@ -33,7 +33,7 @@ from schemas.agent import (
     VolumeCopyFromStoreFailed,
     VolumeCopyToStoreFailed,
 )
-from schemas.errors import DeadlineExceeded, FailedPrecondition, NotFound
+from schemas.errors import DeadlineExceeded, FailedPrecondition, NotFound, Unimplemented
 from services.agent.answering import Agent, volume_resource
 from services.agent.progress import progress_events
 
@@ -82,9 +82,27 @@ async def copy_volume_to_store(command: CopyVolumeToStore, envelope: Envelope, u
             staged = staging / f"{command.object_id}.{command.format.value}"
             report: ProgressCallback
             async with _progress(agent, envelope, command, CopyStage.POOL) as report:
-                await primary.copy_out(
-                    str(command.volume_id), staged, target_format=VolumeFormat(command.format.value), progress=report
-                )
+                if command.snapshot_id is None:
+                    await primary.copy_out(
+                        str(command.volume_id),
+                        staged,
+                        target_format=VolumeFormat(command.format.value),
+                        progress=report,
+                    )
+                else:
+                    if not isinstance(primary, SnapshotCopier):
+                        raise Unimplemented(
+                            f"the plugin of pool {command.pool_id} cannot copy a snapshot out: make the template from "
+                            "a volume reverted to it instead",
+                            field="snapshot_id",
+                        )
+                    await primary.copy_out_snapshot(
+                        str(command.volume_id),
+                        str(command.snapshot_id),
+                        staged,
+                        target_format=VolumeFormat(command.format.value),
+                        progress=report,
+                    )
             async with _progress(agent, envelope, command, CopyStage.STORE) as report:
                 stored = await store.put_image(command.object_id, ImageKind.TEMPLATE, staged, progress=report)
         return VolumeCopiedToStore(

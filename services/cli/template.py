@@ -36,15 +36,18 @@ from services.cli.talking import (
     errors,
     fail,
     human_bytes,
+    id_or_name,
     invalid,
     print_json,
     print_record,
     talk,
+    the_only,
     zone_id,
 )
 
 if TYPE_CHECKING:  # queries and the bus are imported when a command runs, so that `strata --help` stays fast
     from schemas.image_queries import ImageInfo
+    from schemas.snapshot_queries import SnapshotInfo
     from services.cli.sending import Client
 
 
@@ -163,10 +166,17 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
         def create(
             name: Annotated[str, typer.Argument(help="The template's name, unique in the volume's zone.")],
             volume: Annotated[str, typer.Option(help="The volume (id or name) whose content it takes.")],
+            snapshot: Annotated[
+                str | None, typer.Option(help="Take this snapshot's content (its id or name) instead of the current.")
+            ] = None,
             as_json: JsonOption = False,
             timeout: TimeoutOption = 3600.0,
         ) -> None:
-            """Make a template of a volume (its VM stopped): the pool's agent copies it into an image store."""
+            """Make a template of a volume (its VM stopped) or of one of its snapshots (the VM may run): the pool's
+            agent copies it into an image store.
+
+            Example: strata template create golden --volume web-1-root --snapshot before-upgrade
+            """
             from services.cli.pool import find_pool
             from services.cli.volume import find_volume
 
@@ -175,14 +185,16 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
                 if info.pool_id is None:
                     raise InvalidArgument(f"volume {volume} is on no pool yet", field="volume")
                 pool = await find_pool(client, str(info.pool_id), timeout=30.0)
+                taken = await _snapshot_of(client, info.volume_id, snapshot) if snapshot else None
                 try:
                     command = CreateImageFromVolume(
                         image_id=uuid.uuid4(),
                         name=name,
                         zone_id=info.zone_id,
                         volume_id=info.volume_id,
+                        snapshot_id=taken.snapshot_id if taken else None,
                         pool_id=info.pool_id,
-                        size_bytes=info.size_bytes,
+                        size_bytes=taken.size_bytes if taken else info.size_bytes,
                         host=pool.host,
                         cluster_id=pool.cluster_id,
                     )
@@ -306,6 +318,20 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
         console.print(f"{noun} {deleted.image_id} deleted")
 
     return app
+
+
+async def _snapshot_of(client: "Client", volume_id: uuid.UUID, snapshot: str) -> "SnapshotInfo":
+    """The volume's live snapshot named or numbered `snapshot`."""
+    from schemas.snapshot_queries import ListSnapshots, SnapshotsListed
+
+    wanted = id_or_name(snapshot)
+    listed = await client.ask(ListSnapshots(volume_id=volume_id), SnapshotsListed, timeout=30.0)
+    return the_only(
+        [each for each in listed.snapshots if (each.snapshot_id == wanted if wanted else each.name == snapshot)],
+        missing=f"volume {volume_id} has no snapshot {snapshot!r} (see `strata snapshot list --volume ...`)",
+        ambiguous=lambda count: f"{count} snapshots are named {snapshot!r}: give its id",
+        field="snapshot",
+    )
 
 
 def _sha256_of(path: Path) -> str:

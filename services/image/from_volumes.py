@@ -1,4 +1,5 @@
-"""Templates from volumes (import): the pool's agent copies the volume's current content (qcow2) into an image
+"""Templates from volumes and snapshots (import): the pool's agent copies the volume's current content, or one of its
+snapshots' (qcow2), into an image
 store of the zone (`agent.volume.copy_to_store`); its answer ends the store's copy DOWNLOADED, with the SHA-256 the
 agent computed as it stored it, or DOWNLOAD_ERROR with its reason. The copy is leased for the agent's deadline, so
 that the download worker leaves it alone; past it (an agent that never answered) the worker's checks would refuse
@@ -54,7 +55,7 @@ async def create_image_from_volume(
             kind=ImageKind.TEMPLATE,
             format=ImageFormat.QCOW2,
             zone_id=command.zone_id,
-            url=f"volume:{command.volume_id}",
+            url=f"snapshot:{command.snapshot_id}" if command.snapshot_id else f"volume:{command.volume_id}",
             checksum=None,
             size_bytes=None,
             virtual_size_bytes=command.size_bytes,
@@ -80,6 +81,7 @@ async def create_image_from_volume(
         copy = CopyVolumeToStore(
             pool_id=command.pool_id,
             volume_id=command.volume_id,
+            snapshot_id=command.snapshot_id,
             store=StoreAccess(store_id=store.store_id, plugin=store.plugin, config=config),
             object_id=str(command.image_id),
             format=CopyFormat.QCOW2,
@@ -136,7 +138,7 @@ async def _held(uow: UnitOfWork, object_id: str, store_id: UUID) -> tuple[CopyRo
     except ValueError:  # a copy someone else asked for (a staging copy of a migration)
         return None, None
     image = await repo.find_image(uow.connection, image_id)
-    if image is None or not image.url.startswith("volume:"):
+    if image is None or not image.url.startswith(("volume:", "snapshot:")):
         return None, None
     copy = await repo.find_copy(uow.connection, image_id, store_id)
     if copy is None or copy.state is not DownloadState.DOWNLOAD_IN_PROGRESS:

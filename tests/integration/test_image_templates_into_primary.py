@@ -30,10 +30,12 @@ from schemas.image import (
     ImageDownloaded,
     ImageDownloadFailed,
     ImageFormat,
+    ImageRegisterFailed,
     ImageStoreAdded,
     ImageStoreAddFailed,
     RegisterImage,
 )
+from schemas.snapshot import CreateSnapshotOnPool, SnapshotCreatedOnPool, SnapshotCreateOnPoolFailed, SnapshotKind
 from schemas.storage import (
     AddPool,
     CreateVolume,
@@ -51,6 +53,7 @@ from services.cli.sending import Client, CommandFailed
 from services.image.settings import ImageSettings
 from services.runtime.daemon import Settings
 from services.stack import System
+from tests.e2e.cloud_support import holds_mib
 from tests.helpers import assert_eventually
 from tests.image_http import image_server
 from tests.integration.plugins_qcow2fs_support import require_qemu_tools
@@ -274,3 +277,72 @@ async def test_a_template_made_from_a_volume_makes_volumes_with_its_content(clie
         if isinstance(e.payload, VolumeCreatedOnPool) and e.payload.volume_id == copy_id
     ]
     assert await exit_status("qemu-img", "compare", "-q", source.locator, copy.locator) == 0
+
+
+async def test_a_template_made_from_a_snapshot_has_the_volume_as_it_was(client: Client, tmp_path: Path) -> None:
+    pool_root, store_root = tmp_path / "pool", tmp_path / "secondary"
+    pool_root.mkdir()
+    store_root.mkdir()
+    pool_id = uuid.uuid4()
+    await send(
+        client,
+        AddPool(
+            pool_id=pool_id,
+            name="primary",
+            plugin="qcow2fs",
+            config={"path": str(pool_root)},
+            scope=PoolScope.HOST,
+            cluster_id=CLUSTER,
+            host=HOST,
+            zone_id=ZONE,
+        ),
+        PoolAdded,
+        PoolAddFailed,
+    )
+    await send(
+        client,
+        AddImageStore(
+            store_id=uuid.uuid4(), name="secondary", zone_id=ZONE, plugin="fsbackup", config={"path": str(store_root)}
+        ),
+        ImageStoreAdded,
+        ImageStoreAddFailed,
+    )
+    source_id = uuid.uuid4()
+    create = CreateVolume(volume_id=source_id, name="web", size_bytes=4 * MIB, zone_id=ZONE, host=HOST)
+    await send(client, create, VolumeCreated, VolumeCreateFailed)
+    (source,) = [e.payload for e in client.watch.events if isinstance(e.payload, VolumeCreatedOnPool)]
+    assert await exit_status("qemu-io", "-f", "qcow2", "-c", "write -P 0x3c 0 2M", source.locator) == 0
+    snapshot_id = uuid.uuid4()
+    take = CreateSnapshotOnPool(
+        pool_id=pool_id, volume_id=source_id, snapshot_id=snapshot_id, kind=SnapshotKind.DELTA, host=HOST
+    )
+    taken = await client.send(take, (SnapshotCreatedOnPool,), (SnapshotCreateOnPoolFailed,), timeout=60.0)
+    assert isinstance(taken, SnapshotCreatedOnPool)
+    # Written after the snapshot: the template must not have it.
+    assert await exit_status("qemu-io", "-f", "qcow2", "-c", "write -P 0x7e 0 1M", source.locator) == 0
+
+    template_id = uuid.uuid4()
+    made = CreateImageFromVolume(
+        image_id=template_id,
+        name="before-upgrade",
+        zone_id=ZONE,
+        volume_id=source_id,
+        snapshot_id=snapshot_id,
+        pool_id=pool_id,
+        size_bytes=4 * MIB,
+        host=HOST,
+    )
+    downloaded = await client.send(made, (ImageDownloaded,), (ImageDownloadFailed, ImageRegisterFailed), timeout=60)
+    assert isinstance(downloaded, ImageDownloaded)
+    copy_id = uuid.uuid4()
+    from_template = CreateVolume(
+        volume_id=copy_id, name="web-2", size_bytes=4 * MIB, zone_id=ZONE, host=HOST, template_id=template_id
+    )
+    await send(client, from_template, VolumeCreated, VolumeCreateFailed)
+    (copy,) = [
+        e.payload
+        for e in client.watch.events
+        if isinstance(e.payload, VolumeCreatedOnPool) and e.payload.volume_id == copy_id
+    ]
+    assert await holds_mib(copy.locator, 0x3C, 2)  # the content at the snapshot, not the later 0x7e
+    assert await holds_mib(source.locator, 0x7E, 1)  # while the volume itself moved on
