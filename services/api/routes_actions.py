@@ -1,6 +1,7 @@
 """The remaining changes the CLI makes, each sent and followed as an operation (202): a volume resized or reverted
-to a snapshot, snapshot policies (listed, created, deleted), a backup deleted or verified, a template or ISO
-registered from a URL (the stores' downloads go on after it is registered) or deleted."""
+to a snapshot, snapshot policies (listed, created, deleted), a backup deleted or verified, backup schedules
+(created, deleted), a template or ISO registered from a URL (the stores' downloads go on after it is registered) or
+deleted."""
 
 import uuid
 from typing import Annotated, Any
@@ -13,12 +14,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.backup import (
     BackupDeleted,
     BackupDeleteFailed,
+    BackupScheduleCreated,
+    BackupScheduleCreateFailed,
+    BackupScheduleDeleted,
+    BackupScheduleDeleteFailed,
     BackupVerified,
     BackupVerifyFailed,
+    CreateBackupSchedule,
     DeleteBackup,
+    DeleteBackupSchedule,
+    KeepRules,
     VerifyBackup,
 )
-from schemas.errors import InvalidArgument
+from schemas.errors import InvalidArgument, NotFound
 from schemas.image import (
     DeleteImage,
     ImageDeleted,
@@ -47,6 +55,7 @@ from services.api.keys import ApiKey, Role
 from services.api.models import OperationOut
 from services.api.routes_pools import accepted
 from services.api.routes_volumes import follow
+from services.cli.backup_repo import repository_rows
 from services.cli.image_downloads import find_image
 from services.cli.snapshot_policy import checked_policy
 from services.cli.talking import invalid, parse_size, zone_id
@@ -247,5 +256,69 @@ async def delete_image(
         command=DeleteImage(image_id=info.image_id),
         success=ImageDeleted,
         failure=ImageDeleteFailed,
+    )
+    return accepted(operation)
+
+
+class BackupScheduleRequest(BaseModel):
+    """A backup schedule (`strata backup-schedule create`), in CloudStack's formats; the backup service checks it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    volume: str = Field(min_length=1, description="The volume's id or name.")
+    repository: str = Field(min_length=1, description="The backup repository's id or name.")
+    interval: str = Field(description="HOURLY, DAILY, WEEKLY or MONTHLY.")
+    schedule: str = Field(description="MM, MM:HH, MM:HH:D (1 = Sunday) or MM:HH:DD.")
+    timezone: str = Field(default="UTC")
+    max_backups: int = Field(default=7, ge=1, le=1000, description="How many of its backups to keep.")
+    keep: KeepRules | None = Field(default=None, description="Proxmox Backup Server's keep rules, besides max_backups.")
+
+
+@router.post("/backup-schedules", status_code=202, response_model=OperationOut, tags=["backups"])
+async def create_backup_schedule(request: Request, key: Operator, body: BackupScheduleRequest) -> JSONResponse:
+    """Add a schedule to a volume (its other schedules stay); a bad schedule is refused by the backup service,
+    naming the field, in the operation's error."""
+    context = context_of(request)
+    info = await find_volume(context.asking(key), body.volume, timeout=context.settings.query_timeout_seconds)
+    async with context.pool.acquire() as connection:
+        repositories = await repository_rows(connection, body.repository)
+    if not repositories:
+        raise NotFound(f"no backup repository {body.repository!r}", field="repository")
+    try:
+        command = CreateBackupSchedule(
+            schedule_id=uuid.uuid4(),
+            volume_id=info.volume_id,
+            repository_id=uuid.UUID(repositories[0]["repository_id"]),
+            interval_type=body.interval.upper(),  # type: ignore[arg-type]  # pydantic reads the enum's value
+            schedule=body.schedule,
+            timezone=body.timezone,
+            max_backups=body.max_backups,
+            keep=body.keep,
+        )
+    except ValueError as error:
+        raise invalid(error) from None
+    operation = await follow(
+        context,
+        key,
+        kind="backup_schedule.create",
+        target=info.name,
+        command=command,
+        success=BackupScheduleCreated,
+        failure=BackupScheduleCreateFailed,
+    )
+    return accepted(operation)
+
+
+@router.delete("/backup-schedules/{schedule_id}", status_code=202, response_model=OperationOut, tags=["backups"])
+async def delete_backup_schedule(request: Request, key: Operator, schedule_id: uuid.UUID) -> JSONResponse:
+    """Delete a backup schedule (the backups it took stay)."""
+    operation = await follow(
+        context_of(request),
+        key,
+        kind="backup_schedule.delete",
+        target=str(schedule_id),
+        command=DeleteBackupSchedule(schedule_id=schedule_id),
+        success=BackupScheduleDeleted,
+        failure=BackupScheduleDeleteFailed,
     )
     return accepted(operation)

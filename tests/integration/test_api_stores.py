@@ -58,6 +58,9 @@ async def test_stores_backups_and_pool_settings_through_the_api(stack: Stack) ->
         backup_id = backup["result"]["backup_id"]
         assert [each["backup_id"] for each in (await client.get("/api/v1/backups")).json()] == [backup_id]
         await succeeded(client, await client.post(f"/api/v1/backups/{backup_id}/verify"))
+        schedule = {"volume": "v", "repository": "repo", "interval": "DAILY", "schedule": "30:02", "max_backups": 3}
+        scheduled = await succeeded(client, await client.post("/api/v1/backup-schedules", json=schedule))
+        await succeeded(client, await client.delete(f"/api/v1/backup-schedules/{scheduled['result']['schedule_id']}"))
         restore = {"name": "v-restored", "pool": "p"}
         await succeeded(client, await client.post(f"/api/v1/backups/{backup_id}/restore", json=restore))
         assert (await client.get("/api/v1/volumes/v-restored")).json()["state"] == "Ready"
