@@ -55,6 +55,7 @@ from services.cli.sending import Client
 from services.demo_backup import backup_chapter
 from services.demo_data import DataCheck, VirtualMachine, checksum, require_tools, write_pattern
 from services.demo_migrate import migrate_and_coalesce
+from services.demo_replay import replay_chapter
 from services.demo_template import register_template
 from services.embedded import embedded_postgres
 from services.runtime.daemon import Settings
@@ -231,7 +232,8 @@ async def _story(console: Console, client: Client, system: System, vm: VirtualMa
     running = vm.is_running()
     console.print(("[green]✓[/green]" if running else "[red]✗[/red]") + " the VM runs again")
     await _timeline(console, system, story.saga_id)
-    reverted_back = all(check.passed for check in checks) and running and len(checks) == VOLUMES
+    replayed = story.saga_id is not None and await replay_chapter(console, system.pool, story.saga_id)
+    reverted_back = all(check.passed for check in checks) and running and len(checks) == VOLUMES and replayed
     backed_up = await backup_chapter(
         console, client, workdir, zone_id=story.zone_id, host=HOST, volume=story.volumes[0]
     )
