@@ -116,6 +116,26 @@ async def restore(cloud: Cloud, backup_id: UUID) -> str:
     return str(await cloud.value("SELECT locator FROM storage.volumes WHERE volume_id = $1", volume_id))
 
 
+async def back_up_with_the_agent_killed(cloud: Cloud, volume_id: UUID, repository_id: UUID, point: str) -> UUID:
+    """Back the volume up with the agent started to SIGKILL itself at the fault point `point`, restart it once it
+    is dead, and check the backup ends BackedUp all the same; the backup's id."""
+    agent = cloud.daemons["agent"]
+    assert isinstance(agent, KillableDaemon)
+    agent.stop()
+    agent.start_killed_at(point)
+    backup_id = uuid.uuid4()
+    envelope = await cloud.publish(CreateBackup(backup_id=backup_id, volume_id=volume_id, repository_id=repository_id))
+
+    async def dead() -> bool:
+        return not agent.alive
+
+    await cloud.wait(dead, f"the agent killed itself at {point}", timeout=60)
+    agent.start()
+    assert await saga_ended(cloud, envelope.message_id, "the backup after the agent's restart") == "COMPLETED"
+    assert await cloud.value("SELECT state FROM backup.backups WHERE backup_id = $1", backup_id) == "BackedUp"
+    return backup_id
+
+
 async def consistent(cloud: Cloud) -> None:
     """No snapshot in BackingUp, no backup in BackingUp or Restoring, no saga lock held."""
     assert await cloud.value("SELECT count(*) FROM snapshot.snapshots WHERE state = 'BackingUp'") == 0
@@ -173,20 +193,7 @@ async def test_the_agent_killed_before_the_manifest_finishes_the_backup_after_a_
     repository_id, _ = repository
     volume_id, path = await new_volume(cloud)
     await write_mib(path, 0x31, 2)
-    agent = cloud.daemons["agent"]
-    assert isinstance(agent, KillableDaemon)
-    agent.stop()
-    agent.start_killed_at(BEFORE_MANIFEST)
-    backup_id = uuid.uuid4()
-    envelope = await cloud.publish(CreateBackup(backup_id=backup_id, volume_id=volume_id, repository_id=repository_id))
-
-    async def dead() -> bool:
-        return not agent.alive
-
-    await cloud.wait(dead, "the agent killed itself before the manifest", timeout=60)
-    agent.start()
-    assert await saga_ended(cloud, envelope.message_id, "the backup after the agent's restart") == "COMPLETED"
-    assert await cloud.value("SELECT state FROM backup.backups WHERE backup_id = $1", backup_id) == "BackedUp"
+    backup_id = await back_up_with_the_agent_killed(cloud, volume_id, repository_id, BEFORE_MANIFEST)
     assert await holds_mib(await restore(cloud, backup_id), 0x31, 2)
     await consistent(cloud)
 

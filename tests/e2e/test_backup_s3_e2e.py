@@ -11,10 +11,10 @@ from uuid import UUID
 import pytest
 import pytest_asyncio
 
-from schemas.backup import AddBackupRepository, CreateBackup
-from tests.e2e.cloud_support import KillableDaemon, add_pool, holds_mib, open_cloud, write_mib
+from schemas.backup import AddBackupRepository
+from tests.e2e.cloud_support import add_pool, holds_mib, open_cloud, write_mib
 from tests.e2e.revert_vm_support import Cloud
-from tests.e2e.test_backup_e2e import back_up, consistent, new_volume, restore, saga_ended
+from tests.e2e.test_backup_e2e import back_up, back_up_with_the_agent_killed, consistent, new_volume, restore
 from tests.seaweed import SeaweedS3, remove_bucket, shared_seaweed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -92,19 +92,6 @@ async def test_the_agent_killed_before_an_s3_manifest_finishes_the_backup_after_
 ) -> None:
     volume_id, path = await new_volume(cloud)
     await write_mib(path, 0x42, 2)
-    agent = cloud.daemons["agent"]
-    assert isinstance(agent, KillableDaemon)
-    agent.stop()
-    agent.start_killed_at(BEFORE_MANIFEST)
-    backup_id = uuid.uuid4()
-    envelope = await cloud.publish(CreateBackup(backup_id=backup_id, volume_id=volume_id, repository_id=repository))
-
-    async def dead() -> bool:
-        return not agent.alive
-
-    await cloud.wait(dead, "the agent killed itself before the manifest", timeout=60)
-    agent.start()
-    assert await saga_ended(cloud, envelope.message_id, "the backup after the agent's restart") == "COMPLETED"
-    assert await cloud.value("SELECT state FROM backup.backups WHERE backup_id = $1", backup_id) == "BackedUp"
+    backup_id = await back_up_with_the_agent_killed(cloud, volume_id, repository, BEFORE_MANIFEST)
     assert await holds_mib(await restore(cloud, backup_id), 0x42, 2)
     await consistent(cloud)

@@ -218,7 +218,8 @@ async def test_five_volumes_share_one_base_copy_and_stay_apart(client: Client, t
     )
 
 
-async def test_a_template_made_from_a_volume_makes_volumes_with_its_content(client: Client, tmp_path: Path) -> None:
+async def pool_and_store(client: Client, tmp_path: Path) -> uuid.UUID:
+    """A qcow2fs pool on HOST and an fsbackup image store in ZONE, both under `tmp_path`; the pool's id."""
     pool_root, store_root = tmp_path / "pool", tmp_path / "secondary"
     pool_root.mkdir()
     store_root.mkdir()
@@ -246,6 +247,11 @@ async def test_a_template_made_from_a_volume_makes_volumes_with_its_content(clie
         ImageStoreAdded,
         ImageStoreAddFailed,
     )
+    return pool_id
+
+
+async def test_a_template_made_from_a_volume_makes_volumes_with_its_content(client: Client, tmp_path: Path) -> None:
+    pool_id = await pool_and_store(client, tmp_path)
     source_id = uuid.uuid4()
     create = CreateVolume(volume_id=source_id, name="golden", size_bytes=4 * MIB, zone_id=ZONE, host=HOST)
     await send(client, create, VolumeCreated, VolumeCreateFailed)
@@ -280,33 +286,7 @@ async def test_a_template_made_from_a_volume_makes_volumes_with_its_content(clie
 
 
 async def test_a_template_made_from_a_snapshot_has_the_volume_as_it_was(client: Client, tmp_path: Path) -> None:
-    pool_root, store_root = tmp_path / "pool", tmp_path / "secondary"
-    pool_root.mkdir()
-    store_root.mkdir()
-    pool_id = uuid.uuid4()
-    await send(
-        client,
-        AddPool(
-            pool_id=pool_id,
-            name="primary",
-            plugin="qcow2fs",
-            config={"path": str(pool_root)},
-            scope=PoolScope.HOST,
-            cluster_id=CLUSTER,
-            host=HOST,
-            zone_id=ZONE,
-        ),
-        PoolAdded,
-        PoolAddFailed,
-    )
-    await send(
-        client,
-        AddImageStore(
-            store_id=uuid.uuid4(), name="secondary", zone_id=ZONE, plugin="fsbackup", config={"path": str(store_root)}
-        ),
-        ImageStoreAdded,
-        ImageStoreAddFailed,
-    )
+    pool_id = await pool_and_store(client, tmp_path)
     source_id = uuid.uuid4()
     create = CreateVolume(volume_id=source_id, name="web", size_bytes=4 * MIB, zone_id=ZONE, host=HOST)
     await send(client, create, VolumeCreated, VolumeCreateFailed)
