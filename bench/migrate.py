@@ -18,23 +18,16 @@ from that file into the destination directory. Target ratio <= 1.2.
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bus.rabbit import RabbitTransport
-from bus.settings import BusSettings
-from schemas import Event, Message
+from bench.system_support import CLUSTER, HOST, MIB, make_random_raw, run, running_system, seconds, send
 from schemas.image import AddImageStore, ImageStoreAdded, ImageStoreAddFailed
 from schemas.migration import MigrateVolume, VolumeMigrated, VolumeMigrateFailed
 from schemas.storage import (
@@ -47,46 +40,9 @@ from schemas.storage import (
     VolumeCreateFailed,
 )
 from schemas.storage_queries import ListVolumes, VolumesListed
-from services.agent.settings import AgentSettings
 from services.cli.sending import Client
-from services.image.settings import ImageSettings
-from services.runtime.daemon import Settings
-from services.runtime.settings import RuntimeSettings
-from services.stack import System
 
-MIB = 1024 * 1024
-HOST, CLUSTER = "bench-host", "bench-cluster"
 ZONE = uuid.UUID("00000000-0000-4000-8000-0000000000bf")
-AMQP_URL = os.environ.get("STRATA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-DATABASE_URL = os.environ.get("STRATA_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-async def run(*args: str) -> None:
-    """Run a tool, failing loudly."""
-    process = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
-    _, err = await process.communicate()
-    if process.returncode != 0:
-        raise SystemExit(f"{args[0]} failed: {err.decode()}")
-
-
-async def seconds(action: Callable[[], Awaitable[object]]) -> float:
-    """Seconds `action` takes, after flushing dirty pages so that no run pays for the previous one's writes."""
-    await asyncio.to_thread(os.sync)
-    started = time.perf_counter()
-    await action()
-    return time.perf_counter() - started
-
-
-def make_random_raw(path: Path, size_mib: int) -> None:
-    with path.open("wb") as raw:
-        for _ in range(size_mib):
-            raw.write(os.urandom(MIB))
-
-
-async def send(client: Client, command: Message, success: type[Event], failure: type[Event]) -> Event:
-    return await client.send(command, (success,), (failure,), timeout=3600.0)
 
 
 async def volume_with_data(client: Client, pool_id: uuid.UUID, raw: Path, size_mib: int) -> tuple[uuid.UUID, Path]:
@@ -113,85 +69,59 @@ async def volume_with_data(client: Client, pool_id: uuid.UUID, raw: Path, size_m
 
 
 async def figures(size_mib: int, workdir: Path) -> dict[str, float]:
-    name = f"strata_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(DATABASE_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    database_url = urlunsplit(urlsplit(DATABASE_URL)._replace(path=f"/{name}"))
-    transport = RabbitTransport(
-        BusSettings(amqp_url=AMQP_URL, namespace=f"bench{uuid.uuid4().hex[:8]}"), purpose="bench"
-    )
-    settings = Settings(
-        RuntimeSettings(secret_key_file=workdir / "secret.key", log_level="ERROR"),
-        AgentSettings(host=HOST, cluster=CLUSTER),
-        ImageSettings(staging_dir=workdir / "image-staging"),
-    )
-    only = ("storage", "snapshot", "image", "orchestrator", "agent")
-    system = await System.start(database_url, transport, settings=settings, relay_poll=0.1, only=only)
-    try:
-        async with Client(transport, owns_transport=False) as client:
-            pools = {side: uuid.uuid4() for side in ("source", "target")}
-            for side, pool_id in pools.items():
-                (workdir / side).mkdir()
-                await send(
-                    client,
-                    AddPool(
-                        pool_id=pool_id,
-                        name=f"bench-{side}",
-                        plugin="qcow2fs",
-                        config={"path": str(workdir / side)},
-                        scope=PoolScope.HOST,
-                        cluster_id=CLUSTER,
-                        host=HOST,
-                        zone_id=ZONE,
-                    ),
-                    PoolAdded,
-                    PoolAddFailed,
-                )
-            (workdir / "store").mkdir()
-            store = {"path": str(workdir / "store"), "compression": "none", "chunk_size_kib": 4096}
+    async with running_system(workdir, ("storage", "snapshot", "image", "orchestrator", "agent")) as client:
+        pools = {side: uuid.uuid4() for side in ("source", "target")}
+        for side, pool_id in pools.items():
+            (workdir / side).mkdir()
             await send(
                 client,
-                AddImageStore(store_id=uuid.uuid4(), name="bench", zone_id=ZONE, plugin="fsbackup", config=store),
-                ImageStoreAdded,
-                ImageStoreAddFailed,
+                AddPool(
+                    pool_id=pool_id,
+                    name=f"bench-{side}",
+                    plugin="qcow2fs",
+                    config={"path": str(workdir / side)},
+                    scope=PoolScope.HOST,
+                    cluster_id=CLUSTER,
+                    host=HOST,
+                    zone_id=ZONE,
+                ),
+                PoolAdded,
+                PoolAddFailed,
             )
-            raw = workdir / "data.raw"
-            await asyncio.to_thread(make_random_raw, raw, size_mib)
+        (workdir / "store").mkdir()
+        store = {"path": str(workdir / "store"), "compression": "none", "chunk_size_kib": 4096}
+        await send(
+            client,
+            AddImageStore(store_id=uuid.uuid4(), name="bench", zone_id=ZONE, plugin="fsbackup", config=store),
+            ImageStoreAdded,
+            ImageStoreAddFailed,
+        )
+        raw = workdir / "data.raw"
+        await asyncio.to_thread(make_random_raw, raw, size_mib)
 
-            def migrate(volume_id: uuid.UUID, *, staged: bool) -> Callable[[], Awaitable[object]]:
-                command = MigrateVolume(volume_id=volume_id, pool_id=pools["target"], staged=staged)
-                return lambda: send(client, command, VolumeMigrated, VolumeMigrateFailed)
+        def migrate(volume_id: uuid.UUID, *, staged: bool) -> Callable[[], Awaitable[object]]:
+            command = MigrateVolume(volume_id=volume_id, pool_id=pools["target"], staged=staged)
+            return lambda: send(client, command, VolumeMigrated, VolumeMigrateFailed)
 
-            small = workdir / "small.raw"
-            await asyncio.to_thread(make_random_raw, small, 16)
-            for through_store in (True, False):  # warm-up: the first of each command pays for connections, caches
-                warm, _ = await volume_with_data(client, pools["source"], small, 16)
-                await seconds(migrate(warm, staged=through_store))
-            volume_id, path = await volume_with_data(client, pools["source"], raw, size_mib)
-            direct_id, _ = await volume_with_data(client, pools["source"], raw, size_mib)
-            raw.unlink()
-            staged, landed = workdir / "staged.qcow2", workdir / "target" / "baseline.qcow2"
+        small = workdir / "small.raw"
+        await asyncio.to_thread(make_random_raw, small, 16)
+        for through_store in (True, False):  # warm-up: the first of each command pays for connections, caches
+            warm, _ = await volume_with_data(client, pools["source"], small, 16)
+            await seconds(migrate(warm, staged=through_store))
+        volume_id, path = await volume_with_data(client, pools["source"], raw, size_mib)
+        direct_id, _ = await volume_with_data(client, pools["source"], raw, size_mib)
+        raw.unlink()
+        staged, landed = workdir / "staged.qcow2", workdir / "target" / "baseline.qcow2"
 
-            async def bare() -> None:
-                await run("qemu-img", "convert", "-W", "-f", "qcow2", "-O", "qcow2", str(path), str(staged))
-                await run("qemu-img", "convert", "-W", "-f", "qcow2", "-O", "qcow2", str(staged), str(landed))
+        async def bare() -> None:
+            await run("qemu-img", "convert", "-W", "-f", "qcow2", "-O", "qcow2", str(path), str(staged))
+            await run("qemu-img", "convert", "-W", "-f", "qcow2", "-O", "qcow2", str(staged), str(landed))
 
-            baseline = await seconds(bare)
-            staged.unlink()
-            landed.unlink()
-            migrated = await seconds(migrate(volume_id, staged=True))
-            direct = await seconds(migrate(direct_id, staged=False))
-    finally:
-        await system.stop()
-        await transport.delete_namespace()
-        admin = await asyncpg.connect(DATABASE_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        baseline = await seconds(bare)
+        staged.unlink()
+        landed.unlink()
+        migrated = await seconds(migrate(volume_id, staged=True))
+        direct = await seconds(migrate(direct_id, staged=False))
     return {"migrate_ms": migrated * 1000, "direct_ms": direct * 1000, "qemu_img_ms": baseline * 1000}
 
 

@@ -19,25 +19,18 @@ bench's own). Timed, each as the CLI waits for it (command sent -> outcome event
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import socket
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bus.rabbit import RabbitTransport
-from bus.settings import BusSettings
-from schemas import Event, Message
+from bench.system_support import CLUSTER, HOST, MIB, make_random_raw, run, running_system, seconds, send
 from schemas.image import (
     AddImageStore,
     ImageDownloaded,
@@ -56,43 +49,9 @@ from schemas.storage import (
     VolumeCreated,
     VolumeCreateFailed,
 )
-from services.agent.settings import AgentSettings
-from services.cli.sending import Client
 from services.image.download import download
-from services.image.settings import ImageSettings
-from services.runtime.daemon import Settings
-from services.runtime.settings import RuntimeSettings
-from services.stack import System
 
-MIB = 1024 * 1024
-HOST, CLUSTER = "bench-host", "bench-cluster"
 ZONE = uuid.UUID("00000000-0000-4000-8000-0000000000be")
-AMQP_URL = os.environ.get("STRATA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-DATABASE_URL = os.environ.get("STRATA_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-async def run(*args: str) -> None:
-    """Run a tool, failing loudly."""
-    process = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
-    _, err = await process.communicate()
-    if process.returncode != 0:
-        raise SystemExit(f"{args[0]} failed: {err.decode()}")
-
-
-async def seconds(action: Callable[[], Awaitable[object]]) -> float:
-    """Seconds `action` takes, after flushing dirty pages so that no run pays for the previous one's writes."""
-    await asyncio.to_thread(os.sync)
-    started = time.perf_counter()
-    await action()
-    return time.perf_counter() - started
-
-
-def make_template_raw(path: Path, size_mib: int) -> None:
-    with path.open("wb") as raw:
-        for _ in range(size_mib):
-            raw.write(os.urandom(MIB))
 
 
 def free_port() -> int:
@@ -152,98 +111,67 @@ async def download_figures(url: str, size_bytes: int, workdir: Path) -> dict[str
     return {"download_mib_per_s": mib / min(ours), "curl_mib_per_s": mib / min(curls)}
 
 
-async def send(client: Client, command: Message, success: type[Event], failure: type[Event]) -> Event:
-    return await client.send(command, (success,), (failure,), timeout=1800.0)
-
-
 async def system_figures(url: str, template: Path, size_mib: int, volumes: int, workdir: Path) -> dict[str, float]:
     """The volume figures through the storage, image and agent daemons."""
-    name = f"strata_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(DATABASE_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    database_url = urlunsplit(urlsplit(DATABASE_URL)._replace(path=f"/{name}"))
-    transport = RabbitTransport(
-        BusSettings(amqp_url=AMQP_URL, namespace=f"bench{uuid.uuid4().hex[:8]}"), purpose="bench"
-    )
-    settings = Settings(
-        RuntimeSettings(secret_key_file=workdir / "secret.key", log_level="ERROR"),
-        AgentSettings(host=HOST, cluster=CLUSTER),
-        ImageSettings(staging_dir=workdir / "staging"),
-    )
-    system = await System.start(
-        database_url, transport, settings=settings, relay_poll=0.1, only=("storage", "image", "agent")
-    )
-    try:
-        async with Client(transport, owns_transport=False) as client:
-            pool_dir, store_dir = workdir / "pool", workdir / "store"
-            pool_dir.mkdir()
-            store_dir.mkdir()
-            await send(
-                client,
-                AddPool(
-                    pool_id=uuid.uuid4(),
-                    name="bench",
-                    plugin="qcow2fs",
-                    config={"path": str(pool_dir)},
-                    scope=PoolScope.HOST,
-                    cluster_id=CLUSTER,
-                    host=HOST,
-                    zone_id=ZONE,
-                ),
-                PoolAdded,
-                PoolAddFailed,
-            )
-            await send(
-                client,
-                AddImageStore(
-                    store_id=uuid.uuid4(),
-                    name="bench",
-                    zone_id=ZONE,
-                    plugin="fsbackup",
-                    config={"path": str(store_dir)},
-                ),
-                ImageStoreAdded,
-                ImageStoreAddFailed,
-            )
-            template_id = uuid.uuid4()
-            await send(
-                client,
-                RegisterImage(image_id=template_id, name="bench", format=ImageFormat.QCOW2, zone_id=ZONE, url=url),
-                ImageDownloaded,
-                ImageDownloadFailed,
-            )
+    async with running_system(workdir, ("storage", "image", "agent")) as client:
+        pool_dir, store_dir = workdir / "pool", workdir / "store"
+        pool_dir.mkdir()
+        store_dir.mkdir()
+        await send(
+            client,
+            AddPool(
+                pool_id=uuid.uuid4(),
+                name="bench",
+                plugin="qcow2fs",
+                config={"path": str(pool_dir)},
+                scope=PoolScope.HOST,
+                cluster_id=CLUSTER,
+                host=HOST,
+                zone_id=ZONE,
+            ),
+            PoolAdded,
+            PoolAddFailed,
+        )
+        await send(
+            client,
+            AddImageStore(
+                store_id=uuid.uuid4(),
+                name="bench",
+                zone_id=ZONE,
+                plugin="fsbackup",
+                config={"path": str(store_dir)},
+            ),
+            ImageStoreAdded,
+            ImageStoreAddFailed,
+        )
+        template_id = uuid.uuid4()
+        await send(
+            client,
+            RegisterImage(image_id=template_id, name="bench", format=ImageFormat.QCOW2, zone_id=ZONE, url=url),
+            ImageDownloaded,
+            ImageDownloadFailed,
+        )
 
-            def volume(template_id: uuid.UUID | None) -> Callable[[], Awaitable[object]]:
-                command = CreateVolume(
-                    volume_id=uuid.uuid4(),
-                    name=f"v{uuid.uuid4().hex[:6]}",
-                    size_bytes=size_mib * MIB,
-                    zone_id=ZONE,
-                    host=HOST,
-                    template_id=template_id,
-                )
-                return lambda: send(client, command, VolumeCreated, VolumeCreateFailed)
-
-            await seconds(volume(None))  # warm-up: the first command of each kind pays for connections and caches
-            first = await seconds(volume(template_id))
-            baseline = await seconds(
-                lambda: run("qemu-img", "convert", "-W", "-O", "qcow2", str(template), str(pool_dir / "baseline.qcow2"))
+        def volume(template_id: uuid.UUID | None) -> Callable[[], Awaitable[object]]:
+            command = CreateVolume(
+                volume_id=uuid.uuid4(),
+                name=f"v{uuid.uuid4().hex[:6]}",
+                size_bytes=size_mib * MIB,
+                zone_id=ZONE,
+                host=HOST,
+                template_id=template_id,
             )
-            empty, linked = [], []
-            for _ in range(volumes):
-                empty.append(await seconds(volume(None)))
-                linked.append(await seconds(volume(template_id)))
-    finally:
-        await system.stop()
-        await transport.delete_namespace()
-        admin = await asyncpg.connect(DATABASE_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+            return lambda: send(client, command, VolumeCreated, VolumeCreateFailed)
+
+        await seconds(volume(None))  # warm-up: the first command of each kind pays for connections and caches
+        first = await seconds(volume(template_id))
+        baseline = await seconds(
+            lambda: run("qemu-img", "convert", "-W", "-O", "qcow2", str(template), str(pool_dir / "baseline.qcow2"))
+        )
+        empty, linked = [], []
+        for _ in range(volumes):
+            empty.append(await seconds(volume(None)))
+            linked.append(await seconds(volume(template_id)))
     return {
         "empty_volume_ms": statistics.median(empty) * 1000,
         "linked_clone_ms": statistics.median(linked) * 1000,
@@ -254,7 +182,7 @@ async def system_figures(url: str, template: Path, size_mib: int, volumes: int, 
 
 async def main(size_mib: int, volumes: int, workdir: Path) -> dict[str, object]:
     raw = workdir / "template.raw"
-    await asyncio.to_thread(make_template_raw, raw, size_mib)
+    await asyncio.to_thread(make_random_raw, raw, size_mib)
     served = workdir / "served"
     served.mkdir()
     template = served / "template.qcow2"
