@@ -13,6 +13,7 @@ from sagas.serialize import instance_to_json, step_to_json
 from schemas.errors import NotFound
 from schemas.hosts import HostInfo
 from schemas.redact import redact
+from services.api.audit import recent, record
 from services.api.auth import caller, context_of
 from services.api.errors import ERROR_RESPONSES
 from services.api.keys import ApiKey, Role
@@ -55,14 +56,25 @@ async def create_key(request: Request, key: Admin, body: CreateKeyRequest) -> Js
     """A new key; `key` is in this answer only."""
     from services.api.keys import Role as KeyRole
 
-    created, secret = await context_of(request).keys.create(body.name, KeyRole(body.role), created_by=key.actor)
+    context = context_of(request)
+    created, secret = await context.keys.create(body.name, KeyRole(body.role), created_by=key.actor)
+    await record(context.pool, key.actor, "api_key.create", str(created.key_id), name=created.name, role=body.role)
     return {**created.public(), "key": secret}
 
 
 @router.delete("/api-keys/{key_id}", response_model=KeyOut, tags=["api-keys"])
 async def revoke_key(request: Request, key: Admin, key_id: UUID) -> JsonObject:
     """Revoke a key; its console sessions end."""
-    return (await context_of(request).keys.revoke(key_id)).public()
+    context = context_of(request)
+    revoked = await context.keys.revoke(key_id)
+    await record(context.pool, key.actor, "api_key.revoke", str(key_id), name=revoked.name)
+    return revoked.public()
+
+
+@router.get("/audit", tags=["api-keys"])
+async def audit(request: Request, key: Admin, limit: Annotated[int, Query(ge=1, le=10_000)] = 200) -> list[JsonObject]:
+    """What the API changed itself (keys, dead letters, saga actions), newest first, with who did it."""
+    return await recent(context_of(request).pool, limit)
 
 
 @router.get("/hosts", response_model=list[HostInfo], tags=["hosts"])

@@ -13,6 +13,7 @@ from bus.ports import DeadLetters
 from sagas.operator import Action, act
 from sagas.postgres_store import PostgresSagaStore
 from schemas.errors import FailedPrecondition, NotFound
+from services.api.audit import record
 from services.api.auth import caller, context_of
 from services.api.errors import ERROR_RESPONSES
 from services.api.keys import ApiKey, Role
@@ -64,6 +65,7 @@ async def act_on_saga(request: Request, key: ApiKey, saga_id: UUID, action: Saga
     context = context_of(request)
     async with PostgresSagaStore(context.pool, schema=context.saga_schema).session() as session:
         done = await act(session, saga_id, Action(action.value), actor=key.actor, reason=reason, now=datetime.now(UTC))
+    await record(context.pool, key.actor, f"saga.{action.value}", str(saga_id), reason=reason, done=done)
     return {"saga_id": str(saga_id), "action": action.value, "done": done, "actor": key.actor}
 
 
@@ -109,10 +111,28 @@ def _chosen(body: DeadLetterIds) -> list[str] | None:
 @router.post("/dead-letters/redrive", tags=["dead-letters"])
 async def redrive_dead_letters(request: Request, key: Operator, body: DeadLetterIds) -> dict[str, int]:
     """Send dead letters back to the queue they came from, attempts reset."""
-    return {"redriven": await dead_letters(request).redrive_dead(_chosen(body))}
+    chosen = _chosen(body)
+    moved = await dead_letters(request).redrive_dead(chosen)
+    await record(
+        context_of(request).pool,
+        key.actor,
+        "dead_letters.redrive",
+        "all" if chosen is None else ",".join(chosen),
+        count=moved,
+    )
+    return {"redriven": moved}
 
 
 @router.post("/dead-letters/purge", tags=["dead-letters"])
 async def purge_dead_letters(request: Request, key: Operator, body: DeadLetterIds) -> dict[str, int]:
     """Delete dead letters for good."""
-    return {"purged": await dead_letters(request).purge_dead(_chosen(body))}
+    chosen = _chosen(body)
+    removed = await dead_letters(request).purge_dead(chosen)
+    await record(
+        context_of(request).pool,
+        key.actor,
+        "dead_letters.purge",
+        "all" if chosen is None else ",".join(chosen),
+        count=removed,
+    )
+    return {"purged": removed}

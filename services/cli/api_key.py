@@ -5,6 +5,7 @@ directly, applying the API's migrations first, so the first admin key can be mad
 A key is printed once, when it is created; only its SHA-256 is kept.
 """
 
+import getpass
 import uuid
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -50,6 +51,7 @@ def create(
 
     Example: strata api-key create --role operator --name ci
     """
+    from services.api.audit import record
     from services.api.keys import Role
 
     label = name or f"{role.value}-{uuid.uuid4().hex[:6]}"
@@ -57,6 +59,9 @@ def create(
     async def work(connection: Any) -> tuple[dict[str, Any], str]:  # Any: JSON values
         await _migrated(connection)
         key, secret = await _with_keys(connection).create(label, Role(role.value), created_by="cli")
+        await record(
+            connection, f"cli:{getpass.getuser()}", "api_key.create", str(key.key_id), name=label, role=role.value
+        )
         return key.public(), secret
 
     public, secret = read(work)
@@ -98,10 +103,14 @@ def revoke(key_id: Annotated[str, typer.Argument(help="The key's id (`strata api
 
     Example: strata api-key revoke 0b6f...
     """
+    from services.api.audit import record
+
     wanted = parse_uuid(key_id, "KEY_ID")
 
     async def work(connection: Any) -> str:
         await _migrated(connection)
-        return (await _with_keys(connection).revoke(wanted)).name
+        name = (await _with_keys(connection).revoke(wanted)).name
+        await record(connection, f"cli:{getpass.getuser()}", "api_key.revoke", str(wanted), name=name)
+        return name
 
     console.print(f"API key {read(work)} revoked")

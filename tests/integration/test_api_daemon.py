@@ -71,6 +71,12 @@ async def test_no_key_is_401_a_viewer_cannot_change_and_an_operator_cannot_manag
             assert (await fresh.get("/api/v1/pools")).status_code == 200
             assert (await admin.delete(f"/api/v1/api-keys/{created.json()['key_id']}")).status_code == 200
             assert (await fresh.get("/api/v1/pools")).status_code == 401
+        audit = (await admin.get("/api/v1/audit")).json()
+        assert [(row["action"], row["actor"]) for row in audit[:2]] == [
+            ("api_key.revoke", "api:test-admin(admin)"),
+            ("api_key.create", "api:test-admin(admin)"),
+        ]
+        assert new_key not in json.dumps(audit)
 
 
 async def test_a_pool_added_and_a_volume_created_through_the_api(stack: Stack, database_url: str) -> None:
