@@ -41,6 +41,7 @@ from services.cli.talking import (
 if TYPE_CHECKING:  # queries and the bus are imported when a command runs, so that `strata --help` stays fast
     from rich.progress import Progress
 
+    from schemas import Event
     from schemas.storage_queries import VolumeInfo
     from services.cli.sending import Client
 
@@ -110,9 +111,12 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
 
             found = await find_image(client, template, ImageKind.TEMPLATE, timeout=timeout)
             placed = placed.model_copy(update={"template_id": found.image_id})
-        with _progress() as progress:
-            progress.add_task(f"creating volume {name} ({human_bytes(size_bytes)})", total=None)
-            created = await client.send(placed, (VolumeCreated,), (VolumeCreateFailed,), timeout=timeout)
+        if placed.template_id is None:
+            with _progress() as progress:
+                progress.add_task(f"creating volume {name} ({human_bytes(size_bytes)})", total=None)
+                created = await client.send(placed, (VolumeCreated,), (VolumeCreateFailed,), timeout=timeout)
+        else:
+            created = await _from_template(client, placed, timeout=timeout)
         assert isinstance(created, VolumeCreated)
         return created
 
@@ -121,6 +125,27 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
         print_json(created)
         return
     console.print(f"volume [bold]{name}[/bold] {created.volume_id} is Ready on pool {created.pool_id}")
+
+
+async def _from_template(client: "Client", command: CreateVolume, *, timeout: float) -> "Event":
+    """Create a volume from a template with a bar of the bytes copied when the pool needs its base copy first (the
+    agent's `agent.copy.progressed`); a volume on a cached base copy is ready before the first report."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from schemas.agent import CopyProgressed
+    from services.cli.following import following
+
+    envelope = await client.publish(command)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=errors, transient=True) as bar:
+        task = bar.add_task(f"creating volume {command.name} from its template", total=None)
+
+        def copied(event: CopyProgressed) -> None:
+            bar.update(task, description=f"copying the template onto the pool ({event.stage.value})")
+            bar.update(task, completed=event.done_bytes, total=event.total_bytes or None)
+
+        async with following(client, envelope.correlation_id, CopyProgressed, copied):
+            return await client.outcome(envelope, (VolumeCreated,), (VolumeCreateFailed,), timeout=timeout)
 
 
 async def find_volume(client: "Client", volume: str, *, timeout: float) -> "VolumeInfo":
