@@ -58,6 +58,9 @@ class MigrateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pool: str = Field(min_length=1, description="The destination pool's id or name.")
+    staged: bool = Field(
+        default=False, description="Copy through the zone's image store even where one agent reaches both pools."
+    )
 
 
 @router.get("/templates", response_model=list[ImageInfo], tags=["templates"])
@@ -167,12 +170,13 @@ async def restore_backup(request: Request, key: Operator, backup_id: uuid.UUID, 
 
 @router.post("/volumes/{volume}/migrate", status_code=202, response_model=OperationOut, tags=["volumes"])
 async def migrate_volume(request: Request, key: Operator, volume: str, body: MigrateRequest) -> JSONResponse:
-    """Move a volume to another pool (same id), through the zone's image store when the pools cannot natively."""
+    """Move a volume to another pool (same id): copied by the one agent that reaches both pools, otherwise (or with
+    `staged`) through the zone's image store."""
     context = context_of(request)
     client, timeout = context.asking(key), context.settings.query_timeout_seconds
     info = await find_volume(client, volume, timeout=timeout)
     target = await find_pool(client, body.pool, timeout=timeout)
-    command = MigrateVolume(volume_id=info.volume_id, pool_id=target.pool_id)
+    command = MigrateVolume(volume_id=info.volume_id, pool_id=target.pool_id, staged=body.staged)
     operation = await follow(
         context,
         key,
