@@ -12,14 +12,12 @@ from schemas.backup import (
     BackupCreateFailed,
     BackupRepositoryAdded,
     BackupRepositoryAddFailed,
-    BackupRestored,
-    BackupRestoreFailed,
     BackupVerified,
     BackupVerifyFailed,
     CreateBackup,
-    RestoreBackup,
     VerifyBackup,
 )
+from schemas.backup_restores import BackupRestored, BackupRestoreFailed, RestoreBackup
 from schemas.storage_queries import VolumeInfo
 from services.cli.backup import reuse_line
 from services.cli.sending import Client

@@ -22,7 +22,7 @@ from sagas.definitions.revert_vm import (
     volume_resource,
 )
 from schemas import Event
-from schemas.backup import (
+from schemas.backup_restores import (
     BackupRestored,
     BackupRestoredToVolume,
     BeginRestore,

@@ -16,10 +16,10 @@ from plugins.registry import validate_config
 from plugins.sdk.protocols import BlockBackupTarget, BlockMapProvider
 from plugins.sdk.types import VolumeFormat
 from schemas import Envelope, Event
-from schemas.backup import (
+from schemas.backup import BackupProgressed
+from schemas.backup_agent import (
     BackupDeletedOnStore,
     BackupDeleteOnStoreFailed,
-    BackupProgressed,
     BackupRestoredOnPool,
     BackupRestoreOnPoolFailed,
     BackupSnapshotOnPool,

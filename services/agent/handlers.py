@@ -16,7 +16,7 @@ from schemas.agent import (
     DetachPoolFromHost,
     ResizeVolumeOnPool,
 )
-from schemas.backup import (
+from schemas.backup_agent import (
     BackupSnapshotOnPool,
     CollectGarbageOnStore,
     DeleteBackupOnStore,

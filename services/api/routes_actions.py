@@ -14,17 +14,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.backup import (
     BackupDeleted,
     BackupDeleteFailed,
+    BackupVerified,
+    BackupVerifyFailed,
+    DeleteBackup,
+    VerifyBackup,
+)
+from schemas.backup_schedules import (
     BackupScheduleCreated,
     BackupScheduleCreateFailed,
     BackupScheduleDeleted,
     BackupScheduleDeleteFailed,
-    BackupVerified,
-    BackupVerifyFailed,
     CreateBackupSchedule,
-    DeleteBackup,
     DeleteBackupSchedule,
     KeepRules,
-    VerifyBackup,
 )
 from schemas.errors import InvalidArgument, NotFound
 from schemas.image import (

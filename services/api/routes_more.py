@@ -10,14 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.backup import (
-    BackupCreated,
-    BackupCreateFailed,
-    BackupRestored,
-    BackupRestoreFailed,
-    CreateBackup,
-    RestoreBackup,
-)
+from schemas.backup import BackupCreated, BackupCreateFailed, CreateBackup
+from schemas.backup_restores import BackupRestored, BackupRestoreFailed, RestoreBackup
 from schemas.errors import NotFound
 from schemas.image import ImageKind
 from schemas.image_queries import ImageInfo, ImagesListed, ListImages

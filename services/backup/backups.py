@@ -12,23 +12,25 @@ from schemas import Envelope, Event
 from schemas.backup import (
     BackupCreateFailed,
     BackupDeleted,
-    BackupDeletedOnStore,
     BackupDeleteFailed,
-    BackupDeleteOnStoreFailed,
-    BackupSnapshotOnPool,
     BackupState,
     BackupStateChanged,
     BackupTaken,
     BackupVerified,
-    BackupVerifiedOnStore,
     BackupVerifyFailed,
-    BackupVerifyOnStoreFailed,
     DeleteBackup,
+    TakeBackup,
+    VerifyBackup,
+)
+from schemas.backup_agent import (
+    BackupDeletedOnStore,
+    BackupDeleteOnStoreFailed,
+    BackupSnapshotOnPool,
+    BackupVerifiedOnStore,
+    BackupVerifyOnStoreFailed,
     DeleteBackupOnStore,
     SnapshotBackedUpOnPool,
     SnapshotBackupOnPoolFailed,
-    TakeBackup,
-    VerifyBackup,
     VerifyBackupOnStore,
 )
 from schemas.errors import AlreadyExists, FailedPrecondition, StrataError

@@ -6,14 +6,8 @@ a collection frees nothing and says so (`deferred`); a later one does the work.
 
 from bus.ports import UnitOfWork
 from schemas import Envelope, Event
-from schemas.backup import (
-    CollectGarbageOnStore,
-    CollectRepositoryGarbage,
-    GarbageCollectedOnStore,
-    GarbageCollectOnStoreFailed,
-    RepositoryGarbageCollected,
-    RepositoryGarbageCollectFailed,
-)
+from schemas.backup import CollectRepositoryGarbage, RepositoryGarbageCollected, RepositoryGarbageCollectFailed
+from schemas.backup_agent import CollectGarbageOnStore, GarbageCollectedOnStore, GarbageCollectOnStoreFailed
 from schemas.errors import FailedPrecondition, StrataError
 from services.backup import repository as repo
 from services.backup.deps import BackupDeps

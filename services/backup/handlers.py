@@ -9,27 +9,26 @@ The handlers live in one module per use case: `repositories` (and what the servi
 from schemas import Message
 from schemas.backup import (
     AddBackupRepository,
+    CollectRepositoryGarbage,
+    DeleteBackup,
+    RemoveBackupRepository,
+    TakeBackup,
+    VerifyBackup,
+)
+from schemas.backup_agent import (
     BackupDeletedOnStore,
     BackupDeleteOnStoreFailed,
     BackupRestoredOnPool,
     BackupRestoreOnPoolFailed,
     BackupVerifiedOnStore,
     BackupVerifyOnStoreFailed,
-    BeginRestore,
-    CollectRepositoryGarbage,
-    CreateBackupSchedule,
-    DeleteBackup,
-    DeleteBackupSchedule,
-    EndRestore,
     GarbageCollectedOnStore,
     GarbageCollectOnStoreFailed,
-    RemoveBackupRepository,
-    RestoreBackupToVolume,
     SnapshotBackedUpOnPool,
     SnapshotBackupOnPoolFailed,
-    TakeBackup,
-    VerifyBackup,
 )
+from schemas.backup_restores import BeginRestore, EndRestore, RestoreBackupToVolume
+from schemas.backup_schedules import CreateBackupSchedule, DeleteBackupSchedule
 from schemas.storage import PoolAdded, VolumeCreated
 from services.backup import backups, garbage, repositories, restores, schedules
 from services.backup.deps import BackupDeps

@@ -8,14 +8,12 @@ from uuid import UUID
 
 from bus.ports import UnitOfWork
 from schemas import Envelope, Event
-from schemas.backup import (
-    BackupRestoredOnPool,
+from schemas.backup import BackupState
+from schemas.backup_agent import BackupRestoredOnPool, BackupRestoreOnPoolFailed, RestoreBackupOnPool
+from schemas.backup_restores import (
     BackupRestoredToVolume,
-    BackupRestoreOnPoolFailed,
-    BackupState,
     BeginRestore,
     EndRestore,
-    RestoreBackupOnPool,
     RestoreBackupToVolume,
     RestoreBegun,
     RestoreEnded,

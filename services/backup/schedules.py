@@ -6,14 +6,13 @@ from uuid import UUID
 
 from bus.ports import UnitOfWork
 from schemas import Envelope, Event
-from schemas.backup import (
+from schemas.backup import BackupState, DeleteBackup
+from schemas.backup_schedules import (
     BackupScheduleCreated,
     BackupScheduleCreateFailed,
     BackupScheduleDeleted,
     BackupScheduleDeleteFailed,
-    BackupState,
     CreateBackupSchedule,
-    DeleteBackup,
     DeleteBackupSchedule,
     KeepRules,
 )

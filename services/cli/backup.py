@@ -238,7 +238,7 @@ def restore(  # noqa: PLR0917  # typer makes each parameter an option or argumen
     timeout: TimeoutOption = 3600.0,
 ) -> None:
     """Restore a backup to a new volume or in place; the data are checked against the backup's hashes first."""
-    from schemas.backup import BackupRestored, BackupRestoreFailed, RestoreBackup
+    from schemas.backup_restores import BackupRestored, BackupRestoreFailed, RestoreBackup
     from services.cli.pool import find_pool
 
     backup_id = parse_uuid(backup, "BACKUP")

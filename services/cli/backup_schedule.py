@@ -12,7 +12,7 @@ from services.cli.backup_repo import find_repository
 from services.cli.talking import JsonOption, TimeoutOption, console, invalid, parse_uuid, print_json, read, talk
 
 if TYPE_CHECKING:  # the bus is imported when a command runs, so that `strata --help` stays fast
-    from schemas.backup import KeepRules
+    from schemas.backup_schedules import KeepRules
     from services.cli.sending import Client
 
 app = typer.Typer(help="Scheduled backups and their retention.", no_args_is_help=True)
@@ -42,7 +42,12 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     --keep-weekly 4
     """
     from schemas import StrataError
-    from schemas.backup import BackupScheduleCreated, BackupScheduleCreateFailed, CreateBackupSchedule, KeepRules
+    from schemas.backup_schedules import (
+        BackupScheduleCreated,
+        BackupScheduleCreateFailed,
+        CreateBackupSchedule,
+        KeepRules,
+    )
     from services.backup.schedules import schedule_policy
     from services.cli.talking import fail
     from services.cli.volume import find_volume
@@ -93,7 +98,7 @@ def list_schedules(
     as_json: JsonOption = False,
 ) -> None:
     """List the backup schedules."""
-    from schemas.backup import KeepRules
+    from schemas.backup_schedules import KeepRules
 
     volume_id = parse_uuid(volume, "--volume") if volume else None
 
@@ -145,7 +150,7 @@ def delete(
     timeout: TimeoutOption = 60.0,
 ) -> None:
     """Stop a schedule; the backups it took stay."""
-    from schemas.backup import BackupScheduleDeleted, BackupScheduleDeleteFailed, DeleteBackupSchedule
+    from schemas.backup_schedules import BackupScheduleDeleted, BackupScheduleDeleteFailed, DeleteBackupSchedule
 
     schedule_id = parse_uuid(schedule, "SCHEDULE")
 

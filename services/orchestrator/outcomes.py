@@ -16,7 +16,8 @@ from sagas.definitions.snapshot_vm import SAGA_NAME as SNAPSHOT_VM
 from sagas.ports import SagaStore
 from sagas.records import SagaInstance, SagaStatus
 from schemas import Envelope, ErrorInfo, Event, registry
-from schemas.backup import BackupCreateFailed, BackupRestoreFailed, CreateBackup, RestoreBackup
+from schemas.backup import BackupCreateFailed, CreateBackup
+from schemas.backup_restores import BackupRestoreFailed, RestoreBackup
 from schemas.chain import ChainCoalesceFailed, CoalesceChain
 from schemas.migration import MigrateVolume, VolumeMigrateFailed
 from schemas.sagas import SagaEnded

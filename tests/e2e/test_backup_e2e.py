@@ -18,7 +18,8 @@ from plugins.chunked.codec import chunk_key
 from plugins.fsbackup import FsBackupConfig
 from plugins.fsbackup.driver import open_driver
 from sagas.work import saga_id_for
-from schemas.backup import AddBackupRepository, CollectRepositoryGarbage, CreateBackup, RestoreBackup
+from schemas.backup import AddBackupRepository, CollectRepositoryGarbage, CreateBackup
+from schemas.backup_restores import RestoreBackup
 from schemas.storage import CreateVolume
 from tests.e2e.cloud_support import KillableDaemon, add_pool, holds_mib, open_cloud, write_mib
 from tests.e2e.revert_vm_support import CLUSTER, HOST, Cloud

@@ -19,14 +19,12 @@ from schemas.backup import (
     BackupCreateFailed,
     BackupRepositoryAdded,
     BackupRepositoryAddFailed,
-    BackupRestored,
-    BackupRestoreFailed,
     BackupVerified,
     BackupVerifyFailed,
     CreateBackup,
-    RestoreBackup,
     VerifyBackup,
 )
+from schemas.backup_restores import BackupRestored, BackupRestoreFailed, RestoreBackup
 from schemas.storage import (
     AddPool,
     CreateVolume,

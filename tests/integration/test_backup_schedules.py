@@ -11,11 +11,7 @@ import pytest
 from bus.codec import encode
 from bus.postgres import PostgresUnitOfWorkFactory
 from plugins.registry import load_plugins
-from schemas.backup import (
-    BackupScheduleCreated,
-    BackupScheduleCreateFailed,
-    CreateBackupSchedule,
-)
+from schemas.backup_schedules import BackupScheduleCreated, BackupScheduleCreateFailed, CreateBackupSchedule
 from schemas.snapshot import IntervalType
 from services.backup.deps import BackupDeps
 from services.backup.scheduler import BackupScheduler

@@ -20,14 +20,12 @@ from schemas.backup import (
     BackupCreated,
     BackupCreateFailed,
     BackupKind,
-    BackupRestored,
-    BackupRestoreFailed,
     CollectRepositoryGarbage,
     CreateBackup,
     RepositoryGarbageCollected,
     RepositoryGarbageCollectFailed,
-    RestoreBackup,
 )
+from schemas.backup_restores import BackupRestored, BackupRestoreFailed, RestoreBackup
 from schemas.snapshot import CreateSnapshot, SnapshotCreated, SnapshotCreateFailed
 from services.cli.sending import CommandFailed
 from services.demo_data import VirtualMachine

@@ -4,7 +4,8 @@ import uuid
 
 import pytest
 
-from schemas.backup import BackupKind, BackupState, RestoreBackup
+from schemas.backup import BackupKind, BackupState
+from schemas.backup_restores import RestoreBackup
 from schemas.errors import FailedPrecondition
 from services.domain.backups import BACKUP_STATES, BackupEvent, PriorBackup, plan_backup
 
