@@ -18,14 +18,21 @@ QUEUE_LISTING_TIMEOUT = 120.0  # seconds: rabbitmqctl starts an Erlang VM
 
 def broker_queues() -> list[str] | None:
     """Every queue name on the local broker's default vhost; None when rabbitmqctl is missing or refused."""
-    rabbitmqctl = shutil.which("rabbitmqctl") or (
-        "/usr/sbin/rabbitmqctl" if shutil.which("/usr/sbin/rabbitmqctl") else None
-    )
+    return _listed("list_queues")
+
+
+def broker_exchanges() -> list[str] | None:
+    """Every exchange name on the local broker's default vhost; None when rabbitmqctl is missing or refused."""
+    return _listed("list_exchanges")
+
+
+def _listed(what: str) -> list[str] | None:
+    rabbitmqctl = shutil.which("rabbitmqctl") or shutil.which("/usr/sbin/rabbitmqctl")
     if rabbitmqctl is None:
         return None
     try:
         listed = subprocess.run(
-            [rabbitmqctl, "list_queues", "--quiet", "--no-table-headers", "name"],
+            [rabbitmqctl, what, "--quiet", "--no-table-headers", "name"],
             capture_output=True,
             text=True,
             timeout=QUEUE_LISTING_TIMEOUT,
@@ -42,12 +49,14 @@ def leftovers(queues: Iterable[str], namespaces: Iterable[str]) -> list[str]:
     return sorted(queue for queue in queues if prefixes and queue.startswith(prefixes))
 
 
-async def delete_queues(amqp_url: str, queues: Iterable[str]) -> None:
-    """Delete `queues` (and the messages in them) over one connection."""
+async def delete_queues(amqp_url: str, queues: Iterable[str], exchanges: Iterable[str] = ()) -> None:
+    """Delete `queues` (and the messages in them) and `exchanges` over one connection."""
     async with aiormq.connect(amqp_url) as connection:
         channel = await connection.channel()
         for queue in queues:
             await channel.queue_delete(queue)
+        for exchange in exchanges:
+            await channel.exchange_delete(exchange)
 
 
 def sweep(amqp_url: str, namespaces: Iterable[str]) -> str:
@@ -59,8 +68,9 @@ def sweep(amqp_url: str, namespaces: Iterable[str]) -> str:
     if queues is None:
         return "broker sweep: rabbitmqctl is not usable here, leftover queues (if any) were not looked for"
     left = leftovers(queues, handed_out)
-    if not left:
+    exchanges = leftovers(broker_exchanges() or [], handed_out)
+    if not left and not exchanges:
         return ""
-    asyncio.run(delete_queues(amqp_url, left))
+    asyncio.run(delete_queues(amqp_url, left, exchanges))
     shown = ", ".join(left[:20]) + (f" and {len(left) - 20} more" if len(left) > 20 else "")
-    return f"broker sweep: deleted {len(left)} queue(s) the tests left behind: {shown}"
+    return f"broker sweep: deleted {len(left)} queue(s) and {len(exchanges)} exchange(s) the tests left behind: {shown}"
