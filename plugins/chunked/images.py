@@ -4,7 +4,7 @@ checked against the checksum the operator registered before anything is stored."
 import asyncio
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from plugins.chunked.writer import BeforeManifest, WholeDigest, check_id
 from schemas.errors import AlreadyExists, InvalidArgument, NotFound
 
 IMAGE_PREFIX = "images"
+IMAGE_CHUNK_SIZE = 4 * 1024 * 1024
 _ALGORITHMS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 _CLOUDSTACK_STYLE = re.compile(r"^\{(?P<algorithm>[A-Za-z0-9-]+)\}(?P<digest>[0-9a-fA-F]+)$")
 _READ_BYTES = 4 * 1024 * 1024
@@ -96,10 +97,16 @@ def _same_image(existing: BackupSummary, kind: str, disk_format: str, sha256: st
 
 
 class ImageRepository:
-    """Images in a store shared with backups, under `images/` (their own chunks and manifests)."""
+    """Images in a store shared with backups, under `images/` (their own chunks and manifests).
+
+    Images are cut in `IMAGE_CHUNK_SIZE` chunks whatever the store's setting for backups: an image is written once
+    and read whole, so small chunks (which keep an incremental backup's writes near what changed) would only multiply
+    the objects to write, read and verify. Each manifest records its chunk size, so images stored before stay
+    readable."""
 
     def __init__(self, store: BlobStore, settings: ChunkedSettings | None = None) -> None:
-        self.chunks = ChunkedRepository(PrefixedBlobStore(store, IMAGE_PREFIX), settings)
+        images = replace(settings or ChunkedSettings(), chunk_size=IMAGE_CHUNK_SIZE)
+        self.chunks = ChunkedRepository(PrefixedBlobStore(store, IMAGE_PREFIX), images)
 
     async def put(
         self,
