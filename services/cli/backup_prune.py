@@ -46,16 +46,7 @@ def prune(  # noqa: PLR0917  # typer makes each parameter an option or argument
     except StrataError as error:
         fail(error)
 
-    async def backed_up(connection: Any) -> list[tuple[uuid.UUID, Any]]:  # asyncpg connection; (id, created_at)
-        rows = await connection.fetch(
-            "SELECT backup_id, created_at FROM backup.backups WHERE volume_id = $1 AND state = 'BackedUp' "
-            "AND ($2::uuid IS NULL OR repository_id = $2)",
-            volume_id,
-            repository_id,
-        )
-        return [(row["backup_id"], row["created_at"]) for row in rows]
-
-    decisions = plan_prune(read(backed_up), keep, zone)
+    decisions = plan_prune(read(lambda connection: backed_up(connection, volume_id, repository_id)), keep, zone)
     victims = [decision.backup_id for decision in decisions if decision.kept_by is None]
     if not dry_run and victims:
         talk(lambda client: _delete_all(client, victims, timeout))
@@ -73,6 +64,19 @@ def prune(  # noqa: PLR0917  # typer makes each parameter an option or argument
         table.add_row(row["backup_id"], str(row["created_at"])[:19], fate)
     console.print(table)
     console.print(f"{len(victims)} of {len(rows)} backups {'would go' if dry_run else 'removed'}")
+
+
+async def backed_up(
+    connection: Any, volume_id: uuid.UUID, repository_id: uuid.UUID | None
+) -> list[tuple[uuid.UUID, Any]]:  # asyncpg connection; (id, created_at)
+    """The volume's BackedUp backups (in one repository, or all), what a prune decides over."""
+    rows = await connection.fetch(
+        "SELECT backup_id, created_at FROM backup.backups WHERE volume_id = $1 AND state = 'BackedUp' "
+        "AND ($2::uuid IS NULL OR repository_id = $2)",
+        volume_id,
+        repository_id,
+    )
+    return [(row["backup_id"], row["created_at"]) for row in rows]
 
 
 async def _delete_all(client: "Client", victims: list[uuid.UUID], timeout: float) -> None:

@@ -29,6 +29,18 @@ class OutboxRow(BaseModel):
     last_error: str | None
 
 
+async def unsent_rows(connection: Any, limit: int) -> list[OutboxRow]:  # Any: an asyncpg connection
+    """The oldest `limit` unsent messages (`strata outbox list`, `GET /api/v1/outbox`), errors' URL passwords masked."""
+    rows = await connection.fetch(
+        "SELECT id, message_id::text, type, routing_key, created_at, attempts, next_attempt_at, last_error "
+        "FROM bus.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+        limit,
+    )
+    return [
+        OutboxRow(**{**dict(row), "last_error": mask_url_passwords(row["last_error"] or "") or None}) for row in rows
+    ]
+
+
 @app.command("list")
 def list_unsent(
     limit: Annotated[int, typer.Option(min=1, help="At most this many, oldest first.")] = 100,
@@ -39,18 +51,7 @@ def list_unsent(
     Example: strata outbox list --limit 20
     """
 
-    async def work(connection: Any) -> list[OutboxRow]:  # Any: an asyncpg connection
-        rows = await connection.fetch(
-            "SELECT id, message_id::text, type, routing_key, created_at, attempts, next_attempt_at, last_error "
-            "FROM bus.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
-            limit,
-        )
-        return [
-            OutboxRow(**{**dict(row), "last_error": mask_url_passwords(row["last_error"] or "") or None})
-            for row in rows
-        ]
-
-    unsent = read(work)
+    unsent = read(lambda connection: unsent_rows(connection, limit))
     if as_json:
         print_json(unsent)
         return
