@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -88,3 +89,21 @@ async def api_stack(database_url: str, amqp_url: str, namespace: str, pools_dir:
         queues = [f"{namespace}.{queue.name}" for name in DAEMONS for queue in declared(name).queues]
         queues += [f"{namespace}.agent.{HOST}", f"{namespace}.agent.cluster.{CLUSTER}"]
         await RabbitTransport(bus_settings(namespace, amqp_url)).delete_namespace(queues)
+
+
+async def outcome(client: httpx.AsyncClient, answer: httpx.Response) -> dict[str, Any]:  # Any: JSON values
+    """The operation a 202 answer started, once it ended (polled at its `Location`)."""
+    assert answer.status_code == 202, answer.text
+
+    async def ended() -> dict[str, Any] | None:  # Any: JSON values
+        operation: dict[str, Any] = dict((await client.get(answer.headers["location"])).json())
+        return operation if operation["status"] != "running" else None
+
+    return dict(await assert_eventually(ended, timeout=120, interval=0.1, what="the operation ended") or {})
+
+
+async def succeeded(client: httpx.AsyncClient, answer: httpx.Response) -> dict[str, Any]:  # Any: JSON values
+    """`outcome`, which must have succeeded."""
+    operation = await outcome(client, answer)
+    assert operation["status"] == "succeeded", operation
+    return operation

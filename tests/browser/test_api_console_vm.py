@@ -5,15 +5,13 @@ stopped, its volume reverted and the VM started again."""
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from playwright.async_api import expect
 
 from services.api.keys import Role
 from services.demo_data import VirtualMachine
-from tests.browser.api_stack import CLUSTER, Stack, api_stack
+from tests.browser.api_stack import CLUSTER, Stack, api_stack, succeeded
 from tests.browser.browser_support import screenshot, signed_in
 from tests.helpers import assert_eventually
 
@@ -24,18 +22,6 @@ pytestmark = pytest.mark.e2e
 async def stack(database_url: str, amqp_url: str, namespace: str, tmp_path: Path) -> AsyncIterator[Stack]:
     async with api_stack(database_url, amqp_url, namespace, tmp_path) as running:
         yield running
-
-
-async def succeeded(client: httpx.AsyncClient, answer: httpx.Response) -> dict[str, Any]:  # Any: JSON values
-    assert answer.status_code == 202, answer.text
-
-    async def ended() -> dict[str, Any] | None:  # Any: JSON values
-        operation: dict[str, Any] = dict((await client.get(answer.headers["location"])).json())
-        return operation if operation["status"] != "running" else None
-
-    operation = dict(await assert_eventually(ended, timeout=120, interval=0.1, what="the operation ended") or {})
-    assert operation["status"] == "succeeded", operation
-    return operation
 
 
 async def test_a_vm_revert_watched_from_the_vms_page_to_its_saga_timeline(stack: Stack) -> None:

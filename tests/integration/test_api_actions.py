@@ -4,15 +4,12 @@ snapshot, a backup that does not exist refused by the backup service, a template
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
-import httpx
 import pytest
 
 from services.api.keys import Role
-from tests.browser.api_stack import CLUSTER, Stack, api_stack
-from tests.helpers import assert_eventually
+from tests.browser.api_stack import CLUSTER, Stack, api_stack, outcome, succeeded
 
 pytestmark = pytest.mark.integration
 
@@ -21,22 +18,6 @@ pytestmark = pytest.mark.integration
 async def stack(database_url: str, amqp_url: str, namespace: str, tmp_path: Path) -> AsyncIterator[Stack]:
     async with api_stack(database_url, amqp_url, namespace, tmp_path) as running:
         yield running
-
-
-async def outcome(client: httpx.AsyncClient, answer: httpx.Response) -> dict[str, Any]:  # Any: JSON values
-    assert answer.status_code == 202, answer.text
-
-    async def ended() -> dict[str, Any] | None:  # Any: JSON values
-        operation: dict[str, Any] = dict((await client.get(answer.headers["location"])).json())
-        return operation if operation["status"] != "running" else None
-
-    return dict(await assert_eventually(ended, timeout=120, interval=0.1, what="the operation ended") or {})
-
-
-async def succeeded(client: httpx.AsyncClient, answer: httpx.Response) -> dict[str, Any]:  # Any: JSON values
-    operation = await outcome(client, answer)
-    assert operation["status"] == "succeeded", operation
-    return operation
 
 
 async def test_resize_policies_revert_backup_and_template_through_the_api(stack: Stack) -> None:

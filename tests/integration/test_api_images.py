@@ -4,15 +4,12 @@ a URL taking a PUT (checked against its SHA-256, the URL in no answer); a migrat
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from services.api.keys import Role
 from services.cli.file_receiver import receive_file
-from tests.browser.api_stack import CLUSTER, Stack, api_stack
-from tests.helpers import assert_eventually
+from tests.browser.api_stack import CLUSTER, Stack, api_stack, succeeded
 
 pytestmark = pytest.mark.integration
 
@@ -21,18 +18,6 @@ pytestmark = pytest.mark.integration
 async def stack(database_url: str, amqp_url: str, namespace: str, tmp_path: Path) -> AsyncIterator[Stack]:
     async with api_stack(database_url, amqp_url, namespace, tmp_path) as running:
         yield running
-
-
-async def succeeded(client: httpx.AsyncClient, answer: httpx.Response) -> dict[str, Any]:  # Any: JSON values
-    assert answer.status_code == 202, answer.text
-
-    async def ended() -> dict[str, Any] | None:  # Any: JSON values
-        operation: dict[str, Any] = dict((await client.get(answer.headers["location"])).json())
-        return operation if operation["status"] != "running" else None
-
-    operation = dict(await assert_eventually(ended, timeout=120, interval=0.1, what="the operation ended") or {})
-    assert operation["status"] == "succeeded", operation
-    return operation
 
 
 async def test_a_template_from_a_volume_copied_exported_and_a_staged_migration(stack: Stack, tmp_path: Path) -> None:

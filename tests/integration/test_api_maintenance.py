@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.api.keys import Role
-from tests.browser.api_stack import CLUSTER, Stack, api_stack
-from tests.integration.test_api_images import succeeded
+from tests.browser.api_stack import CLUSTER, Stack, api_stack, succeeded
 
 pytestmark = pytest.mark.integration
 
