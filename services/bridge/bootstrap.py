@@ -10,10 +10,10 @@ from typing import Any
 from bus.facade import Bus
 from bus.runtime import Consumer
 from services.bridge.answers import AnswerRelay
+from services.bridge.builders import Defaults
 from services.bridge.inbound import Inbound
 from services.bridge.link import CloudStackLink
 from services.bridge.lookups import BusLookups
-from services.bridge.mapping import Defaults
 from services.bridge.metrics import BridgeMetrics
 from services.bridge.outcomes import EVENT_HANDLERS, OutcomeDeps
 from services.bridge.settings import BridgeSettings

@@ -39,7 +39,8 @@ from schemas.cloudstack import (
 )
 from services.bridge import records
 from services.bridge.answering import refusal_answer
-from services.bridge.mapping import MAPPING, STATE_REQUESTS, Defaults, Lookups, Row
+from services.bridge.builders import Defaults, Lookups, NotCarried
+from services.bridge.mapping import MAPPING, STATE_REQUESTS, Row
 from services.bridge.metrics import BridgeMetrics
 from services.bridge.reconcile import StateProbe, reconcile
 from services.bridge.records import Received
@@ -68,11 +69,19 @@ class Plan:
     reconcile: bool = False
     seq: int = 0
     new: "records.NewOperation | None" = None
+    not_carried: str | None = None
 
     @property
     def is_request(self) -> bool:
-        """A request of a row with a command: applied with the batch's other requests."""
-        return self.event is not None and self.event.requested and self.row is not None and self.row.command is not None
+        """A request of a row with a command, carrying what the command needs: applied with the batch's other
+        requests."""
+        return (
+            self.event is not None
+            and self.event.requested
+            and self.row is not None
+            and self.row.command is not None
+            and self.not_carried is None
+        )
 
 
 @dataclass
@@ -180,6 +189,8 @@ class Inbound:
                 return  # applied as a duplicate
         try:
             plan.command = await row.command(event, self.lookup, self.defaults)
+        except NotCarried as missing:  # recorded: a later request of the operation may carry it
+            plan.not_carried = missing.reason
         except Transient:
             raise
         except StrataError as error:
@@ -197,8 +208,8 @@ class Inbound:
                 plan.received = replace(plan.received, outcome="duplicate")
         elif plan.row is not None and plan.event is not None and not plan.is_request:
             if plan.event.requested:
-                detail = f"strata does not carry out {plan.row.event} from CloudStack's events"
-                plan.received = replace(plan.received, detail=detail)
+                why = plan.not_carried or plan.row.why_recorded or "strata does not carry it out"
+                plan.received = replace(plan.received, detail=f"not sent: {why}")
             else:
                 await records.lock_operation(connection, plan.base_key)
                 await self._apply_report(plan, plan.event, uow)

@@ -8,25 +8,34 @@ entity field (`volume_id`, `pool_id`, ...) names which of the event's fields is 
 
 CloudStack's events name only uuids: a volume's size lives in its disk offering and is not on the bus, so a
 VOLUME.CREATE takes `STRATA_BRIDGE_VOLUME_SIZE_BYTES` unless the event carries a `DiskOffering` strata does not
-know either; the zone is the event's `DataCenter` or `STRATA_BRIDGE_ZONE_ID`.
+know either; the zone is the event's `DataCenter` or `STRATA_BRIDGE_ZONE_ID`. What a few requests carry in their
+description (a resize's size, a template's source volume, a copy's destination zone) is read by their builders
+(`builders.py`); a request without it is recorded, and a row without a command says why in `why_recorded`.
 """
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
-from schemas import Command, ErrorInfo, Event, InvalidArgument
-from schemas.cloudstack import ActionEvent
-from schemas.hosts import HostInfo
-from schemas.migration import MigrateVolume, VolumeMigrated, VolumeMigrateFailed
+from schemas import ErrorInfo, Event
+from schemas.backup import BackupDeleted, BackupDeleteFailed, DeleteBackup
+from schemas.backup_restores import BackupRestored, BackupRestoreFailed
+from schemas.image import (
+    DeleteImage,
+    ImageCopyAccepted,
+    ImageCopyFailed,
+    ImageDeleted,
+    ImageDeleteFailed,
+    ImageDownloaded,
+    ImageDownloadFailed,
+    ImageRegisterFailed,
+)
+from schemas.migration import VolumeMigrated, VolumeMigrateFailed
 from schemas.snapshot import (
-    CreateSnapshot,
-    CreateVmSnapshot,
     DeleteSnapshot,
     DeleteSnapshotPolicy,
     RevertSnapshot,
-    RevertVmToSnapshot,
     SnapshotCreated,
     SnapshotCreateFailed,
     SnapshotDeleted,
@@ -39,11 +48,9 @@ from schemas.snapshot import (
     VmRevertFailed,
     VmSnapshotCreated,
     VmSnapshotCreateFailed,
-    VolumeSnapshotPair,
 )
 from schemas.storage import (
     CancelPoolMaintenance,
-    CreateVolume,
     DeletePool,
     DeleteVolume,
     DisablePool,
@@ -57,35 +64,13 @@ from schemas.storage import (
     VolumeCreateFailed,
     VolumeDeleted,
     VolumeDeleteFailed,
+    VolumeResized,
+    VolumeResizeFailed,
 )
-from schemas.storage_queries import PoolInfo, VolumeInfo
+from services.bridge import builders as build
+from services.bridge.builders import Builder
 
-
-class Lookups(Protocol):
-    """What a row may ask strata before it builds its command (queries over the bus)."""
-
-    async def volumes_of_vm(self, vm_id: UUID) -> tuple[VolumeInfo, ...]:
-        """The volumes strata knows of a VM."""
-
-    async def hosts(self) -> tuple[HostInfo, ...]:
-        """The registered hosts with their VMs."""
-
-    async def vm_snapshot_pairs(self, vm_snapshot_id: UUID) -> tuple[VolumeSnapshotPair, ...]:
-        """The volume and snapshot pairs of a VM snapshot."""
-
-    async def pool(self, pool_id: UUID) -> PoolInfo | None:
-        """A pool as strata holds it; None if strata never knew it."""
-
-
-@dataclass(frozen=True)
-class Defaults:
-    """What CloudStack's events do not carry, from the bridge's settings."""
-
-    volume_size_bytes: int
-    zone_id: UUID | None
-
-
-Builder = Callable[[ActionEvent, Lookups, Defaults], Awaitable[Command]]
+TEMPLATE = "VirtualMachineTemplate"
 Settles = Callable[[Any], bool | None]  # Any: the row's outcome event; True success, False failure, None not yet
 
 
@@ -102,6 +87,7 @@ class Row:
         entity_field: The field of the outcome events that holds the entity's id.
         outcomes: Outcome event types and how each settles the operation.
         asks: The command's builder asks strata's services (a duplicate is then looked for before it asks).
+        why_recorded: For a row without a command, why (what its events lack, or what strata lacks).
     """
 
     event: str
@@ -112,17 +98,7 @@ class Row:
     entity_field: str = ""
     outcomes: Mapping[type[Event], Settles] = field(default_factory=dict)
     asks: bool = False
-
-
-def _required(event: ActionEvent, name: str) -> UUID:
-    found = event.entity_id(name)
-    if found is None:
-        raise InvalidArgument(f"{event.event} names no {name}", field=name)
-    return found
-
-
-def _name(event: ActionEvent, entity: str) -> str:
-    return f"cs-{entity.lower()}-{_required(event, entity).hex[:12]}"
+    why_recorded: str = ""
 
 
 def _success(_: object) -> bool:
@@ -131,6 +107,12 @@ def _success(_: object) -> bool:
 
 def _failure(_: object) -> bool:
     return False
+
+
+def _copy_accepted(accepted: ImageCopyAccepted) -> bool | None:
+    """A copy to a zone that holds the template in every store is done at once; otherwise a store's download
+    settles it."""
+    return True if not accepted.store_ids else None
 
 
 def _pool_reaches(*done: PoolState, failed: tuple[PoolState, ...] = ()) -> Settles:
@@ -145,94 +127,23 @@ def _pool_reaches(*done: PoolState, failed: tuple[PoolState, ...] = ()) -> Settl
 def _pool_row(
     event: str, doing: str, command: type[PoolCommand], *done: PoolState, failed: tuple[PoolState, ...] = ()
 ) -> Row:
-    async def build(request: ActionEvent, lookups: Lookups, defaults: Defaults) -> Command:
-        return command(pool_id=_required(request, "StoragePool"))
-
     outcomes: dict[type[Event], Settles] = {
         PoolStateChanged: _pool_reaches(*done, failed=failed),
         PoolOperationFailed: _failure,
     }
-    return Row(event, "StoragePool", doing, command=build, entity_field="pool_id", outcomes=outcomes)
-
-
-async def _create_volume(request: ActionEvent, lookups: Lookups, defaults: Defaults) -> Command:
-    zone = request.entity_id("DataCenter") or defaults.zone_id
-    if zone is None:
-        raise InvalidArgument(
-            "VOLUME.CREATE names no DataCenter and STRATA_BRIDGE_ZONE_ID is not set", field="DataCenter"
-        )
-    pool_id = request.entity_id("StoragePool")
-    # A local pool places the volume on its host: CloudStack names hosts by uuid, strata's agents by name.
-    pool = await lookups.pool(pool_id) if pool_id is not None else None
-    return CreateVolume(
-        volume_id=_required(request, "Volume"),
-        name=_name(request, "Volume"),
-        size_bytes=defaults.volume_size_bytes,
-        zone_id=zone,
-        pool_id=pool_id,
-        vm_id=request.entity_id("VirtualMachine"),
-        host=pool.host if pool is not None else None,
-        cluster_id=pool.cluster_id if pool is not None else None,
+    return Row(
+        event,
+        "StoragePool",
+        doing,
+        command=build.one_id(command, "pool_id", "StoragePool"),
+        entity_field="pool_id",
+        outcomes=outcomes,
     )
 
 
-async def _delete_volume(request: ActionEvent, lookups: Lookups, defaults: Defaults) -> Command:
-    return DeleteVolume(volume_id=_required(request, "Volume"))
-
-
-async def _migrate_volume(request: ActionEvent, lookups: Lookups, defaults: Defaults) -> Command:
-    return MigrateVolume(volume_id=_required(request, "Volume"), pool_id=_required(request, "StoragePool"))
-
-
-async def _create_snapshot(request: ActionEvent, lookups: Lookups, defaults: Defaults) -> Command:
-    return CreateSnapshot(
-        snapshot_id=_required(request, "Snapshot"),
-        volume_id=_required(request, "Volume"),
-        name=_name(request, "Snapshot"),
-    )
-
-
-async def _delete_snapshot(request: ActionEvent, lookups: Lookups, defaults: Defaults) -> Command:
-    return DeleteSnapshot(snapshot_id=_required(request, "Snapshot"))
-
-
-async def _revert_snapshot(request: ActionEvent, lookups: Lookups, defaults: Defaults) -> Command:
-    return RevertSnapshot(snapshot_id=_required(request, "Snapshot"))
-
-
-async def _create_vm_snapshot(request: ActionEvent, lookups: Lookups, defaults: Defaults) -> Command:
-    vm_id = _required(request, "VirtualMachine")
-    volumes = await lookups.volumes_of_vm(vm_id)
-    if not volumes:
-        raise InvalidArgument(f"strata knows no volume of VM {vm_id}", field="VirtualMachine")
-    return CreateVmSnapshot(
-        vm_snapshot_id=_required(request, "VMSnapshot"),
-        vm_id=vm_id,
-        name=_name(request, "VMSnapshot"),
-        volume_ids=tuple(sorted(info.volume_id for info in volumes)),
-    )
-
-
-async def _revert_vm(request: ActionEvent, lookups: Lookups, defaults: Defaults) -> Command:
-    vm_id, vm_snapshot_id = _required(request, "VirtualMachine"), _required(request, "VMSnapshot")
-    host = next(
-        (info.identity.host for info in await lookups.hosts() if any(vm.vm_id == vm_id for vm in info.vms)), None
-    )
-    if host is None:
-        raise InvalidArgument(f"no registered host runs VM {vm_id}", field="VirtualMachine")
-    pairs = await lookups.vm_snapshot_pairs(vm_snapshot_id)
-    if not pairs:
-        raise InvalidArgument(f"strata knows no snapshot of VM snapshot {vm_snapshot_id}", field="VMSnapshot")
-    return RevertVmToSnapshot(vm_id=vm_id, vm_snapshot_id=vm_snapshot_id, host=host, snapshots=pairs)
-
-
-async def _delete_policy(request: ActionEvent, lookups: Lookups, defaults: Defaults) -> Command:
-    return DeleteSnapshotPolicy(policy_id=_required(request, "SnapshotPolicy"))
-
-
-def _recorded(event: str, entity: str, doing: str) -> Row:
+def _recorded(event: str, entity: str, doing: str, why: str) -> Row:
     """A row whose requests strata does not carry out: recorded, and their reports reconciled where strata can."""
-    return Row(event, entity, doing)
+    return Row(event, entity, doing, why_recorded=why)
 
 
 ROWS: tuple[Row, ...] = (
@@ -240,7 +151,7 @@ ROWS: tuple[Row, ...] = (
         "VOLUME.CREATE",
         "Volume",
         "creating volume",
-        command=_create_volume,
+        command=build.create_volume,
         entity_field="volume_id",
         outcomes={VolumeCreated: _success, VolumeCreateFailed: _failure},
         asks=True,
@@ -249,17 +160,24 @@ ROWS: tuple[Row, ...] = (
         "VOLUME.DELETE",
         "Volume",
         "deleting volume",
-        command=_delete_volume,
+        command=build.one_id(DeleteVolume, "volume_id", "Volume"),
         entity_field="volume_id",
         outcomes={VolumeDeleted: _success, VolumeDeleteFailed: _failure},
     ),
-    _recorded("VOLUME.RESIZE", "Volume", "resizing volume"),  # the new size is in the API call, not the event
+    Row(
+        "VOLUME.RESIZE",
+        "Volume",
+        "resizing volume",
+        command=build.resize_volume,  # the size from the description; none (a new offering): recorded
+        entity_field="volume_id",
+        outcomes={VolumeResized: _success, VolumeResizeFailed: _failure},
+    ),
     Row(
         "VOLUME.MIGRATE",
         "Volume",
         "migrating volume",
         targets=("StoragePool",),
-        command=_migrate_volume,
+        command=build.migrate_volume,
         entity_field="volume_id",
         outcomes={VolumeMigrated: _success, VolumeMigrateFailed: _failure},
     ),
@@ -267,7 +185,7 @@ ROWS: tuple[Row, ...] = (
         "SNAPSHOT.CREATE",
         "Snapshot",
         "taking snapshot",
-        command=_create_snapshot,
+        command=build.create_snapshot,
         entity_field="snapshot_id",
         outcomes={SnapshotCreated: _success, SnapshotCreateFailed: _failure},
     ),
@@ -275,7 +193,7 @@ ROWS: tuple[Row, ...] = (
         "SNAPSHOT.DELETE",
         "Snapshot",
         "deleting snapshot",
-        command=_delete_snapshot,
+        command=build.one_id(DeleteSnapshot, "snapshot_id", "Snapshot"),
         entity_field="snapshot_id",
         outcomes={SnapshotDeleted: _success, SnapshotDeleteFailed: _failure},
     ),
@@ -283,7 +201,7 @@ ROWS: tuple[Row, ...] = (
         "SNAPSHOT.REVERT",
         "Snapshot",
         "reverting snapshot",
-        command=_revert_snapshot,
+        command=build.one_id(RevertSnapshot, "snapshot_id", "Snapshot"),
         entity_field="snapshot_id",
         outcomes={SnapshotReverted: _success, SnapshotRevertFailed: _failure},
     ),
@@ -291,28 +209,44 @@ ROWS: tuple[Row, ...] = (
         "VMSNAPSHOT.CREATE",
         "VMSnapshot",
         "creating vm snapshot",
-        command=_create_vm_snapshot,
+        command=build.create_vm_snapshot,
         entity_field="vm_snapshot_id",
         outcomes={VmSnapshotCreated: _success, VmSnapshotCreateFailed: _failure},
         asks=True,
     ),
-    _recorded("VMSNAPSHOT.DELETE", "VMSnapshot", "deleting vm snapshot"),  # strata has no VM snapshot deletion
+    _recorded(
+        "VMSNAPSHOT.DELETE",
+        "VMSnapshot",
+        "deleting vm snapshot",
+        "strata has no VM snapshot deletion (its snapshot service deletes volume snapshots one at a time)",
+    ),
     Row(
         "VMSNAPSHOT.REVERTTO",
         "VMSnapshot",
         "reverting to vm snapshot",
-        command=_revert_vm,
+        command=build.revert_vm,
         entity_field="vm_snapshot_id",
         outcomes={VmReverted: _success, VmRevertFailed: _failure},
         asks=True,
     ),
-    _recorded("SNAPSHOTPOLICY.CREATE", "SnapshotPolicy", "creating snapshot policy"),  # schedule not on the bus
-    _recorded("SNAPSHOTPOLICY.UPDATE", "SnapshotPolicy", "updating snapshot policy"),
+    _recorded(
+        "SNAPSHOTPOLICY.CREATE",
+        "SnapshotPolicy",
+        "creating snapshot policy",
+        "its events carry neither intervaltype, schedule, timezone nor maxsnaps (createSnapshotPolicy is a "
+        "synchronous call: CloudStack publishes its Completed only)",
+    ),
+    _recorded(
+        "SNAPSHOTPOLICY.UPDATE",
+        "SnapshotPolicy",
+        "updating snapshot policy",
+        "its events carry none of the changed fields, and strata has no policy update (delete and create)",
+    ),
     Row(
         "SNAPSHOTPOLICY.DELETE",
         "SnapshotPolicy",
         "deleting snapshot policy",
-        command=_delete_policy,
+        command=build.one_id(DeleteSnapshotPolicy, "policy_id", "SnapshotPolicy"),
         entity_field="policy_id",
         outcomes={SnapshotPolicyDeleted: _success, SnapshotPolicyDeleteFailed: _failure},
     ),
@@ -327,22 +261,71 @@ ROWS: tuple[Row, ...] = (
     _pool_row("ENABLE.PS", "enabling storage pool", EnablePool, PoolState.UP),
     _pool_row("DISABLE.PS", "disabling storage pool", DisablePool, PoolState.DISABLED),
     _pool_row("DELETE.PS", "deleting storage pool", DeletePool, PoolState.REMOVED),
-    # Templates, ISOs and backups: their events carry neither the URL, the repository nor the zone's stores.
+    Row(
+        "TEMPLATE.CREATE",
+        TEMPLATE,
+        "creating template",
+        command=build.create_template,  # from a volume or snapshot; a URL (registerTemplate) is not on the bus
+        entity_field="image_id",
+        outcomes={ImageDownloaded: _success, ImageDownloadFailed: _failure, ImageRegisterFailed: _failure},
+        asks=True,
+    ),
+    Row(
+        "TEMPLATE.DELETE",
+        TEMPLATE,
+        "deleting template",
+        command=build.one_id(DeleteImage, "image_id", TEMPLATE),
+        entity_field="image_id",
+        outcomes={ImageDeleted: _success, ImageDeleteFailed: _failure},
+    ),
+    Row(
+        "TEMPLATE.COPY",
+        TEMPLATE,
+        "copying template",
+        command=build.copy_template,  # to the one zone its description names
+        entity_field="image_id",
+        outcomes={
+            ImageCopyAccepted: _copy_accepted,
+            ImageDownloaded: _success,
+            ImageDownloadFailed: _failure,
+            ImageCopyFailed: _failure,
+        },
+    ),
+    _recorded(
+        "BACKUP.CREATE",
+        "Backup",
+        "creating backup",
+        "its request names the VM, neither the backup CloudStack will make nor the repository (the VM's backup "
+        "offering is not on the bus), and strata backs up volumes, not VMs",
+    ),
+    Row(
+        "BACKUP.DELETE",
+        "Backup",
+        "deleting backup",
+        command=build.one_id(DeleteBackup, "backup_id", "Backup"),
+        entity_field="backup_id",
+        outcomes={BackupDeleted: _success, BackupDeleteFailed: _failure},
+    ),
+    Row(
+        "BACKUP.RESTORE",
+        "Backup",
+        "restoring backup",
+        targets=("Volume",),
+        command=build.restore_backup,  # in place over the Volume the event names; none named: recorded
+        entity_field="backup_id",
+        outcomes={BackupRestored: _success, BackupRestoreFailed: _failure},
+        asks=True,
+    ),
+    # ISOs and template downloads: strata's own image service reports downloads; CloudStack's are recorded.
     *(
-        _recorded(event, entity, doing)
-        for event, entity, doing in (
-            ("TEMPLATE.CREATE", "VirtualMachineTemplate", "creating template"),
-            ("TEMPLATE.DELETE", "VirtualMachineTemplate", "deleting template"),
-            ("TEMPLATE.COPY", "VirtualMachineTemplate", "copying template"),
-            ("TEMPLATE.DOWNLOAD.START", "VirtualMachineTemplate", "downloading template"),
-            ("TEMPLATE.DOWNLOAD.SUCCESS", "VirtualMachineTemplate", "downloading template"),
-            ("TEMPLATE.DOWNLOAD.FAILED", "VirtualMachineTemplate", "downloading template"),
-            ("ISO.CREATE", "VirtualMachineTemplate", "creating iso"),
-            ("ISO.DELETE", "VirtualMachineTemplate", "deleting iso"),
-            ("ISO.COPY", "VirtualMachineTemplate", "copying iso"),
-            ("BACKUP.CREATE", "Backup", "creating backup"),
-            ("BACKUP.RESTORE", "Backup", "restoring backup"),
-            ("BACKUP.DELETE", "Backup", "deleting backup"),
+        _recorded(event, TEMPLATE, doing, why)
+        for event, doing, why in (
+            ("TEMPLATE.DOWNLOAD.START", "downloading template", "a report of CloudStack's own download"),
+            ("TEMPLATE.DOWNLOAD.SUCCESS", "downloading template", "a report of CloudStack's own download"),
+            ("TEMPLATE.DOWNLOAD.FAILED", "downloading template", "a report of CloudStack's own download"),
+            ("ISO.CREATE", "creating iso", "an ISO is registered from a URL, and the URL is not on the bus"),
+            ("ISO.DELETE", "deleting iso", "strata's ISOs are registered by strata, not bridged"),
+            ("ISO.COPY", "copying iso", "strata's ISOs are registered by strata, not bridged"),
         )
     ),
 )

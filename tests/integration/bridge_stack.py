@@ -22,6 +22,7 @@ from bus.facade import Bus
 from bus.rabbit import RabbitTransport
 from bus.settings import BusSettings
 from schemas import Envelope, StrataError
+from schemas.image import AddImageStore
 from schemas.storage import AddPool, PoolScope
 from services.agent.settings import AgentSettings
 from services.bridge.bootstrap import cloudstack_queue
@@ -131,6 +132,25 @@ class BridgeCloud:
         await self.wait(up, f"pool {name} Up")
         return pool_id
 
+    async def add_store(self, name: str, zone_id: UUID | None = None) -> UUID:
+        """A directory image store (fsbackup) of the zone (the stack's unless given), known to the image service."""
+        path = self.base / name
+        await asyncio.to_thread(path.mkdir)
+        store_id = uuid.uuid4()
+        await self.send(
+            AddImageStore(
+                store_id=store_id,
+                name=name,
+                zone_id=zone_id or self.zone_id,
+                plugin="fsbackup",
+                config={"path": str(path), "compression": "none"},
+            )
+        )
+        await self.wait(
+            lambda: self.value("SELECT count(*) FROM image.stores WHERE store_id = $1", store_id), f"store {name}"
+        )
+        return store_id
+
     async def outcomes(self) -> dict[str, int]:
         """How many CloudStack messages the bridge recorded, by outcome."""
         rows = await self.db.fetch("SELECT outcome, count(*) AS n FROM bridge.events GROUP BY outcome")
@@ -142,8 +162,11 @@ class BridgeCloud:
 
 
 @asynccontextmanager
-async def bridge_cloud(amqp_url: str, namespace: str, database_url: str, base: Path) -> AsyncIterator[BridgeCloud]:
-    """Start the stack with the bridge on a CloudStack exchange of this test's own; remove it all afterwards."""
+async def bridge_cloud(
+    amqp_url: str, namespace: str, database_url: str, base: Path, *, more: tuple[str, ...] = ()
+) -> AsyncIterator[BridgeCloud]:
+    """Start the stack (and the daemons `more` names) with the bridge on a CloudStack exchange of this test's own;
+    remove it all afterwards."""
     if shutil.which("qemu-img") is None:
         pytest.fail("qemu-img is missing: apt-get install qemu-utils", pytrace=False)
     exchange_name = f"cloudstack-events-{namespace}"
@@ -165,7 +188,7 @@ async def bridge_cloud(amqp_url: str, namespace: str, database_url: str, base: P
         await message.ack()
 
     await listener.consume(heard)
-    system = await System.start(database_url, transport, settings=settings, relay_poll=0.1, only=DAEMONS)
+    system = await System.start(database_url, transport, settings=settings, relay_poll=0.1, only=DAEMONS + more)
     db = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     try:
         yield BridgeCloud(system, db, side, transport, base, zone_id, amqp_url, namespace, database_url, exchange_name)
@@ -175,3 +198,22 @@ async def bridge_cloud(amqp_url: str, namespace: str, database_url: str, base: P
         await transport.delete_namespace([f"{namespace}.bridge", cloudstack_queue(namespace)])
         await channel.exchange_delete(exchange_name)
         await connection.close()
+
+
+def volume_create(volume: UUID, pool: UUID, status: str, *, vm: UUID | None = None, **more: object) -> wire.Message:
+    entities = {"Volume": volume, "StoragePool": pool} | ({"VirtualMachine": vm} if vm else {})
+    return wire.action_event("VOLUME.CREATE", status, entity="Volume", entity_uuid=volume, entities=entities, **more)  # type: ignore[arg-type]  # the helper's keywords
+
+
+async def created_volume(cloud: BridgeCloud, pool: UUID, *, vm: UUID | None = None) -> UUID:
+    """A volume made through the bridge: Scheduled then Started, as CloudStack sends them."""
+    volume = uuid.uuid4()
+    for status in ("Scheduled", "Started"):
+        await cloud.cloudstack.publish(volume_create(volume, pool, status, vm=vm))
+    answer = await cloud.cloudstack.answer(volume, "VOLUME.CREATE")
+    assert not answer.failed, answer.fields
+    return volume
+
+
+async def count(cloud: BridgeCloud, outcome: str, expected: int) -> bool:
+    return (await cloud.outcomes()).get(outcome, 0) == expected

@@ -2,19 +2,16 @@
 RabbitMQEventBus builds them (tests.cloudstack_wire), drive strata, and strata's answers on CloudStack's exchange
 read back by the same rules."""
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from uuid import UUID
 
 import pytest
 
 from bus.ports import WireMessage
-from schemas.image import AddImageStore
 from services.bridge.link import ROUTING_KEY_HEADER
 from tests import cloudstack_wire as wire
-from tests.integration.bridge_stack import TEST_DOMAIN, BridgeCloud, bridge_cloud
+from tests.integration.bridge_stack import TEST_DOMAIN, BridgeCloud, bridge_cloud, count, created_volume, volume_create
 from tests.integration.cli_support import strata, strata_json
 
 pytestmark = pytest.mark.integration
@@ -24,21 +21,6 @@ pytestmark = pytest.mark.integration
 async def cloud(amqp_url: str, namespace: str, database_url: str, tmp_path: Path) -> AsyncIterator[BridgeCloud]:
     async with bridge_cloud(amqp_url, namespace, database_url, tmp_path) as running:
         yield running
-
-
-def volume_create(volume: UUID, pool: UUID, status: str, *, vm: UUID | None = None, **more: object) -> wire.Message:
-    entities = {"Volume": volume, "StoragePool": pool} | ({"VirtualMachine": vm} if vm else {})
-    return wire.action_event("VOLUME.CREATE", status, entity="Volume", entity_uuid=volume, entities=entities, **more)  # type: ignore[arg-type]  # the helper's keywords
-
-
-async def created_volume(cloud: BridgeCloud, pool: UUID, *, vm: UUID | None = None) -> UUID:
-    """A volume made through the bridge: Scheduled then Started, as CloudStack sends them."""
-    volume = uuid.uuid4()
-    for status in ("Scheduled", "Started"):
-        await cloud.cloudstack.publish(volume_create(volume, pool, status, vm=vm))
-    answer = await cloud.cloudstack.answer(volume, "VOLUME.CREATE")
-    assert not answer.failed, answer.fields
-    return volume
 
 
 async def test_a_volume_create_runs_once_and_is_answered_in_cloudstacks_format(cloud: BridgeCloud) -> None:
@@ -63,7 +45,7 @@ async def test_a_volume_create_runs_once_and_is_answered_in_cloudstacks_format(c
     assert not answer.failed
     state = await cloud.value("SELECT state FROM storage.volumes WHERE volume_id = $1", volume)
     assert state == "Ready"
-    await cloud.wait(lambda: _count(cloud, "duplicate", 2), "two duplicates recorded")
+    await cloud.wait(lambda: count(cloud, "duplicate", 2), "two duplicates recorded")
     assert await cloud.commands("volume.create") == 1
     outcomes = await cloud.outcomes()
     assert outcomes == {"command_sent": 1, "duplicate": 2}
@@ -75,8 +57,8 @@ async def test_a_volume_create_runs_once_and_is_answered_in_cloudstacks_format(c
         await cloud.cloudstack.publish(
             wire.resource_state_event("Volume", volume, "Creating", "Ready", event="OperationSucceeded")
         )
-    await cloud.wait(lambda: _count(cloud, "duplicate", 3), "the post transition recorded as a duplicate")
-    await cloud.wait(lambda: _count(cloud, "recorded", 2), "the Completed and the transition recorded")
+    await cloud.wait(lambda: count(cloud, "duplicate", 3), "the post transition recorded as a duplicate")
+    await cloud.wait(lambda: count(cloud, "recorded", 2), "the Completed and the transition recorded")
     assert await cloud.commands("volume.create") == 1
     assert len([a for a in cloud.cloudstack.answers if a.resource_uuid == str(volume)]) == 1
 
@@ -97,10 +79,6 @@ async def test_a_volume_create_runs_once_and_is_answered_in_cloudstacks_format(c
     assert "not a UUID" in out
 
 
-async def _count(cloud: BridgeCloud, outcome: str, expected: int) -> bool:
-    return (await cloud.outcomes()).get(outcome, 0) == expected
-
-
 async def test_reports_of_operations_strata_did_not_run_are_reconciled_never_applied(cloud: BridgeCloud) -> None:
     pool = await cloud.add_pool("reports")
     known = await created_volume(cloud, pool)
@@ -117,8 +95,8 @@ async def test_reports_of_operations_strata_did_not_run_are_reconciled_never_app
         description="Error while deleting volume: disk busy",
     )
     await cloud.cloudstack.publish(failed)
-    await cloud.wait(lambda: _count(cloud, "disagreed", 1), "the disagreement")
-    await cloud.wait(lambda: _count(cloud, "reconciled", 1), "the agreement")
+    await cloud.wait(lambda: count(cloud, "disagreed", 1), "the disagreement")
+    await cloud.wait(lambda: count(cloud, "reconciled", 1), "the agreement")
     row = await cloud.db.fetchrow(
         "SELECT outcome, cloudstack_failed FROM bridge.events WHERE entity_uuid = $1 AND event = 'VOLUME.DELETE'",
         known,
@@ -156,8 +134,8 @@ async def test_hostile_bodies_are_dead_lettered_and_change_nothing(cloud: Bridge
     await cloud.cloudstack.publish(
         wire.action_event("VM.START", "Scheduled", entity="VirtualMachine", entity_uuid=uuid.uuid4())
     )
-    await cloud.wait(lambda: _count(cloud, "dead_lettered", 3), "three dead letters recorded")
-    await cloud.wait(lambda: _count(cloud, "ignored", 1), "the unknown type ignored")
+    await cloud.wait(lambda: count(cloud, "dead_lettered", 3), "three dead letters recorded")
+    await cloud.wait(lambda: count(cloud, "ignored", 1), "the unknown type ignored")
     dead = await cloud.transport.list_dead()
     reasons = sorted(letter.reason for letter in dead)
     assert len(dead) == 3
@@ -214,21 +192,7 @@ async def test_a_vm_snapshot_and_its_revert_through_the_bridge(cloud: BridgeClou
 
 async def test_pool_maintenance_and_a_migration_through_the_bridge(cloud: BridgeCloud) -> None:
     source, target = await cloud.add_pool("source"), await cloud.add_pool("target")
-    store = cloud.base / "staging"
-    await asyncio.to_thread(store.mkdir)
-    store_id = uuid.uuid4()
-    await cloud.send(
-        AddImageStore(
-            store_id=store_id,
-            name="staging",
-            zone_id=cloud.zone_id,
-            plugin="fsbackup",
-            config={"path": str(store), "compression": "none"},
-        )
-    )
-    await cloud.wait(
-        lambda: cloud.value("SELECT count(*) FROM image.stores WHERE store_id = $1", store_id), "the store"
-    )
+    await cloud.add_store("staging")
     volume = await created_volume(cloud, source)
     migrate = wire.action_event(
         "VOLUME.MIGRATE",
@@ -295,7 +259,7 @@ async def test_pre_and_post_state_events_and_the_action_ask_for_one_deletion(clo
     answer = await cloud.cloudstack.answer(volume, "VOLUME.DELETE")
     assert answer.fields["description"] == "Successfully completed deleting volume", answer.fields
     # (one more: the Started of the volume's creation)
-    await cloud.wait(lambda: _count(cloud, "duplicate", 3), "the other two recorded as duplicates")
+    await cloud.wait(lambda: count(cloud, "duplicate", 3), "the other two recorded as duplicates")
     assert await cloud.commands("volume.delete") == 1
     state = await cloud.value("SELECT state FROM storage.volumes WHERE volume_id = $1", volume)
     assert state in {"Destroy", "Expunging", "Expunged"}

@@ -10,11 +10,14 @@ import pytest
 from schemas import ErrorInfo, InvalidArgument
 from schemas.cloudstack import ActionEvent, Status
 from schemas.hosts import HostInfo
+from schemas.image import CopyImage, CreateImageFromVolume
 from schemas.migration import MigrateVolume, VolumeMigrated, VolumeMigrateFailed
-from schemas.snapshot import VolumeSnapshotPair
-from schemas.storage import CreateVolume, PoolState, PoolStateChanged
+from schemas.snapshot import SnapshotKind, SnapshotState, VolumeSnapshotPair
+from schemas.snapshot_queries import SnapshotInfo
+from schemas.storage import CreateVolume, PoolScope, PoolState, PoolStateChanged, ResizeVolume, VolumeState
 from schemas.storage_queries import PoolInfo, VolumeInfo
-from services.bridge.mapping import MAPPING, ROWS, Defaults, outcome_events, settle
+from services.bridge.builders import Defaults, NotCarried
+from services.bridge.mapping import MAPPING, ROWS, outcome_events, settle
 from services.bridge.records import Operation, is_duplicate
 
 pytestmark = pytest.mark.unit
@@ -37,6 +40,12 @@ class NoLookups:
     async def pool(self, pool_id: UUID) -> PoolInfo | None:
         return None
 
+    async def volume(self, volume_id: UUID) -> VolumeInfo | None:
+        raise AssertionError("asked for a volume")
+
+    async def snapshot(self, snapshot_id: UUID) -> SnapshotInfo | None:
+        raise AssertionError("asked for a snapshot")
+
 
 def request(event: str, **entities: UUID) -> ActionEvent:
     entity, entity_uuid = next(iter(entities.items()))
@@ -56,6 +65,7 @@ def test_one_row_per_event_type_and_every_outcome_has_its_entity_field() -> None
         for model in row.outcomes:
             assert row.entity_field in model.model_fields, (row.event, model.__name__)
         assert (row.command is None) == (not row.outcomes), row.event
+        assert (row.command is None) == bool(row.why_recorded), row.event
     assert VolumeMigrated in outcome_events()
 
 
@@ -114,3 +124,99 @@ def test_a_request_is_a_duplicate_while_its_operation_is_open_or_settled_after_i
     assert is_duplicate(operation(None, None), NOW)
     assert is_duplicate(operation("succeeded", NOW + timedelta(seconds=5)), NOW)  # a late redelivery
     assert not is_duplicate(operation("succeeded", NOW - timedelta(seconds=5)), NOW)  # asked for again
+
+
+def described(event: str, description: str, **entities: UUID) -> ActionEvent:
+    return request(event, **entities).model_copy(update={"description": description})
+
+
+async def test_a_resize_takes_its_size_from_cloudstacks_description_or_is_not_sent() -> None:
+    row, volume = MAPPING["VOLUME.RESIZE"], uuid.uuid4()
+    assert row.command is not None
+    scheduled = described("VOLUME.RESIZE", f"Volume Id: {volume} to size 20 GB", Volume=volume)
+    resize = await row.command(scheduled, NoLookups(), DEFAULTS)
+    assert resize == ResizeVolume(volume_id=volume, new_size_bytes=20 << 30)
+    started = described("VOLUME.RESIZE", f"resizing volume. Volume Id: {volume} to size 3 GB", Volume=volume)
+    assert await row.command(started, NoLookups(), DEFAULTS) == ResizeVolume(volume_id=volume, new_size_bytes=3 << 30)
+    with pytest.raises(NotCarried, match="no new size"):  # a new disk offering: the size is not on the bus
+        await row.command(described("VOLUME.RESIZE", f"Volume Id: {volume}", Volume=volume), NoLookups(), DEFAULTS)
+
+
+async def test_a_template_copy_goes_to_the_one_zone_its_description_names() -> None:
+    row, template, zone, other = MAPPING["TEMPLATE.COPY"], uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    assert row.command is not None
+    text = f"copying template. Copying Template: {template} from zone: {other} to zones: {zone}"
+    copy = await row.command(described("TEMPLATE.COPY", text, VirtualMachineTemplate=template), NoLookups(), DEFAULTS)
+    assert copy == CopyImage(image_id=template, zone_id=zone)
+    text = f"Copying Template: {template} to zones: {zone}, {other}"
+    several = described("TEMPLATE.COPY", text, VirtualMachineTemplate=template)
+    with pytest.raises(NotCarried, match="2 zones"):
+        await row.command(several, NoLookups(), DEFAULTS)
+
+
+class Known(NoLookups):
+    """A volume on a host-scoped pool, and a snapshot of it."""
+
+    def __init__(self, volume: VolumeInfo, pool: PoolInfo, snapshot: UUID) -> None:
+        self.known_volume, self.known_pool, self.snapshot_id = volume, pool, snapshot
+
+    async def pool(self, pool_id: UUID) -> PoolInfo | None:
+        return self.known_pool if pool_id == self.known_pool.pool_id else None
+
+    async def volume(self, volume_id: UUID) -> VolumeInfo | None:
+        return self.known_volume if volume_id == self.known_volume.volume_id else None
+
+    async def snapshot(self, snapshot_id: UUID) -> SnapshotInfo | None:
+        assert snapshot_id == self.snapshot_id
+        return SnapshotInfo(
+            snapshot_id=snapshot_id,
+            volume_id=self.known_volume.volume_id,
+            name="s",
+            state=SnapshotState.BACKED_UP,
+            kind=SnapshotKind.FULL,
+            size_bytes=1,
+            physical_size_bytes=1,
+            created_at=NOW,
+        )
+
+
+async def test_a_template_is_made_from_the_volume_or_snapshot_the_started_names() -> None:
+    row, template, snapshot = MAPPING["TEMPLATE.CREATE"], uuid.uuid4(), uuid.uuid4()
+    assert row.command is not None
+    pool = PoolInfo(
+        pool_id=uuid.uuid4(),
+        name="p",
+        plugin="qcow2fs",
+        state=PoolState.UP,
+        scope=PoolScope.HOST,
+        zone_id=uuid.uuid4(),
+        host="h1",
+        cluster_id="c1",
+        capacity_bytes=1,
+        used_bytes=0,
+        allocated_bytes=0,
+        volumes=0,
+    )
+    volume = VolumeInfo(
+        volume_id=uuid.uuid4(),
+        name="v",
+        state=VolumeState.READY,
+        size_bytes=1 << 20,
+        zone_id=uuid.uuid4(),
+        pool_id=pool.pool_id,
+    )
+    lookups = Known(volume, pool, snapshot)
+    scheduled = described("TEMPLATE.CREATE", "creating template: t1", VirtualMachineTemplate=template)
+    with pytest.raises(NotCarried):  # the Scheduled carries the name only
+        await row.command(scheduled, lookups, DEFAULTS)
+    text = f"creating template. Template Id: {template} from snapshot Id: {snapshot}"
+    made = await row.command(described("TEMPLATE.CREATE", text, VirtualMachineTemplate=template), lookups, DEFAULTS)
+    assert isinstance(made, CreateImageFromVolume)
+    assert (made.image_id, made.volume_id, made.snapshot_id, made.pool_id, made.zone_id, made.host) == (
+        template,
+        volume.volume_id,
+        snapshot,
+        pool.pool_id,
+        volume.zone_id,
+        "h1",
+    )
