@@ -6,6 +6,7 @@ chunk says how to read it back (a repository can change its compression setting 
 
 import enum
 import hashlib
+import threading
 import zlib
 
 import zstandard
@@ -30,6 +31,18 @@ _ZSTD_LEVEL = 1
 _ZLIB_LEVEL = 1
 
 
+class _Zstd(threading.local):
+    """One zstd compressor and decompressor per thread (neither may be shared between threads); making a new one
+    per chunk cost more than compressing an incompressible 32 KiB chunk."""
+
+    def __init__(self) -> None:
+        self.compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+        self.decompressor = zstandard.ZstdDecompressor()
+
+
+_ZSTD = _Zstd()
+
+
 def chunk_digest(data: bytes | memoryview) -> str:
     """Name a chunk: the hex SHA-256 of its plain bytes."""
     return hashlib.sha256(data).hexdigest()
@@ -43,7 +56,7 @@ def chunk_key(digest: str) -> str:
 def encode_chunk(data: bytes | memoryview, compression: Compression) -> bytes:
     """Return the stored form of a chunk; stored raw whenever compressing would not make it smaller."""
     if compression is Compression.ZSTD:
-        packed = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(data)
+        packed = _ZSTD.compressor.compress(data)
         if len(packed) + 1 < len(data):
             return _TAG_ZSTD + packed
     elif compression is Compression.ZLIB:
@@ -60,7 +73,7 @@ def decode_chunk(stored: bytes, digest: str, expected_length: int) -> bytes:
         if tag == _TAG_RAW:
             data = payload
         elif tag == _TAG_ZSTD:
-            data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=expected_length)
+            data = _ZSTD.decompressor.decompress(payload, max_output_size=expected_length)
         elif tag == _TAG_ZLIB:
             data = zlib.decompress(payload)
         else:

@@ -2,6 +2,7 @@
 
 import asyncio
 import builtins
+import ctypes
 import errno
 import os
 import uuid
@@ -29,8 +30,29 @@ def _translate(error: OSError, what: str) -> StrataError:
     return Transient(f"{what}: {error.strerror or error}")
 
 
+def _sync_filesystem(root: Path) -> None:
+    syncfs = getattr(_LIBC, "syncfs", None) if _LIBC is not None else None
+    if syncfs is None:
+        os.sync()
+        return
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if syncfs(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+    finally:
+        os.close(fd)
+
+
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:  # no C library to load symbols from: fall back to os.sync
+    _LIBC = None
+
+
 class DirectoryBlobStore:
-    """Keys map to files under `root`; writes go to a temporary file, are fsynced, then renamed into place.
+    """Keys map to files under `root`; writes go to a temporary file, are fsynced, then renamed into place (a
+    backup's chunks skip the fsync and are flushed together by `make_durable` before its manifest is written).
 
     The rename is atomic on POSIX filesystems (NFS included), so a crash leaves either the old object, the new one,
     or a stray `*.partial` file that listings ignore.
@@ -61,7 +83,7 @@ class DirectoryBlobStore:
             raise _translate(error, f"writing {key}") from None
 
     @staticmethod
-    def _write_atomically(path: Path, data: bytes) -> None:
+    def _write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
         temp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -72,13 +94,47 @@ class DirectoryBlobStore:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         except BaseException:
             os.close(fd)
             temp.unlink(missing_ok=True)
             raise
         os.close(fd)
         os.replace(temp, path)
+
+    def read_blocking(self, key: str) -> bytes:
+        """The file's bytes, read in the calling (worker) thread; `NotFound` if there is none."""
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except OSError as error:
+            raise _translate(error, f"reading {key}") from None
+
+    def write_new_blocking(self, key: str, data: bytes) -> bool:
+        """Write the file atomically unless it exists, without an fsync (`make_durable` does one for all).
+
+        An empty file where the object belongs is written again: it is what a crash leaves of a rename whose data
+        never reached the disk (delayed allocation), and no stored object is empty (a chunk has its codec byte)."""
+        path = self._path(key)
+        try:
+            try:
+                if os.stat(path).st_size > 0:
+                    return False
+            except FileNotFoundError:
+                pass
+            self._write_atomically(path, data, durable=False)
+        except OSError as error:
+            raise _translate(error, f"writing {key}") from None
+        return True
+
+    async def make_durable(self) -> None:
+        """Flush the filesystem under `root` (Linux `syncfs`: every file and rename written so far, in one call;
+        `sync` where there is no `syncfs`)."""
+        try:
+            await asyncio.to_thread(_sync_filesystem, self.root)
+        except OSError as error:
+            raise _translate(error, "flushing the backup directory") from None
 
     async def get(self, key: str) -> bytes:
         """Return the file's bytes; `NotFound` if there is none."""

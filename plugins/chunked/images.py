@@ -10,7 +10,7 @@ from pathlib import Path
 
 from plugins.chunked.manifest import BackupSummary
 from plugins.chunked.ports import BlobStore
-from plugins.chunked.prefixed import PrefixedBlobStore
+from plugins.chunked.prefixed import prefixed
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
 from plugins.chunked.writer import BeforeManifest, WholeDigest, check_id
@@ -106,7 +106,7 @@ class ImageRepository:
 
     def __init__(self, store: BlobStore, settings: ChunkedSettings | None = None) -> None:
         images = replace(settings or ChunkedSettings(), chunk_size=IMAGE_CHUNK_SIZE)
-        self.chunks = ChunkedRepository(PrefixedBlobStore(store, IMAGE_PREFIX), images)
+        self.chunks = ChunkedRepository(prefixed(store, IMAGE_PREFIX), images)
 
     async def put(
         self,

@@ -3,7 +3,7 @@ images) can share one directory or bucket without seeing each other's manifests 
 
 from collections.abc import AsyncIterator
 
-from plugins.chunked.ports import BlobInfo, BlobStore
+from plugins.chunked.ports import BlobInfo, BlobStore, LocalBlobs
 
 
 class PrefixedBlobStore:
@@ -33,3 +33,32 @@ class PrefixedBlobStore:
         """List under the prefix, with the prefix taken off again."""
         async for info in self.store.list(self.prefix + prefix):
             yield BlobInfo(key=info.key[len(self.prefix) :], size=info.size, modified=info.modified)
+
+
+class PrefixedLocalBlobStore(PrefixedBlobStore):
+    """The prefixed view of a `LocalBlobs` store, itself `LocalBlobs`."""
+
+    def __init__(self, store: BlobStore, prefix: str) -> None:
+        if not isinstance(store, LocalBlobs):
+            raise TypeError("a local prefixed view needs a LocalBlobs store")
+        super().__init__(store, prefix)
+        self.local = store
+
+    def read_blocking(self, key: str) -> bytes:
+        """Read the prefixed key from a worker thread."""
+        return self.local.read_blocking(self.prefix + key)
+
+    def write_new_blocking(self, key: str, data: bytes) -> bool:
+        """Write the prefixed key, not yet durable, unless it exists."""
+        return self.local.write_new_blocking(self.prefix + key, data)
+
+    async def make_durable(self) -> None:
+        """Make the underlying store's writes durable."""
+        await self.local.make_durable()
+
+
+def prefixed(store: BlobStore, prefix: str) -> PrefixedBlobStore:
+    """A view of `store` under `prefix`, local (`LocalBlobs`) when the store is."""
+    if isinstance(store, LocalBlobs):
+        return PrefixedLocalBlobStore(store, prefix)
+    return PrefixedBlobStore(store, prefix)

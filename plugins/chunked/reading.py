@@ -20,7 +20,7 @@ from plugins.chunked.manifest import (
     summary_key,
     summary_of,
 )
-from plugins.chunked.ports import BlobStore
+from plugins.chunked.ports import BlobStore, LocalBlobs
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
 from schemas.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, StrataError, Transient
 
@@ -154,37 +154,40 @@ def _open_target(target: Path, size: int) -> int:
 async def _lay_down(
     store: BlobStore, settings: ChunkedSettings, manifest: BackupManifest, fd: int, progress: ProgressCallback | None
 ) -> int:
+    """Write every chunk at its offset, at most `settings.concurrency` calls at once: one chunk per call, or on a
+    `LocalBlobs` store a window of chunks read, checked and written per thread call."""
     is_file = stat.S_ISREG(os.fstat(fd).st_mode)
+    local = store if isinstance(store, LocalBlobs) else None
+    per_call = max(1, settings.window_bytes // manifest.chunk_size) if local is not None else 1
     slots = asyncio.Semaphore(settings.concurrency)
     done = 0
     written = 0
 
-    async def restore_chunk(index: int, digest: str | None) -> None:
-        nonlocal done, written
-        length = manifest.chunk_length(index)
-        offset = index * manifest.chunk_size
+    async def fetch(index: int, digest: str) -> bytes:
         try:
-            if digest is None:
-                if not is_file:  # a device keeps old bytes where a file has a hole
-                    await asyncio.to_thread(os.pwrite, fd, bytes(length), offset)
+            return await store.get(chunk_key(digest))
+        except NotFound:
+            raise _missing(manifest, index, digest) from None
+
+    async def restore_one(index: int, digest: str | None) -> int:
+        length = manifest.chunk_length(index)
+        if digest is None:
+            if not is_file:  # a device keeps old bytes where a file has a hole
+                await asyncio.to_thread(os.pwrite, fd, bytes(length), index * manifest.chunk_size)
+            return 0
+        stored = await fetch(index, digest)
+        await asyncio.to_thread(_verify_and_write, fd, manifest, index, stored)
+        return length
+
+    async def restore_run(first: int, count: int) -> None:
+        nonlocal done, written
+        try:
+            if local is not None:
+                indexes = range(first, first + count)
+                written += await asyncio.to_thread(_restore_run, local, fd, manifest, indexes, is_file)
             else:
-                try:
-                    stored = await store.get(chunk_key(digest))
-                except NotFound:
-                    raise FailedPrecondition(
-                        f"backup {manifest.backup_id}: chunk {index} ({digest}) is missing from the store"
-                    ) from None
-                await asyncio.to_thread(
-                    _verify_and_write,
-                    fd,
-                    stored,
-                    digest=digest,
-                    length=length,
-                    offset=offset,
-                    backup_id=manifest.backup_id,
-                )
-                written += length
-            done += length
+                written += await restore_one(first, manifest.chunks[first])
+            done += sum(manifest.chunk_length(index) for index in range(first, first + count))
             if progress is not None:
                 progress(done, manifest.size)
         finally:
@@ -192,19 +195,45 @@ async def _lay_down(
 
     try:
         async with asyncio.TaskGroup() as tasks:
-            for index, digest in enumerate(manifest.chunks):
+            for first in range(0, len(manifest.chunks), per_call):
                 await slots.acquire()
-                tasks.create_task(restore_chunk(index, digest))
+                tasks.create_task(restore_run(first, min(per_call, len(manifest.chunks) - first)))
     except BaseExceptionGroup as group:
         raise first_error(group) from None
     return written
 
 
-def _verify_and_write(fd: int, stored: bytes, *, digest: str, length: int, offset: int, backup_id: str) -> None:
+def _missing(manifest: BackupManifest, index: int, digest: str) -> FailedPrecondition:
+    return FailedPrecondition(f"backup {manifest.backup_id}: chunk {index} ({digest}) is missing from the store")
+
+
+def _restore_run(local: LocalBlobs, fd: int, manifest: BackupManifest, indexes: range, is_file: bool) -> int:
+    """Read, check and write the chunks at `indexes` (in a worker thread); return the bytes written."""
+    written = 0
+    for index in indexes:
+        digest = manifest.chunks[index]
+        length = manifest.chunk_length(index)
+        if digest is None:
+            if not is_file:
+                os.pwrite(fd, bytes(length), index * manifest.chunk_size)
+            continue
+        try:
+            stored = local.read_blocking(chunk_key(digest))
+        except NotFound:
+            raise _missing(manifest, index, digest) from None
+        _verify_and_write(fd, manifest, index, stored)
+        written += length
+    return written
+
+
+def _verify_and_write(fd: int, manifest: BackupManifest, index: int, stored: bytes) -> None:
+    digest = manifest.chunks[index]
+    assert digest is not None
     try:
-        data = decode_chunk(stored, digest, length)
+        data = decode_chunk(stored, digest, manifest.chunk_length(index))
     except ChunkCorrupted as error:
-        raise ChunkCorrupted(f"backup {backup_id}: {error.message}") from None
+        raise ChunkCorrupted(f"backup {manifest.backup_id}: {error.message}") from None
+    offset = index * manifest.chunk_size
     view = memoryview(data)
     while view:
         view = view[os.pwrite(fd, view, offset + len(data) - len(view)) :]

@@ -16,7 +16,7 @@ from plugins.chunked.codec import Compression, chunk_digest, chunk_key, encode_c
 from plugins.chunked.errors import first_error
 from plugins.chunked.manifest import BackupManifest, encode_manifest, encode_summary, manifest_key, summary_key
 from plugins.chunked.markers import backup_marker
-from plugins.chunked.ports import BlobStore
+from plugins.chunked.ports import BlobStore, LocalBlobs
 from plugins.chunked.reading import load_manifest, load_manifest_if_any
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
 from schemas.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Transient
@@ -85,6 +85,9 @@ class PreparedChunk:
     payload: bytes | None  # the stored form, when the parent does not already have it
     length: int
 
+
+NewChunk = tuple[str, bytes, int]
+"""A chunk this backup stores unless the store has it: (key, stored form, plain length)."""
 
 PrepareWindow = Callable[[int, int, int], list[PreparedChunk]]
 """`prepare(offset, length, chunk_size)`: read, name and encode the chunks of one window (in a worker thread)."""
@@ -240,6 +243,60 @@ async def load_parent(store: BlobStore, parent_id: str, volume_id: str) -> Backu
     return parent
 
 
+class _Uploads:
+    """The puts of a backup's new chunks, at most `concurrency` at once: one put each, or on a `LocalBlobs` store
+    one thread call per window of chunks (made durable together by `finish`)."""
+
+    def __init__(self, store: BlobStore, concurrency: int, tally: Tally, tasks: asyncio.TaskGroup) -> None:
+        self.store = store
+        self.local = store if isinstance(store, LocalBlobs) else None
+        self.slots = asyncio.Semaphore(concurrency)
+        self.tally = tally
+        self.tasks = tasks
+
+    def _count(self, written: bool, payload: bytes, length: int) -> None:
+        if written:
+            self.tally.bytes_written += len(payload)
+            self.tally.chunks_written += 1
+        else:
+            self.tally.chunks_reused += 1
+            self.tally.bytes_reused += length
+
+    async def add(self, chunks: list[NewChunk]) -> None:
+        """Start storing a window's new chunks (waiting while `concurrency` puts are in flight)."""
+        if self.local is not None:
+            if chunks:
+                await self.slots.acquire()
+                self.tasks.create_task(self._put_window(self.local, chunks))
+            return
+        for key, payload, length in chunks:
+            await self.slots.acquire()
+            self.tasks.create_task(self._put(key, payload, length))
+
+    async def _put(self, key: str, payload: bytes, length: int) -> None:
+        try:
+            written = not await self.store.exists(key)
+            if written:
+                await self.store.put(key, payload)
+            self._count(written, payload, length)
+        finally:
+            self.slots.release()
+
+    async def _put_window(self, local: LocalBlobs, chunks: list[NewChunk]) -> None:
+        try:
+            flags = await asyncio.to_thread(_write_new_chunks, local, chunks)
+            for (_, payload, length), written in zip(chunks, flags, strict=True):
+                self._count(written, payload, length)
+        finally:
+            self.slots.release()
+
+    async def finish(self) -> None:
+        """Once every put is done: before a manifest names them, every chunk must survive a crash (those this
+        backup wrote, and those another backup wrote that this one found already there)."""
+        if self.local is not None:
+            await self.local.make_durable()
+
+
 async def store_chunks(
     store: BlobStore,
     settings: ChunkedSettings,
@@ -251,30 +308,17 @@ async def store_chunks(
     tally: Tally,
     progress: ProgressCallback | None,
 ) -> list[str | None]:
-    """Read window by window; upload what is new with at most `settings.concurrency` puts in flight."""
+    """Read window by window; store what is new (`_Uploads`); return the chunks' digests in order."""
     window = settings.window_bytes - settings.window_bytes % chunk_size
     claimed: set[str] = set()  # chunks this backup already stored or is storing
-    slots = asyncio.Semaphore(settings.concurrency)
     digests: list[str | None] = []
-
-    async def upload(digest: str, payload: bytes, length: int) -> None:
-        try:
-            key = chunk_key(digest)
-            if await store.exists(key):
-                tally.chunks_reused += 1
-                tally.bytes_reused += length
-                return
-            await store.put(key, payload)
-            tally.bytes_written += len(payload)
-            tally.chunks_written += 1
-        finally:
-            slots.release()
-
     try:
-        async with asyncio.TaskGroup() as uploads:
+        async with asyncio.TaskGroup() as tasks:
+            uploads = _Uploads(store, settings.concurrency, tally, tasks)
             for offset in range(0, size, window):
                 length = min(window, size - offset)
                 prepared = await asyncio.to_thread(prepare, offset, length, chunk_size)
+                new: list[NewChunk] = []
                 for chunk in prepared:
                     digests.append(chunk.digest)
                     if chunk.digest is None:
@@ -284,13 +328,19 @@ async def store_chunks(
                         tally.bytes_reused += chunk.length
                     else:
                         claimed.add(chunk.digest)
-                        await slots.acquire()
-                        uploads.create_task(upload(chunk.digest, chunk.payload, chunk.length))
+                        new.append((chunk_key(chunk.digest), chunk.payload, chunk.length))
+                await uploads.add(new)
                 if progress is not None:
                     progress(offset + length, size)
+        await uploads.finish()
     except BaseExceptionGroup as group:
         raise first_error(group) from None
     return digests
+
+
+def _write_new_chunks(local: LocalBlobs, chunks: list[NewChunk]) -> list[bool]:
+    """Write a window's new chunks (in a worker thread); say which were not already in the store."""
+    return [local.write_new_blocking(key, payload) for key, payload, _ in chunks]
 
 
 def _prepare_window(
