@@ -73,8 +73,17 @@ async def test_a_backup_flushes_its_chunks_once_instead_of_one_fsync_each(
     fsyncs: list[int] = []
     flushes: list[Path] = []
     real_fsync, real_flush = os.fsync, directory_module._sync_filesystem
-    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
-    monkeypatch.setattr(directory_module, "_sync_filesystem", lambda root: (flushes.append(root), real_flush(root))[1])
+
+    def counted_fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    def counted_flush(root: Path) -> None:
+        flushes.append(root)
+        real_flush(root)
+
+    monkeypatch.setattr(os, "fsync", counted_fsync)
+    monkeypatch.setattr(directory_module, "_sync_filesystem", counted_flush)
     store = DirectoryBlobStore(tmp_path / "store")
     repository = ChunkedRepository(store, ChunkedSettings(chunk_size=4096, window_bytes=64 * 1024))
     volume = tmp_path / "vol.raw"
