@@ -13,6 +13,7 @@ from plugins.chunked.driver import ChunkedDriver
 from plugins.fsbackup import FsBackupConfig
 from plugins.fsbackup.driver import open_driver
 from plugins.qcow2fs import Qcow2fsDriver
+from plugins.sdk.blocks import BlockMap, Extent
 from plugins.sdk.errors import FailedPrecondition
 from plugins.sdk.protocols import BlockBackupTarget, BlockMapProvider
 from plugins.sdk.types import SnapshotKind, VolumeFormat
@@ -120,3 +121,21 @@ async def test_verify_finds_a_corrupted_chunk(driver: Qcow2fsDriver, store: Chun
     assert "corrupted" in report.bad[0]
     with pytest.raises(FailedPrecondition, match="corrupted"):
         await store.restore("b1", tmp_path / "restored.raw")
+
+
+async def test_the_check_of_restored_data_names_the_first_chunk_that_differs(
+    store: ChunkedDriver, tmp_path: Path
+) -> None:
+    """The check reads its runs of chunks in parallel threads; whichever run finishes first, the lowest chunk that
+    differs is the one reported."""
+    data = tmp_path / "data.raw"
+    data.write_bytes(os.urandom(4 * MIB))
+    flat = BlockMap(size_bytes=4 * MIB, extents=(Extent(start=0, length=4 * MIB, file=str(data)),))
+    await store.backup_blocks("b1", "vol-1", flat)
+    await store.check_blocks("b1", flat)
+    with data.open("r+b") as file:  # the last chunk of the first run (of 2 or more) and the first of the second
+        for chunk in (63, 64):
+            file.seek(chunk * CHUNK + 5)
+            file.write(b"\xff\x00\xff")
+    with pytest.raises(FailedPrecondition, match="differs from backup b1 at chunk 63 "):
+        await store.check_blocks("b1", flat)
