@@ -17,6 +17,7 @@ from schemas.image import ImageKind
 from schemas.image_queries import ImageInfo, ImagesListed, ListImages
 from schemas.migration import MigrateVolume, VolumeMigrated, VolumeMigrateFailed
 from services.api.auth import caller, context_of
+from services.api.context import ApiContext
 from services.api.errors import ERROR_RESPONSES
 from services.api.keys import ApiKey, Role
 from services.api.models import OperationOut
@@ -25,6 +26,7 @@ from services.api.routes_volumes import follow
 from services.cli.backup import _json as backup_json
 from services.cli.backup import _rows as backup_rows
 from services.cli.backup_repo import repository_rows
+from services.cli.host import known_hosts, vm_id_of
 from services.cli.pool import find_pool
 from services.cli.talking import invalid
 from services.cli.volume import find_volume
@@ -126,16 +128,49 @@ class RestoreRequest(BaseModel):
     pool: str | None = Field(default=None, description="Its pool (id or name); default: the allocator's.")
 
 
-@router.post("/backups/{backup_id}/restore", status_code=202, response_model=OperationOut, tags=["backups"])
-async def restore_backup(request: Request, key: Operator, backup_id: uuid.UUID, body: RestoreRequest) -> JSONResponse:
-    """Restore a backup to a new volume in its repository's zone; the data are checked against the backup's hashes
-    before the volume is released."""
-    context = context_of(request)
+class InPlaceRequest(BaseModel):
+    """A backup restored over a volume whose VM is stopped (`strata backup restore --in-place V [--vm --host]`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    volume: str = Field(min_length=1, max_length=128, description="The volume to overwrite (id or name).")
+    vm: str | None = Field(
+        default=None, max_length=128, description="Its VM (id or name), checked to be stopped; default: the volume's."
+    )
+    host: str | None = Field(
+        default=None, min_length=1, max_length=255, description="The VM's host; default: the host reporting the VM."
+    )
+
+
+async def _repository_zone(context: ApiContext, backup_id: uuid.UUID) -> uuid.UUID:
+    """The zone of the backup's repository; NotFound for a backup that does not exist."""
     async with context.pool.acquire() as connection:
         rows = await backup_rows(connection, volume_id=None, backup_id=backup_id, everything=True)
         repositories = await repository_rows(connection, str(rows[0]["repository_id"])) if rows else []
     if not rows or not repositories:
         raise NotFound(f"no backup {backup_id}", field="backup_id")
+    return uuid.UUID(repositories[0]["zone_id"])
+
+
+async def _restore(context: ApiContext, key: ApiKey, target: str, command: RestoreBackup) -> JSONResponse:
+    operation = await follow(
+        context,
+        key,
+        kind="backup.restore",
+        target=target,
+        command=command,
+        success=BackupRestored,
+        failure=BackupRestoreFailed,
+    )
+    return accepted(operation)
+
+
+@router.post("/backups/{backup_id}/restore", status_code=202, response_model=OperationOut, tags=["backups"])
+async def restore_backup(request: Request, key: Operator, backup_id: uuid.UUID, body: RestoreRequest) -> JSONResponse:
+    """Restore a backup to a new volume in its repository's zone; the data are checked against the backup's hashes
+    before the volume is released."""
+    context = context_of(request)
+    zone = await _repository_zone(context, backup_id)
     client, timeout = context.asking(key), context.settings.query_timeout_seconds
     pool_id = (await find_pool(client, body.pool, timeout=timeout)).pool_id if body.pool else None
     try:
@@ -145,21 +180,42 @@ async def restore_backup(request: Request, key: Operator, backup_id: uuid.UUID, 
             volume_id=uuid.uuid4(),
             in_place=False,
             name=body.name,
-            zone_id=uuid.UUID(repositories[0]["zone_id"]),
+            zone_id=zone,
             pool_id=pool_id,
         )
     except ValueError as error:
         raise invalid(error) from None
-    operation = await follow(
-        context,
-        key,
-        kind="backup.restore",
-        target=body.name,
-        command=command,
-        success=BackupRestored,
-        failure=BackupRestoreFailed,
-    )
-    return accepted(operation)
+    return await _restore(context, key, body.name, command)
+
+
+@router.post("/backups/{backup_id}/restore-in-place", status_code=202, response_model=OperationOut, tags=["backups"])
+async def restore_in_place(request: Request, key: Operator, backup_id: uuid.UUID, body: InPlaceRequest) -> JSONResponse:
+    """Restore a backup over a volume (held, behind a safety snapshot; its VM must be stopped): the data are checked
+    against the backup's hashes before the volume is released; a failed restore leaves the volume as it was."""
+    context = context_of(request)
+    await _repository_zone(context, backup_id)
+    client, timeout = context.asking(key), context.settings.query_timeout_seconds
+    info = await find_volume(client, body.volume, timeout=timeout)
+    host, vm_id = body.host, info.vm_id
+    if body.vm is not None or (vm_id is not None and host is None):
+        hosts = await known_hosts(client, timeout=timeout)
+        vm_id = vm_id_of(hosts, body.vm) if body.vm is not None else vm_id
+        reporting = [each.identity.host for each in hosts if any(vm.vm_id == vm_id for vm in each.vms)]
+        if host is None and not reporting:
+            raise NotFound(f"no registered host reports VM {body.vm or vm_id}: give its host", field="host")
+        host = host or reporting[0]
+    try:
+        command = RestoreBackup(
+            restore_id=uuid.uuid4(),
+            backup_id=backup_id,
+            volume_id=info.volume_id,
+            in_place=True,
+            host=host,
+            vm_id=vm_id,
+        )
+    except ValueError as error:
+        raise invalid(error) from None
+    return await _restore(context, key, info.name, command)
 
 
 @router.post("/volumes/{volume}/migrate", status_code=202, response_model=OperationOut, tags=["volumes"])

@@ -1,5 +1,6 @@
 """Operator actions on sagas (retry, skip, abort, compensate: `strata saga ACTION`, recorded with the caller as the
-actor) and the dead letters (list, preview, re-drive, purge: `strata dlq`), bodies masked as the CLI shows them."""
+actor), the cancel of an operation (the compensation of the saga its command started), and the dead letters (list,
+preview, re-drive, purge: `strata dlq`), bodies masked as the CLI shows them."""
 
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -10,13 +11,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from bus.ports import DeadLetters
+from bus.postgres.errors import translated_errors
 from sagas.operator import Action, act
 from sagas.postgres_store import PostgresSagaStore
+from sagas.records import SagaStatus
 from schemas.errors import FailedPrecondition, NotFound
 from services.api.audit import record
 from services.api.auth import caller, context_of
 from services.api.errors import ERROR_RESPONSES
 from services.api.keys import ApiKey, Role
+from services.api.operations import Operation
 from services.cli.dlq import _as_dict as dead_letter_as_dict
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
@@ -75,6 +79,57 @@ async def saga_action(
 ) -> JsonObject:
     """Retry or skip a STUCK saga's failed step, abort a saga (locks released), or compensate it."""
     return await act_on_saga(request, key, saga_id, action, body.reason)
+
+
+class CancelOut(BaseModel):
+    """A cancel under way: the saga is compensated; the operation ends failed once what it did is undone."""
+
+    operation_id: str
+    saga_id: str
+    done: str
+    actor: str
+
+
+CANCELLABLE = (SagaStatus.RUNNING, SagaStatus.STUCK)
+
+
+async def _saga_of(request: Request, operation: Operation) -> UUID:
+    """The saga the operation's command started, while it can still be compensated; else why it cannot."""
+    if operation.status != "running":
+        raise FailedPrecondition(f"operation {operation.operation_id} already {operation.status}: nothing to cancel")
+    if operation.correlation_id is None:
+        raise FailedPrecondition("its command is not sent yet: ask again in a moment", field="operation_id")
+    context = context_of(request)
+    with translated_errors():
+        rows = await context.pool.fetch(
+            f"SELECT saga_id, status FROM {context.saga_schema}.instances WHERE correlation_id = $1 "
+            "ORDER BY created_at",
+            operation.correlation_id,
+        )
+    if not rows:
+        raise FailedPrecondition(
+            f"a {operation.kind} runs no saga (its service carries it out as one step): it cannot be cancelled",
+            field="operation_id",
+        )
+    live = [row["saga_id"] for row in rows if row["status"] in CANCELLABLE]
+    if not live:
+        raise FailedPrecondition(f"its saga is {rows[0]['status']}: only a running or stuck one is cancelled")
+    saga_id: UUID = live[0]
+    return saga_id
+
+
+@router.post("/operations/{operation_id}/cancel", status_code=202, response_model=CancelOut, tags=["operations"])
+async def cancel_operation(request: Request, key: Operator, operation_id: UUID, body: ActRequest) -> JsonObject:
+    """Cancel a running operation whose command started a saga (a migration, a backup, a restore, a VM snapshot or
+    revert): the saga is compensated, undoing what it did, even past its pivot, and the operation then ends failed.
+    409 when there is nothing to undo that way: an operation already ended, or one its service does in one step
+    (a volume created, a pool added), or a saga already compensating or ended."""
+    operation = await context_of(request).operations.get(operation_id)
+    saga_id = await _saga_of(request, operation)
+    reason = f"cancel of operation {operation_id}" + (f": {body.reason}" if body.reason else "")
+    acted = await act_on_saga(request, key, saga_id, SagaAction.COMPENSATE, reason)
+    operation.note("cancel", saga_id=str(saga_id), actor=key.actor)
+    return {"operation_id": str(operation_id), "saga_id": str(saga_id), "done": acted["done"], "actor": key.actor}
 
 
 def dead_letters(request: Request) -> DeadLetters:

@@ -1,5 +1,7 @@
 """The API daemon's settings, from `STRATA_API_*` environment variables."""
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -18,4 +20,14 @@ class ApiSettings(BaseSettings):
     session_hours: float = Field(default=12.0, gt=0, description="How long a console session lasts after sign-in.")
     secure_cookies: bool = Field(
         default=False, description="Mark the console's cookie Secure (set it when the console is served over TLS)."
+    )
+    upload_max_bytes: int = Field(
+        default=50 << 30, ge=1, description="The largest template or ISO an upload may send (413 past it)."
+    )
+    upload_dir: Path | None = Field(
+        default=None, description="Where an upload is kept while the image stores fetch it (default: the temp dir)."
+    )
+    upload_listen: str = Field(
+        default="127.0.0.1",
+        description="Address the API serves an upload on while the zone's image stores fetch it; they must reach it.",
     )

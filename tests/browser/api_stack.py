@@ -29,6 +29,7 @@ from tests.bus_fixtures import bus_settings
 from tests.helpers import assert_eventually, queues_consumed
 
 HOST, CLUSTER = "kvm-01", "rack-1"
+UPLOAD_LIMIT = 8 << 20  # the API's upload limit in tests (STRATA_API_UPLOAD_MAX_BYTES)
 DAEMONS = ("storage", "snapshot", "image", "backup", "orchestrator", "agent", "api")
 
 
@@ -56,7 +57,9 @@ async def api_stack(database_url: str, amqp_url: str, namespace: str, pools_dir:
         bus,
         RuntimeSettings(),
         AgentSettings(host=HOST, cluster=CLUSTER, heartbeat_seconds=1.0),
-        ApiSettings(port=0, operation_timeout_seconds=120.0),
+        ApiSettings(
+            port=0, operation_timeout_seconds=120.0, upload_dir=pools_dir / "uploads", upload_max_bytes=UPLOAD_LIMIT
+        ),
         ImageSettings(staging_dir=pools_dir / "image-staging"),
     )
     plugins = load_plugins()
