@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,11 @@ class DaemonProcess:
     reader: "asyncio.Task[None] | None" = None
 
     @classmethod
-    async def start(cls, env: dict[str, str], *args: str) -> "DaemonProcess":
-        """Run `strata ARGS` and wait until it says it is running; fail with its log if it exits first."""
+    async def start(cls, env: dict[str, str], *args: str, program: Sequence[str] = (STRATA,)) -> "DaemonProcess":
+        """Run `strata ARGS` (or `program ARGS`, another runner of daemons) and wait until it says it is running;
+        fail with its log if it exits first."""
         process = await asyncio.create_subprocess_exec(
-            STRATA, *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            *program, *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
         )
         log: list[dict[str, Any]] = []
         running: asyncio.Future[int] = asyncio.get_running_loop().create_future()

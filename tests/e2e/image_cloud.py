@@ -1,0 +1,231 @@
+"""What the image e2e tests share: the storage, image and agent daemons, each a process of its own (`strata run`, or
+`tests.e2e.killable_daemons` for one told to SIGKILL itself at a plugin fault point), on the test's database and
+namespace; `strata` run as an operator types it; qcow2 templates made by qemu-img; the contents compared by SHA-256.
+
+    async with image_cloud(database_url, amqp_url, namespace, tmp_path) as cloud:
+        await cloud.start("storage"); await cloud.start("image"); await cloud.start("agent")
+        await cloud.strata("pool", "add", ...)
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from tests.e2e.daemon_processes import CLUSTER, HOST, DaemonProcess, daemon_env, remove_namespace
+from tests.helpers import assert_eventually
+
+KILLABLE = (sys.executable, "-m", "tests.e2e.killable_daemons")
+STRATA = str(Path(sys.executable).parent / "strata")
+MIB = 1 << 20
+PLACEMENT = ("--host", HOST, "--cluster", CLUSTER)
+
+
+@dataclass
+class ImageCloud:
+    """The test's daemons (by kind, the latest of each; every one started, for the clean-up) and servers."""
+
+    env: dict[str, str]
+    database_url: str
+    root: Path
+    daemons: dict[str, DaemonProcess] = field(default_factory=dict)
+    started: list[DaemonProcess] = field(default_factory=list)
+
+    @property
+    def staging(self) -> Path:
+        """The image service's staging directory (`STRATA_IMAGE_STAGING_DIR`)."""
+        return self.root / "image-staging"
+
+    @property
+    def agent_staging(self) -> Path:
+        """Where the agent of HOST keeps its copies' staging directories (under its TMPDIR)."""
+        return self.root / "tmp" / f"strata-copy-{HOST}"
+
+    async def start(self, kind: str, *, kill_at: Sequence[str] = ()) -> DaemonProcess:
+        """Start the daemon `kind`; with `kill_at`, one that SIGKILLs itself the first time it reaches one of those
+        fault points."""
+        if kill_at:
+            env = {**self.env, "STRATA_E2E_KILL_AT": json.dumps(list(kill_at))}
+            process = await DaemonProcess.start(env, kind, program=KILLABLE)
+        else:
+            process = await DaemonProcess.start(self.env, "run", kind)
+        self.daemons[kind] = process
+        self.started.append(process)
+        return process
+
+    async def killed_itself(self, kind: str, timeout: float = 120.0) -> None:
+        """Wait until the daemon `kind` died of its own SIGKILL (at its fault point)."""
+        process = self.daemons[kind].process
+        try:
+            code = await asyncio.wait_for(process.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"{kind} never reached its fault point:\n{self.daemons[kind].show_log()}") from None
+        assert code == -signal.SIGKILL, f"{kind} exited with {code}:\n{self.daemons[kind].show_log()}"
+
+    async def strata(self, *args: str, expect: int = 0) -> str:
+        """Run `strata ARGS` as an operator does; its output (stdout, then stderr); fail unless it exits `expect`."""
+        process = await asyncio.create_subprocess_exec(
+            STRATA, *args, env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=240)
+        said = out.decode() + err.decode()
+        assert process.returncode == expect, f"`strata {' '.join(args)}` exited {process.returncode}: {said}"
+        return said
+
+    async def strata_json(self, *args: str) -> Any:  # Any: the command's JSON output
+        process = await asyncio.create_subprocess_exec(
+            STRATA, *args, "--json", env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=240)
+        assert process.returncode == 0, f"`strata {' '.join(args)} --json` exited {process.returncode}: {out!r} {err!r}"
+        return json.loads(out)
+
+    async def rows(self, query: str, *args: object) -> list[asyncpg.Record]:
+        """The rows of a query on the test's database."""
+        connection = await asyncpg.connect(self.database_url)
+        try:
+            return list(await connection.fetch(query, *args))
+        finally:
+            await connection.close()
+
+    async def nothing_in_progress(self) -> None:
+        """No image copy, volume or agent operation is left half done: every copy DOWNLOADED, every volume Ready
+        (or gone), every agent operation finished."""
+        copies = await self.rows("SELECT image_id, store_id, state FROM image.copies WHERE state <> 'DOWNLOADED'")
+        assert copies == [], f"copies not DOWNLOADED: {copies}"
+        volumes = await self.rows(
+            "SELECT volume_id, name, state FROM storage.volumes WHERE state NOT IN ('Ready', 'Expunged')"
+        )
+        assert volumes == [], f"volumes in progress: {volumes}"
+        running = await self.rows("SELECT command_type, state FROM agent.operations WHERE state = 'running'")
+        assert running == [], f"agent operations still running: {running}"
+
+    async def add_pool(self, name: str, zone: str = "default") -> Path:
+        """A host-scoped qcow2fs pool of HOST in `zone`, on a directory of its own; the directory."""
+        path = self.root / name
+        path.mkdir()
+        await self.strata_json(
+            "pool", "add", name, "--plugin", "qcow2fs", "-c", f"path={path}", "--zone", zone, *PLACEMENT
+        )
+        return path
+
+    async def add_store(self, name: str, zone: str = "default") -> Path:
+        """An fsbackup image store in `zone` on a directory of its own; the directory."""
+        path = self.root / name
+        path.mkdir()
+        await self.strata("image-store", "add", name, "--plugin", "fsbackup", "-c", f"path={path}", "--zone", zone)
+        return path
+
+    async def volume_from(self, name: str, size: int, template: str, *more: str) -> dict[str, Any]:
+        """`strata volume create NAME SIZE --template T` (placed on HOST); the volume as `volume show` gives it."""
+        await self.strata_json("volume", "create", name, str(size), "--template", template, *PLACEMENT, *more)
+        shown: dict[str, Any] = await self.strata_json("volume", "show", name)
+        return shown
+
+
+@asynccontextmanager
+async def image_cloud(database_url: str, amqp_url: str, namespace: str, root: Path) -> AsyncIterator[ImageCloud]:
+    """The environment of the test's daemons; at the end every daemon it started is stopped (SIGTERM, which must
+    succeed, or SIGKILL for one already dead) and the namespace's queues and exchanges deleted."""
+    (root / "tmp").mkdir()
+    env = daemon_env(
+        database_url,
+        amqp_url,
+        namespace,
+        TMPDIR=str(root / "tmp"),
+        STRATA_IMAGE_STAGING_DIR=str(root / "image-staging"),
+        STRATA_IMAGE_LEASE_SECONDS="2",
+        COLUMNS="200",
+    )
+    cloud = ImageCloud(env, database_url, root)
+    try:
+        yield cloud
+    finally:
+        exits = []
+        for process in reversed(cloud.started):
+            if process.process.returncode is None:
+                exits.append((await process.terminate(), process))
+            else:
+                await process.kill()
+        await remove_namespace(amqp_url, namespace)
+        for code, process in exits:
+            assert code == 0, process.show_log()
+
+
+async def run(*args: str) -> str:
+    """Run a tool (qemu-img, qemu-io); its output; fail with it if the tool fails."""
+    process = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0, f"{' '.join(args)} failed: {out.decode(errors='replace')}"
+    return out.decode(errors="replace")
+
+
+async def make_template(directory: Path, data_mib: int, size_mib: int) -> Path:
+    """A qcow2 made by qemu-img of `size_mib` MiB whose first `data_mib` MiB are random (the rest reads as zeros)."""
+    raw = directory / "template-source.raw"
+    with raw.open("wb") as out:  # a test's set-up: a few MiB
+        out.write(os.urandom(data_mib * MIB))
+        out.truncate(size_mib * MIB)
+    template = directory / "template.qcow2"
+    await run("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(template))
+    raw.unlink()
+    return template
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, read in pieces."""
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while piece := source.read(4 * MIB):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+async def content_sha256(image: str | Path, scratch: Path) -> str:
+    """The SHA-256 of an image's guest-visible content (its chain read through by `qemu-img convert -O raw`)."""
+    target = scratch / f"content-{Path(image).parent.name}-{Path(image).name}.raw"
+    await run("qemu-img", "convert", "-U", "-O", "raw", str(image), str(target))
+    try:
+        return await asyncio.to_thread(sha256_of, target)
+    finally:
+        target.unlink()
+
+
+async def stored_sha256(store: Path, image_id: str, scratch: Path) -> str:
+    """The SHA-256 of the image as an fsbackup store holds it (read back through the plugin, chunks verified)."""
+    from plugins.fsbackup import FsBackupConfig
+    from plugins.fsbackup.driver import open_driver
+
+    driver = open_driver(FsBackupConfig(path=str(store)))
+    target = scratch / f"stored-{image_id}"
+    try:
+        await driver.get_image(image_id, target)
+        return await asyncio.to_thread(sha256_of, target)
+    finally:
+        await driver.close()
+        target.unlink(missing_ok=True)
+
+
+async def eventually_in_progress_free(cloud: ImageCloud) -> None:
+    """Wait until nothing is left in progress (see `ImageCloud.nothing_in_progress`)."""
+
+    async def settled() -> bool:
+        try:
+            await cloud.nothing_in_progress()
+        except AssertionError:
+            return False
+        return True
+
+    await assert_eventually(settled, timeout=60.0, what="nothing left in progress")
+    await cloud.nothing_in_progress()

@@ -1,0 +1,102 @@
+"""Templates end to end, every daemon a process of its own (storage, image, agent) on RabbitMQ and PostgreSQL, driven
+by `strata` as an operator types it:
+
+a qcow2 template made by qemu-img (with data) is registered from a URL; five volumes made from it on a qcow2fs pool
+are linked clones on the pool's one base copy; a guest's write into one (qemu-io) changes neither the other four nor
+the template (SHA-256 of the store's image, of the base copy's and of each volume's content through `qemu-img
+convert -O raw`); deleting the template is refused while they use it, naming them; the template copied to a second
+zone's image store (`template copy --to-zone`) makes a volume on that zone's pool with the template's content.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.image_cloud import (
+    MIB,
+    ImageCloud,
+    content_sha256,
+    eventually_in_progress_free,
+    image_cloud,
+    make_template,
+    run,
+    sha256_of,
+    stored_sha256,
+)
+from tests.image_http import image_server
+
+pytestmark = pytest.mark.e2e
+SIZE = 16 * MIB
+
+
+@pytest.fixture
+async def cloud(database_url: str, amqp_url: str, namespace: str, tmp_path: Path) -> AsyncIterator[ImageCloud]:
+    async with image_cloud(database_url, amqp_url, namespace, tmp_path) as opened:
+        for kind in ("storage", "image", "agent"):
+            await opened.start(kind)
+        yield opened
+
+
+async def backing_file(locator: str) -> str | None:
+    info = json.loads(await run("qemu-img", "info", "-U", "--output=json", locator))
+    backing: str | None = info.get("full-backing-filename")
+    return backing
+
+
+async def test_volumes_from_a_template_stay_apart_and_the_template_reaches_another_zone(
+    cloud: ImageCloud, tmp_path: Path
+) -> None:
+    pool_a = await cloud.add_pool("pool-a")
+    store_a = await cloud.add_store("store-a")
+    pool_b = await cloud.add_pool("pool-b", zone="zone-b")
+    store_b = await cloud.add_store("store-b", zone="zone-b")
+    template = await make_template(tmp_path, data_mib=6, size_mib=16)
+    template_sha = sha256_of(template)
+    content = await content_sha256(template, tmp_path)
+
+    async with image_server() as server:
+        url = server.add("debian.qcow2", template)
+        checksum = f"{{SHA-256}}{template_sha}"
+        registered = await cloud.strata_json("template", "register", "debian", "--url", url, "--checksum", checksum)
+    image_id = registered["registered"]["image_id"]
+    assert [download["checksum"] for download in registered["downloads"]] == [f"sha256:{template_sha}"]
+
+    names = [f"vm-{n}-root" for n in range(5)]
+    volumes = await asyncio.gather(*(cloud.volume_from(name, SIZE, "debian") for name in names))
+    bases = {await backing_file(volume["locator"]) for volume in volumes}
+    assert len(bases) == 1, f"five linked clones on one base copy, not {bases}"
+    (base,) = bases
+    assert base is not None
+    assert Path(base).is_relative_to(pool_a), base
+    for volume in volumes:
+        assert await content_sha256(volume["locator"], tmp_path) == content
+
+    written, *others = volumes
+    await run("qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1M 2M", written["locator"])  # as a guest writes
+    assert await content_sha256(written["locator"], tmp_path) != content
+    for volume in others:
+        assert await content_sha256(volume["locator"], tmp_path) == content, f"{volume['name']} changed"
+    assert await content_sha256(base, tmp_path) == content, "the base copy changed"
+    assert await stored_sha256(store_a, image_id, tmp_path) == template_sha, "the store's template changed"
+
+    refused = await cloud.strata("template", "delete", "debian", expect=1)
+    assert all(volume["volume_id"] in refused for volume in volumes), refused
+    listed = await cloud.strata_json("template", "show", "debian")
+    assert not listed["deleting"]
+
+    copied = await cloud.strata_json("template", "copy", "debian", "--to-zone", "zone-b")
+    assert [each["checksum"] for each in copied["copies"]] == [f"sha256:{template_sha}"]
+    assert await stored_sha256(store_b, image_id, tmp_path) == template_sha
+    in_b = await cloud.volume_from("vm-b-root", SIZE, "debian", "--zone", "zone-b")
+    assert Path(in_b["locator"]).is_relative_to(pool_b), in_b["locator"]
+    backing = await backing_file(in_b["locator"])
+    assert backing is not None
+    assert Path(backing).is_relative_to(pool_b), "zone B's volume is on its own pool's base copy"
+    assert await content_sha256(in_b["locator"], tmp_path) == content
+
+    await eventually_in_progress_free(cloud)
+    assert list(cloud.staging.iterdir()) == [], "the image service left staging files"
+    assert [path for path in cloud.agent_staging.rglob("*") if path.is_file()] == [], "the agent left staging files"
