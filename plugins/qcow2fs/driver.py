@@ -100,6 +100,17 @@ class Qcow2fsDriver:
     ) -> Volume:
         return await volumes.copy_in(self._context, volume_id, source, source_format, progress)
 
+    def adopts(self, source_format: VolumeFormat) -> bool:
+        return source_format is VolumeFormat.QCOW2
+
+    async def staging_directory(self) -> Path:
+        staging = self._context.layout.staging
+        await self._context.off_loop(staging.mkdir, 0o755, False, True)
+        return staging
+
+    async def adopt(self, volume_id: str, source: Path, *, source_format: VolumeFormat) -> Volume:
+        return await volumes.adopt(self._context, volume_id, source, source_format)
+
     async def copy_out(
         self,
         volume_id: str,

@@ -6,6 +6,7 @@
     <path>/volumes/<volume_id>/snap-<id>.qcow2  a delta snapshot's layer (kept, hidden, while newer layers need it)
     <path>/volumes/<volume_id>/full-<id>.qcow2  a full snapshot: a standalone image until a revert builds on it
     <path>/snapshots/<snapshot_id>.json     a snapshot's record (ids are unique across the pool)
+    <path>/staging/                         files an agent stages here to be adopted as volumes (a rename, no copy)
 
 Backing files are named relative to the layer, so a shared mount works at any path on every host.
 """
@@ -48,6 +49,10 @@ class Layout:
     @property
     def snapshots(self) -> Path:
         return self.root / "snapshots"
+
+    @property
+    def staging(self) -> Path:
+        return self.root / "staging"
 
     def volume_dir(self, volume_id: str) -> Path:
         return self.volumes / check_id(volume_id, "volume_id")

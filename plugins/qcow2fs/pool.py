@@ -48,10 +48,10 @@ async def remove_pool(context: PoolContext, pool_id: str) -> None:
 
 
 def _remove_pool_files(context: PoolContext) -> None:
-    for directory in (context.layout.snapshots, context.layout.volumes):
+    for directory in (context.layout.snapshots, context.layout.volumes, context.layout.staging):
         if directory.exists():
             for leftover in directory.iterdir():
-                # Only what a crashed delete can leave: an empty volume directory or a stray record.
+                # Only what a crash can leave: an empty volume directory, a stray record, a staged file.
                 if leftover.is_dir():
                     shutil.rmtree(leftover)
                 else:

@@ -8,6 +8,7 @@ leaves nothing behind, so the id can be used again.
 """
 
 import asyncio
+import os
 import shutil
 import stat
 from collections.abc import Awaitable, Callable
@@ -168,6 +169,37 @@ def _size_of_known_source(source: Path, source_format: VolumeFormat | None) -> i
     if source_format is VolumeFormat.RAW:
         return status.st_size
     return read_header(source).size_bytes
+
+
+async def adopt(context: PoolContext, volume_id: str, source: Path, source_format: VolumeFormat) -> Volume:
+    """A volume made of a staged qcow2 file by renaming it into place (no copy), once `qemu-img info` shows it is
+    a standalone qcow2 (no backing or data file); it is fsynced first, as a convert's output is."""
+    staging = context.layout.staging
+    if source_format is not VolumeFormat.QCOW2:
+        raise InvalidArgument(f"qcow2fs adopts qcow2 files only, not {source_format.value}", field="source_format")
+    if not source.is_absolute() or source.parent == staging or staging not in source.parents:
+        raise InvalidArgument(f"{source} is not a file staged under {staging}/<directory>/", field="source")
+    request: dict[str, object] = {"op": "adopt", "source": str(source)}
+
+    async def build(target: Path) -> None:
+        if not await context.off_loop(source.is_file):
+            raise NotFound(f"staged file {source} does not exist", field="source")
+        info = (await context.qemu.info(source))[0]
+        specific = info.get("format-specific")
+        data = specific.get("data") if isinstance(specific, dict) else None
+        if info.get("format") != "qcow2":
+            raise InvalidArgument(f"{source.name} is {info.get('format')}, not qcow2", field="source_format")
+        if info.get("backing-filename") or (isinstance(data, dict) and data.get("data-file")):
+            raise InvalidArgument(f"{source.name} depends on another file: it cannot be adopted", field="source")
+        await context.off_loop(_fsync_and_move, source, target)
+
+    return await make_volume(context, volume_id, request, build)
+
+
+def _fsync_and_move(source: Path, target: Path) -> None:
+    with source.open("rb") as staged:
+        os.fsync(staged.fileno())
+    source.replace(target)
 
 
 async def copy_out(

@@ -297,3 +297,25 @@ class SpaceReporter(Protocol):
     async def free_bytes(self) -> int | None:
         """Bytes the store can still take, or None where it cannot tell."""
         ...
+
+
+@runtime_checkable
+class FileAdopter(Protocol):
+    """A primary storage plugin on a filesystem that can make a volume of a staged file by taking it (a rename, no
+    copy). A copy from a store (a template's base copy, a staged migration) is then written on the pool's own
+    filesystem and adopted, where `copy_in` would write every byte a second time. Optional: without it the framework
+    stages the file elsewhere and calls `copy_in`."""
+
+    def adopts(self, source_format: VolumeFormat) -> bool:
+        """Whether a file of this format can become a volume as it is (qcow2fs: qcow2)."""
+        ...
+
+    async def staging_directory(self) -> Path:
+        """A directory on the pool's filesystem for files to adopt (made if missing; nothing else lives there)."""
+        ...
+
+    async def adopt(self, volume_id: str, source: Path, *, source_format: VolumeFormat) -> Volume:
+        """Create `volume_id` by taking `source`, a file under `staging_directory()`, once it is checked (its format,
+        no backing or data file); the file is gone afterwards. Idempotent on the (volume_id, source) pair as
+        `copy_in` is; a refused file is `InvalidArgument` and left where it was."""
+        ...

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from bus.ports import UnitOfWork
 from plugins.sdk.progress import ProgressCallback
-from plugins.sdk.protocols import PrimaryStorage, SnapshotCopier
+from plugins.sdk.protocols import FileAdopter, PrimaryStorage, SnapshotCopier
 from plugins.sdk.types import ImageKind, Volume, VolumeFormat
 from schemas import Envelope, Event
 from schemas.agent import (
@@ -158,7 +158,10 @@ async def copy_from_store(
         )
 
     what = f"the copy of {object_id} from store {access.store_id}"
-    async with deadline(deadline_seconds, what), agent.staging_area.directory() as staging:
+    volume_format = VolumeFormat(source_format.value) if source_format else None
+    adopter = adopter_of(primary, volume_format)
+    root = await adopter.staging_directory() if adopter is not None else None
+    async with deadline(deadline_seconds, what), agent.staging_area.directory(root) as staging:
         staged = staging / object_id
         report: ProgressCallback
         async with progress_events(
@@ -170,11 +173,21 @@ async def copy_from_store(
                 f"object {object_id} has checksum sha256:{fetched.checksum}, not the expected {checksum}",
                 field="checksum",
             )
-        volume_format = VolumeFormat(source_format.value) if source_format else None
         async with progress_events(
             agent.units, envelope, partial(make, CopyStage.POOL), producer=agent.producer
         ) as report:
+            if adopter is not None and volume_format is not None:
+                volume = await adopter.adopt(str(volume_id), staged, source_format=volume_format)
+                report(fetched.size_bytes, fetched.size_bytes)
+                return volume
             return await primary.copy_in(str(volume_id), staged, source_format=volume_format, progress=report)
+
+
+def adopter_of(primary: PrimaryStorage, volume_format: VolumeFormat | None) -> FileAdopter | None:
+    """The pool's plugin, if it can take a staged file of this format as a volume as it is (no second copy)."""
+    if volume_format is not None and isinstance(primary, FileAdopter) and primary.adopts(volume_format):
+        return primary
+    return None
 
 
 async def copy_volume_from_store(

@@ -1,6 +1,7 @@
 """The agent's copies between a qcow2fs pool and an fsbackup store, on RabbitMQ and PostgreSQL: a volume made from
 a store's object, written back to the store, checked, a wrong checksum refused, a deadline that leaves nothing."""
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -44,10 +45,10 @@ async def stack(database_url: str, amqp_url: str, namespace: str) -> AsyncIterat
     await opened.close()
 
 
-async def attach_pool(stack: Stack, tmp_path: Path) -> UUID:
+async def attach_pool(stack: Stack, tmp_path: Path, root: Path | None = None) -> UUID:
     pool_id = uuid4()
     command = AttachPoolToHost(
-        pool_id=pool_id, plugin="qcow2fs", config={"path": str(pool_directory(tmp_path))}, host=HOST
+        pool_id=pool_id, plugin="qcow2fs", config={"path": str(root or pool_directory(tmp_path))}, host=HOST
     )
     assert isinstance(await outcome(stack, await stack.send(command)), PoolAttachedToHost)
     return pool_id
@@ -171,3 +172,39 @@ async def test_a_copy_past_its_deadline_leaves_no_object(stack: Stack, tmp_path:
     with pytest.raises(NotFound):
         await driver.get_image("late", tmp_path / "late.raw")
     await driver.close()
+
+
+async def test_a_qcow2_from_a_store_is_staged_on_the_pool_and_adopted(stack: Stack, tmp_path: Path) -> None:
+    """qcow2fs adopts a staged qcow2 (`FileAdopter`): the agent stages it on the pool's filesystem and the volume is
+    that file, renamed; nothing stays in the pool's staging directory, after a good copy or a refused one."""
+    root = pool_directory(tmp_path)
+    pool_id = await attach_pool(stack, tmp_path, root)
+    store = store_in(tmp_path)
+    raw, image = tmp_path / "image.raw", tmp_path / "image.qcow2"
+    raw.write_bytes(os.urandom(2 * MIB))
+    process = await asyncio.create_subprocess_exec("qemu-img", "convert", "-O", "qcow2", str(raw), str(image))
+    assert await process.wait() == 0
+    driver = open_driver(FsBackupConfig(**store.config))
+    put = await driver.put_image("base-image", ImageKind.TEMPLATE, image)
+    await driver.close()
+    staging = root / "staging"
+
+    def staged_files() -> list[Path]:
+        return [path for path in staging.rglob("*") if path.is_file()]
+
+    for checksum in ("sha256:" + "0" * 64, f"sha256:{put.checksum}"):
+        command = CopyVolumeFromStore(
+            pool_id=pool_id,
+            volume_id=uuid4(),
+            store=store,
+            object_id="base-image",
+            format=CopyFormat.QCOW2,
+            checksum=checksum,
+            host=HOST,
+        )
+        answer = await outcome(stack, await stack.send(command))
+        assert staging.is_dir(), "the copy was staged on the pool"
+        assert staged_files() == []
+    assert isinstance(answer, VolumeCopiedFromStore), answer
+    assert answer.locator is not None
+    assert Path(answer.locator).read_bytes() == image.read_bytes()  # noqa: ASYNC240  # the very file, not a conversion
