@@ -8,12 +8,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from plugins.chunked.digests import WholeDigest
 from plugins.chunked.manifest import BackupSummary
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.prefixed import prefixed
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
-from plugins.chunked.writer import BeforeManifest, WholeDigest, check_id
+from plugins.chunked.writer import BeforeManifest, check_id
 from schemas.errors import AlreadyExists, InvalidArgument, NotFound
 
 IMAGE_PREFIX = "images"

@@ -2,12 +2,13 @@
 
 from pathlib import Path
 
+from plugins.chunked.digests import WholeDigest
 from plugins.chunked.manifest import BackupManifest, BackupSummary
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.reading import RestoreResult, list_summaries, load_manifest, restore_backup
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
 from plugins.chunked.sweep import SweepResult, delete_backup, sweep
-from plugins.chunked.writer import BackupResult, BeforeManifest, Labels, WholeDigest, write_backup
+from plugins.chunked.writer import BackupResult, BeforeManifest, Labels, write_backup
 
 
 class ChunkedRepository:

@@ -3,7 +3,6 @@ then write the manifest last, so that a crash at any point leaves no manifest na
 
 import asyncio
 import errno
-import hashlib
 import os
 import re
 import stat
@@ -13,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from plugins.chunked.codec import Compression, chunk_digest, chunk_key, encode_chunk
+from plugins.chunked.digests import WholeDigest
 from plugins.chunked.errors import first_error
 from plugins.chunked.manifest import BackupManifest, encode_manifest, encode_summary, manifest_key, summary_key
 from plugins.chunked.markers import backup_marker
@@ -29,23 +29,6 @@ BeforeManifest = Callable[[], Awaitable[None]]
 Labels = dict[str, str] | Callable[[], dict[str, str]]
 """A backup's labels, or a function that makes them once every chunk is read (from a `WholeDigest`); it may raise
 to refuse the backup, whose manifest is then never written."""
-
-
-class WholeDigest:
-    """Digests of a whole source computed in the same pass as its chunks: the windows are read in order, each hashed
-    here before it is cut, so the source is read once rather than once to hash it and once to store it."""
-
-    def __init__(self, algorithms: set[str]) -> None:
-        self._hashers = {name: hashlib.new(name) for name in sorted(algorithms)}
-
-    def update(self, data: bytes) -> None:
-        """Feed the next window (in a worker thread: hashlib releases the GIL)."""
-        for hasher in self._hashers.values():
-            hasher.update(data)
-
-    def hexdigests(self) -> dict[str, str]:
-        """The digests, by algorithm, of everything fed so far."""
-        return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
 
 
 @dataclass(frozen=True)
@@ -177,6 +160,8 @@ async def write_backup(
             raise (Transient(reason) if passing else FailedPrecondition(reason, field="source")) from None
         finally:
             os.close(fd)
+            if whole is not None:
+                await asyncio.shield(asyncio.to_thread(whole.close))
         if before_manifest is not None:
             await before_manifest()
         labels = labels() if callable(labels) else labels
