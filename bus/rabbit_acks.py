@@ -56,24 +56,28 @@ class AckBatcher:
         await self._send(self._channel.basic_reject(tag, wait=False))
 
     async def _flush(self) -> None:
-        self._flushing = None
-        if self._channel.is_closed:
-            return  # the broker requeued everything unsettled on this channel
-        delivered, done, alone = self._delivered, self._done, self._settled_alone
-        highest = 0
-        while delivered and (delivered[0] in done or delivered[0] in alone):
-            tag = delivered.popleft()
-            if tag in done:
-                done.discard(tag)
-                highest = tag
-            else:
-                alone.discard(tag)
-        if highest:
-            await self._send(self._channel.basic_ack(highest, multiple=True, wait=False))
-        for tag in sorted(done):
-            alone.add(tag)
-            await self._send(self._channel.basic_ack(tag, wait=False))
-        done.clear()
+        """Flush until nothing is done and unsent. One flush at a time: a multiple ack written before a single ack
+        it passes over would make that single ack unknown to RabbitMQ (which closes the channel for it)."""
+        try:
+            while self._done and not self._channel.is_closed:  # closed: the broker requeued what is unsettled
+                delivered, done, alone = self._delivered, self._done, self._settled_alone
+                highest = 0
+                while delivered and (delivered[0] in done or delivered[0] in alone):
+                    tag = delivered.popleft()
+                    if tag in done:
+                        done.discard(tag)
+                        highest = tag
+                    else:
+                        alone.discard(tag)
+                singles = sorted(done)
+                alone.update(singles)
+                done.clear()
+                for tag in singles:  # before the multiple ack, which may pass over them once they are sent
+                    await self._send(self._channel.basic_ack(tag, wait=False))
+                if highest:
+                    await self._send(self._channel.basic_ack(highest, multiple=True, wait=False))
+        finally:
+            self._flushing = None
 
     async def drain(self) -> None:
         """Send the acks still waiting."""

@@ -3,7 +3,8 @@ answers published back there.
 
 The queue `<ns>.bridge.cloudstack` (quorum, durable) is bound to `*.ActionEvent.#` and `*.ResourceStateEvent.#`, so
 what CloudStack publishes while the bridge is down waits for it. Deliveries are handed to a few workers, each taking
-what is at hand as one batch (one transaction: see `inbound.py`); a message is acked only after its batch committed.
+what is at hand as one batch (one transaction: see `inbound.py`); a message is acked only after its batch committed,
+the acks of the channel coalesced (`bus.rabbit_acks`: one `basic.ack(multiple=True)` for a run of settled deliveries).
 A malformed one goes to strata's dead letters (`<ns>.dead`) with the reason, its routing key and the origin queue (so
 `strata dlq redrive` brings it back here); one that strata cannot take now (a service not answering) is given back
 after a pause, and dead-lettered after `delivery_attempts`. The link reconnects by itself (a loop of its own rather
@@ -20,6 +21,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from bus.ports import HeaderValue, Transport, WireMessage
+from bus.rabbit_acks import AckBatcher
 from bus.topology import ATTEMPTS_HEADER, DEATH_REASON_HEADER, ERROR_CLASS_HEADER, ORIGIN_QUEUE_HEADER
 from schemas import Transient
 from schemas.cloudstack import MalformedEvent
@@ -28,7 +30,8 @@ from services.bridge.metrics import BridgeMetrics
 log = structlog.get_logger(__name__)
 PATTERNS = ("*.ActionEvent.#", "*.ResourceStateEvent.#")
 ROUTING_KEY_HEADER = "cloudstack-routing-key"
-WORKERS = 4  # batches in flight at once (each holds one database connection while it commits)
+WORKERS = 2  # batches in flight at once: one fills while the other commits (each holds a database connection)
+GATHER_SECONDS = 0.005  # a batch waits this long at most for more deliveries once it has one
 _DELIVERY_COUNT = "x-delivery-count"  # set by a quorum queue on each redelivery
 TakeBatch = Callable[[Sequence[tuple[str, bytes]]], Awaitable[list[str | Exception]]]
 RecordDead = Callable[[str, str], Awaitable[None]]  # (routing key, reason)
@@ -62,7 +65,8 @@ class CloudStackLink:
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._pending: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._pending: asyncio.Queue[tuple[AbstractIncomingMessage, AckBatcher]] = asyncio.Queue()
+        self._acks: AckBatcher | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._busy = 0
         self._later: set[asyncio.Task[None]] = set()
@@ -88,6 +92,8 @@ class CloudStackLink:
             if self._pending.empty() and self._busy == 0:
                 break
             await asyncio.sleep(0.1)  # a drain with a deadline: what is left unacked is redelivered
+        if self._acks is not None:
+            await self._acks.drain()
         for task in [*self._workers, *self._later]:
             task.cancel()
         if self._task is not None:
@@ -130,14 +136,19 @@ class CloudStackLink:
             await queue.bind(exchange, pattern)
         publisher: AbstractChannel = await connection.channel(publisher_confirms=True)
         self._answers = await publisher.get_exchange(self.exchange_name)
-        self._consumer = (queue, await queue.consume(self._pending.put))
+        acks = self._acks = AckBatcher(await channel.get_underlay_channel())
+
+        async def delivered(message: AbstractIncomingMessage) -> None:
+            assert message.delivery_tag is not None  # a consumer without no_ack: every delivery has its tag
+            acks.delivered(message.delivery_tag)
+            await self._pending.put((message, acks))
+
+        self._consumer = (queue, await queue.consume(delivered))
 
     async def _work(self) -> None:
         batch_max = max(1, self.prefetch // WORKERS)
         while True:
-            batch = [await self._pending.get()]
-            while len(batch) < batch_max and not self._pending.empty():
-                batch.append(self._pending.get_nowait())
+            batch = await self._gather(batch_max)
             self._busy += 1
             try:
                 await self._handle(batch)
@@ -146,43 +157,63 @@ class CloudStackLink:
             finally:
                 self._busy -= 1
 
-    async def _handle(self, batch: list[AbstractIncomingMessage]) -> None:
+    async def _gather(self, batch_max: int) -> list[tuple[AbstractIncomingMessage, AckBatcher]]:
+        """A batch: the first delivery, then those that arrive within GATHER_SECONDS, up to `batch_max` (a commit
+        per batch costs the same whatever its size: a backlog is taken in few, large batches)."""
+        batch = [await self._pending.get()]
+        deadline = asyncio.get_running_loop().time() + GATHER_SECONDS
+        while len(batch) < batch_max:
+            if not self._pending.empty():
+                batch.append(self._pending.get_nowait())
+                continue
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._pending.get(), left))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _handle(self, batch: list[tuple[AbstractIncomingMessage, AckBatcher]]) -> None:
         try:
-            outcomes = await self.take_batch([(routing_key_of(message), message.body) for message in batch])
+            outcomes = await self.take_batch([(routing_key_of(message), message.body) for message, _ in batch])
         except Exception as error:  # the database failed: the whole batch is taken again
-            for message in batch:
-                await self._again(message, error)
+            for message, acks in batch:
+                await self._again(message, acks, error)
             return
-        for message, outcome in zip(batch, outcomes, strict=True):
+        for (message, acks), outcome in zip(batch, outcomes, strict=True):
             key = routing_key_of(message)
             if isinstance(outcome, MalformedEvent):
                 reason = f"malformed CloudStack event, field {outcome.field}: {outcome.reason}"
-                await self._dead_letter(message, key, reason, "MalformedEvent")
+                await self._dead_letter(message, acks, key, reason, "MalformedEvent")
             elif isinstance(outcome, Exception):
-                await self._again(message, outcome)
+                await self._again(message, acks, outcome)
             else:
-                await message.ack()
+                acks.ack(_tag(message))
 
-    async def _again(self, message: AbstractIncomingMessage, error: Exception) -> None:
+    async def _again(self, message: AbstractIncomingMessage, acks: AckBatcher, error: Exception) -> None:
         """Give a message back after a pause, or dead-letter it once it failed `attempts` times."""
         key = routing_key_of(message)
         reason = error.message if isinstance(error, Transient) else f"{type(error).__name__}: {error}"
         delivered = message.headers.get(_DELIVERY_COUNT)
         attempts = (delivered if isinstance(delivered, int) else 0) + 1
         if attempts >= self.attempts:
-            await self._dead_letter(message, key, f"failed {attempts} times: {reason}", type(error).__name__)
+            await self._dead_letter(message, acks, key, f"failed {attempts} times: {reason}", type(error).__name__)
             return
         log.warning("a CloudStack event will be taken again", routing_key=key[:200], reason=reason[:500])
-        task = asyncio.create_task(self._nack_later(message, min(5.0, 0.2 * 2**attempts)))
+        task = asyncio.create_task(self._nack_later(message, acks, min(5.0, 0.2 * 2**attempts)))
         self._later.add(task)
         task.add_done_callback(self._later.discard)
 
-    async def _nack_later(self, message: AbstractIncomingMessage, delay: float) -> None:
+    async def _nack_later(self, message: AbstractIncomingMessage, acks: AckBatcher, delay: float) -> None:
         await asyncio.sleep(delay)
         with contextlib.suppress(Exception):  # a channel gone meanwhile redelivers it anyway
-            await message.nack(requeue=True)
+            await acks.reject(_tag(message))  # back to the queue (basic.reject, requeued)
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, key: str, reason: str, error_class: str) -> None:
+    async def _dead_letter(  # the message, its channel's acks, and why
+        self, message: AbstractIncomingMessage, acks: AckBatcher, key: str, reason: str, error_class: str
+    ) -> None:
         headers: dict[str, HeaderValue] = {
             DEATH_REASON_HEADER: reason[:1000],
             ERROR_CLASS_HEADER: error_class,
@@ -199,7 +230,7 @@ class CloudStackLink:
         )
         await self.dead_letters.publish("dead", "", wire)
         await self.record_dead(key, reason)
-        await message.ack()
+        acks.ack(_tag(message))
         log.warning("a CloudStack message was dead-lettered", routing_key=key[:200], reason=reason[:500])
 
     async def publish(self, routing_key: str, body: bytes) -> None:
@@ -219,6 +250,11 @@ def routing_key_of(message: AbstractIncomingMessage) -> str:
     if not message.exchange and isinstance(kept, str):
         return kept
     return message.routing_key or ""
+
+
+def _tag(message: AbstractIncomingMessage) -> int:
+    assert message.delivery_tag is not None  # see `delivered`
+    return message.delivery_tag
 
 
 def _setter(event: asyncio.Event) -> Callable[..., None]:

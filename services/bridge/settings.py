@@ -25,7 +25,7 @@ class BridgeSettings(BaseSettings):
         description="The broker CloudStack publishes to, if not strata's (STRATA_AMQP_URL); may hold a password.",
     )
     prefetch: int = Field(
-        default=256, ge=1, le=10_000, description="CloudStack events taken at once (in batches of a quarter of it)."
+        default=256, ge=1, le=10_000, description="CloudStack events taken at once (in batches of up to half of it)."
     )
     volume_size_bytes: int = Field(
         default=1 << 30,
