@@ -10,7 +10,6 @@ zone's image store (`template copy --to-zone`) makes a volume on that zone's poo
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,26 +17,17 @@ import pytest
 from tests.e2e.image_cloud import (
     MIB,
     ImageCloud,
+    cloud_fixture,  # noqa: F401  # the `cloud` fixture
     content_sha256,
     eventually_in_progress_free,
-    image_cloud,
     make_template,
     run,
     sha256_of,
     stored_sha256,
 )
-from tests.image_http import image_server
 
 pytestmark = pytest.mark.e2e
 SIZE = 16 * MIB
-
-
-@pytest.fixture
-async def cloud(database_url: str, amqp_url: str, namespace: str, tmp_path: Path) -> AsyncIterator[ImageCloud]:
-    async with image_cloud(database_url, amqp_url, namespace, tmp_path) as opened:
-        for kind in ("storage", "image", "agent"):
-            await opened.start(kind)
-        yield opened
 
 
 async def backing_file(locator: str) -> str | None:
@@ -49,6 +39,8 @@ async def backing_file(locator: str) -> str | None:
 async def test_volumes_from_a_template_stay_apart_and_the_template_reaches_another_zone(
     cloud: ImageCloud, tmp_path: Path
 ) -> None:
+    for kind in ("storage", "image", "agent"):
+        await cloud.start(kind)
     pool_a = await cloud.add_pool("pool-a")
     store_a = await cloud.add_store("store-a")
     pool_b = await cloud.add_pool("pool-b", zone="zone-b")
@@ -57,10 +49,7 @@ async def test_volumes_from_a_template_stay_apart_and_the_template_reaches_anoth
     template_sha = sha256_of(template)
     content = await content_sha256(template, tmp_path)
 
-    async with image_server() as server:
-        url = server.add("debian.qcow2", template)
-        checksum = f"{{SHA-256}}{template_sha}"
-        registered = await cloud.strata_json("template", "register", "debian", "--url", url, "--checksum", checksum)
+    registered = await cloud.register("debian", template)
     image_id = registered["registered"]["image_id"]
     assert [download["checksum"] for download in registered["downloads"]] == [f"sha256:{template_sha}"]
 
