@@ -88,22 +88,30 @@ def show_verdicts(console: Console, verdicts: "list[SagaVerdict]", *, recorded_b
                 f"[green]same[/green] {head}: {verdict.diff.count(Verdict.MATCHING)} message(s) match, "
                 f"ended {verdict.replayed_status} as recorded"
             )
-            continue
-        step = verdict.first_divergent_step
-        console.print(f"[red]differs[/red] {head}" + (f": first divergent step {step}" if step is not None else ""))
-        if verdict.reason:
-            console.print(f"  {verdict.reason}")
-        if verdict.recorded_status != verdict.replayed_status:
-            console.print(f"  ended {verdict.replayed_status}, recorded {verdict.recorded_status}")
-        for entry in verdict.diff.entries:
-            if entry.verdict is Verdict.MATCHING:
-                continue
-            where = f"step {entry.step}" if entry.step is not None else "no step"
-            console.print(f"  [yellow]{entry.verdict.value}[/yellow] {entry.type} ({where})")
-            for change in entry.changes:
-                console.print(f"      {change.path}: recorded {change.recorded!r}, replayed {change.replayed!r}")
+        else:
+            _show_differences(console, verdict)
+        for call in verdict.data_plane:
+            console.print(f"  [dim]data plane: {call}[/dim]")
     same = sum(1 for verdict in verdicts if verdict.same)
     console.print(f"[dim]{same} of {len(verdicts)} saga(s) replay the same (recorded by strata {recorded_by})[/dim]")
+
+
+def _show_differences(console: Console, verdict: "SagaVerdict") -> None:
+    """A saga that replays differently: its first divergent step, why, and every difference field by field."""
+    head = f"{verdict.name} v{verdict.version} {verdict.saga_id}"
+    step = verdict.first_divergent_step
+    console.print(f"[red]differs[/red] {head}" + (f": first divergent step {step}" if step is not None else ""))
+    if verdict.reason:
+        console.print(f"  {verdict.reason}")
+    if verdict.recorded_status != verdict.replayed_status:
+        console.print(f"  ended {verdict.replayed_status}, recorded {verdict.recorded_status}")
+    for entry in verdict.diff.entries:
+        if entry.verdict is Verdict.MATCHING:
+            continue
+        where = f"step {entry.step}" if entry.step is not None else "no step"
+        console.print(f"  [yellow]{entry.verdict.value}[/yellow] {entry.type} ({where})")
+        for change in entry.changes:
+            console.print(f"      {change.path}: recorded {change.recorded!r}, replayed {change.replayed!r}")
 
 
 def show_plan(console: Console, chosen: "Plan") -> None:

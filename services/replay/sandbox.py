@@ -1,18 +1,20 @@
 """Sandbox replay: re-run an export's sagas against the current code, and diff what they emit against the record.
 
 The sandbox is the orchestrator's side of each operation: the saga engine and the outcome announcer, on a saga
-store of its own (a fresh database). Everything else stays outside and answers from the record: the command that
-started the saga, and every reply the participants (services, agents) sent. Nothing is published anywhere: what the
-sandbox emits is collected and compared, so a replay cannot reach a live system.
+store of its own (a fresh database); and the data plane where it can be: the agent's volume commands run by the
+agent's current code on the recorded pools' plugins, each on a temporary directory (`data_plane`), their answers
+compared with the recorded ones. Everything else stays outside and answers from the record: the command that
+started the saga, and every reply the other participants (services, the hypervisor) sent. Nothing is published
+anywhere: what the sandbox emits is collected and compared, so a replay cannot reach a live system.
 
 The engine runs on a clock the sandbox moves: to each recorded reply's time as it is delivered, and to a timer's
 due time when nothing else can happen (a retry's back-off, a timeout that fired in the recording). A timer falling
 after the recording's end is not fired: the record says nothing about what came next. A command the recording does
-not have (another id: another step, attempt or saga) stops the replay there, since nobody outside could answer it.
+not have (another id: another step, attempt or saga) stops the replay there, since nobody outside could answer it;
+one for the sandbox's data plane is answered by it, recorded or not.
 """
 
 import heapq
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -29,14 +31,15 @@ from sagas.memory_store import MemorySagaStore
 from sagas.ports import SagaStore
 from sagas.postgres_migrate import migrate_sagas
 from sagas.postgres_store import PostgresSagaStore
-from sagas.records import SagaInstance, SagaStatus, StepKind, StepRecord
-from sagas.work import saga_id_for
+from sagas.records import SagaStatus, StepKind, StepRecord
 from schemas import Command, Envelope, MessageRegistry, StrataError, registry
 from services.embedded import embedded_postgres
 from services.orchestrator.outcomes import OUTCOMES
+from services.replay.data_plane import DataPlane, configures_pools, temporary_root
 from services.replay.diff import Comparable, Diff, Verdict, compare, substitute
 from services.replay.export_format import Export
 from services.replay.reading import Recorded, masked_payload
+from services.replay.saga_run import Clock, ExportIndex, SagaRun
 from services.replay.timeline import SagaRecord
 
 _MAX_EVENTS = 10_000  # replies and timers per saga: a loop in saga code ends here, reported
@@ -54,6 +57,8 @@ class SagaVerdict:
     replayed_status: str
     diff: Diff = field(default_factory=Diff)
     reason: str = ""
+    data_plane: list[str] = field(default_factory=list)
+    """The data-plane commands the sandbox's agent ran on temporary directories (and why a pool stayed outside)."""
 
     @property
     def same(self) -> bool:
@@ -78,76 +83,8 @@ class SagaVerdict:
             "reason": self.reason,
             "differences": [entry.as_json() for entry in self.diff.entries if entry.verdict.value != "matching"],
             "matching": self.diff.count(Verdict.MATCHING),
+            "data_plane": self.data_plane,
         }
-
-
-@dataclass(frozen=True)
-class _Index:
-    """An export's messages by what the replay looks them up by."""
-
-    replies: dict[UUID, list[Recorded]]
-    """Messages by the message that caused them."""
-    by_saga: dict[UUID, list[Recorded]]
-    starts: dict[UUID, Recorded]
-    """The command that started each saga (a saga's id derives from its start command's)."""
-    known: set[UUID]
-
-    @classmethod
-    def of(cls, messages: list[Recorded]) -> "_Index":
-        replies: dict[UUID, list[Recorded]] = defaultdict(list)
-        by_saga: dict[UUID, list[Recorded]] = defaultdict(list)
-        starts: dict[UUID, Recorded] = {}
-        for message in messages:
-            if message.causation_id is not None:
-                replies[message.causation_id].append(message)
-            if message.saga_id is not None:
-                by_saga[message.saga_id].append(message)
-            if isinstance(message.message, Command):
-                starts[saga_id_for(message.message_id)] = message
-        return cls(replies, by_saga, starts, {message.message_id for message in messages})
-
-
-@dataclass
-class _SagaRun:
-    """One saga's replay: what it emitted, the recorded replies due to it, and why it stopped (if it did)."""
-
-    instance: SagaInstance
-    coordinator: str
-    replies: dict[UUID, list[Recorded]]
-    known: set[UUID]
-    clock: "_Clock"
-    end: datetime
-    emitted: list[Envelope] = field(default_factory=list)
-    inbox: list[tuple[datetime, UUID, Recorded]] = field(default_factory=list)
-    stop: str = ""
-
-    def take(self, envelope: Envelope) -> None:
-        """The engine's `emit`: keep what it sends, queue the recorded replies to its commands."""
-        self.emitted.append(envelope)
-        if not isinstance(envelope.payload, Command) or self.stop:
-            return
-        if envelope.message_id not in self.known:
-            step = f" at step {envelope.step}" if envelope.step is not None else ""
-            self.stop = f"the code sends {envelope.type}{step}, which the recording does not have"
-        for reply in self.replies.get(envelope.message_id, []):
-            if reply.saga_id == self.instance.saga_id and reply.step is not None:
-                heapq.heappush(self.inbox, (self._handled_at(reply), reply.message_id, reply))
-
-    def _handled_at(self, reply: Recorded) -> datetime:
-        """When the coordinator took `reply` in the recording: when it first sent something because of it, else
-        (it caused nothing) when it was sent. Replies are delivered in that order, the order they were handled."""
-        effects = [m.occurred_at for m in self.replies.get(reply.message_id, []) if m.producer == self.coordinator]
-        return min(effects, default=reply.occurred_at)
-
-
-class _Clock:
-    """The sandbox's time, moved by the replay."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def combined_sagas(override: SagaRegistry | None) -> SagaRegistry:
@@ -182,11 +119,20 @@ class Sandbox:
         self.messages = messages
 
     async def replay(self, export: Export) -> list[SagaVerdict]:
-        """Replay every saga of `export`, one after another; return a verdict for each."""
-        index = _Index.of(export.messages)
-        return [await self.replay_saga(record, index) for record in export.sagas]
+        """Replay every saga of `export`, one after another; return a verdict for each. With a database, the
+        export's pools are started on temporary directories for the data plane (removed afterwards)."""
+        index = ExportIndex.of(export.messages)
+        if self.store is None or not configures_pools(export):
+            return [await self.replay_saga(record, index) for record in export.sagas]
+        plane = DataPlane.of(self.store.pool, export, temporary_root())
+        try:
+            return [await self.replay_saga(record, index, plane) for record in export.sagas]
+        finally:
+            await plane.close()
 
-    async def replay_saga(self, record: SagaRecord, index: "_Index") -> SagaVerdict:
+    async def replay_saga(
+        self, record: SagaRecord, index: "ExportIndex", plane: DataPlane | None = None
+    ) -> SagaVerdict:
         """Replay one saga against its recorded replies and compare what it emits with what it emitted then."""
         instance = record.instance
         self._store = self.store or MemorySagaStore()  # in memory: a store of its own for each saga
@@ -204,14 +150,16 @@ class Sandbox:
             verdict.reason = f"its input {instance.input.type} is not a command"
             return verdict
         mine = index.by_saga.get(instance.saga_id, [])
-        run = _SagaRun(
+        run = SagaRun(
             instance=instance,
             coordinator=next((m.producer for m in mine if isinstance(m.message, Command)), "orchestrator"),
             replies=index.replies,
             known=index.known,
-            clock=_Clock(instance.created_at or datetime.now(UTC)),
+            clock=Clock(instance.created_at or datetime.now(UTC)),
             end=max((m.occurred_at for m in mine), default=instance.created_at or datetime.now(UTC)) + _LATE,
+            plane=plane,
         )
+        calls_before = len(plane.calls) if plane is not None else 0
         engine = SagaEngine(
             sagas=self.sagas, messages=self.messages, producer=run.coordinator, clock=run.clock, announce_ends=True
         )
@@ -231,12 +179,16 @@ class Sandbox:
         ended = next((envelope for envelope in run.emitted if envelope.type == "saga.ended"), None)
         if ended is not None:
             run.emitted += await self._outcome(ended, instance.saga_id, run.coordinator)
-        generated = await self._generated(instance.saga_id, record.steps)
+        generated = {**run.paths, **await self._generated(instance.saga_id, record.steps)}
         await self._forget_timers(instance.saga_id)
         verdict.diff = compare(
-            [_comparable(message) for message in mine if message.producer == run.coordinator],
-            [_emitted_comparable(envelope, generated) for envelope in run.emitted],
+            [_comparable(message) for message in mine if message.producer == run.coordinator]
+            + [_comparable(message) for message in run.replaced],
+            [_emitted_comparable(envelope, generated) for envelope in run.emitted + run.answered],
         )
+        if plane is not None:
+            verdict.data_plane = [str(call) for call in plane.calls[calls_before:]]
+            verdict.data_plane += sorted({plan.outside for plan in plane.pools.values() if plan.outside})
         return verdict
 
     async def _outcome(self, ended: Envelope, saga_id: UUID, producer: str) -> list[Envelope]:
@@ -251,17 +203,20 @@ class Sandbox:
         )
         return [outcome.model_copy(update={"saga_id": instance.saga_id, "step": None})]
 
-    async def _drive(self, engine: SagaEngine, run: "_SagaRun") -> str:
+    async def _drive(self, engine: SagaEngine, run: "SagaRun") -> str:
         """Deliver recorded replies, then due timers, until the saga ends, stops, or the recording has no more."""
         saga_id = run.instance.saga_id
         for _ in range(_MAX_EVENTS):
             if run.stop:
                 break
+            if run.live and run.plane is not None:
+                await run.run_live(run.plane)
+                continue
             if run.inbox:
-                _, _, reply = heapq.heappop(run.inbox)
-                run.clock.now = max(run.clock.now, reply.occurred_at)
+                _, _, reply, sent = heapq.heappop(run.inbox)
+                run.clock.now = max(run.clock.now, sent)
                 async with self._store.session() as session:
-                    await engine.on_reply(session, run.take, reply.envelope())
+                    await engine.on_reply(session, run.take, reply)
                 continue
             due = await self._store.next_timer_at()
             if due is None or due > run.end or await self._ended_status(saga_id):
