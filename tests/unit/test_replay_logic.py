@@ -9,6 +9,7 @@ import pytest
 
 from plugins.sdk import faults
 from schemas import InvalidArgument
+from services.replay.data_plane import path_twins
 from services.replay.diff import Comparable, Verdict, compare, substitute
 from services.replay.export_format import BadExport, parse_export, render_lines
 from services.replay.selection import Cursor, Selection, Status, select_sql
@@ -45,6 +46,14 @@ def test_generated_values_are_mapped_before_comparing() -> None:
         "ids": ["old", "kept"],
         "name": "safety-new",
     }
+
+
+def test_a_live_answers_temporary_paths_map_to_the_recorded_ones_that_end_the_same() -> None:
+    root = "/tmp/strata-sandbox-x1"
+    live = {"locator": f"{root}/pool-a/volumes/v1/active.qcow2", "other": f"{root}/pool-a/volumes/v2/active.qcow2"}
+    recorded = {"locator": "/srv/pool/volumes/v1/active.qcow2", "other": "/srv/pool/volumes/v9/active.qcow2"}
+    assert path_twins(live, recorded, root) == {live["locator"]: recorded["locator"]}
+    assert path_twins([live], [recorded], "/elsewhere") == {}
 
 
 def test_selection_sql_combines_filters_and_pages_by_keyset() -> None:
