@@ -3,6 +3,8 @@ progress report (as a deadline cuts one), and the check of a progress sequence."
 
 import asyncio
 import os
+import shutil
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -55,3 +57,11 @@ def assert_progress_reaches(reports: list[tuple[int, int]], size: int) -> None:
     assert done == sorted(done), f"progress went backwards: {done}"
     assert all(0 <= report[0] <= report[1] for report in reports), f"progress past the total: {reports}"
     assert reports[-1] == (size, size), f"progress ended at {reports[-1]}, not ({size}, {size})"
+
+
+def qemu_img_convert(source: Path, target: Path, target_format: str) -> None:
+    """Convert a raw file to `target_format` with qemu-img (the kit's tool for staging files in a plugin's format)."""
+    tool = shutil.which("qemu-img")
+    if tool is None:
+        raise RuntimeError("qemu-img is not installed: apt-get install qemu-utils")
+    subprocess.run([tool, "convert", "-f", "raw", "-O", target_format, str(source), str(target)], check=True)

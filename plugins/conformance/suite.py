@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from plugins.conformance.copies import assert_progress_reaches, stopped_at_first_report, write_large_source
+from plugins.conformance.copies import (
+    assert_progress_reaches,
+    qemu_img_convert,
+    stopped_at_first_report,
+    write_large_source,
+)
 from plugins.conformance.harness import NOT_CLAIMED, Kit, load_plugin, read_config_file
 from plugins.conformance.steps import (
     Step,
@@ -25,7 +30,7 @@ from plugins.registry import validate_config
 from plugins.sdk import Capability, Role, faults
 from plugins.sdk.config import secret_fields
 from plugins.sdk.errors import AlreadyExists, InvalidArgument, NotFound
-from plugins.sdk.protocols import BackupTarget, ImageStore, PrimaryStorage, SnapshotProvider
+from plugins.sdk.protocols import BackupTarget, FileAdopter, ImageStore, PrimaryStorage, SnapshotProvider
 from plugins.sdk.types import ImageKind, SnapshotKind, VolumeFormat
 
 GROUPS = ("primary", "snapshots", "backup", "image")
@@ -283,3 +288,34 @@ def test_copies_report_progress_and_a_deadline_leaves_nothing_half_written(kit: 
     kit.run(kit.primary.copy_out(volume_id, target, progress=lambda *done: reports.append(done)))
     assert_progress_reaches(reports, size)
     assert target.read_bytes() == source.read_bytes()
+
+
+def test_a_staged_file_is_adopted_whole_and_nothing_else_is(kit: Kit) -> None:
+    """A plugin that adopts staged files (`FileAdopter`) makes a volume of one with the file's bytes, leaves nothing
+    in its staging directory, and refuses a file staged elsewhere, changing nothing."""
+    _require(kit, "primary")
+    adopter = kit.primary
+    if not isinstance(adopter, FileAdopter):
+        pytest.skip("the plugin does not adopt staged files (FileAdopter)")
+    formats = [form for form in (VolumeFormat.QCOW2, VolumeFormat.RAW) if adopter.adopts(form)]
+    assert formats, "a FileAdopter adopts at least one of qcow2 and raw"
+    _run(kit, pool_steps(kit)[0])
+    source = write_source(kit.scratch, "to-adopt.raw")
+    directory = kit.run(adopter.staging_directory()) / f"kit-{kit.id('staged')}"
+    directory.mkdir()
+    staged = directory / f"volume.{formats[0].value}"
+    qemu_img_convert(source, staged, formats[0].value)
+    volume_id = kit.id("vol")
+    kit.created.volumes.append(volume_id)
+    volume = kit.run(adopter.adopt(volume_id, staged, source_format=formats[0]))
+    assert volume.size_bytes == source.stat().st_size
+    assert not staged.exists(), "an adopted file is the volume's now: nothing stays in staging"
+    out = kit.scratch / "adopted.raw"
+    kit.run(kit.primary.copy_out(volume_id, out))
+    assert out.read_bytes() == source.read_bytes()
+    elsewhere = kit.scratch / f"elsewhere.{formats[0].value}"
+    qemu_img_convert(source, elsewhere, formats[0].value)
+    with pytest.raises(InvalidArgument):
+        kit.run(adopter.adopt(kit.id("vol"), elsewhere, source_format=formats[0]))
+    assert elsewhere.exists()
+    directory.rmdir()
