@@ -8,7 +8,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from schemas import StrataError
 from services.api import (
     console,
+    console_forms,
     console_ops,
+    console_settings,
     console_storage,
     routes_actions,
     routes_events,
@@ -64,6 +66,8 @@ def create_app(context: ApiContext) -> FastAPI:
         routes_images,
         routes_maintenance,
         routes_vms,
+        console_forms,
+        console_settings,
         console,
         console_storage,
         console_ops,

@@ -18,7 +18,7 @@ from services.api.errors import described
 from services.api.keys import Role
 from services.api.models import CreateSnapshotRequest
 from services.api.routes_misc import list_sagas, show_saga
-from services.api.routes_more import list_backups, list_images, list_repositories
+from services.api.routes_more import list_backups, list_repositories
 from services.api.routes_ops import (
     DeadLetterIds,
     SagaAction,
@@ -121,13 +121,6 @@ async def dead_letters_action(
     else:
         done = "nothing done"
     return RedirectResponse(f"/dead-letters?done={done}", status_code=303)
-
-
-@router.get("/templates")
-async def templates_page(request: Request, session: Console) -> HTMLResponse:
-    """Templates and ISOs with their download state in each image store."""
-    images = await list_images(request, session.key, kind=None, limit=500)
-    return render(request, "templates.html", session, images=images)
 
 
 @router.get("/backups")

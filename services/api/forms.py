@@ -142,3 +142,27 @@ def given_values(form: dict[str, str], fields: list[FormField]) -> dict[str, str
         raw = form.get(each.input_name)
         values[each.name] = ("true" if raw is not None else "false") if each.kind == "checkbox" else (raw or "")
     return values
+
+
+def update_form(schema: JsonObject) -> list[FormField]:
+    """The form of a config change: every field optional and empty (empty = unchanged; the current values are
+    sealed, so none is shown), a boolean as a choice of unchanged, true or false, an enum with unchanged first."""
+    fields = config_form(schema)
+    for each in fields:
+        each.required, each.value = False, ""
+        if each.kind == "checkbox":
+            each.kind, each.options = "select", ["", "true", "false"]
+        elif each.kind == "select":
+            each.options = ["", *each.options]
+    return fields
+
+
+def posted_changes(form: dict[str, str], fields: list[FormField], schema: JsonObject) -> JsonObject:
+    """The config fields a change form sets (the empty ones stay as they are); a boolean from its choice."""
+    booleans = {
+        name for name, prop in schema.get("properties", {}).items() if _resolved(prop, schema).get("type") == "boolean"
+    }
+    changes = posted_config({key: value for key, value in form.items() if value != ""}, fields)
+    for name in booleans & set(changes):
+        changes[name] = changes[name] == "true"
+    return changes
