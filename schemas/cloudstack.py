@@ -10,9 +10,10 @@ A body that is not exactly that (not JSON, not an object of strings, a duplicate
 oversized field) raises `MalformedEvent` naming the field, so that the bridge dead-letters it with the reason.
 """
 
+import functools
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Final, Literal
 from uuid import UUID
@@ -38,6 +39,7 @@ _ACTION_TEXT: Final = frozenset({"description", "eventDateTime"})
 _STATE_KEYS: Final = frozenset({"resource", "id", "old-state", "new-state", "eventDateTime"})
 _WORD = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,127}$")
 _EVENT_TYPE = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*$")
+_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2}) (\d{1,2}):(\d{1,2}):(\d{1,2}) ([+-])(\d{2}):?(\d{2})", re.ASCII)
 _GSON_ESCAPES: Final = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "=": "\\u003d", "'": "\\u0027"}
 
 
@@ -238,7 +240,8 @@ def _action(fields: dict[str, str]) -> ActionEvent:
         if not _WORD.match(name) or not name[0].isupper():
             raise MalformedEvent("not a key CloudStack's action events have", field=name[:128])
         entities[simple_entity(name)] = _uuid(value, name)
-    return ActionEvent(
+    # Every field is checked above, as CloudStack writes it: the model is built without validating it again.
+    return ActionEvent.model_construct(
         status=Status(status),
         event=event,
         entity=simple_entity(entity) if entity else None,
@@ -298,11 +301,26 @@ def _uuid(value: str, name: str) -> UUID:
 
 
 def parse_date(value: str) -> datetime:
-    """`yyyy-MM-dd HH:mm:ss Z` (`2026-12-07 10:14:01 +0100`) as an aware datetime; MalformedEvent otherwise."""
+    """`yyyy-MM-dd HH:mm:ss Z` (`2026-12-07 10:14:01 +0100`) as an aware datetime; MalformedEvent otherwise.
+
+    Read with one regular expression rather than `strptime` (a third of the time a message took to parse)."""
+    found = _DATE.fullmatch(value)
     try:
-        return datetime.strptime(value, DATE_FORMAT)
+        if found is None:
+            raise ValueError(value)
+        year, month, day, hour, minute, second, sign, zone_hours, zone_minutes = found.groups()
+        offset = _offset(sign, int(zone_hours), int(zone_minutes))
+        return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=offset)
     except ValueError:
         raise MalformedEvent("not a date as yyyy-MM-dd HH:mm:ss Z", field="eventDateTime") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _offset(sign: str, hours: int, minutes: int) -> timezone:
+    if hours > 23 or minutes > 59:
+        raise ValueError("not a UTC offset")
+    delta = timedelta(hours=hours, minutes=minutes)
+    return timezone(-delta if sign == "-" else delta)
 
 
 def format_date(moment: datetime) -> str:

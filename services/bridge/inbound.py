@@ -111,7 +111,9 @@ class Inbound:
                 await self._apply_requests([plan for plan in plans if plan.is_request], uow)
                 for plan in plans:
                     await self._apply(plan, uow)
-                await records.record_many(uow.connection, [plan.received for plan in plans if not plan.reconcile])
+                recorded = [plan.received for plan in plans if not plan.reconcile]
+                if recorded:
+                    uow.defer(records.events_insert(recorded))  # written in the commit's round trip
         if any(plan.outcome == "refused" for plan in plans):
             self.wake()
         for plan in plans:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from bus.postgres.literals import literal, values_rows
 from schemas.cloudstack import ActionEvent
 
 _LOCK_SPACE = 0x62726964  # "brid": the advisory locks of operation keys, apart from other users' locks
@@ -63,17 +64,18 @@ async def record(connection: Any, received: Received) -> int:
     return seq
 
 
-async def record_many(connection: Any, received: list[Received]) -> None:
-    """Record the messages of a batch in one statement (the bridge's hot path: one round trip, no SQL literals)."""
-    if not received:
-        return
-    columns = list(zip(*(_event_values(each, each.cloudstack_failed) for each in received), strict=True))
-    await connection.execute(
+def events_insert(received: list[Received]) -> str:
+    """The INSERT of a batch's records as one statement of literals, for the unit of work to run in its commit's
+    round trip (the bridge's hot path: nothing reads them back in the transaction)."""
+    rows = [
+        [literal(value) for value in _event_values(each, "true" if each.cloudstack_failed else "false")]
+        for each in received
+    ]
+    for row in rows:
+        row[10] += "::boolean"
+    return (
         "INSERT INTO bridge.events (routing_key, category, event, status, entity, entity_uuid, occurred_at,"
-        " operation_key, outcome, correlation_id, cloudstack_failed, detail)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[],"
-        " $7::timestamptz[], $8::text[], $9::text[], $10::uuid[], $11::boolean[], $12::text[])",
-        *(list(column) for column in columns),
+        f" operation_key, outcome, correlation_id, cloudstack_failed, detail) VALUES {values_rows(rows)}"
     )
 
 

@@ -16,6 +16,7 @@ from schemas.cloudstack import (
     OtherEvent,
     ResourceStateEvent,
     Status,
+    parse_date,
     parse_event,
     render_answer,
 )
@@ -221,3 +222,29 @@ def test_an_answer_reads_back_with_cloudstacks_rules() -> None:
         event = parse_event(key, body)  # the bridge reads its own answers like CloudStack's events
         assert isinstance(event, ActionEvent)
         assert event.failed is (not succeeded)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-12-07 10:14:01 +0100", "2026-12-07 10:14:01 -0530", "2026-1-7 1:4:1 +0000", "2026-12-07 10:14:01 +01:00"],
+)
+def test_event_dates_read_as_javas_simple_date_format_writes_them(text: str) -> None:
+    assert parse_date(text) == datetime.strptime(text, "%Y-%m-%d %H:%M:%S %z")
+    assert parse_date(text).utcoffset() == datetime.strptime(text, "%Y-%m-%d %H:%M:%S %z").utcoffset()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-13-07 10:14:01 +0100",
+        "2026-02-30 10:00:00 +0000",
+        "2026-12-07 10:14:01",
+        "2026-12-07 10:14:01 +2500",
+        "2026-12-07 10:14:01 +0100\n",
+        "\u0662\u0660\u0662\u0666-12-07 10:14:01 +0100",
+    ],
+)
+def test_other_dates_are_refused_by_field(text: str) -> None:
+    with pytest.raises(MalformedEvent) as refused:
+        parse_date(text)
+    assert refused.value.field == "eventDateTime"
