@@ -139,10 +139,22 @@ def read_header(path: Path) -> Qcow2Header:
 
 
 def convert_args(
-    source: Path, target: Path, *, source_format: str | None, target_format: str, sparse: bool = True
+    source: Path,
+    target: Path,
+    *,
+    source_format: str | None,
+    target_format: str,
+    sparse: bool = True,
+    durable: bool = True,
 ) -> Sequence[str]:
-    """Arguments of a `qemu-img convert` with progress and out-of-order writes (faster on sparse sources)."""
+    """Arguments of a `qemu-img convert` with progress and out-of-order writes (faster on sparse sources).
+
+    `durable` (a volume's data, about to be recorded ready) flushes the target before qemu-img exits (`-t
+    writeback`): by default qemu-img convert leaves its writes in the page cache, and a host that crashed then
+    would come back with a volume recorded ready and its data lost. A staging or export file need not be."""
     args = ["convert", "-p", "-W", "-O", target_format]
+    if durable:
+        args += ["-t", "writeback"]
     if source_format:
         args += ["-f", source_format]
     if not sparse:

@@ -232,7 +232,7 @@ async def convert_out(
     report = progress or no_progress
     partial = target.with_name(f".{target.name}.partial")
     await context.off_loop(partial.unlink, True)
-    args = convert_args(source, partial, source_format="qcow2", target_format=target_format.value)
+    args = convert_args(source, partial, source_format="qcow2", target_format=target_format.value, durable=False)
     try:
         await context.qemu.run(*args, on_percent=fraction_to_bytes(report, size_bytes))
         await context.off_loop(partial.replace, target)

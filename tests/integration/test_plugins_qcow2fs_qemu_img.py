@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins.qcow2fs.qemu_img import QemuImg
+from plugins.qcow2fs.qemu_img import QemuImg, convert_args
 from plugins.sdk.deadlines import within
 from plugins.sdk.errors import DeadlineExceeded
 
@@ -95,3 +95,20 @@ async def test_an_operation_that_asked_for_more_time_is_not_cut_by_the_default(t
     binary = sleeping_qemu_img(tmp_path, 1)
     qemu = QemuImg(str(binary), timeout_seconds=0.1)
     await within(30, qemu.run("info", str(tmp_path)), "an operation given 30 s")
+
+
+async def test_a_volume_is_flushed_before_qemu_img_exits_and_a_staging_copy_is_not(tmp_path: Path) -> None:
+    """qemu-img convert leaves its writes in the page cache unless asked: the converts that make a volume's data
+    (about to be recorded ready) ask for the flush, a copy out to a staging or export file does not."""
+    volume = convert_args(tmp_path / "in.raw", tmp_path / "out.qcow2", source_format="raw", target_format="qcow2")
+    staging = convert_args(
+        tmp_path / "in.qcow2", tmp_path / "out.raw", source_format="qcow2", target_format="raw", durable=False
+    )
+    assert volume[volume.index("-t") + 1] == "writeback"
+    assert "-t" not in staging
+    process = await asyncio.create_subprocess_exec(
+        "qemu-img", "create", "-q", "-f", "raw", str(tmp_path / "in.raw"), "1M"
+    )
+    assert await process.wait() == 0
+    process = await asyncio.create_subprocess_exec("qemu-img", *volume)
+    assert await process.wait() == 0, "qemu-img takes the flushed convert's arguments"
