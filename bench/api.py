@@ -2,12 +2,16 @@
 
     python bench/api.py [--clients 8] [--seconds 5] [--volumes 24]   (STRATA_AMQP_URL, STRATA_DATABASE_URL)
 
-prints one JSON line: {"bench": "api", "get_pools_rps": ..., "bare_fastapi_rps": ..., "cli_pool_list_per_s": ...,
-"volume_create_api_per_s": ..., "volume_create_cli_per_s": ..., ...}
+prints one JSON line: {"bench": "api", "get_pools_rps": ..., "get_pools_uncached_rps": ..., "bare_fastapi_rps": ...,
+"cli_pool_list_per_s": ..., "volume_create_api_per_s": ..., "volume_create_cli_per_s": ..., ...}
 
 The storage, snapshot, orchestrator and API daemons and an agent run in this process on RabbitMQ and PostgreSQL (a
 database and a namespace of the bench's own), with one qcow2fs pool. Measured with `--clients` concurrent clients:
-- `GET /api/v1/pools` for `--seconds` (key checked, a `pool.list` query over the bus, JSON out), against the same
+- `GET /api/v1/pools` for `--seconds` (key checked, a `pool.list` query over the bus, JSON out), half of it with the
+  key check and the check that the storage service consumes remembered for STRATA_API_KEY_CACHE_SECONDS and
+  STRATA_API_OWNER_CHECK_SECONDS (the daemon's defaults) and half with both made on every request (`uncached`, as
+  before they were remembered), in interleaved halves, and the same with one client (requests back to back: the
+  inverse of their latency); against the same
   JSON list answered by a bare FastAPI handler on uvicorn in this process (no key, no bus), and against
   `strata pool list --json` run as processes, as an operator runs it;
 - a volume created through the API and followed to its outcome (POST /volumes, then the operation polled until it
@@ -131,7 +135,7 @@ async def figures(clients: int, seconds: float, volumes: int, workdir: Path) -> 
     settings = Settings(
         RuntimeSettings(secret_key_file=workdir / "secret.key", log_level="ERROR"),
         AgentSettings(host=HOST, cluster=CLUSTER),
-        ApiSettings(port=0),
+        ApiSettings(port=0),  # the key and owner checks remembered for the defaults' periods
     )
     only = ("storage", "snapshot", "orchestrator", "agent", "api")
     system = await System.start(database_url, transport, settings=settings, relay_poll=0.1, only=only)
@@ -169,7 +173,19 @@ async def figures(clients: int, seconds: float, volumes: int, workdir: Path) -> 
                 assert answer.status_code == 200
 
             await rate(clients, 1.0, get_pools)  # warm-up: connections, prepared statements
-            api_rps = await rate(clients, seconds, get_pools)
+            remembered = (context.keys.cache_seconds, context.owners.seconds)
+
+            def remembering(on: bool) -> None:  # the key check and the owner check: cached, or made every request
+                context.keys.cache_seconds, context.owners.seconds = remembered if on else (0.0, 0.0)
+
+            phases: dict[tuple[bool, int], list[float]] = {}
+            for on in (False, True, False, True):  # interleaved, so a load that drifts weighs on both alike
+                remembering(on)
+                for together in (clients, 1):  # 1: one client's requests back to back (their latency)
+                    phases.setdefault((on, together), []).append(await rate(together, seconds / 2, get_pools))
+            means = {phase: sum(values) / len(values) for phase, values in phases.items()}
+            api_uncached_rps, api_rps = means[False, clients], means[True, clients]
+            one_uncached_rps, one_rps = means[False, 1], means[True, 1]
             bare, task, port = await bare_server(pools)
             try:
                 async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as plain:
@@ -203,6 +219,9 @@ async def figures(clients: int, seconds: float, volumes: int, workdir: Path) -> 
             await admin.close()
     return {
         "get_pools_rps": api_rps,
+        "get_pools_uncached_rps": api_uncached_rps,
+        "get_pools_one_client_rps": one_rps,
+        "get_pools_one_client_uncached_rps": one_uncached_rps,
         "bare_fastapi_rps": bare_rps,
         "cli_pool_list_per_s": cli_rps,
         "volume_create_api_per_s": api_creates,
@@ -232,6 +251,9 @@ async def main(clients: int, seconds: float, volumes: int) -> dict[str, object]:
         "clients": clients,
         **{key: round(value, 1) for key, value in measured.items()},
         "get_pools_ratio_vs_bare_fastapi": round(measured["get_pools_rps"] / measured["bare_fastapi_rps"], 3),
+        "get_pools_uncached_ratio_vs_bare_fastapi": round(
+            measured["get_pools_uncached_rps"] / measured["bare_fastapi_rps"], 3
+        ),
         "get_pools_ratio_vs_cli": round(measured["get_pools_rps"] / measured["cli_pool_list_per_s"], 1),
         "volume_create_ratio_api_vs_cli": round(
             measured["volume_create_api_per_s"] / measured["volume_create_cli_per_s"], 2

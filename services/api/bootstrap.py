@@ -12,7 +12,7 @@ from bus.postgres.pool import Pool
 from bus.runtime import Consumer
 from plugins.registry import Registry
 from services.api.app import create_app
-from services.api.context import ApiContext
+from services.api.context import ApiContext, Owners
 from services.api.keys import KeyStore
 from services.api.operations import Operations
 from services.api.outcomes import EVENT_HANDLERS
@@ -40,10 +40,11 @@ def build_api(
     context = ApiContext(
         transport=transport,
         pool=pool,
-        keys=KeyStore(pool, session_hours=settings.session_hours),
+        keys=KeyStore(pool, session_hours=settings.session_hours, cache_seconds=settings.key_cache_seconds),
         operations=operations,
         plugins=plugins,
         settings=settings,
+        owners=Owners(settings.owner_check_seconds),
     )
     consumer = Consumer(
         transport, units, name=CONSUMER, handlers=bind_context(EVENT_HANDLERS, None), queue_kind=queue_kind

@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from time import monotonic
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -19,6 +20,7 @@ from schemas.errors import InvalidArgument, NotFound
 
 SCHEMA = "api"
 KEY_PREFIX = "strata_"  # so that a key pasted in the wrong place is recognisable (and found by secret scanners)
+CACHED_KEYS = 1024  # live keys remembered at most (the oldest forgotten first)
 
 
 class Role(StrEnum):
@@ -96,9 +98,14 @@ _KEY_COLUMNS = "key_id, name, role, created_at, created_by, revoked_at"
 class KeyStore:
     """The keys and sessions on PostgreSQL."""
 
-    def __init__(self, pool: Pool, *, session_hours: float = 12.0) -> None:
+    def __init__(self, pool: Pool, *, session_hours: float = 12.0, cache_seconds: float = 0.0) -> None:
         self.pool = pool
         self.session_lifetime = timedelta(hours=session_hours)
+        self.cache_seconds = cache_seconds
+        """How long a key found live is trusted without asking the database again (0: always asked). A key revoked
+        through this process is forgotten at once; one revoked through another API process is refused here at most
+        this long after."""
+        self._found: dict[str, tuple[ApiKey, float]] = {}  # key hash -> (key, until), oldest first
 
     async def create(self, name: str, role: Role, *, created_by: str) -> tuple[ApiKey, str]:
         """A new key: what is kept, and the key itself (returned this once, never stored)."""
@@ -118,12 +125,25 @@ class KeyStore:
         return _key_of(row), secret
 
     async def find(self, secret: str) -> ApiKey | None:
-        """The live key whose hash `secret` has, if any."""
+        """The live key whose hash `secret` has, if any (a live one found within `cache_seconds` is not asked for
+        again; an unknown or revoked one always is)."""
+        hashed, now = digest(secret), monotonic()
+        cached = self._found.get(hashed)
+        if cached is not None and cached[1] > now:
+            return cached[0]
         with translated_errors():
             row = await self.pool.fetchrow(
-                f"SELECT {_KEY_COLUMNS} FROM {SCHEMA}.keys WHERE key_hash = $1 AND revoked_at IS NULL", digest(secret)
+                f"SELECT {_KEY_COLUMNS} FROM {SCHEMA}.keys WHERE key_hash = $1 AND revoked_at IS NULL", hashed
             )
-        return _key_of(row) if row is not None else None
+        self._found.pop(hashed, None)
+        if row is None:
+            return None
+        key = _key_of(row)
+        if self.cache_seconds > 0:
+            while len(self._found) >= CACHED_KEYS:
+                del self._found[next(iter(self._found))]
+            self._found[hashed] = (key, now + self.cache_seconds)
+        return key
 
     async def list(self) -> list[ApiKey]:
         """Every key, revoked ones included, oldest first."""
@@ -142,6 +162,8 @@ class KeyStore:
             )
         if row is None:
             raise NotFound(f"no API key {key_id}", field="key_id")
+        for hashed in [hashed for hashed, (key, _) in self._found.items() if key.key_id == key_id]:
+            del self._found[hashed]
         return _key_of(row)
 
     async def open_session(self, key: ApiKey) -> tuple[str, str]:

@@ -31,3 +31,17 @@ class ApiSettings(BaseSettings):
         default="127.0.0.1",
         description="Address the API serves an upload on while the zone's image stores fetch it; they must reach it.",
     )
+    key_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long a live API key is trusted without a database look-up (0: every request looks it up); "
+        "a key revoked through another API process is refused here at most this long after.",
+    )
+    owner_check_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long a service seen consuming is not checked again before a query or command goes to it "
+        "(0: every time); one that stopped meanwhile makes a request wait out its timeout instead of failing at once.",
+    )
