@@ -35,7 +35,10 @@ async def block_map(
     chain = await context.qemu.info(top.absolute(), chain=True)
     files = _chain_files(top.absolute(), chain)
     size = int(str(chain[0]["virtual-size"]))
-    since_depth, reason = _since_depth(context, volume_id, files, since_snapshot_id)
+    full_since = since_snapshot_id is not None and await context.off_loop(
+        context.layout.full_image(volume_id, since_snapshot_id).exists
+    )
+    since_depth, reason = _since_depth(context, volume_id, files, since_snapshot_id, full_since=full_since)
     mapped = json.loads(await context.qemu.run("map", "--output=json", "-U", str(top.absolute())))
     extents: list[Extent] = []
     for entry in mapped:
@@ -61,7 +64,7 @@ def _chain_files(top: Path, chain: list[dict[str, object]]) -> list[str]:
 
 
 def _since_depth(
-    context: PoolContext, volume_id: str, files: list[str], since_snapshot_id: str | None
+    context: PoolContext, volume_id: str, files: list[str], since_snapshot_id: str | None, *, full_since: bool
 ) -> tuple[int | None, str | None]:
     if since_snapshot_id is None:
         return None, "no earlier snapshot to compare with"
@@ -72,6 +75,12 @@ def _since_depth(
     for depth, file in enumerate(files):
         if Path(file).name in names:
             return depth, None
+    if full_since:
+        # A full snapshot is a copy beside the chain: the volume's layers hold what was written before it too.
+        return None, (
+            f"snapshot {since_snapshot_id} is a full copy beside the chain, not one of its layers: "
+            "what changed since it cannot be told from the layers"
+        )
     return None, f"the layer of snapshot {since_snapshot_id} is no longer in the chain (merged or reverted away)"
 
 

@@ -139,3 +139,17 @@ async def test_the_check_of_restored_data_names_the_first_chunk_that_differs(
             file.write(b"\xff\x00\xff")
     with pytest.raises(FailedPrecondition, match="differs from backup b1 at chunk 63 "):
         await store.check_blocks("b1", flat)
+
+
+async def test_since_a_full_snapshot_it_reads_everything_and_says_why(driver: Qcow2fsDriver, tmp_path: Path) -> None:
+    """A full snapshot is a copy beside the chain: the layers cannot tell what changed since it, and the reason
+    says so (not that its layer was merged away)."""
+    volume = await driver.create_volume("vol-1", SIZE)
+    await _write_random(volume.path, 0, MIB, tmp_path)
+    await driver.create_snapshot("s1", "vol-1", SnapshotKind.FULL)
+    await _write_random(volume.path, 2 * MIB, MIB, tmp_path)
+    await driver.create_snapshot("s2", "vol-1", SnapshotKind.DELTA)
+    blocks = await driver.block_map("vol-1", "s2", since_snapshot_id="s1")
+    assert not blocks.changes_known
+    assert blocks.reason is not None
+    assert "full copy beside the chain" in blocks.reason
