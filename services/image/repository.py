@@ -293,6 +293,18 @@ async def record_progress(
     )
 
 
+async def extend_lease(connection: Connection, copy: CopyRow, lease_seconds: float) -> None:
+    """Keep a download's lease: its worker is alive, whatever it is doing (fetching, checking, storing)."""
+    await connection.execute(
+        f"UPDATE {SCHEMA}.copies SET lease_until = now() + make_interval(secs => $3) "
+        "WHERE image_id = $1 AND store_id = $2 AND state = $4",
+        copy.image_id,
+        copy.store_id,
+        lease_seconds,
+        DownloadState.DOWNLOAD_IN_PROGRESS.value,
+    )
+
+
 async def release_copy(connection: Connection, copy: CopyRow, error: str) -> None:
     """Give a copy back for another attempt (a passing failure), keeping why the last one failed."""
     await connection.execute(

@@ -2,10 +2,11 @@
 
 A download is claimed in a short transaction (DOWNLOAD_IN_PROGRESS, a lease), run with no transaction open (the
 HTTP fetch into a staging file, the checks, the store's `put_image`), and its outcome recorded in a second one with
-its event. Progress extends the lease; a worker that dies leaves a lease that runs out, and any worker then takes
-the copy again and resumes the staging file. A passing failure (a stall, a dropped connection) is retried up to the
-limit, resuming; a refused check is DOWNLOAD_ERROR at once. Nothing reaches a store before every check passed, and
-the store writes its manifest last, so a failed download leaves no object.
+its event. The worker extends the lease while it holds the copy, whatever step it is at; a worker that dies leaves a
+lease that runs out, and any worker then takes the copy again and resumes the staging file. A passing failure (a
+stall, a dropped connection) is retried up to the limit, resuming; a refused check is DOWNLOAD_ERROR at once.
+Nothing reaches a store before every check passed, and the store writes its manifest last, so a failed download
+leaves no object.
 """
 
 import asyncio
@@ -131,6 +132,34 @@ class ImageWorker:
         return self.deps.staging / f"{copy.image_id}-{copy.store_id}.part"
 
     async def _download(self, copy: CopyRow, image: ImageRow, store: StoreRow) -> None:
+        async with self._leased(copy):
+            await self._download_leased(copy, image, store)
+
+    @contextlib.asynccontextmanager
+    async def _leased(self, copy: CopyRow) -> AsyncIterator[None]:
+        """Extend the copy's lease every third of it while this worker holds the copy, so that the lease runs out only
+        when the worker died: a fetch without new bytes for a while, the checks of a large file or a slow store's put
+        may each last longer than the lease, and another worker must not take the copy meanwhile (it would write the
+        staging file this one reads)."""
+
+        async def keep() -> None:
+            while True:
+                await asyncio.sleep(self.deps.lease_seconds / 3)
+                try:
+                    async with self.units.begin(CONSUMER, None) as uow:
+                        assert uow is not None
+                        await repo.extend_lease(uow.connection, copy, self.deps.lease_seconds)
+                except StrataError as error:
+                    log.warning("download lease not extended", error=error.message)
+
+        keeper = asyncio.create_task(keep())
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            await asyncio.wait([keeper])
+
+    async def _download_leased(self, copy: CopyRow, image: ImageRow, store: StoreRow) -> None:
         staged = self.staging_file(copy)
         limits = self.deps.limits
         try:
