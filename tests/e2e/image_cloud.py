@@ -205,6 +205,11 @@ async def make_template(directory: Path, data_mib: int, size_mib: int) -> Path:
     return template
 
 
+def files_under(directory: Path) -> list[Path]:
+    """The files below `directory` (none if it does not exist)."""
+    return sorted(path for path in directory.rglob("*") if path.is_file())
+
+
 def sha256_of(path: Path) -> str:
     """The SHA-256 of a file, read in pieces."""
     digest = hashlib.sha256()
@@ -239,15 +244,27 @@ async def stored_sha256(store: Path, image_id: str, scratch: Path) -> str:
         target.unlink(missing_ok=True)
 
 
-async def eventually_in_progress_free(cloud: ImageCloud) -> None:
-    """Wait until nothing is left in progress (see `ImageCloud.nothing_in_progress`)."""
+async def settled(cloud: ImageCloud, *pools: Path) -> None:
+    """Wait until nothing is left in progress (see `ImageCloud.nothing_in_progress`); then no staging file is left
+    (the image service's, the agent's in its temporary directory and on each pool: qcow2fs adopts a base copy staged
+    on its own filesystem), no dead agent's staging directory, no half-made file on a pool."""
 
-    async def settled() -> bool:
+    async def quiet() -> bool:
         try:
             await cloud.nothing_in_progress()
         except AssertionError:
             return False
         return True
 
-    await assert_eventually(settled, timeout=60.0, what="nothing left in progress")
+    await assert_eventually(quiet, timeout=60.0, what="nothing left in progress")
     await cloud.nothing_in_progress()
+    assert files_under(cloud.staging) == [], "the image service left staging files"
+    assert files_under(cloud.agent_staging) == [], "the agent left staging files"
+    for pool in pools:
+        staged = pool / "staging" / f"strata-copy-{HOST}"
+        assert files_under(staged) == [], f"the agent left staging files on {pool.name}"
+        if staged.is_dir():
+            live = [str(process.process.pid) for process in cloud.started if process.process.returncode is None]
+            dead = [entry.name for entry in staged.iterdir() if entry.name not in live]
+            assert dead == [], f"dead agents' staging directories stayed on {pool.name}"
+        assert [path for path in files_under(pool) if path.name.endswith(".tmp")] == [], "a half-made file stayed"

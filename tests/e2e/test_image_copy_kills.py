@@ -17,25 +17,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.daemon_processes import HOST
 from tests.e2e.image_cloud import (
     MIB,
     PLACEMENT,
     ImageCloud,
     cloud_fixture,  # noqa: F401  # the `cloud` fixture
     content_sha256,
-    eventually_in_progress_free,
+    files_under,
     make_template,
+    settled,
     sha256_of,
     stored_sha256,
 )
 
 pytestmark = pytest.mark.e2e
 SIZE = 32 * MIB
-
-
-def files_under(directory: Path) -> list[Path]:
-    return sorted(path for path in directory.rglob("*") if path.is_file())
 
 
 async def test_a_zone_copy_cut_by_a_killed_image_service_is_finished_by_the_next(
@@ -64,8 +60,7 @@ async def test_a_zone_copy_cut_by_a_killed_image_service_is_finished_by_the_next
         copying.cancel()
     assert "DOWNLOADED to store" in said, said
     assert await stored_sha256(store_b, image_id, tmp_path) == sha256_of(template)
-    await eventually_in_progress_free(cloud)
-    assert files_under(cloud.staging) == [], "a staging file outlived its copy"
+    await settled(cloud)
 
 
 async def test_a_base_copy_cut_by_a_killed_agent_is_made_by_the_next(cloud: ImageCloud, tmp_path: Path) -> None:
@@ -99,9 +94,4 @@ async def test_a_base_copy_cut_by_a_killed_agent_is_made_by_the_next(cloud: Imag
     assert [row["ready"] for row in base_copies] == [True], "one base copy, on the pool"
     users = await cloud.rows("SELECT volume_id, created FROM image.base_users")
     assert [row["created"] for row in users] == [True, True], users
-    assert [path for path in files_under(pool) if path.name.endswith(".tmp")] == [], "a half-made file stayed"
-    await eventually_in_progress_free(cloud)
-    staged_on_pool = pool / "staging" / f"strata-copy-{HOST}"  # qcow2fs adopts a base copy staged on its filesystem
-    assert files_under(cloud.agent_staging) + files_under(staged_on_pool) == [], "a staging file outlived its copy"
-    live = str(cloud.daemons["agent"].process.pid)
-    assert [entry.name for entry in staged_on_pool.iterdir()] == [live], "the dead agent's staging stayed"
+    await settled(cloud, pool)

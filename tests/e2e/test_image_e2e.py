@@ -19,9 +19,9 @@ from tests.e2e.image_cloud import (
     ImageCloud,
     cloud_fixture,  # noqa: F401  # the `cloud` fixture
     content_sha256,
-    eventually_in_progress_free,
     make_template,
     run,
+    settled,
     sha256_of,
     stored_sha256,
 )
@@ -86,6 +86,4 @@ async def test_volumes_from_a_template_stay_apart_and_the_template_reaches_anoth
     assert Path(backing).is_relative_to(pool_b), "zone B's volume is on its own pool's base copy"
     assert await content_sha256(in_b["locator"], tmp_path) == content
 
-    await eventually_in_progress_free(cloud)
-    assert list(cloud.staging.iterdir()) == [], "the image service left staging files"
-    assert [path for path in cloud.agent_staging.rglob("*") if path.is_file()] == [], "the agent left staging files"
+    await settled(cloud, pool_a, pool_b)
