@@ -33,10 +33,9 @@ from schemas.snapshot import (
 )
 from schemas.storage import CreateVolume, ResizeVolume
 from schemas.storage_queries import PoolInfo, VolumeInfo
-from services.bridge.reconcile import StateProbe
+from services.bridge.reconcile import StateProbe, resize_bytes
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_RESIZE_SIZE = re.compile(r"\bto size (\d{1,9}) ?GB?\b")
 _TEMPLATE_SOURCE = re.compile(rf"\bfrom (volume|snapshot) Id: ({_UUID})")
 _COPY_ZONES = re.compile(rf"\bto zones?: ((?:{_UUID})(?:, ?{_UUID})*)")
 _RESTORE_IDS = uuid.UUID("0b9c8f0e-3f5e-4d59-9a53-6f4f8e2d1c77")  # uuid5 namespace of restores asked by CloudStack
@@ -125,10 +124,10 @@ async def create_volume(request: ActionEvent, lookups: Lookups, defaults: Defaul
 async def resize_volume(request: ActionEvent, lookups: Lookups, defaults: Defaults) -> Command:
     """CloudStack's GB are GiB (`size << 30`); `shrinkok` is not on the bus, so a shrink is refused by strata."""
     volume_id = required(request, "Volume")
-    found = _RESIZE_SIZE.search(request.description)
-    if found is None:
+    size = resize_bytes(request.description)
+    if size is None:
         raise NotCarried("the request carries no new size (a resize to another disk offering)")
-    return ResizeVolume(volume_id=volume_id, new_size_bytes=int(found.group(1)) << 30)
+    return ResizeVolume(volume_id=volume_id, new_size_bytes=size)
 
 
 async def migrate_volume(request: ActionEvent, lookups: Lookups, defaults: Defaults) -> Command:

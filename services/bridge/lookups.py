@@ -8,8 +8,16 @@ from bus.errors import RequestTimedOut, Unroutable
 from bus.facade import Bus
 from schemas import Envelope, Event, Message, Transient
 from schemas.hosts import HostInfo, HostsListed, ListHosts
+from schemas.image_queries import ImageInfo, ImagesListed, ListImages
 from schemas.snapshot import VolumeSnapshotPair
-from schemas.snapshot_queries import ListSnapshots, SnapshotInfo, SnapshotsListed
+from schemas.snapshot_queries import (
+    ListSnapshotPolicies,
+    ListSnapshots,
+    SnapshotInfo,
+    SnapshotPoliciesListed,
+    SnapshotPolicyInfo,
+    SnapshotsListed,
+)
 from schemas.storage_queries import ListPools, ListVolumes, PoolInfo, PoolsListed, VolumeInfo, VolumesListed
 
 E = TypeVar("E", bound=Event)
@@ -62,3 +70,13 @@ class BusLookups:
         """A snapshot as strata holds it, Destroyed included; None if strata never knew it."""
         listed = await self._ask(ListSnapshots(snapshot_id=snapshot_id, include_destroyed=True), SnapshotsListed)
         return listed.snapshots[0] if listed.snapshots else None
+
+    async def image(self, image_id: UUID) -> ImageInfo | None:
+        """A template or ISO as strata holds it; None if it does not (never did, or deleted it)."""
+        listed = await self._ask(ListImages(image_id=image_id), ImagesListed)
+        return listed.images[0] if listed.images else None
+
+    async def snapshot_policy(self, policy_id: UUID, volume_id: UUID | None) -> SnapshotPolicyInfo | None:
+        """A snapshot policy as strata holds it (among the volume's, if known); None if it does not."""
+        listed = await self._ask(ListSnapshotPolicies(volume_id=volume_id), SnapshotPoliciesListed)
+        return next((policy for policy in listed.policies if policy.policy_id == policy_id), None)

@@ -6,19 +6,28 @@ with what strata holds; a disagreement is published as `cloudstack.report.disagr
 strata's state: an operator decides which side is right.
 """
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
 from schemas.cloudstack import ActionEvent
+from schemas.image_queries import ImageInfo
 from schemas.snapshot import SnapshotState
-from schemas.snapshot_queries import SnapshotInfo
+from schemas.snapshot_queries import SnapshotInfo, SnapshotPolicyInfo
 from schemas.storage import PoolState, VolumeState
 from schemas.storage_queries import PoolInfo, VolumeInfo
 
 _GONE_VOLUME = {VolumeState.DESTROY, VolumeState.EXPUNGING, VolumeState.EXPUNGED}
 _GONE_SNAPSHOT = {SnapshotState.DESTROYING, SnapshotState.DESTROYED, SnapshotState.ERROR}
+_RESIZE_SIZE = re.compile(r"\bto size (\d{1,9}) ?GB?\b")
+
+
+def resize_bytes(description: str) -> int | None:
+    """The new size `ResizeVolumeCmd` writes into its events ("... to size 20 GB": CloudStack's GB are GiB)."""
+    found = _RESIZE_SIZE.search(description)
+    return None if found is None else int(found.group(1)) << 30
 
 
 class StateProbe(Protocol):
@@ -32,6 +41,12 @@ class StateProbe(Protocol):
 
     async def snapshot(self, snapshot_id: UUID) -> SnapshotInfo | None:
         """The snapshot, Destroyed included; None if strata never knew it."""
+
+    async def image(self, image_id: UUID) -> ImageInfo | None:
+        """The template or ISO; None if strata does not hold it (never did, or deleted it)."""
+
+    async def snapshot_policy(self, policy_id: UUID, volume_id: UUID | None) -> SnapshotPolicyInfo | None:
+        """The snapshot policy (looked for among the volume's, if known); None if strata does not hold it."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +109,47 @@ def _pool_check(*states: PoolState) -> Check:
     return check
 
 
+async def _resize_check(report: ActionEvent, volume_id: UUID, probe: StateProbe) -> Verdict:
+    info = await probe.volume(volume_id)
+    held = _volume_state(info) + ("" if info is None else f", {info.size_bytes} bytes")
+    wanted = resize_bytes(report.description)
+    if report.failed or wanted is None:  # nothing strata could compare: the old size, or the offering's
+        return Verdict(info is not None, "resize failed" if report.failed else "volume resized", held)
+    return Verdict(info is not None and info.size_bytes == wanted, f"volume of {wanted} bytes", held)
+
+
+def _image_check(expect_held: bool) -> Check:
+    async def check(report: ActionEvent, image_id: UUID, probe: StateProbe) -> Verdict:
+        info = await probe.image(image_id)
+        held = info is not None and not info.deleting
+        strata = "no such template" if info is None else f"template {info.name}"
+        if info is not None and info.deleting:
+            strata += " being deleted"
+        wanted = expect_held != report.failed  # a failed create leaves none; a failed delete leaves it
+        return Verdict(held == wanted, "template exists" if wanted else "no such template", strata)
+
+    return check
+
+
+def _policy_check(expect_held: bool) -> Check:
+    async def check(report: ActionEvent, policy_id: UUID, probe: StateProbe) -> Verdict:
+        info = await probe.snapshot_policy(policy_id, report.entity_id("Volume"))
+        strata = "no such policy" if info is None else f"{info.interval_type.value} policy of volume {info.volume_id}"
+        wanted = expect_held != report.failed
+        return Verdict((info is not None) == wanted, "policy exists" if wanted else "no such policy", strata)
+
+    return check
+
+
 CHECKS: dict[str, Check] = {
     "VOLUME.CREATE": _volume_check("created"),
     "VOLUME.DELETE": _volume_check("deleted"),
     "VOLUME.MIGRATE": _volume_check("migrated"),
+    "VOLUME.RESIZE": _resize_check,
+    "TEMPLATE.CREATE": _image_check(True),
+    "TEMPLATE.DELETE": _image_check(False),
+    "SNAPSHOTPOLICY.CREATE": _policy_check(True),
+    "SNAPSHOTPOLICY.DELETE": _policy_check(False),
     "SNAPSHOT.CREATE": _snapshot_check("created"),
     "SNAPSHOT.DELETE": _snapshot_check("deleted"),
     "MAINT.PREPARE.PS": _pool_check(PoolState.MAINTENANCE, PoolState.PREPARE_FOR_MAINTENANCE),
@@ -106,7 +158,8 @@ CHECKS: dict[str, Check] = {
     "DISABLE.PS": _pool_check(PoolState.DISABLED),
     "DELETE.PS": _pool_check(PoolState.REMOVED),
 }
-"""CloudStack event type -> how its report is checked; a type not listed is recorded without a check."""
+"""CloudStack event type -> how its report is checked; a type not listed is recorded without a check (a template's
+copy: strata's copies name their store, not its zone; backups: no query of them on the bus; a policy's update)."""
 
 
 async def reconcile(report: ActionEvent, entity_uuid: UUID, probe: StateProbe) -> Verdict | None:

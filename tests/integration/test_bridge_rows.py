@@ -182,3 +182,45 @@ async def test_a_backup_restored_in_place_and_deleted_through_the_bridge(backup_
     assert deleted.fields["description"] == "Successfully completed deleting backup", deleted.fields
     assert await cloud.commands("backup.delete") == 1
     assert await cloud.value("SELECT state FROM backup.backups WHERE backup_id = $1", backup) == "Removed"
+
+
+async def test_reports_of_the_new_rows_are_reconciled_against_strata(cloud: BridgeCloud) -> None:
+    pool = await cloud.add_pool("reports")
+    volume = await created_volume(cloud, pool)  # 16 MiB
+    unknown_template, unknown_policy = uuid.uuid4(), uuid.uuid4()
+    reports = [
+        # CloudStack resized a volume strata holds at another size: a disagreement, nothing resized.
+        wire.action_event(
+            "VOLUME.RESIZE",
+            "Completed",
+            entity="Volume",
+            entity_uuid=volume,
+            entities={"Volume": volume},
+            description=f"Successfully completed resizing volume. Volume Id: {volume} to size 2 GB",
+        ),
+        # CloudStack made a template and a policy strata never heard of: disagreements.
+        template_event(unknown_template, "TEMPLATE.CREATE", "Completed", "Successfully completed creating template"),
+        wire.action_event(
+            "SNAPSHOTPOLICY.CREATE",
+            "Completed",
+            entity="SnapshotPolicy",
+            entity_uuid=unknown_policy,
+            entities={"SnapshotPolicy": unknown_policy, "Volume": volume},
+            description="Successfully completed creating snapshot policy",
+        ),
+        # ... and deleted a template strata does not hold either: they agree.
+        template_event(unknown_template, "TEMPLATE.DELETE", "Completed", "Successfully completed deleting template"),
+    ]
+    for report in reports:
+        await cloud.cloudstack.publish(report)
+    await cloud.wait(lambda: count(cloud, "disagreed", 3), "three disagreements")
+    await cloud.wait(lambda: count(cloud, "reconciled", 1), "one agreement")
+    detail = await cloud.value(
+        "SELECT detail FROM bridge.events WHERE event = 'VOLUME.RESIZE' AND outcome = 'disagreed'"
+    )
+    assert f"CloudStack: volume of {2 << 30} bytes" in detail, detail
+    assert f"{16 << 20} bytes" in detail, detail
+    assert await cloud.value("SELECT size_bytes FROM storage.volumes WHERE volume_id = $1", volume) == 16 << 20
+    assert await cloud.commands("cloudstack.report.disagreed") == 3
+    for command in ("volume.resize", "image.delete", "snapshot_policy.create"):
+        assert await cloud.commands(command) == 0, command

@@ -11,9 +11,10 @@ from schemas import ErrorInfo, InvalidArgument
 from schemas.cloudstack import ActionEvent, Status
 from schemas.hosts import HostInfo
 from schemas.image import CopyImage, CreateImageFromVolume
+from schemas.image_queries import ImageInfo
 from schemas.migration import MigrateVolume, VolumeMigrated, VolumeMigrateFailed
 from schemas.snapshot import SnapshotKind, SnapshotState, VolumeSnapshotPair
-from schemas.snapshot_queries import SnapshotInfo
+from schemas.snapshot_queries import SnapshotInfo, SnapshotPolicyInfo
 from schemas.storage import CreateVolume, PoolScope, PoolState, PoolStateChanged, ResizeVolume, VolumeState
 from schemas.storage_queries import PoolInfo, VolumeInfo
 from services.bridge.builders import Defaults, NotCarried
@@ -45,6 +46,12 @@ class NoLookups:
 
     async def snapshot(self, snapshot_id: UUID) -> SnapshotInfo | None:
         raise AssertionError("asked for a snapshot")
+
+    async def image(self, image_id: UUID) -> ImageInfo | None:
+        raise AssertionError("asked for an image")
+
+    async def snapshot_policy(self, policy_id: UUID, volume_id: UUID | None) -> SnapshotPolicyInfo | None:
+        raise AssertionError("asked for a policy")
 
 
 def request(event: str, **entities: UUID) -> ActionEvent:
