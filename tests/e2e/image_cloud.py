@@ -72,22 +72,24 @@ class ImageCloud:
             raise AssertionError(f"{kind} never reached its fault point:\n{self.daemons[kind].show_log()}") from None
         assert code == -signal.SIGKILL, f"{kind} exited with {code}:\n{self.daemons[kind].show_log()}"
 
-    async def strata(self, *args: str, expect: int = 0) -> str:
-        """Run `strata ARGS` as an operator does; its output (stdout, then stderr); fail unless it exits `expect`."""
+    async def run_strata(self, *args: str) -> tuple[int, str, str]:
+        """Run `strata ARGS` as an operator does; its exit status, stdout and stderr."""
         process = await asyncio.create_subprocess_exec(
             STRATA, *args, env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
         out, err = await asyncio.wait_for(process.communicate(), timeout=240)
-        said = out.decode() + err.decode()
-        assert process.returncode == expect, f"`strata {' '.join(args)}` exited {process.returncode}: {said}"
-        return said
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    async def strata(self, *args: str, expect: int = 0) -> str:
+        """`strata ARGS`: its output (stdout, then stderr); fail unless it exits `expect`."""
+        code, out, err = await self.run_strata(*args)
+        assert code == expect, f"`strata {' '.join(args)}` exited {code}: {out}{err}"
+        return out + err
 
     async def strata_json(self, *args: str) -> Any:  # Any: the command's JSON output
-        process = await asyncio.create_subprocess_exec(
-            STRATA, *args, "--json", env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
-        out, err = await asyncio.wait_for(process.communicate(), timeout=240)
-        assert process.returncode == 0, f"`strata {' '.join(args)} --json` exited {process.returncode}: {out!r} {err!r}"
+        code, out, err = await self.run_strata(*args, "--json")
+        assert code == 0, f"`strata {' '.join(args)} --json` exited {code}: {out}{err}"
         return json.loads(out)
 
     async def rows(self, query: str, *args: object) -> list[asyncpg.Record]:
@@ -242,6 +244,18 @@ async def stored_sha256(store: Path, image_id: str, scratch: Path) -> str:
     finally:
         await driver.close()
         target.unlink(missing_ok=True)
+
+
+async def stored_images(store: Path) -> list[str]:
+    """The ids of the images an fsbackup store holds."""
+    from plugins.fsbackup import FsBackupConfig
+    from plugins.fsbackup.driver import open_driver
+
+    driver = open_driver(FsBackupConfig(path=str(store)))
+    try:
+        return [image.image_id for image in await driver.list_images()]
+    finally:
+        await driver.close()
 
 
 async def settled(cloud: ImageCloud, *pools: Path) -> None:

@@ -1,11 +1,12 @@
-"""Templates end to end, every daemon a process of its own (storage, image, agent) on RabbitMQ and PostgreSQL, driven
-by `strata` as an operator types it:
+"""Templates end to end, every daemon a process of its own (storage, image, agent, snapshot) on RabbitMQ and
+PostgreSQL, driven by `strata` as an operator types it:
 
 a qcow2 template made by qemu-img (with data) is registered from a URL; five volumes made from it on a qcow2fs pool
 are linked clones on the pool's one base copy; a guest's write into one (qemu-io) changes neither the other four nor
 the template (SHA-256 of the store's image, of the base copy's and of each volume's content through `qemu-img
 convert -O raw`); deleting the template is refused while they use it, naming them; the template copied to a second
-zone's image store (`template copy --to-zone`) makes a volume on that zone's pool with the template's content.
+zone's image store (`template copy --to-zone`) makes a volume on that zone's pool with the template's content; once
+every volume is deleted, so is the template, with its base copy on each pool and its object in each store.
 """
 
 import asyncio
@@ -23,8 +24,10 @@ from tests.e2e.image_cloud import (
     run,
     settled,
     sha256_of,
+    stored_images,
     stored_sha256,
 )
+from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.e2e
 SIZE = 16 * MIB
@@ -39,7 +42,7 @@ async def backing_file(locator: str) -> str | None:
 async def test_volumes_from_a_template_stay_apart_and_the_template_reaches_another_zone(
     cloud: ImageCloud, tmp_path: Path
 ) -> None:
-    for kind in ("storage", "image", "agent"):
+    for kind in ("storage", "image", "agent", "snapshot"):  # the snapshot service: a volume's delete asks it
         await cloud.start(kind)
     pool_a = await cloud.add_pool("pool-a")
     store_a = await cloud.add_store("store-a")
@@ -87,3 +90,20 @@ async def test_volumes_from_a_template_stay_apart_and_the_template_reaches_anoth
     assert await content_sha256(in_b["locator"], tmp_path) == content
 
     await settled(cloud, pool_a, pool_b)
+
+    for volume in [*volumes, in_b]:
+        await cloud.strata("volume", "delete", volume["name"])
+
+    async def template_deleted() -> bool:  # refused until the last VolumeDeleted reached the image service
+        code, _, _ = await cloud.run_strata("template", "delete", "debian")
+        return code == 0
+
+    await assert_eventually(template_deleted, timeout=60.0, what="the template deleted once its volumes are gone")
+    await assert_eventually(
+        lambda: not Path(base).exists() and not Path(backing).exists(),
+        timeout=60.0,
+        what="both base copies deleted with their template",
+    )
+    for store in (store_a, store_b):
+        assert await stored_images(store) == [], f"{store.name} still holds the template"
+    assert await cloud.rows("SELECT * FROM image.base_copies") == []
