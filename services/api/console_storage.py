@@ -166,8 +166,12 @@ async def add_storage(request: Request, session: Console) -> Response:
         problem = described(error)
         config_names = {each.name for each in fields}
         field_at = problem["field"] or ""
-        where = field_at if field_at in config_names or field_at.startswith(THRESHOLDS) else None
-        where = where or PLACEMENT_FIELDS.get(field_at, "name")
+        if field_at in config_names:  # the id of the control the error is placed on
+            where = f"config-{field_at}"
+        elif field_at.startswith(THRESHOLDS):
+            where = field_at.replace(".", "-", 1)
+        else:
+            where = PLACEMENT_FIELDS.get(field_at, "name")
         return await _page(
             request,
             session,
