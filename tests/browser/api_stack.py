@@ -110,3 +110,16 @@ async def succeeded(client: httpx.AsyncClient, answer: httpx.Response) -> dict[s
     operation = await outcome(client, answer)
     assert operation["status"] == "succeeded", operation
     return operation
+
+
+async def sign_in(client: httpx.AsyncClient, key: str) -> httpx.Response:
+    """Open a console session for `key` with a plain HTTP client (its cookie kept by the client)."""
+    answer = await client.post("/login", data={"key": key, "next": "/pools"}, headers={"Origin": str(client.base_url)})
+    assert answer.status_code == 303, answer.text
+    return answer
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token a console page's forms carry."""
+    marker = 'name="csrf_token" value="'
+    return page.split(marker, 1)[1].split('"', 1)[0]

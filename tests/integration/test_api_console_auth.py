@@ -5,11 +5,10 @@ anything, and the sign-in keeps no key in the browser."""
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from services.api.keys import Role
-from tests.browser.api_stack import CLUSTER, Stack, api_stack
+from tests.browser.api_stack import CLUSTER, Stack, api_stack, csrf_of, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -18,17 +17,6 @@ pytestmark = pytest.mark.integration
 async def stack(database_url: str, amqp_url: str, namespace: str, tmp_path: Path) -> AsyncIterator[Stack]:
     async with api_stack(database_url, amqp_url, namespace, tmp_path) as running:
         yield running
-
-
-async def sign_in(client: httpx.AsyncClient, key: str) -> httpx.Response:
-    answer = await client.post("/login", data={"key": key, "next": "/pools"}, headers={"Origin": str(client.base_url)})
-    assert answer.status_code == 303, answer.text
-    return answer
-
-
-def csrf_of(page: str) -> str:
-    marker = 'name="csrf_token" value="'
-    return page.split(marker, 1)[1].split('"', 1)[0]
 
 
 def pool_form(stack: Stack, csrf: str | None) -> dict[str, str]:
