@@ -1,6 +1,7 @@
 """The answer relay: publishes the answers queued in `bridge.answers` on CloudStack's exchange, oldest first, and
-marks each sent once the broker confirmed it. An answer is published at least once (a crash between the confirm
-and the mark repeats it; CloudStack's subscribers see a Completed twice, as they may from CloudStack itself)."""
+marks those the broker confirmed sent (a batch published at once, its confirms awaited together). An answer is
+published at least once (a crash between the confirm and the mark repeats it; CloudStack's subscribers see a Completed
+twice, as they may from CloudStack itself)."""
 
 import asyncio
 import contextlib
@@ -57,14 +58,16 @@ class AnswerRelay:
         """Publish up to BATCH unsent answers; return how many were sent."""
         async with self.pool.acquire() as connection:
             unsent = await records.unsent_answers(connection, BATCH)
-        sent: list[int] = []
-        try:
-            for seq, routing_key, body in unsent:
-                await self.link.publish(routing_key, body)
-                sent.append(seq)
-        finally:
-            if sent:
-                async with self.pool.acquire() as connection:
-                    await records.mark_sent(connection, sent)
-                self.metrics.answered(len(sent))
+        # All in flight at once, written in order on the link's confirming channel, their confirms awaited together.
+        outcomes = await asyncio.gather(
+            *(self.link.publish(routing_key, body) for _, routing_key, body in unsent), return_exceptions=True
+        )
+        sent = [seq for (seq, _, _), outcome in zip(unsent, outcomes, strict=True) if outcome is None]
+        if sent:
+            async with self.pool.acquire() as connection:
+                await records.mark_sent(connection, sent)
+            self.metrics.answered(len(sent))
+        failed = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
+        if failed is not None:
+            raise failed  # the unsent stay queued for the next round
         return len(sent)
