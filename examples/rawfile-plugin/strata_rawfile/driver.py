@@ -24,7 +24,7 @@ from plugins.sdk.errors import (
 from plugins.sdk.progress import ProgressCallback, no_progress
 from plugins.sdk.types import Pool, PoolState, PoolStats, TemplateMode, Volume, VolumeFormat
 from strata_rawfile.config import RawfileConfig
-from strata_rawfile.files import copy_file, make_file, read_json, sparse_copy, write_json
+from strata_rawfile.files import adopt_file, copy_file, make_file, read_json, sparse_copy, write_json
 
 T = TypeVar("T")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -235,6 +235,28 @@ class RawfileDriver:
             await copy_file(source, target, progress or no_progress)
 
         return await self._make(volume_id, {"copy_in": str(source)}, build)
+
+    def adopts(self, source_format: VolumeFormat) -> bool:
+        return source_format is VolumeFormat.RAW
+
+    async def staging_directory(self) -> Path:
+        staging = self.root / ".staging"
+        await self._thread(staging.mkdir, 0o755, False, True)
+        return staging
+
+    async def adopt(self, volume_id: str, source: Path, *, source_format: VolumeFormat) -> Volume:
+        staging = self.root / ".staging"
+        if source_format is not VolumeFormat.RAW:
+            raise InvalidArgument("rawfile adopts raw files only", field="source_format")
+        if not source.is_absolute() or source.parent == staging or staging not in source.parents:
+            raise InvalidArgument(f"{source} is not a file staged under {staging}/<directory>/", field="source")
+
+        async def build(target: Path) -> None:
+            if not await self._thread(source.is_file):
+                raise NotFound(f"staged file {source} does not exist", field="source")
+            await self._thread(adopt_file, source, target)
+
+        return await self._make(volume_id, {"adopt": str(source)}, build)
 
     async def copy_out(
         self,

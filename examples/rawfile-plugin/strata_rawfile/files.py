@@ -52,6 +52,13 @@ async def copy_file(source: Path, target: Path, progress: ProgressCallback) -> i
         raise
 
 
+def adopt_file(source: Path, target: Path) -> None:
+    """Make a staged file the volume's: flushed, then renamed (the same filesystem: no byte is copied)."""
+    with source.open("rb") as staged:
+        os.fsync(staged.fileno())
+    source.replace(target)
+
+
 def make_file(path: Path, size: int, preallocate: bool) -> None:
     """A new raw file of `size` bytes, sparse unless `preallocate`."""
     with path.open("wb") as handle:
