@@ -123,3 +123,17 @@ def csrf_of(page: str) -> str:
     """The CSRF token a console page's forms carry."""
     marker = 'name="csrf_token" value="'
     return page.split(marker, 1)[1].split('"', 1)[0]
+
+
+async def add_pool(client: httpx.AsyncClient, stack: Stack, name: str) -> dict[str, Any]:  # Any: JSON values
+    """A qcow2fs pool of the cluster on a new directory of the stack's, added and followed until it succeeded."""
+    (stack.pools_dir / name).mkdir(exist_ok=True)
+    pool = {"name": name, "plugin": "qcow2fs", "config": {"path": str(stack.pools_dir / name)}, "cluster": CLUSTER}
+    return await succeeded(client, await client.post("/api/v1/pools", json=pool))
+
+
+async def add_repository(client: httpx.AsyncClient, stack: Stack, name: str) -> dict[str, Any]:  # Any: JSON values
+    """An fsbackup backup repository on a new directory of the stack's, added and followed until it succeeded."""
+    (stack.pools_dir / name).mkdir(exist_ok=True)
+    repository = {"name": name, "plugin": "fsbackup", "config": {"path": str(stack.pools_dir / name)}}
+    return await succeeded(client, await client.post("/api/v1/backup-repositories", json=repository))

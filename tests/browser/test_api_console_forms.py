@@ -13,7 +13,7 @@ from playwright.async_api import Page, expect
 
 from services.api.keys import Role
 from services.cli.file_server import serve_file
-from tests.browser.api_stack import CLUSTER, Stack, api_stack, succeeded
+from tests.browser.api_stack import CLUSTER, Stack, add_pool, add_repository, api_stack, succeeded
 from tests.browser.browser_support import screenshot, signed_in
 from tests.helpers import assert_eventually
 
@@ -34,13 +34,9 @@ async def done(page: Page) -> None:
 
 
 async def test_a_volume_resized_a_policy_made_and_a_backup_restored_from_the_forms(stack: Stack) -> None:
-    for name in ("p", "repo"):
-        (stack.pools_dir / name).mkdir()
     async with stack.client(Role.OPERATOR) as client:
-        pool = {"name": "p", "plugin": "qcow2fs", "config": {"path": str(stack.pools_dir / "p")}, "cluster": CLUSTER}
-        await succeeded(client, await client.post("/api/v1/pools", json=pool))
-        repo = {"name": "repo", "plugin": "fsbackup", "config": {"path": str(stack.pools_dir / "repo")}}
-        await succeeded(client, await client.post("/api/v1/backup-repositories", json=repo))
+        await add_pool(client, stack, "p")
+        await add_repository(client, stack, "repo")
         await succeeded(client, await client.post("/api/v1/volumes", json={"name": "data", "size": "8M", "pool": "p"}))
     async with signed_in(stack) as page:
         await page.get_by_role("link", name="Volumes").click()

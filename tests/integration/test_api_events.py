@@ -16,7 +16,7 @@ from schemas import Envelope
 from schemas.redact import REDACTED
 from schemas.storage_queries import ListPools
 from services.api.keys import Role
-from tests.browser.api_stack import CLUSTER, Stack, api_stack, succeeded
+from tests.browser.api_stack import CLUSTER, Stack, add_pool, api_stack, succeeded
 
 pytestmark = pytest.mark.integration
 PASSWORD = "Journal-s3cret-never-shown"
@@ -68,7 +68,6 @@ async def test_the_history_of_a_pool_add_paged_with_its_password_masked(stack: S
 
 
 async def test_the_tail_streams_events_as_they_cross_the_bus_with_secrets_masked(stack: Stack) -> None:
-    (stack.pools_dir / "p").mkdir()
     async with stack.client() as nobody:
         assert (await nobody.get("/api/v1/events/tail")).status_code == 401
     async with stack.client(Role.VIEWER) as viewer, stack.client(Role.OPERATOR) as operator:
@@ -82,8 +81,7 @@ async def test_the_tail_streams_events_as_they_cross_the_bus_with_secrets_masked
             secret = {"pool_id": str(uuid.uuid4()), "config": {"password": PASSWORD}}
             leaked = replace(wire, type="test.leak", message_id=str(uuid.uuid4()), body=json.dumps(secret).encode())
             await stack.runner.transport.publish("events", "test.leak", leaked)
-            pool = {"name": "p", "plugin": "qcow2fs", "config": {"path": str(stack.pools_dir / "p")}}
-            await succeeded(operator, await operator.post("/api/v1/pools", json={**pool, "cluster": CLUSTER}))
+            await add_pool(operator, stack, "p")
             async for line in lines:
                 assert PASSWORD not in line
                 if line.startswith("data: "):

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.api.keys import Role
-from tests.browser.api_stack import CLUSTER, Stack, api_stack, csrf_of, sign_in, succeeded
+from tests.browser.api_stack import Stack, add_pool, api_stack, csrf_of, sign_in, succeeded
 
 pytestmark = pytest.mark.integration
 
@@ -34,10 +34,8 @@ async def changes(client: httpx.AsyncClient) -> dict[str, int]:
 
 
 async def test_the_new_routes_and_forms_refuse_who_may_not(stack: Stack) -> None:
-    (stack.pools_dir / "p").mkdir()
     async with stack.client(Role.OPERATOR) as operator:
-        pool = {"name": "p", "plugin": "qcow2fs", "config": {"path": str(stack.pools_dir / "p")}, "cluster": CLUSTER}
-        await succeeded(operator, await operator.post("/api/v1/pools", json=pool))
+        await add_pool(operator, stack, "p")
         await succeeded(operator, await operator.post("/api/v1/volumes", json={"name": "v", "size": "8M", "pool": "p"}))
     async with stack.client() as nobody:
         assert await changes(nobody) == {"upload": 401, "restore-in-place": 401, "cancel": 401}

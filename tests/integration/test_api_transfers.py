@@ -18,7 +18,7 @@ import pytest
 
 from sagas.postgres_store import PostgresSagaStore
 from services.api.keys import Role
-from tests.browser.api_stack import CLUSTER, UPLOAD_LIMIT, Stack, api_stack, outcome, succeeded
+from tests.browser.api_stack import UPLOAD_LIMIT, Stack, add_pool, add_repository, api_stack, outcome, succeeded
 from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration
@@ -96,14 +96,10 @@ async def test_an_upload_fetched_by_the_store_checked_and_removed_and_bad_ones_r
 
 
 async def test_a_backup_restored_in_place_and_a_waiting_migration_cancelled(stack: Stack) -> None:
-    for name in ("p", "q", "repo"):
-        (stack.pools_dir / name).mkdir()
     async with stack.client(Role.OPERATOR) as client:
         for name in ("p", "q"):
-            pool = {"name": name, "plugin": "qcow2fs", "config": {"path": str(stack.pools_dir / name)}}
-            await succeeded(client, await client.post("/api/v1/pools", json={**pool, "cluster": CLUSTER}))
-        repo = {"name": "repo", "plugin": "fsbackup", "config": {"path": str(stack.pools_dir / "repo")}}
-        await succeeded(client, await client.post("/api/v1/backup-repositories", json=repo))
+            await add_pool(client, stack, name)
+        await add_repository(client, stack, "repo")
         created = await succeeded(
             client, await client.post("/api/v1/volumes", json={"name": "v", "size": "8M", "pool": "p"})
         )
