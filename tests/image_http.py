@@ -77,6 +77,11 @@ class ImageServer:
         size = len(data)
         start = 0
         ranged = _RANGE.match(range_header or "")
+        if behaviour is Behaviour.SERVE and ranged and int(ranged[1]) >= size:  # as nginx and Apache answer
+            writer.write(f"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{size}\r\n".encode())
+            writer.write(b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            return
         if behaviour is Behaviour.SERVE and ranged and int(ranged[1]) < size:
             start = int(ranged[1])
             head = f"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{size - 1}/{size}\r\n"

@@ -71,6 +71,12 @@ def _content_total(response: aiohttp.ClientResponse, offset: int) -> int | None:
     return response.content_length
 
 
+def _unsatisfied_total(response: aiohttp.ClientResponse) -> int | None:
+    """The file's size a 416 answer gives (`Content-Range: bytes */N`), or None."""
+    unit, _, total = response.headers.get("Content-Range", "").partition(" */")
+    return int(total) if unit == "bytes" and total.isdigit() else None
+
+
 async def download(
     url: str,
     target: Path,
@@ -90,6 +96,13 @@ async def download(
             aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session,
             session.get(url, headers=headers, allow_redirects=True, max_redirects=5) as response,
         ):
+            if response.status == 416 and offset and _unsatisfied_total(response) == offset:
+                # The staging file is the whole file already (its worker died after the fetch, in the checks or the
+                # store's put): nothing is left to fetch; the caller checks what it holds.
+                progress(offset, offset)
+                return Downloaded(
+                    size_bytes=offset, digests={name: hasher.hexdigest() for name, hasher in hashers.items()}
+                )
             if response.status == 416 and offset:
                 # The partial file is no prefix the server knows (the image changed): start again.
                 await asyncio.to_thread(target.unlink, True)

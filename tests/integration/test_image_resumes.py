@@ -1,8 +1,15 @@
-"""A download's lease is the worker's while the worker lives, however long a step takes without new bytes: a server
-that pauses longer than the lease (but less than the stall limit), checks of a large file, a slow store's put. The
-copy is not taken again meanwhile (a second worker would write the same staging file while the first reads it:
-"the source shrank while it was read", or two puts of one image)."""
+"""What the image service's worker does with a download after a pause or a death, on the real servers:
 
+- a download's lease is the worker's while the worker lives, however long a step takes without new bytes (a server
+  that pauses longer than the lease but less than the stall limit, checks of a large file, a slow store's put): the
+  copy is not taken again meanwhile (a second worker would write the staging file the first reads: "the source
+  shrank while it was read", or two puts of one image);
+- a download whose staging file is already whole (its worker died after fetching it, in the checks or the store's
+  put) is not fetched again: the server answers the resuming `Range` with 416 and the size the file already has, as
+  nginx and Apache do, and the next worker checks and stores what it holds, in the same attempt.
+"""
+
+import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -12,7 +19,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from schemas.image import ImageFormat, ImageKind, RegisterImage
+from schemas.image import ImageDownloaded, ImageDownloadFailed, ImageFormat, ImageKind, RegisterImage
 from services.image.context import DownloadLimits
 from tests.helpers import assert_eventually
 from tests.image_http import Behaviour, image_server
@@ -27,13 +34,13 @@ LEASE = 1.0
 async def stack(database_url: str, amqp_url: str, namespace: str, tmp_path: Path) -> AsyncIterator[ImageStack]:
     limits = DownloadLimits(stall_seconds=60.0, attempts=3)  # the pause below is no stall
     async with image_stack(database_url, amqp_url, namespace, tmp_path / "staging", limits) as opened:
-        opened.deps.lease_seconds = LEASE
         yield opened
 
 
 async def test_a_download_paused_longer_than_its_lease_is_not_taken_again(
     stack: ImageStack, tmp_path: Path, database_url: str
 ) -> None:
+    stack.deps.lease_seconds = LEASE
     store = tmp_path / "store"
     store.mkdir()
     await stack.add_store("fsbackup", {"path": str(store)})
@@ -66,3 +73,35 @@ async def test_a_download_paused_longer_than_its_lease_is_not_taken_again(
             await connection.close()
         assert attempts == 1, "the copy was taken again while its worker was still at it"
         assert [path for path, _ in server.requests if path == "paused.raw"] == ["paused.raw"]
+
+
+async def test_a_whole_staging_file_is_stored_without_fetching_it_again(
+    stack: ImageStack, tmp_path: Path, database_url: str
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    store_id = await stack.add_store("fsbackup", {"path": str(store)})
+    image = tmp_path / "image.raw"
+    image.write_bytes(os.urandom(2 * MIB))
+    image_id = uuid.uuid4()
+    staged = stack.deps.staging / f"{image_id}-{store_id}.part"  # what a worker that died after the fetch left
+    staged.write_bytes(image.read_bytes())
+    async with image_server() as server:
+        command = RegisterImage(
+            image_id=image_id,
+            name="fetched-before",
+            kind=ImageKind.TEMPLATE,
+            format=ImageFormat.RAW,
+            zone_id=ZONE,
+            url=server.add("image.raw", image),
+            checksum="{SHA-256}" + hashlib.sha256(image.read_bytes()).hexdigest(),
+        )
+        outcome = await stack.outcome(await stack.send(command), ImageDownloaded, ImageDownloadFailed)
+    assert isinstance(outcome, ImageDownloaded), outcome
+    assert server.requests == [("image.raw", f"bytes={2 * MIB}-")], "fetched again"
+    connection = await asyncpg.connect(database_url)
+    try:
+        assert await connection.fetchval("SELECT attempts FROM image.copies") == 1
+    finally:
+        await connection.close()
+    assert not staged.exists()
