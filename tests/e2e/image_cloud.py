@@ -77,7 +77,7 @@ class ImageCloud:
         process = await asyncio.create_subprocess_exec(
             STRATA, *args, env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
-        out, err = await asyncio.wait_for(process.communicate(), timeout=240)
+        out, err = await asyncio.wait_for(process.communicate(), timeout=700)
         assert process.returncode is not None
         return process.returncode, out.decode(), err.decode()
 
@@ -144,7 +144,9 @@ class ImageCloud:
 
     async def volume_from(self, name: str, size: int, template: str, *more: str) -> dict[str, Any]:
         """`strata volume create NAME SIZE --template T` (placed on HOST); the volume as `volume show` gives it."""
-        await self.strata_json("volume", "create", name, str(size), "--template", template, *PLACEMENT, *more)
+        await self.strata_json(
+            "volume", "create", name, str(size), "--template", template, *PLACEMENT, *more, "--timeout", "600"
+        )
         shown: dict[str, Any] = await self.strata_json("volume", "show", name)
         return shown
 

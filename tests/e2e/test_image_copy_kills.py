@@ -30,7 +30,7 @@ from tests.e2e.image_cloud import (
     stored_sha256,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # daemons started and killed on a shared machine
 SIZE = 32 * MIB
 
 
@@ -74,7 +74,9 @@ async def test_a_base_copy_cut_by_a_killed_agent_is_made_by_the_next(cloud: Imag
     content = await content_sha256(template, tmp_path)
 
     creating = asyncio.create_task(
-        cloud.strata_json("volume", "create", "vm-1-root", str(SIZE), "--template", "debian", *PLACEMENT)
+        cloud.strata_json(
+            "volume", "create", "vm-1-root", str(SIZE), "--template", "debian", *PLACEMENT, "--timeout", "600"
+        )
     )
     try:
         await cloud.killed_itself("agent")

@@ -29,7 +29,7 @@ from tests.e2e.image_cloud import (
 )
 from tests.helpers import assert_eventually
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # daemons started and killed on a shared machine
 SIZE = 16 * MIB
 
 

@@ -39,7 +39,7 @@ from tests.e2e.image_cloud import (
 )
 from tests.e2e.image_s3 import s3_store
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # daemons started and killed on a shared machine
 SIZE = 32 * MIB
 PASSED = 10 * MIB
 """Bytes the proxy lets through once armed: two 4 MiB chunks of the template's eight, and a part of the third."""
@@ -102,7 +102,9 @@ async def test_a_base_copy_killed_mid_transfer_is_made_by_the_next_agent(cloud: 
         await cloud.register("debian", template)
         proxy.budget = PASSED
         creating = asyncio.create_task(
-            cloud.strata_json("volume", "create", "vm-1-root", str(SIZE), "--template", "debian", *PLACEMENT)
+            cloud.strata_json(
+                "volume", "create", "vm-1-root", str(SIZE), "--template", "debian", *PLACEMENT, "--timeout", "600"
+            )
         )
         try:
             await progressed(
