@@ -2,9 +2,13 @@
 `tests.e2e.killable_daemons` for one told to SIGKILL itself at a plugin fault point), on the test's database and
 namespace; `strata` run as an operator types it; qcow2 templates made by qemu-img; the contents compared by SHA-256.
 
-    async with image_cloud(database_url, amqp_url, namespace, tmp_path) as cloud:
-        await cloud.start("storage"); await cloud.start("image"); await cloud.start("agent")
-        await cloud.strata("pool", "add", ...)
+    async def test_it(cloud: ImageCloud) -> None:  # the `cloud` fixture: `image_cloud` on the test's servers
+        await cloud.start("storage"); await cloud.start("image"); await cloud.start("agent", kill_at=[POINT])
+        await cloud.add_pool("pool-a"); await cloud.add_store("store-a")
+        await cloud.register("debian", template); await cloud.volume_from("vm-1", SIZE, "debian")
+        await settled(cloud, pool)  # nothing in progress, nothing in staging
+
+An image store on S3 behind a proxy that holds a transfer in its middle: `tests.e2e.image_s3`.
 """
 
 import asyncio
