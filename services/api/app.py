@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from schemas import StrataError
 from services.api import (
     console,
+    console_events,
     console_forms,
     console_ops,
     console_settings,
@@ -69,6 +70,7 @@ def create_app(context: ApiContext) -> FastAPI:
         console_forms,
         console_settings,
         console,
+        console_events,
         console_storage,
         console_ops,
     ):
