@@ -293,16 +293,20 @@ async def record_progress(
     )
 
 
-async def extend_lease(connection: Connection, copy: CopyRow, lease_seconds: float) -> None:
-    """Keep a download's lease: its worker is alive, whatever it is doing (fetching, checking, storing)."""
-    await connection.execute(
-        f"UPDATE {SCHEMA}.copies SET lease_until = now() + make_interval(secs => $3) "
-        "WHERE image_id = $1 AND store_id = $2 AND state = $4",
+async def extend_lease(connection: Connection, copy: CopyRow, lease_seconds: float) -> bool:
+    """Keep a download's lease while its worker works on it (fetching, checking, storing); False when another worker
+    took the copy since (its attempt is no longer this one's: this worker's lease ran out while it lived)."""
+    held = await connection.fetchval(
+        f"UPDATE {SCHEMA}.copies SET lease_until = CASE WHEN state = $4 "
+        "THEN now() + make_interval(secs => $3) ELSE lease_until END "
+        "WHERE image_id = $1 AND store_id = $2 AND attempts = $5 RETURNING true",
         copy.image_id,
         copy.store_id,
         lease_seconds,
         DownloadState.DOWNLOAD_IN_PROGRESS.value,
+        copy.attempts,
     )
+    return bool(held)
 
 
 async def release_copy(connection: Connection, copy: CopyRow, error: str) -> None:

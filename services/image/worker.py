@@ -140,7 +140,10 @@ class ImageWorker:
         """Extend the copy's lease every third of it while this worker holds the copy, so that the lease runs out only
         when the worker died: a fetch without new bytes for a while, the checks of a large file or a slow store's put
         may each last longer than the lease, and another worker must not take the copy meanwhile (it would write the
-        staging file this one reads)."""
+        staging file this one reads). If another worker took it all the same (this one could not reach the database
+        for a whole lease), this one stops: the copy and its staging file are the other's."""
+        owner = asyncio.current_task()
+        assert owner is not None
 
         async def keep() -> None:
             while True:
@@ -148,9 +151,14 @@ class ImageWorker:
                 try:
                     async with self.units.begin(CONSUMER, None) as uow:
                         assert uow is not None
-                        await repo.extend_lease(uow.connection, copy, self.deps.lease_seconds)
+                        held = await repo.extend_lease(uow.connection, copy, self.deps.lease_seconds)
                 except StrataError as error:
                     log.warning("download lease not extended", error=error.message)
+                    continue
+                if not held:
+                    log.warning("download taken by another worker; this one stops", image_id=str(copy.image_id))
+                    owner.cancel()
+                    return
 
         keeper = asyncio.create_task(keep())
         try:
