@@ -47,7 +47,6 @@ from services.bridge.records import Received
 
 log = structlog.get_logger(__name__)
 CONSUMER = "bridge.cloudstack"
-_OPERATION_IDS = uuid.UUID("6f1d3c52-93a5-4c1e-9d0e-2b6a1c7f4e10")  # uuid5 namespace of the commands' message ids
 
 
 class Lookup(Lookups, StateProbe, Protocol):
@@ -68,7 +67,6 @@ class Plan:
     outcome: str = ""
     reconcile: bool = False
     seq: int = 0
-    new: "records.NewOperation | None" = None
     not_carried: str | None = None
 
     @property
@@ -220,63 +218,55 @@ class Inbound:
             plan.seq = await records.record(connection, plan.received)
 
     async def _apply_requests(self, plans: list[Plan], uow: UnitOfWork) -> None:
-        """Open the operations the batch asks for, or find them open, in three round trips for the whole batch (no
-        lock: two transactions opening the same generation meet on its unique key, and the second, once the first
-        commits, finds it taken: a duplicate)."""
-        latest = await records.latest_operations(uow.connection, sorted({plan.base_key for plan in plans}))
-        opened: dict[str, records.Operation] = {}
-        for plan in plans:
+        """Open the operations the batch asks for, or find them open, in one statement for the whole batch
+        (`records.open_operations`; no lock: two transactions opening the same generation meet on its unique key,
+        and the second, once the first commits, finds it taken: a duplicate)."""
+        asked = []
+        for order, plan in enumerate(plans):
             assert plan.event is not None
             assert plan.row is not None
-            known = opened.get(plan.base_key) or latest.get(plan.base_key)
-            if records.is_duplicate(known, plan.event.occurred_at):
-                assert known is not None
-                self._duplicate(plan, plan.event, known.operation_key, known.correlation_id)
-                continue
-            if plan.command is None and plan.refusal is None:  # looked duplicate before, and no longer is
-                raise Transient("the operation changed while it was planned")
-            generation = known.generation + 1 if known else 1
-            correlation_id = uuid.uuid5(_OPERATION_IDS, f"{plan.base_key}#{generation}")  # the command's message id
             entity_uuid = plan.event.entity_id(plan.row.entity)
             assert entity_uuid is not None  # checked when planned
-            plan.new = records.NewOperation(
-                base_key=plan.base_key,
-                generation=generation,
-                request=plan.event,
-                entity=plan.row.entity,
-                entity_uuid=entity_uuid,
-                command_type=plan.command.message_type if plan.command else None,
-                correlation_id=correlation_id if plan.command else None,
+            command_type = plan.command.message_type if plan.command else None
+            may_open = plan.command is not None or plan.refusal is not None  # else it looked a duplicate
+            asked.append(
+                records.Asked(order, plan.base_key, plan.event, plan.row.entity, entity_uuid, command_type, may_open)
             )
-            opened[plan.base_key] = records.Operation(
-                plan.new.operation_key, generation, None, None, correlation_id, None, None
-            )
-        fresh = [plan for plan in plans if plan.new is not None]
-        recorded = await records.open_operations(uow.connection, [plan.new for plan in fresh if plan.new])
-        for plan in fresh:
-            new = plan.new
-            assert new is not None
+        latest, opened = await records.open_operations(uow.connection, asked)
+        for order, plan in enumerate(plans):
             assert plan.event is not None
             assert plan.row is not None
-            if new.operation_key not in recorded:
-                self._duplicate(plan, plan.event, new.operation_key, new.correlation_id)
-            elif plan.command is not None:
-                envelope = Envelope.wrap(plan.command, message_id=new.correlation_id, producer=self.producer)
-                uow.emit(envelope)
-                plan.received = replace(
-                    plan.received,
-                    outcome="command_sent",
-                    operation_key=new.operation_key,
-                    correlation_id=envelope.correlation_id,
-                )
-            else:
-                answer = refusal_answer(plan.event, plan.row, new.entity_uuid, plan.refusal or "refused")
-                await records.settle_operation(
-                    uow.connection, new.operation_key, succeeded=False, reason=plan.refusal, answer=answer
-                )
-                plan.received = replace(
-                    plan.received, outcome="refused", operation_key=new.operation_key, detail=plan.refusal
-                )
+            opener = opened.get(plan.base_key)
+            if opener is not None and order > opener.order:  # asked again after the request that opened it
+                sent = plans[opener.order].command is not None
+                self._duplicate(plan, plan.event, opener.operation_key, opener.correlation_id if sent else None)
+            elif opener is not None and order == opener.order:
+                await self._open(plan, opener, uow)
+            elif records.is_duplicate(known := latest.get(plan.base_key), plan.event.occurred_at):
+                assert known is not None
+                self._duplicate(plan, plan.event, known.operation_key, known.correlation_id)
+            else:  # not a duplicate, yet not the opener: it looked a duplicate when planned, and no longer is
+                raise Transient("the operation changed while it was planned")
+
+    async def _open(self, plan: Plan, opener: records.Opened, uow: UnitOfWork) -> None:
+        """The request that opens its operation: its command sent, or its refusal answered."""
+        assert plan.event is not None
+        assert plan.row is not None
+        key = opener.operation_key
+        if not opener.inserted:  # a concurrent batch opened it first
+            self._duplicate(plan, plan.event, key, opener.correlation_id if plan.command else None)
+        elif plan.command is not None:
+            envelope = Envelope.wrap(plan.command, message_id=opener.correlation_id, producer=self.producer)
+            uow.emit(envelope)
+            plan.received = replace(
+                plan.received, outcome="command_sent", operation_key=key, correlation_id=envelope.correlation_id
+            )
+        else:
+            entity_uuid = plan.event.entity_id(plan.row.entity)
+            assert entity_uuid is not None
+            answer = refusal_answer(plan.event, plan.row, entity_uuid, plan.refusal or "refused")
+            await records.settle_operation(uow.connection, key, succeeded=False, reason=plan.refusal, answer=answer)
+            plan.received = replace(plan.received, outcome="refused", operation_key=key, detail=plan.refusal)
 
     def _duplicate(self, plan: Plan, event: ActionEvent, key: str, correlation_id: uuid.UUID | None) -> None:
         plan.received = replace(

@@ -3,6 +3,7 @@
 Every function takes the connection of an open transaction (`Any`: asyncpg's, as the services' repositories do).
 """
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -130,58 +131,120 @@ def is_duplicate(latest: Operation | None, requested_at: datetime) -> bool:
     return requested_at <= latest.settled_at
 
 
-@dataclass(frozen=True)
-class NewOperation:
-    """An operation to record: what CloudStack asked for, and the command strata sends for it (if any)."""
+def correlation_of(operation_key: str) -> UUID:
+    """The message id of an operation's command: derived from its key (the same in SQL: `md5(key)::uuid`), so that
+    a request that lost the race to open it names the command the winner sent."""
+    return UUID(hashlib.md5(operation_key.encode()).hexdigest())  # noqa: S324  # an id, not a secret
 
+
+@dataclass(frozen=True)
+class Asked:
+    """A request of the batch for an operation: what CloudStack asked for, the command strata sends (if any)."""
+
+    order: int
     base_key: str
-    generation: int
     request: ActionEvent
     entity: str
     entity_uuid: UUID
     command_type: str | None
-    correlation_id: UUID | None
+    may_open: bool = True
+    """False for a request whose command was not built (it looked a duplicate): it never opens an operation."""
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The request of the batch that opens its base key's next operation; `inserted` False: a concurrent
+    transaction opened it first (the unique key waited for its commit), so the request is a duplicate of it."""
+
+    order: int
+    operation_key: str
+    generation: int
+    inserted: bool
 
     @property
-    def operation_key(self) -> str:
-        """Its key: base key and generation."""
-        return f"{self.base_key}#{self.generation}"
+    def correlation_id(self) -> UUID:
+        """Its command's message id."""
+        return correlation_of(self.operation_key)
 
 
-async def open_operations(connection: Any, new: list[NewOperation]) -> set[str]:
-    """Record the operations CloudStack asked for; return the keys recorded now. A key missing from the answer was
-    recorded first by a concurrent transaction (the unique key waits for its commit): that request is a duplicate."""
-    if not new:
-        return set()
+_OPEN = """
+WITH asked AS (
+    SELECT * FROM unnest($1::int[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::uuid[], $7::text[],
+        $8::text[], $9::boolean[]) AS a(ord, base_key, requested_at, event, entity, entity_uuid, request, command_type,
+        may_open)
+), latest AS (
+    SELECT DISTINCT ON (o.base_key) o.base_key, o.operation_key, o.generation, o.outcome, o.settled_at,
+        o.correlation_id, o.command_type, o.cloudstack_failed
+    FROM bridge.operations o WHERE o.base_key = ANY($2::text[]) ORDER BY o.base_key, o.generation DESC
+), opener AS (
+    SELECT DISTINCT ON (a.base_key) a.*, coalesce(l.generation, 0) + 1 AS generation
+    FROM asked a LEFT JOIN latest l ON l.base_key = a.base_key
+    WHERE a.may_open AND (l.base_key IS NULL OR (l.outcome IS NOT NULL AND l.settled_at IS NOT NULL
+        AND a.requested_at > l.settled_at))
+    ORDER BY a.base_key, a.ord
+), fresh AS (
+    INSERT INTO bridge.operations (operation_key, base_key, generation, event, entity, entity_uuid, request,
+        command_type, correlation_id, requested_at)
+    SELECT base_key || '#' || generation, base_key, generation, event, entity, entity_uuid, request::jsonb,
+        command_type, CASE WHEN command_type IS NULL THEN NULL ELSE md5(base_key || '#' || generation)::uuid END,
+        requested_at
+    FROM opener
+    ON CONFLICT DO NOTHING RETURNING base_key
+)
+SELECT 'opened' AS kind, o.base_key, o.ord, o.base_key || '#' || o.generation AS operation_key, o.generation,
+    NULL AS outcome, NULL::timestamptz AS settled_at, NULL::uuid AS correlation_id, NULL AS command_type,
+    NULL::boolean AS cloudstack_failed, f.base_key IS NOT NULL AS inserted
+FROM opener o LEFT JOIN fresh f ON f.base_key = o.base_key
+UNION ALL
+SELECT 'latest', base_key, NULL, operation_key, generation, outcome, settled_at, correlation_id, command_type,
+    cloudstack_failed, NULL
+FROM latest
+"""
+
+
+async def open_operations(connection: Any, asked: list[Asked]) -> tuple[dict[str, Operation], dict[str, Opened]]:
+    """In one statement: the latest operation of each base key asked for, and, for each key, the first request (in
+    the batch's order) that opens its next operation, recorded now (the rule of `is_duplicate`, applied in SQL)."""
+    if not asked:
+        return {}, {}
     contexts = [
         json.dumps(
             {
-                "user": str(op.request.user) if op.request.user else None,
-                "account": str(op.request.account) if op.request.account else None,
-                "entities": {name: str(value) for name, value in op.request.entities.items()},
+                "user": str(each.request.user) if each.request.user else None,
+                "account": str(each.request.account) if each.request.account else None,
+                "entities": {name: str(value) for name, value in each.request.entities.items()},
             }
         )
-        for op in new
+        for each in asked
     ]
     rows = await connection.fetch(
-        "INSERT INTO bridge.operations (operation_key, base_key, generation, event, entity, entity_uuid, request,"
-        " command_type, correlation_id, requested_at)"
-        " SELECT k, b, g, e, n, u, r::jsonb, c, i, t FROM unnest($1::text[], $2::text[], $3::int[], $4::text[],"
-        " $5::text[], $6::uuid[], $7::text[], $8::text[], $9::uuid[], $10::timestamptz[])"
-        " AS x(k, b, g, e, n, u, r, c, i, t)"
-        " ON CONFLICT DO NOTHING RETURNING operation_key",
-        [op.operation_key for op in new],
-        [op.base_key for op in new],
-        [op.generation for op in new],
-        [op.request.event for op in new],
-        [op.entity for op in new],
-        [op.entity_uuid for op in new],
+        _OPEN,
+        [each.order for each in asked],
+        [each.base_key for each in asked],
+        [each.request.occurred_at for each in asked],
+        [each.request.event for each in asked],
+        [each.entity for each in asked],
+        [each.entity_uuid for each in asked],
         contexts,
-        [op.command_type for op in new],
-        [op.correlation_id for op in new],
-        [op.request.occurred_at for op in new],
+        [each.command_type for each in asked],
+        [each.may_open for each in asked],
     )
-    return {row["operation_key"] for row in rows}
+    latest: dict[str, Operation] = {}
+    opened: dict[str, Opened] = {}
+    for row in rows:
+        if row["kind"] == "opened":
+            opened[row["base_key"]] = Opened(row["ord"], row["operation_key"], row["generation"], row["inserted"])
+        else:
+            latest[row["base_key"]] = Operation(
+                row["operation_key"],
+                row["generation"],
+                row["outcome"],
+                row["settled_at"],
+                row["correlation_id"],
+                row["command_type"],
+                row["cloudstack_failed"],
+            )
+    return latest, opened
 
 
 async def note_cloudstack_report(connection: Any, operation_key: str, *, failed: bool) -> None:
