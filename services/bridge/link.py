@@ -14,11 +14,14 @@ than aio-pika's robust connection, which loses consumers: aio-pika #231, #594).
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractExchange
+from aiormq.abc import AbstractChannel as RawChannel
+from aiormq.abc import DeliveredMessage
 
 from bus.ports import HeaderValue, Transport, WireMessage
 from bus.rabbit_acks import AckBatcher
@@ -35,6 +38,41 @@ GATHER_SECONDS = 0.005  # a batch waits this long at most for more deliveries on
 _DELIVERY_COUNT = "x-delivery-count"  # set by a quorum queue on each redelivery
 TakeBatch = Callable[[Sequence[tuple[str, bytes]]], Awaitable[list[str | Exception]]]
 RecordDead = Callable[[str, str], Awaitable[None]]  # (routing key, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the link keeps of a delivery from CloudStack's exchange (or of a dead letter re-driven to its queue)."""
+
+    body: bytes
+    routing_key: str
+    exchange: str
+    headers: Mapping[str, object]
+    content_type: str | None
+    tag: int
+
+    @classmethod
+    def of(cls, message: DeliveredMessage) -> "Delivery":
+        """From aiormq's message."""
+        properties = message.header.properties
+        assert message.delivery_tag is not None  # a consumer without no_ack: every delivery has its tag
+        return cls(
+            message.body,
+            message.routing_key or "",
+            message.exchange or "",
+            properties.headers or {},
+            properties.content_type,
+            message.delivery_tag,
+        )
+
+    @property
+    def cloudstack_key(self) -> str:
+        """CloudStack's routing key; for a dead letter re-driven here (`strata dlq redrive` sends it to this queue by
+        the default exchange, keyed by the queue's name), the one it arrived with, kept in its headers."""
+        kept = self.headers.get(ROUTING_KEY_HEADER)
+        if not self.exchange and isinstance(kept, str):
+            return kept
+        return self.routing_key
 
 
 class CloudStackLink:
@@ -65,14 +103,14 @@ class CloudStackLink:
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._pending: asyncio.Queue[tuple[AbstractIncomingMessage, AckBatcher]] = asyncio.Queue()
+        self._pending: asyncio.Queue[tuple[Delivery, AckBatcher]] = asyncio.Queue()
         self._acks: AckBatcher | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._busy = 0
         self._later: set[asyncio.Task[None]] = set()
         self._answers: AbstractExchange | None = None
         self._connection: aio_pika.abc.AbstractConnection | None = None
-        self._consumer: tuple[aio_pika.abc.AbstractQueue, str] | None = None
+        self._consumer: tuple[RawChannel, str] | None = None
 
     async def start(self) -> None:
         """Connect (waiting up to a few seconds for the first connection, then going on in the background)."""
@@ -85,9 +123,9 @@ class CloudStackLink:
         """Stop consuming, let the batches in flight finish (for up to 30 s), and disconnect."""
         self._stopping = True
         if self._consumer is not None:
-            queue, tag = self._consumer
+            raw, tag = self._consumer
             with contextlib.suppress(Exception):  # a connection already gone cancels nothing
-                await queue.cancel(tag)
+                await raw.basic_cancel(tag)
         for _ in range(300):
             if self._pending.empty() and self._busy == 0:
                 break
@@ -136,14 +174,19 @@ class CloudStackLink:
             await queue.bind(exchange, pattern)
         publisher: AbstractChannel = await connection.channel(publisher_confirms=True)
         self._answers = await publisher.get_exchange(self.exchange_name)
-        acks = self._acks = AckBatcher(await channel.get_underlay_channel())
+        # Deliveries are taken from aiormq's channel itself: aio-pika's message object and task per delivery cost
+        # more than the rest of the bridge's intake does for a message.
+        raw = await channel.get_underlay_channel()
+        acks = self._acks = AckBatcher(raw)
 
-        async def delivered(message: AbstractIncomingMessage) -> None:
-            assert message.delivery_tag is not None  # a consumer without no_ack: every delivery has its tag
-            acks.delivered(message.delivery_tag)
-            await self._pending.put((message, acks))
+        async def delivered(message: DeliveredMessage) -> None:
+            delivery = Delivery.of(message)
+            acks.delivered(delivery.tag)
+            self._pending.put_nowait((delivery, acks))
 
-        self._consumer = (queue, await queue.consume(delivered))
+        consuming = await raw.basic_consume(queue.name, delivered)
+        assert consuming.consumer_tag is not None  # the broker names the consumer it made
+        self._consumer = (raw, consuming.consumer_tag)
 
     async def _work(self) -> None:
         batch_max = max(1, self.prefetch // WORKERS)
@@ -157,7 +200,7 @@ class CloudStackLink:
             finally:
                 self._busy -= 1
 
-    async def _gather(self, batch_max: int) -> list[tuple[AbstractIncomingMessage, AckBatcher]]:
+    async def _gather(self, batch_max: int) -> list[tuple[Delivery, AckBatcher]]:
         """A batch: the first delivery, then those that arrive within GATHER_SECONDS, up to `batch_max` (a commit
         per batch costs the same whatever its size: a backlog is taken in few, large batches)."""
         batch = [await self._pending.get()]
@@ -175,26 +218,26 @@ class CloudStackLink:
                 break
         return batch
 
-    async def _handle(self, batch: list[tuple[AbstractIncomingMessage, AckBatcher]]) -> None:
+    async def _handle(self, batch: list[tuple[Delivery, AckBatcher]]) -> None:
         try:
-            outcomes = await self.take_batch([(routing_key_of(message), message.body) for message, _ in batch])
+            outcomes = await self.take_batch([(message.cloudstack_key, message.body) for message, _ in batch])
         except Exception as error:  # the database failed: the whole batch is taken again
             for message, acks in batch:
                 await self._again(message, acks, error)
             return
         for (message, acks), outcome in zip(batch, outcomes, strict=True):
-            key = routing_key_of(message)
+            key = message.cloudstack_key
             if isinstance(outcome, MalformedEvent):
                 reason = f"malformed CloudStack event, field {outcome.field}: {outcome.reason}"
                 await self._dead_letter(message, acks, key, reason, "MalformedEvent")
             elif isinstance(outcome, Exception):
                 await self._again(message, acks, outcome)
             else:
-                acks.ack(_tag(message))
+                acks.ack(message.tag)
 
-    async def _again(self, message: AbstractIncomingMessage, acks: AckBatcher, error: Exception) -> None:
+    async def _again(self, message: Delivery, acks: AckBatcher, error: Exception) -> None:
         """Give a message back after a pause, or dead-letter it once it failed `attempts` times."""
-        key = routing_key_of(message)
+        key = message.cloudstack_key
         reason = error.message if isinstance(error, Transient) else f"{type(error).__name__}: {error}"
         delivered = message.headers.get(_DELIVERY_COUNT)
         attempts = (delivered if isinstance(delivered, int) else 0) + 1
@@ -206,13 +249,13 @@ class CloudStackLink:
         self._later.add(task)
         task.add_done_callback(self._later.discard)
 
-    async def _nack_later(self, message: AbstractIncomingMessage, acks: AckBatcher, delay: float) -> None:
+    async def _nack_later(self, message: Delivery, acks: AckBatcher, delay: float) -> None:
         await asyncio.sleep(delay)
         with contextlib.suppress(Exception):  # a channel gone meanwhile redelivers it anyway
-            await acks.reject(_tag(message))  # back to the queue (basic.reject, requeued)
+            await acks.reject(message.tag)  # back to the queue (basic.reject, requeued)
 
     async def _dead_letter(  # the message, its channel's acks, and why
-        self, message: AbstractIncomingMessage, acks: AckBatcher, key: str, reason: str, error_class: str
+        self, message: Delivery, acks: AckBatcher, key: str, reason: str, error_class: str
     ) -> None:
         headers: dict[str, HeaderValue] = {
             DEATH_REASON_HEADER: reason[:1000],
@@ -230,7 +273,7 @@ class CloudStackLink:
         )
         await self.dead_letters.publish("dead", "", wire)
         await self.record_dead(key, reason)
-        acks.ack(_tag(message))
+        acks.ack(message.tag)
         log.warning("a CloudStack message was dead-lettered", routing_key=key[:200], reason=reason[:500])
 
     async def publish(self, routing_key: str, body: bytes) -> None:
@@ -241,20 +284,6 @@ class CloudStackLink:
             aio_pika.Message(body, content_type="text/plain", delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
             routing_key=routing_key,
         )
-
-
-def routing_key_of(message: AbstractIncomingMessage) -> str:
-    """CloudStack's routing key; for a dead letter re-driven here (`strata dlq redrive` sends it to this queue by the
-    default exchange, keyed by the queue's name), the one it arrived with, kept in its headers."""
-    kept = message.headers.get(ROUTING_KEY_HEADER)
-    if not message.exchange and isinstance(kept, str):
-        return kept
-    return message.routing_key or ""
-
-
-def _tag(message: AbstractIncomingMessage) -> int:
-    assert message.delivery_tag is not None  # see `delivered`
-    return message.delivery_tag
 
 
 def _setter(event: asyncio.Event) -> Callable[..., None]:
