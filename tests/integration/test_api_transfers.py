@@ -16,6 +16,7 @@ from uuid import uuid4
 
 import pytest
 
+from sagas.ports import LockOutcome
 from sagas.postgres_store import PostgresSagaStore
 from services.api.keys import Role
 from tests.browser.api_stack import UPLOAD_LIMIT, Stack, add_pool, add_repository, api_stack, outcome, succeeded
@@ -128,10 +129,16 @@ async def test_a_backup_restored_in_place_and_a_waiting_migration_cancelled(stac
 
         # A saga holds the volume: the migration's saga waits in line for it, RUNNING, until it is cancelled.
         blocker = uuid4()
-        async with PostgresSagaStore(stack.runner.pool).session() as session:
-            await session.acquire_locks(
-                blocker, [f"volume:{volume_id}"], lease=3600, now=datetime.now(UTC), queue=False
-            )
+
+        async def blocked() -> bool:
+            # The restore's saga may release the volume just after its operation is reported: take it once free.
+            async with PostgresSagaStore(stack.runner.pool).session() as session:
+                taken = await session.acquire_locks(
+                    blocker, [f"volume:{volume_id}"], lease=3600, now=datetime.now(UTC), queue=False
+                )
+            return taken.outcome is LockOutcome.ACQUIRED
+
+        await assert_eventually(blocked, timeout=30, what="the volume's lock, for a saga of the test's own")
         try:
             migrating = await client.post("/api/v1/volumes/v/migrate", json={"pool": "q"})
             assert migrating.status_code == 202
