@@ -1,14 +1,23 @@
-"""Operator views and housekeeping the CLI has: the outbox's unsent messages (`strata outbox list`) and a backup
+"""Operator views and housekeeping the CLI has: the outbox's unsent messages (`strata outbox list`), a backup
 prune with keep-* rules (`strata backup prune`, a dry run first: `dry_run` lists what would go and removes nothing;
-without it each backup no rule keeps is deleted, as an operation)."""
+without it each backup no rule keeps is deleted, as an operation) and a repository's garbage collection (`strata
+backup-repo gc`)."""
 
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.backup import BackupDeleted, BackupDeleteFailed, DeleteBackup
+from schemas.backup import (
+    BackupDeleted,
+    BackupDeleteFailed,
+    CollectRepositoryGarbage,
+    DeleteBackup,
+    RepositoryGarbageCollected,
+    RepositoryGarbageCollectFailed,
+)
 from schemas.backup_schedules import KeepRules
 from schemas.errors import NotFound
 from services.api.auth import caller, context_of
@@ -17,6 +26,7 @@ from services.api.keys import ApiKey, Role
 from services.api.models import OperationOut
 from services.api.operations import Tracker
 from services.api.routes_pools import accepted
+from services.api.routes_volumes import follow
 from services.cli.backup_prune import backed_up
 from services.cli.backup_repo import repository_rows
 from services.cli.outbox import OutboxRow, unsent_rows
@@ -97,4 +107,25 @@ async def prune(request: Request, key: Operator, body: PruneRequest) -> Any:  # 
         return {"removed": [str(each) for each in victims], "kept": len(decisions) - len(victims)}
 
     operation = await context.operations.start("backup.prune", str(body.volume_id), key.actor, work)
+    return accepted(operation)
+
+
+@router.post("/backup-repositories/{repository}/gc", status_code=202, response_model=OperationOut, tags=["backups"])
+async def collect_garbage(request: Request, key: Operator, repository: str) -> JSONResponse:
+    """Free the chunks no backup of the repository references (`strata backup-repo gc`); while a backup is being
+    written nothing is freed (the outcome says `deferred`) and a later collection does it."""
+    context = context_of(request)
+    async with context.pool.acquire() as connection:
+        found = await repository_rows(connection, repository)
+    if not found:
+        raise NotFound(f"no backup repository {repository!r}", field="repository")
+    operation = await follow(
+        context,
+        key,
+        kind="backup_repository.collect_garbage",
+        target=found[0]["name"],
+        command=CollectRepositoryGarbage(repository_id=uuid.UUID(str(found[0]["repository_id"]))),
+        success=RepositoryGarbageCollected,
+        failure=RepositoryGarbageCollectFailed,
+    )
     return accepted(operation)

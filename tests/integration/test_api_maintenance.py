@@ -1,5 +1,6 @@
-"""The outbox view and a backup prune through the API: a dry run lists each backup's fate and removes nothing, the
-prune itself removes what no rule keeps, as an operation."""
+"""The outbox view, a backup prune and a repository's garbage collection through the API: a dry run lists each
+backup's fate and removes nothing, the prune itself removes what no rule keeps, as an operation; the collection is
+an operation too, refused to a viewer."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -54,3 +55,14 @@ async def test_the_outbox_and_a_backup_prune(stack: Stack) -> None:
 
         no_rule = await client.post("/api/v1/backups/prune", json={**plan, "keep": {}})
         assert no_rule.status_code == 422  # no rule: a prune without one would remove everything
+
+        # The repository's collection (the volume reads as zeros: its backups hold no chunk, none to free).
+        collected = await succeeded(client, await client.post("/api/v1/backup-repositories/repo/gc"))
+        assert collected["kind"] == "backup_repository.collect_garbage"
+        assert collected["result"]["freed_chunks"] == 0
+        assert collected["result"]["deferred"] is False
+        unknown = await client.post("/api/v1/backup-repositories/nope/gc")
+        assert unknown.status_code == 404
+        assert unknown.json()["error"]["field"] == "repository"
+    async with stack.client(Role.VIEWER) as viewer:
+        assert (await viewer.post("/api/v1/backup-repositories/repo/gc")).status_code == 403
