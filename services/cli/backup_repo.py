@@ -4,6 +4,7 @@
 for with hidden input. Listings read the backup service's tables (STRATA_DATABASE_URL), configurations masked.
 """
 
+import json
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -46,7 +47,7 @@ async def repository_rows(connection: Any, wanted: str | None = None) -> list[di
             "repository_id": str(row["repository_id"]),
             "name": row["name"],
             "plugin": row["plugin"],
-            "config": row["config"],
+            "config": json.loads(row["config"]),  # an object in --json and the API, as a pool's is
             "zone_id": str(row["zone_id"]),
             "backups": row["backups"],
             "created_at": row["created_at"].isoformat(),
@@ -153,7 +154,8 @@ def show(repository: RepositoryArgument, as_json: JsonOption = False) -> None:
         print_json(row)
         return
     for key, value in row.items():
-        console.print(f"[bold]{key}[/bold]: {value}")
+        shown = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+        console.print(f"[bold]{key}[/bold]: {shown}", highlight=False)
 
 
 @app.command("remove")

@@ -34,6 +34,8 @@ async def test_stores_backups_and_pool_settings_through_the_api(stack: Stack) ->
         assert [each["name"] for each in (await client.get("/api/v1/image-stores")).json()] == ["store"]
         repo = {"name": "repo", "plugin": "fsbackup", "config": {"path": str(stack.pools_dir / "repo")}}
         await succeeded(client, await client.post("/api/v1/backup-repositories", json=repo))
+        [listed] = (await client.get("/api/v1/backup-repositories")).json()
+        assert listed["config"]["path"] == str(stack.pools_dir / "repo")  # an object, as a pool's config is
         pool = {"name": "p", "plugin": "qcow2fs", "config": {"path": str(stack.pools_dir / "p")}, "cluster": CLUSTER}
         await succeeded(client, await client.post("/api/v1/pools", json=pool))
         await succeeded(client, await client.post("/api/v1/volumes", json={"name": "v", "size": "8M", "pool": "p"}))
