@@ -163,21 +163,16 @@ async def _lay_down(
     done = 0
     written = 0
 
-    async def fetch(index: int, digest: str) -> bytes:
-        try:
-            return await store.get(chunk_key(digest))
-        except NotFound:
-            raise _missing(manifest, index, digest) from None
-
-    async def restore_one(index: int, digest: str | None) -> int:
-        length = manifest.chunk_length(index)
+    async def restore_one(index: int) -> int:
+        digest = manifest.chunks[index]
         if digest is None:
-            if not is_file:  # a device keeps old bytes where a file has a hole
-                await asyncio.to_thread(os.pwrite, fd, bytes(length), index * manifest.chunk_size)
-            return 0
-        stored = await fetch(index, digest)
-        await asyncio.to_thread(_verify_and_write, fd, manifest, index, stored)
-        return length
+            stored = None
+        else:
+            try:
+                stored = await store.get(chunk_key(digest))
+            except NotFound:
+                raise _missing(manifest, index, digest) from None
+        return await asyncio.to_thread(_lay_chunk, fd, manifest, index, stored, is_file)
 
     async def restore_run(first: int, count: int) -> None:
         nonlocal done, written
@@ -186,7 +181,7 @@ async def _lay_down(
                 indexes = range(first, first + count)
                 written += await asyncio.to_thread(_restore_run, local, fd, manifest, indexes, is_file)
             else:
-                written += await restore_one(first, manifest.chunks[first])
+                written += await restore_one(first)
             done += sum(manifest.chunk_length(index) for index in range(first, first + count))
             if progress is not None:
                 progress(done, manifest.size)
@@ -212,28 +207,31 @@ def _restore_run(local: LocalBlobs, fd: int, manifest: BackupManifest, indexes: 
     written = 0
     for index in indexes:
         digest = manifest.chunks[index]
-        length = manifest.chunk_length(index)
-        if digest is None:
-            if not is_file:
-                os.pwrite(fd, bytes(length), index * manifest.chunk_size)
-            continue
-        try:
-            stored = local.read_blocking(chunk_key(digest))
-        except NotFound:
-            raise _missing(manifest, index, digest) from None
-        _verify_and_write(fd, manifest, index, stored)
-        written += length
+        stored = None
+        if digest is not None:
+            try:
+                stored = local.read_blocking(chunk_key(digest))
+            except NotFound:
+                raise _missing(manifest, index, digest) from None
+        written += _lay_chunk(fd, manifest, index, stored, is_file)
     return written
 
 
-def _verify_and_write(fd: int, manifest: BackupManifest, index: int, stored: bytes) -> None:
+def _lay_chunk(fd: int, manifest: BackupManifest, index: int, stored: bytes | None, is_file: bool) -> int:
+    """Write chunk `index` at its offset, checked against its name (blocking); `stored` None is a hole, left as one
+    in a file and written as zeros on a device (which keeps old bytes there). Return the bytes written."""
     digest = manifest.chunks[index]
-    assert digest is not None
+    length = manifest.chunk_length(index)
+    offset = index * manifest.chunk_size
+    if stored is None or digest is None:
+        if not is_file:
+            os.pwrite(fd, bytes(length), offset)
+        return 0
     try:
-        data = decode_chunk(stored, digest, manifest.chunk_length(index))
+        data = decode_chunk(stored, digest, length)
     except ChunkCorrupted as error:
         raise ChunkCorrupted(f"backup {manifest.backup_id}: {error.message}") from None
-    offset = index * manifest.chunk_size
     view = memoryview(data)
     while view:
         view = view[os.pwrite(fd, view, offset + len(data) - len(view)) :]
+    return length

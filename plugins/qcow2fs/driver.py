@@ -1,5 +1,6 @@
 """`Qcow2fsDriver`: primary storage and snapshots on qcow2 files, one driver per pool directory."""
 
+from functools import partial
 from pathlib import Path
 
 from plugins.qcow2fs import blocks, pool, snapshots, volumes
@@ -105,7 +106,7 @@ class Qcow2fsDriver:
 
     async def staging_directory(self) -> Path:
         staging = self._context.layout.staging
-        await self._context.off_loop(staging.mkdir, 0o755, False, True)
+        await self._context.off_loop(partial(staging.mkdir, parents=False, exist_ok=True))
         return staging
 
     async def adopt(self, volume_id: str, source: Path, *, source_format: VolumeFormat) -> Volume:

@@ -7,6 +7,7 @@ the page with the server's error placed on its field (`attempt`).
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -139,13 +140,12 @@ async def resize(
     may(session, Role.OPERATOR)
     given = {"size": size, "allow_shrink": "true" if allow_shrink else ""}
 
-    async def page(shown: Shown) -> HTMLResponse:
-        return await _volume_page(request, session, volume, shown)
-
     async def start() -> JSONResponse:
         return await resize_volume(request, session.key, volume, ResizeRequest(size=size, allow_shrink=allow_shrink))
 
-    return await attempt(page, controls("resize", ("size", "allow_shrink")), given, start)
+    return await attempt(
+        partial(_volume_page, request, session, volume), controls("resize", ("size", "allow_shrink")), given, start
+    )
 
 
 @router.post("/volumes/{volume}/snapshot-policies")
@@ -162,16 +162,18 @@ async def add_policy(  # noqa: PLR0917  # one parameter per form field
     may(session, Role.OPERATOR)
     given = {"interval": interval, "schedule": schedule, "timezone": timezone, "max_snaps": max_snaps}
 
-    async def page(shown: Shown) -> HTMLResponse:
-        return await _volume_page(request, session, volume, shown)
-
     async def start() -> JSONResponse:
         body = PolicyRequest.model_validate(
             {"volume": volume, **given, "max_snaps": number(max_snaps), "timezone": timezone or "UTC"}
         )
         return await create_policy(request, session.key, body)
 
-    return await attempt(page, controls("policy", ("interval", "schedule", "timezone", "max_snaps")), given, start)
+    return await attempt(
+        partial(_volume_page, request, session, volume),
+        controls("policy", ("interval", "schedule", "timezone", "max_snaps")),
+        given,
+        start,
+    )
 
 
 @router.post("/snapshot-policies/{policy_id}/delete")
@@ -193,14 +195,16 @@ async def back_up(
     may(session, Role.OPERATOR)
     given = {"repository": repository, "keep_snapshot": "true" if keep_snapshot else ""}
 
-    async def page(shown: Shown) -> HTMLResponse:
-        return await _volume_page(request, session, volume, shown)
-
     async def start() -> JSONResponse:
         body = TakeBackupRequest(volume=volume, repository=repository, keep_snapshot=keep_snapshot)
         return await take_backup(request, session.key, body)
 
-    return await attempt(page, controls("backup", ("repository", "keep_snapshot")), given, start)
+    return await attempt(
+        partial(_volume_page, request, session, volume),
+        controls("backup", ("repository", "keep_snapshot")),
+        given,
+        start,
+    )
 
 
 async def _restore_page(

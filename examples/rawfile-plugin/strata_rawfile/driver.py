@@ -8,6 +8,7 @@ import asyncio
 import os
 import re
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -241,7 +242,7 @@ class RawfileDriver:
 
     async def staging_directory(self) -> Path:
         staging = self.root / ".staging"
-        await self._thread(staging.mkdir, 0o755, False, True)
+        await self._thread(partial(staging.mkdir, exist_ok=True))
         return staging
 
     async def adopt(self, volume_id: str, source: Path, *, source_format: VolumeFormat) -> Volume:
