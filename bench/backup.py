@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -130,10 +131,7 @@ async def measure(workdir: Path, size_mib: int, percent: float) -> dict[str, obj
 
     async def restore() -> None:
         await primary.create_volume("restored", size_mib * MIB)
-        staging = scratch / "restore.raw"
-        await store.restore("b2", staging)
-        await primary.replace_content("restored", staging, source_format=VolumeFormat.RAW)
-        staging.unlink()
+        await store.restore_into("b2", partial(primary.new_content, "restored"))
         await store.check_blocks("b2", await primary.block_map("restored"))
 
     restore_s = await timed(restore())

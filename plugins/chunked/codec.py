@@ -66,23 +66,49 @@ def encode_chunk(data: bytes | memoryview, compression: Compression) -> bytes:
     return _TAG_RAW + bytes(data)
 
 
-def decode_chunk(stored: bytes, digest: str, expected_length: int) -> bytes:
-    """Return a chunk's plain bytes after checking its length and SHA-256; raise `ChunkCorrupted` otherwise."""
-    tag, payload = stored[:1], stored[1:]
+def decode_chunk(stored: bytes | memoryview, digest: str, expected_length: int) -> bytes | memoryview:
+    """Return a chunk's plain bytes after checking its length and SHA-256; raise `ChunkCorrupted` otherwise. A raw
+    chunk comes back as a view of `stored`, not a copy of it (valid as long as `stored` is)."""
+    view = memoryview(stored)
+    if not view:
+        raise ChunkCorrupted(f"chunk {digest} is empty")
+    tag, payload = view[0], view[1:]
+    data = payload if tag == _TAG_RAW[0] else _decompress(tag, payload, digest, expected_length)
+    _check(data, digest, expected_length)
+    return data
+
+
+def decode_into(tag: int, place: memoryview, payload_length: int, digest: str) -> None:
+    """Finish a chunk read in place: its codec byte `tag`, then `payload_length` bytes of payload read into `place`,
+    which is the size of the plain chunk (a payload longer than that is a corrupted chunk). Leave the plain bytes in
+    `place`, checked against `digest`; raise `ChunkCorrupted` otherwise. A raw chunk, the common case for data that
+    does not compress, is then never copied: it was read where it belongs."""
+    if payload_length < 0:
+        raise ChunkCorrupted(f"chunk {digest} is empty")
+    if payload_length > len(place):
+        raise ChunkCorrupted(f"chunk {digest} holds more than the {len(place)} bytes expected")
+    if tag == _TAG_RAW[0]:
+        _check(place[:payload_length], digest, len(place))
+        return
+    data = _decompress(tag, place[:payload_length], digest, len(place))
+    _check(data, digest, len(place))
+    place[:] = data
+
+
+def _decompress(tag: int, payload: memoryview, digest: str, expected_length: int) -> bytes:
     try:
-        if tag == _TAG_RAW:
-            data = payload
-        elif tag == _TAG_ZSTD:
-            data = _ZSTD.decompressor.decompress(payload, max_output_size=expected_length)
-        elif tag == _TAG_ZLIB:
-            data = zlib.decompress(payload)
-        else:
-            raise ChunkCorrupted(f"chunk {digest} has an unknown codec tag {tag!r}")
+        if tag == _TAG_ZSTD[0]:
+            return _ZSTD.decompressor.decompress(payload, max_output_size=expected_length)
+        if tag == _TAG_ZLIB[0]:
+            return zlib.decompress(payload)
     except (zstandard.ZstdError, zlib.error) as error:
         raise ChunkCorrupted(f"chunk {digest} does not decompress: {error}") from None
+    raise ChunkCorrupted(f"chunk {digest} has an unknown codec tag {bytes([tag])!r}")
+
+
+def _check(data: bytes | memoryview, digest: str, expected_length: int) -> None:
     if len(data) != expected_length:
         raise ChunkCorrupted(f"chunk {digest} holds {len(data)} bytes where {expected_length} were expected")
     actual = chunk_digest(data)
     if actual != digest:
         raise ChunkCorrupted(f"chunk {digest} is corrupted: its content hashes to {actual}")
-    return data

@@ -6,7 +6,7 @@ import ctypes
 import errno
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,6 +50,20 @@ except OSError:  # no C library to load symbols from: fall back to os.sync
     _LIBC = None
 
 
+def _read_scattered(fd: int, parts: list[memoryview]) -> int:
+    done = 0
+    while parts:
+        got = os.readv(fd, parts)
+        if got == 0:
+            break
+        done += got
+        while parts and got >= len(parts[0]):
+            got -= len(parts.pop(0))
+        if parts and got:
+            parts[0] = parts[0][got:]
+    return done
+
+
 class DirectoryBlobStore:
     """Keys map to files under `root`; writes go to a temporary file, are fsynced, then renamed into place (a
     backup's chunks skip the fsync and are flushed together by `make_durable` before its manifest is written).
@@ -60,14 +74,19 @@ class DirectoryBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = str(root)
 
     def _path(self, key: str) -> Path:
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
+        """The key's file as a string (a worker thread reading thousands of chunks skips pathlib's parsing)."""
         parts = key.split("/")
         if not key or key.startswith("/") or any(part in ("", ".", "..") for part in parts):
             raise InvalidArgument(f"invalid object key {key!r}", field="key")
         if parts[-1].endswith(_TEMP_SUFFIX):
             raise InvalidArgument(f"object keys may not end in {_TEMP_SUFFIX}", field="key")
-        return self.root.joinpath(*parts)
+        return os.path.join(self._root, key)
 
     async def free_bytes(self) -> int:
         """Bytes the filesystem under `root` still gives an unprivileged writer."""
@@ -103,11 +122,16 @@ class DirectoryBlobStore:
         os.close(fd)
         os.replace(temp, path)
 
-    def read_blocking(self, key: str) -> bytes:
-        """The file's bytes, read in the calling (worker) thread; `NotFound` if there is none."""
-        path = self._path(key)
+    def read_into_blocking(self, key: str, parts: Sequence[memoryview]) -> int:
+        """Read the file into `parts` in the calling worker thread (`readv`, again after a short read); the bytes
+        read."""
+        path = self._file(key)
         try:
-            return path.read_bytes()
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                return _read_scattered(fd, list(parts))
+            finally:
+                os.close(fd)
         except OSError as error:
             raise _translate(error, f"reading {key}") from None
 

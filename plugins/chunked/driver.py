@@ -17,6 +17,7 @@ from plugins.chunked.settings import MIB, ChunkedSettings
 from plugins.sdk import faults
 from plugins.sdk.blocks import BlockMap
 from plugins.sdk.progress import ProgressCallback
+from plugins.sdk.protocols import ContentOpener
 from plugins.sdk.types import BackupRef, BackupReport, GarbageReport, ImageKind, ImageRef, VerifyReport
 
 Ready = Callable[[], Awaitable[None]]
@@ -169,6 +170,13 @@ class ChunkedDriver:
         """Write the backup to `target` (a staging file: not fsynced), every chunk verified against its SHA-256."""
         await self._check_ready()
         await self.backups.restore(backup_id, target, progress, durable=False)
+
+    async def restore_into(
+        self, backup_id: str, content: ContentOpener, *, progress: ProgressCallback | None = None
+    ) -> None:
+        """Write the backup into a volume's fresh content (a `ContentWriter`'s places), every chunk verified."""
+        await self._check_ready()
+        await self.backups.restore_into(backup_id, content, progress)
 
     async def delete_backup(self, backup_id: str) -> None:
         """Delete the backup and free the chunks no other backup uses; a missing backup is fine."""

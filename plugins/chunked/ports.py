@@ -1,6 +1,6 @@
 """The one port of the chunked format: a flat key -> bytes store (a directory, an S3 bucket, ...)."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -62,8 +62,11 @@ class LocalBlobs(Protocol):
     (at 32 KiB a chunk, 32,768 fsyncs per GiB). Both methods raise the store's errors as `put`/`get` do.
     """
 
-    def read_blocking(self, key: str) -> bytes:
-        """The bytes under `key` (from a worker thread); `NotFound` if there are none."""
+    def read_into_blocking(self, key: str, parts: Sequence[memoryview]) -> int:
+        """Read the object under `key` into `parts`, in order (a scatter read, from a worker thread), and return the
+        bytes read: the whole object, or as much as the parts hold (give a spare part to tell a longer object);
+        `NotFound` if there is none. A thread reading chunk after chunk into its own buffers then pays neither a new
+        allocation nor its page faults per chunk, and a chunk lands where its bytes belong."""
         ...
 
     def write_new_blocking(self, key: str, data: bytes) -> bool:

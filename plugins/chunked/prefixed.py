@@ -1,7 +1,7 @@
 """`PrefixedBlobStore`: a view of another blob store under a key prefix, so that two repositories (backups and
 images) can share one directory or bucket without seeing each other's manifests or chunks."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from plugins.chunked.ports import BlobInfo, BlobStore, LocalBlobs
 
@@ -44,9 +44,9 @@ class PrefixedLocalBlobStore(PrefixedBlobStore):
         super().__init__(store, prefix)
         self.local = store
 
-    def read_blocking(self, key: str) -> bytes:
-        """Read the prefixed key from a worker thread."""
-        return self.local.read_blocking(self.prefix + key)
+    def read_into_blocking(self, key: str, parts: Sequence[memoryview]) -> int:
+        """Read the prefixed key into `parts` from a worker thread."""
+        return self.local.read_into_blocking(self.prefix + key, parts)
 
     def write_new_blocking(self, key: str, data: bytes) -> bool:
         """Write the prefixed key, not yet durable, unless it exists."""

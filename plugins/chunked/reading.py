@@ -4,10 +4,11 @@ import asyncio
 import errno
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugins.chunked.codec import chunk_key, decode_chunk
+from plugins.chunked.codec import chunk_key, decode_chunk, decode_into
 from plugins.chunked.errors import ChunkCorrupted, first_error
 from plugins.chunked.manifest import (
     MANIFEST_PREFIX,
@@ -22,6 +23,8 @@ from plugins.chunked.manifest import (
 )
 from plugins.chunked.ports import BlobStore, LocalBlobs
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
+from plugins.chunked.sinks import FileSink, PlacedSink, Sink
+from plugins.sdk.protocols import ContentOpener
 from schemas.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, StrataError, Transient
 
 
@@ -113,11 +116,11 @@ async def restore_backup(
         raise InvalidArgument(f"cannot write to {target}: {error.strerror}", field="target") from None
     try:
         try:
-            written = await _lay_down(store, settings, manifest, fd, progress)
+            written = await _lay_down(store, settings, manifest, FileSink(fd), progress)
             if durable:
                 await asyncio.to_thread(os.fsync, fd)
         except OSError as error:
-            raise _target_error(error, target) from None
+            raise _target_error(error, str(target)) from None
     except BaseException:
         os.close(fd)
         if created:
@@ -127,7 +130,38 @@ async def restore_backup(
     return RestoreResult(manifest=manifest, bytes_written=written, holes=manifest.chunks.count(None))
 
 
-def _target_error(error: OSError, target: Path) -> StrataError:
+async def restore_to_blocks(
+    store: BlobStore,
+    settings: ChunkedSettings,
+    *,
+    backup_id: str,
+    content: ContentOpener,
+    progress: ProgressCallback | None = None,
+) -> RestoreResult:
+    """Open `content` at the backup's size (a volume's fresh content, as places in its files that read as zeros
+    until written: holes are left alone) and write backup `backup_id` into it, every chunk checked against its name
+    first. A missing backup opens nothing; a missing or corrupted chunk raises out of the content, which its owner
+    then discards. Making it durable is the owner's part too (a `ContentWriter` fsyncs before its switch)."""
+    manifest = await load_manifest(store, backup_id)
+    async with content(manifest.size) as blocks:
+        if blocks.size_bytes != manifest.size:
+            raise InvalidArgument(
+                f"the content is {blocks.size_bytes} bytes where the backup is {manifest.size}", field="content"
+            )
+        try:
+            sink = await asyncio.to_thread(PlacedSink, blocks)
+        except OSError as error:
+            raise _target_error(error, "the volume's new content") from None
+        try:
+            written = await _lay_down(store, settings, manifest, sink, progress)
+        except OSError as error:
+            raise _target_error(error, "the volume's new content") from None
+        finally:
+            await asyncio.to_thread(sink.close)
+    return RestoreResult(manifest=manifest, bytes_written=written, holes=manifest.chunks.count(None))
+
+
+def _target_error(error: OSError, target: str) -> StrataError:
     reason = f"writing {target} failed: {error.strerror or error}"
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return ResourceExhausted(reason)
@@ -152,14 +186,13 @@ def _open_target(target: Path, size: int) -> int:
 
 
 async def _lay_down(
-    store: BlobStore, settings: ChunkedSettings, manifest: BackupManifest, fd: int, progress: ProgressCallback | None
+    store: BlobStore, settings: ChunkedSettings, manifest: BackupManifest, sink: Sink, progress: ProgressCallback | None
 ) -> int:
     """Write every chunk at its offset, at most `settings.concurrency` calls at once: one chunk per call, or on a
     `LocalBlobs` store a window of chunks read, checked and written per thread call."""
-    is_file = stat.S_ISREG(os.fstat(fd).st_mode)
     local = store if isinstance(store, LocalBlobs) else None
     per_call = max(1, settings.window_bytes // manifest.chunk_size) if local is not None else 1
-    slots = asyncio.Semaphore(settings.concurrency)
+    slots = asyncio.Semaphore(settings.concurrency if local is None else local_threads(settings))
     done = 0
     written = 0
 
@@ -172,14 +205,14 @@ async def _lay_down(
                 stored = await store.get(chunk_key(digest))
             except NotFound:
                 raise _missing(manifest, index, digest) from None
-        return await asyncio.to_thread(_lay_chunk, fd, manifest, index, stored, is_file)
+        return await asyncio.to_thread(_lay_chunk, sink, manifest, index, stored)
 
     async def restore_run(first: int, count: int) -> None:
         nonlocal done, written
         try:
             if local is not None:
                 indexes = range(first, first + count)
-                written += await asyncio.to_thread(_restore_run, local, fd, manifest, indexes, is_file)
+                written += await asyncio.to_thread(_restore_run, local, sink, manifest, indexes)
             else:
                 written += await restore_one(first)
             done += sum(manifest.chunk_length(index) for index in range(first, first + count))
@@ -198,40 +231,84 @@ async def _lay_down(
     return written
 
 
+def local_threads(settings: ChunkedSettings) -> int:
+    """Worker threads for windows of a `LocalBlobs` store: one per core and one more, to cover a wait on the disk.
+    Each window is CPU work between system calls (hash, copy), so threads past that only fight over the GIL: a 1 GiB
+    restore took 2.1 s with 2 or 3 threads here and 2.6-3.4 s with 8."""
+    return max(1, min(settings.concurrency, (os.cpu_count() or 1) + 1))
+
+
 def _missing(manifest: BackupManifest, index: int, digest: str) -> FailedPrecondition:
     return FailedPrecondition(f"backup {manifest.backup_id}: chunk {index} ({digest}) is missing from the store")
 
 
-def _restore_run(local: LocalBlobs, fd: int, manifest: BackupManifest, indexes: range, is_file: bool) -> int:
+class _Buffers(threading.local):
+    """A worker thread's buffers, reused window after window: chunks are read straight into the window where their
+    bytes belong and a run of them is written with one call. A fresh `bytes` per chunk, copied into place and written
+    on its own, cost more in allocations, page faults and system calls than hashing it."""
+
+    def __init__(self) -> None:
+        self.window = bytearray()
+        self.tag = bytearray(1)
+        self.spare = bytearray(1)
+
+    def window_of(self, size: int) -> bytearray:
+        if len(self.window) < size:
+            self.window = bytearray(size)
+        return self.window
+
+
+_BUFFERS = _Buffers()
+
+
+def _restore_run(local: LocalBlobs, sink: Sink, manifest: BackupManifest, indexes: range) -> int:
     """Read, check and write the chunks at `indexes` (in a worker thread); return the bytes written."""
+    chunk_size, base = manifest.chunk_size, indexes.start * manifest.chunk_size
+    buffers = _BUFFERS
     written = 0
-    for index in indexes:
-        digest = manifest.chunks[index]
-        stored = None
-        if digest is not None:
+    with (
+        memoryview(buffers.window_of(len(indexes) * chunk_size)) as window,
+        memoryview(buffers.tag) as tag,
+        memoryview(buffers.spare) as spare,
+    ):
+        run: tuple[int, int] | None = None  # the window's run of read chunks not yet written: (start, end)
+        for index in indexes:
+            digest = manifest.chunks[index]
+            start, length = index * chunk_size - base, manifest.chunk_length(index)
+            if digest is None:
+                if run is not None:
+                    sink.write(base + run[0], window[run[0] : run[1]])
+                    written += run[1] - run[0]
+                    run = None
+                sink.hole(base + start, length)
+                continue
+            place = window[start : start + length]
             try:
-                stored = local.read_blocking(chunk_key(digest))
+                got = local.read_into_blocking(chunk_key(digest), (tag, place, spare))
+                decode_into(tag[0], place, got - 1, digest)
             except NotFound:
                 raise _missing(manifest, index, digest) from None
-        written += _lay_chunk(fd, manifest, index, stored, is_file)
+            except ChunkCorrupted as error:
+                raise ChunkCorrupted(f"backup {manifest.backup_id}: {error.message}") from None
+            run = (run[0] if run is not None else start, start + length)
+        if run is not None:
+            sink.write(base + run[0], window[run[0] : run[1]])
+            written += run[1] - run[0]
     return written
 
 
-def _lay_chunk(fd: int, manifest: BackupManifest, index: int, stored: bytes | None, is_file: bool) -> int:
-    """Write chunk `index` at its offset, checked against its name (blocking); `stored` None is a hole, left as one
-    in a file and written as zeros on a device (which keeps old bytes there). Return the bytes written."""
+def _lay_chunk(sink: Sink, manifest: BackupManifest, index: int, stored: bytes | None) -> int:
+    """Write chunk `index` at its offset, checked against its name (blocking); `stored` None is a hole. Return the
+    bytes written."""
     digest = manifest.chunks[index]
     length = manifest.chunk_length(index)
     offset = index * manifest.chunk_size
     if stored is None or digest is None:
-        if not is_file:
-            os.pwrite(fd, bytes(length), offset)
+        sink.hole(offset, length)
         return 0
     try:
         data = decode_chunk(stored, digest, length)
     except ChunkCorrupted as error:
         raise ChunkCorrupted(f"backup {manifest.backup_id}: {error.message}") from None
-    view = memoryview(data)
-    while view:
-        view = view[os.pwrite(fd, view, offset + len(data) - len(view)) :]
+    sink.write(offset, memoryview(data))
     return length

@@ -5,10 +5,11 @@ from pathlib import Path
 from plugins.chunked.digests import WholeDigest
 from plugins.chunked.manifest import BackupManifest, BackupSummary
 from plugins.chunked.ports import BlobStore
-from plugins.chunked.reading import RestoreResult, list_summaries, load_manifest, restore_backup
+from plugins.chunked.reading import RestoreResult, list_summaries, load_manifest, restore_backup, restore_to_blocks
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
 from plugins.chunked.sweep import SweepResult, delete_backup, sweep
 from plugins.chunked.writer import BackupResult, BeforeManifest, Labels, write_backup
+from plugins.sdk.protocols import ContentOpener
 
 
 class ChunkedRepository:
@@ -51,6 +52,14 @@ class ChunkedRepository:
         `durable=False` skips the final fsync (a staging file)."""
         return await restore_backup(
             self.store, self.settings, backup_id=backup_id, target=target, progress=progress, durable=durable
+        )
+
+    async def restore_into(
+        self, backup_id: str, content: ContentOpener, progress: ProgressCallback | None = None
+    ) -> RestoreResult:
+        """Write the backup into a volume's fresh content opened at its size, verifying every chunk first."""
+        return await restore_to_blocks(
+            self.store, self.settings, backup_id=backup_id, content=content, progress=progress
         )
 
     async def delete(self, backup_id: str) -> tuple[bool, SweepResult]:

@@ -3,6 +3,7 @@
 Tests are synchronous and drive the plugin on their own event loop, so the kit needs no async pytest plugin.
 """
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +31,14 @@ from plugins.registry import validate_config
 from plugins.sdk import Capability, Role, faults
 from plugins.sdk.config import secret_fields
 from plugins.sdk.errors import AlreadyExists, InvalidArgument, NotFound
-from plugins.sdk.protocols import BackupTarget, FileAdopter, ImageStore, PrimaryStorage, SnapshotProvider
+from plugins.sdk.protocols import (
+    BackupTarget,
+    ContentWriter,
+    FileAdopter,
+    ImageStore,
+    PrimaryStorage,
+    SnapshotProvider,
+)
 from plugins.sdk.types import ImageKind, SnapshotKind, VolumeFormat
 
 GROUPS = ("primary", "snapshots", "backup", "image")
@@ -319,3 +327,49 @@ def test_a_staged_file_is_adopted_whole_and_nothing_else_is(kit: Kit) -> None:
         kit.run(adopter.adopt(kit.id("vol"), elsewhere, source_format=formats[0]))
     assert elsewhere.exists()
     directory.rmdir()
+
+
+def _write_at(path: str, offset: int, data: bytes) -> None:
+    with open(path, "r+b") as file:
+        file.seek(offset)
+        file.write(data)
+
+
+def test_a_new_content_is_written_in_place_and_switched_in_whole(kit: Kit) -> None:
+    """A plugin that lays a volume's new content out for writing in place (`ContentWriter`) gives places covering
+    the whole size, in files it can be written in; what is written there is the volume's content after a clean exit,
+    and nothing of it after an error."""
+    _require(kit, "primary")
+    writer = kit.primary
+    if not isinstance(writer, ContentWriter):
+        pytest.skip("the plugin does not lay out new content (ContentWriter)")
+    _run(kit, pool_steps(kit)[0])
+    source = write_source(kit.scratch, "content.raw")
+    size = source.stat().st_size
+    volume_id = kit.id("vol")
+    kit.created.volumes.append(volume_id)
+    kit.run(kit.primary.create_volume(volume_id, size))
+    data = source.read_bytes()
+
+    async def fill(content: bytes, *, fail: bool) -> None:
+        async with writer.new_content(volume_id, size) as blocks:
+            assert blocks.size_bytes == size
+            position = 0
+            for extent in blocks.extents:
+                assert extent.start == position, "the places cover the size in order, without gaps"
+                assert extent.file is not None, "every place of a new content is in a file"
+                await asyncio.to_thread(_write_at, extent.file, extent.file_offset, content[extent.start : extent.end])
+                position = extent.end
+            assert position == size
+            if fail:
+                raise RuntimeError("the writer failed")
+
+    out = kit.scratch / "content-out.raw"
+    kit.run(fill(data, fail=False))
+    kit.run(kit.primary.copy_out(volume_id, out))
+    assert out.read_bytes() == data
+    with pytest.raises(RuntimeError):
+        kit.run(fill(bytes(reversed(data)), fail=True))
+    out.unlink()
+    kit.run(kit.primary.copy_out(volume_id, out))
+    assert out.read_bytes() == data, "a content whose writer failed is discarded: the volume keeps its bytes"

@@ -7,7 +7,11 @@ deleted snapshot's layer stays in the chain until a coalesce merges it; once mer
 the map says so.
 """
 
+import asyncio
 import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from plugins.qcow2fs.chain import collect_garbage
@@ -15,6 +19,7 @@ from plugins.qcow2fs.context import PoolContext
 from plugins.qcow2fs.layout import sync_dir
 from plugins.qcow2fs.qemu_img import convert_args
 from plugins.qcow2fs.snapshots import get_snapshot, snapshot_image
+from plugins.qcow2fs.volumes import check_size
 from plugins.sdk.blocks import BlockMap, Extent
 from plugins.sdk.errors import InvalidArgument, Unimplemented
 from plugins.sdk.types import Volume, VolumeFormat
@@ -100,6 +105,49 @@ async def replace_content(context: PoolContext, volume_id: str, source: Path, so
         await context.off_loop(_switch, temporary, active)
         await context.off_loop(collect_garbage, context, volume_id)
     return await context.describe_volume(volume_id)
+
+
+@asynccontextmanager
+async def new_content(context: PoolContext, volume_id: str, size_bytes: int) -> AsyncIterator[BlockMap]:
+    """A fresh layer of `size_bytes` with every cluster's place allocated (`preallocation=metadata`: the qcow2
+    tables map each guest cluster to a fixed offset of the file, whose data stays a hole until written), given as
+    the extents `qemu-img map` reports, for a writer to fill in place. On a clean exit it is fsynced and renamed over
+    the active layer (the switch, as `replace_content`'s); on an error it is deleted and the volume is as it was.
+
+    The layer's unwritten clusters read as zeros (the file's holes), and `qemu-img map` reports them so: a restore
+    into it writes the backup's bytes once, where `replace_content` writes them to a staging file and converts."""
+    check_size(size_bytes)
+    async with context.lock(volume_id):
+        await context.volume_record(volume_id)
+        await context.require_changeable()
+        active = context.layout.active(volume_id)
+        temporary = active.with_name(".replace.qcow2.tmp")
+        await context.off_loop(temporary.unlink, True)
+        try:
+            await context.qemu.run(
+                "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", str(temporary), str(size_bytes)
+            )
+            mapped = json.loads(await context.qemu.run("map", "--output=json", str(temporary)))
+            extents = []
+            for entry in mapped:
+                if "offset" not in entry or int(entry["depth"]) != 0:
+                    raise Unimplemented(f"qemu-img left guest offset {entry['start']} without a place in the new layer")
+                extents.append(Extent(int(entry["start"]), int(entry["length"]), str(temporary), int(entry["offset"])))
+            yield BlockMap(size_bytes=size_bytes, extents=tuple(extents))
+            await context.off_loop(_fsync, temporary)
+            await context.off_loop(_switch, temporary, active)
+        except BaseException:
+            await asyncio.shield(context.off_loop(temporary.unlink, True))
+            raise
+        await context.off_loop(collect_garbage, context, volume_id)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _switch(temporary: Path, active: Path) -> None:

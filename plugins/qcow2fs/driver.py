@@ -1,5 +1,6 @@
 """`Qcow2fsDriver`: primary storage and snapshots on qcow2 files, one driver per pool directory."""
 
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from pathlib import Path
 
@@ -167,3 +168,6 @@ class Qcow2fsDriver:
 
     async def replace_content(self, volume_id: str, source: Path, *, source_format: VolumeFormat) -> Volume:
         return await blocks.replace_content(self._context, volume_id, source, source_format)
+
+    def new_content(self, volume_id: str, size_bytes: int) -> AbstractAsyncContextManager[BlockMap]:
+        return blocks.new_content(self._context, volume_id, size_bytes)

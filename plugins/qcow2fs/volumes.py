@@ -70,7 +70,7 @@ def _publish(temporary: Path, active: Path) -> None:
     sync_dir(active.parent)
 
 
-def _check_size(size_bytes: int) -> None:
+def check_size(size_bytes: int) -> None:
     if size_bytes <= 0 or size_bytes % 512:
         raise InvalidArgument("size_bytes must be a positive multiple of 512", field="size_bytes")
 
@@ -79,7 +79,7 @@ async def create_volume(
     context: PoolContext, volume_id: str, size_bytes: int, template: Path | None, template_mode: TemplateMode
 ) -> Volume:
     """A sparse volume, or one on a template (as its backing file, or as a full copy grown to `size_bytes`)."""
-    _check_size(size_bytes)
+    check_size(size_bytes)
     request: dict[str, object] = {"op": "create", "size_bytes": size_bytes}
     if template is None:
 
@@ -246,7 +246,7 @@ async def convert_out(
 
 async def resize_volume(context: PoolContext, volume_id: str, size_bytes: int) -> Volume:
     """Grow the active layer; the same size is a no-op; shrinking is refused (it would destroy guest data)."""
-    _check_size(size_bytes)
+    check_size(size_bytes)
     async with context.lock(volume_id):
         await context.volume_record(volume_id)
         await context.require_changeable()

@@ -11,6 +11,8 @@ manifest claims (one object may implement several). The rules every method follo
 - Nothing blocks the event loop: tools run as asyncio subprocesses, file I/O in threads.
 """
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -246,6 +248,36 @@ class BlockBackupTarget(BackupTarget, Protocol):
     async def check_blocks(self, backup_id: str, blocks: BlockMap) -> int:
         """Check that the map's bytes are the backup's (restored data, before anyone uses it), returning the chunks
         compared; `FailedPrecondition` at the first that differs."""
+        ...
+
+
+ContentOpener = Callable[[int], AbstractAsyncContextManager[BlockMap]]
+"""`open(size_bytes)`: a volume's fresh content of that size as places to write, switched in on a clean exit (a
+`ContentWriter.new_content` with the volume given)."""
+
+
+@runtime_checkable
+class ContentWriter(Protocol):
+    """Primary storage that can lay a volume's new content out in its own files for a writer to fill in place: a
+    restore then writes each byte once, where `replace_content` takes a staging file and copies it (qcow2fs: a layer
+    with every cluster's place allocated). Optional: without it the framework stages and calls `replace_content`."""
+
+    def new_content(self, volume_id: str, size_bytes: int) -> AbstractAsyncContextManager[BlockMap]:
+        """A fresh content of `size_bytes` for `volume_id` that reads as zeros until written, as a map whose every
+        extent is a place in a file. On a clean exit the content is made durable and becomes the volume's in one
+        switch (its snapshots keep theirs); on an error it is discarded and the volume is left as it was."""
+        ...
+
+
+@runtime_checkable
+class PlacedRestorer(Protocol):
+    """A backup target that can restore straight into a `ContentWriter`'s places (no staging file)."""
+
+    async def restore_into(
+        self, backup_id: str, content: ContentOpener, *, progress: ProgressCallback | None = None
+    ) -> None:
+        """Open `content` at the backup's size and write the backup's bytes into it, every chunk verified first;
+        `NotFound` if there is no such backup (the content is then never opened)."""
         ...
 
 

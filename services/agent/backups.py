@@ -2,18 +2,21 @@
 
 A repository's plugin is opened for each command from the configuration the command carries (the backup service
 keeps it sealed) and closed after it. Bytes go from the pool's files to the repository directly (a block map read
-in place), and back through a staging file that is checked against the backup's hashes once it is the volume's.
+in place), and back straight into the places of the volume's new content where the pool's plugin lays one out
+(`ContentWriter`) and the repository's can fill it (`PlacedRestorer`), else through a staging file that the pool's
+plugin copies in; either way the volume's bytes are checked against the backup's hashes once they are its own.
 """
 
 import contextlib
 import tempfile
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 from uuid import UUID
 
 from bus.ports import UnitOfWork
 from plugins.registry import validate_config
-from plugins.sdk.protocols import BlockBackupTarget, BlockMapProvider
+from plugins.sdk.protocols import BlockBackupTarget, BlockMapProvider, ContentWriter, PlacedRestorer
 from plugins.sdk.types import VolumeFormat
 from schemas import Envelope, Event
 from schemas.backup import BackupProgressed
@@ -117,10 +120,15 @@ async def restore_backup(command: RestoreBackupOnPool, envelope: Envelope, uow: 
             repository(agent, command) as target,
             progress_events(agent.units, envelope, _progressed(command.backup_id), producer=agent.producer) as report,
         ):
-            with tempfile.TemporaryDirectory(prefix="strata-restore-") as staging:
-                raw = Path(staging) / "restore.raw"
-                await target.restore(str(command.backup_id), raw, progress=report)
-                await primary.replace_content(str(command.volume_id), raw, source_format=VolumeFormat.RAW)
+            if isinstance(primary, ContentWriter) and isinstance(target, PlacedRestorer):
+                # Straight into the volume's new content: each byte written once, no staging file.
+                content = partial(primary.new_content, str(command.volume_id))
+                await target.restore_into(str(command.backup_id), content, progress=report)
+            else:
+                with tempfile.TemporaryDirectory(prefix="strata-restore-") as staging:
+                    raw = Path(staging) / "restore.raw"
+                    await target.restore(str(command.backup_id), raw, progress=report)
+                    await primary.replace_content(str(command.volume_id), raw, source_format=VolumeFormat.RAW)
             written = await primary.block_map(str(command.volume_id))
             checked = await target.check_blocks(str(command.backup_id), written)
         return BackupRestoredOnPool(

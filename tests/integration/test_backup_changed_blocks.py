@@ -5,6 +5,8 @@ layer is gone it reads everything, compares hashes, and says so. Restored data i
 """
 
 import os
+from contextlib import AbstractAsyncContextManager
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,8 @@ from plugins.fsbackup import FsBackupConfig
 from plugins.fsbackup.driver import open_driver
 from plugins.qcow2fs import Qcow2fsDriver
 from plugins.sdk.blocks import BlockMap, Extent
-from plugins.sdk.errors import FailedPrecondition
-from plugins.sdk.protocols import BlockBackupTarget, BlockMapProvider
+from plugins.sdk.errors import FailedPrecondition, NotFound
+from plugins.sdk.protocols import BlockBackupTarget, BlockMapProvider, ContentWriter, PlacedRestorer
 from plugins.sdk.types import SnapshotKind, VolumeFormat
 from tests.integration.plugins_qcow2fs_support import MIB, driver, guest_write, read_all, run
 
@@ -153,3 +155,60 @@ async def test_since_a_full_snapshot_it_reads_everything_and_says_why(driver: Qc
     assert not blocks.changes_known
     assert blocks.reason is not None
     assert "full copy beside the chain" in blocks.reason
+
+
+async def test_a_restore_into_the_new_content_writes_the_volume_in_place(
+    driver: Qcow2fsDriver, store: ChunkedDriver, tmp_path: Path
+) -> None:
+    """The agent's path when both plugins can (`ContentWriter`, `PlacedRestorer`): the backup's bytes go straight
+    into the places of a fresh layer, which is switched in whole; snapshots keep theirs, and the volume's bytes then
+    pass the check against the backup."""
+    path = await _volume_backed_up(driver, store, tmp_path)
+    before = await read_all(path, tmp_path)
+    assert isinstance(driver, ContentWriter)
+    assert isinstance(store, PlacedRestorer)
+    active = (await driver.create_volume("vol-2", 4 * MIB)).path  # another size: the content takes the backup's
+    await _write_random(active, 0, MIB, tmp_path)
+    await driver.create_snapshot("s-2", "vol-2", SnapshotKind.DELTA)
+    snapshot_bytes = await read_all(tmp_path / "pool" / "volumes" / "vol-2" / "snap-s-2.qcow2", tmp_path)
+
+    await store.restore_into("b1", partial(driver.new_content, "vol-2"))
+
+    assert await read_all(active, tmp_path) == before
+    assert (await driver.get_volume("vol-2")).size_bytes == SIZE
+    await store.check_blocks("b1", await driver.block_map("vol-2"))
+    assert await read_all(tmp_path / "pool" / "volumes" / "vol-2" / "snap-s-2.qcow2", tmp_path) == snapshot_bytes
+    blocks = await driver.block_map("vol-2")
+    assert blocks.data_bytes() == 8 * MIB, "the backup's holes stay holes: what reads as zeros is not data"
+    assert not list((tmp_path / "pool" / "volumes" / "vol-2").glob(".*tmp")), "no temporary layer is left"
+
+
+async def test_a_restore_into_the_new_content_that_fails_leaves_the_volume_as_it_was(
+    driver: Qcow2fsDriver, store: ChunkedDriver, tmp_path: Path
+) -> None:
+    """A corrupted chunk met halfway: the fresh layer is dropped and the volume keeps its bytes; a missing backup
+    opens no content at all."""
+    await _volume_backed_up(driver, store, tmp_path)
+    volume = await driver.create_volume("vol-2", SIZE)
+    await guest_write(volume.path, 0x5A, 0, 2 * MIB)
+    before = await read_all(volume.path, tmp_path)
+    chunks = sorted(path for path in (tmp_path / "backups" / "chunks").rglob("*") if path.is_file())
+    victim = chunks[len(chunks) // 2]
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0x01
+    victim.write_bytes(bytes(data))
+
+    with pytest.raises(FailedPrecondition, match="corrupted"):
+        await store.restore_into("b1", partial(driver.new_content, "vol-2"))
+    assert await read_all(volume.path, tmp_path) == before
+    assert not list((tmp_path / "pool" / "volumes" / "vol-2").glob(".*tmp")), "the fresh layer is gone"
+
+    opened: list[int] = []
+
+    def content(size_bytes: int) -> AbstractAsyncContextManager[BlockMap]:
+        opened.append(size_bytes)
+        return driver.new_content("vol-2", size_bytes)
+
+    with pytest.raises(NotFound):
+        await store.restore_into("no-such-backup", content)
+    assert opened == []

@@ -11,7 +11,7 @@ from plugins.chunked.directory import DirectoryBlobStore
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import ChunkedSettings
-from schemas.errors import FailedPrecondition, InvalidArgument
+from schemas.errors import FailedPrecondition, InvalidArgument, NotFound
 from tests.unit.test_chunked_store_contract import BlobStoreContract
 
 pytestmark = pytest.mark.integration
@@ -107,6 +107,25 @@ async def test_an_empty_chunk_file_left_by_a_crash_is_written_again(tmp_path: Pa
     assert store.write_new_blocking(key, b"\x00data") is True
     assert store.write_new_blocking(key, b"\x00other") is False
     assert await store.get(key) == b"\x00data"
+
+
+def test_an_object_is_read_in_place_into_the_parts_given(tmp_path: Path) -> None:
+    """The scatter read a restore uses: the object's bytes fill the parts in order; a spare part tells an object
+    longer than expected; a missing one is `NotFound`."""
+    store = DirectoryBlobStore(tmp_path / "store")
+    (tmp_path / "store" / "chunks").mkdir(parents=True)
+    data = os.urandom(70_000)
+    (tmp_path / "store" / "chunks" / "one").write_bytes(data)
+    tag, place, spare = bytearray(1), bytearray(len(data) - 1), bytearray(1)
+    assert store.read_into_blocking("chunks/one", [memoryview(tag), memoryview(place), memoryview(spare)]) == len(data)
+    assert bytes(tag + place) == data
+    longer = bytearray(len(data) - 2)
+    assert store.read_into_blocking("chunks/one", [memoryview(tag), memoryview(longer), memoryview(spare)]) == len(data)
+    assert spare == data[-1:]
+    with pytest.raises(NotFound):
+        store.read_into_blocking("chunks/two", [memoryview(place)])
+    with pytest.raises(InvalidArgument):
+        store.read_into_blocking("../escape", [memoryview(place)])
 
 
 async def test_a_missing_chunk_fails_a_restore_from_a_directory_naming_it(tmp_path: Path) -> None:

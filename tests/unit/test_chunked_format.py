@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from plugins.chunked.codec import Compression, chunk_digest, chunk_key, decode_chunk, encode_chunk
+from plugins.chunked.codec import Compression, chunk_digest, chunk_key, decode_chunk, decode_into, encode_chunk
 from plugins.chunked.errors import ChunkCorrupted, IncompatibleFormat
 from plugins.chunked.manifest import BackupManifest, backup_id_of, decode_manifest, encode_manifest, manifest_key
 from plugins.chunked.settings import ChunkedSettings
@@ -47,6 +47,39 @@ def test_a_truncated_or_unknown_chunk_is_detected() -> None:
         decode_chunk(encode_chunk(TEXT, Compression.NONE)[:-1], digest, len(TEXT))
     with pytest.raises(ChunkCorrupted, match="unknown codec"):
         decode_chunk(b"\x09" + TEXT, digest, len(TEXT))
+
+
+def _read_in_place(stored: bytes, length: int) -> tuple[int, bytearray, int]:
+    """What a scatter read of `stored` into (tag byte, a place of `length` bytes, a spare byte) leaves."""
+    place = bytearray(length)
+    body = stored[1 : 1 + length + 1]
+    place[: min(len(body), length)] = body[:length]
+    return stored[0], place, len(stored) - 1
+
+
+@pytest.mark.parametrize("compression", list(Compression))
+@pytest.mark.parametrize("data", [TEXT, os.urandom(32768)], ids=["compressible", "random"])
+def test_a_chunk_read_in_place_is_decoded_and_checked_where_it_lies(compression: Compression, data: bytes) -> None:
+    tag, place, payload = _read_in_place(encode_chunk(data, compression), len(data))
+    decode_into(tag, memoryview(place), payload, chunk_digest(data))
+    assert place == data
+
+
+def test_a_chunk_read_in_place_that_is_damaged_long_short_or_empty_is_refused() -> None:
+    digest = chunk_digest(TEXT)
+    stored = bytearray(encode_chunk(TEXT, Compression.NONE))
+    stored[100] ^= 0x40
+    tag, place, payload = _read_in_place(bytes(stored), len(TEXT))
+    with pytest.raises(ChunkCorrupted, match="hashes to"):
+        decode_into(tag, memoryview(place), payload, digest)
+    with pytest.raises(ChunkCorrupted, match="more than"):
+        decode_into(0, memoryview(bytearray(TEXT)), len(TEXT) + 1, digest)
+    with pytest.raises(ChunkCorrupted, match="bytes where"):
+        decode_into(0, memoryview(bytearray(TEXT)), len(TEXT) - 1, digest)
+    with pytest.raises(ChunkCorrupted, match="empty"):
+        decode_into(0, memoryview(bytearray(TEXT)), -1, digest)
+    with pytest.raises(ChunkCorrupted, match="unknown codec"):
+        decode_into(9, memoryview(bytearray(TEXT)), 100, digest)
 
 
 def test_chunk_keys_fan_out_by_digest_prefix() -> None:
