@@ -129,7 +129,7 @@ async def write_backup_from_blocks(
     return BlockBackupResult(result, reader.bytes_read, changed_blocks, note)
 
 
-def _all_zero(data: bytes) -> bool:
+def _all_zero(data: bytes | bytearray) -> bool:
     """Whether a chunk is all zeros (a comparison runs at memory speed, a count of zero bytes does not)."""
     return data == bytes(len(data))
 

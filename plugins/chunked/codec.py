@@ -43,7 +43,7 @@ class _Zstd(threading.local):
 _ZSTD = _Zstd()
 
 
-def chunk_digest(data: bytes | memoryview) -> str:
+def chunk_digest(data: bytes | bytearray | memoryview) -> str:
     """Name a chunk: the hex SHA-256 of its plain bytes."""
     return hashlib.sha256(data).hexdigest()
 
@@ -53,7 +53,7 @@ def chunk_key(digest: str) -> str:
     return f"chunks/{digest[:3]}/{digest}"
 
 
-def encode_chunk(data: bytes | memoryview, compression: Compression) -> bytes:
+def encode_chunk(data: bytes | bytearray | memoryview, compression: Compression) -> bytes:
     """Return the stored form of a chunk; stored raw whenever compressing would not make it smaller."""
     if compression is Compression.ZSTD:
         packed = _ZSTD.compressor.compress(data)
@@ -63,7 +63,7 @@ def encode_chunk(data: bytes | memoryview, compression: Compression) -> bytes:
         packed = zlib.compress(data, _ZLIB_LEVEL)
         if len(packed) + 1 < len(data):
             return _TAG_ZLIB + packed
-    return _TAG_RAW + bytes(data)
+    return b"".join((_TAG_RAW, data))  # one copy (`_TAG_RAW + bytes(data)` made two)
 
 
 def decode_chunk(stored: bytes | memoryview, digest: str, expected_length: int) -> bytes | memoryview:

@@ -6,26 +6,39 @@ import threading
 
 
 class WholeDigest:
-    """Digests of a whole source computed in the same pass as its chunks: the windows are read in order, each handed
-    here before it is cut, so the source is read once rather than once to hash it and once to store it. The hashing
-    runs in a thread of its own (hashlib releases the GIL), beside the chunks' own hashing and compression."""
+    """Digests of a whole source computed in the same pass as its chunks: each window read is handed here with its
+    offset before it is cut, so the source is read once rather than once to hash it and once to store it. Windows
+    may arrive out of order (several are read at once); the hashing runs in a thread of its own (hashlib releases
+    the GIL), in offset order, beside the chunks' own hashing and compression."""
 
     def __init__(self, algorithms: set[str]) -> None:
         self._hashers = {name: hashlib.new(name) for name in sorted(algorithms)}
-        self._windows: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._windows: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=4)
         self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._hashed = 0
 
-    def update(self, data: bytes) -> None:
-        """Feed the next window (from the one worker thread that reads the source, in order)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._hash, name="whole-digest", daemon=True)
-            self._thread.start()
-        self._windows.put(data)
+    def update(self, offset: int, data: bytes) -> None:
+        """Feed the window at `offset` (from any worker thread; every window of the source is fed exactly once, and
+        fewer than `4 + windows in flight` may wait for one before them)."""
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._hash, name="whole-digest", daemon=True)
+                self._thread.start()
+        self._windows.put((offset, data))
 
     def _hash(self) -> None:
-        while (data := self._windows.get()) is not None:
-            for hasher in self._hashers.values():
-                hasher.update(data)
+        waiting: dict[int, bytes] = {}
+        while (window := self._windows.get()) is not None:
+            offset, data = window
+            waiting[offset] = data
+            while self._hashed in waiting:
+                data = waiting.pop(self._hashed)
+                for hasher in self._hashers.values():
+                    hasher.update(data)
+                self._hashed += len(data)
+        if waiting:
+            raise RuntimeError(f"windows at {sorted(waiting)} were fed, but never the one at {self._hashed}")
 
     def close(self) -> None:
         """Wait until every window fed is hashed, and stop the thread (blocking: call it off the event loop)."""

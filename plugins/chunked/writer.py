@@ -6,6 +6,7 @@ import errno
 import os
 import re
 import stat
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,10 @@ from plugins.chunked.ports import BlobStore, LocalBlobs
 from plugins.chunked.reading import load_manifest, load_manifest_if_any
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
 from schemas.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Transient
+
+_READ_AHEAD = 2
+"""Windows read, hashed and compressed at once (each in a worker thread, taken in order): two keep both cores of a
+small host busy where one left the second to the uploads alone."""
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -297,12 +302,32 @@ async def store_chunks(
     window = settings.window_bytes - settings.window_bytes % chunk_size
     claimed: set[str] = set()  # chunks this backup already stored or is storing
     digests: list[str | None] = []
+    windows = iter(range(0, size, window))
+    reading: deque[tuple[int, asyncio.Future[list[PreparedChunk]]]] = deque()
+
+    def read_next() -> None:
+        offset = next(windows, None)
+        if offset is not None:
+            length = min(window, size - offset)
+            reading.append(
+                (offset + length, asyncio.ensure_future(asyncio.to_thread(prepare, offset, length, chunk_size)))
+            )
+
     try:
         async with asyncio.TaskGroup() as tasks:
             uploads = _Uploads(store, settings.concurrency, tally, tasks)
-            for offset in range(0, size, window):
-                length = min(window, size - offset)
-                prepared = await asyncio.to_thread(prepare, offset, length, chunk_size)
+            for _ in range(_READ_AHEAD):
+                read_next()
+            while reading:
+                end, next_window = reading.popleft()
+                try:
+                    prepared = await next_window
+                except BaseException:
+                    for _, later in reading:
+                        later.cancel()
+                    await asyncio.gather(*(later for _, later in reading), return_exceptions=True)
+                    raise
+                read_next()
                 new: list[NewChunk] = []
                 for chunk in prepared:
                     digests.append(chunk.digest)
@@ -316,7 +341,7 @@ async def store_chunks(
                         new.append((chunk_key(chunk.digest), chunk.payload, chunk.length))
                 await uploads.add(new)
                 if progress is not None:
-                    progress(offset + length, size)
+                    progress(end, size)
         await uploads.finish()
     except BaseExceptionGroup as group:
         raise first_error(group) from None
@@ -342,7 +367,7 @@ def _prepare_window(
     the GIL, so this overlaps with the uploads on the event loop)."""
     data = _read_exactly(fd, offset, length)
     if whole is not None:
-        whole.update(data)
+        whole.update(offset, data)
     view = memoryview(data)
     zeros = bytes(chunk_size)
     prepared: list[PreparedChunk] = []

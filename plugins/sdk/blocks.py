@@ -7,8 +7,10 @@ written after that snapshot, which is what a changed-block incremental backup re
 reads through `BlockReader`, so no byte is copied to a staging file first.
 """
 
+import bisect
 import os
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from plugins.sdk.errors import FailedPrecondition
@@ -64,52 +66,56 @@ class BlockMap:
         return sum(extent.length for extent in self.extents if extent.file is not None)
 
 
-@dataclass
 class BlockReader:
-    """Reads guest ranges of a `BlockMap` from its files (blocking: use it in a worker thread, then `close`)."""
+    """Reads guest ranges of a `BlockMap` from its files (blocking: use it in worker threads, several at once if you
+    like, then `close` it)."""
 
-    blocks: BlockMap
-    bytes_read: int = 0
-    _files: dict[str, int] = field(default_factory=dict)
-    _cursor: int = 0
+    def __init__(self, blocks: BlockMap) -> None:
+        self.blocks = blocks
+        self.bytes_read = 0
+        self._starts = [extent.start for extent in blocks.extents]
+        self._files: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def _fd(self, path: str) -> int:
-        if path not in self._files:
-            try:
-                self._files[path] = os.open(path, os.O_RDONLY)
-            except OSError as error:
-                raise FailedPrecondition(f"cannot read {Path(path).name}: {error.strerror}") from None
-        return self._files[path]
+        with self._lock:
+            if path not in self._files:
+                try:
+                    self._files[path] = os.open(path, os.O_RDONLY)
+                except OSError as error:
+                    raise FailedPrecondition(f"cannot read {Path(path).name}: {error.strerror}") from None
+            return self._files[path]
 
     def _first_extent(self, offset: int) -> int:
-        # Reads go forward almost always: start from the last position, else search from the start.
-        extents = self.blocks.extents
-        index = self._cursor if self._cursor < len(extents) and extents[self._cursor].start <= offset else 0
-        while index < len(extents) and extents[index].end <= offset:
-            index += 1
-        self._cursor = index
-        return index
+        return max(0, bisect.bisect_right(self._starts, offset) - 1)
 
-    def read(self, offset: int, length: int) -> bytes:
+    def read(self, offset: int, length: int) -> bytearray:
         """The guest's bytes `[offset, offset + length)`; zeros where the map says so."""
         out = bytearray(length)
         index = self._first_extent(offset)
         extents = self.blocks.extents
         position = offset
-        while position < offset + length and index < len(extents):
-            extent = extents[index]
-            upto = min(extent.end, offset + length)
-            if extent.file is not None:
-                want = upto - position
-                got = os.pread(self._fd(extent.file), want, extent.file_offset + position - extent.start)
-                if len(got) != want:
-                    raise FailedPrecondition(f"{Path(extent.file).name} is shorter than its map says")
-                out[position - offset : upto - offset] = got
-                self.bytes_read += want
-            position = upto
-            if upto == extent.end:
-                index += 1
-        return bytes(out)
+        read = 0
+        with memoryview(out) as view:
+            while position < offset + length and index < len(extents):
+                extent = extents[index]
+                upto = min(extent.end, offset + length)
+                if extent.file is not None:
+                    place = view[position - offset : upto - offset]
+                    fd = self._fd(extent.file)
+                    at = extent.file_offset + position - extent.start
+                    while place:
+                        got = os.preadv(fd, [place], at)
+                        if got == 0:
+                            raise FailedPrecondition(f"{Path(extent.file).name} is shorter than its map says")
+                        place, at = place[got:], at + got
+                    read += upto - position
+                position = upto
+                if upto == extent.end:
+                    index += 1
+        with self._lock:
+            self.bytes_read += read
+        return out
 
     def all_zero(self, offset: int, length: int) -> bool:
         """True when the map says the range reads as zeros (no file needs reading)."""
