@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from plugins.chunked.codec import chunk_digest, chunk_key, decode_chunk, encode_chunk
+from plugins.chunked.digests import WholeDigest
 from plugins.chunked.errors import ChunkCorrupted, first_error
 from plugins.chunked.manifest import BackupManifest
 from plugins.chunked.markers import backup_marker
@@ -23,6 +24,7 @@ from plugins.chunked.settings import ChunkedSettings, ProgressCallback
 from plugins.chunked.writer import (
     BackupResult,
     BeforeManifest,
+    Labels,
     PreparedChunk,
     Tally,
     check_ids,
@@ -55,8 +57,12 @@ async def write_backup_from_blocks(
     parent_id: str | None = None,
     progress: ProgressCallback | None = None,
     before_manifest: BeforeManifest | None = None,
+    labels: Labels | None = None,
+    whole: WholeDigest | None = None,
 ) -> BlockBackupResult:
-    """Back the map's bytes up as `backup_id`, against `parent_id` when given; idempotent on `backup_id`."""
+    """Back the map's bytes up as `backup_id`, against `parent_id` when given; idempotent on `backup_id`. `whole`
+    (without a parent: every byte is read or known zero) is fed every byte of the map in order, holes as zeros;
+    `labels` are added to the manifest's own."""
     check_ids(backup_id, volume_id, parent_id)
     existing = await load_manifest_if_any(store, backup_id)
     if existing is not None:
@@ -78,9 +84,13 @@ async def write_backup_from_blocks(
                     prepared.append(PreparedChunk(digest=digest, payload=None, length=size))
                     continue
                 if reader.all_zero(start, size):
+                    if whole is not None:
+                        whole.update(start, bytes(size))
                     prepared.append(PreparedChunk(digest=None, payload=None, length=size))
                     continue
                 data = reader.read(start, size)
+                if whole is not None:
+                    whole.update(start, data)
                 if _all_zero(data):
                     prepared.append(PreparedChunk(digest=None, payload=None, length=size))
                     continue
@@ -102,8 +112,11 @@ async def write_backup_from_blocks(
             )
         finally:
             await asyncio.to_thread(reader.close)
+            if whole is not None:
+                await asyncio.shield(asyncio.to_thread(whole.close))
         if before_manifest is not None:
             await before_manifest()
+        extra = (labels() if callable(labels) else labels) or {}
         manifest = BackupManifest(
             backup_id=backup_id,
             volume_id=volume_id,
@@ -113,7 +126,7 @@ async def write_backup_from_blocks(
             created_at=datetime.now(UTC),
             chunks=digests,
             written_bytes=tally.bytes_written,
-            labels={"read": "changed-blocks" if changed_blocks else "full"},
+            labels={"read": "changed-blocks" if changed_blocks else "full", **extra},
         )
         manifest_bytes = await write_manifest(store, manifest)
     result = BackupResult(

@@ -13,12 +13,12 @@ class WholeDigest:
 
     def __init__(self, algorithms: set[str]) -> None:
         self._hashers = {name: hashlib.new(name) for name in sorted(algorithms)}
-        self._windows: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=4)
+        self._windows: queue.Queue[tuple[int, bytes | bytearray] | None] = queue.Queue(maxsize=4)
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._hashed = 0
 
-    def update(self, offset: int, data: bytes) -> None:
+    def update(self, offset: int, data: bytes | bytearray) -> None:
         """Feed the window at `offset` (from any worker thread; every window of the source is fed exactly once, and
         fewer than `4 + windows in flight` may wait for one before them)."""
         with self._start_lock:
@@ -28,7 +28,7 @@ class WholeDigest:
         self._windows.put((offset, data))
 
     def _hash(self) -> None:
-        waiting: dict[int, bytes] = {}
+        waiting: dict[int, bytes | bytearray] = {}
         while (window := self._windows.get()) is not None:
             offset, data = window
             waiting[offset] = data

@@ -210,6 +210,32 @@ class ChunkedDriver:
         )
         return _image_ref(record)
 
+    async def put_image_blocks(
+        self, image_id: str, kind: ImageKind, blocks: BlockMap, *, progress: ProgressCallback | None = None
+    ) -> ImageRef:
+        """Store a volume's bytes, read in place through its block map, as a raw image."""
+        await self._check_ready()
+        record = await self.images.put_blocks(
+            image_id,
+            blocks,
+            kind=kind.value,
+            progress=progress,
+            before_manifest=lambda: faults.point(f"{self.plugin_name}.image.before_manifest"),
+        )
+        return _image_ref(record)
+
+    async def get_image_into(
+        self,
+        image_id: str,
+        content: ContentOpener,
+        *,
+        checksum: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ImageRef:
+        """Write a raw image into a volume's fresh content, every chunk verified."""
+        await self._check_ready()
+        return _image_ref(await self.images.get_into(image_id, content, progress, checksum=checksum))
+
     async def get_image(self, image_id: str, target: Path, *, progress: ProgressCallback | None = None) -> ImageRef:
         """Write the image to `target`, every chunk verified."""
         await self._check_ready()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from plugins.chunked.blocks import write_backup_from_blocks
 from plugins.chunked.digests import WholeDigest
 from plugins.chunked.manifest import BackupSummary
 from plugins.chunked.ports import BlobStore
@@ -15,7 +16,9 @@ from plugins.chunked.prefixed import prefixed
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
 from plugins.chunked.writer import BeforeManifest, check_id
-from schemas.errors import AlreadyExists, InvalidArgument, NotFound
+from plugins.sdk.blocks import BlockMap
+from plugins.sdk.protocols import ContentOpener
+from schemas.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
 IMAGE_PREFIX = "images"
 IMAGE_CHUNK_SIZE = 4 * 1024 * 1024
@@ -154,6 +157,69 @@ class ImageRepository:
             whole=whole,
         )
         return _record(result.manifest)
+
+    async def put_blocks(
+        self,
+        image_id: str,
+        blocks: BlockMap,
+        *,
+        kind: str = "template",
+        progress: ProgressCallback | None = None,
+        before_manifest: BeforeManifest | None = None,
+    ) -> ImageRecord:
+        """Store a volume's bytes as a raw image, read in place through its block map (no staging file; holes are
+        not stored but are hashed as the zeros they read as, so the checksum is the raw image's). The same image
+        again is returned as it is."""
+        check_id(image_id, "image_id")
+        try:
+            existing: BackupSummary | None = await self.chunks.manifest(image_id)
+        except NotFound:
+            existing = None
+        if existing is not None:
+            if existing.labels.get("kind") != kind or existing.labels.get("disk_format") != "raw":
+                raise AlreadyExists(f"image {image_id} already exists as another image", field="image_id")
+            return _record(existing)
+        whole = WholeDigest({"sha256"})
+
+        def labels() -> dict[str, str]:
+            return {"kind": kind, "disk_format": "raw", "checksum": f"sha256:{whole.hexdigests()['sha256']}"}
+
+        written = await write_backup_from_blocks(
+            self.chunks.store,
+            self.chunks.settings,
+            backup_id=image_id,
+            volume_id=image_id,
+            blocks=blocks,
+            progress=progress,
+            before_manifest=before_manifest,
+            labels=labels,
+            whole=whole,
+        )
+        return _record(written.result.manifest)
+
+    async def get_into(
+        self,
+        image_id: str,
+        content: ContentOpener,
+        progress: ProgressCallback | None = None,
+        *,
+        checksum: str | None = None,
+    ) -> ImageRecord:
+        """Write an image, taken as raw bytes (the caller knows its format), into a volume's fresh content opened at
+        its size (a `ContentWriter`'s places), every chunk verified first; the content's owner makes it durable.
+        With `checksum` (`sha256:<hex>`), an image recorded with another is refused before anything is opened."""
+        record = await self.info(image_id)
+        if checksum is not None and record.checksum != checksum:
+            raise FailedPrecondition(
+                f"image {image_id} has checksum {record.checksum}, not the expected {checksum}", field="checksum"
+            )
+        try:
+            restored = await self.chunks.restore_into(image_id, content, progress)
+        except NotFound as error:
+            if error.field == "backup_id":
+                raise NotFound(f"image {image_id} does not exist", field="image_id") from None
+            raise
+        return _record(restored.manifest)
 
     async def get(self, image_id: str, target: Path, progress: ProgressCallback | None = None) -> ImageRecord:
         """Write the image to `target`, every chunk verified. `target` is a staging file its caller reads once (into

@@ -305,6 +305,32 @@ class ImageStore(Driver, Protocol):
 
 
 @runtime_checkable
+class BlockImageStore(Protocol):
+    """An image store that takes a volume's bytes straight from its block map and gives a raw image straight into
+    a volume's fresh content: a copy between pools through it (a staged migration) then has no staging file on
+    either host. Optional: without it the framework stages files (`put_image`, `get_image`)."""
+
+    async def put_image_blocks(
+        self, image_id: str, kind: ImageKind, blocks: BlockMap, *, progress: ProgressCallback | None = None
+    ) -> ImageRef:
+        """Store the map's bytes (read in place) as the raw image `image_id`; the same image again is returned."""
+        ...
+
+    async def get_image_into(
+        self,
+        image_id: str,
+        content: ContentOpener,
+        *,
+        checksum: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ImageRef:
+        """Open `content` at the image's size and write its bytes into it as they are (the caller knows the image is
+        raw), every piece verified first. Nothing is opened when there is no such image (`NotFound`) or when
+        `checksum` (`sha256:<hex>`) is given and is not the image's (`FailedPrecondition`, field `checksum`)."""
+        ...
+
+
+@runtime_checkable
 class SnapshotCopier(Protocol):
     """A snapshot provider that can write a snapshot's content (as the volume was when it was taken) to a file: a
     template made from a snapshot. Optional: the framework refuses such a template for a plugin without it."""

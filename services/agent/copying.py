@@ -7,6 +7,11 @@ half reports progress as `CopyProgressed` events; the whole copy has the command
 passes its deadline leaves no staging file and no object in the store (chunks written before the manifest are
 garbage the store's sweep frees); on the pool, the plugin's own record lets the same command again finish it.
 Staging files live in a fresh directory of the agent's staging area (`services.agent.staging`).
+
+A raw copy skips the staging file where the plugins allow: to a store that takes block maps (`BlockImageStore`),
+a pool that gives one (`BlockMapProvider`) has its volume's bytes read where they lie; from such a store, a pool that
+lays out a volume's content in place (`ContentWriter`) has the image's bytes written straight into it. A staged
+migration copies raw for that reason.
 """
 
 import asyncio
@@ -16,8 +21,16 @@ from functools import partial
 from uuid import UUID
 
 from bus.ports import UnitOfWork
+from plugins.sdk.blocks import BlockMap
 from plugins.sdk.progress import ProgressCallback
-from plugins.sdk.protocols import FileAdopter, PrimaryStorage, SnapshotCopier
+from plugins.sdk.protocols import (
+    BlockImageStore,
+    BlockMapProvider,
+    ContentWriter,
+    FileAdopter,
+    PrimaryStorage,
+    SnapshotCopier,
+)
 from plugins.sdk.types import ImageKind, Volume, VolumeFormat
 from schemas import Envelope, Event
 from schemas.agent import (
@@ -78,6 +91,20 @@ async def copy_volume_to_store(command: CopyVolumeToStore, envelope: Envelope, u
         primary = await agent.drivers.primary(uow.connection, command.pool_id)
         store = await agent.drivers.store(command.store.store_id, command.store.plugin, command.store.config)
         what = f"the copy of volume {command.volume_id} to store {command.store.store_id}"
+        if (
+            command.format is CopyFormat.RAW
+            and command.snapshot_id is None
+            and isinstance(primary, BlockMapProvider)
+            and isinstance(store, BlockImageStore)
+        ):
+            # The volume's bytes read where they lie, straight into the store: no staging file.
+            async with deadline(command.deadline_seconds, what):
+                blocks = await primary.block_map(str(command.volume_id))
+                async with _progress(agent, envelope, command, CopyStage.POOL) as bar:
+                    bar(blocks.size_bytes, blocks.size_bytes)  # nothing to stage: the store reads the pool's files
+                async with _progress(agent, envelope, command, CopyStage.STORE) as bar:
+                    stored = await store.put_image_blocks(command.object_id, ImageKind.TEMPLATE, blocks, progress=bar)
+            return _copied_to_store(command, agent, stored.size_bytes, stored.checksum)
         async with deadline(command.deadline_seconds, what), agent.staging_area.directory() as staging:
             staged = staging / f"{command.object_id}.{command.format.value}"
             report: ProgressCallback
@@ -105,15 +132,7 @@ async def copy_volume_to_store(command: CopyVolumeToStore, envelope: Envelope, u
                     )
             async with _progress(agent, envelope, command, CopyStage.STORE) as report:
                 stored = await store.put_image(command.object_id, ImageKind.TEMPLATE, staged, progress=report)
-        return VolumeCopiedToStore(
-            pool_id=command.pool_id,
-            volume_id=command.volume_id,
-            store_id=command.store.store_id,
-            object_id=command.object_id,
-            host=agent.host,
-            size_bytes=stored.size_bytes,
-            checksum=f"sha256:{stored.checksum}",
-        )
+        return _copied_to_store(command, agent, stored.size_bytes, stored.checksum)
 
     await agent.run(
         uow,
@@ -127,6 +146,18 @@ async def copy_volume_to_store(command: CopyVolumeToStore, envelope: Envelope, u
             error=error,
         ),
         resources=[volume_resource(command.volume_id)],
+    )
+
+
+def _copied_to_store(command: CopyVolumeToStore, agent: Agent, size_bytes: int, checksum: str | None) -> Event:
+    return VolumeCopiedToStore(
+        pool_id=command.pool_id,
+        volume_id=command.volume_id,
+        store_id=command.store.store_id,
+        object_id=command.object_id,
+        host=agent.host,
+        size_bytes=size_bytes,
+        checksum=f"sha256:{checksum}",
     )
 
 
@@ -159,6 +190,20 @@ async def copy_from_store(
 
     what = f"the copy of {object_id} from store {access.store_id}"
     volume_format = VolumeFormat(source_format.value) if source_format else None
+    if volume_format is VolumeFormat.RAW and isinstance(primary, ContentWriter) and isinstance(store, BlockImageStore):
+        # The image's bytes straight into the new volume's places: no staging file, no second copy.
+        async with (
+            deadline(deadline_seconds, what),
+            progress_events(agent.units, envelope, partial(make, CopyStage.STORE), producer=agent.producer) as bar,
+        ):
+            fetched = await store.get_image_into(
+                object_id, partial(_new_volume, primary, str(volume_id)), checksum=checksum, progress=bar
+            )
+        async with progress_events(
+            agent.units, envelope, partial(make, CopyStage.POOL), producer=agent.producer
+        ) as bar:
+            bar(fetched.size_bytes, fetched.size_bytes)  # the pool's half was done in the same pass
+        return await primary.get_volume(str(volume_id))
     adopter = adopter_of(primary, volume_format)
     root = await adopter.staging_directory() if adopter is not None else None
     async with deadline(deadline_seconds, what), agent.staging_area.directory(root) as staging:
@@ -168,11 +213,7 @@ async def copy_from_store(
             agent.units, envelope, partial(make, CopyStage.STORE), producer=agent.producer
         ) as report:
             fetched = await store.get_image(object_id, staged, progress=report)
-        if checksum is not None and f"sha256:{fetched.checksum}" != checksum:
-            raise FailedPrecondition(
-                f"object {object_id} has checksum sha256:{fetched.checksum}, not the expected {checksum}",
-                field="checksum",
-            )
+        _check_checksum(object_id, fetched.checksum, checksum)
         async with progress_events(
             agent.units, envelope, partial(make, CopyStage.POOL), producer=agent.producer
         ) as report:
@@ -181,6 +222,23 @@ async def copy_from_store(
                 report(fetched.size_bytes, fetched.size_bytes)
                 return volume
             return await primary.copy_in(str(volume_id), staged, source_format=volume_format, progress=report)
+
+
+def _check_checksum(object_id: str, stored: str | None, expected: str | None) -> None:
+    if expected is not None and f"sha256:{stored}" != expected:
+        raise FailedPrecondition(
+            f"object {object_id} has checksum sha256:{stored}, not the expected {expected}", field="checksum"
+        )
+
+
+@asynccontextmanager
+async def _new_volume(primary: ContentWriter, volume_id: str, size_bytes: int) -> AsyncIterator[BlockMap]:
+    """The volume made empty at `size_bytes` (the same again finds it made), then its fresh content's places."""
+    if not isinstance(primary, PrimaryStorage):
+        raise Unimplemented("a content writer that is not primary storage cannot make a volume")
+    await primary.create_volume(volume_id, size_bytes)
+    async with primary.new_content(volume_id, size_bytes) as places:
+        yield places
 
 
 def adopter_of(primary: PrimaryStorage, volume_format: VolumeFormat | None) -> FileAdopter | None:

@@ -8,16 +8,17 @@ A partial file from an earlier attempt (a dropped connection, a stall, a restart
 
 import asyncio
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 import aiohttp
 
 from schemas.errors import InvalidArgument, Transient
 
-READ_BYTES = 1 << 20
+BATCH_BYTES = 1 << 20
 HASHED_BLOCK = 4 << 20
 
 
@@ -141,36 +142,62 @@ async def _receive(
     total: int | None,
     progress: Progress,
 ) -> int:
-    """Write and hash the body in a thread, one block behind the network (the next block arrives meanwhile)."""
+    """Write and hash the body in two threads, one batch of received pieces behind the network (the next batch
+    arrives meanwhile): the event loop only receives, the pieces are never joined (the writer takes them with one
+    `writev`, the hashers one by one), and hashing and writing each release the GIL, so they overlap."""
     done = offset
-    handle = await asyncio.to_thread(target.open, "ab" if offset else "wb")
-    absorbing: asyncio.Future[None] | None = None
+    fd = await asyncio.to_thread(
+        os.open, target, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if offset else os.O_TRUNC), 0o644
+    )
+    absorbing: asyncio.Future[tuple[None, None]] | None = None
+    batch: list[bytes] = []
+    batched = 0
     try:
-        async for block in response.content.iter_chunked(READ_BYTES):
-            done += len(block)
+        async for piece in response.content.iter_any():
+            done += len(piece)
             if done > max_bytes:
                 raise InvalidArgument(
                     f"size check: the image is larger than the limit of {max_bytes} bytes", field="url"
                 )
+            batch.append(piece)
+            batched += len(piece)
+            progress(done, total)
+            if batched < BATCH_BYTES:
+                continue
             if absorbing is not None:
                 await absorbing
-            absorbing = asyncio.ensure_future(asyncio.to_thread(_absorb, handle, hashers, block))
-            progress(done, total)
+            absorbing = _absorb(fd, hashers, batch)
+            batch, batched = [], 0
         if absorbing is not None:
             await absorbing
-        await asyncio.to_thread(handle.flush)
+        if batch:
+            await _absorb(fd, hashers, batch)
     finally:
         if absorbing is not None:
             await asyncio.wait([absorbing])
-        await asyncio.shield(asyncio.to_thread(handle.close))
+        await asyncio.shield(asyncio.to_thread(os.close, fd))
     return done
 
 
-def _absorb(handle: BinaryIO, hashers: dict[str, Hasher], block: bytes) -> None:
-    """Hash and append one block (blocking; hashlib lets other threads run meanwhile)."""
+def _absorb(fd: int, hashers: dict[str, Hasher], pieces: list[bytes]) -> "asyncio.Future[tuple[None, None]]":
+    """Append the pieces (one thread) and hash them (another), at once; done when both are."""
+    return asyncio.gather(asyncio.to_thread(_append, fd, pieces), asyncio.to_thread(_hash, hashers, pieces))
+
+
+def _append(fd: int, pieces: list[bytes]) -> None:
+    views = [memoryview(piece) for piece in pieces]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views.pop(0))
+        if views and written:
+            views[0] = views[0][written:]
+
+
+def _hash(hashers: dict[str, Hasher], pieces: list[bytes]) -> None:
     for hasher in hashers.values():
-        hasher.update(block)
-    handle.write(block)
+        for piece in pieces:
+            hasher.update(piece)
 
 
 def _status_error(status: int, reason: str | None) -> InvalidArgument | Transient:

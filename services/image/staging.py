@@ -5,6 +5,10 @@ the store by its id, and this service hands the copy to the agent with the store
 masked in the bus journal), then relays the agent's answer to the saga's step. A zone without a store, or whose
 stores all say they lack the room, is refused up front: nothing may start a copy that cannot finish (CloudStack
 #3958 deleted a volume's source when its secondary storage was full).
+
+A staged copy is raw: an agent whose pool can say where a volume's bytes lie (`BlockMapProvider`) stores them from
+there, and one whose pool lays out a volume's content in place (`ContentWriter`) writes them straight into it, when
+the store can (`BlockImageStore`); no staging file on either host. Otherwise the agents stage files as for any copy.
 """
 
 import json
@@ -101,7 +105,7 @@ async def stage_volume_out(command: StageVolumeOut, envelope: Envelope, uow: Uni
             volume_id=command.volume_id,
             store=store,
             object_id=command.object_id,
-            format=CopyFormat.QCOW2,
+            format=CopyFormat.RAW,
             deadline_seconds=command.deadline_seconds,
             host=command.host,
             cluster_id=command.cluster_id,
@@ -119,7 +123,7 @@ async def stage_volume_in(command: StageVolumeIn, envelope: Envelope, uow: UnitO
             volume_id=command.volume_id,
             store=store,
             object_id=command.object_id,
-            format=CopyFormat.QCOW2,
+            format=CopyFormat.RAW,
             checksum=command.checksum,
             deadline_seconds=command.deadline_seconds,
             host=command.host,

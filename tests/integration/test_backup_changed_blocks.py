@@ -4,8 +4,10 @@ An incremental of snapshot N against the backup of snapshot P reads only the ext
 layer is gone it reads everything, compares hashes, and says so. Restored data is checked against the manifest.
 """
 
+import hashlib
 import os
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from pathlib import Path
 
@@ -17,8 +19,14 @@ from plugins.fsbackup.driver import open_driver
 from plugins.qcow2fs import Qcow2fsDriver
 from plugins.sdk.blocks import BlockMap, Extent
 from plugins.sdk.errors import FailedPrecondition, NotFound
-from plugins.sdk.protocols import BlockBackupTarget, BlockMapProvider, ContentWriter, PlacedRestorer
-from plugins.sdk.types import SnapshotKind, VolumeFormat
+from plugins.sdk.protocols import (
+    BlockBackupTarget,
+    BlockImageStore,
+    BlockMapProvider,
+    ContentWriter,
+    PlacedRestorer,
+)
+from plugins.sdk.types import ImageKind, SnapshotKind, VolumeFormat
 from tests.integration.plugins_qcow2fs_support import MIB, driver, guest_write, read_all, run
 
 pytestmark = pytest.mark.integration
@@ -212,3 +220,40 @@ async def test_a_restore_into_the_new_content_that_fails_leaves_the_volume_as_it
     with pytest.raises(NotFound):
         await store.restore_into("no-such-backup", content)
     assert opened == []
+
+
+async def test_a_volume_goes_to_an_image_and_into_another_volume_without_staging_files(
+    driver: Qcow2fsDriver, store: ChunkedDriver, tmp_path: Path
+) -> None:
+    """A staged migration's raw copy: the volume's bytes read where they lie into a raw image (its checksum that of
+    the raw bytes, holes included), then written straight into a new volume's places; a wrong checksum or a missing
+    image opens nothing."""
+    path = await _volume_backed_up(driver, store, tmp_path)
+    raw = await read_all(path, tmp_path)
+    assert isinstance(store, BlockImageStore)
+    stored = await store.put_image_blocks("staged", ImageKind.TEMPLATE, await driver.block_map("vol-1"))
+    assert stored.checksum == hashlib.sha256(raw).hexdigest()
+    assert stored.size_bytes == SIZE
+    again = await store.put_image_blocks("staged", ImageKind.TEMPLATE, await driver.block_map("vol-1"))
+    assert again.checksum == stored.checksum
+
+    opened: list[int] = []
+
+    @asynccontextmanager
+    async def new_volume(size_bytes: int) -> AsyncIterator[BlockMap]:
+        opened.append(size_bytes)
+        await driver.create_volume("vol-3", size_bytes)
+        async with driver.new_content("vol-3", size_bytes) as places:
+            yield places
+
+    with pytest.raises(FailedPrecondition) as refused:
+        await store.get_image_into("staged", new_volume, checksum="sha256:" + "0" * 64)
+    assert refused.value.field == "checksum"
+    with pytest.raises(NotFound):
+        await store.get_image_into("missing", new_volume)
+    assert opened == []
+
+    fetched = await store.get_image_into("staged", new_volume, checksum=f"sha256:{stored.checksum}")
+    assert fetched.checksum == stored.checksum
+    assert opened == [SIZE]
+    assert await read_all((await driver.get_volume("vol-3")).path, tmp_path) == raw
