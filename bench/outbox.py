@@ -18,20 +18,31 @@ The handler comes in the two forms strata's services use (`HANDLERS`):
 The baseline, measured in the same run (interleaved rounds, best of each, because a neighbour's burst on a shared
 machine hits one run, not one contender): ../shared/bench/raw_aiopika.py on a quorum queue.
 
+Where the time goes, per message, so that a run says what its ratio is made of (`cpu_ms_per_msg`): for the general
+form's best round, the CPU this process spent in the timed part (`process`: handlers, relay, consumer) and that of
+the bench database's PostgreSQL backends (`postgres`, read from /proc when the server runs on this machine, null
+otherwise); for the baseline, its process's CPU per message (`raw_aiopika_process`, the median of the rounds: a run of
+n messages less a run of a few, so that its start-up does not count). The broker's CPU is not counted: it serves both
+sides, and on a shared machine other work too. When the machine's cores are all busy, throughput follows the CPU a
+message costs.
+
 usage: python bench/outbox.py [N] [ROUNDS]   (STRATA_AMQP_URL, STRATA_DATABASE_URL)
 prints one JSON line: {"bench": "outbox", "n": N, "outbox_msgs_per_s": ..., "outbox_deferred_msgs_per_s": ...,
-                       "raw_aiopika_msgs_per_s": ..., "ratio_vs_raw": ..., "deferred_ratio_vs_raw": ...}
+                       "raw_aiopika_msgs_per_s": ..., "ratio_vs_raw": ..., "deferred_ratio_vs_raw": ...,
+                       "cpu_ms_per_msg": {"process": ..., "postgres": ..., "raw_aiopika_process": ...}}
 """
 
 import asyncio
 import json
 import logging
 import os
+import resource
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID, uuid4
@@ -95,16 +106,53 @@ async def own_database(server_url: str) -> AsyncIterator[str]:
 HANDLERS = ("general", "deferred")
 
 
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """One measurement: messages per second, and CPU milliseconds per message of this process and of the bench
+    database's PostgreSQL backends (None when the server's processes cannot be read here)."""
+
+    msgs_per_s: float
+    process_cpu_ms: float
+    postgres_cpu_ms: float | None
+
+
 async def measure_outbox(n: int, amqp_url: str, database_url: str, handler: str = "general") -> float:
     """Messages per second through the full outbox path (see the module docstring) with the handler in the form
     `handler` (one of `HANDLERS`), in a database of its own."""
+    return (await measure_outbox_figures(n, amqp_url, database_url, handler)).msgs_per_s
+
+
+async def measure_outbox_figures(n: int, amqp_url: str, database_url: str, handler: str = "general") -> Figures:
+    """`measure_outbox` with where the CPU went (see `Figures`)."""
     if handler not in HANDLERS:
         raise ValueError(f"handler must be one of {HANDLERS}, not {handler!r}")
     async with own_database(database_url) as bench_database:
         return await _measure(n, amqp_url, bench_database, deferred=handler == "deferred")
 
 
-async def _measure(n: int, amqp_url: str, database_url: str, *, deferred: bool) -> float:
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _backends_cpu(pids: Sequence[int], database: str) -> float | None:
+    """CPU seconds the backends `pids` of `database` used so far; None if one cannot be read as such here (a server
+    on another machine, where these pids are not its backends)."""
+    total = 0
+    for pid in pids:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        if database.encode() not in command:
+            return None
+        fields = stat.rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def _measure(n: int, amqp_url: str, database_url: str, *, deferred: bool) -> Figures:
     pool = await create_pool(database_url, min_size=POOL_SIZE, max_size=POOL_SIZE)
     transport = RabbitTransport(BusSettings(amqp_url=amqp_url, namespace=f"bench{uuid4().hex[:10]}"))
     await transport.start()
@@ -163,6 +211,15 @@ async def _measure(n: int, amqp_url: str, database_url: str, *, deferred: bool) 
             for item_id in share:
                 await handle(Envelope.wrap(RecordItem(item_id=item_id), producer="bench@localhost"))
 
+        database = urlsplit(database_url).path.lstrip("/")
+        backends = [
+            int(pid)
+            for pid in await pool.fetchval(
+                "SELECT array_agg(pid) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+        ]
+        postgres_before = _backends_cpu(backends, database)
+        process_before = _process_cpu()
         started = time.perf_counter()
         # A task group: if one handler fails, the others stop before the clean-up runs.
         async with asyncio.TaskGroup() as handlers:
@@ -170,7 +227,10 @@ async def _measure(n: int, amqp_url: str, database_url: str, *, deferred: bool) 
                 handlers.create_task(worker(item_ids[i::HANDLER_CONCURRENCY]))
         await asyncio.wait_for(done.wait(), timeout=max(60.0, n / 50))
         elapsed = time.perf_counter() - started
-        return n / elapsed
+        process_cpu = _process_cpu() - process_before
+        postgres_after = _backends_cpu(backends, database)
+        postgres_cpu = None if postgres_before is None or postgres_after is None else postgres_after - postgres_before
+        return Figures(n / elapsed, process_cpu * 1000 / n, None if postgres_cpu is None else postgres_cpu * 1000 / n)
     finally:
         for relay in relays:
             await relay.stop()
@@ -179,13 +239,20 @@ async def _measure(n: int, amqp_url: str, database_url: str, *, deferred: bool) 
         await pool.close()
 
 
-def raw_aiopika(n: int) -> float:
-    """The baseline's msgs_per_s: raw aio-pika, persistent and confirmed, on a quorum queue."""
+def raw_aiopika(n: int) -> tuple[float, float]:
+    """The baseline's msgs_per_s (raw aio-pika, persistent and confirmed, on a quorum queue) and the CPU seconds its
+    whole process used (start-up included)."""
     script = SHARED_BENCH / "raw_aiopika.py"
     if not script.exists():
         raise SystemExit(f"bench: {script} is missing (the shared baselines live in ../shared/bench)")
+    before = _children_cpu()
     result = subprocess.run([sys.executable, str(script), str(n), "quorum"], capture_output=True, text=True, check=True)
-    return float(json.loads(result.stdout.strip().splitlines()[-1])["msgs_per_s"])
+    return float(json.loads(result.stdout.strip().splitlines()[-1])["msgs_per_s"]), _children_cpu() - before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -198,13 +265,22 @@ def main() -> None:
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     amqp_url = os.environ.get("STRATA_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     database_url = os.environ.get("STRATA_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    figures: dict[str, list[float]] = {handler: [] for handler in HANDLERS}
+    figures: dict[str, list[Figures]] = {handler: [] for handler in HANDLERS}
     raw: list[float] = []
+    raw_cpu: list[float] = []
+    # The baseline's CPU per message is marginal: its whole process's CPU for n messages less that for a few, which
+    # takes its start-up (interpreter, imports, connection, declarations) out of the figure.
+    few = min(500, n // 2)
+    _, raw_cpu_few = raw_aiopika(few)
     for _ in range(rounds):
         for handler in HANDLERS:
-            figures[handler].append(asyncio.run(measure_outbox(n, amqp_url, database_url, handler)))
-        raw.append(raw_aiopika(n))
-    best = {handler: max(values) for handler, values in figures.items()}
+            figures[handler].append(asyncio.run(measure_outbox_figures(n, amqp_url, database_url, handler)))
+        rate, cpu = raw_aiopika(n)
+        raw.append(rate)
+        raw_cpu.append((cpu - raw_cpu_few) * 1000 / (n - few))
+    best_figures = {handler: max(values, key=lambda f: f.msgs_per_s) for handler, values in figures.items()}
+    best = {handler: f.msgs_per_s for handler, f in best_figures.items()}
+    general = best_figures["general"]
     print(
         json.dumps(
             {
@@ -216,6 +292,11 @@ def main() -> None:
                 "raw_aiopika_msgs_per_s": round(max(raw)),
                 "ratio_vs_raw": round(best["general"] / max(raw), 2),
                 "deferred_ratio_vs_raw": round(best["deferred"] / max(raw), 2),
+                "cpu_ms_per_msg": {
+                    "process": round(general.process_cpu_ms, 3),
+                    "postgres": None if general.postgres_cpu_ms is None else round(general.postgres_cpu_ms, 3),
+                    "raw_aiopika_process": round(sorted(raw_cpu)[len(raw_cpu) // 2], 3),
+                },
             }
         )
     )
