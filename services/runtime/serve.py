@@ -4,6 +4,7 @@ graceful shutdown on SIGTERM or SIGINT (stop consuming, let in-flight messages f
 `strata run NAME`, `strata up`, `python -m services.NAME` and the e2e daemons all come here (`services.daemons`).
 """
 
+import gc
 from collections.abc import Sequence
 
 from bus.rabbit import RabbitTransport
@@ -12,6 +13,19 @@ from services.runtime.health import HealthServer
 from services.runtime.logs import configure_logging
 from services.runtime.runner import Runner
 from services.runtime.shutdown import GracefulShutdown
+
+
+def freeze_startup_heap() -> int:
+    """Move what the process holds once started (modules, models, schemas: well over 100 000 objects) out of the
+    cyclic garbage collector's reach, after one collection; return how many objects that is.
+
+    They live as long as the process, yet every full collection walked them all: the bridge made a full collection
+    about every 2000 CloudStack events, 100 ms each under load (50 us an event, half as much as parsing it).
+    Objects made afterwards are collected as before; a frozen one freed later is still freed by its reference count.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 async def serve(daemons: Sequence[Daemon], settings: Settings, *, name: str, topology: Sequence[Daemon]) -> None:
@@ -34,6 +48,7 @@ async def serve(daemons: Sequence[Daemon], settings: Settings, *, name: str, top
         topology=topology,
         metrics=health.registry,
     )
+    freeze_startup_heap()
     # Runner.stop stops the consumers first (in-flight messages finish), then the relay, transport and pool.
     shutdown.on_stop_intake("services", runner.stop)
     for check_name, check in runner.checks().items():
