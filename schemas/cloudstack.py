@@ -71,6 +71,9 @@ class Status(StrEnum):
     COMPLETED = "Completed"
 
 
+_STATUSES: Final = {status.value: status for status in Status}
+
+
 class RoutingKey(BaseModel):
     """The five words of a CloudStack routing key; `None` where CloudStack wrote `*` (an empty part)."""
 
@@ -164,13 +167,9 @@ def simple_entity(name: str) -> str:
 
 def parse_routing_key(key: str) -> RoutingKey:
     """Split a CloudStack routing key; raise MalformedEvent unless it has exactly five non-empty words."""
-    words = key.split(".")
-    if len(words) != 5 or any(not word for word in words) or len(key) > 1024:
-        raise MalformedEvent(
-            "a CloudStack routing key has five words (source.category.type.resource.uuid)", field="routing_key"
-        )
-    source, category, event_type, resource_type, resource_uuid = (None if word == "*" else word for word in words)
-    return RoutingKey(
+    source, category, event_type, resource_type, resource_uuid = _key_words(key)
+    # Each word is checked (a non-empty string, or `*`: None), all the model holds: it is not validated again.
+    return RoutingKey.model_construct(
         source=source,
         category=category,
         event_type=event_type,
@@ -179,16 +178,26 @@ def parse_routing_key(key: str) -> RoutingKey:
     )
 
 
+def _key_words(key: str) -> tuple[str | None, ...]:
+    """The five words of a routing key, None for `*`; MalformedEvent unless there are exactly five non-empty ones."""
+    words = key.split(".")
+    if len(words) != 5 or any(not word for word in words) or len(key) > 1024:
+        raise MalformedEvent(
+            "a CloudStack routing key has five words (source.category.type.resource.uuid)", field="routing_key"
+        )
+    return tuple(None if word == "*" else word for word in words)
+
+
 def parse_event(routing_key: str, body: bytes) -> CloudStackEvent:
     """Parse one message of CloudStack's event bus; raise MalformedEvent naming what is wrong."""
-    key = parse_routing_key(routing_key)
+    _, category, event_type, _, _ = _key_words(routing_key)
     if len(body) > MAX_BODY_BYTES:
         raise MalformedEvent(f"{len(body)} bytes, over the {MAX_BODY_BYTES}-byte limit", field="body")
-    if key.category == Category.ACTION:
+    if category == Category.ACTION:
         return _action(_object_of_strings(body))
-    if key.category == Category.RESOURCE_STATE:
-        return _resource_state(_object_of_strings(body), key)
-    return OtherEvent(category=key.category, event=key.event_type)
+    if category == Category.RESOURCE_STATE:
+        return _resource_state(_object_of_strings(body), event_type)
+    return OtherEvent(category=category, event=event_type)
 
 
 def _object_of_strings(body: bytes) -> dict[str, str]:
@@ -197,7 +206,7 @@ def _object_of_strings(body: bytes) -> dict[str, str]:
     except UnicodeDecodeError:
         raise MalformedEvent("not UTF-8 text", field="body") from None
     try:
-        parsed = json.loads(text, object_pairs_hook=_no_duplicates)
+        parsed = _DECODER.decode(text)
     except MalformedEvent:
         raise
     except (ValueError, RecursionError) as error:
@@ -223,39 +232,43 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return found
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)  # made once: `json.loads` makes one at each call
+
+
 def _action(fields: dict[str, str]) -> ActionEvent:
     event = _required(fields, "event")
     if not _EVENT_TYPE.match(event) or len(event) > 128:
         raise MalformedEvent("not a CloudStack event type (upper-case dotted words)", field="event")
-    status = _required(fields, "status")
-    if status not in set(Status):
-        raise MalformedEvent(f"{status[:32]!r} is none of {', '.join(Status)}", field="status")
+    status = _STATUSES.get(_required(fields, "status"))
+    if status is None:
+        raise MalformedEvent(f"{fields['status'][:32]!r} is none of {', '.join(Status)}", field="status")
     entity = fields.get("entity")
     if entity is not None and not _WORD.match(entity):
         raise MalformedEvent("not an entity name", field="entity")
     entities: dict[str, UUID] = {}
+    read: dict[str, UUID] = {}  # the entity's uuid is written twice (`entityuuid` and its own key): read once
     for name, value in fields.items():
         if name in _ACTION_KEYS or name in _ACTION_TEXT:
             continue
         if not _WORD.match(name) or not name[0].isupper():
             raise MalformedEvent("not a key CloudStack's action events have", field=name[:128])
-        entities[simple_entity(name)] = _uuid(value, name)
+        entities[simple_entity(name)] = _uuid(value, name, read)
     # Every field is checked above, as CloudStack writes it: the model is built without validating it again.
     return ActionEvent.model_construct(
-        status=Status(status),
+        status=status,
         event=event,
         entity=simple_entity(entity) if entity else None,
-        entity_uuid=_optional_uuid(fields, "entityuuid"),
-        user=_optional_uuid(fields, "user"),
-        account=_optional_uuid(fields, "account"),
-        project=_optional_uuid(fields, "project"),
+        entity_uuid=_optional_uuid(fields, "entityuuid", read),
+        user=_optional_uuid(fields, "user", read),
+        account=_optional_uuid(fields, "account", read),
+        project=_optional_uuid(fields, "project", read),
         entities=entities,
         description=fields.get("description", ""),
         occurred_at=parse_date(_required(fields, "eventDateTime")),
     )
 
 
-def _resource_state(fields: dict[str, str], key: RoutingKey) -> ResourceStateEvent:
+def _resource_state(fields: dict[str, str], event: str | None) -> ResourceStateEvent:
     unknown = sorted(set(fields) - _STATE_KEYS)
     if unknown:
         raise MalformedEvent("not a key CloudStack's resource state events have", field=unknown[0][:128])
@@ -266,7 +279,6 @@ def _resource_state(fields: dict[str, str], key: RoutingKey) -> ResourceStateEve
     for name, value in states.items():
         if not _WORD.match(value):
             raise MalformedEvent("not a state name", field=name)
-    event = key.event_type
     if event is not None and not _WORD.match(event):
         raise MalformedEvent("not a state machine event name", field="routing_key")
     return ResourceStateEvent(
@@ -286,18 +298,24 @@ def _required(fields: dict[str, str], name: str) -> str:
     return value
 
 
-def _optional_uuid(fields: dict[str, str], name: str) -> UUID | None:
+def _optional_uuid(fields: dict[str, str], name: str, read: dict[str, UUID]) -> UUID | None:
     value = fields.get(name)
-    return None if value is None else _uuid(value, name)
+    return None if value is None else _uuid(value, name, read)
 
 
-def _uuid(value: str, name: str) -> UUID:
+def _uuid(value: str, name: str, read: dict[str, UUID] | None = None) -> UUID:
+    """The uuid `value` (of field `name`); `read`: those of the same message read already, by their text."""
+    if read is not None and value in read:
+        return read[value]
     try:
         if len(value) != 36:
             raise ValueError(value)
-        return UUID(value)
+        found = UUID(value)
     except ValueError:
         raise MalformedEvent("not a uuid", field=name[:128]) from None
+    if read is not None:
+        read[value] = found
+    return found
 
 
 def parse_date(value: str) -> datetime:
