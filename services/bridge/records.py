@@ -68,8 +68,16 @@ async def record(connection: Any, received: Received) -> int:
 def events_insert(received: list[Received]) -> str:
     """The INSERT of a batch's records as one statement of literals, for the unit of work to run in its commit's
     round trip (the bridge's hot path: nothing reads them back in the transaction)."""
+    known: dict[Any, str] = {}  # a batch's records share most values (type, status, outcome): each rendered once
+
+    def rendered(value: Any) -> str:  # Any: a column's value
+        text = known.get(value)
+        if text is None:
+            text = known[value] = literal(value)
+        return text
+
     rows = [
-        [literal(value) for value in _event_values(each, "true" if each.cloudstack_failed else "false")]
+        [rendered(value) for value in _event_values(each, "true" if each.cloudstack_failed else "false")]
         for each in received
     ]
     for row in rows:
