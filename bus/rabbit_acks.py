@@ -43,6 +43,11 @@ class AckBatcher:
         elif self._timer is None and self._flushing is None:
             self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush_now)
 
+    def flush(self) -> None:
+        """Send the acks done so far now, without waiting for more (a batch's last settlement)."""
+        if self._done:
+            self._flush_now()
+
     def _flush_now(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

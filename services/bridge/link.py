@@ -234,6 +234,8 @@ class CloudStackLink:
                 await self._again(message, acks, outcome)
             else:
                 acks.ack(message.tag)
+        for acks in {id(acks): acks for _, acks in batch}.values():
+            acks.flush()  # the batch is settled: its acks go now, for the broker to deliver the next ones at once
 
     async def _again(self, message: Delivery, acks: AckBatcher, error: Exception) -> None:
         """Give a message back after a pause, or dead-letter it once it failed `attempts` times."""

@@ -1,6 +1,7 @@
 """`bus.rabbit_acks.AckBatcher` on the real broker: acks arriving from several tasks at once, in batches that finish
 out of order, are all taken by RabbitMQ (no tag acked twice, none passed over by a multiple ack sent before it, which
-RabbitMQ answers by closing the channel) and none is left unacked."""
+RabbitMQ answers by closing the channel) and none is left unacked, whether they wait to be coalesced or a batch's
+are flushed at once."""
 
 import asyncio
 import random
@@ -16,7 +17,10 @@ MESSAGES = 600
 WORKERS = 6
 
 
-async def test_concurrent_out_of_order_acks_are_each_taken_once(amqp_url: str, namespace: str) -> None:
+@pytest.mark.parametrize("flush_each_chunk", [False, True], ids=["coalesced", "flushed-per-batch"])
+async def test_concurrent_out_of_order_acks_are_each_taken_once(
+    amqp_url: str, namespace: str, flush_each_chunk: bool
+) -> None:
     connection = await aiormq.connect(amqp_url)
     try:
         channel = await connection.channel()
@@ -46,6 +50,8 @@ async def test_concurrent_out_of_order_acks_are_each_taken_once(amqp_url: str, n
             for chunk in mine:
                 for tag in chunk:
                     acks.ack(tag)
+                if flush_each_chunk:  # as the bridge's link does once a batch is settled
+                    acks.flush()
                 await asyncio.sleep(shuffle.random() / 200)  # a commit's worth of waiting, different each time
 
         await asyncio.gather(*(worker(chunks[index::WORKERS]) for index in range(WORKERS)))
