@@ -2,6 +2,7 @@
 
 import asyncio
 import errno
+import mmap
 import os
 import stat
 import threading
@@ -23,7 +24,7 @@ from plugins.chunked.manifest import (
 )
 from plugins.chunked.ports import BlobStore, LocalBlobs
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
-from plugins.chunked.sinks import FileSink, PlacedSink, Sink
+from plugins.chunked.sinks import FileSink, PlacedSink, Sink, open_direct
 from plugins.sdk.protocols import ContentOpener
 from schemas.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, StrataError, Transient
 
@@ -114,13 +115,16 @@ async def restore_backup(
         fd = await asyncio.to_thread(_open_target, target, manifest.size)
     except OSError as error:
         raise InvalidArgument(f"cannot write to {target}: {error.strerror}", field="target") from None
+    sink = FileSink(fd, await asyncio.to_thread(open_direct, str(target)))
     try:
         try:
-            written = await _lay_down(store, settings, manifest, FileSink(fd), progress)
+            written = await _lay_down(store, settings, manifest, sink, progress)
             if durable:
                 await asyncio.to_thread(os.fsync, fd)
         except OSError as error:
             raise _target_error(error, str(target)) from None
+        finally:
+            sink.close()
     except BaseException:
         os.close(fd)
         if created:
@@ -248,13 +252,14 @@ class _Buffers(threading.local):
     on its own, cost more in allocations, page faults and system calls than hashing it."""
 
     def __init__(self) -> None:
-        self.window = bytearray()
+        self.window: mmap.mmap | None = None
         self.tag = bytearray(1)
         self.spare = bytearray(1)
 
-    def window_of(self, size: int) -> bytearray:
-        if len(self.window) < size:
-            self.window = bytearray(size)
+    def window_of(self, size: int) -> mmap.mmap:
+        """A page-aligned window (anonymous memory), so that its runs may be written directly."""
+        if self.window is None or len(self.window) < size:
+            self.window = mmap.mmap(-1, size)
         return self.window
 
 
@@ -277,7 +282,7 @@ def _restore_run(local: LocalBlobs, sink: Sink, manifest: BackupManifest, indexe
             start, length = index * chunk_size - base, manifest.chunk_length(index)
             if digest is None:
                 if run is not None:
-                    sink.write(base + run[0], window[run[0] : run[1]])
+                    sink.write(base + run[0], window[run[0] : run[1]], aligned=True)
                     written += run[1] - run[0]
                     run = None
                 sink.hole(base + start, length)
@@ -292,7 +297,7 @@ def _restore_run(local: LocalBlobs, sink: Sink, manifest: BackupManifest, indexe
                 raise ChunkCorrupted(f"backup {manifest.backup_id}: {error.message}") from None
             run = (run[0] if run is not None else start, start + length)
         if run is not None:
-            sink.write(base + run[0], window[run[0] : run[1]])
+            sink.write(base + run[0], window[run[0] : run[1]], aligned=True)
             written += run[1] - run[0]
     return written
 
