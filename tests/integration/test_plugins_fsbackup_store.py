@@ -1,6 +1,7 @@
 """The directory blob store on a real filesystem: the store contract, atomic writes, and errors translated."""
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,25 @@ def test_an_object_is_read_in_place_into_the_parts_given(tmp_path: Path) -> None
         store.read_into_blocking("chunks/two", [memoryview(place)])
     with pytest.raises(InvalidArgument):
         store.read_into_blocking("../escape", [memoryview(place)])
+
+
+@pytest.mark.parametrize("where", ["disk", "tmpfs"])
+async def test_a_restore_of_any_size_writes_every_byte_direct_or_buffered(tmp_path: Path, where: str) -> None:
+    """A restore writes its windows straight to the disk where the filesystem takes direct writes (page-aligned runs
+    from page-aligned windows) and through the page cache elsewhere: an unaligned tail, a hole between runs, a
+    filesystem without O_DIRECT (tmpfs)."""
+    repository = ChunkedRepository(DirectoryBlobStore(tmp_path / "store"), ChunkedSettings(chunk_size=8192))
+    data = os.urandom(40 * 1024) + bytes(16 * 1024) + os.urandom(20 * 1024 + 1000)
+    volume = tmp_path / "vol.raw"
+    volume.write_bytes(data)
+    await repository.backup(backup_id="b1", volume_id="vol-1", source=volume)
+    directory = tmp_path if where == "disk" else Path("/dev/shm")
+    target = directory / f"strata-restore-{uuid.uuid4().hex}.raw"
+    try:
+        await repository.restore("b1", target)
+        assert target.read_bytes() == data
+    finally:
+        target.unlink(missing_ok=True)
 
 
 async def test_a_missing_chunk_fails_a_restore_from_a_directory_naming_it(tmp_path: Path) -> None:
