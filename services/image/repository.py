@@ -280,17 +280,21 @@ async def claim_copy(connection: Connection, lease_seconds: float) -> CopyRow | 
 
 async def record_progress(
     connection: Connection, copy: CopyRow, done_bytes: int, total_bytes: int | None, lease_seconds: float
-) -> None:
-    """Keep the download's figures and extend its lease."""
-    await connection.execute(
+) -> bool:
+    """Keep the download's figures and extend its lease; False (nothing changed) when another worker took the copy
+    since (its attempt is no longer this one's)."""
+    recorded = await connection.fetchval(
         f"UPDATE {SCHEMA}.copies SET done_bytes = $3, total_bytes = $4, updated_at = now(), "
-        "lease_until = now() + make_interval(secs => $5) WHERE image_id = $1 AND store_id = $2",
+        "lease_until = now() + make_interval(secs => $5) WHERE image_id = $1 AND store_id = $2 AND attempts = $6 "
+        "RETURNING true",
         copy.image_id,
         copy.store_id,
         done_bytes,
         total_bytes,
         lease_seconds,
+        copy.attempts,
     )
+    return bool(recorded)
 
 
 async def extend_lease(connection: Connection, copy: CopyRow, lease_seconds: float) -> bool:
@@ -309,15 +313,18 @@ async def extend_lease(connection: Connection, copy: CopyRow, lease_seconds: flo
     return bool(held)
 
 
-async def release_copy(connection: Connection, copy: CopyRow, error: str) -> None:
-    """Give a copy back for another attempt (a passing failure), keeping why the last one failed."""
-    await connection.execute(
+async def release_copy(connection: Connection, copy: CopyRow, error: str) -> bool:
+    """Give a copy back for another attempt (a passing failure), keeping why the last one failed; False (nothing
+    changed) when another worker took it since."""
+    released = await connection.fetchval(
         f"UPDATE {SCHEMA}.copies SET lease_until = NULL, error = $3, updated_at = now() "
-        "WHERE image_id = $1 AND store_id = $2",
+        "WHERE image_id = $1 AND store_id = $2 AND attempts = $4 RETURNING true",
         copy.image_id,
         copy.store_id,
         error,
+        copy.attempts,
     )
+    return bool(released)
 
 
 async def finish_copy(
@@ -329,19 +336,23 @@ async def finish_copy(
     checksum: str | None = None,
     size_bytes: int | None = None,
     virtual_size_bytes: int | None = None,
-) -> None:
-    """Record a download's end (DOWNLOADED or DOWNLOAD_ERROR) and, when it succeeded, the image's sizes."""
-    await connection.execute(
+) -> bool:
+    """Record a download's end (DOWNLOADED or DOWNLOAD_ERROR) and, when it succeeded, the image's sizes; False
+    (nothing changed) when another worker took the copy since: its end is that worker's to record."""
+    finished = await connection.fetchval(
         f"UPDATE {SCHEMA}.copies SET state = $3, error = $4, checksum = $5, lease_until = NULL, updated_at = now(), "
         "done_bytes = COALESCE($6, done_bytes), total_bytes = COALESCE($6, total_bytes) "
-        "WHERE image_id = $1 AND store_id = $2",
+        "WHERE image_id = $1 AND store_id = $2 AND attempts = $7 RETURNING true",
         copy.image_id,
         copy.store_id,
         state.value,
         error,
         checksum,
         size_bytes,
+        copy.attempts,
     )
+    if not finished:
+        return False
     if size_bytes is not None:
         await connection.execute(
             f"UPDATE {SCHEMA}.images SET size_bytes = $2, virtual_size_bytes = $3, version = version + 1 "
@@ -350,6 +361,7 @@ async def finish_copy(
             size_bytes,
             virtual_size_bytes,
         )
+    return True
 
 
 async def claim_deletion(connection: Connection) -> ImageRow | None:

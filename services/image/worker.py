@@ -39,6 +39,7 @@ from services.image.repository import CopyRow, ImageRow, StoreRow
 
 log = structlog.get_logger(__name__)
 CONSUMER = "image.worker"
+TAKEN = "download taken by another worker meanwhile; its end is left to that one"
 
 
 class ImageWorker:
@@ -201,8 +202,8 @@ class ImageWorker:
                     copy, image, StrataError("store check: the store holds other bytes than downloaded")
                 )
                 return
-            await self._record_downloaded(copy, image, fetched.size_bytes, virtual, checksum)
-            await asyncio.to_thread(staged.unlink, True)
+            if await self._record_downloaded(copy, image, fetched.size_bytes, virtual, checksum):
+                await asyncio.to_thread(staged.unlink, True)
 
     @contextlib.asynccontextmanager
     async def _progress(self, copy: CopyRow, image: ImageRow) -> AsyncIterator[Progress]:
@@ -222,7 +223,10 @@ class ImageWorker:
                     try:
                         async with self.units.begin(CONSUMER, None) as uow:
                             assert uow is not None
-                            await repo.record_progress(uow.connection, copy, done, total, self.deps.lease_seconds)
+                            if not await repo.record_progress(
+                                uow.connection, copy, done, total, self.deps.lease_seconds
+                            ):
+                                continue  # another worker took the copy: the lease keeper stops this one
                             uow.emit(
                                 later_answer(
                                     answer_to(copy, image),
@@ -252,16 +256,27 @@ class ImageWorker:
         log.info("download attempt failed; it will be resumed", image_id=str(copy.image_id), error=error.message)
         async with self.units.begin(CONSUMER, None) as uow:
             assert uow is not None
-            await repo.release_copy(uow.connection, copy, error.message)
+            if not await repo.release_copy(uow.connection, copy, error.message):
+                log.warning(TAKEN, image_id=str(copy.image_id), store_id=str(copy.store_id))
+                return
         self.wakeup.soon()
 
     async def _give_up(self, copy: CopyRow, image: ImageRow, error: StrataError) -> None:
-        """DOWNLOAD_ERROR with the reason; the staging file goes, nothing was stored."""
+        """DOWNLOAD_ERROR with the reason; the staging file goes, nothing was stored. A copy another worker took
+        meanwhile is that worker's: its staging file and its end are left alone."""
+        async with self.units.begin(CONSUMER, None) as uow:
+            assert uow is not None
+            held = await repo.extend_lease(uow.connection, copy, self.deps.lease_seconds)
+        if not held:
+            log.warning(TAKEN, image_id=str(copy.image_id), store_id=str(copy.store_id))
+            return
         await asyncio.to_thread(self.staging_file(copy).unlink, True)
         log.warning("download failed", image_id=str(copy.image_id), store_id=str(copy.store_id), error=error.message)
         async with self.units.begin(CONSUMER, None) as uow:
             assert uow is not None
-            await repo.finish_copy(uow.connection, copy, DownloadState.DOWNLOAD_ERROR, error=error.message)
+            if not await repo.finish_copy(uow.connection, copy, DownloadState.DOWNLOAD_ERROR, error=error.message):
+                log.warning(TAKEN, image_id=str(copy.image_id), store_id=str(copy.store_id))
+                return
             uow.emit(
                 later_answer(
                     answer_to(copy, image),
@@ -271,17 +286,20 @@ class ImageWorker:
 
     async def _record_downloaded(
         self, copy: CopyRow, image: ImageRow, size_bytes: int, virtual_size_bytes: int, checksum: str
-    ) -> None:
+    ) -> bool:
+        """DOWNLOADED, unless another worker took the copy meanwhile (False: its end is that worker's)."""
         async with self.units.begin(CONSUMER, None) as uow:
             assert uow is not None
-            await repo.finish_copy(
+            if not await repo.finish_copy(
                 uow.connection,
                 copy,
                 DownloadState.DOWNLOADED,
                 checksum=checksum,
                 size_bytes=size_bytes,
                 virtual_size_bytes=virtual_size_bytes,
-            )
+            ):
+                log.warning(TAKEN, image_id=str(copy.image_id), store_id=str(copy.store_id))
+                return False
             uow.emit(
                 later_answer(
                     answer_to(copy, image),
@@ -294,6 +312,7 @@ class ImageWorker:
                     ),
                 )
             )
+        return True
 
     # --------------------------------------------------------------------------------------------- deletes
 

@@ -22,7 +22,8 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from schemas.image import ImageDownloaded, ImageDownloadFailed, ImageFormat, ImageKind, RegisterImage
+from schemas.image import DownloadState, ImageDownloaded, ImageDownloadFailed, ImageFormat, ImageKind, RegisterImage
+from services.image import repository as repo
 from services.image.context import DownloadLimits
 from tests.helpers import assert_eventually
 from tests.image_http import Behaviour, image_server
@@ -133,3 +134,22 @@ async def test_a_worker_whose_copy_another_took_stops(stack: ImageStack, tmp_pat
             )
             remaining: timedelta = await connection.fetchval("SELECT lease_until - now() FROM image.copies")
     assert remaining > timedelta(minutes=50), "the first worker overwrote the other's lease"
+
+
+async def test_a_worker_whose_copy_another_took_changes_nothing_of_it(
+    stack: ImageStack, tmp_path: Path, database_url: str
+) -> None:
+    """Between two of its lease keeper's checks, a worker that lost its copy to another cannot record progress on
+    it, give it back, or end it: each is fenced by the attempt, which is the other worker's now."""
+    async with paused_download(stack, tmp_path, database_url) as connection:
+        row = await connection.fetchrow("SELECT * FROM image.copies")
+        assert row is not None
+        stale = repo.copy_from_row(row)
+        await connection.execute(
+            "UPDATE image.copies SET attempts = attempts + 1, lease_until = now() + interval '1 hour', done_bytes = 0"
+        )
+        before = await connection.fetchrow("SELECT state, lease_until, error, done_bytes FROM image.copies")
+        assert await repo.record_progress(connection, stale, 12345, 99999, 1.0) is False
+        assert await repo.release_copy(connection, stale, "a stale failure") is False
+        assert await repo.finish_copy(connection, stale, DownloadState.DOWNLOAD_ERROR, error="a stale end") is False
+        assert await connection.fetchrow("SELECT state, lease_until, error, done_bytes FROM image.copies") == before
