@@ -93,17 +93,10 @@ async def replace_content(context: PoolContext, volume_id: str, source: Path, so
     """Build a standalone layer from `source`, then rename it over the active layer (the switch)."""
     if not source.is_absolute():
         raise InvalidArgument("source must be an absolute path", field="source")
-    async with context.lock(volume_id):
-        await context.volume_record(volume_id)
-        await context.require_changeable()
-        active = context.layout.active(volume_id)
-        temporary = active.with_name(".replace.qcow2.tmp")
-        await context.off_loop(temporary.unlink, True)
+    async with _new_layer(context, volume_id) as temporary:
         await context.qemu.run(
             *convert_args(source, temporary, source_format=source_format.value, target_format="qcow2")
         )
-        await context.off_loop(_switch, temporary, active)
-        await context.off_loop(collect_garbage, context, volume_id)
     return await context.describe_volume(volume_id)
 
 
@@ -111,12 +104,30 @@ async def replace_content(context: PoolContext, volume_id: str, source: Path, so
 async def new_content(context: PoolContext, volume_id: str, size_bytes: int) -> AsyncIterator[BlockMap]:
     """A fresh layer of `size_bytes` with every cluster's place allocated (`preallocation=metadata`: the qcow2
     tables map each guest cluster to a fixed offset of the file, whose data stays a hole until written), given as
-    the extents `qemu-img map` reports, for a writer to fill in place. On a clean exit it is fsynced and renamed over
-    the active layer (the switch, as `replace_content`'s); on an error it is deleted and the volume is as it was.
+    the extents `qemu-img map` reports, for a writer to fill in place; switched in on a clean exit, dropped on an
+    error (`_new_layer`).
 
     The layer's unwritten clusters read as zeros (the file's holes), and `qemu-img map` reports them so: a restore
     into it writes the backup's bytes once, where `replace_content` writes them to a staging file and converts."""
     check_size(size_bytes)
+    async with _new_layer(context, volume_id) as temporary:
+        await context.qemu.run(
+            "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", str(temporary), str(size_bytes)
+        )
+        mapped = json.loads(await context.qemu.run("map", "--output=json", str(temporary)))
+        extents = []
+        for entry in mapped:
+            if "offset" not in entry or int(entry["depth"]) != 0:
+                raise Unimplemented(f"qemu-img left guest offset {entry['start']} without a place in the new layer")
+            extents.append(Extent(int(entry["start"]), int(entry["length"]), str(temporary), int(entry["offset"])))
+        yield BlockMap(size_bytes=size_bytes, extents=tuple(extents))
+
+
+@asynccontextmanager
+async def _new_layer(context: PoolContext, volume_id: str) -> AsyncIterator[Path]:
+    """The active layer's replacement, built by the caller at the path given while the volume is held: fsynced and
+    renamed over the active layer on a clean exit (the switch; its snapshots keep their layers), deleted on an error
+    (the volume is then as it was)."""
     async with context.lock(volume_id):
         await context.volume_record(volume_id)
         await context.require_changeable()
@@ -124,16 +135,7 @@ async def new_content(context: PoolContext, volume_id: str, size_bytes: int) -> 
         temporary = active.with_name(".replace.qcow2.tmp")
         await context.off_loop(temporary.unlink, True)
         try:
-            await context.qemu.run(
-                "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", str(temporary), str(size_bytes)
-            )
-            mapped = json.loads(await context.qemu.run("map", "--output=json", str(temporary)))
-            extents = []
-            for entry in mapped:
-                if "offset" not in entry or int(entry["depth"]) != 0:
-                    raise Unimplemented(f"qemu-img left guest offset {entry['start']} without a place in the new layer")
-                extents.append(Extent(int(entry["start"]), int(entry["length"]), str(temporary), int(entry["offset"])))
-            yield BlockMap(size_bytes=size_bytes, extents=tuple(extents))
+            yield temporary
             await context.off_loop(_fsync, temporary)
             await context.off_loop(_switch, temporary, active)
         except BaseException:
