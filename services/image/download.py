@@ -18,7 +18,7 @@ import aiohttp
 
 from schemas.errors import InvalidArgument, Transient
 
-BATCH_BYTES = 1 << 20
+BATCH_BYTES = 8 << 20
 HASHED_BLOCK = 4 << 20
 
 
@@ -142,16 +142,12 @@ async def _receive(
     total: int | None,
     progress: Progress,
 ) -> int:
-    """Write and hash the body in two threads, one batch of received pieces behind the network (the next batch
-    arrives meanwhile): the event loop only receives, the pieces are never joined (the writer takes them with one
-    `writev`, the hashers one by one), and hashing and writing each release the GIL, so they overlap."""
+    """Receive the body into the file through an `_Absorber`; the bytes received."""
     done = offset
     fd = await asyncio.to_thread(
         os.open, target, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if offset else os.O_TRUNC), 0o644
     )
-    absorbing: asyncio.Future[tuple[None, None]] | None = None
-    batch: list[bytes] = []
-    batched = 0
+    absorber = _Absorber(fd, hashers, lambda written: progress(written, total))
     try:
         async for piece in response.content.iter_any():
             done += len(piece)
@@ -159,24 +155,75 @@ async def _receive(
                 raise InvalidArgument(
                     f"size check: the image is larger than the limit of {max_bytes} bytes", field="url"
                 )
-            batch.append(piece)
-            batched += len(piece)
-            progress(done, total)
-            if batched < BATCH_BYTES:
-                continue
-            if absorbing is not None:
-                await absorbing
-            absorbing = _absorb(fd, hashers, batch)
-            batch, batched = [], 0
-        if absorbing is not None:
-            await absorbing
-        if batch:
-            await _absorb(fd, hashers, batch)
+            await absorber.add(piece, done)
+        await absorber.drain()
     finally:
-        if absorbing is not None:
-            await asyncio.wait([absorbing])
+        await absorber.stop()
         await asyncio.shield(asyncio.to_thread(os.close, fd))
     return done
+
+
+class _Absorber:
+    """Writes and hashes received pieces in two threads (one each) while the next ones arrive: what came in since the
+    last hand-over goes to them as soon as they are done with it, so the event loop only receives. The pieces are
+    never joined (the writer takes them with one `writev`, the hashers one by one), and hashing and writing each
+    release the GIL, so they overlap. Progress counts the bytes in the file, which is what a resumed download keeps;
+    past `BATCH_BYTES` waiting, receiving waits for the threads."""
+
+    def __init__(self, fd: int, hashers: dict[str, Hasher], written: Callable[[int], None]) -> None:
+        self.fd, self.hashers, self.written = fd, hashers, written
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.upto = 0
+        self.running: asyncio.Future[tuple[None, None]] | None = None
+        self.error: BaseException | None = None
+
+    async def add(self, piece: bytes, upto: int) -> None:
+        self._raise()
+        self.pending.append(piece)
+        self.pending_bytes += len(piece)
+        self.upto = upto
+        if self.running is None:
+            self._hand_over()
+        elif self.pending_bytes >= BATCH_BYTES:
+            await asyncio.wait([self.running])
+            self._raise()
+
+    def _hand_over(self) -> None:
+        pieces, upto = self.pending, self.upto
+        self.pending, self.pending_bytes = [], 0
+        self.running = _absorb(self.fd, self.hashers, pieces)
+        self.running.add_done_callback(lambda future: self._finished(future, upto))
+
+    def _finished(self, future: "asyncio.Future[tuple[None, None]]", upto: int) -> None:
+        self.running = None
+        if future.cancelled():
+            return
+        if (error := future.exception()) is not None:
+            self.error = error
+            return
+        self.written(upto)
+        if self.pending:
+            self._hand_over()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    async def drain(self) -> None:
+        """Wait until every piece added is in the file and hashed."""
+        while self.running is not None:
+            await asyncio.wait([self.running])
+        self._raise()
+        if self.pending:
+            self._hand_over()
+            await self.drain()
+
+    async def stop(self) -> None:
+        """Let the threads finish what they hold (a write cannot be taken back), adding nothing more."""
+        self.pending = []
+        while self.running is not None:
+            await asyncio.wait([self.running])
 
 
 def _absorb(fd: int, hashers: dict[str, Hasher], pieces: list[bytes]) -> "asyncio.Future[tuple[None, None]]":
