@@ -142,7 +142,7 @@ async def write_backup_from_blocks(
     return BlockBackupResult(result, reader.bytes_read, changed_blocks, note)
 
 
-def _all_zero(data: bytes | bytearray) -> bool:
+def _all_zero(data: bytes | bytearray | memoryview) -> bool:
     """Whether a chunk is all zeros (a comparison runs at memory speed, a count of zero bytes does not)."""
     return data == bytes(len(data))
 
@@ -250,22 +250,29 @@ class _Mismatch(Exception):
         self.message = message
 
 
+_CHECK_WINDOW = 4 * 1024 * 1024
+"""Bytes the check reads at once: a restored volume is read back from the disk (its bytes were written past the page
+cache), where one 4 MiB read costs about what one 32 KiB read does."""
+
+
 def _compare(manifest: BackupManifest, blocks: BlockMap, indexes: range) -> None:
     reader = BlockReader(blocks)
+    per_window = max(1, _CHECK_WINDOW // manifest.chunk_size)
     try:
-        for index in indexes:
-            offset = index * manifest.chunk_size
-            length = manifest.chunk_length(index)
-            if reader.all_zero(offset, length):
-                actual = None
-            else:
-                data = reader.read(offset, length)
-                actual = None if _all_zero(data) else chunk_digest(data)
-            if actual != manifest.chunks[index]:
-                raise _Mismatch(
-                    index,
-                    f"restored data differs from backup {manifest.backup_id} at chunk {index} "
-                    f"(bytes {offset}-{offset + length}): nothing may use it",
-                )
+        for first in range(indexes.start, indexes.stop, per_window):
+            window = range(first, min(first + per_window, indexes.stop))
+            offset = first * manifest.chunk_size
+            length = sum(manifest.chunk_length(index) for index in window)
+            data = None if reader.all_zero(offset, length) else memoryview(reader.read(offset, length))
+            for index in window:
+                start = index * manifest.chunk_size - offset
+                piece = None if data is None else data[start : start + manifest.chunk_length(index)]
+                actual = None if piece is None or _all_zero(piece) else chunk_digest(piece)
+                if actual != manifest.chunks[index]:
+                    raise _Mismatch(
+                        index,
+                        f"restored data differs from backup {manifest.backup_id} at chunk {index} "
+                        f"(bytes {offset + start}-{offset + start + manifest.chunk_length(index)}): nothing may use it",
+                    )
     finally:
         reader.close()
