@@ -4,6 +4,8 @@ checked against the checksum the operator registered before anything is stored."
 import asyncio
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -100,6 +102,17 @@ def _same_image(existing: BackupSummary, kind: str, disk_format: str, sha256: st
     return _record(existing)
 
 
+@contextmanager
+def _missing_image(image_id: str) -> Iterator[None]:
+    """A missing backup of the image's repository is a missing image (a missing chunk stays what it is)."""
+    try:
+        yield
+    except NotFound as error:
+        if error.field == "backup_id":
+            raise NotFound(f"image {image_id} does not exist", field="image_id") from None
+        raise
+
+
 class ImageRepository:
     """Images in a store shared with backups, under `images/` (their own chunks and manifests).
 
@@ -133,10 +146,7 @@ class ImageRepository:
         if not await asyncio.to_thread(source.is_file):
             raise NotFound(f"image source {source} does not exist", field="source")
         wanted = {"sha256"} | ({expected[0]} if expected else set())
-        try:
-            existing = await self.chunks.manifest(image_id)
-        except NotFound:
-            existing = None
+        existing = await self._stored(image_id)
         if expected is not None or existing is not None:
             digests = await asyncio.to_thread(_digest_file, source, wanted)
             _check_expected(image_id, expected, digests)
@@ -171,10 +181,7 @@ class ImageRepository:
         not stored but are hashed as the zeros they read as, so the checksum is the raw image's). The same image
         again is returned as it is."""
         check_id(image_id, "image_id")
-        try:
-            existing: BackupSummary | None = await self.chunks.manifest(image_id)
-        except NotFound:
-            existing = None
+        existing = await self._stored(image_id)
         if existing is not None:
             if existing.labels.get("kind") != kind or existing.labels.get("disk_format") != "raw":
                 raise AlreadyExists(f"image {image_id} already exists as another image", field="image_id")
@@ -208,29 +215,32 @@ class ImageRepository:
         """Write an image, taken as raw bytes (the caller knows its format), into a volume's fresh content opened at
         its size (a `ContentWriter`'s places), every chunk verified first; the content's owner makes it durable.
         With `checksum` (`sha256:<hex>`), an image recorded with another is refused before anything is opened."""
-        record = await self.info(image_id)
-        if checksum is not None and record.checksum != checksum:
-            raise FailedPrecondition(
-                f"image {image_id} has checksum {record.checksum}, not the expected {checksum}", field="checksum"
-            )
-        try:
-            restored = await self.chunks.restore_into(image_id, content, progress)
-        except NotFound as error:
-            if error.field == "backup_id":
-                raise NotFound(f"image {image_id} does not exist", field="image_id") from None
-            raise
+        check_id(image_id, "image_id")
+
+        def refuse_another(manifest: BackupSummary) -> None:
+            recorded = _record(manifest).checksum
+            if checksum is not None and recorded != checksum:
+                raise FailedPrecondition(
+                    f"image {image_id} has checksum {recorded}, not the expected {checksum}", field="checksum"
+                )
+
+        with _missing_image(image_id):
+            restored = await self.chunks.restore_into(image_id, content, progress, before_open=refuse_another)
         return _record(restored.manifest)
+
+    async def _stored(self, image_id: str) -> BackupSummary | None:
+        """The manifest stored under `image_id`, or None."""
+        try:
+            return await self.chunks.manifest(image_id)
+        except NotFound:
+            return None
 
     async def get(self, image_id: str, target: Path, progress: ProgressCallback | None = None) -> ImageRecord:
         """Write the image to `target`, every chunk verified. `target` is a staging file its caller reads once (into
         a pool, which makes its own copy durable): it is not fsynced."""
         check_id(image_id, "image_id")
-        try:
+        with _missing_image(image_id):
             restored = await self.chunks.restore(image_id, target, progress, durable=False)
-        except NotFound as error:
-            if error.field == "backup_id":
-                raise NotFound(f"image {image_id} does not exist", field="image_id") from None
-            raise
         return _record(restored.manifest)
 
     async def info(self, image_id: str) -> ImageRecord:

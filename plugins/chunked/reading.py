@@ -6,6 +6,7 @@ import mmap
 import os
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,12 +142,16 @@ async def restore_to_blocks(
     backup_id: str,
     content: ContentOpener,
     progress: ProgressCallback | None = None,
+    before_open: Callable[[BackupManifest], None] | None = None,
 ) -> RestoreResult:
     """Open `content` at the backup's size (a volume's fresh content, as places in its files that read as zeros
     until written: holes are left alone) and write backup `backup_id` into it, every chunk checked against its name
-    first. A missing backup opens nothing; a missing or corrupted chunk raises out of the content, which its owner
-    then discards. Making it durable is the owner's part too (a `ContentWriter` fsyncs before its switch)."""
+    first. A missing backup opens nothing, nor does one that `before_open` refuses (it raises); a missing or
+    corrupted chunk raises out of the content, which its owner then discards. Making it durable is the owner's part
+    too (a `ContentWriter` fsyncs before its switch)."""
     manifest = await load_manifest(store, backup_id)
+    if before_open is not None:
+        before_open(manifest)
     async with content(manifest.size) as blocks:
         if blocks.size_bytes != manifest.size:
             raise InvalidArgument(
@@ -154,14 +159,12 @@ async def restore_to_blocks(
             )
         try:
             sink = await asyncio.to_thread(PlacedSink, blocks)
+            try:
+                written = await _lay_down(store, settings, manifest, sink, progress)
+            finally:
+                await asyncio.to_thread(sink.close)
         except OSError as error:
             raise _target_error(error, "the volume's new content") from None
-        try:
-            written = await _lay_down(store, settings, manifest, sink, progress)
-        except OSError as error:
-            raise _target_error(error, "the volume's new content") from None
-        finally:
-            await asyncio.to_thread(sink.close)
     return RestoreResult(manifest=manifest, bytes_written=written, holes=manifest.chunks.count(None))
 
 
@@ -276,16 +279,22 @@ def _restore_run(local: LocalBlobs, sink: Sink, manifest: BackupManifest, indexe
         memoryview(buffers.tag) as tag,
         memoryview(buffers.spare) as spare,
     ):
-        run: tuple[int, int] | None = None  # the window's run of read chunks not yet written: (start, end)
+        run_start = run_end = 0  # the window's run of read chunks not yet written
+
+        def write_run() -> None:
+            nonlocal written, run_start
+            if run_end > run_start:
+                sink.write(base + run_start, window[run_start:run_end], aligned=True)
+                written += run_end - run_start
+            run_start = run_end
+
         for index in indexes:
             digest = manifest.chunks[index]
             start, length = index * chunk_size - base, manifest.chunk_length(index)
             if digest is None:
-                if run is not None:
-                    sink.write(base + run[0], window[run[0] : run[1]], aligned=True)
-                    written += run[1] - run[0]
-                    run = None
+                write_run()
                 sink.hole(base + start, length)
+                run_start = run_end = start + length
                 continue
             place = window[start : start + length]
             try:
@@ -295,10 +304,8 @@ def _restore_run(local: LocalBlobs, sink: Sink, manifest: BackupManifest, indexe
                 raise _missing(manifest, index, digest) from None
             except ChunkCorrupted as error:
                 raise ChunkCorrupted(f"backup {manifest.backup_id}: {error.message}") from None
-            run = (run[0] if run is not None else start, start + length)
-        if run is not None:
-            sink.write(base + run[0], window[run[0] : run[1]], aligned=True)
-            written += run[1] - run[0]
+            run_end = start + length
+        write_run()
     return written
 
 

@@ -1,5 +1,6 @@
 """`ChunkedRepository`: the chunked format's operations on one blob store, as a plugin uses them."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 from plugins.chunked.digests import WholeDigest
@@ -55,11 +56,17 @@ class ChunkedRepository:
         )
 
     async def restore_into(
-        self, backup_id: str, content: ContentOpener, progress: ProgressCallback | None = None
+        self,
+        backup_id: str,
+        content: ContentOpener,
+        progress: ProgressCallback | None = None,
+        *,
+        before_open: Callable[[BackupManifest], None] | None = None,
     ) -> RestoreResult:
-        """Write the backup into a volume's fresh content opened at its size, verifying every chunk first."""
+        """Write the backup into a volume's fresh content opened at its size, verifying every chunk first;
+        `before_open` may refuse the backup (by raising) before the content is opened."""
         return await restore_to_blocks(
-            self.store, self.settings, backup_id=backup_id, content=content, progress=progress
+            self.store, self.settings, backup_id=backup_id, content=content, progress=progress, before_open=before_open
         )
 
     async def delete(self, backup_id: str) -> tuple[bool, SweepResult]:

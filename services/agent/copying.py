@@ -192,13 +192,19 @@ async def copy_from_store(
     volume_format = VolumeFormat(source_format.value) if source_format else None
     if volume_format is VolumeFormat.RAW and isinstance(primary, ContentWriter) and isinstance(store, BlockImageStore):
         # The image's bytes straight into the new volume's places: no staging file, no second copy.
+        writer: ContentWriter = primary
+
+        @asynccontextmanager
+        async def new_volume(size_bytes: int) -> AsyncIterator[BlockMap]:
+            await primary.create_volume(str(volume_id), size_bytes)  # the same again finds it made
+            async with writer.new_content(str(volume_id), size_bytes) as places:
+                yield places
+
         async with (
             deadline(deadline_seconds, what),
             progress_events(agent.units, envelope, partial(make, CopyStage.STORE), producer=agent.producer) as bar,
         ):
-            fetched = await store.get_image_into(
-                object_id, partial(_new_volume, primary, str(volume_id)), checksum=checksum, progress=bar
-            )
+            fetched = await store.get_image_into(object_id, new_volume, checksum=checksum, progress=bar)
         async with progress_events(
             agent.units, envelope, partial(make, CopyStage.POOL), producer=agent.producer
         ) as bar:
@@ -213,7 +219,11 @@ async def copy_from_store(
             agent.units, envelope, partial(make, CopyStage.STORE), producer=agent.producer
         ) as report:
             fetched = await store.get_image(object_id, staged, progress=report)
-        _check_checksum(object_id, fetched.checksum, checksum)
+        if checksum is not None and f"sha256:{fetched.checksum}" != checksum:
+            raise FailedPrecondition(
+                f"object {object_id} has checksum sha256:{fetched.checksum}, not the expected {checksum}",
+                field="checksum",
+            )
         async with progress_events(
             agent.units, envelope, partial(make, CopyStage.POOL), producer=agent.producer
         ) as report:
@@ -222,23 +232,6 @@ async def copy_from_store(
                 report(fetched.size_bytes, fetched.size_bytes)
                 return volume
             return await primary.copy_in(str(volume_id), staged, source_format=volume_format, progress=report)
-
-
-def _check_checksum(object_id: str, stored: str | None, expected: str | None) -> None:
-    if expected is not None and f"sha256:{stored}" != expected:
-        raise FailedPrecondition(
-            f"object {object_id} has checksum sha256:{stored}, not the expected {expected}", field="checksum"
-        )
-
-
-@asynccontextmanager
-async def _new_volume(primary: ContentWriter, volume_id: str, size_bytes: int) -> AsyncIterator[BlockMap]:
-    """The volume made empty at `size_bytes` (the same again finds it made), then its fresh content's places."""
-    if not isinstance(primary, PrimaryStorage):
-        raise Unimplemented("a content writer that is not primary storage cannot make a volume")
-    await primary.create_volume(volume_id, size_bytes)
-    async with primary.new_content(volume_id, size_bytes) as places:
-        yield places
 
 
 def adopter_of(primary: PrimaryStorage, volume_format: VolumeFormat | None) -> FileAdopter | None:
