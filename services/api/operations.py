@@ -11,7 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -21,13 +21,22 @@ from pydantic import BaseModel
 from bus.postgres.errors import translated_errors
 from bus.postgres.pool import Pool
 from schemas import Envelope, Event, StrataError
-from schemas.errors import NotFound
+from schemas.errors import Aborted, NotFound
 from services.api.errors import described
+from services.api.outcomes import is_recorded
 from services.cli.sending import Client
 
 log = structlog.get_logger(__name__)
 SCHEMA = "api"
 KEEP_FINISHED = 1000  # finished operations kept in memory for polling; older ones are read from the table
+HEARTBEAT_SECONDS = 30.0
+ABANDONED_AFTER = timedelta(seconds=4 * HEARTBEAT_SECONDS)
+ABANDONED = described(
+    Aborted(
+        "the API process that ran this operation stopped before it ended; what it had sent may have taken effect: "
+        "look at the resource"
+    )
+)
 
 
 @dataclass
@@ -40,6 +49,7 @@ class Operation:
     actor: str
     status: str = "running"
     correlation_id: UUID | None = None
+    awaiting: list[str] | None = None  # the outcome types the consumer records (see `Tracker.sent`)
     progress: list[dict[str, Any]] = field(default_factory=list)  # Any: JSON values
     result: dict[str, Any] | None = None  # Any: JSON values of the outcome event
     error: dict[str, Any] | None = None  # Any: JSON values (class, code, message, field)
@@ -81,8 +91,17 @@ class Tracker:
         self.operations = operations
         self.followers: list[asyncio.Task[None]] = []
 
-    async def sent(self, client: Client, envelope: Envelope) -> None:
-        """The command was published: record its correlation and report every event of it until the work ends."""
+    async def sent(self, client: Client, envelope: Envelope, awaiting: tuple[type[Event], type[Event]] | None) -> None:
+        """The command was published: record its correlation and report every event of it until the work ends.
+
+        `awaiting` (success, failure): the command's outcome ends the operation, and the consumer records it on the
+        row even if this process stops first. None: the work goes on after the outcome (this process's own)."""
+        if awaiting is not None and not is_recorded(*awaiting):
+            raise RuntimeError(
+                f"{awaiting[0].__name__}/{awaiting[1].__name__} is not recorded by the API's consumer: add the pair "
+                "to services.api.outcomes.RECORDED"
+            )
+        self.operation.awaiting = [each.message_type for each in awaiting] if awaiting else None
         self.operation.correlation_id = envelope.correlation_id
         self.operation.note("sent", type=envelope.type, message_id=str(envelope.message_id))
         await self.operations.correlate(self.operation)
@@ -109,6 +128,18 @@ def _summary(payload: object) -> dict[str, Any]:  # Any: JSON values
     return {key: value for key, value in dumped.items() if isinstance(value, str | int | float | bool) or value is None}
 
 
+# The row, failed first when no consumer will finish it and no process has said for a while that it runs it.
+ABANDON_AND_READ = f"""
+WITH abandoned AS (
+    UPDATE {SCHEMA}.operations SET status = 'failed', error = $2::jsonb, finished_at = now()
+    WHERE operation_id = $1 AND status = 'running' AND awaiting IS NULL AND alive_at < now() - $3::interval
+    RETURNING *
+)
+SELECT * FROM abandoned
+UNION ALL
+SELECT * FROM {SCHEMA}.operations WHERE operation_id = $1 AND NOT EXISTS (SELECT FROM abandoned)
+"""
+
 Work = Callable[[Tracker], Awaitable[BaseModel | dict[str, Any]]]  # Any: JSON values
 
 
@@ -119,6 +150,7 @@ class Operations:
         self.pool = pool
         self.running: dict[UUID, Operation] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._heartbeat: asyncio.Future[None] | None = None
 
     def spawn(self, coroutine: Awaitable[None]) -> None:
         """Run a background part of an operation; it is cancelled when the daemon stops."""
@@ -139,6 +171,8 @@ class Operations:
                 actor,
             )
         self.running[operation.operation_id] = operation
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.ensure_future(self._beat())
         self.spawn(self._run(operation, work))
         log.info("operation started", operation_id=str(operation.operation_id), kind=kind, actor=actor)
         return operation
@@ -147,9 +181,10 @@ class Operations:
         """Record the correlation id of the operation's command (the consumer finds its outcome by it)."""
         with translated_errors():
             await self.pool.execute(
-                f"UPDATE {SCHEMA}.operations SET correlation_id = $2 WHERE operation_id = $1",
+                f"UPDATE {SCHEMA}.operations SET correlation_id = $2, awaiting = $3 WHERE operation_id = $1",
                 operation.operation_id,
                 operation.correlation_id,
+                operation.awaiting,
             )
 
     async def _run(self, operation: Operation, work: Work) -> None:
@@ -184,6 +219,20 @@ class Operations:
             log.warning("operation outcome not recorded", operation_id=str(operation.operation_id), error=str(error))
         self._forget_old()
 
+    async def _beat(self) -> None:
+        """Say of every operation this process still runs that it does, until none is left."""
+        while running := [op.operation_id for op in self.running.values() if op.status == "running"]:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                with translated_errors():
+                    await self.pool.execute(
+                        f"UPDATE {SCHEMA}.operations SET alive_at = now() "
+                        f"WHERE operation_id = ANY($1::uuid[]) AND status = 'running'",
+                        running,
+                    )
+            except StrataError as error:  # the next beat tries again; a row is abandoned only after several
+                log.warning("operations heartbeat not recorded", error=str(error))
+
     def _forget_old(self) -> None:
         finished = [op for op in self.running.values() if op.status != "running"]
         for operation in finished[: max(0, len(finished) - KEEP_FINISHED)]:
@@ -194,7 +243,7 @@ class Operations:
         if operation_id in self.running:
             return self.running[operation_id]
         with translated_errors():
-            row = await self.pool.fetchrow(f"SELECT * FROM {SCHEMA}.operations WHERE operation_id = $1", operation_id)
+            row = await self.pool.fetchrow(ABANDON_AND_READ, operation_id, json.dumps(ABANDONED), ABANDONED_AFTER)
         if row is None:
             raise NotFound(f"no operation {operation_id}", field="operation_id")
         return Operation(
@@ -235,7 +284,11 @@ class Operations:
                     operation = await self.get(operation_id)
 
     async def stop(self) -> None:
-        """Cancel what still runs (its rows stay 'running' until the consumer records their outcome)."""
+        """Cancel what still runs (its rows stay 'running' until the consumer records their outcome, or until they
+        are found abandoned)."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

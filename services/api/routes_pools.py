@@ -121,7 +121,7 @@ async def start_add(context: ApiContext, key: ApiKey, command: AddPool) -> Opera
     async def work(tracker: Tracker) -> PoolAdded:
         async with context.sending(key) as client:
             envelope = await client.publish(command)
-            await tracker.sent(client, envelope)
+            await tracker.sent(client, envelope, (PoolAdded, PoolAddFailed))
             added = await client.outcome(
                 envelope, (PoolAdded,), (PoolAddFailed,), timeout=context.settings.operation_timeout_seconds
             )

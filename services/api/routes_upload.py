@@ -126,7 +126,7 @@ async def start_upload(context: ApiContext, key: ApiKey, command: RegisterImage,
         try:
             async with serve_file(path, host=settings.upload_listen) as url, context.sending(key) as client:
                 envelope = await client.publish(command.model_copy(update={"url": url}))
-                await tracker.sent(client, envelope)
+                await tracker.sent(client, envelope, None)  # the downloads follow the registration here
                 registered = await client.outcome(
                     envelope, (ImageRegistered,), (ImageRegisterFailed,), timeout=settings.query_timeout_seconds
                 )

@@ -143,7 +143,7 @@ async def revert_vm(request: Request, key: Operator, vm: str, body: RevertReques
     async def work(tracker: Tracker) -> JsonObject:
         async with context.sending(key) as sending:
             envelope = await sending.publish(command)
-            await tracker.sent(sending, envelope)
+            await tracker.sent(sending, envelope, (VmReverted, VmRevertFailed))
             saga_id = saga_id_for(envelope.message_id)
             tracker.operation.note("saga", saga_id=str(saga_id))
             reverted = await sending.outcome(

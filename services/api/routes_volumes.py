@@ -62,7 +62,7 @@ async def follow(
     async def work(tracker: Tracker) -> Event:
         async with context.sending(key) as client:
             envelope = await client.publish(command)
-            await tracker.sent(client, envelope)
+            await tracker.sent(client, envelope, (success, failure))
             return await client.outcome(
                 envelope, (success,), (failure,), timeout=context.settings.operation_timeout_seconds
             )

@@ -1,8 +1,10 @@
 """The HTTP API against the whole system: who may do what, a pool added and a volume created through it (202, an
 operation polled and followed as Server-Sent Events, the pool Up with its capacity), a wrong field named, the
-caller journaled, and the pool's password in no answer at all."""
+caller journaled, the pool's password in no answer at all, and no operation left running by an API process that
+stopped."""
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,10 @@ import asyncpg
 import httpx
 import pytest
 
+from bus.facade import Bus
+from schemas import Envelope
+from schemas.errors import ErrorInfo
+from schemas.snapshot import SnapshotReverted, VmReverted, VmRevertFailed
 from services.api.keys import Role
 from tests.browser.api_stack import CLUSTER, Stack, api_stack
 from tests.helpers import assert_eventually
@@ -133,3 +139,61 @@ async def test_the_openapi_document_is_3_1(stack: Stack) -> None:
     assert "/api/v1/pools" in document["paths"]
     # A pool's configuration is shown only with its secrets masked (schemas.storage_queries.PoolInfo).
     assert "masked" in document["components"]["schemas"]["PoolInfo"]["properties"]["config"]["description"]
+
+
+async def test_operations_of_a_stopped_api_process_end_by_their_outcome_or_are_reported_abandoned(
+    stack: Stack, database_url: str
+) -> None:
+    """Rows as an API process leaves them when it stops mid-operation: one awaiting its command's outcome (a VM
+    revert), finished by the consumer when that outcome arrives and not by a step's event of the same correlation;
+    one whose work was the process's own (a pool settling), reported ABORTED once nobody has said for a while that it
+    runs it, while a fresh one stays running."""
+    revert, correlation = uuid.uuid4(), uuid.uuid4()
+    orphaned, fresh = uuid.uuid4(), uuid.uuid4()
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            "INSERT INTO api.operations (operation_id, kind, target, actor, status, correlation_id, awaiting) "
+            "VALUES ($1, 'vm.revert', 'vm-1', 'api:t', 'running', $2, $3)",
+            revert,
+            correlation,
+            [VmReverted.message_type, VmRevertFailed.message_type],
+        )
+        await connection.execute(
+            "INSERT INTO api.operations (operation_id, kind, target, actor, status, alive_at) VALUES "
+            "($1, 'pool.disable', 'filer-9', 'api:t', 'running', now() - interval '10 minutes'), "
+            "($2, 'pool.disable', 'filer-8', 'api:t', 'running', now())",
+            orphaned,
+            fresh,
+        )
+        bus = Bus(stack.runner.transport)
+        step = SnapshotReverted(snapshot_id=uuid.uuid4(), volume_id=uuid.uuid4())
+        failed = VmRevertFailed(
+            vm_id=uuid.uuid4(),
+            vm_snapshot_id=uuid.uuid4(),
+            error=ErrorInfo(code="ABORTED", error_class="Aborted", message="a step failed: compensated"),
+        )
+        await bus.publish(Envelope.wrap(step, correlation_id=correlation, producer="snapshot@test"))
+        await bus.publish(Envelope.wrap(failed, correlation_id=correlation, producer="orchestrator@test"))
+
+        async def recorded() -> dict[str, Any] | None:  # Any: JSON values
+            row = await connection.fetchrow("SELECT status, error FROM api.operations WHERE operation_id = $1", revert)
+            return dict(row) if row is not None and row["status"] != "running" else None
+
+        row = await assert_eventually(recorded, timeout=30, interval=0.05, what="the revert's outcome recorded")
+        assert row is not None
+        assert row["status"] == "failed"
+        assert json.loads(row["error"]) == {
+            "class": "Aborted",
+            "code": "ABORTED",
+            "message": "a step failed: compensated",
+            "field": None,
+        }
+    finally:
+        await connection.close()
+    async with stack.client(Role.VIEWER) as client:
+        answered = (await client.get(f"/api/v1/operations/{orphaned}")).json()
+        assert (answered["status"], answered["error"]["code"]) == ("failed", "ABORTED"), answered
+        assert "stopped before it ended" in answered["error"]["message"]
+        assert (await client.get(f"/api/v1/operations/{fresh}")).json()["status"] == "running"
+        assert (await client.get(f"/api/v1/operations/{revert}")).json()["status"] == "failed"
