@@ -27,6 +27,7 @@ from schemas.storage import (
     CreateVolume,
     DeleteVolume,
     EndVolumeOperation,
+    PoolScope,
     PoolState,
     VolumeCreated,
     VolumeCreateFailed,
@@ -148,6 +149,9 @@ async def _place(uow: UnitOfWork, command: CreateVolume, storage: Storage) -> Po
     )
     if command.pool_id is not None:
         pools = [await repository.get_pool(uow.connection, command.pool_id, lock=True)]
+        if command.host is None and command.vm_id is None and pools[0].scope is PoolScope.HOST:
+            # A volume for no VM yet, on the host-local pool the caller named: it lives on that pool's host.
+            request = replace(request, host=pools[0].host, cluster_id=command.cluster_id or pools[0].cluster_id)
     else:
         pools = await repository.list_pools(uow.connection, zone_id=command.zone_id)
     by_id = {pool.pool_id: pool for pool in pools}

@@ -5,7 +5,7 @@ from uuid import uuid4
 
 import pytest
 
-from schemas.storage import AddPool, CreateVolume, PoolAdded, PoolScope, VolumeCreated
+from schemas.storage import AddPool, CreateVolume, PoolAdded, PoolScope, VolumeCreated, VolumeCreateFailed
 from tests.integration.storage_stack import Stack, pool_directory
 
 pytestmark = pytest.mark.integration
@@ -33,5 +33,13 @@ async def test_add_a_pool_and_create_a_volume_on_the_memory_transport(
         create = CreateVolume(volume_id=uuid4(), name="root", size_bytes=1024 * 1024, zone_id=zone, host="demo-host")
         created = await stack.outcome(await stack.send(create), VolumeCreated)
         assert created.pool_id == add.pool_id
+        # The host-local pool named, no host given: the volume lives on that pool's host.
+        named = CreateVolume(volume_id=uuid4(), name="data", size_bytes=1024 * 1024, zone_id=zone, pool_id=add.pool_id)
+        placed = await stack.outcome(await stack.send(named), VolumeCreated)
+        assert placed.pool_id == add.pool_id
+        # Asked to place it without a pool or a host, the allocator still says why a host-local pool cannot take it.
+        unplaced = CreateVolume(volume_id=uuid4(), name="loose", size_bytes=1024 * 1024, zone_id=zone)
+        refused = await stack.outcome(await stack.send(unplaced), VolumeCreateFailed)
+        assert refused.skipped_pools == {str(add.pool_id): "pool is local to host demo-host and the VM has no host yet"}
     finally:
         await stack.close()
