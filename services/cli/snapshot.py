@@ -9,17 +9,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from schemas.errors import StrataError
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
     console,
     errors,
+    fail,
     human_bytes,
+    id_or_name,
     invalid,
     parse_uuid,
     print_json,
     read,
     talk,
+    the_only,
 )
 from services.cli.volume import find_volume
 
@@ -29,7 +33,33 @@ if TYPE_CHECKING:  # messages and the bus are imported when a command runs, so t
     from services.cli.sending import Client
 
 app = typer.Typer(help="Volume snapshots.", no_args_is_help=True)
-SnapshotArgument = Annotated[str, typer.Argument(help="The snapshot's id.")]
+SnapshotArgument = Annotated[str, typer.Argument(help="The snapshot's id, or its name (`strata snapshot list`).")]
+
+
+def snapshot_id_of(snapshot: str) -> uuid.UUID:
+    """The snapshot `snapshot` names: its id as given, or the one live snapshot of that name (read-only look-up)."""
+    given = id_or_name(snapshot)
+    if given is not None:
+        return given
+
+    async def named(connection: Any) -> list[Any]:  # Any: asyncpg connection and records
+        return list(
+            await connection.fetch(
+                "SELECT snapshot_id, volume_id FROM snapshot.snapshots WHERE name = $1 AND state <> 'Destroyed'",
+                snapshot,
+            )
+        )
+
+    try:
+        row = the_only(
+            read(named),
+            missing=f"no snapshot named {snapshot!r} (see `strata snapshot list`)",
+            ambiguous=lambda count: f"{count} snapshots are named {snapshot!r} (of several volumes): give its id",
+            field="snapshot",
+        )
+    except StrataError as error:
+        fail(error)
+    return uuid.UUID(str(row["snapshot_id"]))
 
 
 def _progress() -> "Progress":
@@ -48,7 +78,7 @@ def create(
     """Snapshot a volume (full or delta, as the chain rules and snapshot.delta.max decide)."""
     from schemas.snapshot import CreateSnapshot, SnapshotCreated, SnapshotCreateFailed
 
-    async def work(client: "Client") -> SnapshotCreated:
+    async def work(client: "Client") -> tuple[SnapshotCreated, str]:
         info = await find_volume(client, volume, timeout=timeout)
         try:
             command = CreateSnapshot(
@@ -60,14 +90,14 @@ def create(
             progress.add_task(f"snapshotting {info.name}", total=None)
             created = await client.send(command, (SnapshotCreated,), (SnapshotCreateFailed,), timeout=timeout)
         assert isinstance(created, SnapshotCreated)
-        return created
+        return created, command.name
 
-    created = talk(work)
+    created, chosen = talk(work)
     if as_json:
         print_json(created)
         return
     console.print(
-        f"snapshot {created.snapshot_id} ({created.kind.value}) of volume {created.volume_id}: "
+        f"snapshot {chosen} {created.snapshot_id} ({created.kind.value}) of volume {volume}: "
         f"{human_bytes(created.physical_size_bytes)} on the pool"
     )
 
@@ -129,7 +159,7 @@ def delete(snapshot: SnapshotArgument, as_json: JsonOption = False, timeout: Tim
     """Delete a snapshot (a delta's data are merged where the chain needs them)."""
     from schemas.snapshot import DeleteSnapshot, SnapshotDeleted, SnapshotDeleteFailed
 
-    snapshot_id = parse_uuid(snapshot, "SNAPSHOT")
+    snapshot_id = snapshot_id_of(snapshot)
 
     async def work(client: "Client") -> SnapshotDeleted:
         with errors.status(f"deleting snapshot {snapshot_id} ..."):
@@ -152,7 +182,7 @@ def revert(snapshot: SnapshotArgument, as_json: JsonOption = False, timeout: Tim
     """Revert a volume to one of its snapshots (refused while its VM runs: use `strata vm revert`)."""
     from schemas.snapshot import RevertSnapshot, SnapshotReverted, SnapshotRevertFailed
 
-    snapshot_id = parse_uuid(snapshot, "SNAPSHOT")
+    snapshot_id = snapshot_id_of(snapshot)
 
     async def work(client: "Client") -> SnapshotReverted:
         with _progress() as progress:

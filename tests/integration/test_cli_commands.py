@@ -49,7 +49,11 @@ async def test_pool_volume_and_snapshot_life_cycle(strata_env: dict[str, str], t
     resized = await strata_json(env, "volume", "resize", "v1", "32M")
     assert resized["new_size_bytes"] == 32 * 1024 * 1024
 
-    await strata_json(env, "snapshot", "delete", snapshot["snapshot_id"])
+    code, output = await strata(env, "snapshot", "delete", "s9")
+    assert code == 1
+    assert "no snapshot named 's9'" in output
+    deleted = await strata_json(env, "snapshot", "delete", "s1")  # by its name
+    assert deleted["snapshot_id"] == snapshot["snapshot_id"]
     await strata_json(env, "volume", "delete", "v1")
     assert (await strata_json(env, "pool", "disable", "p1"))["state"] == "Disabled"
     assert (await strata_json(env, "pool", "enable", "p1"))["state"] == "Up"
