@@ -91,7 +91,7 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     except ValueError as error:
         fail(invalid(error))
 
-    async def work(client: "Client") -> VolumeCreated:
+    async def work(client: "Client") -> tuple[VolumeCreated, str]:
         from services.cli.host import check_placement, known_hosts, vm_id_of
 
         hosts = await known_hosts(client, timeout=timeout) if host or cluster or vm else ()
@@ -104,7 +104,7 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
             placed = placed.model_copy(update={"vm_id": known})
         if pool is not None:
             info = await find_pool(client, pool, timeout=timeout)
-            placed = command.model_copy(update={"pool_id": info.pool_id})
+            placed = placed.model_copy(update={"pool_id": info.pool_id})
         if template is not None:
             from schemas.image import ImageKind
             from services.cli.image_downloads import find_image
@@ -118,13 +118,14 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
         else:
             created = await _from_template(client, placed, timeout=timeout)
         assert isinstance(created, VolumeCreated)
-        return created
+        on = (await find_pool(client, str(created.pool_id), timeout=timeout)).name if not as_json else ""
+        return created, on
 
-    created = talk(work)
+    created, on = talk(work)
     if as_json:
         print_json(created)
         return
-    console.print(f"volume [bold]{name}[/bold] {created.volume_id} is Ready on pool {created.pool_id}")
+    console.print(f"volume [bold]{name}[/bold] {created.volume_id} is Ready on pool {on} ({created.pool_id})")
 
 
 async def _from_template(client: "Client", command: CreateVolume, *, timeout: float) -> "Event":
@@ -178,12 +179,17 @@ def list_volumes(
 
     vm_id = parse_uuid(vm, "--vm") if vm else None
 
-    async def work(client: "Client") -> VolumesListed:
+    async def work(client: "Client") -> tuple[VolumesListed, dict[uuid.UUID, str]]:
+        from schemas.storage_queries import ListPools, PoolsListed
+
         pool_id = (await find_pool(client, pool, timeout=timeout)).pool_id if pool else None
         query = ListVolumes(pool_id=pool_id, vm_id=vm_id, include_expunged=include_expunged)
-        return await client.ask(query, VolumesListed, timeout=timeout)
+        listed = await client.ask(query, VolumesListed, timeout=timeout)
+        pools = await client.ask(ListPools(), PoolsListed, timeout=timeout) if not as_json else None
+        return listed, {each.pool_id: each.name for each in pools.pools} if pools else {}
 
-    volumes = list(talk(work).volumes)
+    listed, pool_names = talk(work)
+    volumes = list(listed.volumes)
     if as_json:
         print_json(volumes)
         return
@@ -196,7 +202,7 @@ def list_volumes(
             info.name,
             _state(info.state),
             human_bytes(info.size_bytes),
-            str(info.pool_id or ""),
+            pool_names.get(info.pool_id, str(info.pool_id)) if info.pool_id else "",
             str(info.vm_id or ""),
         )
     console.print(table)

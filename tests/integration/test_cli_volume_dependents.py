@@ -47,3 +47,5 @@ async def test_a_volume_is_attached_only_to_a_vm_a_host_reports(strata_env: dict
     test_vm = next(vm for vm in (await strata_json(env, "vm", "list"))["vms"] if vm["name"] == "test")
     created = await strata_json(env, "volume", "create", "v2", "16M", *placement, "--vm", "test")
     assert created["vm_id"] == test_vm["vm_id"]
+    on_pool = await strata_json(env, "volume", "create", "v3", "16M", *placement, "--vm", "test", "--pool", "p1")
+    assert on_pool["vm_id"] == test_vm["vm_id"]  # naming the pool kept the VM
