@@ -40,7 +40,9 @@ class AddPoolRequest(BaseModel):
     )
     scope: PoolScope = Field(default=PoolScope.CLUSTER, description="From where the pool is reachable.")
     zone: str = Field(default="default", min_length=1, description="The zone (a UUID or a name).")
-    cluster: str | None = Field(default=None, description="The cluster (host and cluster scopes).")
+    cluster: str | None = Field(
+        default=None, description="The cluster (cluster scope; for host scope, default: the host's)."
+    )
     host: str | None = Field(default=None, description="The host (host scope).")
     hypervisors: list[str] = Field(default_factory=lambda: ["kvm"], description="The hypervisors it serves.")
     tags: list[str] = Field(default_factory=list, description="Storage tags.")

@@ -23,6 +23,7 @@ from schemas.storage import (
     PoolAdded,
     PoolAddFailed,
     PoolCommand,
+    PoolScope,
 )
 from schemas.storage_queries import ListPools, PoolInfo, PoolsListed
 from services.api.auth import caller, context_of
@@ -31,7 +32,7 @@ from services.api.errors import ERROR_RESPONSES
 from services.api.keys import ApiKey, Role
 from services.api.models import AddPoolRequest, OperationOut
 from services.api.operations import Operation, Tracker
-from services.cli.host import check_placement, known_hosts
+from services.cli.host import check_placement, cluster_of, known_hosts
 from services.cli.pool import change_state, checked_placement, find_pool
 from services.cli.running import agent_of, agents_of_cluster, require_running
 from services.cli.talking import invalid, zone_id
@@ -89,6 +90,12 @@ async def checked_add(context: ApiContext, key: ApiKey, body: AddPoolRequest) ->
         plugins, body.plugin, body.scope, host=body.host, cluster=body.cluster, hypervisors=body.hypervisors
     )
     validate_config(plugins.get(body.plugin), body.config)
+    client = context.asking(key)
+    timeout = context.settings.query_timeout_seconds
+    hosts = await known_hosts(client, timeout=timeout)
+    # A typo is refused before anything is sent; a host's pool without a cluster is in its host's cluster.
+    check_placement(hosts, host=body.host, cluster=body.cluster)
+    cluster = cluster_of(hosts, body.host) if body.scope is PoolScope.HOST and body.host else body.cluster
     try:
         command = AddPool(
             pool_id=uuid.uuid4(),
@@ -97,7 +104,7 @@ async def checked_add(context: ApiContext, key: ApiKey, body: AddPoolRequest) ->
             config=body.config,
             scope=body.scope,
             zone_id=zone_id(body.zone),
-            cluster_id=body.cluster,
+            cluster_id=cluster,
             host=body.host,
             hypervisors=hypervisors,
             tags=frozenset(body.tags),
@@ -105,9 +112,6 @@ async def checked_add(context: ApiContext, key: ApiKey, body: AddPoolRequest) ->
         )
     except ValueError as error:  # pydantic's: the field at fault, never the value
         raise invalid(error) from None
-    client = context.asking(key)
-    timeout = context.settings.query_timeout_seconds
-    check_placement(await known_hosts(client, timeout=timeout), host=body.host, cluster=body.cluster)
     if body.host or body.cluster:
         await require_running(
             context.transport, [agent_of(body.host) if body.host else agents_of_cluster(body.cluster or "")]

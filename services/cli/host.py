@@ -48,6 +48,11 @@ def check_placement(hosts: "tuple[HostInfo, ...]", *, host: str | None, cluster:
             raise InvalidArgument(f"host {host!r} is in cluster {actual!r}, not {cluster!r}", field="cluster")
 
 
+def cluster_of(hosts: "tuple[HostInfo, ...]", host: str) -> str:
+    """The cluster `host`'s agent registered (the host is known: `check_placement` said so)."""
+    return next(info.identity.cluster_id for info in hosts if info.identity.host == host)
+
+
 def host_of_vm(hosts: "tuple[HostInfo, ...]", vm_id: UUID) -> str:
     """The host whose hypervisor knows `vm_id`; NotFound says to give --host."""
     for info in hosts:

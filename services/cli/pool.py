@@ -134,11 +134,11 @@ def checked_placement(
         raise InvalidArgument(
             f"--scope {scope.value}: plugin {plugin_name} serves {', '.join(sorted(manifest.scopes))}", field="scope"
         )
-    if scope is PoolScope.HOST and (host is None or cluster is None):
+    if scope is PoolScope.HOST and host is None:
         raise InvalidArgument(
-            "a host-scoped pool (the default --scope) needs --host HOST and --cluster CLUSTER "
-            "(see `strata host list`); or give --scope cluster with --cluster",
-            field="host" if host is None else "cluster",
+            "a host-scoped pool (the default --scope) needs --host HOST (its cluster is the one the host's agent "
+            "registered; see `strata host list`); or give --scope cluster with --cluster",
+            field="host",
         )
     if scope is PoolScope.CLUSTER and cluster is None:
         raise InvalidArgument("a cluster-scoped pool needs --cluster CLUSTER (see `strata host list`)", field="cluster")
@@ -164,8 +164,10 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
     ] = [],  # noqa: B006  # typer reads the default; it is never mutated
     config_json: Annotated[str | None, typer.Option("--config-json", help="The config as a JSON object.")] = None,
     scope: Annotated[PoolScope, typer.Option(help="From where the pool is reachable.")] = PoolScope.HOST,
-    zone: Annotated[str, typer.Option(help="The zone (a UUID or a name).")] = "default",
-    cluster: Annotated[str | None, typer.Option(help="The cluster (host and cluster scopes).")] = None,
+    zone_name: Annotated[str, typer.Option("--zone", help="The zone (a UUID or a name).")] = "default",
+    cluster: Annotated[
+        str | None, typer.Option(help="The cluster (cluster scope; for host scope, default: the host's).")
+    ] = None,
     host: Annotated[str | None, typer.Option(help="The host (host scope).")] = None,
     hypervisor: Annotated[list[str], typer.Option(help="A hypervisor it serves (repeat).")] = ["kvm"],  # noqa: B006
     tag: Annotated[list[str], typer.Option(help="A storage tag (repeat).")] = [],  # noqa: B006
@@ -186,30 +188,41 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
         plugins = load_plugins()
         values = checked_config(plugins, plugin, parse_config(config, config_json))
         hypervisors = checked_placement(plugins, plugin, scope, host=host, cluster=cluster, hypervisors=hypervisor)
-        command = AddPool(
-            pool_id=uuid.uuid4(),
-            name=name,
-            plugin=plugin,
-            config=values,
-            scope=scope,
-            zone_id=zone_id(zone),
-            cluster_id=cluster,
-            host=host,
-            hypervisors=hypervisors,
-            tags=frozenset(tag),
-            thresholds=thresholds_of(None, capacity_threshold, allocated_threshold, overprovisioning),
-        )
+        pool_id, zone = uuid.uuid4(), zone_id(zone_name)
+
+        def build(cluster_id: str | None) -> AddPool:
+            return AddPool(
+                pool_id=pool_id,
+                name=name,
+                plugin=plugin,
+                config=values,
+                scope=scope,
+                zone_id=zone,
+                cluster_id=cluster_id,
+                host=host,
+                hypervisors=hypervisors,
+                tags=frozenset(tag),
+                thresholds=thresholds_of(None, capacity_threshold, allocated_threshold, overprovisioning),
+            )
+
+        # A host's pool without --cluster is in its host's cluster: known once the registry is asked.
+        built = None if scope is PoolScope.HOST and cluster is None else build(cluster)
     except StrataError as error:
         fail(error)
     except ValueError as error:  # pydantic's ValidationError: the fields at fault, never the config's values
         fail(invalid(error))
 
     async def work(client: "Client") -> PoolAdded:
-        from services.cli.host import check_placement, known_hosts
+        from services.cli.host import check_placement, cluster_of, known_hosts
         from services.cli.running import agent_of, agents_of_cluster, require_running
 
         # A typo is refused before anything is sent: no pool, no saga, no lock.
-        check_placement(await known_hosts(client, timeout=timeout), host=host, cluster=cluster)
+        hosts = await known_hosts(client, timeout=timeout)
+        check_placement(hosts, host=host, cluster=cluster)
+        try:
+            command = built or build(cluster_of(hosts, host or ""))
+        except ValueError as error:
+            raise invalid(error) from None
         # The attach is an agent's work: with none consuming, the pool would wait in Initial.
         if host or cluster:
             await require_running(client.transport, [agent_of(host) if host else agents_of_cluster(cluster or "")])

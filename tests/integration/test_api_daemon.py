@@ -18,7 +18,7 @@ from schemas import Envelope
 from schemas.errors import ErrorInfo
 from schemas.snapshot import SnapshotReverted, VmReverted, VmRevertFailed
 from services.api.keys import Role
-from tests.browser.api_stack import CLUSTER, Stack, api_stack
+from tests.browser.api_stack import CLUSTER, HOST, Stack, api_stack
 from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration
@@ -119,13 +119,27 @@ async def test_a_pool_added_and_a_volume_created_through_the_api(stack: Stack, d
         assert (await client.get("/api/v1/pools/filer-1")).json()["state"] == "Disabled"
         enabled = await finished(client, await client.post("/api/v1/pools/filer-1/enable"))
         assert enabled["result"]["state"] == "Up", enabled
+        local_dir = stack.pools_dir / "local-1"
+        local_dir.mkdir()
+        local = {
+            "name": "local-1",
+            "plugin": "qcow2fs",
+            "config": {"path": str(local_dir)},
+            "scope": "host",
+            "host": HOST,
+        }
+        added = await finished(client, await client.post("/api/v1/pools", json=local))  # no cluster: the host's own
+        assert added["status"] == "succeeded", added
+        assert (added["result"]["host"], added["result"]["cluster_id"]) == (HOST, CLUSTER)
         for path in ("/api/v1/pools", "/api/v1/volumes", "/api/v1/plugins/netfs", "/api/v1/openapi.json"):
             assert (await client.get(path)).status_code == 200
     assert all(PASSWORD not in body for body in bodies), "a response carried the pool's password"
     connection = await asyncpg.connect(database_url)
     try:
         actors = await connection.fetch("SELECT type FROM bus.journal WHERE producer = 'api:test-operator(operator)'")
-        rows = await connection.fetch("SELECT status, actor FROM api.operations WHERE kind = 'pool.add'")
+        rows = await connection.fetch(
+            "SELECT status, actor FROM api.operations WHERE kind = 'pool.add' AND target = 'filer-1'"
+        )
     finally:
         await connection.close()
     assert {"pool.add", "volume.create"} <= {row["type"] for row in actors}

@@ -74,7 +74,7 @@ async def test_vm_list_shows_the_vms_the_agents_see(strata_env: dict[str, str]) 
     assert "no registered host knows a VM named 'nope'" in output
 
 
-async def test_a_mistyped_host_or_cluster_is_refused_at_once_and_leaves_nothing(
+async def test_a_mistyped_host_or_cluster_is_refused_at_once_and_leaves_nothing_and_a_host_s_cluster_is_known(
     strata_env: dict[str, str], tmp_path: Path, database_url: str
 ) -> None:
     env = strata_env
@@ -109,3 +109,9 @@ async def test_a_mistyped_host_or_cluster_is_refused_at_once_and_leaves_nothing(
         assert await connection.fetchval("SELECT count(*) FROM sagas.locks") == 0
     finally:
         await connection.close()
+
+    code, output = await strata(env, *pool, "--host", "cli-hots")
+    assert code == 1, output
+    assert "InvalidArgument: unknown host 'cli-hots'; " + KNOWN in output
+    added = await strata_json(env, *pool, "--host", HOST)  # no --cluster: the host's own
+    assert (added["host"], added["cluster_id"]) == (HOST, CLUSTER)

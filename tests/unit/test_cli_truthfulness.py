@@ -46,7 +46,7 @@ def test_plugins_list_refuses_an_unknown_value_listing_the_valid_ones(flag: str,
 def test_pool_add_s_default_scope_names_the_flags_it_needs_not_a_field() -> None:
     code, _, err = _invoke(*POOL)
     assert code == 1
-    assert "needs --host HOST and --cluster CLUSTER" in " ".join(err.split())
+    assert "needs --host HOST (its cluster is the one the host's agent registered" in " ".join(err.split())
     assert "cluster_id" not in err
     code, _, err = _invoke(*POOL, "--scope", "cluster")
     assert code == 1
