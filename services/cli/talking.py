@@ -165,7 +165,15 @@ def print_record(record: BaseModel, as_json: bool) -> None:
 
 
 def _cell(value: Any) -> str:  # Any: a JSON value
-    """A field's value in a record's table: a list comma-separated, an object one `key: value` a line."""
+    """A field's value in a record's table: a list comma-separated (a list of objects one object a line, its set
+    fields `key: value` comma-separated), an object one `key: value` a line."""
+    if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        return "\n".join(
+            ", ".join(f"{key}: {_cell(inner)}" for key, inner in item.items() if inner is not None)
+            if isinstance(item, dict)
+            else _cell(item)
+            for item in value
+        )
     if isinstance(value, list):
         return ", ".join(map(str, value))
     if isinstance(value, dict):
