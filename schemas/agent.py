@@ -272,6 +272,10 @@ Deadline = Annotated[
 ]
 
 
+STORED_CHECKSUM = r"^(sha256|chunklist-sha256):[0-9a-f]{64}$"
+"""What names a stored object's bytes: their SHA-256, or (a transit copy) the SHA-256 of its list of pieces."""
+
+
 @message("agent.volume.copy_to_store")
 class CopyVolumeToStore(AgentCommand):
     """Copy a volume's current content (or one of its snapshots') from its pool into a store as `object_id`."""
@@ -282,6 +286,11 @@ class CopyVolumeToStore(AgentCommand):
     store: StoreAccess = Field(description="The store written to.")
     object_id: ObjectId
     format: CopyFormat = Field(default=CopyFormat.QCOW2, description="Format of the bytes written to the store.")
+    transit: bool = Field(
+        default=False,
+        description="A copy only strata reads back (a staged migration's): a store that can names it by its "
+        "verified pieces (`chunklist-sha256:`) instead of hashing every byte a second time for its SHA-256.",
+    )
     deadline_seconds: Deadline = 3600.0
 
 
@@ -295,7 +304,11 @@ class VolumeCopiedToStore(Event):
     object_id: str
     host: str
     size_bytes: int = Field(ge=0, description="Bytes of the stored object.")
-    checksum: str = Field(description="`sha256:<hex>` of the stored object's bytes.")
+    checksum: str = Field(
+        pattern=STORED_CHECKSUM,
+        description="`sha256:<hex>` of the stored object's bytes; for a transit copy, possibly "
+        "`chunklist-sha256:<hex>`, the digest of the store's list of its verified pieces.",
+    )
 
 
 @message("agent.volume.copy_to_store.failed")
@@ -320,8 +333,9 @@ class CopyVolumeFromStore(AgentCommand):
     format: CopyFormat | None = Field(default=None, description="Format of the object's bytes; None: detect it.")
     checksum: str | None = Field(
         default=None,
-        pattern=r"^sha256:[0-9a-f]{64}$",
-        description="`sha256:<hex>` the object must have; the copy is refused if it has another.",
+        pattern=STORED_CHECKSUM,
+        description="`sha256:<hex>` (or a transit copy's `chunklist-sha256:<hex>`) the object must have; the copy "
+        "is refused if it has another.",
     )
     deadline_seconds: Deadline = 3600.0
 

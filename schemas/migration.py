@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from schemas.agent import AgentCommand, ObjectId, StoreAccess
+from schemas.agent import STORED_CHECKSUM, AgentCommand, ObjectId, StoreAccess
 from schemas.envelope import Command, Event
 from schemas.errors import ErrorInfo
 from schemas.registry import message
@@ -143,7 +143,7 @@ class StageVolumeIn(_Staging):
 
     pool_id: UUID
     volume_id: UUID
-    checksum: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+    checksum: str | None = Field(default=None, pattern=STORED_CHECKSUM)
     deadline_seconds: float = Field(default=3600.0, gt=0, le=86400.0)
 
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from plugins.chunked.blocks import check_blocks_match, verify_backup, write_backup_from_blocks
-from plugins.chunked.images import ImageRecord, ImageRepository
+from plugins.chunked.images import CHUNK_LIST, ImageRecord, ImageRepository
 from plugins.chunked.manifest import BackupSummary
 from plugins.chunked.ports import BlobStore, SpaceAware
 from plugins.chunked.repository import ChunkedRepository
@@ -57,6 +57,7 @@ def _image_ref(record: ImageRecord) -> ImageRef:
         kind=ImageKind(record.kind),
         size_bytes=record.size,
         checksum=record.checksum.removeprefix("sha256:") or None,
+        chunk_list_checksum=record.chunk_list.removeprefix(CHUNK_LIST) if record.chunk_list else None,
     )
 
 
@@ -211,7 +212,13 @@ class ChunkedDriver:
         return _image_ref(record)
 
     async def put_image_blocks(
-        self, image_id: str, kind: ImageKind, blocks: BlockMap, *, progress: ProgressCallback | None = None
+        self,
+        image_id: str,
+        kind: ImageKind,
+        blocks: BlockMap,
+        *,
+        progress: ProgressCallback | None = None,
+        whole_checksum: bool = True,
     ) -> ImageRef:
         """Store a volume's bytes, read in place through its block map, as a raw image."""
         await self._check_ready()
@@ -221,6 +228,7 @@ class ChunkedDriver:
             kind=kind.value,
             progress=progress,
             before_manifest=lambda: faults.point(f"{self.plugin_name}.image.before_manifest"),
+            whole_checksum=whole_checksum,
         )
         return _image_ref(record)
 

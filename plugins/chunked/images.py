@@ -12,7 +12,7 @@ from pathlib import Path
 
 from plugins.chunked.blocks import write_backup_from_blocks
 from plugins.chunked.digests import WholeDigest
-from plugins.chunked.manifest import BackupSummary
+from plugins.chunked.manifest import BackupManifest, BackupSummary
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.prefixed import prefixed
 from plugins.chunked.repository import ChunkedRepository
@@ -24,6 +24,7 @@ from schemas.errors import AlreadyExists, FailedPrecondition, InvalidArgument, N
 
 IMAGE_PREFIX = "images"
 IMAGE_CHUNK_SIZE = 4 * 1024 * 1024
+CHUNK_LIST = "chunklist-sha256:"
 _ALGORITHMS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 _CLOUDSTACK_STYLE = re.compile(r"^\{(?P<algorithm>[A-Za-z0-9-]+)\}(?P<digest>[0-9a-fA-F]+)$")
 _READ_BYTES = 4 * 1024 * 1024
@@ -38,8 +39,12 @@ class ImageRecord:
     disk_format: str
     size: int
     checksum: str
-    """`sha256:<hex>` of the whole image, always; what a consumer can verify a download against."""
+    """`sha256:<hex>` of the whole image, what a consumer can verify a download against; empty for a copy stored
+    without it (`put_blocks(whole_checksum=False)`)."""
     created_at: datetime
+    chunk_list: str | None = None
+    """`chunklist-sha256:<hex>` of the stored chunk list (`BackupManifest.chunk_list_digest`), where the manifest was
+    read whole: what names a copy stored without its SHA-256."""
 
 
 def parse_checksum(value: str) -> tuple[str, str]:
@@ -79,7 +84,13 @@ def _record(manifest: BackupSummary) -> ImageRecord:
         size=manifest.size,
         checksum=manifest.labels.get("checksum", ""),
         created_at=manifest.created_at,
+        chunk_list=chunk_list_checksum(manifest) if isinstance(manifest, BackupManifest) else None,
     )
+
+
+def chunk_list_checksum(manifest: BackupManifest) -> str:
+    """The manifest's chunk list digest as a checksum (`chunklist-sha256:<hex>`)."""
+    return f"{CHUNK_LIST}{manifest.chunk_list_digest()}"
 
 
 def _check_expected(image_id: str, expected: tuple[str, str] | None, digests: dict[str, str]) -> None:
@@ -176,20 +187,25 @@ class ImageRepository:
         kind: str = "template",
         progress: ProgressCallback | None = None,
         before_manifest: BeforeManifest | None = None,
+        whole_checksum: bool = True,
     ) -> ImageRecord:
         """Store a volume's bytes as a raw image, read in place through its block map (no staging file; holes are
         not stored but are hashed as the zeros they read as, so the checksum is the raw image's). The same image
-        again is returned as it is."""
+        again is returned as it is.
+
+        `whole_checksum=False` skips the image's SHA-256 (a second hash of every byte beside the chunks' own): for
+        a copy only read back through this store (a migration's transit copy), which its `chunk_list` names."""
         check_id(image_id, "image_id")
         existing = await self._stored(image_id)
         if existing is not None:
             if existing.labels.get("kind") != kind or existing.labels.get("disk_format") != "raw":
                 raise AlreadyExists(f"image {image_id} already exists as another image", field="image_id")
             return _record(existing)
-        whole = WholeDigest({"sha256"})
+        whole = WholeDigest({"sha256"}) if whole_checksum else None
 
         def labels() -> dict[str, str]:
-            return {"kind": kind, "disk_format": "raw", "checksum": f"sha256:{whole.hexdigests()['sha256']}"}
+            checksum = {"checksum": f"sha256:{whole.hexdigests()['sha256']}"} if whole is not None else {}
+            return {"kind": kind, "disk_format": "raw", **checksum}
 
         written = await write_backup_from_blocks(
             self.chunks.store,
@@ -214,11 +230,15 @@ class ImageRepository:
     ) -> ImageRecord:
         """Write an image, taken as raw bytes (the caller knows its format), into a volume's fresh content opened at
         its size (a `ContentWriter`'s places), every chunk verified first; the content's owner makes it durable.
-        With `checksum` (`sha256:<hex>`), an image recorded with another is refused before anything is opened."""
+        With `checksum` (`sha256:<hex>`, or `chunklist-sha256:<hex>` for a copy stored without its SHA-256), an
+        image recorded with another is refused before anything is opened."""
         check_id(image_id, "image_id")
 
-        def refuse_another(manifest: BackupSummary) -> None:
-            recorded = _record(manifest).checksum
+        def refuse_another(manifest: BackupManifest) -> None:
+            record = _record(manifest)
+            recorded = (
+                record.chunk_list if checksum is not None and checksum.startswith(CHUNK_LIST) else record.checksum
+            )
             if checksum is not None and recorded != checksum:
                 raise FailedPrecondition(
                     f"image {image_id} has checksum {recorded}, not the expected {checksum}", field="checksum"
@@ -228,7 +248,7 @@ class ImageRepository:
             restored = await self.chunks.restore_into(image_id, content, progress, before_open=refuse_another)
         return _record(restored.manifest)
 
-    async def _stored(self, image_id: str) -> BackupSummary | None:
+    async def _stored(self, image_id: str) -> BackupManifest | None:
         """The manifest stored under `image_id`, or None."""
         try:
             return await self.chunks.manifest(image_id)

@@ -311,9 +311,19 @@ class BlockImageStore(Protocol):
     either host. Optional: without it the framework stages files (`put_image`, `get_image`)."""
 
     async def put_image_blocks(
-        self, image_id: str, kind: ImageKind, blocks: BlockMap, *, progress: ProgressCallback | None = None
+        self,
+        image_id: str,
+        kind: ImageKind,
+        blocks: BlockMap,
+        *,
+        progress: ProgressCallback | None = None,
+        whole_checksum: bool = True,
     ) -> ImageRef:
-        """Store the map's bytes (read in place) as the raw image `image_id`; the same image again is returned."""
+        """Store the map's bytes (read in place) as the raw image `image_id`; the same image again is returned.
+
+        With `whole_checksum=False` (a transit copy that only `get_image_into` reads back: a staged migration) the
+        store may skip the image's SHA-256 (`ImageRef.checksum` None) and name it by `chunk_list_checksum`
+        instead, a digest of the list of verified pieces it keeps."""
         ...
 
     async def get_image_into(
@@ -326,7 +336,8 @@ class BlockImageStore(Protocol):
     ) -> ImageRef:
         """Open `content` at the image's size and write its bytes into it as they are (the caller knows the image is
         raw), every piece verified first. Nothing is opened when there is no such image (`NotFound`) or when
-        `checksum` (`sha256:<hex>`) is given and is not the image's (`FailedPrecondition`, field `checksum`)."""
+        `checksum` (`sha256:<hex>`, or `chunklist-sha256:<hex>` from `ImageRef.chunk_list_checksum`) is given and is
+        not the image's (`FailedPrecondition`, field `checksum`)."""
         ...
 
 

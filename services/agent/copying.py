@@ -31,7 +31,7 @@ from plugins.sdk.protocols import (
     PrimaryStorage,
     SnapshotCopier,
 )
-from plugins.sdk.types import ImageKind, Volume, VolumeFormat
+from plugins.sdk.types import ImageKind, ImageRef, Volume, VolumeFormat
 from schemas import Envelope, Event
 from schemas.agent import (
     BaseCopy,
@@ -103,8 +103,14 @@ async def copy_volume_to_store(command: CopyVolumeToStore, envelope: Envelope, u
                 async with _progress(agent, envelope, command, CopyStage.POOL) as bar:
                     bar(blocks.size_bytes, blocks.size_bytes)  # nothing to stage: the store reads the pool's files
                 async with _progress(agent, envelope, command, CopyStage.STORE) as bar:
-                    stored = await store.put_image_blocks(command.object_id, ImageKind.TEMPLATE, blocks, progress=bar)
-            return _copied_to_store(command, agent, stored.size_bytes, stored.checksum)
+                    stored = await store.put_image_blocks(
+                        command.object_id,
+                        ImageKind.TEMPLATE,
+                        blocks,
+                        progress=bar,
+                        whole_checksum=not command.transit,
+                    )
+            return _copied_to_store(command, agent, stored)
         async with deadline(command.deadline_seconds, what), agent.staging_area.directory() as staging:
             staged = staging / f"{command.object_id}.{command.format.value}"
             report: ProgressCallback
@@ -132,7 +138,7 @@ async def copy_volume_to_store(command: CopyVolumeToStore, envelope: Envelope, u
                     )
             async with _progress(agent, envelope, command, CopyStage.STORE) as report:
                 stored = await store.put_image(command.object_id, ImageKind.TEMPLATE, staged, progress=report)
-        return _copied_to_store(command, agent, stored.size_bytes, stored.checksum)
+        return _copied_to_store(command, agent, stored)
 
     await agent.run(
         uow,
@@ -149,16 +155,23 @@ async def copy_volume_to_store(command: CopyVolumeToStore, envelope: Envelope, u
     )
 
 
-def _copied_to_store(command: CopyVolumeToStore, agent: Agent, size_bytes: int, checksum: str | None) -> Event:
+def _copied_to_store(command: CopyVolumeToStore, agent: Agent, stored: ImageRef) -> Event:
     return VolumeCopiedToStore(
         pool_id=command.pool_id,
         volume_id=command.volume_id,
         store_id=command.store.store_id,
         object_id=command.object_id,
         host=agent.host,
-        size_bytes=size_bytes,
-        checksum=f"sha256:{checksum}",
+        size_bytes=stored.size_bytes,
+        checksum=next(iter(_names(stored)), "the store named none"),  # which the event's pattern refuses
     )
+
+
+def _names(stored: ImageRef) -> list[str]:
+    """What names a stored object's bytes (`schemas.agent.STORED_CHECKSUM`), best first: its SHA-256, and the
+    digest of its chunk list where the store gives one (all a transit copy may have)."""
+    names = [f"sha256:{stored.checksum}"] if stored.checksum else []
+    return names + ([f"chunklist-sha256:{stored.chunk_list_checksum}"] if stored.chunk_list_checksum else [])
 
 
 async def copy_from_store(
@@ -219,9 +232,9 @@ async def copy_from_store(
             agent.units, envelope, partial(make, CopyStage.STORE), producer=agent.producer
         ) as report:
             fetched = await store.get_image(object_id, staged, progress=report)
-        if checksum is not None and f"sha256:{fetched.checksum}" != checksum:
+        if checksum is not None and checksum not in _names(fetched):
             raise FailedPrecondition(
-                f"object {object_id} has checksum sha256:{fetched.checksum}, not the expected {checksum}",
+                f"object {object_id} has checksum {_names(fetched)[0]}, not the expected {checksum}",
                 field="checksum",
             )
         async with progress_events(

@@ -106,6 +106,7 @@ async def stage_volume_out(command: StageVolumeOut, envelope: Envelope, uow: Uni
             store=store,
             object_id=command.object_id,
             format=CopyFormat.RAW,
+            transit=True,  # read back only by the copy in, which checks every piece of it
             deadline_seconds=command.deadline_seconds,
             host=command.host,
             cluster_id=command.cluster_id,

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from plugins.chunked.driver import ChunkedDriver
+from plugins.chunked.reading import load_manifest
+from plugins.chunked.writer import write_manifest
 from plugins.fsbackup import FsBackupConfig
 from plugins.fsbackup.driver import open_driver
 from plugins.qcow2fs import Qcow2fsDriver
@@ -257,3 +259,45 @@ async def test_a_volume_goes_to_an_image_and_into_another_volume_without_staging
     assert fetched.checksum == stored.checksum
     assert opened == [SIZE]
     assert await read_all((await driver.get_volume("vol-3")).path, tmp_path) == raw
+
+
+async def test_a_transit_copy_is_named_by_its_chunk_list_and_a_changed_list_is_refused(
+    driver: Qcow2fsDriver, store: ChunkedDriver, tmp_path: Path
+) -> None:
+    """A staged migration's copy stored without its SHA-256 (a second hash of every byte): named by the digest of
+    its chunk list, which the copy in checks before it opens anything, so a manifest whose list was changed (two
+    chunks swapped: every chunk still sound) is refused; the right name writes the volume's very bytes."""
+    path = await _volume_backed_up(driver, store, tmp_path)
+    raw = await read_all(path, tmp_path)
+    assert isinstance(store, BlockImageStore)
+    blocks = await driver.block_map("vol-1")
+    stored = await store.put_image_blocks("transit", ImageKind.TEMPLATE, blocks, whole_checksum=False)
+    assert stored.checksum is None
+    assert stored.chunk_list_checksum is not None
+    name = f"chunklist-sha256:{stored.chunk_list_checksum}"
+    opened: list[int] = []
+
+    @asynccontextmanager
+    async def new_volume(size_bytes: int) -> AsyncIterator[BlockMap]:
+        opened.append(size_bytes)
+        await driver.create_volume("vol-4", size_bytes)
+        async with driver.new_content("vol-4", size_bytes) as places:
+            yield places
+
+    blobs = store.images.chunks.store
+    manifest = await load_manifest(blobs, "transit")
+    first, second = manifest.chunks[0], manifest.chunks[1]
+    assert None not in (first, second)
+    assert first != second
+    swapped = manifest.model_copy(update={"chunks": [second, first, *manifest.chunks[2:]]})
+    await write_manifest(blobs, swapped)
+    with pytest.raises(FailedPrecondition) as refused:
+        await store.get_image_into("transit", new_volume, checksum=name)
+    assert refused.value.field == "checksum"
+    assert opened == []
+
+    await write_manifest(blobs, manifest)
+    fetched = await store.get_image_into("transit", new_volume, checksum=name)
+    assert fetched.chunk_list_checksum == stored.chunk_list_checksum
+    assert opened == [SIZE]
+    assert await read_all((await driver.get_volume("vol-4")).path, tmp_path) == raw
