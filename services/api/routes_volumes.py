@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from schemas import Command, Event
 from schemas.chain import ChainDescribed, DescribeChain
-from schemas.errors import InvalidArgument, NotFound
+from schemas.errors import InvalidArgument
 from schemas.snapshot import (
     CreateSnapshot,
     DeleteSnapshot,
@@ -36,7 +36,7 @@ from services.api.keys import ApiKey, Role
 from services.api.models import CreateSnapshotRequest, CreateVolumeRequest, OperationOut
 from services.api.operations import Operation, Tracker
 from services.api.routes_pools import accepted
-from services.cli.host import check_placement, known_hosts, vm_id_of
+from services.cli.host import check_placement, known_hosts, vm_placement
 from services.cli.pool import find_pool
 from services.cli.talking import invalid, parse_size, zone_id
 from services.cli.volume import find_volume
@@ -114,11 +114,9 @@ async def start_create(context: ApiContext, key: ApiKey, body: CreateVolumeReque
     client, timeout = context.asking(key), context.settings.query_timeout_seconds
     hosts = await known_hosts(client, timeout=timeout) if body.host or body.cluster or body.vm else ()
     check_placement(hosts, host=body.host, cluster=body.cluster)
-    if body.vm is not None:  # the VM must exist: one the agents' hypervisors report
-        vm_id = vm_id_of(hosts, body.vm)
-        if not any(each.vm_id == vm_id for info in hosts for each in info.vms):
-            raise NotFound(f"no registered host knows VM {body.vm}", field="vm")
-        command = command.model_copy(update={"vm_id": vm_id})
+    if body.vm is not None:  # the VM must exist (one the agents' hypervisors report); its volume goes where it is
+        vm_id, on, in_cluster = vm_placement(hosts, body.vm, host=body.host, cluster=body.cluster)
+        command = command.model_copy(update={"vm_id": vm_id, "host": on, "cluster_id": in_cluster})
     if body.pool is not None:
         command = command.model_copy(update={"pool_id": (await find_pool(client, body.pool, timeout=timeout)).pool_id})
     return await follow(

@@ -53,6 +53,23 @@ def cluster_of(hosts: "tuple[HostInfo, ...]", host: str) -> str:
     return next(info.identity.cluster_id for info in hosts if info.identity.host == host)
 
 
+def vm_placement(
+    hosts: "tuple[HostInfo, ...]", vm: str, *, host: str | None, cluster: str | None
+) -> tuple[UUID, str, str]:
+    """The VM `vm` names, the host it is on and that host's cluster: where a volume for it must be placed. NotFound
+    if no registered host knows it; InvalidArgument if `host` or `cluster`, when given, is not where it is."""
+    vm_id = vm_id_of(hosts, vm)
+    found = next((info for info in hosts if any(each.vm_id == vm_id for each in info.vms)), None)
+    if found is None:
+        raise NotFound(f"no registered host knows VM {vm} (see `strata vm list`)", field="vm")
+    on, in_cluster = found.identity.host, found.identity.cluster_id
+    if host is not None and host != on:
+        raise InvalidArgument(f"VM {vm} is on host {on!r}, not {host!r}", field="host")
+    if cluster is not None and cluster != in_cluster:
+        raise InvalidArgument(f"VM {vm} is in cluster {in_cluster!r}, not {cluster!r}", field="cluster")
+    return vm_id, on, in_cluster
+
+
 def host_of_vm(hosts: "tuple[HostInfo, ...]", vm_id: UUID) -> str:
     """The host whose hypervisor knows `vm_id`; NotFound says to give --host."""
     for info in hosts:

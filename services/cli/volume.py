@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from schemas.errors import NotFound
 from schemas.storage import (
     CreateVolume,
     DeleteVolume,
@@ -92,16 +91,14 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
         fail(invalid(error))
 
     async def work(client: "Client") -> tuple[VolumeCreated, str]:
-        from services.cli.host import check_placement, known_hosts, vm_id_of
+        from services.cli.host import check_placement, known_hosts, vm_placement
 
         hosts = await known_hosts(client, timeout=timeout) if host or cluster or vm else ()
         check_placement(hosts, host=host, cluster=cluster)  # a typo is refused before anything is placed
         placed = command
-        if vm is not None:  # the VM must exist: one the agents' hypervisors report
-            known = vm_id_of(hosts, vm)
-            if not any(each.vm_id == known for info in hosts for each in info.vms):
-                raise NotFound(f"no registered host knows VM {vm} (see `strata vm list`)", field="vm")
-            placed = placed.model_copy(update={"vm_id": known})
+        if vm is not None:  # the VM must exist (one the agents' hypervisors report); its volume goes where it is
+            vm_id, on, in_cluster = vm_placement(hosts, vm, host=host, cluster=cluster)
+            placed = placed.model_copy(update={"vm_id": vm_id, "host": on, "cluster_id": in_cluster})
         if pool is not None:
             info = await find_pool(client, pool, timeout=timeout)
             placed = placed.model_copy(update={"pool_id": info.pool_id})

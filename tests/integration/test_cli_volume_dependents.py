@@ -49,3 +49,7 @@ async def test_a_volume_is_attached_only_to_a_vm_a_host_reports(strata_env: dict
     assert created["vm_id"] == test_vm["vm_id"]
     on_pool = await strata_json(env, "volume", "create", "v3", "16M", *placement, "--vm", "test", "--pool", "p1")
     assert on_pool["vm_id"] == test_vm["vm_id"]  # naming the pool kept the VM
+    by_vm = await strata_json(env, "volume", "create", "v4", "16M", "--vm", "test", "--pool", "p1")
+    assert by_vm["vm_id"] == test_vm["vm_id"]  # the VM's host is where its volume goes: no --host needed
+    code, output = await strata(env, "volume", "create", "v5", "16M", "--vm", "test", "--host", "elsewhere")
+    assert code == 1, output
