@@ -100,8 +100,8 @@ def snapshot(
     console.print(f"VM snapshot {report['vm_snapshot_id']} of VM {report['vm_id']}:")
     for pair in report["snapshots"]:
         console.print(f"  volume {pair['volume_id']} → snapshot {pair['snapshot_id']}")
-    pairs = " ".join(f"--pair {p['volume_id']}={p['snapshot_id']}" for p in report["snapshots"])
-    console.print(f"revert with: strata vm revert {report['vm_id']} {report['vm_snapshot_id']} {pairs}")
+    # The snapshot service keeps the pairs: the VM snapshot's id is all a revert needs.
+    console.print(f"revert with: strata vm revert {report['vm_id']} {report['vm_snapshot_id']}")
 
 
 async def _volumes_of(client: "Client", vm_id: uuid.UUID, *, timeout: float) -> list[Any]:  # Any: VolumeInfo
