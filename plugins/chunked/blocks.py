@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from plugins.chunked.codec import chunk_digest, chunk_key, decode_chunk, encode_chunk
+from plugins.chunked.codec import chunk_key, chunk_name, decode_chunk, encode_chunk
 from plugins.chunked.digests import WholeDigest
 from plugins.chunked.errors import ChunkCorrupted, first_error
 from plugins.chunked.manifest import BackupManifest
@@ -91,10 +91,10 @@ async def write_backup_from_blocks(
                 data = reader.read(start, size)
                 if whole is not None:
                     whole.update(start, data)
-                if _all_zero(data):
+                digest = chunk_name(data)
+                if digest is None:
                     prepared.append(PreparedChunk(digest=None, payload=None, length=size))
                     continue
-                digest = chunk_digest(data)
                 payload = None if digest in known else encode_chunk(data, settings.compression)
                 prepared.append(PreparedChunk(digest=digest, payload=payload, length=size))
             return prepared
@@ -140,11 +140,6 @@ async def write_backup_from_blocks(
         bytes_reused=tally.bytes_reused,
     )
     return BlockBackupResult(result, reader.bytes_read, changed_blocks, note)
-
-
-def _all_zero(data: bytes | bytearray | memoryview) -> bool:
-    """Whether a chunk is all zeros (a comparison runs at memory speed, a count of zero bytes does not)."""
-    return data == bytes(len(data))
 
 
 def _how_to_read(blocks: BlockMap, parent: BackupManifest | None) -> tuple[bool, str | None]:
@@ -267,7 +262,7 @@ def _compare(manifest: BackupManifest, blocks: BlockMap, indexes: range) -> None
             for index in window:
                 start = index * manifest.chunk_size - offset
                 piece = None if data is None else data[start : start + manifest.chunk_length(index)]
-                actual = None if piece is None or _all_zero(piece) else chunk_digest(piece)
+                actual = None if piece is None else chunk_name(piece)
                 if actual != manifest.chunks[index]:
                     raise _Mismatch(
                         index,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from plugins.chunked.codec import Compression, chunk_digest, chunk_key, encode_chunk
+from plugins.chunked.codec import Compression, chunk_key, chunk_name, encode_chunk
 from plugins.chunked.digests import WholeDigest
 from plugins.chunked.errors import first_error
 from plugins.chunked.manifest import BackupManifest, encode_manifest, encode_summary, manifest_key, summary_key
@@ -369,14 +369,13 @@ def _prepare_window(
     if whole is not None:
         whole.update(offset, data)
     view = memoryview(data)
-    zeros = bytes(chunk_size)
     prepared: list[PreparedChunk] = []
     for start in range(0, length, chunk_size):
         piece = view[start : start + chunk_size]
-        if piece == zeros[: len(piece)]:
+        digest = chunk_name(piece)
+        if digest is None:
             prepared.append(PreparedChunk(digest=None, payload=None, length=len(piece)))
             continue
-        digest = chunk_digest(piece)
         payload = None if digest in known else encode_chunk(piece, compression)
         prepared.append(PreparedChunk(digest=digest, payload=payload, length=len(piece)))
     return prepared
