@@ -37,6 +37,18 @@ async def find_image(client: "Client", image: str, kind: ImageKind, *, timeout: 
     )
 
 
+async def store_names(client: "Client", *, timeout: float) -> dict[uuid.UUID, str]:
+    """Each image store's name by its id (empty when the image service does not answer: ids are shown then)."""
+    from schemas.image_queries import ImageStoresListed, ListImageStores
+    from services.cli.sending import NoAnswer
+
+    try:
+        listed = await client.ask(ListImageStores(), ImageStoresListed, timeout=timeout)
+    except NoAnswer:
+        return {}
+    return {info.store_id: info.name for info in listed.stores}
+
+
 async def follow_downloads(
     client: "Client",
     image_id: uuid.UUID,
@@ -53,10 +65,14 @@ async def follow_downloads(
 
     outcomes: dict[uuid.UUID, ImageDownloaded | ImageDownloadFailed] = {}
     deadline = timeout
+    names = await store_names(client, timeout=min(timeout, 15.0))
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=errors
     ) as bar:
-        tasks = {store_id: bar.add_task(f"{name} -> store {str(store_id)[:8]}", total=None) for store_id in store_ids}
+        tasks = {
+            store_id: bar.add_task(f"{name} -> {names.get(store_id, str(store_id)[:8])}", total=None)
+            for store_id in store_ids
+        }
         while len(outcomes) < len(tasks):
             for envelope in client.watch.events:
                 payload = envelope.payload
