@@ -97,7 +97,7 @@ def snapshot(
     if as_json:
         print_json(report)
         return
-    console.print(f"VM snapshot {report['vm_snapshot_id']} of VM {report['vm_id']}:")
+    console.print(f"VM snapshot [bold]{name}[/bold] {report['vm_snapshot_id']} of VM {vm} ({report['vm_id']}):")
     for pair in report["snapshots"]:
         console.print(f"  volume {pair['volume_id']} → snapshot {pair['snapshot_id']}")
     # The snapshot service keeps the pairs: the VM snapshot's id is all a revert needs.
