@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from plugins.chunked.codec import chunk_key, chunk_name, decode_chunk, encode_chunk
+from plugins.chunked.codec import chunk_key, chunk_name, decode_chunk, encode_chunk_parts
 from plugins.chunked.digests import WholeDigest
 from plugins.chunked.errors import ChunkCorrupted, first_error
 from plugins.chunked.manifest import BackupManifest
@@ -95,7 +95,7 @@ async def write_backup_from_blocks(
                 if digest is None:
                     prepared.append(PreparedChunk(digest=None, payload=None, length=size))
                     continue
-                payload = None if digest in known else encode_chunk(data, settings.compression)
+                payload = None if digest in known else encode_chunk_parts(data, settings.compression)
                 prepared.append(PreparedChunk(digest=digest, payload=payload, length=size))
             return prepared
 

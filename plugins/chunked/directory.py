@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from plugins.chunked.codec import Stored
 from plugins.chunked.ports import BlobInfo
 from schemas.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, StrataError, Transient
 
@@ -114,7 +115,7 @@ class DirectoryBlobStore:
             raise _translate(error, f"writing {key}") from None
 
     @staticmethod
-    def _write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
+    def _write_atomically(path: Path, data: bytes | Stored, *, durable: bool = True) -> None:
         temp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -122,9 +123,13 @@ class DirectoryBlobStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            views = [memoryview(data)] if isinstance(data, bytes) else [memoryview(part) for part in data]
+            while views:
+                written = os.writev(fd, views)
+                while views and written >= views[0].nbytes:
+                    written -= views.pop(0).nbytes
+                if views:
+                    views[0] = views[0][written:]
             if durable:
                 os.fsync(fd)
             else:
@@ -149,7 +154,7 @@ class DirectoryBlobStore:
         except OSError as error:
             raise _translate(error, f"reading {key}") from None
 
-    def write_new_blocking(self, key: str, data: bytes) -> bool:
+    def write_new_blocking(self, key: str, data: bytes | Stored) -> bool:
         """Write the file atomically unless it exists, without an fsync (`make_durable` does one for all).
 
         An empty file where the object belongs is written again: it is what a crash leaves of a rename whose data

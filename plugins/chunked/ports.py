@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from plugins.chunked.codec import Stored
+
 
 @dataclass(frozen=True)
 class BlobInfo:
@@ -69,9 +71,10 @@ class LocalBlobs(Protocol):
         allocation nor its page faults per chunk, and a chunk lands where its bytes belong."""
         ...
 
-    def write_new_blocking(self, key: str, data: bytes) -> bool:
-        """Store `data` under `key` atomically unless an object is already there (from a worker thread); says
-        whether it wrote. The object is not yet durable: `make_durable` is."""
+    def write_new_blocking(self, key: str, data: bytes | Stored) -> bool:
+        """Store `data` (one object, or parts stored one after the other) under `key` atomically unless an object is
+        already there (from a worker thread); says whether it wrote. The object is not yet durable: `make_durable`
+        is."""
         ...
 
     async def make_durable(self) -> None:

@@ -3,6 +3,7 @@ images) can share one directory or bucket without seeing each other's manifests 
 
 from collections.abc import AsyncIterator, Sequence
 
+from plugins.chunked.codec import Stored
 from plugins.chunked.ports import BlobInfo, BlobStore, LocalBlobs
 
 
@@ -48,7 +49,7 @@ class PrefixedLocalBlobStore(PrefixedBlobStore):
         """Read the prefixed key into `parts` from a worker thread."""
         return self.local.read_into_blocking(self.prefix + key, parts)
 
-    def write_new_blocking(self, key: str, data: bytes) -> bool:
+    def write_new_blocking(self, key: str, data: bytes | Stored) -> bool:
         """Write the prefixed key, not yet durable, unless it exists."""
         return self.local.write_new_blocking(self.prefix + key, data)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from plugins.chunked.codec import Compression, chunk_key, chunk_name, encode_chunk
+from plugins.chunked.codec import Compression, Stored, chunk_key, chunk_name, encode_chunk_parts, joined, stored_length
 from plugins.chunked.digests import WholeDigest
 from plugins.chunked.errors import first_error
 from plugins.chunked.manifest import BackupManifest, encode_manifest, encode_summary, manifest_key, summary_key
@@ -70,11 +70,11 @@ class PreparedChunk:
     """One chunk of the source, named and (when it may be new) encoded."""
 
     digest: str | None  # None: all zeros
-    payload: bytes | None  # the stored form, when the parent does not already have it
+    payload: Stored | None  # the stored form, when the parent does not already have it
     length: int
 
 
-NewChunk = tuple[str, bytes, int]
+NewChunk = tuple[str, Stored, int]
 """A chunk this backup stores unless the store has it: (key, stored form, plain length)."""
 
 PrepareWindow = Callable[[int, int, int], list[PreparedChunk]]
@@ -244,9 +244,9 @@ class _Uploads:
         self.tally = tally
         self.tasks = tasks
 
-    def _count(self, written: bool, payload: bytes, length: int) -> None:
+    def _count(self, written: bool, payload: Stored, length: int) -> None:
         if written:
-            self.tally.bytes_written += len(payload)
+            self.tally.bytes_written += stored_length(payload)
             self.tally.chunks_written += 1
         else:
             self.tally.chunks_reused += 1
@@ -263,11 +263,11 @@ class _Uploads:
             await self.slots.acquire()
             self.tasks.create_task(self._put(key, payload, length))
 
-    async def _put(self, key: str, payload: bytes, length: int) -> None:
+    async def _put(self, key: str, payload: Stored, length: int) -> None:
         try:
             written = not await self.store.exists(key)
             if written:
-                await self.store.put(key, payload)
+                await self.store.put(key, joined(payload))
             self._count(written, payload, length)
         finally:
             self.slots.release()
@@ -376,7 +376,7 @@ def _prepare_window(
         if digest is None:
             prepared.append(PreparedChunk(digest=None, payload=None, length=len(piece)))
             continue
-        payload = None if digest in known else encode_chunk(piece, compression)
+        payload = None if digest in known else encode_chunk_parts(piece, compression)
         prepared.append(PreparedChunk(digest=digest, payload=payload, length=len(piece)))
     return prepared
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from plugins.chunked import directory as directory_module
-from plugins.chunked.codec import chunk_key
+from plugins.chunked.codec import Compression, chunk_key, encode_chunk_parts, stored_length
 from plugins.chunked.directory import DirectoryBlobStore
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.repository import ChunkedRepository
@@ -108,6 +108,18 @@ async def test_an_empty_chunk_file_left_by_a_crash_is_written_again(tmp_path: Pa
     assert store.write_new_blocking(key, b"\x00data") is True
     assert store.write_new_blocking(key, b"\x00other") is False
     assert await store.get(key) == b"\x00data"
+
+
+async def test_a_chunk_in_parts_is_stored_as_one_object(tmp_path: Path) -> None:
+    """A raw chunk's stored form is its codec byte and its bytes as read (never joined into a copy): written one
+    after the other, whatever the parts' types, they make one object."""
+    store = DirectoryBlobStore(tmp_path / "store")
+    data = bytearray(os.urandom(3 * 1024 * 1024 + 5))
+    parts = encode_chunk_parts(memoryview(data)[1:], Compression.NONE)
+    assert len(parts) == 2
+    assert store.write_new_blocking("chunks/abc/in-parts", parts) is True
+    assert await store.get("chunks/abc/in-parts") == b"\x00" + bytes(data[1:])
+    assert stored_length(parts) == len(data)
 
 
 def test_an_object_is_read_in_place_into_the_parts_given(tmp_path: Path) -> None:
