@@ -272,7 +272,9 @@ Deadline = Annotated[
 ]
 
 
-STORED_CHECKSUM = r"^(sha256|chunklist-sha256):[0-9a-f]{64}$"
+CHUNK_LIST_CHECKSUM = "chunklist-sha256:"
+"""The prefix of a transit copy's name: the SHA-256 of its store's list of its verified pieces."""
+STORED_CHECKSUM = rf"^(sha256:|{CHUNK_LIST_CHECKSUM})[0-9a-f]{{64}}$"
 """What names a stored object's bytes: their SHA-256, or (a transit copy) the SHA-256 of its list of pieces."""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from plugins.chunked.codec import Stored
 from plugins.chunked.ports import BlobInfo
+from plugins.chunked.sinks import append_all
 from schemas.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, StrataError, Transient
 
 _TEMP_SUFFIX = ".partial"
@@ -123,13 +124,7 @@ class DirectoryBlobStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            views = [memoryview(data)] if isinstance(data, bytes) else [memoryview(part) for part in data]
-            while views:
-                written = os.writev(fd, views)
-                while views and written >= views[0].nbytes:
-                    written -= views.pop(0).nbytes
-                if views:
-                    views[0] = views[0][written:]
+            append_all(fd, (data,) if isinstance(data, bytes) else data)
             if durable:
                 os.fsync(fd)
             else:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from plugins.chunked.blocks import check_blocks_match, verify_backup, write_backup_from_blocks
-from plugins.chunked.images import CHUNK_LIST, ImageRecord, ImageRepository
+from plugins.chunked.images import ImageRecord, ImageRepository
 from plugins.chunked.manifest import BackupSummary
 from plugins.chunked.ports import BlobStore, SpaceAware
 from plugins.chunked.repository import ChunkedRepository
@@ -19,6 +19,7 @@ from plugins.sdk.blocks import BlockMap
 from plugins.sdk.progress import ProgressCallback
 from plugins.sdk.protocols import ContentOpener
 from plugins.sdk.types import BackupRef, BackupReport, GarbageReport, ImageKind, ImageRef, VerifyReport
+from schemas.agent import CHUNK_LIST_CHECKSUM
 
 Ready = Callable[[], Awaitable[None]]
 """Checked once before the first operation (e.g. that an NFS mount is there); raises if the store is unusable."""
@@ -57,7 +58,7 @@ def _image_ref(record: ImageRecord) -> ImageRef:
         kind=ImageKind(record.kind),
         size_bytes=record.size,
         checksum=record.checksum.removeprefix("sha256:") or None,
-        chunk_list_checksum=record.chunk_list.removeprefix(CHUNK_LIST) if record.chunk_list else None,
+        chunk_list_checksum=record.chunk_list.removeprefix(CHUNK_LIST_CHECKSUM) if record.chunk_list else None,
     )
 
 

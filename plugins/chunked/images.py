@@ -20,11 +20,11 @@ from plugins.chunked.settings import ChunkedSettings, ProgressCallback
 from plugins.chunked.writer import BeforeManifest, check_id
 from plugins.sdk.blocks import BlockMap
 from plugins.sdk.protocols import ContentOpener
+from schemas.agent import CHUNK_LIST_CHECKSUM
 from schemas.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
 IMAGE_PREFIX = "images"
 IMAGE_CHUNK_SIZE = 4 * 1024 * 1024
-CHUNK_LIST = "chunklist-sha256:"
 _ALGORITHMS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 _CLOUDSTACK_STYLE = re.compile(r"^\{(?P<algorithm>[A-Za-z0-9-]+)\}(?P<digest>[0-9a-fA-F]+)$")
 _READ_BYTES = 4 * 1024 * 1024
@@ -90,7 +90,7 @@ def _record(manifest: BackupSummary) -> ImageRecord:
 
 def chunk_list_checksum(manifest: BackupManifest) -> str:
     """The manifest's chunk list digest as a checksum (`chunklist-sha256:<hex>`)."""
-    return f"{CHUNK_LIST}{manifest.chunk_list_digest()}"
+    return f"{CHUNK_LIST_CHECKSUM}{manifest.chunk_list_digest()}"
 
 
 def _check_expected(image_id: str, expected: tuple[str, str] | None, digests: dict[str, str]) -> None:
@@ -235,11 +235,11 @@ class ImageRepository:
         check_id(image_id, "image_id")
 
         def refuse_another(manifest: BackupManifest) -> None:
-            record = _record(manifest)
-            recorded = (
-                record.chunk_list if checksum is not None and checksum.startswith(CHUNK_LIST) else record.checksum
-            )
-            if checksum is not None and recorded != checksum:
+            if checksum is None:
+                return
+            by_list = checksum.startswith(CHUNK_LIST_CHECKSUM)
+            recorded = chunk_list_checksum(manifest) if by_list else manifest.labels.get("checksum", "")
+            if recorded != checksum:
                 raise FailedPrecondition(
                     f"image {image_id} has checksum {recorded}, not the expected {checksum}", field="checksum"
                 )

@@ -6,6 +6,7 @@ import bisect
 import errno
 import os
 import stat
+from collections.abc import Sequence
 from typing import Protocol
 
 from plugins.sdk.blocks import BlockMap
@@ -25,6 +26,21 @@ class Sink(Protocol):
     def hole(self, offset: int, length: int) -> None:
         """Make `[offset, offset + length)` read as zeros."""
         ...
+
+
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024
+
+
+def append_all(fd: int, parts: Sequence[bytes | bytearray | memoryview]) -> None:
+    """Write every part at the file's position, in order, never joined: `writev` (at most IOV_MAX parts a call),
+    again from where a short write stopped."""
+    views = [memoryview(part).cast("B") for part in parts]
+    while views:
+        written = os.writev(fd, views[:_IOV_MAX])
+        while views and written >= views[0].nbytes:
+            written -= views.pop(0).nbytes
+        if views and written:
+            views[0] = views[0][written:]
 
 
 def write_fully(fd: int, data: memoryview, offset: int) -> None:

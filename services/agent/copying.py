@@ -34,6 +34,7 @@ from plugins.sdk.protocols import (
 from plugins.sdk.types import ImageKind, ImageRef, Volume, VolumeFormat
 from schemas import Envelope, Event
 from schemas.agent import (
+    CHUNK_LIST_CHECKSUM,
     BaseCopy,
     CopyFormat,
     CopyProgressed,
@@ -163,15 +164,19 @@ def _copied_to_store(command: CopyVolumeToStore, agent: Agent, stored: ImageRef)
         object_id=command.object_id,
         host=agent.host,
         size_bytes=stored.size_bytes,
-        checksum=next(iter(_names(stored)), "the store named none"),  # which the event's pattern refuses
+        checksum=_names(stored)[0],
     )
 
 
 def _names(stored: ImageRef) -> list[str]:
     """What names a stored object's bytes (`schemas.agent.STORED_CHECKSUM`), best first: its SHA-256, and the
-    digest of its chunk list where the store gives one (all a transit copy may have)."""
+    digest of its chunk list where the store gives one (all a transit copy may have). A store that gives neither
+    breaks the `ImageStore` contract."""
     names = [f"sha256:{stored.checksum}"] if stored.checksum else []
-    return names + ([f"chunklist-sha256:{stored.chunk_list_checksum}"] if stored.chunk_list_checksum else [])
+    names += [f"{CHUNK_LIST_CHECKSUM}{stored.chunk_list_checksum}"] if stored.chunk_list_checksum else []
+    if not names:
+        raise FailedPrecondition(f"the store gave no checksum of object {stored.image_id}", field="checksum")
+    return names
 
 
 async def copy_from_store(

@@ -59,7 +59,7 @@ def vm_placement(
     """The VM `vm` names, the host it is on and that host's cluster: where a volume for it must be placed. NotFound
     if no registered host knows it; InvalidArgument if `host` or `cluster`, when given, is not where it is."""
     vm_id = vm_id_of(hosts, vm)
-    found = next((info for info in hosts if any(each.vm_id == vm_id for each in info.vms)), None)
+    found = _hosting(hosts, vm_id)
     if found is None:
         raise NotFound(f"no registered host knows VM {vm} (see `strata vm list`)", field="vm")
     on, in_cluster = found.identity.host, found.identity.cluster_id
@@ -70,11 +70,16 @@ def vm_placement(
     return vm_id, on, in_cluster
 
 
+def _hosting(hosts: "tuple[HostInfo, ...]", vm_id: UUID) -> "HostInfo | None":
+    """The host whose hypervisor knows `vm_id`, or None."""
+    return next((info for info in hosts if any(each.vm_id == vm_id for each in info.vms)), None)
+
+
 def host_of_vm(hosts: "tuple[HostInfo, ...]", vm_id: UUID) -> str:
     """The host whose hypervisor knows `vm_id`; NotFound says to give --host."""
-    for info in hosts:
-        if any(vm.vm_id == vm_id for vm in info.vms):
-            return info.identity.host
+    found = _hosting(hosts, vm_id)
+    if found is not None:
+        return found.identity.host
     raise NotFound(f"no registered host knows VM {vm_id} (see `strata vm list`): give --host", field="host")
 
 

@@ -219,10 +219,14 @@ def add(  # noqa: PLR0917  # typer makes each parameter an option or argument
         # A typo is refused before anything is sent: no pool, no saga, no lock.
         hosts = await known_hosts(client, timeout=timeout)
         check_placement(hosts, host=host, cluster=cluster)
-        try:
-            command = built or build(cluster_of(hosts, host or ""))
-        except ValueError as error:
-            raise invalid(error) from None
+        if built is not None:
+            command = built
+        else:
+            assert host is not None  # `checked_placement`: a host-scoped pool names its host
+            try:
+                command = build(cluster_of(hosts, host))
+            except ValueError as error:
+                raise invalid(error) from None
         # The attach is an agent's work: with none consuming, the pool would wait in Initial.
         if host or cluster:
             await require_running(client.transport, [agent_of(host) if host else agents_of_cluster(cluster or "")])

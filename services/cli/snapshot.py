@@ -45,7 +45,7 @@ def snapshot_id_of(snapshot: str) -> uuid.UUID:
     async def named(connection: Any) -> list[Any]:  # Any: asyncpg connection and records
         return list(
             await connection.fetch(
-                "SELECT snapshot_id, volume_id FROM snapshot.snapshots WHERE name = $1 AND state <> 'Destroyed'",
+                "SELECT snapshot_id FROM snapshot.snapshots WHERE name = $1 AND state <> 'Destroyed'",
                 snapshot,
             )
         )

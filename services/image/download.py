@@ -16,6 +16,7 @@ from typing import Protocol
 
 import aiohttp
 
+from plugins.chunked.sinks import append_all
 from schemas.errors import InvalidArgument, Transient
 
 BATCH_BYTES = 8 << 20
@@ -228,17 +229,7 @@ class _Absorber:
 
 def _absorb(fd: int, hashers: dict[str, Hasher], pieces: list[bytes]) -> "asyncio.Future[tuple[None, None]]":
     """Append the pieces (one thread) and hash them (another), at once; done when both are."""
-    return asyncio.gather(asyncio.to_thread(_append, fd, pieces), asyncio.to_thread(_hash, hashers, pieces))
-
-
-def _append(fd: int, pieces: list[bytes]) -> None:
-    views = [memoryview(piece) for piece in pieces]
-    while views:
-        written = os.writev(fd, views)
-        while views and written >= len(views[0]):
-            written -= len(views.pop(0))
-        if views and written:
-            views[0] = views[0][written:]
+    return asyncio.gather(asyncio.to_thread(append_all, fd, pieces), asyncio.to_thread(_hash, hashers, pieces))
 
 
 def _hash(hashers: dict[str, Hasher], pieces: list[bytes]) -> None:

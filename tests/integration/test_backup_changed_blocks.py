@@ -224,6 +224,17 @@ async def test_a_restore_into_the_new_content_that_fails_leaves_the_volume_as_it
     assert opened == []
 
 
+@asynccontextmanager
+async def _new_volume(
+    driver: Qcow2fsDriver, volume_id: str, opened: list[int], size_bytes: int
+) -> AsyncIterator[BlockMap]:
+    """A new volume made at the size asked for (noted in `opened`), as the agent makes it: its fresh places."""
+    opened.append(size_bytes)
+    await driver.create_volume(volume_id, size_bytes)
+    async with driver.new_content(volume_id, size_bytes) as places:
+        yield places
+
+
 async def test_a_volume_goes_to_an_image_and_into_another_volume_without_staging_files(
     driver: Qcow2fsDriver, store: ChunkedDriver, tmp_path: Path
 ) -> None:
@@ -240,13 +251,7 @@ async def test_a_volume_goes_to_an_image_and_into_another_volume_without_staging
     assert again.checksum == stored.checksum
 
     opened: list[int] = []
-
-    @asynccontextmanager
-    async def new_volume(size_bytes: int) -> AsyncIterator[BlockMap]:
-        opened.append(size_bytes)
-        await driver.create_volume("vol-3", size_bytes)
-        async with driver.new_content("vol-3", size_bytes) as places:
-            yield places
+    new_volume = partial(_new_volume, driver, "vol-3", opened)
 
     with pytest.raises(FailedPrecondition) as refused:
         await store.get_image_into("staged", new_volume, checksum="sha256:" + "0" * 64)
@@ -276,13 +281,7 @@ async def test_a_transit_copy_is_named_by_its_chunk_list_and_a_changed_list_is_r
     assert stored.chunk_list_checksum is not None
     name = f"chunklist-sha256:{stored.chunk_list_checksum}"
     opened: list[int] = []
-
-    @asynccontextmanager
-    async def new_volume(size_bytes: int) -> AsyncIterator[BlockMap]:
-        opened.append(size_bytes)
-        await driver.create_volume("vol-4", size_bytes)
-        async with driver.new_content("vol-4", size_bytes) as places:
-            yield places
+    new_volume = partial(_new_volume, driver, "vol-4", opened)
 
     blobs = store.images.chunks.store
     manifest = await load_manifest(blobs, "transit")
