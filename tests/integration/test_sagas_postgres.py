@@ -99,10 +99,11 @@ async def test_replies_of_parallel_steps_handled_at_once_all_count(nodes: list[S
     keys = [f"p{i}" for i in range(8)]
     await node.run_coordinator(prefetch=64)
     await node.run_participant(participant)
-    saga_ids = [await start(node, RunPlan(keys=[f"{key}-{n}" for key in keys], parallel=True)) for n in range(3)]
+    # Planned before the sagas start: a step that reached the participant first would otherwise just run.
     for n in range(3):
         for key in keys:
             participant.plan(f"do:{key}-{n}", "late")
+    saga_ids = [await start(node, RunPlan(keys=[f"{key}-{n}" for key in keys], parallel=True)) for n in range(3)]
     await assert_eventually(lambda: len(participant.held) == 24, what="every parallel step in flight")
     # 24 replies at once, published together: several replies of one saga are handled concurrently.
     held, participant.held = participant.held, []
