@@ -84,11 +84,16 @@ class DirectoryBlobStore:
 
     The rename is atomic on POSIX filesystems (NFS included), so a crash leaves either the old object, the new one,
     or a stray `*.partial` file that listings ignore.
+
+    `durable=False` is a store whose objects may be lost in a crash (a migration's transit copy, which its reader
+    checks whole and whose loss only undoes the migration before its switch): no fsync, no early writeback, and
+    `make_durable` does nothing, so its writes cost what a staging file's do.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.root = root
         self._root = str(root)
+        self.durable = durable
 
     def _path(self, key: str) -> Path:
         return Path(self._file(key))
@@ -111,12 +116,11 @@ class DirectoryBlobStore:
         """Store `data` under `key` atomically and durably (temporary file, fsync, rename)."""
         path = self._path(key)
         try:
-            await asyncio.to_thread(self._write_atomically, path, data)
+            await asyncio.to_thread(self._write_atomically, path, data, durable=self.durable)
         except OSError as error:
             raise _translate(error, f"writing {key}") from None
 
-    @staticmethod
-    def _write_atomically(path: Path, data: bytes | Stored, *, durable: bool = True) -> None:
+    def _write_atomically(self, path: Path, data: bytes | Stored, *, durable: bool) -> None:
         temp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -127,7 +131,7 @@ class DirectoryBlobStore:
             append_all(fd, (data,) if isinstance(data, bytes) else data)
             if durable:
                 os.fsync(fd)
-            else:
+            elif self.durable:
                 _start_writeback(fd)
         except BaseException:
             os.close(fd)
@@ -168,7 +172,9 @@ class DirectoryBlobStore:
 
     async def make_durable(self) -> None:
         """Flush the filesystem under `root` (Linux `syncfs`: every file and rename written so far, in one call;
-        `sync` where there is no `syncfs`)."""
+        `sync` where there is no `syncfs`); nothing for a store that is not durable."""
+        if not self.durable:
+            return
         try:
             await asyncio.to_thread(_sync_filesystem, self.root)
         except OSError as error:

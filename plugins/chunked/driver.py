@@ -14,6 +14,7 @@ from plugins.chunked.manifest import BackupSummary
 from plugins.chunked.ports import BlobStore, SpaceAware
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import MIB, ChunkedSettings
+from plugins.chunked.transit import transit_copies
 from plugins.sdk import faults
 from plugins.sdk.blocks import BlockMap
 from plugins.sdk.progress import ProgressCallback
@@ -219,9 +220,10 @@ class ChunkedDriver:
         blocks: BlockMap,
         *,
         progress: ProgressCallback | None = None,
-        whole_checksum: bool = True,
+        transit: bool = False,
     ) -> ImageRef:
-        """Store a volume's bytes, read in place through its block map, as a raw image."""
+        """Store a volume's bytes, read in place through its block map, as a raw image (or a transit copy, in its
+        own corner: `plugins.chunked.transit`)."""
         await self._check_ready()
         record = await self.images.put_blocks(
             image_id,
@@ -229,7 +231,7 @@ class ChunkedDriver:
             kind=kind.value,
             progress=progress,
             before_manifest=lambda: faults.point(f"{self.plugin_name}.image.before_manifest"),
-            whole_checksum=whole_checksum,
+            transit=transit,
         )
         return _image_ref(record)
 
@@ -254,6 +256,12 @@ class ChunkedDriver:
         """Delete the image; a missing one is fine."""
         await self._check_ready()
         await self.images.delete(image_id)
+
+    async def list_transit_copies(self) -> dict[str, bool]:
+        """The transit copies (a staged migration's) in the store, each with whether it is whole; `delete_image`
+        deletes one."""
+        await self._check_ready()
+        return await transit_copies(self.store)
 
     async def list_images(self) -> list[ImageRef]:
         """Every stored image."""

@@ -17,6 +17,7 @@ from plugins.chunked.ports import BlobStore
 from plugins.chunked.prefixed import prefixed
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
+from plugins.chunked.transit import delete_transit, transit_store
 from plugins.chunked.writer import BeforeManifest, check_id
 from plugins.sdk.blocks import BlockMap
 from plugins.sdk.protocols import ContentOpener
@@ -39,8 +40,8 @@ class ImageRecord:
     disk_format: str
     size: int
     checksum: str
-    """`sha256:<hex>` of the whole image, what a consumer can verify a download against; empty for a copy stored
-    without it (`put_blocks(whole_checksum=False)`)."""
+    """`sha256:<hex>` of the whole image, what a consumer can verify a download against; empty for a transit copy
+    (`put_blocks(transit=True)`), stored without it."""
     created_at: datetime
     chunk_list: str | None = None
     """`chunklist-sha256:<hex>` of the stored chunk list (`BackupManifest.chunk_list_digest`), where the manifest was
@@ -113,6 +114,14 @@ def _same_image(existing: BackupSummary, kind: str, disk_format: str, sha256: st
     return _record(existing)
 
 
+async def _stored(chunks: ChunkedRepository, image_id: str) -> BackupManifest | None:
+    """The manifest stored under `image_id` in `chunks`, or None."""
+    try:
+        return await chunks.manifest(image_id)
+    except NotFound:
+        return None
+
+
 @contextmanager
 def _missing_image(image_id: str) -> Iterator[None]:
     """A missing backup of the image's repository is a missing image (a missing chunk stays what it is)."""
@@ -133,8 +142,13 @@ class ImageRepository:
     readable."""
 
     def __init__(self, store: BlobStore, settings: ChunkedSettings | None = None) -> None:
-        images = replace(settings or ChunkedSettings(), chunk_size=IMAGE_CHUNK_SIZE)
-        self.chunks = ChunkedRepository(prefixed(store, IMAGE_PREFIX), images)
+        self.store = store
+        self.settings = replace(settings or ChunkedSettings(), chunk_size=IMAGE_CHUNK_SIZE)
+        self.chunks = ChunkedRepository(prefixed(store, IMAGE_PREFIX), self.settings)
+
+    def _transit(self, image_id: str) -> ChunkedRepository:
+        """The repository of the transit copy `image_id`, in its own corner (`plugins.chunked.transit`)."""
+        return ChunkedRepository(transit_store(self.store, image_id), self.settings)
 
     async def put(
         self,
@@ -157,7 +171,7 @@ class ImageRepository:
         if not await asyncio.to_thread(source.is_file):
             raise NotFound(f"image source {source} does not exist", field="source")
         wanted = {"sha256"} | ({expected[0]} if expected else set())
-        existing = await self._stored(image_id)
+        existing = await _stored(self.chunks, image_id)
         if expected is not None or existing is not None:
             digests = await asyncio.to_thread(_digest_file, source, wanted)
             _check_expected(image_id, expected, digests)
@@ -187,29 +201,31 @@ class ImageRepository:
         kind: str = "template",
         progress: ProgressCallback | None = None,
         before_manifest: BeforeManifest | None = None,
-        whole_checksum: bool = True,
+        transit: bool = False,
     ) -> ImageRecord:
         """Store a volume's bytes as a raw image, read in place through its block map (no staging file; holes are
         not stored but are hashed as the zeros they read as, so the checksum is the raw image's). The same image
         again is returned as it is.
 
-        `whole_checksum=False` skips the image's SHA-256 (a second hash of every byte beside the chunks' own): for
-        a copy only read back through this store (a migration's transit copy), which its `chunk_list` names."""
+        `transit=True` stores a copy that only `get_into` reads back (a migration's transit copy) in its own corner,
+        not durable (`plugins.chunked.transit`), and without the image's SHA-256 (a second hash of every byte beside
+        the chunks' own): its `chunk_list` names it."""
         check_id(image_id, "image_id")
-        existing = await self._stored(image_id)
+        chunks = self._transit(image_id) if transit else self.chunks
+        existing = await _stored(chunks, image_id)
         if existing is not None:
             if existing.labels.get("kind") != kind or existing.labels.get("disk_format") != "raw":
                 raise AlreadyExists(f"image {image_id} already exists as another image", field="image_id")
             return _record(existing)
-        whole = WholeDigest({"sha256"}) if whole_checksum else None
+        whole = None if transit else WholeDigest({"sha256"})
 
         def labels() -> dict[str, str]:
             checksum = {"checksum": f"sha256:{whole.hexdigests()['sha256']}"} if whole is not None else {}
             return {"kind": kind, "disk_format": "raw", **checksum}
 
         written = await write_backup_from_blocks(
-            self.chunks.store,
-            self.chunks.settings,
+            chunks.store,
+            chunks.settings,
             backup_id=image_id,
             volume_id=image_id,
             blocks=blocks,
@@ -230,8 +246,9 @@ class ImageRepository:
     ) -> ImageRecord:
         """Write an image, taken as raw bytes (the caller knows its format), into a volume's fresh content opened at
         its size (a `ContentWriter`'s places), every chunk verified first; the content's owner makes it durable.
-        With `checksum` (`sha256:<hex>`, or `chunklist-sha256:<hex>` for a copy stored without its SHA-256), an
-        image recorded with another is refused before anything is opened."""
+        The id names an image or a transit copy (`put_blocks(transit=True)`). With `checksum` (`sha256:<hex>`, or
+        `chunklist-sha256:<hex>` for a transit copy), one recorded with another is refused before anything is
+        opened."""
         check_id(image_id, "image_id")
 
         def refuse_another(manifest: BackupManifest) -> None:
@@ -244,16 +261,11 @@ class ImageRepository:
                     f"image {image_id} has checksum {recorded}, not the expected {checksum}", field="checksum"
                 )
 
+        transit = self._transit(image_id)
+        chunks = transit if await _stored(transit, image_id) is not None else self.chunks
         with _missing_image(image_id):
-            restored = await self.chunks.restore_into(image_id, content, progress, before_open=refuse_another)
+            restored = await chunks.restore_into(image_id, content, progress, before_open=refuse_another)
         return _record(restored.manifest)
-
-    async def _stored(self, image_id: str) -> BackupManifest | None:
-        """The manifest stored under `image_id`, or None."""
-        try:
-            return await self.chunks.manifest(image_id)
-        except NotFound:
-            return None
 
     async def get(self, image_id: str, target: Path, progress: ProgressCallback | None = None) -> ImageRecord:
         """Write the image to `target`, every chunk verified. `target` is a staging file its caller reads once (into
@@ -272,8 +284,11 @@ class ImageRepository:
             raise NotFound(f"image {image_id} does not exist", field="image_id") from None
 
     async def delete(self, image_id: str) -> bool:
-        """Delete the image and free its chunks; says whether it existed (deleting twice is fine)."""
+        """Delete the image and free its chunks, or the transit copy of that id; says whether it existed (deleting
+        twice is fine)."""
         check_id(image_id, "image_id")
+        if await delete_transit(self.store, image_id):
+            return True
         existed, _ = await self.chunks.delete(image_id)
         return existed
 

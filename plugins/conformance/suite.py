@@ -4,7 +4,8 @@ Tests are synchronous and drive the plugin on their own event loop, so the kit n
 """
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -29,10 +30,12 @@ from plugins.conformance.steps import (
 )
 from plugins.registry import validate_config
 from plugins.sdk import Capability, Role, faults
+from plugins.sdk.blocks import BlockMap, Extent
 from plugins.sdk.config import secret_fields
-from plugins.sdk.errors import AlreadyExists, InvalidArgument, NotFound
+from plugins.sdk.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from plugins.sdk.protocols import (
     BackupTarget,
+    BlockImageStore,
     ContentWriter,
     FileAdopter,
     ImageStore,
@@ -373,3 +376,49 @@ def test_a_new_content_is_written_in_place_and_switched_in_whole(kit: Kit) -> No
     out.unlink()
     kit.run(kit.primary.copy_out(volume_id, out))
     assert out.read_bytes() == data, "a content whose writer failed is discarded: the volume keeps its bytes"
+
+
+def _new_file_content(path: Path, opened: list[int]) -> Callable[[int], AbstractAsyncContextManager[BlockMap]]:
+    """A `ContentOpener` whose content is one file made at the size asked (each opening recorded in `opened`)."""
+
+    @asynccontextmanager
+    async def opener(size: int) -> AsyncIterator[BlockMap]:
+        opened.append(size)
+        with path.open("wb") as file:
+            file.truncate(size)
+        yield BlockMap(size_bytes=size, extents=(Extent(start=0, length=size, file=str(path)),))
+
+    return opener
+
+
+def test_a_transit_copy_is_read_back_by_its_name_then_deleted_whole(kit: Kit) -> None:
+    """An image store that takes block maps (`BlockImageStore`) keeps a transit copy (a staged migration's): it is
+    named by `chunk_list_checksum` or its SHA-256, given back byte for byte under that name, refused under another
+    before anything is opened, and gone after `delete_image` (twice is fine); it is not listed as an image."""
+    _require(kit, "image")
+    store = kit.images
+    if not isinstance(store, BlockImageStore):
+        pytest.skip("the plugin does not take block maps (BlockImageStore)")
+    source = write_source(kit.scratch, "transit.raw")
+    size = source.stat().st_size
+    blocks = BlockMap(size_bytes=size, extents=(Extent(start=0, length=size, file=str(source)),))
+    copy_id = kit.id("transit")
+    kit.created.images.append(copy_id)
+    stored = kit.run(store.put_image_blocks(copy_id, ImageKind.TEMPLATE, blocks, transit=True))
+    assert stored.size_bytes == size
+    name = f"chunklist-sha256:{stored.chunk_list_checksum}" if stored.chunk_list_checksum else None
+    name = name or f"sha256:{stored.checksum}"
+    assert stored.checksum or stored.chunk_list_checksum, "a transit copy is named by one of its checksums"
+    assert copy_id not in [image.image_id for image in kit.run(store.list_images())], "a transit copy is no image"
+    opened: list[int] = []
+    target = kit.scratch / "transit-in.raw"
+    with pytest.raises(FailedPrecondition):
+        kit.run(store.get_image_into(copy_id, _new_file_content(target, opened), checksum="sha256:" + "0" * 64))
+    assert opened == [], "a copy refused by its name opens nothing"
+    kit.run(store.get_image_into(copy_id, _new_file_content(target, opened), checksum=name))
+    assert opened == [size]
+    assert target.read_bytes() == source.read_bytes()
+    kit.run(store.delete_image(copy_id))
+    kit.run(store.delete_image(copy_id))
+    with pytest.raises(NotFound):
+        kit.run(store.get_image_into(copy_id, _new_file_content(target, opened), checksum=name))

@@ -317,13 +317,15 @@ class BlockImageStore(Protocol):
         blocks: BlockMap,
         *,
         progress: ProgressCallback | None = None,
-        whole_checksum: bool = True,
+        transit: bool = False,
     ) -> ImageRef:
         """Store the map's bytes (read in place) as the raw image `image_id`; the same image again is returned.
 
-        With `whole_checksum=False` (a transit copy that only `get_image_into` reads back: a staged migration) the
-        store may skip the image's SHA-256 (`ImageRef.checksum` None) and name it by `chunk_list_checksum`
-        instead, a digest of the list of verified pieces it keeps."""
+        With `transit=True` (a copy that only `get_image_into` reads back, then `delete_image` deletes: a staged
+        migration's) the store may skip the image's SHA-256 (`ImageRef.checksum` None) and name it by
+        `chunk_list_checksum` instead, a digest of the list of verified pieces it keeps; it may keep the copy apart
+        from the images and need not make it durable (its reader verifies every piece, and a copy lost in a crash
+        only fails that reader). `list_images` need not show it."""
         ...
 
     async def get_image_into(
@@ -336,8 +338,8 @@ class BlockImageStore(Protocol):
     ) -> ImageRef:
         """Open `content` at the image's size and write its bytes into it as they are (the caller knows the image is
         raw), every piece verified first. Nothing is opened when there is no such image (`NotFound`) or when
-        `checksum` (`sha256:<hex>`, or `chunklist-sha256:<hex>` from `ImageRef.chunk_list_checksum`) is given and is
-        not the image's (`FailedPrecondition`, field `checksum`)."""
+        `checksum` (`sha256:<hex>`, or `chunklist-sha256:<hex>` from `ImageRef.chunk_list_checksum`, which also
+        finds a transit copy) is given and is not the image's (`FailedPrecondition`, field `checksum`)."""
         ...
 
 

@@ -159,8 +159,8 @@ class ImageRef(_Frozen):
     checksum: str | None = Field(default=None, description="SHA-256 of the image's bytes, hex.")
     chunk_list_checksum: str | None = Field(
         default=None,
-        description="For an image stored without its SHA-256 (`BlockImageStore.put_image_blocks(whole_checksum="
-        "False)`): SHA-256 of the store's list of the pieces it is made of, each verified when read, hex; what names "
+        description="For a transit copy stored without its SHA-256 (`BlockImageStore.put_image_blocks(transit="
+        "True)`): SHA-256 of the store's list of the pieces it is made of, each verified when read, hex; what names "
         "it to `get_image_into(checksum='chunklist-sha256:...')`.",
     )
 

@@ -109,7 +109,7 @@ async def copy_volume_to_store(command: CopyVolumeToStore, envelope: Envelope, u
                         ImageKind.TEMPLATE,
                         blocks,
                         progress=bar,
-                        whole_checksum=not command.transit,
+                        transit=command.transit,
                     )
             return _copied_to_store(command, agent, stored)
         async with deadline(command.deadline_seconds, what), agent.staging_area.directory() as staging:

@@ -18,6 +18,7 @@ ALLOWED_SKIPS = (
     "declares no fault point",
     "does not adopt staged files",
     "does not lay out new content",
+    "does not take block maps",
 )
 
 

@@ -13,14 +13,15 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 import pytest_asyncio
 
+from plugins.chunked.driver import ChunkedDriver
 from plugins.registry import load_plugins
-from plugins.sdk.protocols import ImageStore
 from sagas.work import saga_id_for
 from schemas.image import AddImageStore
 from schemas.migration import MigrateVolume
@@ -148,15 +149,23 @@ async def ends(zone: Zone, saga_id: UUID, timeout: float = 180.0) -> str:
     return f"{status}: {error}; steps: {[dict(step) for step in steps]}"
 
 
-def staged_objects(zone: Zone) -> list[str]:
-    """The images the staging store holds (through its plugin, as an agent sees it)."""
+async def _staging_store(zone: Zone) -> ChunkedDriver:
+    plugin = load_plugins().get("fsbackup")
+    driver = plugin.open(plugin.manifest.config_model.model_validate({"path": str(zone.store_dir)}))
+    assert isinstance(driver, ChunkedDriver)
+    return driver
+
+
+def staged_objects(zone: Zone, *, whole: bool = False) -> list[str]:
+    """The images and transit copies the staging store holds (through its plugin, as an agent sees it); with
+    `whole`, only copies written to the end."""
 
     async def listed() -> list[str]:
-        plugin = load_plugins().get("fsbackup")
-        driver = plugin.open(plugin.manifest.config_model.model_validate({"path": str(zone.store_dir)}))
-        assert isinstance(driver, ImageStore)
+        driver = await _staging_store(zone)
         try:
-            return [ref.image_id for ref in await driver.list_images()]
+            copies = await driver.list_transit_copies()
+            images = [ref.image_id for ref in await driver.list_images()]
+            return images + [copy_id for copy_id, done in copies.items() if done or not whole]
         finally:
             await driver.close()
 
@@ -164,15 +173,15 @@ def staged_objects(zone: Zone) -> list[str]:
 
 
 def drop_staged_objects(zone: Zone) -> None:
-    """Delete every image of the staging store (a store that lost its data)."""
+    """Delete every image and transit copy of the staging store (a store that lost its data)."""
 
     async def dropped() -> None:
-        plugin = load_plugins().get("fsbackup")
-        driver = plugin.open(plugin.manifest.config_model.model_validate({"path": str(zone.store_dir)}))
-        assert isinstance(driver, ImageStore)
+        driver = await _staging_store(zone)
         try:
-            for ref in await driver.list_images():
-                await driver.delete_image(ref.image_id)
+            for object_id in [ref.image_id for ref in await driver.list_images()] + list(
+                await driver.list_transit_copies()
+            ):
+                await driver.delete_image(object_id)
         finally:
             await driver.close()
 
@@ -305,7 +314,7 @@ async def test_a_failure_before_the_switch_undoes_everything(zone: Zone) -> None
     saga_id = await migrate(zone, volume_id)
 
     async def copied_out() -> bool:
-        return bool(await asyncio.to_thread(staged_objects, zone))
+        return bool(await asyncio.to_thread(partial(staged_objects, zone, whole=True)))
 
     await cloud.wait(copied_out, "the staged copy in the store", timeout=120)
     await asyncio.to_thread(drop_staged_objects, zone)  # the store lost it: the copy in cannot succeed

@@ -15,6 +15,7 @@ import pytest
 
 from plugins.chunked.driver import ChunkedDriver
 from plugins.chunked.reading import load_manifest
+from plugins.chunked.transit import TRANSIT_PREFIX, transit_store
 from plugins.chunked.writer import write_manifest
 from plugins.fsbackup import FsBackupConfig
 from plugins.fsbackup.driver import open_driver
@@ -271,19 +272,23 @@ async def test_a_transit_copy_is_named_by_its_chunk_list_and_a_changed_list_is_r
 ) -> None:
     """A staged migration's copy stored without its SHA-256 (a second hash of every byte): named by the digest of
     its chunk list, which the copy in checks before it opens anything, so a manifest whose list was changed (two
-    chunks swapped: every chunk still sound) is refused; the right name writes the volume's very bytes."""
+    chunks swapped: every chunk still sound) is refused; the right name writes the volume's very bytes. The copy
+    lives in its own corner of the store, apart from the images (none of its chunks is theirs; it is no image), and
+    deleting it removes that corner whole."""
     path = await _volume_backed_up(driver, store, tmp_path)
     raw = await read_all(path, tmp_path)
     assert isinstance(store, BlockImageStore)
     blocks = await driver.block_map("vol-1")
-    stored = await store.put_image_blocks("transit", ImageKind.TEMPLATE, blocks, whole_checksum=False)
+    stored = await store.put_image_blocks("transit", ImageKind.TEMPLATE, blocks, transit=True)
     assert stored.checksum is None
     assert stored.chunk_list_checksum is not None
     name = f"chunklist-sha256:{stored.chunk_list_checksum}"
     opened: list[int] = []
     new_volume = partial(_new_volume, driver, "vol-4", opened)
 
-    blobs = store.images.chunks.store
+    assert [image.image_id for image in await store.list_images()] == []
+    assert not [info async for info in store.images.chunks.store.list("")]  # nothing under images/
+    blobs = transit_store(store.store, "transit")
     manifest = await load_manifest(blobs, "transit")
     first, second = manifest.chunks[0], manifest.chunks[1]
     assert None not in (first, second)
@@ -300,3 +305,9 @@ async def test_a_transit_copy_is_named_by_its_chunk_list_and_a_changed_list_is_r
     assert fetched.chunk_list_checksum == stored.chunk_list_checksum
     assert opened == [SIZE]
     assert await read_all((await driver.get_volume("vol-4")).path, tmp_path) == raw
+
+    await store.delete_image("transit")
+    assert not (tmp_path / "backups" / TRANSIT_PREFIX / "transit").exists()
+    with pytest.raises(NotFound):
+        await store.get_image_into("transit", new_volume, checksum=name)
+    await store.delete_image("transit")  # twice is fine
