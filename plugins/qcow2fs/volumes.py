@@ -8,6 +8,7 @@ leaves nothing behind, so the id can be used again.
 """
 
 import asyncio
+import contextlib
 import os
 import shutil
 import stat
@@ -269,23 +270,36 @@ async def delete_volume(context: PoolContext, volume_id: str) -> None:
         # A coalesce may still hold a replaced layer: on NFS that is a silly-renamed `.nfs*` file in the directory,
         # which cannot be removed until it is released.
         await context.settle()
-        await context.off_loop(_delete_volume_files, context, volume_id)
+        for held in await context.off_loop(_delete_volume_files, context, volume_id):
+            context.release_later(held)
 
 
-def _delete_volume_files(context: PoolContext, volume_id: str) -> None:
+def _delete_volume_files(context: PoolContext, volume_id: str) -> list[int]:
+    """Remove the volume's files; return a descriptor held on each unlinked image. Their blocks are freed when the
+    descriptors close (`release_later`): on a filesystem with online discard, freeing a written GiB takes about half
+    a second here, which the delete need not wait for (the volume is gone once its names are)."""
     directory = context.layout.volume_dir(volume_id)
     if context.layout.snapshots.exists():
         for record_path in context.layout.snapshots.glob("*.json"):
             record = read_record(record_path)
             if record is not None and record.get("volume_id") == volume_id:
                 record_path.unlink(missing_ok=True)
-    for image in directory.glob("*.qcow2*"):
-        image.unlink(missing_ok=True)
-    for hidden in directory.glob(".*.tmp"):
-        hidden.unlink(missing_ok=True)
-    context.layout.volume_record(volume_id).unlink(missing_ok=True)
-    shutil.rmtree(directory, ignore_errors=True)
-    sync_dir(directory.parent)
+    held: list[int] = []
+    try:
+        for image in directory.glob("*.qcow2*"):
+            with contextlib.suppress(OSError):  # gone already, or unreadable: unlinked all the same, freed there
+                held.append(os.open(image, os.O_RDONLY))
+            image.unlink(missing_ok=True)
+        for hidden in directory.glob(".*.tmp"):
+            hidden.unlink(missing_ok=True)
+        context.layout.volume_record(volume_id).unlink(missing_ok=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        sync_dir(directory.parent)
+    except BaseException:
+        for descriptor in held:
+            os.close(descriptor)  # the space is freed now, and the error said
+        raise
+    return held
 
 
 async def list_volumes(context: PoolContext, names: list[str]) -> list[Volume]:

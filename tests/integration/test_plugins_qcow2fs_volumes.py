@@ -156,3 +156,32 @@ async def test_a_shared_pool_must_be_a_mount(tmp_path: Path) -> None:
     shared = Qcow2fsDriver(Qcow2fsConfig(path=tmp_path, shared=True))
     with pytest.raises(FailedPrecondition, match="mount"):
         await shared.add_pool("pool-1")
+
+
+def _deleted_files_held(under: Path) -> list[str]:
+    """Files under `under` that are unlinked but still held open by this process (their space not yet given back)."""
+    held = []
+    for entry in os.scandir("/proc/self/fd"):
+        try:
+            target = os.readlink(entry.path)
+        except OSError:
+            continue  # closed while we looked
+        if target.startswith(str(under)) and target.endswith(" (deleted)"):
+            held.append(target)
+    return held
+
+
+async def test_a_deleted_volume_is_gone_at_once_and_its_space_is_given_back_after(
+    driver: Qcow2fsDriver, tmp_path: Path
+) -> None:
+    """A delete removes the volume's names and answers; the blocks of its images are freed behind it (a discard per
+    extent on a filesystem mounted with online discard), and `close` waits until they are."""
+    volume = await driver.create_volume("vol-1", 16 * MIB)
+    await guest_write(volume.path, 0x5A, 0, 8 * MIB)
+    await driver.delete_volume("vol-1")
+    assert not (tmp_path / "pool" / "volumes" / "vol-1").exists()
+    with pytest.raises(NotFound):
+        await driver.get_volume("vol-1")
+    await driver.close()
+    assert _deleted_files_held(tmp_path / "pool") == []
+    assert (await driver.create_volume("vol-1", 16 * MIB)).allocated_bytes < MIB  # the id is free again
