@@ -14,7 +14,6 @@ from plugins.chunked.manifest import BackupSummary
 from plugins.chunked.ports import BlobStore, SpaceAware
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import MIB, ChunkedSettings
-from plugins.chunked.transit import transit_copies
 from plugins.sdk import faults
 from plugins.sdk.blocks import BlockMap
 from plugins.sdk.progress import ProgressCallback
@@ -88,7 +87,8 @@ class ChunkedDriver:
             self._ready = None  # checked once; a store that goes away later fails its own calls
 
     async def close(self) -> None:
-        """Release the store's connections."""
+        """Wait for the transit copies being deleted to give their space back; release the store's connections."""
+        await self.images.transit.settle()
         if self._on_close is not None:
             await self._on_close()
 
@@ -261,7 +261,7 @@ class ChunkedDriver:
         """The transit copies (a staged migration's) in the store, each with whether it is whole; `delete_image`
         deletes one."""
         await self._check_ready()
-        return await transit_copies(self.store)
+        return await self.images.transit.list()
 
     async def list_images(self) -> list[ImageRef]:
         """Every stored image."""

@@ -17,7 +17,7 @@ from plugins.chunked.ports import BlobStore
 from plugins.chunked.prefixed import prefixed
 from plugins.chunked.repository import ChunkedRepository
 from plugins.chunked.settings import ChunkedSettings, ProgressCallback
-from plugins.chunked.transit import delete_transit, transit_store
+from plugins.chunked.transit import TransitCopies
 from plugins.chunked.writer import BeforeManifest, check_id
 from plugins.sdk.blocks import BlockMap
 from plugins.sdk.protocols import ContentOpener
@@ -142,13 +142,13 @@ class ImageRepository:
     readable."""
 
     def __init__(self, store: BlobStore, settings: ChunkedSettings | None = None) -> None:
-        self.store = store
         self.settings = replace(settings or ChunkedSettings(), chunk_size=IMAGE_CHUNK_SIZE)
         self.chunks = ChunkedRepository(prefixed(store, IMAGE_PREFIX), self.settings)
+        self.transit = TransitCopies(store)
 
     def _transit(self, image_id: str) -> ChunkedRepository:
         """The repository of the transit copy `image_id`, in its own corner (`plugins.chunked.transit`)."""
-        return ChunkedRepository(transit_store(self.store, image_id), self.settings)
+        return ChunkedRepository(self.transit.store_of(image_id), self.settings)
 
     async def put(
         self,
@@ -287,7 +287,7 @@ class ImageRepository:
         """Delete the image and free its chunks, or the transit copy of that id; says whether it existed (deleting
         twice is fine)."""
         check_id(image_id, "image_id")
-        if await delete_transit(self.store, image_id):
+        if await self.transit.delete(image_id):
             return True
         existed, _ = await self.chunks.delete(image_id)
         return existed

@@ -274,7 +274,7 @@ async def test_a_transit_copy_is_named_by_its_chunk_list_and_a_changed_list_is_r
     its chunk list, which the copy in checks before it opens anything, so a manifest whose list was changed (two
     chunks swapped: every chunk still sound) is refused; the right name writes the volume's very bytes. The copy
     lives in its own corner of the store, apart from the images (none of its chunks is theirs; it is no image), and
-    deleting it removes that corner whole."""
+    deleting it moves that corner aside at once and removes it behind (with what a crash left there)."""
     path = await _volume_backed_up(driver, store, tmp_path)
     raw = await read_all(path, tmp_path)
     assert isinstance(store, BlockImageStore)
@@ -306,8 +306,16 @@ async def test_a_transit_copy_is_named_by_its_chunk_list_and_a_changed_list_is_r
     assert opened == [SIZE]
     assert await read_all((await driver.get_volume("vol-4")).path, tmp_path) == raw
 
+    assert await store.list_transit_copies() == {"transit": True}
+    corner = tmp_path / "backups" / TRANSIT_PREFIX
+    left_by_a_crash = corner / ".deleting" / "older.0badf00d"
+    left_by_a_crash.mkdir(parents=True)
+    (left_by_a_crash / "chunk").write_bytes(b"x")
     await store.delete_image("transit")
-    assert not (tmp_path / "backups" / TRANSIT_PREFIX / "transit").exists()
+    assert not (corner / "transit").exists()
+    assert await store.list_transit_copies() == {}
     with pytest.raises(NotFound):
         await store.get_image_into("transit", new_volume, checksum=name)
     await store.delete_image("transit")  # twice is fine
+    await store.close()  # waits for the files to go
+    assert list((corner / ".deleting").iterdir()) == []
