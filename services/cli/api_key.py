@@ -11,9 +11,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from services.cli.talking import JsonOption, console, parse_uuid, print_json, read
+from services.cli.talking import JsonOption, console, listing, parse_uuid, print_json, read
 
 if TYPE_CHECKING:  # the API's modules are imported when a command runs, so that `strata --help` stays fast
     from services.api.keys import KeyStore
@@ -88,9 +87,7 @@ def list_keys(as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"keys": keys})
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "name", "role", "created", "by", "revoked"):
-        table.add_column(column, overflow="fold")
+    table = listing("id", "name", "role", "created", "by", "revoked")
     for key in keys:
         revoked = "yes" if key["revoked"] else ""
         table.add_row(key["key_id"], key["name"], key["role"], key["created_at"][:19], key["created_by"], revoked)

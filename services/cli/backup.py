@@ -8,7 +8,6 @@ import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from services.cli.backup_repo import find_repository
 from services.cli.talking import (
@@ -19,6 +18,7 @@ from services.cli.talking import (
     fail,
     human_bytes,
     invalid,
+    listing,
     parse_uuid,
     print_json,
     read,
@@ -178,9 +178,7 @@ def list_backups(
     if as_json:
         print_json({"backups": rows})
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "volume", "kind", "state", "size", "read", "written", "reused", "verify", "created"):
-        table.add_column(column, overflow="fold")
+    table = listing("id", "volume", "kind", "state", "size", "read", "written", "reused", "verify", "created")
     for row in rows:
         verify = (
             "-" if row["verify_bad"] is None else ("ok" if not row["verify_bad"] else f"{len(row['verify_bad'])} bad")

@@ -9,7 +9,6 @@ import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from schemas import StrataError
 from services.cli.pool import checked_config, parse_config
@@ -21,6 +20,7 @@ from services.cli.talking import (
     fail,
     id_or_name,
     invalid,
+    listing,
     print_json,
     read,
     talk,
@@ -131,9 +131,7 @@ def list_repositories(as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"repositories": rows})
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "name", "plugin", "zone", "backups", "created"):
-        table.add_column(column, overflow="fold")
+    table = listing("id", "name", "plugin", "zone", "backups", "created")
     for row in rows:
         table.add_row(
             row["repository_id"],

@@ -5,11 +5,20 @@ import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from services.cli.backup_prune import KeepOption
 from services.cli.backup_repo import find_repository
-from services.cli.talking import JsonOption, TimeoutOption, console, invalid, parse_uuid, print_json, read, talk
+from services.cli.talking import (
+    JsonOption,
+    TimeoutOption,
+    console,
+    invalid,
+    listing,
+    parse_uuid,
+    print_json,
+    read,
+    talk,
+)
 
 if TYPE_CHECKING:  # the bus is imported when a command runs, so that `strata --help` stays fast
     from schemas.backup_schedules import KeepRules
@@ -127,9 +136,7 @@ def list_schedules(
     if as_json:
         print_json({"schedules": rows})
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "volume", "interval", "schedule", "timezone", "keep", "next run"):
-        table.add_column(column, overflow="fold")
+    table = listing("id", "volume", "interval", "schedule", "timezone", "keep", "next run")
     for row in rows:
         table.add_row(
             row["schedule_id"],

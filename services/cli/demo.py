@@ -4,9 +4,10 @@ import asyncio
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-console = Console()
+from services.cli.talking import make_console
+
+console = make_console()
 
 
 def demo(

@@ -7,19 +7,19 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from schemas import registry
 from schemas.errors import StrataError
 from schemas.redact import mask_url_passwords, redact, redacted_body
+from services.cli.talking import make_console
 
 if TYPE_CHECKING:  # the bus is imported when a command runs, so that `strata --help` stays fast
     from bus.ports import DeadLetter
     from bus.rabbit import RabbitTransport
 
 app = typer.Typer(help="Inspect, re-drive and purge dead letters (STRATA_AMQP_URL, STRATA_NAMESPACE).")
-console = Console()
+console = make_console()
 T = TypeVar("T")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

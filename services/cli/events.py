@@ -10,17 +10,17 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from schemas import registry
 from schemas.errors import StrataError
 from schemas.redact import redacted_body
+from services.cli.talking import make_console
 
 if TYPE_CHECKING:  # the bus is imported when the command runs, so that `strata --help` stays fast
     from bus.ports import Delivery
 
 app = typer.Typer(help="Watch events, and look up the journal (STRATA_AMQP_URL, STRATA_NAMESPACE).")
-console = Console()
+console = make_console()
 
 
 def _line(delivery: "Delivery") -> dict[str, object]:

@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from schemas.errors import StrataError
+from services.cli.talking import make_console
 
 if TYPE_CHECKING:  # the bus is imported when the command runs, so that `strata --help` stays fast
     from bus.postgres import JournalEntry, JournalQuery
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-console = Console()
+console = make_console()
 
 
 def _uuid(value: str | None, option: str) -> UUID | None:

@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 import typer
-from rich.table import Table
 
 from schemas.errors import InvalidArgument, NotFound
-from services.cli.talking import JsonOption, TimeoutOption, console, id_or_name, print_json, talk, the_only
+from services.cli.talking import JsonOption, TimeoutOption, console, id_or_name, listing, print_json, talk, the_only
 
 if TYPE_CHECKING:  # messages and the bus are imported when a command runs, so that `strata --help` stays fast
     from schemas.hosts import HostInfo
@@ -122,9 +121,7 @@ def list_hosts(as_json: JsonOption = False, timeout: TimeoutOption = 15.0) -> No
     if not hosts:
         console.print(NO_HOSTS)
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("host", "cluster", "zone", "hypervisor", "state", "seen", "VMs", "version"):
-        table.add_column(column, overflow="fold")
+    table = listing("host", "cluster", "zone", "hypervisor", "state", "seen", "VMs", "version")
     for info in hosts:
         identity = info.identity
         running = sum(vm.power_state.value == "running" for vm in info.vms)

@@ -3,6 +3,7 @@ store until each store's download ended, and report the outcomes (`strata templa
 `strata volume create --template`)."""
 
 import uuid
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import typer
@@ -49,6 +50,18 @@ async def store_names(client: "Client", *, timeout: float) -> dict[uuid.UUID, st
     return {info.store_id: info.name for info in listed.stores}
 
 
+@dataclass(frozen=True)
+class Followed:
+    """The downloads of one image that ended, and the stores' names (by id) to tell them by."""
+
+    outcomes: list[ImageDownloaded | ImageDownloadFailed] = field(default_factory=list)
+    names: dict[uuid.UUID, str] = field(default_factory=dict)
+
+    def store(self, store_id: uuid.UUID) -> str:
+        """The store's name, or its id where the image service gave no names."""
+        return self.names.get(store_id, str(store_id))
+
+
 async def follow_downloads(
     client: "Client",
     image_id: uuid.UUID,
@@ -57,7 +70,7 @@ async def follow_downloads(
     correlation_id: uuid.UUID,
     *,
     timeout: float,
-) -> list[ImageDownloaded | ImageDownloadFailed]:
+) -> Followed:
     """Show a progress bar per store until each store's download ended; return the outcomes."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -97,19 +110,20 @@ async def follow_downloads(
                 )
             except NoAnswer:
                 deadline -= POLL_SECONDS
-    return list(outcomes.values())
+    return Followed(list(outcomes.values()), names)
 
 
 def report_downloads(
     noun: str,
     name: str,
     registered: ImageRegistered,
-    outcomes: list[ImageDownloaded | ImageDownloadFailed],
+    followed: Followed,
     *,
     as_json: bool,
     wait: bool,
 ) -> None:
     """Print a registration's outcome in each store; exit 1 if a store's download failed."""
+    outcomes = followed.outcomes
     failed = [outcome for outcome in outcomes if isinstance(outcome, ImageDownloadFailed)]
     if as_json:
         print_json(
@@ -126,12 +140,13 @@ def report_downloads(
     for outcome in outcomes:
         if isinstance(outcome, ImageDownloaded) and not as_json:
             console.print(
-                f"{noun} [bold]{name}[/bold] {registered.image_id}: DOWNLOADED to store {outcome.store_id} "
-                f"({human_bytes(outcome.size_bytes)}, {outcome.checksum})"
+                f"{noun} [bold]{name}[/bold] {registered.image_id}: DOWNLOADED to store "
+                f"{followed.store(outcome.store_id)} ({human_bytes(outcome.size_bytes)}, {outcome.checksum})"
             )
         elif isinstance(outcome, ImageDownloadFailed):
             errors.print(
-                f"[red]DOWNLOAD_ERROR[/red] in store {outcome.store_id}: {outcome.error.message}", highlight=False
+                f"[red]DOWNLOAD_ERROR[/red] in store {followed.store(outcome.store_id)}: {outcome.error.message}",
+                highlight=False,
             )
     if failed:
         raise typer.Exit(1)

@@ -7,7 +7,6 @@ import uuid
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from schemas import StrataError
 from schemas.image import (
@@ -27,6 +26,7 @@ from services.cli.talking import (
     fail,
     id_or_name,
     invalid,
+    listing,
     print_json,
     talk,
     the_only,
@@ -108,9 +108,7 @@ def list_stores(
     if as_json:
         print_json(stores)
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "name", "zone", "plugin", "images"):
-        table.add_column(column, overflow="fold")
+    table = listing("id", "name", "zone", "plugin", "images")
     for info in stores:
         table.add_row(str(info.store_id), info.name, str(info.zone_id), info.plugin, str(info.images))
     console.print(table)

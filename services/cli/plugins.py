@@ -8,18 +8,17 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from schemas.errors import InvalidArgument, StrataError
-from services.cli.talking import JsonOption, fail
+from services.cli.talking import JsonOption, fail, make_console
 
 if TYPE_CHECKING:  # the plugins are loaded when a command runs, so that `strata --help` stays fast
     from plugins.registry import Registry
     from plugins.sdk import LoadedPlugin
 
 app = typer.Typer(help="Installed storage plugins (entry points of the `strata.plugins` group).")
-console = Console()
+console = make_console()
 
 
 # CloudStack's hypervisor types, lower-cased as plugins' manifests name them; an installed plugin may add its own.

@@ -11,7 +11,6 @@ import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from schemas import StrataError
 from schemas.errors import InvalidArgument
@@ -39,6 +38,7 @@ from services.cli.talking import (
     human_bytes,
     id_or_name,
     invalid,
+    listing,
     print_json,
     print_record,
     talk,
@@ -278,9 +278,7 @@ def list_pools(
     if as_json:
         print_json(pools)
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "name", "plugin", "state", "scope", "capacity", "used", "allocated", "volumes", "tags"):
-        table.add_column(column, overflow="fold")
+    table = listing("id", "name", "plugin", "state", "scope", "capacity", "used", "allocated", "volumes", "tags")
     for info in pools:
         table.add_row(
             str(info.pool_id),

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from uuid import UUID
 
 import typer
-from rich.console import Console
 
 from schemas.errors import StrataError
 from services.cli.history import _time  # the same checks of an ISO time with its zone
+from services.cli.talking import make_console
 
 if TYPE_CHECKING:  # the bus is imported when the command runs, so that `strata --help` stays fast
     from bus.postgres.pool import Pool
@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # the bus is imported when the command runs, so that `strata 
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 T = TypeVar("T")
-console = Console()
-notes = Console(stderr=True)  # what is said besides the output asked for (which may be JSON on stdout)
+console = make_console()
+notes = make_console(stderr=True)  # what is said besides the output asked for (which may be JSON on stdout)
 app = typer.Typer(
     help="See what happened to an operation (timeline, causal tree, sequence diagram); export, sandbox, re-drive.",
     invoke_without_command=True,

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from uuid import UUID
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from sagas.definition import saga_registry
@@ -28,13 +27,14 @@ from sagas.operator import Action, act
 from sagas.records import SagaInstance, SagaStatus, StepKind, StepRecord
 from schemas import registry
 from schemas.errors import StrataError
+from services.cli.talking import listing, make_console
 
 if TYPE_CHECKING:  # the store (and the database driver) is imported when a command runs: `strata --help` stays fast
     from sagas.postgres_store import PostgresSagaStore
     from sagas.replay import ReplayCheck
 
 app = typer.Typer(help="Saga instances: list, show, retry, skip, abort, compensate, replay.", no_args_is_help=True)
-console = Console()
+console = make_console()
 T = TypeVar("T")
 UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -115,9 +115,7 @@ def list_sagas(
     if as_json:
         typer.echo(json.dumps([instance_to_json(instance) for instance in instances], indent=2))
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("saga id", "name", "status", "created", "updated", "error"):
-        table.add_column(column, overflow="fold")
+    table = listing("saga id", "name", "status", "created", "updated", "error")
     for instance in instances:
         table.add_row(
             str(instance.saga_id)[:SHORT_ID],

@@ -7,7 +7,6 @@ import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from schemas.errors import StrataError
 from services.cli.talking import (
@@ -19,7 +18,7 @@ from services.cli.talking import (
     human_bytes,
     id_or_name,
     invalid,
-    parse_uuid,
+    listing,
     print_json,
     read,
     talk,
@@ -104,15 +103,37 @@ def create(
 
 @app.command("list")
 def list_snapshots(
-    volume: Annotated[str | None, typer.Option(help="Only the snapshots of this volume (UUID).")] = None,
+    volume: Annotated[str | None, typer.Option(help="Only the snapshots of this volume (id or name).")] = None,
     include_destroyed: Annotated[bool, typer.Option("--all", help="Include destroyed snapshots.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=10000, help="At most this many, newest first.")] = 100,
     as_json: JsonOption = False,
+    timeout: TimeoutOption = 15.0,
 ) -> None:
-    """List snapshots, newest first."""
+    """List snapshots, newest first, with their volumes' names (the storage service's, where it answers).
+
+    Example: strata snapshot list --volume data-1
+    """
+    from schemas.storage_queries import ListVolumes, VolumesListed
     from services.snapshot.repository import list_snapshots as snapshots_in_store
 
-    volume_id = parse_uuid(volume, "--volume") if volume else None
+    volume_id = id_or_name(volume) if volume else None
+
+    async def volume_names(client: "Client") -> dict[str, str]:
+        listed = await client.ask(ListVolumes(include_expunged=True), VolumesListed, timeout=timeout)
+        return {str(info.volume_id): info.name for info in listed.volumes}
+
+    async def volume_names_if_known(client: "Client") -> dict[str, str]:
+        try:
+            return await volume_names(client)
+        except StrataError:
+            return {}  # the storage service did not answer: the volumes are shown by id
+
+    if volume is not None and volume_id is None:
+
+        async def named(client: "Client") -> uuid.UUID:
+            return (await find_volume(client, volume, timeout=timeout)).volume_id
+
+        volume_id = talk(named)
 
     async def work(connection: Any) -> list[dict[str, Any]]:  # Any: asyncpg connection; JSON rows
         rows = await snapshots_in_store(
@@ -137,14 +158,13 @@ def list_snapshots(
     if as_json:
         print_json({"snapshots": rows})
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "name", "volume", "kind", "state", "size", "on pool", "created"):
-        table.add_column(column, overflow="fold")
+    names = talk(volume_names_if_known) if rows else {}
+    table = listing("id", "name", "volume", "kind", "state", "size", "on pool", "created")
     for row in rows:
         table.add_row(
             row["snapshot_id"],
             row["name"],
-            row["volume_id"],
+            names.get(row["volume_id"], row["volume_id"]),
             row["kind"],
             row["state"],
             human_bytes(row["size_bytes"]),
@@ -162,7 +182,7 @@ def delete(snapshot: SnapshotArgument, as_json: JsonOption = False, timeout: Tim
     snapshot_id = snapshot_id_of(snapshot)
 
     async def work(client: "Client") -> SnapshotDeleted:
-        with errors.status(f"deleting snapshot {snapshot_id} ..."):
+        with errors.status(f"deleting snapshot {snapshot} ..."):
             deleted = await client.send(
                 DeleteSnapshot(snapshot_id=snapshot_id), (SnapshotDeleted,), (SnapshotDeleteFailed,), timeout=timeout
             )
@@ -174,7 +194,7 @@ def delete(snapshot: SnapshotArgument, as_json: JsonOption = False, timeout: Tim
         print_json(deleted)
         return
     pending = " (merge of its data pending)" if deleted.coalesce_pending else ""
-    console.print(f"snapshot {deleted.snapshot_id} deleted{pending}")
+    console.print(f"snapshot {_as_given(snapshot, deleted.snapshot_id)} deleted{pending}")
 
 
 @app.command("revert")
@@ -184,17 +204,26 @@ def revert(snapshot: SnapshotArgument, as_json: JsonOption = False, timeout: Tim
 
     snapshot_id = snapshot_id_of(snapshot)
 
-    async def work(client: "Client") -> SnapshotReverted:
+    async def work(client: "Client") -> tuple[SnapshotReverted, str]:
         with _progress() as progress:
-            progress.add_task(f"reverting to snapshot {snapshot_id}", total=None)
+            progress.add_task(f"reverting to snapshot {snapshot}", total=None)
             reverted = await client.send(
                 RevertSnapshot(snapshot_id=snapshot_id), (SnapshotReverted,), (SnapshotRevertFailed,), timeout=timeout
             )
         assert isinstance(reverted, SnapshotReverted)
-        return reverted
+        try:
+            volume = (await find_volume(client, str(reverted.volume_id), timeout=timeout)).name
+        except StrataError:
+            volume = str(reverted.volume_id)  # reverted all the same: only its name is not known
+        return reverted, volume
 
-    reverted = talk(work)
+    reverted, volume = talk(work)
     if as_json:
         print_json(reverted)
         return
-    console.print(f"volume {reverted.volume_id} reverted to snapshot {reverted.snapshot_id}")
+    console.print(f"volume {volume} reverted to snapshot {_as_given(snapshot, reverted.snapshot_id)}")
+
+
+def _as_given(snapshot: str, snapshot_id: uuid.UUID) -> str:
+    """The snapshot as the user named it, with its id where the name was given."""
+    return str(snapshot_id) if id_or_name(snapshot) is not None else f"{snapshot} ({snapshot_id})"

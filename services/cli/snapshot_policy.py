@@ -8,10 +8,20 @@ import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from schemas import StrataError
-from services.cli.talking import JsonOption, TimeoutOption, console, fail, invalid, parse_uuid, print_json, read, talk
+from services.cli.talking import (
+    JsonOption,
+    TimeoutOption,
+    console,
+    fail,
+    invalid,
+    listing,
+    parse_uuid,
+    print_json,
+    read,
+    talk,
+)
 from services.cli.volume import find_volume
 
 if TYPE_CHECKING:  # messages, rules and the bus are imported when a command runs, so that `strata --help` stays fast
@@ -108,9 +118,7 @@ def list_policies(
     if as_json:
         print_json({"policies": rows})
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "volume", "interval", "schedule", "time zone", "keeps", "next run", "last run"):
-        table.add_column(column, overflow="fold")
+    table = listing("id", "volume", "interval", "schedule", "time zone", "keeps", "next run", "last run")
     for row in rows:
         table.add_row(
             row["policy_id"],

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
 
@@ -29,8 +29,35 @@ if TYPE_CHECKING:  # the bus is imported when a command runs, so that `strata --
     from services.cli.sending import Client
 
 T = TypeVar("T")
-console = Console()
-errors = Console(stderr=True)  # errors and progress: stdout stays clean for --json
+UNWRAPPED_WIDTH = 1000
+"""The width of a console whose output is not a terminal: wide enough that no line is cut."""
+
+
+class _Console(Console):
+    """A console that wraps at the terminal's width, and not at all when its output is a pipe or a file (where Rich
+    would assume 80 columns): a line read by grep or a script stays one line, and an id in it stays whole. `COLUMNS`
+    still sets the width where it is given (read when printing, as Rich reads it)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        """The terminal's size, or an unwrapped width where the output is no terminal and no `COLUMNS` is set."""
+        dimensions = super().size
+        if self.is_terminal or os.environ.get("COLUMNS", "").isdigit():
+            return dimensions
+        return ConsoleDimensions(UNWRAPPED_WIDTH, dimensions.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]  # Rich's own setter
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console for the CLI's output (`_Console`)."""
+    return _Console(stderr=stderr)
+
+
+console = make_console()
+errors = make_console(stderr=True)  # errors and progress: stdout stays clean for --json
 
 
 class _Output:
@@ -151,6 +178,18 @@ def fail(error: StrataError) -> NoReturn:
     # Escaped: a pattern in a message (`^[a-z0-9-]+$`) would otherwise be read as markup and printed in part.
     errors.print(f"[red]{kind}:[/red] {escape(error.message + where)}", highlight=False)
     raise typer.Exit(1)
+
+
+def listing(*columns: str) -> Table:
+    """A list's table with these columns: ids kept whole (they are copied into the next command), other cells
+    folded where the terminal is narrow."""
+    table = Table(box=None, header_style="bold")
+    for column in columns:
+        if column == "id" or column.endswith(" id"):
+            table.add_column(column, no_wrap=True)
+        else:
+            table.add_column(column, overflow="fold")
+    return table
 
 
 def print_record(record: BaseModel, as_json: bool) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from schemas.errors import InvalidArgument
 from schemas.image import (
@@ -19,7 +18,6 @@ from schemas.image import (
     ImageCopyFailed,
     ImageDeleted,
     ImageDeleteFailed,
-    ImageDownloaded,
     ImageDownloadFailed,
     ImageFormat,
     ImageKind,
@@ -27,7 +25,7 @@ from schemas.image import (
     ImageRegisterFailed,
     RegisterImage,
 )
-from services.cli.image_downloads import find_image, follow_downloads, report_downloads
+from services.cli.image_downloads import Followed, find_image, follow_downloads, report_downloads
 from services.cli.image_export import export_command
 from services.cli.talking import (
     JsonOption,
@@ -38,6 +36,7 @@ from services.cli.talking import (
     human_bytes,
     id_or_name,
     invalid,
+    listing,
     print_json,
     print_record,
     talk,
@@ -89,12 +88,12 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
         except ValueError as error:
             fail(invalid(error))
 
-        async def work(client: "Client") -> tuple[ImageRegistered, list[ImageDownloaded | ImageDownloadFailed]]:
+        async def work(client: "Client") -> tuple[ImageRegistered, Followed]:
             envelope = await client.publish(command)
             registered = await client.outcome(envelope, (ImageRegistered,), (ImageRegisterFailed,), timeout=30.0)
             assert isinstance(registered, ImageRegistered)
             if not wait:
-                return registered, []
+                return registered, Followed()
             followed = await follow_downloads(
                 client,
                 registered.image_id,
@@ -130,7 +129,7 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
 
         digest = _sha256_of(file)
 
-        async def work(client: "Client") -> tuple[ImageRegistered, list[ImageDownloaded | ImageDownloadFailed]]:
+        async def work(client: "Client") -> tuple[ImageRegistered, Followed]:
             async with serve_file(file.resolve(), host=listen) as url:
                 try:
                     command = RegisterImage(
@@ -180,7 +179,7 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
             from services.cli.pool import find_pool
             from services.cli.volume import find_volume
 
-            async def work(client: "Client") -> tuple[ImageRegistered, list[ImageDownloaded | ImageDownloadFailed]]:
+            async def work(client: "Client") -> tuple[ImageRegistered, Followed]:
                 info = await find_volume(client, volume, timeout=30.0)
                 if info.pool_id is None:
                     raise InvalidArgument(f"volume {volume} is on no pool yet", field="volume")
@@ -226,7 +225,7 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
         """Copy it to every image store of another zone (verified there against the source's SHA-256)."""
         destination = zone_id(to_zone)
 
-        async def work(client: "Client") -> list[ImageDownloaded | ImageDownloadFailed]:
+        async def work(client: "Client") -> Followed:
             info = await find_image(client, image, kind, timeout=30.0)
             envelope = await client.publish(CopyImage(image_id=info.image_id, zone_id=destination))
             accepted = await client.outcome(envelope, (ImageCopyAccepted,), (ImageCopyFailed,), timeout=30.0)
@@ -235,14 +234,16 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
                 client, info.image_id, info.name, accepted.store_ids, envelope.correlation_id, timeout=timeout
             )
 
-        outcomes = talk(work)
+        followed = talk(work)
+        outcomes = followed.outcomes
         if as_json:
             print_json({"copies": [outcome.model_dump(mode="json") for outcome in outcomes]})
         for outcome in outcomes:
+            store = followed.store(outcome.store_id)
             if isinstance(outcome, ImageDownloadFailed):
-                errors.print(f"[red]DOWNLOAD_ERROR[/red] in store {outcome.store_id}: {outcome.error.message}")
+                errors.print(f"[red]DOWNLOAD_ERROR[/red] in store {store}: {outcome.error.message}")
             elif not as_json:
-                console.print(f"{noun} {image}: DOWNLOADED to store {outcome.store_id} ({outcome.checksum} verified)")
+                console.print(f"{noun} {image}: DOWNLOADED to store {store} ({outcome.checksum} verified)")
         if not outcomes and not as_json:
             console.print(f"{noun} {image} is already in every image store of zone {to_zone}")
         if any(isinstance(outcome, ImageDownloadFailed) for outcome in outcomes):
@@ -266,9 +267,7 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
         if as_json:
             print_json(images)
             return
-        table = Table(box=None, header_style="bold")
-        for column in ("id", "name", "format", "size", "state per store"):
-            table.add_column(column, overflow="fold")
+        table = listing("id", "name", "format", "size", "state per store")
         for info in images:
             states = ", ".join(f"{copy.store_name}: {_state(copy.state)}" for copy in info.copies)
             size = human_bytes(info.size_bytes) if info.size_bytes is not None else ""

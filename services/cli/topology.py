@@ -11,17 +11,16 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from schemas.errors import StrataError
-from services.cli.talking import fail
+from services.cli.talking import fail, make_console
 
 if TYPE_CHECKING:  # the bus and the daemons are imported when the command runs, so that `strata --help` stays fast
     from services.runtime.daemon import Queue
 
 app = typer.Typer(help="The deployed topology: every daemon's queue and bindings (STRATA_AMQP_URL, STRATA_NAMESPACE).")
-console = Console()
+console = make_console()
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

@@ -20,6 +20,7 @@ from services.cli.talking import (
     fail,
     id_or_name,
     invalid,
+    listing,
     parse_uuid,
     print_json,
     read,
@@ -165,11 +166,8 @@ def list_vms(as_json: JsonOption = False, timeout: TimeoutOption = 15.0) -> None
     if not rows:
         console.print("no VM on any registered host" if host_count else NO_HOSTS)
         return
-    from rich.table import Table
 
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "name", "host", "power", "disks", "volumes"):
-        table.add_column(column, overflow="fold")
+    table = listing("id", "name", "host", "power", "disks", "volumes")
     for row in rows:
         host = row["host"] if row["host_state"] == "Up" else f"{row['host']} ({row['host_state']})"
         table.add_row(

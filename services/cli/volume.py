@@ -4,7 +4,6 @@ import uuid
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from schemas.storage import (
     CreateVolume,
@@ -28,6 +27,7 @@ from services.cli.talking import (
     human_bytes,
     id_or_name,
     invalid,
+    listing,
     parse_size,
     parse_uuid,
     print_json,
@@ -190,9 +190,7 @@ def list_volumes(
     if as_json:
         print_json(volumes)
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "name", "state", "size", "pool", "vm"):
-        table.add_column(column, overflow="fold")
+    table = listing("id", "name", "state", "size", "pool", "vm")
     for info in volumes:
         table.add_row(
             str(info.volume_id),

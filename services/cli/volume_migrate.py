@@ -40,8 +40,9 @@ def migrate(
 
     from schemas.migration import MigrateVolume, VolumeMigrated, VolumeMigrateFailed
 
-    async def work(client: "Client") -> "VolumeMigrated":
+    async def work(client: "Client") -> "tuple[VolumeMigrated, str]":
         info = await find_volume(client, volume, timeout=min(timeout, 15.0))
+        source = await find_pool(client, str(info.pool_id), timeout=min(timeout, 15.0)) if info.pool_id else None
         target = await find_pool(client, pool, timeout=min(timeout, 15.0))
         envelope = await client.publish(MigrateVolume(volume_id=info.volume_id, pool_id=target.pool_id, staged=staged))
         columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
@@ -52,15 +53,15 @@ def migrate(
             finally:
                 follower.cancel()
         assert isinstance(done, VolumeMigrated)
-        return done
+        moved = f"from pool {source.name if source else done.source_pool_id} to pool {target.name}"
+        return done, f"volume {info.name} ({info.volume_id}) migrated {moved}"
 
-    migrated = talk(work)
+    migrated, said = talk(work)
     if as_json:
         print_json(migrated)
         return
     console.print(
-        f"volume {migrated.volume_id} migrated from pool {migrated.source_pool_id} to pool {migrated.pool_id} "
-        f"({migrated.method.value}, {human_bytes(migrated.size_bytes)}); its source copy"
+        f"{said} ({migrated.method.value}, {human_bytes(migrated.size_bytes)}); its source copy"
         f"{' and staged copy are' if migrated.method.value == 'staged' else ' is'} deleted"
     )
 
