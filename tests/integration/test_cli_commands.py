@@ -38,6 +38,14 @@ async def test_pool_volume_and_snapshot_life_cycle(strata_env: dict[str, str], t
     snapshot = await strata_json(env, "snapshot", "create", "v1", "--name", "s1")
     listed = await strata_json(env, "snapshot", "list", "--volume", created["volume_id"])
     assert [row["snapshot_id"] for row in listed["snapshots"]] == [snapshot["snapshot_id"]]
+    assert (await strata_json(env, "snapshot", "list", "--volume", "v1")) == listed  # by the volume's name
+    code, output = await strata(env, "snapshot", "list")
+    assert code == 0, output
+    row = next(line for line in output.splitlines() if snapshot["snapshot_id"] in line)
+    assert row.split()[1:3] == ["s1", "v1"]  # the volume by its name, the line whole (a pipe is not cut at 80)
+    code, output = await strata(env, "snapshot", "list", "--volume", "v9")
+    assert code == 1
+    assert "no volume 'v9'" in output
 
     policy = await strata_json(
         env, "snapshot-policy", "create", "v1", "--interval", "DAILY", "--schedule", "30:02", "--max-snaps", "3"
