@@ -34,6 +34,19 @@ class KeepRules(BaseModel):
         return self
 
 
+DEFAULT_MAX_BACKUPS = 7
+"""The backups a schedule keeps when it is given neither `max_backups` nor keep-* rules."""
+
+
+def max_backups_or_default(max_backups: int | None, keep: KeepRules | None) -> int:
+    """`max_backups` as given; where it is not: `DEFAULT_MAX_BACKUPS` without keep-* rules, and with them 1, so that
+    the rules alone decide (a backup goes once neither they nor max_backups keep it, and every rule keeps the newest
+    backup): `--keep-last 3` keeps three, not the default seven."""
+    if max_backups is not None:
+        return max_backups
+    return 1 if keep is not None else DEFAULT_MAX_BACKUPS
+
+
 @message("backup_schedule.create")
 class CreateBackupSchedule(Command):
     """Back a volume up on a schedule into a repository, keeping the newest `max_backups` of this schedule's backups.

@@ -27,6 +27,7 @@ from schemas.backup_schedules import (
     CreateBackupSchedule,
     DeleteBackupSchedule,
     KeepRules,
+    max_backups_or_default,
 )
 from schemas.errors import InvalidArgument, NotFound
 from schemas.image import (
@@ -272,7 +273,13 @@ class BackupScheduleRequest(BaseModel):
     interval: str = Field(description="HOURLY, DAILY, WEEKLY or MONTHLY.")
     schedule: str = Field(description="MM, MM:HH, MM:HH:D (1 = Sunday) or MM:HH:DD.")
     timezone: str = Field(default="UTC")
-    max_backups: int = Field(default=7, ge=1, le=1000, description="How many of its backups to keep.")
+    max_backups: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="How many of its newest backups to keep; by default 7 without keep rules, and with them the rules "
+        "alone decide.",
+    )
     keep: KeepRules | None = Field(default=None, description="Proxmox Backup Server's keep rules, besides max_backups.")
 
 
@@ -294,7 +301,7 @@ async def create_backup_schedule(request: Request, key: Operator, body: BackupSc
             interval_type=body.interval.upper(),  # type: ignore[arg-type]  # pydantic reads the enum's value
             schedule=body.schedule,
             timezone=body.timezone,
-            max_backups=body.max_backups,
+            max_backups=max_backups_or_default(body.max_backups, body.keep),
             keep=body.keep,
         )
     except ValueError as error:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from services.cli.backup_repo import find_repository
+from services.cli.backup_repo import repository_in_zone
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
@@ -25,12 +25,14 @@ from services.cli.talking import (
     talk,
     zone_id,
 )
+from services.cli.volume import volume_names
 
 if TYPE_CHECKING:  # messages and the bus are imported when a command runs, so that `strata --help` stays fast
     from rich.progress import Progress
 
     from schemas import Event, Message
     from schemas.backup import BackupCreated
+    from schemas.storage_queries import VolumeInfo
     from services.cli.sending import Client
 
 app = typer.Typer(help="Backups of volumes and snapshots, restores and verifies.", no_args_is_help=True)
@@ -96,21 +98,34 @@ def reuse_line(created: "BackupCreated") -> str:
 @app.command("create")
 def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     volume: Annotated[str, typer.Argument(help="The volume's id or name.")],
-    repository: Annotated[str, typer.Option("--repo", help="The backup repository (id or name).")],
-    snapshot: Annotated[str | None, typer.Option(help="Back up this snapshot (UUID) instead of a new one.")] = None,
+    repository: Annotated[
+        str | None,
+        typer.Option("--repo", help="The backup repository (id or name); by default the one of the volume's zone."),
+    ] = None,
+    snapshot: Annotated[
+        str | None, typer.Option(help="Back up this snapshot (its id or name) instead of a new one.")
+    ] = None,
     keep_snapshot: Annotated[bool, typer.Option(help="Keep the snapshot the backup takes.")] = False,
     as_json: JsonOption = False,
     timeout: TimeoutOption = 3600.0,
 ) -> None:
-    """Back up a volume (through a new snapshot) or one of its snapshots; full or incremental as the service decides."""
+    """Back up a volume (through a new snapshot) or one of its snapshots; full or incremental as the service decides.
+
+    Example: strata backup create data-1 --snapshot before-upgrade
+    """
     from schemas.backup import BackupCreated, BackupCreateFailed, CreateBackup
+    from services.cli.snapshot_names import snapshot_id_of
     from services.cli.volume import find_volume
 
-    repository_id = uuid.UUID(find_repository(repository)["repository_id"])
-    snapshot_id = parse_uuid(snapshot, "--snapshot") if snapshot else None
+    async def the_volume(client: "Client") -> "VolumeInfo":
+        return await find_volume(client, volume, timeout=min(timeout, 15.0))
+
+    info = talk(the_volume)
+    found = repository_in_zone(repository, info.zone_id)
+    repository_id = uuid.UUID(found["repository_id"])
+    snapshot_id = snapshot_id_of(snapshot) if snapshot else None
 
     async def work(client: "Client") -> BackupCreated:
-        info = await find_volume(client, volume, timeout=timeout)
         command = CreateBackup(
             backup_id=uuid.uuid4(),
             volume_id=info.volume_id,
@@ -133,7 +148,10 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     if as_json:
         print_json(created)
         return
-    console.print(f"backup {created.backup_id} ({created.kind.value}) of volume {created.volume_id} is BackedUp")
+    console.print(
+        f"backup {created.backup_id} ({created.kind.value}) of volume {info.name} in repository {found['name']} "
+        "is BackedUp"
+    )
     console.print("  " + reuse_line(created))
 
 
@@ -179,13 +197,14 @@ def list_backups(
         print_json({"backups": rows})
         return
     table = listing("id", "volume", "kind", "state", "size", "read", "written", "reused", "verify", "created")
+    names = volume_names() if rows else {}
     for row in rows:
         verify = (
             "-" if row["verify_bad"] is None else ("ok" if not row["verify_bad"] else f"{len(row['verify_bad'])} bad")
         )
         table.add_row(
             row["backup_id"],
-            row["volume_id"],
+            names.get(row["volume_id"], row["volume_id"]),
             row["kind"] + (" (cbt)" if row["changed_blocks"] else ""),
             row["state"],
             human_bytes(row["size_bytes"]),

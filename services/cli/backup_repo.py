@@ -26,6 +26,7 @@ from services.cli.talking import (
     talk,
     the_only,
     zone_id,
+    zone_label,
 )
 
 if TYPE_CHECKING:  # the bus is imported when a command runs, so that `strata --help` stays fast
@@ -75,6 +76,29 @@ def find_repository(repository: str) -> dict[str, Any]:  # Any: the row's JSON v
             read(work),
             missing=f"no backup repository {repository!r} (see `strata backup-repo list`)",
             ambiguous=lambda count: f"{count} repositories match {repository!r}: give its id",
+            field="repository",
+        )
+    except StrataError as error:
+        fail(error)
+
+
+def repository_in_zone(repository: str | None, zone_id: uuid.UUID) -> dict[str, Any]:  # Any: the row's JSON values
+    """The repository given (id or name), or where none is given the only one that serves `zone_id`."""
+    if repository is not None:
+        return find_repository(repository)
+
+    async def work(connection: Any) -> list[dict[str, Any]]:  # asyncpg connection
+        return await repository_rows(connection)
+
+    serving = [row for row in read(work) if row["zone_id"] == str(zone_id)]
+    names = ", ".join(row["name"] for row in serving)
+    try:
+        return the_only(
+            serving,
+            missing="no backup repository serves the volume's zone: add one (`strata backup-repo add`)",
+            ambiguous=lambda count: (
+                f"{count} backup repositories serve the volume's zone ({names}): choose one with --repo"
+            ),
             field="repository",
         )
     except StrataError as error:
@@ -137,7 +161,7 @@ def list_repositories(as_json: JsonOption = False) -> None:
             row["repository_id"],
             row["name"],
             row["plugin"],
-            row["zone_id"],
+            zone_label(row["zone_id"]),
             str(row["backups"]),
             row["created_at"][:19],
         )

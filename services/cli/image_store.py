@@ -31,6 +31,7 @@ from services.cli.talking import (
     talk,
     the_only,
     zone_id,
+    zone_label,
 )
 
 if TYPE_CHECKING:  # plugins, queries and the bus are imported when a command runs, so that `strata --help` stays fast
@@ -110,7 +111,7 @@ def list_stores(
         return
     table = listing("id", "name", "zone", "plugin", "images")
     for info in stores:
-        table.add_row(str(info.store_id), info.name, str(info.zone_id), info.plugin, str(info.images))
+        table.add_row(str(info.store_id), info.name, zone_label(info.zone_id), info.plugin, str(info.images))
     console.print(table)
 
 

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from schemas.errors import StrataError
+from services.cli.snapshot_names import snapshot_id_of
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
     console,
     errors,
-    fail,
     human_bytes,
     id_or_name,
     invalid,
@@ -22,9 +22,8 @@ from services.cli.talking import (
     print_json,
     read,
     talk,
-    the_only,
 )
-from services.cli.volume import find_volume
+from services.cli.volume import find_volume, volume_names
 
 if TYPE_CHECKING:  # messages and the bus are imported when a command runs, so that `strata --help` stays fast
     from rich.progress import Progress
@@ -33,32 +32,6 @@ if TYPE_CHECKING:  # messages and the bus are imported when a command runs, so t
 
 app = typer.Typer(help="Volume snapshots.", no_args_is_help=True)
 SnapshotArgument = Annotated[str, typer.Argument(help="The snapshot's id, or its name (`strata snapshot list`).")]
-
-
-def snapshot_id_of(snapshot: str) -> uuid.UUID:
-    """The snapshot `snapshot` names: its id as given, or the one live snapshot of that name (read-only look-up)."""
-    given = id_or_name(snapshot)
-    if given is not None:
-        return given
-
-    async def named(connection: Any) -> list[Any]:  # Any: asyncpg connection and records
-        return list(
-            await connection.fetch(
-                "SELECT snapshot_id FROM snapshot.snapshots WHERE name = $1 AND state <> 'Destroyed'",
-                snapshot,
-            )
-        )
-
-    try:
-        row = the_only(
-            read(named),
-            missing=f"no snapshot named {snapshot!r} (see `strata snapshot list`)",
-            ambiguous=lambda count: f"{count} snapshots are named {snapshot!r} (of several volumes): give its id",
-            field="snapshot",
-        )
-    except StrataError as error:
-        fail(error)
-    return uuid.UUID(str(row["snapshot_id"]))
 
 
 def _progress() -> "Progress":
@@ -113,20 +86,9 @@ def list_snapshots(
 
     Example: strata snapshot list --volume data-1
     """
-    from schemas.storage_queries import ListVolumes, VolumesListed
     from services.snapshot.repository import list_snapshots as snapshots_in_store
 
     volume_id = id_or_name(volume) if volume else None
-
-    async def volume_names(client: "Client") -> dict[str, str]:
-        listed = await client.ask(ListVolumes(include_expunged=True), VolumesListed, timeout=timeout)
-        return {str(info.volume_id): info.name for info in listed.volumes}
-
-    async def volume_names_if_known(client: "Client") -> dict[str, str]:
-        try:
-            return await volume_names(client)
-        except StrataError:
-            return {}  # the storage service did not answer: the volumes are shown by id
 
     if volume is not None and volume_id is None:
 
@@ -158,7 +120,7 @@ def list_snapshots(
     if as_json:
         print_json({"snapshots": rows})
         return
-    names = talk(volume_names_if_known) if rows else {}
+    names = volume_names(timeout=timeout) if rows else {}
     table = listing("id", "name", "volume", "kind", "state", "size", "on pool", "created")
     for row in rows:
         table.add_row(

@@ -22,7 +22,7 @@ from services.cli.talking import (
     read,
     talk,
 )
-from services.cli.volume import find_volume
+from services.cli.volume import find_volume, volume_names
 
 if TYPE_CHECKING:  # messages, rules and the bus are imported when a command runs, so that `strata --help` stays fast
     from schemas.snapshot import CreateSnapshotPolicy
@@ -119,10 +119,11 @@ def list_policies(
         print_json({"policies": rows})
         return
     table = listing("id", "volume", "interval", "schedule", "time zone", "keeps", "next run", "last run")
+    names = volume_names() if rows else {}
     for row in rows:
         table.add_row(
             row["policy_id"],
-            row["volume_id"],
+            names.get(row["volume_id"], row["volume_id"]),
             row["interval_type"],
             row["schedule"],
             row["timezone"],

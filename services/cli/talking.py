@@ -263,6 +263,27 @@ def zone_id(value: str) -> uuid.UUID:
         return uuid.uuid5(ZONE_NAMESPACE, value)
 
 
+def zone_label(value: uuid.UUID | str) -> str:
+    """A zone as a person named it where the name is the default one (`default`), else its id."""
+    return "default" if str(value) == str(zone_id("default")) else str(value)
+
+
+def talk_if_answered(work: "Callable[[Client], Awaitable[T]]", otherwise: T) -> T:
+    """`talk`, or `otherwise` when the bus or the service does not answer (for what a command only adds to its
+    output, such as names beside ids)."""
+    from bus.rabbit import RabbitTransport
+    from services.cli.sending import Client
+
+    async def main() -> T:
+        async with Client(RabbitTransport(bus_settings(), purpose="cli")) as client:
+            return await work(client)
+
+    try:
+        return asyncio.run(main())
+    except StrataError:
+        return otherwise
+
+
 def parse_size(value: str) -> int:
     """`10G`, `512M`, `1GiB` or a plain number of bytes."""
     match = SIZE_PATTERN.match(value)

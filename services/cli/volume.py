@@ -33,6 +33,7 @@ from services.cli.talking import (
     print_json,
     print_record,
     talk,
+    talk_if_answered,
     the_only,
     zone_id,
 )
@@ -158,6 +159,18 @@ async def find_volume(client: "Client", volume: str, *, timeout: float) -> "Volu
         ambiguous=lambda count: f"{count} volumes are named {volume!r}: give its id",
         field="volume",
     )
+
+
+def volume_names(*, timeout: float = 15.0) -> dict[str, str]:
+    """Every volume's name by its id (as text), expunged ones too, for lists that show volumes; empty when the
+    storage service does not answer (the lists then show ids)."""
+    from schemas.storage_queries import ListVolumes, VolumesListed
+
+    async def work(client: "Client") -> dict[str, str]:
+        listed = await client.ask(ListVolumes(include_expunged=True), VolumesListed, timeout=timeout)
+        return {str(info.volume_id): info.name for info in listed.volumes}
+
+    return talk_if_answered(work, {})
 
 
 @app.command("list")

@@ -48,6 +48,10 @@ async def test_stores_backups_and_pool_settings_through_the_api(stack: Stack) ->
         schedule = {"volume": "v", "repository": "repo", "interval": "DAILY", "schedule": "30:02", "max_backups": 3}
         scheduled = await succeeded(client, await client.post("/api/v1/backup-schedules", json=schedule))
         await succeeded(client, await client.delete(f"/api/v1/backup-schedules/{scheduled['result']['schedule_id']}"))
+        ruled = {"volume": "v", "repository": "repo", "interval": "HOURLY", "schedule": "15", "keep": {"last": 3}}
+        by_rules = (await succeeded(client, await client.post("/api/v1/backup-schedules", json=ruled)))["result"]
+        assert (by_rules["max_backups"], by_rules["keep"]["last"]) == (1, 3)  # the rules alone decide, not 7 and 3
+        await succeeded(client, await client.delete(f"/api/v1/backup-schedules/{by_rules['schedule_id']}"))
         restore = {"name": "v-restored", "pool": "p"}
         await succeeded(client, await client.post(f"/api/v1/backups/{backup_id}/restore", json=restore))
         assert (await client.get("/api/v1/volumes/v-restored")).json()["state"] == "Ready"

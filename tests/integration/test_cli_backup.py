@@ -1,6 +1,7 @@
 """`strata backup-repo` and `strata backup` as a user runs them (subprocesses) against every service, the backup
 service included, on RabbitMQ and PostgreSQL."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,16 @@ async def test_backup_commands(backup_stack: BackupStack, env: dict[str, str], t
     listed_schedules = (await strata_json(env, "backup-schedule", "list", "--volume", str(volume)))["schedules"]
     assert [row["schedule"] for row in listed_schedules] == ["30:02"]
     assert (await strata_json(env, "backup-schedule", "delete", created["schedule_id"]))["schedule_id"]
+    # No --repo: the one repository of the volume's zone. Keep rules without --max-backups: the rules alone decide.
+    code, out = await strata(
+        env, "backup-schedule", "create", str(volume), "--interval", "hourly", "--schedule", "15", "--keep-last", "3"
+    )
+    assert code == 0, out
+    assert "into repository nightly" in out
+    assert "keeps by keep-last 3" in out
+    ruled = (await strata_json(env, "backup-schedule", "list", "--volume", str(volume)))["schedules"]
+    assert [(row["max_backups"], json.loads(row["keep"])["last"]) for row in ruled] == [(1, 3)]
+    assert (await strata_json(env, "backup-schedule", "delete", ruled[0]["schedule_id"]))["schedule_id"]
 
     listed = (await strata_json(env, "backup", "list", "--volume", str(volume)))["backups"]
     assert [(row["kind"], row["state"]) for row in listed] == [("full", "BackedUp")]
@@ -64,7 +75,7 @@ async def test_backup_commands(backup_stack: BackupStack, env: dict[str, str], t
     assert await backup_stack.checksum(volume) == await backup_stack.checksum_of_restored(restored["volume_id"])
 
     for _ in range(2):
-        assert (await strata(env, "backup", "create", str(volume), "--repo", "nightly"))[0] == 0
+        assert (await strata(env, "backup", "create", str(volume)))[0] == 0  # the zone's one repository
     keep = ["--volume", str(volume), "--keep-last", "1"]
     planned = await strata_json(env, "backup", "prune", *keep, "--dry-run")
     assert [row["kept_by"] for row in planned["backups"]] == ["last", None, None]
