@@ -5,6 +5,7 @@ the progress display, and the outcome is `vm.reverted` or `vm.revert.failed` fro
 """
 
 import asyncio
+import re
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,7 +26,9 @@ from services.cli.talking import (
     print_json,
     read,
     talk,
+    the_only,
 )
+from services.cli.volume import volume_names
 
 if TYPE_CHECKING:  # messages, sagas and the bus are imported when a command runs, so that `strata --help` stays fast
     from rich.progress import Progress
@@ -99,10 +102,11 @@ def snapshot(
         print_json(report)
         return
     console.print(f"VM snapshot [bold]{name}[/bold] {report['vm_snapshot_id']} of VM {vm} ({report['vm_id']}):")
+    names = volume_names(timeout=min(timeout, 15.0))
     for pair in report["snapshots"]:
-        console.print(f"  volume {pair['volume_id']} → snapshot {pair['snapshot_id']}")
-    # The snapshot service keeps the pairs: the VM snapshot's id is all a revert needs.
-    console.print(f"revert with: strata vm revert {report['vm_id']} {report['vm_snapshot_id']}")
+        console.print(f"  volume {names.get(pair['volume_id'], pair['volume_id'])} → snapshot {pair['snapshot_id']}")
+    # The snapshot service keeps the pairs: the VM snapshot (its name or id) is all a revert needs.
+    console.print(f"revert with: strata vm revert {vm} {name}")
 
 
 async def _volumes_of(client: "Client", vm_id: uuid.UUID, *, timeout: float) -> list[Any]:  # Any: VolumeInfo
@@ -179,7 +183,7 @@ def list_vms(as_json: JsonOption = False, timeout: TimeoutOption = 15.0) -> None
 @app.command("revert")
 def revert(  # noqa: PLR0917  # typer makes each parameter an option or argument
     vm: VmArgument,
-    vm_snapshot: Annotated[str, typer.Argument(help="The VM snapshot's id.")],
+    vm_snapshot: Annotated[str, typer.Argument(help="The VM snapshot's id, or the name it was taken with.")],
     host: Annotated[
         str | None,
         typer.Option(help="The host the VM runs on (its agent stops and starts it); default: the registered one."),
@@ -193,14 +197,14 @@ def revert(  # noqa: PLR0917  # typer makes each parameter an option or argument
 ) -> None:
     """Revert every volume of a VM to a VM snapshot; a running VM is stopped and started again.
 
-    Example: strata vm revert web-1 VM_SNAPSHOT_ID
+    Example: strata vm revert web-1 before-upgrade
     """
     from sagas.work import saga_id_for
     from schemas.snapshot import RevertVmToSnapshot, VmReverted, VmRevertFailed
     from services.cli.host import check_placement, host_of_vm, known_hosts, vm_id_of
     from services.cli.running import ORCHESTRATOR, SNAPSHOT, STORAGE, agent_of, require_running
 
-    vm_snapshot_id = parse_uuid(vm_snapshot, "VM_SNAPSHOT")
+    vm_snapshot_id = _vm_snapshot_id_of(vm_snapshot)
     try:
         pairs = parse_pairs(pair) or _recorded_pairs(vm_snapshot_id)
         # Checked before anything is sent; a VM named, and the host when not given, are the registry's (below).
@@ -236,7 +240,10 @@ def revert(  # noqa: PLR0917  # typer makes each parameter an option or argument
         print_json(reverted.model_dump(mode="json") | {"saga_id": str(saga_id)})
         return
     started = "started again" if reverted.restarted else "left stopped, as it was"
-    console.print(f"VM {vm} reverted to {vm_snapshot_id}; the VM was {started}. Timeline: strata saga show {saga_id}")
+    taken = str(vm_snapshot_id) if id_or_name(vm_snapshot) is not None else f"{vm_snapshot} ({vm_snapshot_id})"
+    console.print(
+        f"VM {vm} reverted to VM snapshot {taken}; the VM was {started}. Timeline: strata saga show {saga_id}"
+    )
 
 
 async def _follow(client: "Client", envelope: Envelope, progress: "Progress", task: Any) -> None:  # Any: a TaskID
@@ -247,6 +254,47 @@ async def _follow(client: "Client", envelope: Envelope, progress: "Progress", ta
             seen = len(events)
             progress.update(task, description=f"reverting: {seen} events, last {events[-1].type}")
         await asyncio.sleep(0.2)  # a display refresh, not a wait for a condition
+
+
+def _vm_snapshot_id_of(vm_snapshot: str) -> uuid.UUID:
+    """The VM snapshot `vm_snapshot` names: its id as given, or the one VM snapshot taken with that name, told by its
+    volumes' snapshots (named `<name>-<n>` by the snapshot-VM saga, `<name>-<volume id's first 8 hex>` volume by
+    volume), read-only in the snapshot service's tables."""
+    given = id_or_name(vm_snapshot)
+    if given is not None:
+        return given
+    prefix = f"{vm_snapshot[:_VM_SNAPSHOT_NAME_ROOM]}-"
+
+    async def work(connection: Any) -> list[Any]:  # Any: asyncpg connection and records
+        return list(
+            await connection.fetch(
+                "SELECT name, vm_snapshot_id FROM snapshot.snapshots WHERE vm_snapshot_id IS NOT NULL "
+                "AND state <> 'Destroyed' AND left(name, $2) = $1",
+                prefix,
+                len(prefix),
+            )
+        )
+
+    found = sorted(
+        {row["vm_snapshot_id"] for row in read(work) if re.fullmatch(r"[0-9]+|[0-9a-f]{8}", row["name"][len(prefix) :])}
+    )
+    try:
+        return uuid.UUID(
+            str(
+                the_only(
+                    found,
+                    missing=f"no VM snapshot named {vm_snapshot!r} (its id is in `strata vm snapshot`'s output)",
+                    ambiguous=lambda count: f"{count} VM snapshots are named {vm_snapshot!r}: give its id",
+                    field="vm_snapshot",
+                )
+            )
+        )
+    except StrataError as error:
+        fail(error)
+
+
+_VM_SNAPSHOT_NAME_ROOM = 120
+"""A VM snapshot's name as its volumes' snapshot names keep it (`sagas.definitions.snapshot_vm`)."""
 
 
 def _recorded_pairs(vm_snapshot_id: uuid.UUID) -> "tuple[VolumeSnapshotPair, ...]":

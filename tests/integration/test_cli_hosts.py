@@ -115,3 +115,21 @@ async def test_a_mistyped_host_or_cluster_is_refused_at_once_and_leaves_nothing_
     assert "InvalidArgument: unknown host 'cli-hots'; " + KNOWN in output
     added = await strata_json(env, *pool, "--host", HOST)  # no --cluster: the host's own
     assert (added["host"], added["cluster_id"]) == (HOST, CLUSTER)
+
+
+async def test_a_vm_snapshot_is_taken_and_reverted_to_by_its_name(strata_env: dict[str, str], tmp_path: Path) -> None:
+    """What `vm snapshot` says is what an operator types next: the volumes by name, and the revert by the VM's and
+    the VM snapshot's names; a name nobody took is refused, naming it."""
+    env = strata_env
+    await strata_json(env, "pool", "add", "p1", "--plugin", "qcow2fs", "-c", f"path={tmp_path}", "--host", HOST)
+    await strata_json(env, "volume", "create", "root-1", "16M", "--vm", "test")
+    code, output = await strata(env, "vm", "snapshot", "test", "--name", "before-upgrade")
+    assert code == 0, output
+    assert "volume root-1 → snapshot" in output
+    assert "revert with: strata vm revert test before-upgrade" in output
+    code, output = await strata(env, "vm", "revert", "test", "before-upgrade")
+    assert code == 0, output
+    assert "VM test reverted to VM snapshot before-upgrade (" in output
+    code, output = await strata(env, "vm", "revert", "test", "after-upgrade")
+    assert code == 1, output
+    assert "no VM snapshot named 'after-upgrade'" in output
