@@ -13,6 +13,7 @@ from services.cli.snapshot_names import snapshot_id_of
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
+    as_given,
     console,
     errors,
     human_bytes,
@@ -156,7 +157,7 @@ def delete(snapshot: SnapshotArgument, as_json: JsonOption = False, timeout: Tim
         print_json(deleted)
         return
     pending = " (merge of its data pending)" if deleted.coalesce_pending else ""
-    console.print(f"snapshot {_as_given(snapshot, deleted.snapshot_id)} deleted{pending}")
+    console.print(f"snapshot {as_given(snapshot, deleted.snapshot_id)} deleted{pending}")
 
 
 @app.command("revert")
@@ -183,9 +184,4 @@ def revert(snapshot: SnapshotArgument, as_json: JsonOption = False, timeout: Tim
     if as_json:
         print_json(reverted)
         return
-    console.print(f"volume {volume} reverted to snapshot {_as_given(snapshot, reverted.snapshot_id)}")
-
-
-def _as_given(snapshot: str, snapshot_id: uuid.UUID) -> str:
-    """The snapshot as the user named it, with its id where the name was given."""
-    return str(snapshot_id) if id_or_name(snapshot) is not None else f"{snapshot} ({snapshot_id})"
+    console.print(f"volume {volume} reverted to snapshot {as_given(snapshot, reverted.snapshot_id)}")

@@ -263,6 +263,11 @@ def zone_id(value: str) -> uuid.UUID:
         return uuid.uuid5(ZONE_NAMESPACE, value)
 
 
+def as_given(given: str, object_id: uuid.UUID) -> str:
+    """An object as the user named it on the command line: its id, or its name with its id."""
+    return str(object_id) if id_or_name(given) is not None else f"{given} ({object_id})"
+
+
 def zone_label(value: uuid.UUID | str) -> str:
     """A zone as a person named it where the name is the default one (`default`), else its id."""
     return "default" if str(value) == str(zone_id("default")) else str(value)

@@ -30,6 +30,7 @@ from services.cli.image_export import export_command
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
+    as_given,
     console,
     errors,
     fail,
@@ -314,7 +315,7 @@ def kind_app(kind: ImageKind) -> typer.Typer:  # noqa: PLR0915  # the group's co
         if as_json:
             print_json(deleted)
             return
-        console.print(f"{noun} {deleted.image_id} deleted")
+        console.print(f"{noun} {as_given(image, deleted.image_id)} deleted")
 
     return app
 

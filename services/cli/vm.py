@@ -16,6 +16,7 @@ from schemas.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
+    as_given,
     console,
     errors,
     fail,
@@ -240,9 +241,9 @@ def revert(  # noqa: PLR0917  # typer makes each parameter an option or argument
         print_json(reverted.model_dump(mode="json") | {"saga_id": str(saga_id)})
         return
     started = "started again" if reverted.restarted else "left stopped, as it was"
-    taken = str(vm_snapshot_id) if id_or_name(vm_snapshot) is not None else f"{vm_snapshot} ({vm_snapshot_id})"
     console.print(
-        f"VM {vm} reverted to VM snapshot {taken}; the VM was {started}. Timeline: strata saga show {saga_id}"
+        f"VM {vm} reverted to VM snapshot {as_given(vm_snapshot, vm_snapshot_id)}; the VM was {started}. "
+        f"Timeline: strata saga show {saga_id}"
     )
 
 

@@ -21,6 +21,7 @@ from services.cli.pool import find_pool
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
+    as_given,
     console,
     errors,
     fail,
@@ -303,7 +304,7 @@ def delete(
     if as_json:
         print_json(deleted)
         return
-    console.print(f"volume {deleted.volume_id} deleted")
+    console.print(f"volume {as_given(volume, deleted.volume_id)} deleted")
 
 
 def _state(state: VolumeState) -> str:
