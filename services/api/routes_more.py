@@ -26,6 +26,7 @@ from services.api.routes_volumes import follow
 from services.cli.backup import _json as backup_json
 from services.cli.backup import _rows as backup_rows
 from services.cli.backup_repo import repository_rows
+from services.cli.backup_schedule_rows import schedule_rows
 from services.cli.host import known_hosts, vm_id_of
 from services.cli.pool import find_pool
 from services.cli.talking import invalid
@@ -74,6 +75,20 @@ async def list_repositories(request: Request, key: Viewer) -> list[JsonObject]:
     """Backup repositories, their configuration masked, with their live backups."""
     async with context_of(request).pool.acquire() as connection:
         return await repository_rows(connection)
+
+
+@router.get("/backup-schedules", tags=["backups"])
+async def list_backup_schedules(
+    request: Request, key: Viewer, volume: Annotated[str | None, Query(max_length=128)] = None
+) -> list[JsonObject]:
+    """Backup schedules, of one volume (id or name) or all, the next to run first, with their retention."""
+    context = context_of(request)
+    volume_id = None
+    if volume:
+        found = await find_volume(context.asking(key), volume, timeout=context.settings.query_timeout_seconds)
+        volume_id = found.volume_id
+    async with context.pool.acquire() as connection:
+        return await schedule_rows(connection, volume_id)
 
 
 @router.get("/backups", tags=["backups"])

@@ -8,10 +8,12 @@ import typer
 
 from services.cli.backup_prune import KeepOption
 from services.cli.backup_repo import repository_in_zone
+from services.cli.backup_schedule_rows import schedule_rows
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
     console,
+    id_or_name,
     invalid,
     listing,
     parse_uuid,
@@ -122,34 +124,24 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
 
 @app.command("list")
 def list_schedules(
-    volume: Annotated[str | None, typer.Option(help="Only the schedules of this volume (UUID).")] = None,
+    volume: Annotated[str | None, typer.Option(help="Only the schedules of this volume (id or name).")] = None,
     as_json: JsonOption = False,
+    timeout: TimeoutOption = 15.0,
 ) -> None:
-    """List the backup schedules."""
+    """List the backup schedules, the next to run first."""
     from schemas.backup_schedules import KeepRules
+    from services.cli.volume import find_volume
 
-    volume_id = parse_uuid(volume, "--volume") if volume else None
+    volume_id = id_or_name(volume) if volume else None
+    if volume is not None and volume_id is None:
+
+        async def named(client: "Client") -> uuid.UUID:
+            return (await find_volume(client, volume, timeout=timeout)).volume_id
+
+        volume_id = talk(named)
 
     async def work(connection: Any) -> list[dict[str, Any]]:  # asyncpg connection; JSON rows
-        rows = await connection.fetch(
-            "SELECT schedule_id, volume_id, repository_id, interval_type, schedule, timezone, max_backups, "
-            "keep::text AS keep, next_run_at, last_run_at FROM backup.schedules "
-            "WHERE $1::uuid IS NULL OR volume_id = $1 ORDER BY next_run_at",
-            volume_id,
-        )
-        return [
-            {
-                key: (
-                    value.isoformat()
-                    if hasattr(value, "isoformat")
-                    else str(value)
-                    if isinstance(value, uuid.UUID)
-                    else value
-                )
-                for key, value in dict(row).items()
-            }
-            for row in rows
-        ]
+        return await schedule_rows(connection, volume_id)
 
     rows = read(work)
     if as_json:

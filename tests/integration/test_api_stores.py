@@ -47,6 +47,8 @@ async def test_stores_backups_and_pool_settings_through_the_api(stack: Stack) ->
         await succeeded(client, await client.post(f"/api/v1/backups/{backup_id}/verify"))
         schedule = {"volume": "v", "repository": "repo", "interval": "DAILY", "schedule": "30:02", "max_backups": 3}
         scheduled = await succeeded(client, await client.post("/api/v1/backup-schedules", json=schedule))
+        listed = (await client.get("/api/v1/backup-schedules", params={"volume": "v"})).json()
+        assert [(row["schedule_id"], row["max_backups"]) for row in listed] == [(scheduled["result"]["schedule_id"], 3)]
         await succeeded(client, await client.delete(f"/api/v1/backup-schedules/{scheduled['result']['schedule_id']}"))
         ruled = {"volume": "v", "repository": "repo", "interval": "HOURLY", "schedule": "15", "keep": {"last": 3}}
         by_rules = (await succeeded(client, await client.post("/api/v1/backup-schedules", json=ruled)))["result"]
