@@ -25,7 +25,7 @@ from services.cli.talking import (
     talk,
     zone_id,
 )
-from services.cli.volume import volume_names
+from services.cli.volume import volume_id_of, volume_names
 
 if TYPE_CHECKING:  # messages and the bus are imported when a command runs, so that `strata --help` stays fast
     from rich.progress import Progress
@@ -180,12 +180,12 @@ def _json(row: Any) -> dict[str, Any]:  # an asyncpg Record of _COLUMNS -> JSON 
 
 @app.command("list")
 def list_backups(
-    volume: Annotated[str | None, typer.Option(help="Only the backups of this volume (UUID).")] = None,
+    volume: Annotated[str | None, typer.Option(help="Only the backups of this volume (id or name).")] = None,
     everything: Annotated[bool, typer.Option("--all", help="Include removed backups.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """List backups, newest first."""
-    volume_id = parse_uuid(volume, "--volume") if volume else None
+    volume_id = volume_id_of(volume) if volume else None
 
     async def work(connection: Any) -> list[dict[str, Any]]:  # asyncpg connection; JSON rows
         return [
@@ -246,7 +246,7 @@ def restore(  # noqa: PLR0917  # typer makes each parameter an option or argumen
     ] = None,
     zone: Annotated[str | None, typer.Option(help="The new volume's zone (default: the repository's).")] = None,
     in_place: Annotated[
-        str | None, typer.Option("--in-place", help="Overwrite this volume (UUID); VM stopped.")
+        str | None, typer.Option("--in-place", help="Overwrite this volume (id or name); VM stopped.")
     ] = None,
     vm: Annotated[str | None, typer.Option(help="The volume's VM (UUID), checked to be stopped.")] = None,
     host: Annotated[str | None, typer.Option(help="The host of the VM (or for the new volume).")] = None,
@@ -262,6 +262,7 @@ def restore(  # noqa: PLR0917  # typer makes each parameter an option or argumen
     if (name is None) == (in_place is None):
         fail(invalid(ValueError("give either --name (a new volume) or --in-place VOLUME")))
     target_zone = zone_id(zone) if zone else _repository_zone(backup_id)
+    overwritten = volume_id_of(in_place, timeout=min(timeout, 15.0)) if in_place else None
 
     async def work(client: "Client") -> BackupRestored:
         pool_id = (await find_pool(client, pool, timeout=timeout)).pool_id if pool else None
@@ -269,7 +270,7 @@ def restore(  # noqa: PLR0917  # typer makes each parameter an option or argumen
             command = RestoreBackup(
                 restore_id=uuid.uuid4(),
                 backup_id=backup_id,
-                volume_id=parse_uuid(in_place, "--in-place") if in_place else uuid.uuid4(),
+                volume_id=overwritten or uuid.uuid4(),
                 in_place=in_place is not None,
                 name=name,
                 zone_id=target_zone if in_place is None else None,

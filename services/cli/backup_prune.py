@@ -11,7 +11,8 @@ import typer
 from rich.table import Table
 
 from services.cli.backup_repo import find_repository
-from services.cli.talking import JsonOption, TimeoutOption, console, errors, fail, parse_uuid, print_json, read, talk
+from services.cli.talking import JsonOption, TimeoutOption, console, errors, fail, print_json, read, talk
+from services.cli.volume import volume_id_of
 
 if TYPE_CHECKING:  # the bus is imported when a command runs, so that `strata --help` stays fast
     from services.cli.sending import Client
@@ -20,7 +21,7 @@ KeepOption = Annotated[int, typer.Option(min=0, max=100000, help="Keep the newes
 
 
 def prune(  # noqa: PLR0917  # typer makes each parameter an option or argument
-    volume: Annotated[str, typer.Option(help="The volume (UUID) whose backups are pruned.")],
+    volume: Annotated[str, typer.Option(help="The volume (id or name) whose backups are pruned.")],
     repository: Annotated[str | None, typer.Option("--repo", help="Only its backups in this repository.")] = None,
     keep_last: Annotated[int, typer.Option(min=0, help="Keep the newest N.")] = 0,
     keep_hourly: KeepOption = 0,
@@ -38,7 +39,7 @@ def prune(  # noqa: PLR0917  # typer makes each parameter an option or argument
     from services.domain.policies import load_time_zone
     from services.domain.retention import Keep, plan_prune
 
-    volume_id = parse_uuid(volume, "--volume")
+    volume_id = volume_id_of(volume, timeout=min(timeout, 15.0))
     repository_id = uuid.UUID(find_repository(repository)["repository_id"]) if repository else None
     try:
         keep = Keep(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)

@@ -13,7 +13,6 @@ from services.cli.talking import (
     JsonOption,
     TimeoutOption,
     console,
-    id_or_name,
     invalid,
     listing,
     parse_uuid,
@@ -21,7 +20,7 @@ from services.cli.talking import (
     read,
     talk,
 )
-from services.cli.volume import volume_names
+from services.cli.volume import volume_id_of, volume_names
 
 if TYPE_CHECKING:  # the bus is imported when a command runs, so that `strata --help` stays fast
     from schemas.backup_schedules import KeepRules
@@ -130,15 +129,8 @@ def list_schedules(
 ) -> None:
     """List the backup schedules, the next to run first."""
     from schemas.backup_schedules import KeepRules
-    from services.cli.volume import find_volume
 
-    volume_id = id_or_name(volume) if volume else None
-    if volume is not None and volume_id is None:
-
-        async def named(client: "Client") -> uuid.UUID:
-            return (await find_volume(client, volume, timeout=timeout)).volume_id
-
-        volume_id = talk(named)
+    volume_id = volume_id_of(volume, timeout=timeout) if volume else None
 
     async def work(connection: Any) -> list[dict[str, Any]]:  # asyncpg connection; JSON rows
         return await schedule_rows(connection, volume_id)

@@ -17,14 +17,13 @@ from services.cli.talking import (
     console,
     errors,
     human_bytes,
-    id_or_name,
     invalid,
     listing,
     print_json,
     read,
     talk,
 )
-from services.cli.volume import find_volume, volume_names
+from services.cli.volume import find_volume, volume_id_of, volume_names
 
 if TYPE_CHECKING:  # messages and the bus are imported when a command runs, so that `strata --help` stays fast
     from rich.progress import Progress
@@ -89,14 +88,7 @@ def list_snapshots(
     """
     from services.snapshot.repository import list_snapshots as snapshots_in_store
 
-    volume_id = id_or_name(volume) if volume else None
-
-    if volume is not None and volume_id is None:
-
-        async def named(client: "Client") -> uuid.UUID:
-            return (await find_volume(client, volume, timeout=timeout)).volume_id
-
-        volume_id = talk(named)
+    volume_id = volume_id_of(volume, timeout=timeout) if volume else None
 
     async def work(connection: Any) -> list[dict[str, Any]]:  # Any: asyncpg connection; JSON rows
         rows = await snapshots_in_store(

@@ -22,7 +22,7 @@ from services.cli.talking import (
     read,
     talk,
 )
-from services.cli.volume import find_volume, volume_names
+from services.cli.volume import find_volume, volume_id_of, volume_names
 
 if TYPE_CHECKING:  # messages, rules and the bus are imported when a command runs, so that `strata --help` stays fast
     from schemas.snapshot import CreateSnapshotPolicy
@@ -96,11 +96,11 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
 
 @app.command("list")
 def list_policies(
-    volume: Annotated[str | None, typer.Option(help="Only the policies of this volume (UUID).")] = None,
+    volume: Annotated[str | None, typer.Option(help="Only the policies of this volume (id or name).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """List snapshot policies with their next run."""
-    volume_id = parse_uuid(volume, "--volume") if volume else None
+    volume_id = volume_id_of(volume) if volume else None
 
     async def work(connection: Any) -> list[dict[str, Any]]:  # Any: asyncpg connection; JSON rows
         rows = await connection.fetch(

@@ -162,6 +162,18 @@ async def find_volume(client: "Client", volume: str, *, timeout: float) -> "Volu
     )
 
 
+def volume_id_of(volume: str, *, timeout: float = 15.0) -> uuid.UUID:
+    """The id of the volume given by id or name (a name is looked up in the storage service)."""
+    given = id_or_name(volume)
+    if given is not None:
+        return given
+
+    async def named(client: "Client") -> uuid.UUID:
+        return (await find_volume(client, volume, timeout=timeout)).volume_id
+
+    return talk(named)
+
+
 def volume_names(*, timeout: float = 15.0) -> dict[str, str]:
     """Every volume's name by its id (as text), expunged ones too, for lists that show volumes; empty when the
     storage service does not answer (the lists then show ids)."""

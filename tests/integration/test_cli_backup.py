@@ -76,6 +76,8 @@ async def test_backup_commands(backup_stack: BackupStack, env: dict[str, str], t
 
     for _ in range(2):
         assert (await strata(env, "backup", "create", str(volume)))[0] == 0  # the zone's one repository
+    by_name = (await strata_json(env, "backup", "list", "--volume", f"vol-{volume.hex[:8]}"))["backups"]
+    assert [row["backup_id"] for row in by_name][-1] == backup_id  # the volume by its name
     keep = ["--volume", str(volume), "--keep-last", "1"]
     planned = await strata_json(env, "backup", "prune", *keep, "--dry-run")
     assert [row["kept_by"] for row in planned["backups"]] == ["last", None, None]
