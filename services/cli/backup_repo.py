@@ -15,6 +15,7 @@ from services.cli.pool import checked_config, parse_config
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
+    as_given,
     console,
     errors,
     fail,
@@ -201,7 +202,7 @@ def remove(repository: RepositoryArgument, as_json: JsonOption = False, timeout:
     if as_json:
         print_json(removed)
         return
-    console.print(f"backup repository {removed.repository_id} removed")
+    console.print(f"backup repository {as_given(repository, removed.repository_id)} removed")
 
 
 @app.command("gc")

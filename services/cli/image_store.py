@@ -21,6 +21,7 @@ from services.cli.pool import checked_config, parse_config
 from services.cli.talking import (
     JsonOption,
     TimeoutOption,
+    as_given,
     console,
     errors,
     fail,
@@ -134,4 +135,4 @@ def remove(
     if as_json:
         print_json(removed)
         return
-    console.print(f"image store {removed.store_id} removed")
+    console.print(f"image store {as_given(store, removed.store_id)} removed")
