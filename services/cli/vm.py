@@ -23,13 +23,12 @@ from services.cli.talking import (
     id_or_name,
     invalid,
     listing,
-    parse_uuid,
     print_json,
     read,
     talk,
     the_only,
 )
-from services.cli.volume import volume_names
+from services.cli.volume import volume_id_of, volume_names
 
 if TYPE_CHECKING:  # messages, sagas and the bus are imported when a command runs, so that `strata --help` stays fast
     from rich.progress import Progress
@@ -64,7 +63,7 @@ def snapshot(
     vm: VmArgument,
     name: Annotated[str, typer.Option(help="The VM snapshot's name.")],
     volume: Annotated[
-        list[str], typer.Option(help="A volume of the VM (repeat; default: every volume the VM has).")
+        list[str], typer.Option(help="A volume of the VM, by id or name (repeat; default: every volume it has).")
     ] = [],  # noqa: B006  # typer reads the default; it is never mutated
     as_json: JsonOption = False,
     timeout: TimeoutOption = 300.0,
@@ -75,7 +74,7 @@ def snapshot(
     """
     from schemas.snapshot import CreateVmSnapshot, VmSnapshotCreated, VmSnapshotCreateFailed
 
-    volume_ids = [parse_uuid(value, "--volume") for value in volume]
+    volume_ids = [volume_id_of(value, timeout=min(timeout, 15.0)) for value in volume]
 
     async def work(client: "Client") -> dict[str, Any]:  # Any: the JSON report
         from services.cli.host import known_hosts, vm_id_of

@@ -30,7 +30,6 @@ from services.cli.talking import (
     invalid,
     listing,
     parse_size,
-    parse_uuid,
     print_json,
     print_record,
     talk,
@@ -189,7 +188,7 @@ def volume_names(*, timeout: float = 15.0) -> dict[str, str]:
 @app.command("list")
 def list_volumes(
     pool: Annotated[str | None, typer.Option(help="Only the volumes of this pool (id or name).")] = None,
-    vm: Annotated[str | None, typer.Option(help="Only the volumes of this VM (UUID).")] = None,
+    vm: Annotated[str | None, typer.Option(help="Only the volumes of this VM (id or name, `strata vm list`).")] = None,
     include_expunged: Annotated[bool, typer.Option("--all", help="Include expunged volumes.")] = False,
     as_json: JsonOption = False,
     timeout: TimeoutOption = 15.0,
@@ -200,18 +199,20 @@ def list_volumes(
     """
     from schemas.storage_queries import ListVolumes, VolumesListed
 
-    vm_id = parse_uuid(vm, "--vm") if vm else None
-
-    async def work(client: "Client") -> tuple[VolumesListed, dict[uuid.UUID, str]]:
+    async def work(client: "Client") -> tuple[VolumesListed, dict[uuid.UUID, str], dict[uuid.UUID, str]]:
         from schemas.storage_queries import ListPools, PoolsListed
+        from services.cli.host import known_hosts, vm_id_of
 
+        hosts = await known_hosts(client, timeout=timeout) if vm or not as_json else ()
+        vm_id = vm_id_of(hosts, vm) if vm else None
         pool_id = (await find_pool(client, pool, timeout=timeout)).pool_id if pool else None
         query = ListVolumes(pool_id=pool_id, vm_id=vm_id, include_expunged=include_expunged)
         listed = await client.ask(query, VolumesListed, timeout=timeout)
         pools = await client.ask(ListPools(), PoolsListed, timeout=timeout) if not as_json else None
-        return listed, {each.pool_id: each.name for each in pools.pools} if pools else {}
+        vm_names = {known.vm_id: known.name for info in hosts for known in info.vms}
+        return listed, {each.pool_id: each.name for each in pools.pools} if pools else {}, vm_names
 
-    listed, pool_names = talk(work)
+    listed, pool_names, vm_names = talk(work)
     volumes = list(listed.volumes)
     if as_json:
         print_json(volumes)
@@ -224,7 +225,7 @@ def list_volumes(
             _state(info.state),
             human_bytes(info.size_bytes),
             pool_names.get(info.pool_id, str(info.pool_id)) if info.pool_id else "",
-            str(info.vm_id or ""),
+            vm_names.get(info.vm_id, str(info.vm_id)) if info.vm_id else "",
         )
     console.print(table)
 

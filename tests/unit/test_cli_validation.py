@@ -141,7 +141,7 @@ def test_vm_revert_refuses_a_volume_listed_twice() -> None:
 
 
 def test_ids_that_are_not_uuids_are_usage_errors() -> None:
-    code, output = _invoke("volume", "list", "--vm", "not-a-uuid")
+    code, output = _invoke("bridge", "events", "--entity", "not-a-uuid")
     assert code == 2
     assert "not a UUID" in output
 
