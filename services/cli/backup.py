@@ -105,7 +105,13 @@ def create(  # noqa: PLR0917  # typer makes each parameter an option or argument
     snapshot: Annotated[
         str | None, typer.Option(help="Back up this snapshot (its id or name) instead of a new one.")
     ] = None,
-    keep_snapshot: Annotated[bool, typer.Option(help="Keep the snapshot the backup takes.")] = False,
+    keep_snapshot: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the snapshot the backup takes; without it, the snapshot goes once a newer backup of the volume "
+            "succeeds (until then it lets that backup read only what changed)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
     timeout: TimeoutOption = 3600.0,
 ) -> None:
