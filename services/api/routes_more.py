@@ -77,16 +77,20 @@ async def list_repositories(request: Request, key: Viewer) -> list[JsonObject]:
         return await repository_rows(connection)
 
 
+async def _volume_id(context: ApiContext, key: ApiKey, volume: str | None) -> uuid.UUID | None:
+    """The id of the volume a list is narrowed to (by id or name), or None for every volume."""
+    if not volume:
+        return None
+    return (await find_volume(context.asking(key), volume, timeout=context.settings.query_timeout_seconds)).volume_id
+
+
 @router.get("/backup-schedules", tags=["backups"])
 async def list_backup_schedules(
     request: Request, key: Viewer, volume: Annotated[str | None, Query(max_length=128)] = None
 ) -> list[JsonObject]:
     """Backup schedules, of one volume (id or name) or all, the next to run first, with their retention."""
     context = context_of(request)
-    volume_id = None
-    if volume:
-        found = await find_volume(context.asking(key), volume, timeout=context.settings.query_timeout_seconds)
-        volume_id = found.volume_id
+    volume_id = await _volume_id(context, key, volume)
     async with context.pool.acquire() as connection:
         return await schedule_rows(connection, volume_id)
 
@@ -97,10 +101,7 @@ async def list_backups(
 ) -> list[JsonObject]:
     """Backups, newest first, with their lineage and cost."""
     context = context_of(request)
-    volume_id = None
-    if volume:
-        found = await find_volume(context.asking(key), volume, timeout=context.settings.query_timeout_seconds)
-        volume_id = found.volume_id
+    volume_id = await _volume_id(context, key, volume)
     async with context.pool.acquire() as connection:
         rows = await backup_rows(connection, volume_id=volume_id, backup_id=None, everything=False)
     return [backup_json(row) for row in rows]
