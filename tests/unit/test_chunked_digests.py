@@ -5,6 +5,8 @@ import hashlib
 import os
 import threading
 
+import pytest
+
 from plugins.chunked.digests import WholeDigest
 
 
@@ -23,3 +25,20 @@ def test_the_digests_are_those_of_the_windows_in_order_and_the_thread_stops() ->
 
 def test_a_digest_of_nothing_starts_no_thread() -> None:
     assert WholeDigest({"sha256"}).hexdigests() == {"sha256": hashlib.sha256(b"").hexdigest()}
+
+
+def test_a_pass_cut_short_closes_quietly_and_a_digest_asked_of_it_is_refused() -> None:
+    """A copy cancelled past its deadline feeds a later window and never an earlier one: closing it stops the thread
+    without an exception in it (nobody would hear one there); asking for its digests says which window is missing."""
+    heard: list[BaseException] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: heard.append(args.exc_value) if args.exc_value else None
+    try:
+        whole = WholeDigest({"sha256"})
+        whole.update(4096, os.urandom(4096))  # the window at 0 never comes
+        whole.close()
+    finally:
+        threading.excepthook = previous
+    assert heard == []
+    with pytest.raises(RuntimeError, match="never the one at 0"):
+        whole.hexdigests()
