@@ -86,7 +86,10 @@ def _since_depth(
             f"snapshot {since_snapshot_id} is a full copy beside the chain, not one of its layers: "
             "what changed since it cannot be told from the layers"
         )
-    return None, f"the layer of snapshot {since_snapshot_id} is no longer in the chain (merged or reverted away)"
+    return None, (
+        f"the layer of snapshot {since_snapshot_id} is not under what is read (merged or reverted away, or newer than "
+        "the snapshot backed up)"
+    )
 
 
 async def replace_content(context: PoolContext, volume_id: str, source: Path, source_format: VolumeFormat) -> Volume:

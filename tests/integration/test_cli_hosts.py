@@ -123,6 +123,9 @@ async def test_a_vm_snapshot_is_taken_and_reverted_to_by_its_name(strata_env: di
     env = strata_env
     await strata_json(env, "pool", "add", "p1", "--plugin", "qcow2fs", "-c", f"path={tmp_path}", "--host", HOST)
     await strata_json(env, "volume", "create", "root-1", "16M", "--vm", "test")
+    code, output = await strata(env, "volume", "list", "--vm", "test")  # the VM by its name, shown by its name
+    assert code == 0, output
+    assert next(line for line in output.splitlines() if "root-1" in line).split()[-1] == "test"
     code, output = await strata(env, "vm", "snapshot", "test", "--name", "before-upgrade")
     assert code == 0, output
     assert "volume root-1 → snapshot" in output
