@@ -144,7 +144,7 @@ class ImageRepository:
     def __init__(self, store: BlobStore, settings: ChunkedSettings | None = None) -> None:
         self.settings = replace(settings or ChunkedSettings(), chunk_size=IMAGE_CHUNK_SIZE)
         self.chunks = ChunkedRepository(prefixed(store, IMAGE_PREFIX), self.settings)
-        self.transit = TransitCopies(store)
+        self.transit = TransitCopies(store, self.settings.concurrency)
 
     def _transit(self, image_id: str) -> ChunkedRepository:
         """The repository of the transit copy `image_id`, in its own corner (`plugins.chunked.transit`)."""
@@ -261,10 +261,15 @@ class ImageRepository:
                     f"image {image_id} has checksum {recorded}, not the expected {checksum}", field="checksum"
                 )
 
-        transit = self._transit(image_id)
-        chunks = transit if await _stored(transit, image_id) is not None else self.chunks
         with _missing_image(image_id):
-            restored = await chunks.restore_into(image_id, content, progress, before_open=refuse_another)
+            try:
+                restored = await self.chunks.restore_into(image_id, content, progress, before_open=refuse_another)
+            except NotFound as error:
+                if error.field != "backup_id":
+                    raise
+                # No image of that id: a transit copy, which only a migration's copy in reads.
+                transit = self._transit(image_id)
+                restored = await transit.restore_into(image_id, content, progress, before_open=refuse_another)
         return _record(restored.manifest)
 
     async def get(self, image_id: str, target: Path, progress: ProgressCallback | None = None) -> ImageRecord:

@@ -34,6 +34,22 @@ async def delete_backup(store: BlobStore, settings: ChunkedSettings, backup_id: 
     return existed, await sweep(store, settings)
 
 
+async def delete_keys(store: BlobStore, keys: list[str], concurrency: int) -> None:
+    """Delete `keys`, at most `concurrency` at once; the first project error of any fails the whole."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def delete(key: str) -> None:
+        async with slots:
+            await store.delete(key)
+
+    try:
+        async with asyncio.TaskGroup() as deletes:
+            for key in keys:
+                deletes.create_task(delete(key))
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+
+
 async def sweep(store: BlobStore, settings: ChunkedSettings) -> SweepResult:
     """Free every chunk that no manifest references, unless a backup is in flight (then free nothing)."""
     async with sweep_marker(store, settings) as may_free:
@@ -51,16 +67,5 @@ async def sweep(store: BlobStore, settings: ChunkedSettings) -> SweepResult:
             async for info in store.list(MANIFEST_PREFIX)
             if backup_id_of(info.key, summary=True) not in (None, *finished)
         ]
-        slots = asyncio.Semaphore(settings.concurrency)
-
-        async def free(key: str) -> None:
-            async with slots:
-                await store.delete(key)
-
-        try:
-            async with asyncio.TaskGroup() as deletes:
-                for info in garbage + orphans:
-                    deletes.create_task(free(info.key))
-        except BaseExceptionGroup as group:
-            raise first_error(group) from None
+        await delete_keys(store, [info.key for info in garbage + orphans], settings.concurrency)
         return SweepResult(freed_chunks=len(garbage), freed_bytes=sum(info.size for info in garbage), deferred=False)

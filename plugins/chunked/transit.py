@@ -20,15 +20,14 @@ import uuid
 from pathlib import Path
 
 from plugins.chunked.directory import DirectoryBlobStore
-from plugins.chunked.errors import first_error
 from plugins.chunked.manifest import manifest_key
 from plugins.chunked.ports import BlobStore
 from plugins.chunked.prefixed import prefixed
+from plugins.chunked.sweep import delete_keys
 from schemas.errors import FailedPrecondition, Transient
 
 TRANSIT_PREFIX = "transit"
 _DELETING = ".deleting"
-_DELETES_AT_ONCE = 8
 
 
 def transit_store(store: BlobStore, image_id: str) -> BlobStore:
@@ -42,8 +41,9 @@ def transit_store(store: BlobStore, image_id: str) -> BlobStore:
 class TransitCopies:
     """The transit copies of one store: where each lives, which there are, deleting them."""
 
-    def __init__(self, store: BlobStore) -> None:
+    def __init__(self, store: BlobStore, concurrency: int) -> None:
         self.store = store
+        self.concurrency = concurrency
         self._removing: set[asyncio.Future[None]] = set()
 
     def store_of(self, image_id: str) -> BlobStore:
@@ -60,7 +60,10 @@ class TransitCopies:
                 self._removing.add(removal)
                 removal.add_done_callback(self._removing.discard)
             return moved
-        return await _delete_keys(self.store_of(image_id))
+        blobs = self.store_of(image_id)
+        keys = [info.key async for info in blobs.list("")]
+        await delete_keys(blobs, keys, self.concurrency)
+        return bool(keys)
 
     async def settle(self) -> None:
         """Wait until the copies deleted so far have given their space back (a failed removal is left for the next
@@ -78,23 +81,6 @@ class TransitCopies:
                 copy_id = parts[1]
                 copies[copy_id] = copies.get(copy_id, False) or parts[2] == manifest_key(copy_id)
         return copies
-
-
-async def _delete_keys(corner: BlobStore) -> bool:
-    keys = [info.key async for info in corner.list("")]
-    slots = asyncio.Semaphore(_DELETES_AT_ONCE)
-
-    async def delete(key: str) -> None:
-        async with slots:
-            await corner.delete(key)
-
-    try:
-        async with asyncio.TaskGroup() as tasks:
-            for key in keys:
-                tasks.create_task(delete(key))
-    except BaseExceptionGroup as group:
-        raise first_error(group) from None
-    return bool(keys)
 
 
 def _move_aside(corner: Path, image_id: str) -> bool:

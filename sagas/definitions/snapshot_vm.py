@@ -31,7 +31,7 @@ from schemas.snapshot import (
 from schemas.vm import DescribeVm, PowerState, StartVm, StopVm, VmDescribed, VmStarted, VmStopped
 
 SAGA_NAME = "vm.snapshot"
-_NAME_ROOM = 120  # a volume's snapshot is named `<VM snapshot name>-<n>`, within the 128 characters a name may have
+NAME_ROOM = 120  # a volume's snapshot is named `<VM snapshot name>-<n>`, within the 128 characters a name may have
 
 
 def volume_snapshot_id(vm_snapshot_id: UUID, volume_id: UUID) -> UUID:
@@ -65,7 +65,7 @@ async def snapshot_vm(ctx: SagaContext, cmd: CreateVmSnapshot) -> VmSnapshotCrea
                 CreateSnapshot(
                     snapshot_id=pair.snapshot_id,
                     volume_id=pair.volume_id,
-                    name=f"{cmd.name[:_NAME_ROOM]}-{index + 1}",
+                    name=f"{cmd.name[:NAME_ROOM]}-{index + 1}",
                     vm_snapshot_id=cmd.vm_snapshot_id,
                 ),
                 compensate=DeleteSnapshot(snapshot_id=pair.snapshot_id),

@@ -19,13 +19,13 @@ from services.cli.talking import (
     console,
     errors,
     fail,
+    found_one,
     id_or_name,
     invalid,
     listing,
     print_json,
     read,
     talk,
-    the_only,
     zone_id,
     zone_label,
 )
@@ -72,15 +72,12 @@ def find_repository(repository: str) -> dict[str, Any]:  # Any: the row's JSON v
     async def work(connection: Any) -> list[dict[str, Any]]:  # asyncpg connection
         return await repository_rows(connection, repository)
 
-    try:
-        return the_only(
-            read(work),
-            missing=f"no backup repository {repository!r} (see `strata backup-repo list`)",
-            ambiguous=lambda count: f"{count} repositories match {repository!r}: give its id",
-            field="repository",
-        )
-    except StrataError as error:
-        fail(error)
+    return found_one(
+        read(work),
+        missing=f"no backup repository {repository!r} (see `strata backup-repo list`)",
+        ambiguous=lambda count: f"{count} repositories match {repository!r}: give its id",
+        field="repository",
+    )
 
 
 def repository_in_zone(repository: str | None, zone_id: uuid.UUID) -> dict[str, Any]:  # Any: the row's JSON values
@@ -93,17 +90,14 @@ def repository_in_zone(repository: str | None, zone_id: uuid.UUID) -> dict[str, 
 
     serving = [row for row in read(work) if row["zone_id"] == str(zone_id)]
     names = ", ".join(row["name"] for row in serving)
-    try:
-        return the_only(
-            serving,
-            missing="no backup repository serves the volume's zone: add one (`strata backup-repo add`)",
-            ambiguous=lambda count: (
-                f"{count} backup repositories serve the volume's zone ({names}): choose one with --repo"
-            ),
-            field="repository",
-        )
-    except StrataError as error:
-        fail(error)
+    return found_one(
+        serving,
+        missing="no backup repository serves the volume's zone: add one (`strata backup-repo add`)",
+        ambiguous=lambda count: (
+            f"{count} backup repositories serve the volume's zone ({names}): choose one with --repo"
+        ),
+        field="repository",
+    )
 
 
 @app.command("add")

@@ -5,8 +5,7 @@ without importing the snapshot service's code."""
 import uuid
 from typing import Any
 
-from schemas.errors import StrataError
-from services.cli.talking import fail, id_or_name, read, the_only
+from services.cli.talking import found_one, id_or_name, read
 
 
 def snapshot_id_of(snapshot: str) -> uuid.UUID:
@@ -23,13 +22,10 @@ def snapshot_id_of(snapshot: str) -> uuid.UUID:
             )
         )
 
-    try:
-        row = the_only(
-            read(named),
-            missing=f"no snapshot named {snapshot!r} (see `strata snapshot list`)",
-            ambiguous=lambda count: f"{count} snapshots are named {snapshot!r} (of several volumes): give its id",
-            field="snapshot",
-        )
-    except StrataError as error:
-        fail(error)
+    row = found_one(
+        read(named),
+        missing=f"no snapshot named {snapshot!r} (see `strata snapshot list`)",
+        ambiguous=lambda count: f"{count} snapshots are named {snapshot!r} (of several volumes): give its id",
+        field="snapshot",
+    )
     return uuid.UUID(str(row["snapshot_id"]))

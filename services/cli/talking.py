@@ -110,8 +110,8 @@ def bus_settings() -> "BusSettings":
     return settings.model_copy(update={"publish_outage_bound": CONNECT_SECONDS})
 
 
-def talk(work: "Callable[[Client], Awaitable[T]]") -> T:
-    """Run `work` with a connected client; a strata error is printed with what to do, and the command exits 1."""
+def _with_client(work: "Callable[[Client], Awaitable[T]]") -> T:
+    """Run `work` with a client connected to the bus (its errors raised)."""
     from bus.rabbit import RabbitTransport
     from services.cli.sending import Client
 
@@ -119,8 +119,13 @@ def talk(work: "Callable[[Client], Awaitable[T]]") -> T:
         async with Client(RabbitTransport(bus_settings(), purpose="cli")) as client:
             return await work(client)
 
+    return asyncio.run(main())
+
+
+def talk(work: "Callable[[Client], Awaitable[T]]") -> T:
+    """Run `work` with a connected client; a strata error is printed with what to do, and the command exits 1."""
     try:
-        return asyncio.run(main())
+        return _with_client(work)
     except StrataError as error:
         fail(error)
 
@@ -247,6 +252,14 @@ def the_only(found: Sequence[T], *, missing: str, ambiguous: Callable[[int], str
     return found[0]
 
 
+def found_one(found: Sequence[T], *, missing: str, ambiguous: Callable[[int], str], field: str) -> T:
+    """`the_only` for a look-up made outside `talk`: a missing or ambiguous one is printed and the command exits 1."""
+    try:
+        return the_only(found, missing=missing, ambiguous=ambiguous, field=field)
+    except StrataError as error:
+        fail(error)
+
+
 def parse_uuid(value: str, what: str) -> uuid.UUID:
     """A UUID argument, or a clear error naming the argument."""
     try:
@@ -276,15 +289,8 @@ def zone_label(value: uuid.UUID | str) -> str:
 def talk_if_answered(work: "Callable[[Client], Awaitable[T]]", otherwise: T) -> T:
     """`talk`, or `otherwise` when the bus or the service does not answer (for what a command only adds to its
     output, such as names beside ids)."""
-    from bus.rabbit import RabbitTransport
-    from services.cli.sending import Client
-
-    async def main() -> T:
-        async with Client(RabbitTransport(bus_settings(), purpose="cli")) as client:
-            return await work(client)
-
     try:
-        return asyncio.run(main())
+        return _with_client(work)
     except StrataError:
         return otherwise
 

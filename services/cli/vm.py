@@ -20,13 +20,13 @@ from services.cli.talking import (
     console,
     errors,
     fail,
+    found_one,
     id_or_name,
     invalid,
     listing,
     print_json,
     read,
     talk,
-    the_only,
 )
 from services.cli.volume import volume_id_of, volume_names
 
@@ -263,7 +263,9 @@ def _vm_snapshot_id_of(vm_snapshot: str) -> uuid.UUID:
     given = id_or_name(vm_snapshot)
     if given is not None:
         return given
-    prefix = f"{vm_snapshot[:_VM_SNAPSHOT_NAME_ROOM]}-"
+    from sagas.definitions.snapshot_vm import NAME_ROOM
+
+    prefix = f"{vm_snapshot[:NAME_ROOM]}-"
 
     async def work(connection: Any) -> list[Any]:  # Any: asyncpg connection and records
         return list(
@@ -278,23 +280,13 @@ def _vm_snapshot_id_of(vm_snapshot: str) -> uuid.UUID:
     found = sorted(
         {row["vm_snapshot_id"] for row in read(work) if re.fullmatch(r"[0-9]+|[0-9a-f]{8}", row["name"][len(prefix) :])}
     )
-    try:
-        return uuid.UUID(
-            str(
-                the_only(
-                    found,
-                    missing=f"no VM snapshot named {vm_snapshot!r} (its id is in `strata vm snapshot`'s output)",
-                    ambiguous=lambda count: f"{count} VM snapshots are named {vm_snapshot!r}: give its id",
-                    field="vm_snapshot",
-                )
-            )
-        )
-    except StrataError as error:
-        fail(error)
-
-
-_VM_SNAPSHOT_NAME_ROOM = 120
-"""A VM snapshot's name as its volumes' snapshot names keep it (`sagas.definitions.snapshot_vm`)."""
+    chosen = found_one(
+        found,
+        missing=f"no VM snapshot named {vm_snapshot!r} (its id is in `strata vm snapshot`'s output)",
+        ambiguous=lambda count: f"{count} VM snapshots are named {vm_snapshot!r}: give its id",
+        field="vm_snapshot",
+    )
+    return uuid.UUID(str(chosen))
 
 
 def _recorded_pairs(vm_snapshot_id: uuid.UUID) -> "tuple[VolumeSnapshotPair, ...]":
